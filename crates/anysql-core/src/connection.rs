@@ -1,0 +1,435 @@
+//! [`Connection`]: a connection checked out of the engine's pool, with the query API.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use futures_core::Stream;
+
+use crate::driver::{DriverConnection, RowStream};
+use crate::error::{Error, ErrorKind};
+use crate::params::Params;
+use crate::pool::Lease;
+use crate::row::{FromRow, Row};
+use crate::runtime::{BoxFuture, SharedRuntime};
+use crate::transaction::Transaction;
+use crate::transaction_options::TransactionOptions;
+use crate::value::{FromValue, Value};
+use crate::CancelHandle;
+
+/// Runs one driver operation, marking the connection interrupted until it finishes, so that a
+/// future dropped half-way leaves a connection the pool knows to reset.
+macro_rules! run {
+    ($conn:expr, $driver:ident => $op:expr) => {{
+        let ($driver, state) = $conn.prepare().await?;
+        state.interrupted = true;
+        let result = $op.await;
+        state.interrupted = false;
+        result
+    }};
+}
+
+/// A database connection checked out of an [`Engine`](crate::Engine)'s pool.
+///
+/// Dropping it returns it to the pool. Every future it returns may be dropped at any await point: the
+/// connection records that, and it is reset (any in-flight work finished or aborted, any open
+/// transaction rolled back) before anyone uses it again.
+///
+/// Parameters are written `$1, $2, …` on every database and passed as a tuple, an array or a `Vec`
+/// (see [`Params`]).
+pub struct Connection {
+    driver: Box<dyn DriverConnection>,
+    lease: Option<Lease>,
+    pub(crate) state: ConnectionState,
+}
+
+/// What the core knows of a connection's protocol and transaction state.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionState {
+    /// An operation started and its future was dropped before it finished.
+    pub(crate) interrupted: bool,
+    /// Open transaction levels: 1 is the outer transaction, more are savepoints.
+    pub(crate) depth: u32,
+    /// The shallowest level whose [`Transaction`] was dropped without commit or rollback.
+    pub(crate) abandoned: Option<u32>,
+}
+
+impl ConnectionState {
+    fn needs_reset(&self) -> bool {
+        self.interrupted || self.depth > 0 || self.abandoned.is_some()
+    }
+}
+
+pub(crate) fn savepoint_name(level: u32) -> String {
+    format!("anysql_savepoint_{level}")
+}
+
+impl Connection {
+    pub(crate) fn new(driver: Box<dyn DriverConnection>, lease: Lease) -> Self {
+        Connection { driver, lease: Some(lease), state: ConnectionState::default() }
+    }
+
+    /// Brings the connection to a usable state before an operation: resets it after an interrupted
+    /// operation outside a transaction, and rolls back abandoned transaction levels.
+    pub(crate) async fn prepare(
+        &mut self,
+    ) -> Result<(&mut dyn DriverConnection, &mut ConnectionState), Error> {
+        if self.driver.is_broken() {
+            return Err(Error::connection(
+                "the connection is broken; drop it and acquire another from the engine",
+            ));
+        }
+        if self.state.interrupted && self.state.depth == 0 {
+            // A dropped `begin` may have opened a transaction the caller never received.
+            self.driver.reset().await?;
+            self.state = ConnectionState::default();
+        }
+        if let Some(level) = self.state.abandoned {
+            self.state.interrupted = true;
+            let undo = if level <= 1 {
+                self.driver.rollback().await
+            } else {
+                self.driver.rollback_to_savepoint(&savepoint_name(level - 1)).await
+            };
+            if let Err(e) = undo {
+                // The savepoint is gone (its end was interrupted after it took effect): the only
+                // known state left is none at all.
+                self.driver.reset().await?;
+                self.state = ConnectionState::default();
+                return Err(e.context(
+                    "rolling back an abandoned nested transaction failed, so the whole transaction was rolled back",
+                ));
+            }
+            self.state.depth = level - 1;
+            self.state.abandoned = None;
+            self.state.interrupted = false;
+        }
+        Ok((&mut *self.driver, &mut self.state))
+    }
+
+    /// Runs a statement and returns the number of rows it changed.
+    pub fn execute<'a>(
+        &'a mut self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
+        let params = params.into_values();
+        async move { run!(self, d => d.execute(sql, params)) }
+    }
+
+    /// Runs one statement once for each parameter set, preparing it once: the batch API for bulk
+    /// inserts. Returns the total of rows changed.
+    pub fn execute_many<'a, P: Params>(
+        &'a mut self,
+        sql: &'a str,
+        param_sets: impl IntoIterator<Item = P>,
+    ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
+        let sets: Vec<Vec<Value>> = param_sets.into_iter().map(Params::into_values).collect();
+        async move { run!(self, d => d.execute_many(sql, sets)) }
+    }
+
+    /// Runs a query and collects all its rows.
+    pub fn fetch_all<'a>(
+        &'a mut self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
+        let params = params.into_values();
+        async move { run!(self, d => d.fetch_all(sql, params)) }
+    }
+
+    /// Runs a query and returns its first row, or `None`.
+    pub fn fetch_optional<'a>(
+        &'a mut self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a {
+        let params = params.into_values();
+        async move { run!(self, d => d.fetch_optional(sql, params)) }
+    }
+
+    /// Runs a query and returns its first row, or an [`ErrorKind::RowNotFound`] error.
+    pub fn fetch_one<'a>(
+        &'a mut self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<Row, Error>> + Send + 'a {
+        let optional = self.fetch_optional(sql, params);
+        async move { optional.await?.ok_or_else(row_not_found) }
+    }
+
+    /// Runs a query and decodes the first column of its first row.
+    pub fn fetch_scalar<'a, T: FromValue + Send + 'a>(
+        &'a mut self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'a {
+        let one = self.fetch_one(sql, params);
+        async move {
+            let mut row = one.await?;
+            if row.is_empty() {
+                return Err(Error::decode("the query returned rows with no columns"));
+            }
+            row.take(0)
+        }
+    }
+
+    /// Runs a query and decodes every row into `T` (a tuple or your [`FromRow`] type).
+    pub fn fetch_all_as<'a, T: FromRow + Send + 'a>(
+        &'a mut self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<Vec<T>, Error>> + Send + 'a {
+        let all = self.fetch_all(sql, params);
+        async move { all.await?.into_iter().map(T::from_row).collect() }
+    }
+
+    /// Runs a query and decodes its first row into `T`, or fails with [`ErrorKind::RowNotFound`].
+    pub fn fetch_one_as<'a, T: FromRow + Send + 'a>(
+        &'a mut self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'a {
+        let one = self.fetch_one(sql, params);
+        async move { T::from_row(one.await?) }
+    }
+
+    /// Runs a query and decodes its first row into `T`, if there is one.
+    pub fn fetch_optional_as<'a, T: FromRow + Send + 'a>(
+        &'a mut self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<Option<T>, Error>> + Send + 'a {
+        let optional = self.fetch_optional(sql, params);
+        async move { optional.await?.map(T::from_row).transpose() }
+    }
+
+    /// Runs a query and streams its rows, holding only a bounded number in memory.
+    ///
+    /// Dropping the stream early is fine: the rest of the result is discarded before the
+    /// connection is used again.
+    pub fn fetch<'a>(&'a mut self, sql: &'a str, params: impl Params) -> Rows<'a> {
+        let params = params.into_values();
+        let start: BoxFuture<'a, Result<(RowStream<'a>, &'a mut ConnectionState), Error>> =
+            Box::pin(async move {
+                let (driver, state) = self.prepare().await?;
+                state.interrupted = true;
+                Ok((driver.fetch(sql, params), state))
+            });
+        Rows { phase: RowsPhase::Starting(start) }
+    }
+
+    /// Starts a transaction; inside a transaction, starts a nested one as a savepoint.
+    pub async fn begin(&mut self) -> Result<Transaction<'_>, Error> {
+        self.begin_with(TransactionOptions::default()).await
+    }
+
+    /// Starts a transaction with options (isolation level, read-only, SQLite `IMMEDIATE`).
+    /// Inside a transaction the options are ignored and a savepoint is taken.
+    pub async fn begin_with(&mut self, options: TransactionOptions) -> Result<Transaction<'_>, Error> {
+        self.begin_level(options).await?;
+        let depth = self.state.depth;
+        Ok(Transaction::borrowed(self, depth))
+    }
+
+    pub(crate) async fn begin_level(&mut self, options: TransactionOptions) -> Result<(), Error> {
+        let depth = self.state.depth;
+        run!(self, d => async {
+            if depth == 0 {
+                d.begin(&options).await
+            } else {
+                d.savepoint(&savepoint_name(depth)).await
+            }
+        })?;
+        self.state.depth = depth + 1;
+        Ok(())
+    }
+
+    /// Ends transaction level `level` (1 = outermost) by committing or rolling back.
+    pub(crate) async fn end_level(&mut self, level: u32, commit: bool) -> Result<(), Error> {
+        self.prepare().await?;
+        if self.state.depth != level {
+            return Err(Error::new(
+                ErrorKind::Closed,
+                "the transaction is no longer open on this connection",
+            ));
+        }
+        let result = run!(self, d => async {
+            match (level, commit) {
+                (1, true) => d.commit().await,
+                (1, false) => d.rollback().await,
+                (_, true) => d.release_savepoint(&savepoint_name(level - 1)).await,
+                (_, false) => d.rollback_to_savepoint(&savepoint_name(level - 1)).await,
+            }
+        });
+        match &result {
+            Ok(()) => self.state.depth = level - 1,
+            // A failed COMMIT ends the transaction on every database we support; a failed
+            // ROLLBACK TO leaves the level to be rolled back again before the next use.
+            Err(_) if level == 1 => {
+                self.state.depth = 0;
+                self.state.interrupted = true;
+            }
+            Err(_) => self.state.abandoned = Some(level),
+        }
+        result
+    }
+
+    /// Checks that the connection is alive with a round trip.
+    pub async fn ping(&mut self) -> Result<(), Error> {
+        run!(self, d => d.ping())
+    }
+
+    /// Whether a transaction is open on this connection, as far as anysql knows.
+    pub fn in_transaction(&self) -> bool {
+        self.state.depth > 0 && self.state.abandoned != Some(1)
+    }
+
+    /// A handle that cancels the query running on this connection, from another task
+    /// (PostgreSQL; `None` where the database cannot cancel).
+    pub fn cancel_handle(&self) -> Option<CancelHandle> {
+        self.driver.cancel_handle()
+    }
+
+    /// The runtime this connection does its I/O on.
+    pub fn runtime(&self) -> Option<&SharedRuntime> {
+        self.lease.as_ref().map(|lease| &lease.pool.runtime)
+    }
+
+    /// The driver's own connection type, for escape hatches such as the SQLite driver's `run_sync`.
+    /// `None` if `T` is not this connection's driver type.
+    pub fn driver_connection<T: Any>(&mut self) -> Option<&mut T> {
+        self.driver.as_any_mut().downcast_mut::<T>()
+    }
+
+    /// Closes the connection instead of returning it to the pool.
+    pub async fn close(mut self) -> Result<(), Error> {
+        let driver = std::mem::replace(&mut self.driver, Box::new(Detached));
+        if let Some(lease) = self.lease.take() {
+            lease.pool.discard(Box::new(Detached), false);
+            drop(lease);
+        }
+        driver.close().await
+    }
+}
+
+fn row_not_found() -> Error {
+    Error::new(ErrorKind::RowNotFound, "the query returned no rows; use fetch_optional if that is expected")
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            let driver = std::mem::replace(&mut self.driver, Box::new(Detached));
+            lease.release(driver, self.state.needs_reset());
+        }
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("driver", &self.driver)
+            .field("depth", &self.state.depth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream of rows from [`Connection::fetch`].
+#[must_use = "streams do nothing unless polled"]
+pub struct Rows<'a> {
+    phase: RowsPhase<'a>,
+}
+
+enum RowsPhase<'a> {
+    Starting(BoxFuture<'a, Result<(RowStream<'a>, &'a mut ConnectionState), Error>>),
+    Streaming(RowStream<'a>, &'a mut ConnectionState),
+    Done,
+}
+
+impl Stream for Rows<'_> {
+    type Item = Result<Row, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match &mut self.phase {
+                RowsPhase::Starting(start) => match start.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok((stream, state))) => self.phase = RowsPhase::Streaming(stream, state),
+                    Poll::Ready(Err(e)) => {
+                        self.phase = RowsPhase::Done;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                },
+                RowsPhase::Streaming(stream, state) => {
+                    let item = std::task::ready!(stream.as_mut().poll_next(cx));
+                    match item {
+                        Some(Ok(row)) => return Poll::Ready(Some(Ok(row))),
+                        end => {
+                            // The driver has finished the statement either way; the connection is in
+                            // sync again.
+                            state.interrupted = false;
+                            self.phase = RowsPhase::Done;
+                            return Poll::Ready(end);
+                        }
+                    }
+                }
+                RowsPhase::Done => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Rows<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rows").finish_non_exhaustive()
+    }
+}
+
+/// The stand-in left in a [`Connection`] once its driver connection has gone back to the pool.
+#[derive(Debug)]
+struct Detached;
+
+#[async_trait]
+impl DriverConnection for Detached {
+    async fn execute(&mut self, _: &str, _: Vec<Value>) -> Result<u64, Error> {
+        Err(detached())
+    }
+    async fn fetch_all(&mut self, _: &str, _: Vec<Value>) -> Result<Vec<Row>, Error> {
+        Err(detached())
+    }
+    fn fetch<'a>(&'a mut self, _: &'a str, _: Vec<Value>) -> RowStream<'a> {
+        Box::pin(futures_lite::stream::once(Err(detached())))
+    }
+    async fn begin(&mut self, _: &TransactionOptions) -> Result<(), Error> {
+        Err(detached())
+    }
+    async fn commit(&mut self) -> Result<(), Error> {
+        Err(detached())
+    }
+    async fn rollback(&mut self) -> Result<(), Error> {
+        Err(detached())
+    }
+    async fn ping(&mut self) -> Result<(), Error> {
+        Err(detached())
+    }
+    async fn reset(&mut self) -> Result<(), Error> {
+        Err(detached())
+    }
+    fn is_broken(&self) -> bool {
+        true
+    }
+    async fn close(self: Box<Self>) -> Result<(), Error> {
+        Ok(())
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+fn detached() -> Error {
+    Error::closed("the connection was closed")
+}

@@ -1,0 +1,143 @@
+//! The [`AsyncDriver`] trait and its per-connection trait [`DriverConnection`]: what a database driver
+//! implements to plug into anysql.
+//!
+//! Users do not call these traits; they use [`Engine`](crate::Engine), [`Connection`](crate::Connection)
+//! and [`Transaction`](crate::Transaction). Driver authors implement them.
+
+use std::any::Any;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_core::Stream;
+
+use crate::error::Error;
+use crate::options::ConnectOptions;
+use crate::row::Row;
+use crate::runtime::SharedRuntime;
+use crate::transaction_options::TransactionOptions;
+use crate::value::Value;
+
+/// A stream of rows borrowed from a connection.
+pub type RowStream<'a> = Pin<Box<dyn Stream<Item = Result<Row, Error>> + Send + 'a>>;
+
+/// A database driver: the URL schemes it serves and a factory for its connections.
+pub trait AsyncDriver: Send + Sync + fmt::Debug + 'static {
+    /// A short name for messages, such as `"sqlite"`.
+    fn name(&self) -> &'static str;
+
+    /// The URL schemes this driver serves, such as `["postgres", "postgresql"]`.
+    fn schemes(&self) -> &'static [&'static str];
+
+    /// Validates `options` once, when the engine is built, and returns the connector the pool uses to
+    /// open connections.
+    ///
+    /// Configuration errors (an unknown option, an unsupported mode) belong here, so that they surface
+    /// when the engine is built rather than on first use.
+    fn connector(&self, options: &ConnectOptions) -> Result<Arc<dyn Connector>, Error>;
+}
+
+/// Opens connections for one engine. Built by [`AsyncDriver::connector`].
+#[async_trait]
+pub trait Connector: Send + Sync + fmt::Debug + 'static {
+    /// Opens a new connection, doing all its I/O through `runtime`.
+    async fn connect(&self, runtime: &SharedRuntime) -> Result<Box<dyn DriverConnection>, Error>;
+
+    /// The largest pool this database supports, if it has a limit; the pool never exceeds it.
+    fn max_pool_size(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// One open database connection, as a driver implements it.
+///
+/// Every method takes `&mut self`: a connection serves one operation at a time. The caller may drop any
+/// returned future at any await point. The core records that, and calls [`reset`](Self::reset) before the
+/// connection is used again, so a driver only has to guarantee that `reset` brings the connection back to
+/// an idle, autocommit state (or fails, and the connection is discarded).
+#[async_trait]
+pub trait DriverConnection: Send + fmt::Debug + 'static {
+    /// Runs a statement and returns the number of rows it changed.
+    async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, Error>;
+
+    /// Runs one statement once per parameter set and returns the total of rows changed.
+    ///
+    /// The default calls [`execute`](Self::execute) in a loop; drivers override it to prepare once and
+    /// to avoid a round trip per set.
+    async fn execute_many(&mut self, sql: &str, param_sets: Vec<Vec<Value>>) -> Result<u64, Error> {
+        let mut total = 0;
+        for params in param_sets {
+            total += self.execute(sql, params).await?;
+        }
+        Ok(total)
+    }
+
+    /// Runs a query and collects all its rows.
+    async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error>;
+
+    /// Runs a query and returns its first row, if any, discarding the rest.
+    async fn fetch_optional(&mut self, sql: &str, params: Vec<Value>) -> Result<Option<Row>, Error> {
+        Ok(self.fetch_all(sql, params).await?.into_iter().next())
+    }
+
+    /// Runs a query and streams its rows, holding a bounded number of them in memory.
+    fn fetch<'a>(&'a mut self, sql: &'a str, params: Vec<Value>) -> RowStream<'a>;
+
+    /// Starts a transaction.
+    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error>;
+
+    /// Commits the open transaction.
+    async fn commit(&mut self) -> Result<(), Error>;
+
+    /// Rolls back the open transaction.
+    async fn rollback(&mut self) -> Result<(), Error>;
+
+    /// Creates a savepoint named `name` inside the open transaction.
+    async fn savepoint(&mut self, name: &str) -> Result<(), Error> {
+        self.execute(&format!("SAVEPOINT {name}"), Vec::new()).await.map(drop)
+    }
+
+    /// Releases (keeps the work of) the savepoint `name`.
+    async fn release_savepoint(&mut self, name: &str) -> Result<(), Error> {
+        self.execute(&format!("RELEASE SAVEPOINT {name}"), Vec::new()).await.map(drop)
+    }
+
+    /// Rolls back to the savepoint `name` and releases it.
+    async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), Error> {
+        self.execute(&format!("ROLLBACK TO SAVEPOINT {name}"), Vec::new()).await?;
+        self.release_savepoint(name).await
+    }
+
+    /// Checks that the connection is alive with a round trip.
+    async fn ping(&mut self) -> Result<(), Error>;
+
+    /// Brings the connection back to an idle, autocommit state after an interrupted operation or an
+    /// abandoned transaction: finishes or aborts whatever is in flight and rolls back any open
+    /// transaction. An error means the connection cannot be trusted and is discarded.
+    async fn reset(&mut self) -> Result<(), Error>;
+
+    /// Whether the connection is known to be unusable (its socket closed, its worker gone). Cheap; no
+    /// I/O.
+    fn is_broken(&self) -> bool;
+
+    /// Closes the connection gracefully.
+    async fn close(self: Box<Self>) -> Result<(), Error>;
+
+    /// A handle that can cancel the query running on this connection from another task, where the
+    /// database supports it.
+    fn cancel_handle(&self) -> Option<crate::CancelHandle> {
+        None
+    }
+
+    /// The driver's own connection object, for escape hatches such as `run_sync`.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// Cancels a running query from outside its connection. Implemented by drivers; users hold a
+/// [`CancelHandle`](crate::CancelHandle).
+#[async_trait]
+pub trait CancelQuery: Send + Sync + fmt::Debug + 'static {
+    /// Asks the server to cancel whatever the connection is running now.
+    async fn cancel(&self, runtime: &SharedRuntime) -> Result<(), Error>;
+}

@@ -1,0 +1,321 @@
+//! [`Engine`] and [`EngineBuilder`]: a pool of connections to one database, on one runtime.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connection::Connection;
+use crate::driver::AsyncDriver;
+use crate::error::{Error, ErrorKind};
+use crate::options::ConnectOptions;
+use crate::params::Params;
+use crate::pool::{PoolMetrics, PoolOptions, PoolShared, PoolStatus};
+use crate::row::{FromRow, Row};
+use crate::runtime::{Runtime, SharedRuntime};
+use crate::transaction::Transaction;
+use crate::transaction_options::TransactionOptions;
+use crate::value::FromValue;
+
+/// Schemes whose drivers ship with anysql, and the facade feature that compiles each in.
+const BUILTIN_SCHEMES: &[(&str, &str)] =
+    &[("sqlite", "sqlite"), ("postgres", "postgres"), ("postgresql", "postgres")];
+
+/// A pool of connections to one database, doing its I/O on one runtime. Cheap to clone: clones share
+/// the pool.
+///
+/// Most applications build it with `anysql::create_async_engine(url)` or
+/// `anysql::Engine::builder(url)`, which know the compiled-in drivers and runtimes.
+#[derive(Clone)]
+pub struct Engine {
+    pool: Arc<PoolShared>,
+}
+
+impl Engine {
+    /// A builder with no driver and no runtime registered; see [`EngineBuilder`].
+    pub fn builder(url: &str) -> EngineBuilder<Engine> {
+        EngineBuilder::new(url)
+    }
+
+    /// Takes a connection from the pool, opening one if none is idle.
+    ///
+    /// Fails with the connect error itself when connecting fails, and with
+    /// [`ErrorKind::PoolTimeout`] when no connection frees up within the acquire timeout.
+    pub async fn acquire(&self) -> Result<Connection, Error> {
+        let (driver, lease) = self.pool.acquire().await?;
+        Ok(Connection::new(driver, lease))
+    }
+
+    /// Takes a connection and starts a transaction on it; the connection goes back to the pool when
+    /// the transaction ends.
+    pub async fn begin(&self) -> Result<Transaction<'static>, Error> {
+        self.begin_with(TransactionOptions::default()).await
+    }
+
+    /// Like [`begin`](Self::begin), with options.
+    pub async fn begin_with(&self, options: TransactionOptions) -> Result<Transaction<'static>, Error> {
+        let mut conn = self.acquire().await?;
+        conn.begin_level(options).await?;
+        let level = conn.state.depth;
+        Ok(Transaction::owned(conn, level))
+    }
+
+    /// Runs a statement on a pooled connection and returns the number of rows it changed.
+    pub fn execute<'a>(
+        &'a self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
+        let params = params.into_values();
+        async move { self.acquire().await?.execute(sql, params).await }
+    }
+
+    /// Runs a query on a pooled connection and collects its rows.
+    pub fn fetch_all<'a>(
+        &'a self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
+        let params = params.into_values();
+        async move { self.acquire().await?.fetch_all(sql, params).await }
+    }
+
+    /// Runs a query on a pooled connection and decodes every row into `T`.
+    pub fn fetch_all_as<'a, T: FromRow + Send + 'a>(
+        &'a self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<Vec<T>, Error>> + Send + 'a {
+        let params = params.into_values();
+        async move { self.acquire().await?.fetch_all_as(sql, params).await }
+    }
+
+    /// Runs a query on a pooled connection and returns its first row, if any.
+    pub fn fetch_optional<'a>(
+        &'a self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a {
+        let params = params.into_values();
+        async move { self.acquire().await?.fetch_optional(sql, params).await }
+    }
+
+    /// Runs a query on a pooled connection and returns its first row, or a
+    /// [`ErrorKind::RowNotFound`] error.
+    pub fn fetch_one<'a>(
+        &'a self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<Row, Error>> + Send + 'a {
+        let params = params.into_values();
+        async move { self.acquire().await?.fetch_one(sql, params).await }
+    }
+
+    /// Runs a query on a pooled connection and decodes the first column of its first row.
+    pub fn fetch_scalar<'a, T: FromValue + Send + 'a>(
+        &'a self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'a {
+        let params = params.into_values();
+        async move { self.acquire().await?.fetch_scalar(sql, params).await }
+    }
+
+    /// A snapshot of the pool: open, idle, in use and waiting.
+    pub fn status(&self) -> PoolStatus {
+        self.pool.status()
+    }
+
+    /// Counters since the engine was built.
+    pub fn metrics(&self) -> PoolMetrics {
+        self.pool.metrics()
+    }
+
+    /// The runtime this engine does its I/O on.
+    pub fn runtime(&self) -> &SharedRuntime {
+        &self.pool.runtime
+    }
+
+    /// The database URL, with its password replaced by `***`.
+    pub fn url(&self) -> &str {
+        &self.pool.description
+    }
+
+    /// Closes the engine: acquires fail from now on with [`ErrorKind::Closed`], idle connections
+    /// close now and connections in use close when they come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("url", &self.pool.description)
+            .field("runtime", &self.pool.runtime.name())
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+type PoolSetting = Box<dyn FnOnce(&mut PoolOptions) + Send>;
+
+/// Builds an [`Engine`] from a URL, drivers, a runtime and pool settings.
+///
+/// Pool settings come from the URL's query string first (`?max_size=4`), then from the builder's
+/// methods, which win.
+///
+/// The type parameter is the engine type built; the `anysql` facade uses it to build its own
+/// `Engine`, which knows the compiled-in drivers and runtimes.
+#[must_use = "a builder does nothing until build() is called"]
+pub struct EngineBuilder<E = Engine> {
+    url: String,
+    drivers: Vec<Arc<dyn AsyncDriver>>,
+    runtime: Option<SharedRuntime>,
+    default_runtime: Option<fn() -> Result<SharedRuntime, Error>>,
+    settings: Vec<PoolSetting>,
+    _engine: PhantomData<fn() -> E>,
+}
+
+impl<E: From<Engine>> EngineBuilder<E> {
+    /// A builder for `url`, with no driver and no runtime yet.
+    pub fn new(url: &str) -> Self {
+        EngineBuilder {
+            url: url.to_owned(),
+            drivers: Vec::new(),
+            runtime: None,
+            default_runtime: None,
+            settings: Vec::new(),
+            _engine: PhantomData,
+        }
+    }
+
+    /// Registers a driver; the one serving the URL's scheme is used.
+    pub fn driver(mut self, driver: impl AsyncDriver) -> Self {
+        self.drivers.push(Arc::new(driver));
+        self
+    }
+
+    /// Sets the runtime, overriding any default.
+    pub fn runtime(mut self, runtime: impl Runtime) -> Self {
+        self.runtime = Some(Arc::new(runtime));
+        self
+    }
+
+    /// Sets the runtime from a shared handle, overriding any default.
+    pub fn shared_runtime(mut self, runtime: SharedRuntime) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// How to find a runtime when none is set with [`runtime`](Self::runtime): for example, the
+    /// runtime the caller is running on.
+    pub fn default_runtime(mut self, find: fn() -> Result<SharedRuntime, Error>) -> Self {
+        self.default_runtime = Some(find);
+        self
+    }
+
+    fn setting(mut self, apply: impl FnOnce(&mut PoolOptions) + Send + 'static) -> Self {
+        self.settings.push(Box::new(apply));
+        self
+    }
+
+    /// The most connections the pool opens (default 10).
+    pub fn max_size(self, max_size: usize) -> Self {
+        self.setting(move |o| o.max_size = max_size)
+    }
+
+    /// How many idle connections the pool tries to keep open (default 0).
+    pub fn min_idle(self, min_idle: usize) -> Self {
+        self.setting(move |o| o.min_idle = min_idle)
+    }
+
+    /// How long [`Engine::acquire`] waits for a connection before failing (default 30 s).
+    pub fn acquire_timeout(self, timeout: Duration) -> Self {
+        self.setting(move |o| o.acquire_timeout = timeout)
+    }
+
+    /// How long a connection may sit idle before it is closed (default 10 min; `None` keeps it).
+    pub fn idle_timeout(self, timeout: Option<Duration>) -> Self {
+        self.setting(move |o| o.idle_timeout = timeout)
+    }
+
+    /// How long a connection may live before it is closed (default 30 min; `None` keeps it).
+    pub fn max_lifetime(self, lifetime: Option<Duration>) -> Self {
+        self.setting(move |o| o.max_lifetime = lifetime)
+    }
+
+    /// Whether a connection idle for a while is pinged before it is handed out (default on).
+    pub fn health_check(self, enabled: bool) -> Self {
+        self.setting(move |o| o.health_check = enabled)
+    }
+
+    /// Builds the engine. No connection is opened yet.
+    ///
+    /// Fails with [`ErrorKind::Configuration`] for a malformed URL, an unknown scheme, a driver not
+    /// compiled in or an invalid option, and with [`ErrorKind::NoRuntime`] when no runtime is set
+    /// and none can be found.
+    pub fn build(self) -> Result<E, Error> {
+        let options = ConnectOptions::parse(&self.url)?;
+        let driver = self.find_driver(options.scheme())?;
+        let runtime = match self.runtime {
+            Some(runtime) => runtime,
+            None => match self.default_runtime {
+                Some(find) => find()?,
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::NoRuntime,
+                        "no async runtime: pass one with Engine::builder(url).runtime(..), or enable one of \
+                         the anysql features runtime-tokio, runtime-smol or runtime-async-std",
+                    ))
+                }
+            },
+        };
+        let mut pool = PoolOptions::default();
+        for (key, value) in options.pool_params() {
+            pool.apply_url_param(key, value)?;
+        }
+        for apply in self.settings {
+            apply(&mut pool);
+        }
+        pool.validate()?;
+        let connector = driver.connector(&options)?;
+        let shared = PoolShared::new(connector, runtime, pool, options.redacted());
+        Ok(E::from(Engine { pool: shared }))
+    }
+
+    fn find_driver(&self, scheme: &str) -> Result<Arc<dyn AsyncDriver>, Error> {
+        if let Some(driver) = self.drivers.iter().find(|d| d.schemes().contains(&scheme)) {
+            return Ok(Arc::clone(driver));
+        }
+        if let Some((_, feature)) = BUILTIN_SCHEMES.iter().find(|(s, _)| *s == scheme) {
+            return Err(Error::configuration(format!(
+                "the {feature} driver is not compiled in: enable the `{feature}` feature of the anysql crate"
+            )));
+        }
+        let mut known: Vec<&str> = self.drivers.iter().flat_map(|d| d.schemes().iter().copied()).collect();
+        if known.is_empty() {
+            known = BUILTIN_SCHEMES.iter().map(|(s, _)| *s).collect();
+        }
+        Err(Error::configuration(format!(
+            "unknown database url scheme `{scheme}`; supported schemes are: {}",
+            known.join(", ")
+        )))
+    }
+}
+
+impl<E> fmt::Debug for EngineBuilder<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("url", &crate::options::redact(&self.url))
+            .field("drivers", &self.drivers)
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
+    }
+}

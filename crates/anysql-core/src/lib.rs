@@ -1,0 +1,53 @@
+//! The executor-agnostic and driver-agnostic core of anysql: traits, engine, pool, values and errors.
+//!
+//! This crate is for driver and runtime authors, and for libraries that want the smallest dependency.
+//! Applications use the `anysql` facade crate, which re-exports everything here and adds the
+//! compiled-in runtimes and drivers.
+//!
+//! It knows no executor and no database:
+//! - a [`Runtime`] is a value carried by the [`Engine`] (spawn, sleep, sockets), implemented by
+//!   `anysql-tokio`, `anysql-smol` and `anysql-async-std`;
+//! - an [`AsyncDriver`] opens [`DriverConnection`]s, implemented by `anysql-sqlite` and
+//!   `anysql-postgres`.
+//!
+//! # Examples
+//!
+//! Values and rows need no database:
+//!
+//! ```
+//! use anysql_core::{Columns, Row, Value};
+//!
+//! let row = Row::new(Columns::new(["n".to_string()]), vec![Value::Int(42)]);
+//! let (n,): (u32,) = row.decode()?;
+//! assert_eq!(n, 42);
+//! # Ok::<(), anysql_core::Error>(())
+//! ```
+
+mod cancel;
+mod connection;
+pub mod driver;
+mod engine;
+mod error;
+mod options;
+mod params;
+pub mod placeholders;
+mod pool;
+mod row;
+pub mod runtime;
+mod transaction;
+mod transaction_options;
+mod value;
+
+pub use cancel::CancelHandle;
+pub use connection::{Connection, Rows};
+pub use driver::{AsyncDriver, CancelQuery, Connector, DriverConnection, RowStream};
+pub use engine::{Engine, EngineBuilder};
+pub use error::{ConstraintKind, DatabaseError, Error, ErrorKind, Result};
+pub use options::{redact, ConnectOptions};
+pub use params::Params;
+pub use pool::{PoolMetrics, PoolOptions, PoolStatus};
+pub use row::{Columns, FromRow, Row, RowIndex};
+pub use runtime::{BoxSocket, Runtime, RuntimeExt, SharedRuntime, Socket};
+pub use transaction::Transaction;
+pub use transaction_options::{IsolationLevel, TransactionOptions};
+pub use value::{FromValue, ToValue, Value};

@@ -1,0 +1,433 @@
+//! The connection pool behind an [`Engine`](crate::Engine): [`PoolOptions`] and [`PoolStatus`].
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_lock::{Semaphore, SemaphoreGuardArc};
+
+use crate::driver::{Connector, DriverConnection};
+use crate::error::{Error, ErrorKind};
+use crate::runtime::{with_deadline, SharedRuntime};
+
+/// How the pool behind an engine behaves. Set it on the builder or in the URL's query string:
+/// `?max_size=8&acquire_timeout=5s`.
+///
+/// Durations in URLs take a unit: `250ms`, `5s`, `2m`, `1h`; a bare number means seconds.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub(crate) max_size: usize,
+    pub(crate) min_idle: usize,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) health_check: bool,
+    pub(crate) health_check_after: Duration,
+    pub(crate) reset_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_size: 10,
+            min_idle: 0,
+            acquire_timeout: Duration::from_secs(30),
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_lifetime: Some(Duration::from_secs(1800)),
+            health_check: true,
+            health_check_after: Duration::from_secs(1),
+            reset_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+const URL_PARAMS: &[&str] = &[
+    "max_size",
+    "min_idle",
+    "acquire_timeout",
+    "idle_timeout",
+    "max_lifetime",
+    "health_check",
+];
+
+impl PoolOptions {
+    pub(crate) fn is_url_param(key: &str) -> bool {
+        URL_PARAMS.contains(&key)
+    }
+
+    pub(crate) fn apply_url_param(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        let bad = |what: &str| {
+            Error::configuration(format!("invalid value `{value}` for pool option `{key}`: expected {what}"))
+        };
+        let count = || value.parse::<usize>().map_err(|_| bad("a whole number"));
+        let duration = || parse_duration(value).ok_or_else(|| bad("a duration such as 500ms, 5s or 2m"));
+        let optional_duration = || match value {
+            "none" | "off" | "0" => Ok(None),
+            _ => duration().map(Some),
+        };
+        match key {
+            "max_size" => self.max_size = count()?,
+            "min_idle" => self.min_idle = count()?,
+            "acquire_timeout" => self.acquire_timeout = duration()?,
+            "idle_timeout" => self.idle_timeout = optional_duration()?,
+            "max_lifetime" => self.max_lifetime = optional_duration()?,
+            "health_check" => {
+                self.health_check = match value {
+                    "true" | "on" | "1" => true,
+                    "false" | "off" | "0" => false,
+                    _ => return Err(bad("true or false")),
+                }
+            }
+            _ => return Err(Error::configuration(format!("unknown pool option `{key}`"))),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.max_size == 0 {
+            return Err(Error::configuration("the pool's max_size must be at least 1"));
+        }
+        if self.min_idle > self.max_size {
+            return Err(Error::configuration(format!(
+                "the pool's min_idle ({}) is larger than its max_size ({})",
+                self.min_idle, self.max_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// A snapshot of the pool, from [`Engine::status`](crate::Engine::status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStatus {
+    /// Open connections, idle and in use.
+    pub size: usize,
+    /// Open connections waiting in the pool.
+    pub idle: usize,
+    /// Connections handed out (including those being reset after an interrupted operation).
+    pub in_use: usize,
+    /// Tasks waiting for a connection.
+    pub waiting: usize,
+    /// The most connections the pool opens.
+    pub max_size: usize,
+}
+
+/// Counters since the engine was built, from [`Engine::metrics`](crate::Engine::metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PoolMetrics {
+    /// Connections opened.
+    pub connections_created: u64,
+    /// Connections discarded because they were broken or could not be reset.
+    pub connections_closed_broken: u64,
+    /// Successful acquires.
+    pub acquires: u64,
+    /// Acquires that gave up after the acquire timeout.
+    pub acquire_timeouts: u64,
+    /// Total time spent waiting in acquire.
+    pub acquire_wait: Duration,
+}
+
+pub(crate) struct IdleConnection {
+    pub(crate) conn: Box<dyn DriverConnection>,
+    pub(crate) created_at: Instant,
+    idle_since: Instant,
+}
+
+#[derive(Default)]
+struct Counters {
+    created: AtomicU64,
+    closed_broken: AtomicU64,
+    acquires: AtomicU64,
+    acquire_timeouts: AtomicU64,
+    acquire_wait_ns: AtomicU64,
+}
+
+pub(crate) struct PoolShared {
+    pub(crate) connector: Arc<dyn Connector>,
+    pub(crate) runtime: SharedRuntime,
+    pub(crate) options: PoolOptions,
+    pub(crate) description: String,
+    permits: Arc<Semaphore>,
+    idle: Mutex<VecDeque<IdleConnection>>,
+    size: AtomicUsize,
+    in_use: AtomicUsize,
+    waiting: AtomicUsize,
+    closed: AtomicBool,
+    last_connect_error: Mutex<Option<String>>,
+    counters: Counters,
+}
+
+/// A slot taken from the pool: the permit and the bookkeeping needed to give a connection back.
+pub(crate) struct Lease {
+    pub(crate) pool: Arc<PoolShared>,
+    pub(crate) created_at: Instant,
+    /// Released after the lease's own drop, so a woken waiter finds the connection already idle.
+    _permit: SemaphoreGuardArc,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.pool.in_use.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl PoolShared {
+    pub(crate) fn new(
+        connector: Arc<dyn Connector>,
+        runtime: SharedRuntime,
+        mut options: PoolOptions,
+        description: String,
+    ) -> Arc<Self> {
+        if let Some(limit) = connector.max_pool_size() {
+            options.max_size = options.max_size.min(limit);
+            options.min_idle = options.min_idle.min(options.max_size);
+        }
+        Arc::new(PoolShared {
+            permits: Arc::new(Semaphore::new(options.max_size)),
+            connector,
+            runtime,
+            options,
+            description,
+            idle: Mutex::new(VecDeque::new()),
+            size: AtomicUsize::new(0),
+            in_use: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            last_connect_error: Mutex::new(None),
+            counters: Counters::default(),
+        })
+    }
+
+    fn idle(&self) -> MutexGuard<'_, VecDeque<IdleConnection>> {
+        // The lock is never held across user code or an await, so poisoning cannot leave it
+        // inconsistent; take the data either way.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn closed_error(&self) -> Error {
+        Error::closed(format!("the engine for {} is closed", self.description))
+    }
+
+    /// Takes a connection: an idle one if it is healthy, else a new one.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+    ) -> Result<(Box<dyn DriverConnection>, Lease), Error> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        let started = Instant::now();
+        let timeout = self.options.acquire_timeout;
+        let result = with_deadline(&*self.runtime, Some(timeout), self.acquire_inner()).await;
+        let waited = started.elapsed();
+        self.counters
+            .acquire_wait_ns
+            .fetch_add(u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        match result {
+            Ok(ok) => {
+                self.counters.acquires.fetch_add(1, Ordering::Relaxed);
+                Ok(ok)
+            }
+            Err(e) if e.kind() == ErrorKind::Timeout => {
+                self.counters.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+                let status = self.status();
+                let mut message = format!(
+                    "timed out after {timeout:?} waiting for a connection to {} ({} of {} in use, {} waiting); \
+                     raise max_size or acquire_timeout, or return connections sooner",
+                    self.description, status.in_use, status.max_size, status.waiting
+                );
+                let last = self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if let Some(cause) = last {
+                    message = format!("{message}; the last connect attempt failed: {cause}");
+                }
+                Err(Error::new(ErrorKind::PoolTimeout, message))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn acquire_inner(
+        self: &Arc<Self>,
+    ) -> Result<(Box<dyn DriverConnection>, Lease), Error> {
+        let permit = {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            let _waiting = DecrementOnDrop(&self.waiting);
+            self.permits.acquire_arc().await
+        };
+        loop {
+            if self.is_closed() {
+                return Err(self.closed_error());
+            }
+            let candidate = self.idle().pop_back();
+            let Some(mut idle) = candidate else { break };
+            if idle.conn.is_broken() || self.expired(&idle) {
+                self.discard(idle.conn, true);
+                continue;
+            }
+            if self.options.health_check && idle.idle_since.elapsed() >= self.options.health_check_after {
+                let ping = with_deadline(
+                    &*self.runtime,
+                    Some(self.options.reset_timeout.min(self.options.acquire_timeout)),
+                    idle.conn.ping(),
+                );
+                if ping.await.is_err() {
+                    self.discard(idle.conn, true);
+                    continue;
+                }
+            }
+            return Ok((idle.conn, self.lease(idle.created_at, permit)));
+        }
+        match self.connector.connect(&self.runtime).await {
+            Ok(conn) => {
+                self.size.fetch_add(1, Ordering::AcqRel);
+                self.counters.created.fetch_add(1, Ordering::Relaxed);
+                *self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                Ok((conn, self.lease(Instant::now(), permit)))
+            }
+            Err(e) => {
+                *self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn expired(&self, idle: &IdleConnection) -> bool {
+        self.options.max_lifetime.is_some_and(|max| idle.created_at.elapsed() >= max)
+            || self.options.idle_timeout.is_some_and(|max| idle.idle_since.elapsed() >= max)
+    }
+
+    /// Drops a connection for good and frees its place in the count.
+    pub(crate) fn discard(&self, conn: Box<dyn DriverConnection>, broken: bool) {
+        self.size.fetch_sub(1, Ordering::AcqRel);
+        if broken {
+            self.counters.closed_broken.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(conn);
+    }
+
+    pub(crate) fn status(&self) -> PoolStatus {
+        let size = self.size.load(Ordering::Acquire);
+        let idle = self.idle().len();
+        PoolStatus {
+            size,
+            idle,
+            in_use: self.in_use.load(Ordering::Acquire),
+            waiting: self.waiting.load(Ordering::Relaxed),
+            max_size: self.options.max_size,
+        }
+    }
+
+    fn lease(self: &Arc<Self>, created_at: Instant, permit: SemaphoreGuardArc) -> Lease {
+        self.in_use.fetch_add(1, Ordering::AcqRel);
+        Lease { pool: Arc::clone(self), created_at, _permit: permit }
+    }
+
+    pub(crate) fn metrics(&self) -> PoolMetrics {
+        let c = &self.counters;
+        PoolMetrics {
+            connections_created: c.created.load(Ordering::Relaxed),
+            connections_closed_broken: c.closed_broken.load(Ordering::Relaxed),
+            acquires: c.acquires.load(Ordering::Relaxed),
+            acquire_timeouts: c.acquire_timeouts.load(Ordering::Relaxed),
+            acquire_wait: Duration::from_nanos(c.acquire_wait_ns.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Closes the pool: new acquires fail, idle connections are closed now and connections in use
+    /// when they come back.
+    pub(crate) async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let idle: Vec<_> = self.idle().drain(..).collect();
+        for entry in idle {
+            self.size.fetch_sub(1, Ordering::AcqRel);
+            let _ = entry.conn.close().await;
+        }
+    }
+}
+
+impl Lease {
+    /// Gives a connection back. A connection that needs a reset is reset on a background task first,
+    /// holding its slot until then, so the pool never hands out one in an unknown state.
+    pub(crate) fn release(self, mut conn: Box<dyn DriverConnection>, needs_reset: bool) {
+        let pool = Arc::clone(&self.pool);
+        if pool.is_closed() || conn.is_broken() {
+            let broken = conn.is_broken();
+            pool.discard(conn, broken);
+            return;
+        }
+        if !needs_reset {
+            self.put_idle(conn);
+            return;
+        }
+        let runtime = Arc::clone(&pool.runtime);
+        let timeout = pool.options.reset_timeout;
+        runtime.spawn(Box::pin(async move {
+            let reset = with_deadline(&*pool.runtime, Some(timeout), conn.reset()).await;
+            match reset {
+                Ok(()) if !conn.is_broken() && !pool.is_closed() => self.put_idle(conn),
+                _ => pool.discard(conn, true),
+            }
+        }));
+    }
+
+    fn put_idle(self, conn: Box<dyn DriverConnection>) {
+        let now = Instant::now();
+        self.pool.idle().push_back(IdleConnection { conn, created_at: self.created_at, idle_since: now });
+    }
+}
+
+struct DecrementOnDrop<'a>(&'a AtomicUsize);
+
+impl Drop for DecrementOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(parse_duration("-1s"), None);
+    }
+
+    #[test]
+    fn url_params_are_checked() {
+        let mut o = PoolOptions::default();
+        o.apply_url_param("max_size", "3").unwrap();
+        o.apply_url_param("idle_timeout", "off").unwrap();
+        assert_eq!((o.max_size, o.idle_timeout), (3, None));
+        let err = o.apply_url_param("acquire_timeout", "soon").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        o.max_size = 0;
+        assert!(o.validate().is_err());
+    }
+}
