@@ -72,6 +72,16 @@ impl Connection {
         Connection { driver, lease: Some(lease), state: ConnectionState::default() }
     }
 
+    /// A connection outside the pool, for the `after_connect` hook.
+    pub(crate) fn unpooled(driver: Box<dyn DriverConnection>) -> Self {
+        Connection { driver, lease: None, state: ConnectionState::default() }
+    }
+
+    /// Takes the driver connection back out of an unpooled connection.
+    pub(crate) fn into_driver(mut self) -> Box<dyn DriverConnection> {
+        std::mem::replace(&mut self.driver, Box::new(Detached))
+    }
+
     /// Brings the connection to a usable state before an operation: resets it after an interrupted
     /// operation outside a transaction, and rolls back abandoned transaction levels.
     pub(crate) async fn prepare(

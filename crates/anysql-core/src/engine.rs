@@ -11,9 +11,10 @@ use crate::driver::AsyncDriver;
 use crate::error::{Error, ErrorKind};
 use crate::options::ConnectOptions;
 use crate::params::Params;
-use crate::pool::{PoolMetrics, PoolOptions, PoolShared, PoolStatus};
+use crate::pool::{AfterConnect, PoolMetrics, PoolOptions, PoolShared, PoolStatus};
+use crate::retry::RetryPolicy;
 use crate::row::{FromRow, Row};
-use crate::runtime::{Runtime, SharedRuntime};
+use crate::runtime::{BoxFuture, Runtime, SharedRuntime};
 use crate::transaction::Transaction;
 use crate::transaction_options::TransactionOptions;
 use crate::value::FromValue;
@@ -59,6 +60,81 @@ impl Engine {
         conn.begin_level(options).await?;
         let level = conn.state.depth;
         Ok(Transaction::owned(conn, level))
+    }
+
+    /// Runs `work` in a transaction: commits when it returns `Ok`, rolls back when it returns `Err`
+    /// (or panics, or the future is dropped).
+    ///
+    /// ```
+    /// # use anysql_core::{Engine, Error};
+    /// async fn transfer(engine: &Engine, from: i64, to: i64, amount: i64) -> Result<(), Error> {
+    ///     engine
+    ///         .transaction(|tx| {
+    ///             Box::pin(async move {
+    ///                 tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", (amount, from)).await?;
+    ///                 tx.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", (amount, to)).await?;
+    ///                 Ok(())
+    ///             })
+    ///         })
+    ///         .await
+    /// }
+    /// ```
+    pub async fn transaction<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: for<'t> FnOnce(&'t mut Transaction<'static>) -> BoxFuture<'t, Result<T, E>>,
+        E: From<Error>,
+    {
+        let mut tx = self.begin().await?;
+        match work(&mut tx).await {
+            Ok(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                // The work's error is what the caller needs; a failed rollback discards the
+                // connection anyway.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `work` in a transaction with `options`, and runs it again from the start when it fails
+    /// with a retryable error ([`Error::is_retryable`]: a serialization failure or deadlock on
+    /// PostgreSQL, a busy database on SQLite), as `retry` allows.
+    ///
+    /// `work` may run several times, so it must not have effects outside the transaction that
+    /// cannot be repeated.
+    pub async fn transaction_with<T, F>(
+        &self,
+        options: TransactionOptions,
+        retry: RetryPolicy,
+        mut work: F,
+    ) -> Result<T, Error>
+    where
+        F: for<'t> FnMut(&'t mut Transaction<'static>) -> BoxFuture<'t, Result<T, Error>>,
+    {
+        let mut attempt = 1;
+        loop {
+            let result = async {
+                let mut tx = self.begin_with(options).await?;
+                match work(&mut tx).await {
+                    Ok(value) => tx.commit().await.map(|()| value),
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        Err(e)
+                    }
+                }
+            }
+            .await;
+            match result {
+                Err(e) if e.is_retryable() && attempt < retry.max_attempts_inner() => {
+                    self.runtime().sleep(retry.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Runs a statement on a pooled connection and returns the number of rows it changed.
@@ -180,6 +256,7 @@ pub struct EngineBuilder<E = Engine> {
     runtime: Option<SharedRuntime>,
     default_runtime: Option<fn() -> Result<SharedRuntime, Error>>,
     settings: Vec<PoolSetting>,
+    after_connect: Option<AfterConnect>,
     _engine: PhantomData<fn() -> E>,
 }
 
@@ -192,6 +269,7 @@ impl<E: From<Engine>> EngineBuilder<E> {
             runtime: None,
             default_runtime: None,
             settings: Vec::new(),
+            after_connect: None,
             _engine: PhantomData,
         }
     }
@@ -256,6 +334,23 @@ impl<E: From<Engine>> EngineBuilder<E> {
         self.setting(move |o| o.health_check = enabled)
     }
 
+    /// Runs `hook` on every new connection before it is first handed out: `SET search_path`,
+    /// `PRAGMA`s and the like. A failing hook fails the acquire with its error.
+    ///
+    /// ```
+    /// # use anysql_core::Engine;
+    /// let builder = Engine::builder("sqlite::memory:").after_connect(|conn| {
+    ///     Box::pin(async move { conn.execute("PRAGMA cache_size = -16000", ()).await.map(drop) })
+    /// });
+    /// ```
+    pub fn after_connect<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut Connection) -> BoxFuture<'c, Result<(), Error>> + Send + Sync + 'static,
+    {
+        self.after_connect = Some(Arc::new(hook));
+        self
+    }
+
     /// Builds the engine. No connection is opened yet.
     ///
     /// Fails with [`ErrorKind::Configuration`] for a malformed URL, an unknown scheme, a driver not
@@ -286,7 +381,7 @@ impl<E: From<Engine>> EngineBuilder<E> {
         }
         pool.validate()?;
         let connector = driver.connector(&options)?;
-        let shared = PoolShared::new(connector, runtime, pool, options.redacted());
+        let shared = PoolShared::new(connector, runtime, pool, options.redacted(), self.after_connect);
         Ok(E::from(Engine { pool: shared }))
     }
 

@@ -2,14 +2,20 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use async_lock::{Semaphore, SemaphoreGuardArc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use crate::connection::Connection;
 use crate::driver::{Connector, DriverConnection};
 use crate::error::{Error, ErrorKind};
-use crate::runtime::{with_deadline, SharedRuntime};
+use crate::runtime::{with_deadline, BoxFuture, SharedRuntime};
+
+/// A hook run on every new connection before it is first handed out, from
+/// [`EngineBuilder::after_connect`](crate::EngineBuilder::after_connect).
+pub type AfterConnect =
+    Arc<dyn for<'c> Fn(&'c mut Connection) -> BoxFuture<'c, Result<(), Error>> + Send + Sync>;
 
 /// How the pool behind an engine behaves. Set it on the builder or in the URL's query string:
 /// `?max_size=8&acquire_timeout=5s`.
@@ -165,7 +171,13 @@ pub(crate) struct PoolShared {
     pub(crate) runtime: SharedRuntime,
     pub(crate) options: PoolOptions,
     pub(crate) description: String,
+    pub(crate) after_connect: Option<AfterConnect>,
+    /// Fair (FIFO) permits, one per connection the pool may open: tokio's semaphore queues waiters
+    /// in order, where async-lock's lets a newcomer overtake a woken waiter. Only tokio's `sync`
+    /// feature is used; it needs no tokio runtime.
     permits: Arc<Semaphore>,
+    /// Notified when a lease ends, for a graceful close.
+    returned: Notify,
     idle: Mutex<VecDeque<IdleConnection>>,
     size: AtomicUsize,
     in_use: AtomicUsize,
@@ -180,12 +192,14 @@ pub(crate) struct Lease {
     pub(crate) pool: Arc<PoolShared>,
     pub(crate) created_at: Instant,
     /// Released after the lease's own drop, so a woken waiter finds the connection already idle.
-    _permit: SemaphoreGuardArc,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.pool.in_use.fetch_sub(1, Ordering::AcqRel);
+        if self.pool.in_use.fetch_sub(1, Ordering::AcqRel) == 1 && self.pool.is_closed() {
+            self.pool.returned.notify_waiters();
+        }
     }
 }
 
@@ -195,13 +209,16 @@ impl PoolShared {
         runtime: SharedRuntime,
         mut options: PoolOptions,
         description: String,
+        after_connect: Option<AfterConnect>,
     ) -> Arc<Self> {
         if let Some(limit) = connector.max_pool_size() {
             options.max_size = options.max_size.min(limit);
             options.min_idle = options.min_idle.min(options.max_size);
         }
-        Arc::new(PoolShared {
+        let pool = Arc::new(PoolShared {
             permits: Arc::new(Semaphore::new(options.max_size)),
+            returned: Notify::new(),
+            after_connect,
             connector,
             runtime,
             options,
@@ -213,7 +230,54 @@ impl PoolShared {
             closed: AtomicBool::new(false),
             last_connect_error: Mutex::new(None),
             counters: Counters::default(),
-        })
+        });
+        if let Some(interval) = pool.maintenance_interval() {
+            let weak = Arc::downgrade(&pool);
+            let runtime = Arc::clone(&pool.runtime);
+            pool.runtime.spawn(Box::pin(maintain(weak, runtime, interval)));
+        }
+        pool
+    }
+
+    /// How often the background task expires idle connections and refills `min_idle`, if it
+    /// has anything to do at all.
+    fn maintenance_interval(&self) -> Option<Duration> {
+        let o = &self.options;
+        let shortest = [o.idle_timeout, o.max_lifetime].into_iter().flatten().min();
+        match (shortest, o.min_idle > 0) {
+            (None, false) => None,
+            (shortest, refill) => {
+                let mut interval = shortest.map_or(Duration::from_secs(30), |d| d / 4);
+                if refill {
+                    interval = interval.min(Duration::from_secs(1));
+                }
+                Some(interval.clamp(Duration::from_millis(50), Duration::from_secs(30)))
+            }
+        }
+    }
+
+    /// Closes expired idle connections, then opens connections up to `min_idle`.
+    async fn maintain_once(self: &Arc<Self>) {
+        let expired: VecDeque<IdleConnection> = {
+            let mut idle = self.idle();
+            let (keep, expired) = idle.drain(..).partition(|c| !c.conn.is_broken() && !self.expired(c));
+            *idle = keep;
+            expired
+        };
+        for entry in expired {
+            self.discard(entry.conn, false);
+        }
+        while !self.is_closed() && self.size.load(Ordering::Acquire) < self.options.min_idle {
+            // Never wait for a slot: the refill must not compete with users for connections.
+            let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else { break };
+            match self.open().await {
+                Ok(conn) => {
+                    let lease = self.lease(Instant::now(), permit);
+                    lease.put_idle(conn);
+                }
+                Err(_) => break,
+            }
+        }
     }
 
     fn idle(&self) -> MutexGuard<'_, VecDeque<IdleConnection>> {
@@ -273,7 +337,7 @@ impl PoolShared {
         let permit = {
             self.waiting.fetch_add(1, Ordering::Relaxed);
             let _waiting = DecrementOnDrop(&self.waiting);
-            self.permits.acquire_arc().await
+            Arc::clone(&self.permits).acquire_owned().await.map_err(|_| self.closed_error())?
         };
         loop {
             if self.is_closed() {
@@ -298,12 +362,29 @@ impl PoolShared {
             }
             return Ok((idle.conn, self.lease(idle.created_at, permit)));
         }
-        match self.connector.connect(&self.runtime).await {
+        let conn = self.open().await?;
+        Ok((conn, self.lease(Instant::now(), permit)))
+    }
+
+    /// Opens a new connection and runs the `after_connect` hook on it. The caller holds a permit.
+    async fn open(&self) -> Result<Box<dyn DriverConnection>, Error> {
+        let opened = async {
+            let mut conn = self.connector.connect(&self.runtime).await?;
+            if let Some(hook) = &self.after_connect {
+                let mut setup = Connection::unpooled(conn);
+                hook(&mut setup)
+                    .await
+                    .map_err(|e| e.context("the after_connect hook failed"))?;
+                conn = setup.into_driver();
+            }
+            Ok::<_, Error>(conn)
+        };
+        match opened.await {
             Ok(conn) => {
                 self.size.fetch_add(1, Ordering::AcqRel);
                 self.counters.created.fetch_add(1, Ordering::Relaxed);
                 *self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                Ok((conn, self.lease(Instant::now(), permit)))
+                Ok(conn)
             }
             Err(e) => {
                 *self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
@@ -338,7 +419,7 @@ impl PoolShared {
         }
     }
 
-    fn lease(self: &Arc<Self>, created_at: Instant, permit: SemaphoreGuardArc) -> Lease {
+    fn lease(self: &Arc<Self>, created_at: Instant, permit: OwnedSemaphorePermit) -> Lease {
         self.in_use.fetch_add(1, Ordering::AcqRel);
         Lease { pool: Arc::clone(self), created_at, _permit: permit }
     }
@@ -354,14 +435,22 @@ impl PoolShared {
         }
     }
 
-    /// Closes the pool: new acquires fail, idle connections are closed now and connections in use
-    /// when they come back.
+    /// Closes the pool: acquires fail from now on (waiting ones too), idle connections are closed
+    /// now, and the call returns once every connection in use has come back and been closed.
     pub(crate) async fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.permits.close();
         let idle: Vec<_> = self.idle().drain(..).collect();
         for entry in idle {
             self.size.fetch_sub(1, Ordering::AcqRel);
             let _ = entry.conn.close().await;
+        }
+        loop {
+            let returned = self.returned.notified();
+            if self.in_use.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            returned.await;
         }
     }
 }
@@ -394,6 +483,19 @@ impl Lease {
     fn put_idle(self, conn: Box<dyn DriverConnection>) {
         let now = Instant::now();
         self.pool.idle().push_back(IdleConnection { conn, created_at: self.created_at, idle_since: now });
+    }
+}
+
+/// The background task of a pool: holds only a weak reference, and ends when the engine is dropped
+/// or closed.
+async fn maintain(pool: Weak<PoolShared>, runtime: SharedRuntime, interval: Duration) {
+    loop {
+        runtime.sleep(interval).await;
+        let Some(pool) = pool.upgrade() else { return };
+        if pool.is_closed() {
+            return;
+        }
+        pool.maintain_once().await;
     }
 }
 
