@@ -490,12 +490,15 @@ impl Lease {
 /// or closed.
 async fn maintain(pool: Weak<PoolShared>, runtime: SharedRuntime, interval: Duration) {
     loop {
-        runtime.sleep(interval).await;
-        let Some(pool) = pool.upgrade() else { return };
-        if pool.is_closed() {
-            return;
+        // The first round runs at once, so `min_idle` connections are there early.
+        {
+            let Some(pool) = pool.upgrade() else { return };
+            if pool.is_closed() {
+                return;
+            }
+            pool.maintain_once().await;
         }
-        pool.maintain_once().await;
+        runtime.sleep(interval).await;
     }
 }
 

@@ -1,0 +1,427 @@
+//! The pool's contracts, checked against a scripted in-memory driver on smol: exact accounting
+//! under cancellation, connect errors surfaced, FIFO waiters, resets before reuse, expiry and
+//! refill in the background, hooks and graceful close.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anysql_core::runtime::BoxFuture;
+use anysql_core::{
+    AsyncDriver, BoxSocket, Columns, ConnectOptions, Connector, DriverConnection, Engine, Error,
+    ErrorKind, Row, RowStream, Runtime, SharedRuntime, TransactionOptions, Value,
+};
+use async_trait::async_trait;
+
+#[derive(Debug, Clone, Copy)]
+struct Smol;
+
+#[async_trait]
+impl Runtime for Smol {
+    fn name(&self) -> &'static str {
+        "smol (test)"
+    }
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        smol::spawn(task).detach();
+    }
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            smol::Timer::after(duration).await;
+        })
+    }
+    async fn connect_tcp(&self, _: &str, _: u16) -> std::io::Result<BoxSocket> {
+        Err(std::io::Error::other("no sockets in this test"))
+    }
+}
+
+/// What the scripted database has seen.
+#[derive(Debug, Default)]
+struct Script {
+    fail_connect: AtomicBool,
+    connects: AtomicUsize,
+    resets: AtomicUsize,
+    open_transactions: AtomicUsize,
+    next_id: AtomicU64,
+    log: Mutex<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+struct MockDriver(Arc<Script>);
+
+impl AsyncDriver for MockDriver {
+    fn name(&self) -> &'static str {
+        "mock"
+    }
+    fn schemes(&self) -> &'static [&'static str] {
+        &["mock"]
+    }
+    fn connector(&self, _: &ConnectOptions) -> Result<Arc<dyn Connector>, Error> {
+        Ok(Arc::new(self.clone()))
+    }
+}
+
+#[async_trait]
+impl Connector for MockDriver {
+    async fn connect(&self, runtime: &SharedRuntime) -> Result<Box<dyn DriverConnection>, Error> {
+        runtime.sleep(Duration::from_millis(1)).await;
+        if self.0.fail_connect.load(Ordering::SeqCst) {
+            return Err(Error::connection("could not connect to mock: connection refused"));
+        }
+        self.0.connects.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(MockConnection {
+            id: self.0.next_id.fetch_add(1, Ordering::SeqCst),
+            script: Arc::clone(&self.0),
+            runtime: Arc::clone(runtime),
+            in_transaction: false,
+            broken: false,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct MockConnection {
+    id: u64,
+    script: Arc<Script>,
+    runtime: SharedRuntime,
+    in_transaction: bool,
+    broken: bool,
+}
+
+impl MockConnection {
+    /// `sleep <ms>` waits, `break` breaks the connection, `id` returns the connection id.
+    async fn run(&mut self, sql: &str) -> Result<Vec<Row>, Error> {
+        self.script.log.lock().unwrap().push(format!("{}: {sql}", self.id));
+        if let Some(ms) = sql.strip_prefix("sleep ") {
+            self.runtime.sleep(Duration::from_millis(ms.parse().unwrap())).await;
+        }
+        if sql == "break" {
+            self.broken = true;
+            return Err(Error::connection("the mock connection broke"));
+        }
+        Ok(vec![Row::new(Columns::new(["id".to_string()]), vec![Value::Int(self.id as i64)])])
+    }
+
+    fn set_transaction(&mut self, open: bool) {
+        if open != self.in_transaction {
+            self.in_transaction = open;
+            if open {
+                self.script.open_transactions.fetch_add(1, Ordering::SeqCst);
+            } else {
+                self.script.open_transactions.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl DriverConnection for MockConnection {
+    async fn execute(&mut self, sql: &str, _: Vec<Value>) -> Result<u64, Error> {
+        self.run(sql).await.map(|_| 1)
+    }
+    async fn fetch_all(&mut self, sql: &str, _: Vec<Value>) -> Result<Vec<Row>, Error> {
+        self.run(sql).await
+    }
+    fn fetch<'a>(&'a mut self, sql: &'a str, _: Vec<Value>) -> RowStream<'a> {
+        Box::pin(futures_lite::stream::once_future(async move {
+            self.run(sql).await.map(|mut rows| rows.remove(0))
+        }))
+    }
+    async fn begin(&mut self, _: &TransactionOptions) -> Result<(), Error> {
+        self.run("begin").await?;
+        self.set_transaction(true);
+        Ok(())
+    }
+    async fn commit(&mut self) -> Result<(), Error> {
+        self.run("commit").await?;
+        self.set_transaction(false);
+        Ok(())
+    }
+    async fn rollback(&mut self) -> Result<(), Error> {
+        self.run("rollback").await?;
+        self.set_transaction(false);
+        Ok(())
+    }
+    async fn ping(&mut self) -> Result<(), Error> {
+        self.run("ping").await.map(drop)
+    }
+    async fn reset(&mut self) -> Result<(), Error> {
+        self.script.resets.fetch_add(1, Ordering::SeqCst);
+        self.run("reset").await?;
+        self.set_transaction(false);
+        Ok(())
+    }
+    fn is_broken(&self) -> bool {
+        self.broken
+    }
+    async fn close(self: Box<Self>) -> Result<(), Error> {
+        Ok(())
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+impl Drop for MockConnection {
+    fn drop(&mut self) {
+        self.set_transaction(false);
+    }
+}
+
+fn engine(url_query: &str) -> (Engine, Arc<Script>) {
+    let script = Arc::new(Script::default());
+    let engine = Engine::builder(&format!("mock://db{url_query}"))
+        .driver(MockDriver(Arc::clone(&script)))
+        .runtime(Smol)
+        .build()
+        .unwrap();
+    (engine, script)
+}
+
+async fn settle(engine: &Engine) {
+    for _ in 0..200 {
+        if engine.status().in_use == 0 {
+            return;
+        }
+        smol::Timer::after(Duration::from_millis(5)).await;
+    }
+    panic!("pool did not settle: {:?}", engine.status());
+}
+
+async fn race<T>(budget: Duration, future: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(future.await) }, async {
+        smol::Timer::after(budget).await;
+        None
+    })
+    .await
+}
+
+#[test]
+fn connect_errors_are_not_hidden_behind_a_timeout() {
+    smol::block_on(async {
+        let (engine, script) = engine("?acquire_timeout=2s");
+        script.fail_connect.store(true, Ordering::SeqCst);
+        let err = engine.acquire().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+        assert!(err.to_string().contains("connection refused"), "{err}");
+        assert_eq!(engine.status().in_use, 0);
+        script.fail_connect.store(false, Ordering::SeqCst);
+        assert!(engine.acquire().await.is_ok());
+    });
+}
+
+#[test]
+fn timeouts_say_what_is_in_use_and_the_last_connect_error() {
+    smol::block_on(async {
+        let (engine, _) = engine("?max_size=1&acquire_timeout=50ms");
+        let held = engine.acquire().await.unwrap();
+        let err = engine.acquire().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PoolTimeout);
+        assert!(err.to_string().contains("1 of 1 in use"), "{err}");
+        assert_eq!(engine.metrics().acquire_timeouts, 1);
+        drop(held);
+        assert!(engine.acquire().await.is_ok());
+    });
+}
+
+#[test]
+fn cancelled_acquires_and_queries_never_leak_a_slot() {
+    smol::block_on(async {
+        let (engine, script) = engine("?max_size=2");
+        for i in 0..200_u64 {
+            let budget = Duration::from_micros((i * 97) % 4000);
+            race(budget, async {
+                let mut conn = engine.acquire().await.unwrap();
+                conn.execute("sleep 2", ()).await.unwrap();
+                let mut tx = conn.begin().await.unwrap();
+                tx.execute("sleep 1", ()).await.unwrap();
+                tx.commit().await.unwrap();
+            })
+            .await;
+        }
+        settle(&engine).await;
+        let status = engine.status();
+        assert_eq!((status.in_use, status.waiting), (0, 0), "{status:?}");
+        assert!(status.size <= 2, "{status:?}");
+        assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
+        assert!(script.resets.load(Ordering::SeqCst) > 0, "interrupted connections are reset");
+    });
+}
+
+#[test]
+fn an_interrupted_connection_is_reset_before_anyone_reuses_it() {
+    smol::block_on(async {
+        let (engine, script) = engine("?max_size=1");
+        let interrupted = race(Duration::from_millis(5), async {
+            let mut conn = engine.acquire().await.unwrap();
+            conn.execute("sleep 50", ()).await.unwrap();
+        })
+        .await;
+        assert!(interrupted.is_none());
+        let mut conn = engine.acquire().await.unwrap();
+        conn.execute("after", ()).await.unwrap();
+        let log = script.log.lock().unwrap().clone();
+        let reset = log.iter().position(|l| l.ends_with("reset")).expect("a reset");
+        let after = log.iter().position(|l| l.ends_with("after")).unwrap();
+        assert!(reset < after, "{log:?}");
+    });
+}
+
+#[test]
+fn a_dropped_transaction_is_rolled_back_on_the_same_connection_before_its_next_statement() {
+    smol::block_on(async {
+        let (engine, script) = engine("");
+        let mut conn = engine.acquire().await.unwrap();
+        {
+            let mut tx = conn.begin().await.unwrap();
+            tx.execute("work", ()).await.unwrap();
+        }
+        assert_eq!(script.open_transactions.load(Ordering::SeqCst), 1, "rolled back lazily");
+        conn.execute("next", ()).await.unwrap();
+        assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
+        let log = script.log.lock().unwrap().clone();
+        let tail: Vec<&str> = log.iter().rev().take(2).map(|l| l.split(": ").nth(1).unwrap()).collect();
+        assert_eq!(tail, ["next", "rollback"]);
+    });
+}
+
+#[test]
+fn waiters_are_served_in_order() {
+    smol::block_on(async {
+        let (engine, _) = engine("?max_size=1");
+        let held = engine.acquire().await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..5 {
+            let engine = engine.clone();
+            let order = Arc::clone(&order);
+            tasks.push(smol::spawn(async move {
+                let mut conn = engine.acquire().await.unwrap();
+                order.lock().unwrap().push(i);
+                conn.execute("sleep 1", ()).await.unwrap();
+            }));
+            // Let each waiter queue up before the next.
+            smol::Timer::after(Duration::from_millis(5)).await;
+        }
+        assert_eq!(engine.status().waiting, 5);
+        drop(held);
+        for task in tasks {
+            task.await;
+        }
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4]);
+    });
+}
+
+#[test]
+fn broken_connections_are_discarded() {
+    smol::block_on(async {
+        let (engine, script) = engine("?max_size=1");
+        let mut conn = engine.acquire().await.unwrap();
+        assert!(conn.execute("break", ()).await.is_err());
+        drop(conn);
+        let mut conn = engine.acquire().await.unwrap();
+        assert_eq!(conn.fetch_scalar::<i64>("id", ()).await.unwrap(), 1, "a new connection");
+        assert_eq!(script.connects.load(Ordering::SeqCst), 2);
+        assert_eq!(engine.metrics().connections_closed_broken, 1);
+    });
+}
+
+#[test]
+fn background_task_expires_and_refills() {
+    smol::block_on(async {
+        let (engine, script) = engine("?min_idle=2&max_lifetime=100ms&max_size=4");
+        smol::Timer::after(Duration::from_millis(400)).await;
+        let status = engine.status();
+        assert_eq!(status.idle, 2, "{status:?}");
+        // Lifetimes of 100 ms over 400 ms: the refilled connections were replaced at least once.
+        assert!(script.connects.load(Ordering::SeqCst) >= 4, "{}", script.connects.load(Ordering::SeqCst));
+        engine.close().await;
+        let connects = script.connects.load(Ordering::SeqCst);
+        smol::Timer::after(Duration::from_millis(200)).await;
+        assert_eq!(script.connects.load(Ordering::SeqCst), connects, "the task ended with close");
+    });
+}
+
+#[test]
+fn background_task_ends_when_the_engine_is_dropped() {
+    smol::block_on(async {
+        let (engine, script) = engine("?min_idle=1&max_size=1");
+        smol::Timer::after(Duration::from_millis(200)).await;
+        assert_eq!(script.connects.load(Ordering::SeqCst), 1);
+        let weak = Arc::downgrade(&script);
+        drop(engine);
+        drop(script);
+        smol::Timer::after(Duration::from_millis(1200)).await;
+        assert!(weak.upgrade().is_none(), "the pool (and its driver) was freed");
+    });
+}
+
+#[test]
+fn after_connect_runs_once_per_connection() {
+    smol::block_on(async {
+        let script = Arc::new(Script::default());
+        let engine = Engine::builder("mock://db?max_size=2")
+            .driver(MockDriver(Arc::clone(&script)))
+            .runtime(Smol)
+            .after_connect(|conn| Box::pin(async move { conn.execute("setup", ()).await.map(drop) }))
+            .build()
+            .unwrap();
+        let a = engine.acquire().await.unwrap();
+        let b = engine.acquire().await.unwrap();
+        drop((a, b));
+        for _ in 0..5 {
+            engine.execute("work", ()).await.unwrap();
+        }
+        let setups = script.log.lock().unwrap().iter().filter(|l| l.ends_with("setup")).count();
+        assert_eq!(setups, 2);
+    });
+}
+
+#[test]
+fn close_waits_for_connections_in_use_and_refuses_new_ones() {
+    smol::block_on(async {
+        let (engine, _) = engine("");
+        let mut conn = engine.acquire().await.unwrap();
+        let closer = {
+            let engine = engine.clone();
+            smol::spawn(async move { engine.close().await })
+        };
+        smol::Timer::after(Duration::from_millis(20)).await;
+        assert!(!closer.is_finished(), "close waits for the connection in use");
+        assert_eq!(engine.acquire().await.unwrap_err().kind(), ErrorKind::Closed);
+        conn.execute("still works", ()).await.unwrap();
+        drop(conn);
+        closer.await;
+        assert_eq!(engine.status().size, 0);
+    });
+}
+
+#[test]
+fn transaction_closure_commits_on_ok_and_rolls_back_on_err() {
+    smol::block_on(async {
+        let (engine, script) = engine("");
+        let value = engine
+            .transaction(|tx| Box::pin(async move { tx.fetch_scalar::<i64>("id", ()).await }))
+            .await
+            .unwrap();
+        assert_eq!(value, 0);
+        let err = engine
+            .transaction::<(), Error, _>(|tx| {
+                Box::pin(async move {
+                    tx.execute("work", ()).await?;
+                    Err(Error::configuration("user says no"))
+                })
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.message(), "user says no");
+        let log = script.log.lock().unwrap().clone();
+        let ends: Vec<&str> = log
+            .iter()
+            .map(|l| l.split(": ").nth(1).unwrap())
+            .filter(|s| matches!(*s, "commit" | "rollback"))
+            .collect();
+        assert_eq!(ends, ["commit", "rollback"]);
+        assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
+    });
+}
