@@ -92,6 +92,9 @@ impl ConnectOptions {
         };
         let url = match Url::parse(&rebuilt) {
             Ok(url) => Some(url),
+            // libpq URLs may name several hosts (`h1:5432,h2:5433`) or none (`postgres://u@/db`),
+            // which the `url` crate rejects; the PostgreSQL driver parses those itself.
+            Err(_) if matches!(scheme.as_str(), "postgres" | "postgresql") => None,
             // A hierarchical URL must parse; opaque forms such as `sqlite::memory:` are the driver's.
             Err(e) if trimmed[colon..].starts_with("://") => {
                 return Err(Error::configuration(format!(
@@ -269,11 +272,14 @@ mod tests {
 
     #[test]
     fn malformed_urls_are_configuration_errors() {
-        for bad in ["", "   ", "no-scheme-here", "1x://a", "postgres://u@h:notaport/db", "post gres://x"] {
+        for bad in ["", "   ", "no-scheme-here", "1x://a", "mysql://u@h:notaport/db", "post gres://x"] {
             let err = ConnectOptions::parse(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Configuration, "{bad}: {err}");
         }
-        let err = ConnectOptions::parse("postgres://u:pw@h:bad/db").unwrap_err();
+        let err = ConnectOptions::parse("mysql://u:pw@h:bad/db").unwrap_err();
         assert!(!err.to_string().contains("pw@"), "{err}");
+        let multi = ConnectOptions::parse("postgres://u:pw@h1:5432,h2:5433/db").unwrap();
+        assert!(multi.url().is_none());
+        assert_eq!(multi.to_string(), "postgres://u:***@h1:5432,h2:5433/db");
     }
 }

@@ -1,1 +1,255 @@
-//! placeholder
+//! The PostgreSQL driver for anysql, over tokio-postgres, on any executor.
+//!
+//! [`PostgresDriver`] serves `postgres://` and `postgresql://` URLs (and libpq `key=value` strings). It
+//! uses tokio-postgres with `default-features = false`: no tokio runtime, reactor or timer is pulled
+//! in. Every socket is opened by the engine's [`Runtime`](anysql_core::Runtime) (TCP with
+//! `TCP_NODELAY`, or a Unix socket) and handed to `Config::connect_raw`, so the same driver runs on
+//! tokio, smol and async-std.
+//!
+//! ```no_run
+//! # fn runtime() -> anysql_core::SharedRuntime { unimplemented!() }
+//! # async fn demo() -> Result<(), anysql_core::Error> {
+//! use anysql_core::Engine;
+//! use anysql_postgres::PostgresDriver;
+//!
+//! let engine = Engine::builder("postgres://app:secret@db.internal/app?application_name=web")
+//!     .driver(PostgresDriver)
+//!     .shared_runtime(runtime())
+//!     .build()?;
+//! let name: String = engine.fetch_scalar("SELECT name FROM users WHERE id = $1", (42,)).await?;
+//! # let _ = name;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Connection URL
+//!
+//! `postgres://[user[:password]@][host][:port][,host[:port]...][/dbname][?option=value&...]`, as
+//! libpq writes it. User, password, host and database name are percent-decoded. A host that starts
+//! with `/` is a Unix socket *directory*: the socket is `<dir>/.s.PGSQL.<port>`, as in libpq
+//! (`postgres:///app?host=/var/run/postgresql`, or `postgres://app@%2Fvar%2Frun%2Fpostgresql/app`).
+//! With no host at all, the first of `/run/postgresql`, `/var/run/postgresql` and `/tmp` that has
+//! a socket is tried, then `localhost`. Several hosts are tried in order; the error lists every
+//! attempt.
+//!
+//! | option | meaning |
+//! |---|---|
+//! | `host`, `port` | hosts (comma-separated) and ports (one for all, or one per host) |
+//! | `user`, `password`, `dbname` | as in the URL's parts; these win over them |
+//! | `application_name` | reported in `pg_stat_activity` |
+//! | `options` | server options, such as `-c search_path=foo` (`options=-c%20search_path%3Dfoo`) |
+//! | `connect_timeout` | seconds per host (fractions allowed; 0 = none), through the runtime's timer |
+//! | `sslmode` | `disable`, `allow` and `prefer` connect in plaintext; `require`, `verify-ca` and `verify-full` are refused with a configuration error: TLS is not supported yet |
+//! | `statement_cache_capacity` | prepared statements kept per connection (default 100); `0` = unnamed statements only |
+//! | `pgbouncer` | `true` = unnamed statements only (PgBouncer transaction pooling) |
+//! | `drive` | `inline` (default) or `spawned`: see [Driving the connection](#driving-the-connection) |
+//!
+//! The libpq `key=value` form takes the same keys
+//! (`host=/var/run/postgresql dbname=app user=app password='a b'`). Unknown options are
+//! configuration errors when the engine is built. No message, `Debug` or `Display` shows the
+//! password. (The core's URL check refuses some libpq-valid URLs, such as `postgres://u@/db` and
+//! `postgres://u@h1:5432,h2:5433/db`, before the driver sees them; write the hosts in the query,
+//! `postgres:///db?user=u&host=h1,h2&port=5432,5433`, until it lets them through.)
+//!
+//! # Driving the connection
+//!
+//! tokio-postgres splits a connection into a `Client`, which sends requests, and a `Connection`
+//! future, which does the socket I/O and must be polled. There are two ways to poll it:
+//!
+//! - **inline** (the default): the [`PgConnection`] owns the future, and every operation polls it
+//!   beside its own future, from the task that awaits the operation. No task is spawned and no
+//!   other thread is woken. The two are polled with a waker that notices when one wakes the other
+//!   during the same poll (queueing a request, delivering a reply) and polls again at once instead
+//!   of going through the executor. When no operation runs nothing polls the connection, which is
+//!   fine: replies to abandoned requests are discarded the next time it is polled, and
+//!   [`is_broken`](anysql_core::DriverConnection::is_broken), which the pool asks before handing a
+//!   connection out, polls a connection that has sat unpolled for 10 ms once, without blocking, so
+//!   a session the server ended while it sat idle is noticed there, as in spawned mode.
+//! - **spawned**: the future runs as a task on the runtime, as in tokio-postgres' README. Each
+//!   query then takes a wake-up of that task, and another back, possibly across threads.
+//!
+//! P1 from BENCHMARKS.md (sequential point selects by primary key from one task, cached
+//! statement), measured by `examples/drive_modes.rs` against PostgreSQL 15 on loopback, on a shared
+//! 2-core machine, with raw tokio-postgres (connection spawned on the same runtime) in the same run.
+//! µs per query, best of 15 rounds of 2,000 queries, the three contenders alternating round by round;
+//! the ranges span several runs:
+//!
+//! | runtime | raw tokio-postgres | anysql inline | anysql spawned | inline ÷ raw, per run |
+//! |---|---|---|---|---|
+//! | tokio multi-thread, 2 workers | 11.6–16.9 | 12.5–18.2 | 12.2–16.9 | 1.06–1.14 |
+//! | tokio current-thread | 13.0–16.0 | 14.0–16.6 | 14.1–16.5 | 0.99–1.13 |
+//! | smol (`block_on`; spawned tasks run on smol's global executor thread) | 18.0–25.6 | 14.0–18.6 | 19.1–28.3 | 0.73–0.85 |
+//! | async-std (a task on its pool) | 17.2–23.8 | 17.6–26.9 | 17.3–27.7 | 1.00–1.13 |
+//!
+//! (Six runs, 2026-11-26, with other engineers' builds and benchmarks loading the machine: load
+//! average 3.5–5 on 2 cores; medians were noisier still. A loopback round trip here is about
+//! 12 µs, far shorter than the 60–80 µs of BENCHMARKS.md's reference machine, so the fixed
+//! per-query costs weigh more.) Run alone under `perf stat` on tokio current-thread, the inline
+//! driver spends less CPU per query than raw tokio-postgres (about 5.7 µs against 7.5 µs of task
+//! clock, set-up included) at the same latency: the time is the kernel's and the server's.
+//!
+//! Inline is the default. Where the spawned connection task runs on another thread than the
+//! caller (smol's global executor) inline saves the cross-thread hand-off on every query, about a
+//! quarter of the time. On tokio, which runs a woken task on the worker that woke it, the two
+//! modes are within the noise of each other and within about a microsecond of raw tokio-postgres;
+//! that microsecond is anysql's own per-query work (finding the cached statement, checking and
+//! encoding the parameters, building the [`Row`](anysql_core::Row) with its text values). So the
+//! P1 target of 0.85 × raw is reached on smol but not on tokio on this machine, whose wake-ups are
+//! cheap; on the reference machine, where a cross-thread wake-up cost about 20 µs, that is exactly
+//! what inline driving removes.
+//!
+//! One connection serves one operation at a time (the core only uses `&mut self`), so there is no
+//! shared mode; tokio-postgres pipelines the requests of one operation, which
+//! [`execute_many`](anysql_core::DriverConnection::execute_many) uses.
+//!
+//! # Statements
+//!
+//! Each connection keeps a bounded LRU of named prepared statements keyed by SQL text
+//! (`statement_cache_capacity`, default 100, with the column decoders and the shared column names
+//! of each). An evicted statement is closed on the server. A statement invalidated by a schema
+//! change ("cached plan must not change result type") is dropped from the cache so that the next
+//! call prepares it afresh.
+//!
+//! With `statement_cache_capacity=0` or `pgbouncer=true` the driver uses unnamed statements only,
+//! each sent with its parameters in one round trip (`query_typed`): safe behind PgBouncer in
+//! transaction pooling mode. There is no Describe round trip to learn the parameter types, so each
+//! value declares one: integers `int8`, floats `float8`, bools `bool`, bytes `bytea` (all sent in
+//! binary); text and NULL leave the type to the server (OID 0) and text is sent in text format,
+//! for the server to parse as whatever type it infers. Type mistakes that the named mode reports
+//! as [`Parameter`] errors before sending are then the server's errors (`22P02` invalid input,
+//! `22003` out of range, `42883` no such operator), and a function that wants an `int4` needs a
+//! cast (`repeat('x', $1::int4)`).
+//!
+//! A statement without parameters runs through the simple query protocol: one round trip, no
+//! prepared statement, and several statements separated by `;` are allowed.
+//!
+//! # Types
+//!
+//! | PostgreSQL | anysql [`Value`](anysql_core::Value) |
+//! |---|---|
+//! | `int2`, `int4`, `int8`, `oid` | `Int` |
+//! | `float4`, `float8` | `Float` |
+//! | `numeric` | `Int` when integral and within `i64`, else the nearest `Float` (as SQLite's NUMERIC affinity stores it; `sum(bigint)` is `numeric`) |
+//! | `text`, `varchar`, `char(n)`, `name`, `json`, `jsonb`, enums, `citext`, unknown literals | `Text` |
+//! | `bytea` | `Blob` |
+//! | `bool` | `Bool` |
+//! | NULL of any type | `Null` |
+//!
+//! Domains decode as their base type. Any other column type (dates and times, `uuid`, arrays, …)
+//! is a [`Decode`] error when a row is decoded, naming the column and its type and suggesting a
+//! cast to `text`; cast `numeric` to `text` too to keep every digit.
+//!
+//! Parameters take their type from the prepared statement. NULL binds to anything. An `Int` binds
+//! to the integer types (range-checked: 70000 for an `int2` is a [`Parameter`] error naming `$n`),
+//! to the float types (converted) and to `numeric`; a `Float` to the float types and `numeric`; a
+//! `Bool` to `bool`; a `Blob` to `bytea`; a `Text` to the text types and, through PostgreSQL's
+//! text input, to the types anysql has no value for (`date`, `numeric`, `uuid`, `jsonb`, …).
+//! Anything else is a [`Parameter`] error naming the placeholder and both types, raised before
+//! anything is sent. One exception: a placeholder that nothing in the statement types, which
+//! PostgreSQL makes `text` (`SELECT $1`), takes the type of an integer, float, bool or bytes value
+//! bound to it (`int8`, `float8`, `bool`, `bytea`; the statement is prepared again with that type
+//! and cached separately), so `SELECT $1` returns what was bound, as on SQLite. If the server
+//! refuses that type (`WHERE name = $1` with an integer: no operator `text = bigint`), its error is
+//! returned. Wrong parameter counts are reported before sending in both statement modes.
+//!
+//! # Errors
+//!
+//! - Server errors are [`Database`] errors with the SQLSTATE as [`code`](anysql_core::Error::code),
+//!   the constraint kind (`23505` unique, `23503` foreign key, `23502` not null, `23514` check),
+//!   constraint and table names, and [`is_retryable`](anysql_core::Error::is_retryable) for
+//!   `40001` and `40P01`. The message carries the server's detail and hint.
+//! - A session the server ends (`pg_terminate_backend`, shutdown: FATAL errors and `57P0x`) and a
+//!   closed socket are [`Closed`] errors; other I/O errors are [`Connection`] errors. Either
+//!   way the connection reports [`is_broken`](anysql_core::DriverConnection::is_broken) from then on.
+//! - Connect failures are [`Connection`] errors whose message names the URL (without password) and
+//!   every host tried, and whose source is the last cause. A login the server rejects (wrong
+//!   password `28P01`, unknown role `28000`, unknown database `3D000`) is a connect failure too, of
+//!   kind [`Connection`], with the server's message as the source: the engine cannot work
+//!   with these settings, whichever statement comes next.
+//! - `COMMIT` of a transaction in which a statement failed is a [`Database`] error with code
+//!   `25P02` saying it was rolled back (PostgreSQL itself answers with a silent `ROLLBACK`), whether
+//!   through [`Transaction::commit`](anysql_core::Transaction::commit) or a `COMMIT` statement.
+//!
+//! # Cancellation and reset
+//!
+//! [`cancel_handle`](anysql_core::DriverConnection::cancel_handle) opens a new socket through the
+//! runtime to the host the connection uses and sends PostgreSQL's cancel request. After an
+//! operation was interrupted (its future dropped), [`reset`](anysql_core::DriverConnection::reset)
+//! queues a `ROLLBACK` behind whatever is in flight; if that has not finished within 50 ms it sends a
+//! cancel request, so a dropped `pg_sleep(10)` costs about 50 ms, not 10 s. It then absorbs a late
+//! cancel signal before declaring the connection clean.
+//!
+//! # Batches
+//!
+//! [`execute_many`](anysql_core::DriverConnection::execute_many) prepares once, checks every
+//! parameter set, then pipelines the executes (up to 256 in flight) behind a `BEGIN` and before a
+//! `COMMIT` of its own when no transaction is open: about one round trip for the whole batch, and
+//! atomic (if one set fails, none is applied, as asyncpg's `executemany`). Inside a transaction the
+//! batch joins it, and a failure aborts the transaction as any failed statement does. (After
+//! [`PgConnection::with_client`] the driver no longer knows whether a transaction is open, and for
+//! transaction-control SQL it would be wrong to wrap it: then the sets run one by one, stopping at
+//! the first error.) The driver learns of transactions opened and closed with SQL (`BEGIN`,
+//! `COMMIT`, …) too.
+//!
+//! # The raw client
+//!
+//! [`Connection::driver_connection::<PgConnection>()`](anysql_core::Connection::driver_connection)
+//! gives the [`PgConnection`]; [`PgConnection::with_client`] runs tokio-postgres code with its
+//! `Client` while driving the connection, for what anysql does not cover (COPY, LISTEN, other types).
+//!
+//! # Known limitations
+//!
+//! - No TLS yet.
+//! - `LISTEN`/`NOTIFY` notifications and notices are discarded.
+//! - In unnamed mode, columns of non-built-in types (enums, domains) make tokio-postgres look the
+//!   type up with a named statement of its own.
+//! - PostgreSQL's cancel request is a signal to the backend: a late one can, rarely, cancel the
+//!   statement after the one it was meant for (`57014`).
+//!
+//! [`Parameter`]: anysql_core::ErrorKind::Parameter
+//! [`Decode`]: anysql_core::ErrorKind::Decode
+//! [`Database`]: anysql_core::ErrorKind::Database
+//! [`Closed`]: anysql_core::ErrorKind::Closed
+//! [`Connection`]: anysql_core::ErrorKind::Connection
+
+mod cancel;
+mod connect;
+mod connection;
+mod error;
+mod io;
+mod options;
+mod sql;
+mod types;
+
+use std::sync::Arc;
+
+use anysql_core::{AsyncDriver, ConnectOptions, Connector, Error};
+
+pub use connect::PgConnector;
+pub use connection::PgConnection;
+pub use options::{
+    DriveMode, PgConnectOptions, PgHost, DEFAULT_PORT, DEFAULT_STATEMENT_CACHE_CAPACITY,
+};
+/// The tokio-postgres crate this driver is built on, for [`PgConnection::with_client`].
+pub use tokio_postgres;
+
+/// The PostgreSQL driver: serves `postgres://` and `postgresql://` URLs and libpq `key=value`
+/// strings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostgresDriver;
+
+impl AsyncDriver for PostgresDriver {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["postgres", "postgresql"]
+    }
+
+    fn connector(&self, options: &ConnectOptions) -> Result<Arc<dyn Connector>, Error> {
+        Ok(Arc::new(PgConnector::new(PgConnectOptions::parse(
+            options,
+        )?)))
+    }
+}

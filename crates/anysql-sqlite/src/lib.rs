@@ -1,1 +1,225 @@
-//! placeholder
+//! The SQLite driver for anysql, over [`rusqlite`] with a bundled SQLite.
+//!
+//! Applications use it through the `anysql` facade (feature `sqlite`) with a `sqlite:` URL; this
+//! crate provides [`SqliteDriver`], the `run_sync` escape hatch ([`SqliteConnectionExt`]) and
+//! re-exports [`rusqlite`].
+//!
+//! # URLs
+//!
+//! | URL | database |
+//! |---|---|
+//! | `sqlite:data.db` | `data.db`, relative to the current directory |
+//! | `sqlite://data.db`, `sqlite://dir/data.db` | the same: a relative path (as in sqlx) |
+//! | `sqlite:///var/lib/app/data.db` | an absolute path |
+//! | `sqlite::memory:`, `sqlite://:memory:` | an in-memory database, one per engine (see below) |
+//!
+//! Relative paths are resolved against the current directory once, when the engine is built.
+//! `%XX` escapes in the path are decoded (`sqlite:///tmp/my%20data.db`).
+//!
+//! Options go in the query string, for example `sqlite:data.db?mode=ro&busy_timeout=10s`:
+//!
+//! | option | values | default |
+//! |---|---|---|
+//! | `mode` | `ro` (read-only; the file must exist), `rw` (the file must exist), `rwc` (created if missing) | `rwc` |
+//! | `busy_timeout` | how long a statement waits for another connection's lock before failing with `SQLITE_BUSY`: `500ms`, `5s`, `2m` (a bare number is seconds); `0` fails at once | `5s` |
+//! | `journal_mode` | `wal`, `delete`, `truncate`, `persist`, `memory`, `off` | `wal` for files opened writable; SQLite's own otherwise |
+//! | `synchronous` | `off`, `normal`, `full`, `extra` | `normal` in WAL mode, SQLite's own (`full`) otherwise |
+//! | `foreign_keys` | `true`/`false` (`on`/`off`, `1`/`0`) | `true` |
+//! | `statement_cache_capacity` | prepared statements kept per connection (LRU); `0` turns the cache off | `128` |
+//! | `busy_poll` | how long a caller busy-polls for a reply before its executor sleeps (see [Performance](#performance)); `0` turns it off | `50us` |
+//!
+//! An unknown option or a bad value fails when the engine is built, with an
+//! [`ErrorKind::Configuration`](anysql_core::ErrorKind::Configuration) error. An explicit
+//! `journal_mode` the database refuses fails the connection; the default WAL is best effort.
+//!
+//! ```
+//! use anysql_core::{AsyncDriver, ConnectOptions};
+//! use anysql_sqlite::SqliteDriver;
+//!
+//! let driver = SqliteDriver::new();
+//! for url in ["sqlite:data.db", "sqlite:///tmp/app.db?mode=ro", "sqlite::memory:?foreign_keys=off"] {
+//!     driver.connector(&ConnectOptions::parse(url)?)?;
+//! }
+//! let err = driver.connector(&ConnectOptions::parse("sqlite:data.db?mode=readonly")?).unwrap_err();
+//! assert_eq!(err.kind(), anysql_core::ErrorKind::Configuration);
+//! # Ok::<(), anysql_core::Error>(())
+//! ```
+//!
+//! # In-memory databases
+//!
+//! `sqlite::memory:` is one database shared by all the connections of the engine, as a file would
+//! be: a table created on one pooled connection is seen by the others. It lives as long as the
+//! engine. Under the hood it is SQLite's `memdb` VFS under a name unique to the engine
+//! (`file:/anysql-mem-<pid>-<n>?vfs=memdb`), so connections lock it as they would a file and
+//! `busy_timeout` applies between them: writers take turns instead of failing. It cannot use WAL, so
+//! a writer and readers exclude each other for the duration of a write transaction.
+//!
+//! # How it works
+//!
+//! Each connection owns a dedicated OS thread (named `anysql-sqlite`) holding the
+//! `rusqlite::Connection`; the async side sends it commands over a channel and awaits replies on a
+//! one-shot. No executor is involved, so the driver behaves the same on every runtime.
+//!
+//! - Results come back in one message (`fetch_all`) or, for `fetch`, in chunks of 256 rows with at
+//!   most two chunks queued: the worker waits while the consumer is behind, so a result of any size
+//!   streams in bounded memory. Dropping the stream stops the query and resets the statement.
+//! - Statements are prepared through rusqlite's LRU statement cache (`statement_cache_capacity`).
+//! - `$1, $2, …` placeholders are rewritten to `?1, ?2, …`; SQLite's own `?`, `?N` and `:name` work
+//!   too (bound by position). A wrong number of parameters is an
+//!   [`ErrorKind::Parameter`](anysql_core::ErrorKind::Parameter) error.
+//! - `execute` without parameters runs a script of several statements.
+//! - `execute_many` prepares once and runs every parameter set in one command on the worker,
+//!   atomically: inside a transaction (a savepoint within the caller's transaction).
+//! - A panic on the worker (in `run_sync` code, say) becomes an
+//!   [`ErrorKind::Panic`](anysql_core::ErrorKind::Panic) error; any open transaction is rolled back
+//!   and the thread goes on serving.
+//! - Cancellation: if the future of a statement is dropped before the worker starts it, the worker
+//!   skips it; if the statement is running in autocommit mode, it is interrupted
+//!   (`sqlite3_interrupt`); in a transaction it runs to its end, so that the transaction survives.
+//!   [`Connection::cancel_handle`](anysql_core::Connection::cancel_handle) interrupts the running
+//!   statement from anywhere.
+//! - If SQLite rolls back a transaction by itself (an interrupt, a full disk, …), further
+//!   statements in it fail with `SQLITE_ABORT_ROLLBACK` until it is rolled back, so nothing runs in
+//!   autocommit mode by mistake.
+//!
+//! Values: `NULL`, `INTEGER` (`Value::Int`), `REAL` (`Value::Float`), `TEXT` and `BLOB` are read by
+//! each cell's storage class; `Value::Bool` is stored as the integer 0 or 1. Errors from SQLite carry
+//! the extended result code name as [`Error::code`](anysql_core::Error::code)
+//! (`SQLITE_CONSTRAINT_UNIQUE`, …) and a constraint kind; `SQLITE_BUSY` and `SQLITE_LOCKED` are
+//! [retryable](anysql_core::Error::is_retryable).
+//!
+//! # The `run_sync` escape hatch
+//!
+//! ```
+//! use anysql_sqlite::{from_rusqlite, SqliteConnectionExt};
+//!
+//! async fn sqlite_version(conn: &mut anysql_core::Connection) -> Result<String, anysql_core::Error> {
+//!     conn.run_sync(|c| c.query_row("SELECT sqlite_version()", [], |r| r.get(0)).map_err(from_rusqlite))
+//!         .await?
+//! }
+//! ```
+//!
+//! # Performance
+//!
+//! The round trip to the worker thread is the cost every async SQLite binding pays. Measured on a
+//! 2-core machine (`cargo run --release -p anysql-sqlite --example point_select`), a point select by
+//! primary key takes the worker itself about as long as raw rusqlite does (≈3 µs); what costs is
+//! the awaiting executor thread going to sleep and being woken when the reply lands (8–10 µs).
+//! So the reply future busy-polls: while the reply is not there it wakes its own task and returns
+//! `Pending` (a yield; other tasks run meanwhile) for up to `busy_poll` (50 µs) after the request,
+//! and only then parks. The budget is adaptive: each connection keeps a moving average of its reply
+//! times and stops busy-polling while that exceeds twice the budget, so connections running slow
+//! queries do not burn CPU; the worst case is `busy_poll` of CPU per slow query before the average
+//! catches up. The results are in the crate's README section of the workspace benchmarks
+//! (`BENCHMARKS.md`) and in the example's output.
+
+mod connection;
+mod error;
+mod options;
+mod reply;
+mod sql;
+mod statements;
+mod value;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use anysql_core::{AsyncDriver, ConnectOptions, Connector, DriverConnection, Error, SharedRuntime};
+use async_trait::async_trait;
+
+pub use connection::{SqliteConnection, SqliteConnectionExt};
+pub use rusqlite;
+#[doc(hidden)]
+pub use worker::{PROBE_H, PROBE_N, PROBE_NS};
+
+use options::{Config, Target};
+
+/// The SQLite driver: serves `sqlite:` URLs.
+///
+/// Register it on an engine builder (the `anysql` facade does this when its `sqlite` feature is
+/// on).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SqliteDriver {
+    _private: (),
+}
+
+impl SqliteDriver {
+    /// The driver.
+    pub const fn new() -> Self {
+        SqliteDriver { _private: () }
+    }
+}
+
+impl AsyncDriver for SqliteDriver {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["sqlite"]
+    }
+
+    fn connector(&self, options: &ConnectOptions) -> Result<Arc<dyn Connector>, Error> {
+        let config = Config::from_options(options)?;
+        let keeper = match &config.target {
+            Target::Memory(uri) => Some(Mutex::new(open_keeper(uri)?)),
+            Target::File(_) => None,
+        };
+        Ok(Arc::new(SqliteConnector {
+            config: Arc::new(config),
+            _keeper: keeper,
+        }))
+    }
+}
+
+/// Opens the connection that keeps an engine's in-memory database alive while the pool has none
+/// open.
+fn open_keeper(uri: &str) -> Result<rusqlite::Connection, Error> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    rusqlite::Connection::open_with_flags(uri, flags).map_err(|e| {
+        Error::connection(format!(
+            "cannot create the in-memory sqlite database: {}",
+            from_rusqlite(e)
+        ))
+    })
+}
+
+/// Opens connections to one SQLite database for one engine.
+struct SqliteConnector {
+    config: Arc<Config>,
+    /// For `sqlite::memory:`: a connection held for the engine's lifetime, so that the database
+    /// outlives the pool's connections. Never used; the mutex only makes it `Sync`.
+    _keeper: Option<Mutex<rusqlite::Connection>>,
+}
+
+impl fmt::Debug for SqliteConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteConnector")
+            .field("database", &format_args!("{}", self.config.describe()))
+            .field("mode", &self.config.mode_str())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Connector for SqliteConnector {
+    async fn connect(&self, runtime: &SharedRuntime) -> Result<Box<dyn DriverConnection>, Error> {
+        let conn = SqliteConnection::connect(Arc::clone(&self.config), Arc::clone(runtime)).await?;
+        Ok(Box::new(conn))
+    }
+}
+
+/// Converts a rusqlite error into anysql's [`Error`], as the driver does: SQLite errors become
+/// [`ErrorKind::Database`](anysql_core::ErrorKind::Database) errors with their extended code name,
+/// conversion errors become decode or parameter errors. Handy inside `run_sync` closures.
+pub fn from_rusqlite(error: rusqlite::Error) -> Error {
+    error::from_rusqlite(error)
+}

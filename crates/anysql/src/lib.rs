@@ -1,1 +1,221 @@
-//! placeholder
+//! One async SQL API for every executor: tokio, smol and async-std, over SQLite and PostgreSQL.
+//!
+//! The same code runs on every executor and every database: moving between executors is a feature
+//! flag, and moving between databases is a URL.
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `runtime-tokio` (default) | [`runtime::TokioRuntime`] |
+//! | `runtime-smol` | [`runtime::SmolRuntime`] |
+//! | `runtime-async-std` | [`runtime::AsyncStdRuntime`] |
+//! | `sqlite` (default) | `sqlite:` URLs, over rusqlite with a bundled SQLite ([`sqlite`]) |
+//! | `postgres` | `postgres://` URLs, over tokio-postgres ([`postgres`]) |
+//!
+//! A library should depend on `anysql` with `default-features = false` and take an [`Engine`]: it
+//! then never picks an executor or a database, and its users do.
+//!
+//! # Examples
+//!
+//! ```
+//! # #[cfg(all(feature = "sqlite", feature = "runtime-tokio"))]
+//! # fn main() -> Result<(), anysql::Error> {
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let engine = anysql::create_async_engine("sqlite::memory:")?;
+//! let mut conn = engine.acquire().await?;
+//! conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)", ()).await?;
+//!
+//! let mut tx = conn.begin().await?;
+//! tx.execute("INSERT INTO people (name) VALUES ($1), ($2)", ("Ada", "Grace")).await?;
+//! tx.commit().await?;
+//!
+//! let people: Vec<(i64, String)> =
+//!     conn.fetch_all_as("SELECT id, name FROM people ORDER BY id", ()).await?;
+//! assert_eq!(people, [(1, "Ada".to_string()), (2, "Grace".to_string())]);
+//! # Ok(())
+//! # })
+//! # }
+//! # #[cfg(not(all(feature = "sqlite", feature = "runtime-tokio")))]
+//! # fn main() {}
+//! ```
+//!
+//! # Choosing the runtime
+//!
+//! [`create_async_engine`] uses the runtime the caller is running on: tokio when called inside a
+//! tokio runtime, async-std inside an async-std task, else smol. [`Engine::builder`] lets you pass
+//! one explicitly, which always wins. With no runtime feature, building an engine fails with
+//! [`ErrorKind::NoRuntime`] unless you pass a runtime.
+
+
+use std::fmt;
+use std::ops::Deref;
+
+pub use anysql_core::{
+    CancelHandle, Columns, Connection, ConstraintKind, DatabaseError, Error, ErrorKind, FromRow,
+    FromValue, IsolationLevel, Params, PoolMetrics, PoolOptions, PoolStatus, Result, Row, RowIndex,
+    Rows, ToValue, Transaction, TransactionOptions, Value,
+};
+
+/// The traits and types a runtime or driver author needs.
+pub use anysql_core as core;
+
+/// Executors: the [`Runtime`](runtime::Runtime) trait and the compiled-in implementations.
+pub mod runtime {
+    pub use anysql_core::runtime::*;
+
+    #[cfg(feature = "runtime-async-std")]
+    pub use anysql_async_std::AsyncStdRuntime;
+    #[cfg(feature = "runtime-smol")]
+    pub use anysql_smol::SmolRuntime;
+    #[cfg(feature = "runtime-tokio")]
+    pub use anysql_tokio::TokioRuntime;
+
+    use anysql_core::Error;
+
+    /// Finds the runtime the caller is running on, among those compiled in: tokio inside a tokio
+    /// runtime, async-std inside an async-std task, else smol (whose reactor runs on its own
+    /// thread, so it serves any caller).
+    pub fn detect() -> Result<SharedRuntime, Error> {
+        #[cfg(feature = "runtime-tokio")]
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Ok(std::sync::Arc::new(TokioRuntime::current()?));
+        }
+        #[cfg(feature = "runtime-async-std")]
+        if AsyncStdRuntime::is_current() {
+            return Ok(std::sync::Arc::new(AsyncStdRuntime::new()));
+        }
+        #[cfg(feature = "runtime-smol")]
+        return Ok(std::sync::Arc::new(SmolRuntime::new()));
+        #[cfg(all(not(feature = "runtime-smol"), feature = "runtime-async-std"))]
+        return Ok(std::sync::Arc::new(AsyncStdRuntime::new()));
+        #[cfg(all(not(feature = "runtime-smol"), not(feature = "runtime-async-std")))]
+        Err(no_runtime())
+    }
+
+    #[cfg(all(not(feature = "runtime-smol"), not(feature = "runtime-async-std")))]
+    fn no_runtime() -> Error {
+        use anysql_core::ErrorKind;
+        if cfg!(feature = "runtime-tokio") {
+            Error::new(
+                ErrorKind::NoRuntime,
+                "no tokio runtime is running: create the engine from inside a tokio runtime, or pass \
+                 one with Engine::builder(url).runtime(..)",
+            )
+        } else {
+            Error::new(
+                ErrorKind::NoRuntime,
+                "no async runtime is compiled in: enable one of the anysql features runtime-tokio, \
+                 runtime-smol or runtime-async-std, or pass one with Engine::builder(url).runtime(..)",
+            )
+        }
+    }
+}
+
+/// The SQLite driver (`sqlite:` URLs) and its `run_sync` escape hatch.
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    pub use anysql_sqlite::*;
+}
+
+/// The PostgreSQL driver (`postgres://` URLs).
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use anysql_postgres::*;
+}
+
+/// A pool of connections to one database, on one runtime: the entry point of anysql.
+///
+/// It derefs to [`anysql_core::Engine`], where the query methods live: [`acquire`], [`begin`],
+/// [`execute`], [`fetch_all`], [`status`], [`close`] and more. Cheap to clone: clones share the
+/// pool.
+///
+/// [`acquire`]: anysql_core::Engine::acquire
+/// [`begin`]: anysql_core::Engine::begin
+/// [`execute`]: anysql_core::Engine::execute
+/// [`fetch_all`]: anysql_core::Engine::fetch_all
+/// [`status`]: anysql_core::Engine::status
+/// [`close`]: anysql_core::Engine::close
+#[derive(Clone)]
+pub struct Engine(anysql_core::Engine);
+
+/// Builds an [`Engine`]; from [`Engine::builder`].
+pub type EngineBuilder = anysql_core::EngineBuilder<Engine>;
+
+impl Engine {
+    /// A builder for `url` that knows the compiled-in drivers and finds the running runtime.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sqlite", feature = "runtime-smol"))]
+    /// # smol::block_on(async {
+    /// use std::time::Duration;
+    ///
+    /// let engine = anysql::Engine::builder("sqlite::memory:")
+    ///     .runtime(anysql::runtime::SmolRuntime::new())
+    ///     .max_size(4)
+    ///     .acquire_timeout(Duration::from_secs(5))
+    ///     .build()?;
+    /// assert_eq!(engine.fetch_scalar::<i64>("SELECT $1 + 1", (41,)).await?, 42);
+    /// # Ok::<(), anysql::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn builder(url: &str) -> EngineBuilder {
+        let builder = EngineBuilder::new(url).default_runtime(runtime::detect);
+        #[cfg(feature = "sqlite")]
+        let builder = builder.driver(anysql_sqlite::SqliteDriver::default());
+        #[cfg(feature = "postgres")]
+        let builder = builder.driver(anysql_postgres::PostgresDriver::default());
+        builder
+    }
+
+    /// The engine as the core type, for code written against `anysql-core`.
+    pub fn into_core(self) -> anysql_core::Engine {
+        self.0
+    }
+}
+
+impl From<anysql_core::Engine> for Engine {
+    fn from(engine: anysql_core::Engine) -> Self {
+        Engine(engine)
+    }
+}
+
+impl Deref for Engine {
+    type Target = anysql_core::Engine;
+
+    fn deref(&self) -> &anysql_core::Engine {
+        &self.0
+    }
+}
+
+impl AsRef<anysql_core::Engine> for Engine {
+    fn as_ref(&self) -> &anysql_core::Engine {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Builds an [`Engine`] for `url` on the runtime the caller is running on.
+///
+/// No connection is opened until the first query. URLs: `sqlite:data.db`, `sqlite://data.db`,
+/// `sqlite:///absolute/path.db`, `sqlite::memory:`, `postgres://user:password@host:5432/db`; pool
+/// options go in the query string (`?max_size=4`).
+///
+/// Fails with [`ErrorKind::Configuration`] for a malformed URL, an unknown scheme or a driver that is
+/// not compiled in, and with [`ErrorKind::NoRuntime`] when no runtime can be found.
+pub fn create_async_engine(url: &str) -> Result<Engine> {
+    Engine::builder(url).build()
+}
+
+/// The common imports: `use anysql::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        create_async_engine, Connection, Engine, Error, ErrorKind, FromRow, FromValue, Row, ToValue,
+        Transaction, Value,
+    };
+    #[cfg(feature = "sqlite")]
+    pub use anysql_sqlite::SqliteConnectionExt as _;
+}

@@ -1,0 +1,464 @@
+//! anysql on tokio (multi-thread, 2 workers), smol and async-std: the same workload code for every
+//! runtime. Each repetition runs as a task spawned on the runtime, as application code would.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anysql::{Engine, Error};
+use futures_lite::StreamExt;
+
+use crate::common::{us_per, Bench, Db, M1Args, RepResult, Sizes, Workload};
+use crate::raw_pg::PgTables;
+use crate::raw_sqlite;
+
+/// The pool size of the PostgreSQL engine (P2 runs 64 tasks on it). 8 is what sqlx gets, and 16
+/// measured no better here (2 cores shared with the server).
+pub const PG_MAX_SIZE: usize = 8;
+
+type Tuple = (i64, String, f64);
+
+// The SQLite statements in anysql's one placeholder style (`$n`, rewritten by the driver).
+const SELECT_ONE: &str = "SELECT id, name, v FROM t WHERE id = $1";
+const INSERT: &str = "INSERT INTO t_ins (id, name, v) VALUES ($1, $2, $3)";
+const INSERT_AUTO: &str = "INSERT INTO t_ins (name, v) VALUES ($1, $2)";
+
+/// An executor to run workload tasks on.
+#[derive(Clone, Debug)]
+pub enum Spawner {
+    /// A tokio multi-thread runtime.
+    Tokio(tokio::runtime::Handle),
+    /// smol's global executor.
+    Smol,
+    /// async-std's global executor.
+    AsyncStd,
+}
+
+/// A spawned task.
+pub enum Task<T> {
+    /// On tokio.
+    Tokio(tokio::task::JoinHandle<T>),
+    /// On smol.
+    Smol(smol::Task<T>),
+    /// On async-std.
+    AsyncStd(async_std::task::JoinHandle<T>),
+}
+
+impl<T> Task<T> {
+    /// Waits for the task's output.
+    pub async fn join(self) -> T {
+        match self {
+            Task::Tokio(handle) => handle.await.expect("task panicked"),
+            Task::Smol(task) => task.await,
+            Task::AsyncStd(handle) => handle.await,
+        }
+    }
+}
+
+impl Spawner {
+    /// The implementation name for this runtime.
+    pub fn impl_name(&self) -> &'static str {
+        match self {
+            Spawner::Tokio(_) => "anysql-tokio",
+            Spawner::Smol => "anysql-smol",
+            Spawner::AsyncStd => "anysql-async-std",
+        }
+    }
+
+    /// Parses an implementation name; tokio gets a new 2-worker runtime, returned alongside.
+    pub fn for_impl(name: &str) -> Option<(Spawner, Option<tokio::runtime::Runtime>)> {
+        Some(match name {
+            "anysql-tokio" => {
+                let rt = tokio_runtime();
+                (Spawner::Tokio(rt.handle().clone()), Some(rt))
+            }
+            "anysql-smol" => (Spawner::Smol, None),
+            "anysql-async-std" => (Spawner::AsyncStd, None),
+            _ => return None,
+        })
+    }
+
+    /// Spawns `fut` on the executor.
+    pub fn spawn<F>(&self, fut: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self {
+            Spawner::Tokio(handle) => Task::Tokio(handle.spawn(fut)),
+            Spawner::Smol => Task::Smol(smol::spawn(fut)),
+            Spawner::AsyncStd => Task::AsyncStd(async_std::task::spawn(fut)),
+        }
+    }
+
+    /// Spawns `fut` on the executor and blocks this thread until it is done.
+    pub fn block_on<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let task = self.spawn(fut);
+        match self {
+            Spawner::Tokio(handle) => handle.block_on(task.join()),
+            Spawner::Smol => smol::block_on(task.join()),
+            Spawner::AsyncStd => async_std::task::block_on(task.join()),
+        }
+    }
+
+    /// An engine for `url` on this executor.
+    pub fn engine(&self, url: &str, max_size: usize) -> Result<Engine, Error> {
+        let builder = Engine::builder(url).max_size(max_size);
+        let builder = match self {
+            Spawner::Tokio(handle) => {
+                builder.runtime(anysql::runtime::TokioRuntime::from_handle(handle.clone()))
+            }
+            Spawner::Smol => builder.runtime(anysql::runtime::SmolRuntime::new()),
+            Spawner::AsyncStd => builder.runtime(anysql::runtime::AsyncStdRuntime::new()),
+        };
+        builder.build()
+    }
+}
+
+/// A tokio multi-thread runtime with 2 workers.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// anysql on one runtime.
+#[derive(Debug)]
+pub struct AnysqlBench {
+    spawner: Spawner,
+    sqlite: Option<Engine>,
+    pg: Option<(Engine, Arc<PgSql>)>,
+    s_rows: Arc<Vec<Tuple>>,
+    p_rows: Arc<Vec<Tuple>>,
+}
+
+/// The PostgreSQL statements, with this run's table names.
+#[derive(Debug)]
+struct PgSql {
+    select_one: String,
+    select_all: String,
+    insert: String,
+    clear: String,
+}
+
+impl AnysqlBench {
+    /// Engines for the SQLite file at `sqlite_path` and, if given, PostgreSQL at `pg`. A PostgreSQL
+    /// engine that cannot be built is left out, and the reason returned beside the bench.
+    pub fn new(
+        spawner: Spawner,
+        sqlite_path: Option<&std::path::Path>,
+        pg: Option<(&str, &PgTables)>,
+        sizes: &Sizes,
+    ) -> Result<(AnysqlBench, Vec<String>), Error> {
+        let sqlite = match sqlite_path {
+            // WAL and synchronous=NORMAL are the driver's defaults for a file database; spelled out
+            // here so that the benchmark does not depend on them.
+            Some(path) => Some(spawner.engine(
+                &format!(
+                    "sqlite://{}?journal_mode=wal&synchronous=normal",
+                    path.display()
+                ),
+                8,
+            )?),
+            None => None,
+        };
+        let mut problems = Vec::new();
+        let pg = match pg.map(|(url, tables)| (spawner.engine(url, PG_MAX_SIZE), tables)) {
+            Some((Ok(engine), tables)) => Some((
+                engine,
+                Arc::new(PgSql {
+                    select_one: tables.select_one(),
+                    select_all: tables.select_all(),
+                    insert: tables.insert(),
+                    clear: tables.clear(),
+                }),
+            )),
+            Some((Err(e), _)) => {
+                problems.push(format!(
+                    "{}: no PostgreSQL engine: {e}",
+                    spawner.impl_name()
+                ));
+                None
+            }
+            None => None,
+        };
+        let bench = AnysqlBench {
+            spawner,
+            sqlite,
+            pg,
+            s_rows: Arc::new(crate::common::rows(sizes.s_rows)),
+            p_rows: Arc::new(crate::common::rows(sizes.p_rows)),
+        };
+        Ok((bench, problems))
+    }
+
+    fn run<F>(&self, fut: F) -> RepResult
+    where
+        F: Future<Output = Result<Vec<(&'static str, f64)>, Error>> + Send + 'static,
+    {
+        self.spawner.block_on(fut).map_err(|e| e.to_string())
+    }
+
+    /// Closes the engines.
+    pub fn close(&self) {
+        let engines: Vec<Engine> = self
+            .sqlite
+            .iter()
+            .cloned()
+            .chain(self.pg.iter().map(|(e, _)| e.clone()))
+            .collect();
+        self.spawner.block_on(async move {
+            for engine in engines {
+                engine.close().await;
+            }
+        });
+    }
+}
+
+impl Bench for AnysqlBench {
+    fn name(&self) -> &'static str {
+        self.spawner.impl_name()
+    }
+
+    fn rep(&mut self, workload: Workload, sizes: &Sizes) -> Option<RepResult> {
+        if workload.is_postgres() {
+            let (engine, sql) = self.pg.clone()?;
+            let rows = Arc::clone(&self.p_rows);
+            return Some(match workload {
+                Workload::P1 => self.run(p1(engine, sql, rows.len())),
+                Workload::P2 => self.run(p2(
+                    engine,
+                    sql,
+                    rows.len(),
+                    sizes.p2_tasks,
+                    sizes.p2_queries,
+                    self.spawner.clone(),
+                )),
+                Workload::P3 => self.run(p3(engine, sql, sizes.p3_passes)),
+                Workload::P4 => self.run(p4(engine, sql, rows)),
+                _ => unreachable!(),
+            });
+        }
+        let engine = self.sqlite.clone()?;
+        let rows = Arc::clone(&self.s_rows);
+        Some(match workload {
+            Workload::S1 => self.run(s1(engine, rows.len())),
+            Workload::S2 => self.run(s2(engine, rows)),
+            Workload::S3 => self.run(s3(engine, rows)),
+            Workload::S4 => self.run(s4(engine, sizes.s4_passes)),
+            Workload::S5 => self.run(s5(engine, rows.len(), sizes.s5, self.spawner.clone())),
+            _ => return None,
+        })
+    }
+
+    fn note(&self, workload: Workload) -> String {
+        match workload {
+            Workload::S3 => "conn.execute_many in a transaction".to_owned(),
+            Workload::S5 => "5 tasks, one pooled connection each".to_owned(),
+            Workload::P2 => format!("engine.fetch_one per query, pool max_size {PG_MAX_SIZE}"),
+            _ => "one pooled connection, acquired before the clock starts".to_owned(),
+        }
+    }
+}
+
+async fn s1(engine: Engine, n: usize) -> Result<Vec<(&'static str, f64)>, Error> {
+    let mut conn = engine.acquire().await?;
+    let started = Instant::now();
+    for i in 0..n {
+        let id = i as i64 + 1;
+        let row: Tuple = conn.fetch_one_as(SELECT_ONE, (id,)).await?;
+        black_box(row);
+    }
+    Ok(vec![("S1", us_per(started.elapsed(), n))])
+}
+
+async fn s2(engine: Engine, rows: Arc<Vec<Tuple>>) -> Result<Vec<(&'static str, f64)>, Error> {
+    let mut conn = engine.acquire().await?;
+    conn.execute(raw_sqlite::CLEAR, ()).await?;
+    let started = Instant::now();
+    let mut tx = conn.begin().await?;
+    for (id, name, v) in rows.iter() {
+        tx.execute(INSERT, (id, name.as_str(), v)).await?;
+    }
+    tx.commit().await?;
+    Ok(vec![("S2", us_per(started.elapsed(), rows.len()))])
+}
+
+async fn s3(engine: Engine, rows: Arc<Vec<Tuple>>) -> Result<Vec<(&'static str, f64)>, Error> {
+    let mut conn = engine.acquire().await?;
+    conn.execute(raw_sqlite::CLEAR, ()).await?;
+    let started = Instant::now();
+    let mut tx = conn.begin().await?;
+    tx.execute_many(
+        INSERT,
+        rows.iter().map(|(id, name, v)| (id, name.as_str(), v)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(vec![("S3", us_per(started.elapsed(), rows.len()))])
+}
+
+async fn s4(engine: Engine, passes: usize) -> Result<Vec<(&'static str, f64)>, Error> {
+    let mut conn = engine.acquire().await?;
+    let started = Instant::now();
+    let mut total = 0;
+    for _ in 0..passes {
+        let all: Vec<Tuple> = conn.fetch_all_as(raw_sqlite::SELECT_ALL, ()).await?;
+        total += all.len();
+        black_box(all);
+    }
+    Ok(vec![("S4", us_per(started.elapsed(), total))])
+}
+
+async fn s5(
+    engine: Engine,
+    n: usize,
+    duration: Duration,
+    spawner: Spawner,
+) -> Result<Vec<(&'static str, f64)>, Error> {
+    let mut conns = Vec::new();
+    for _ in 0..5 {
+        conns.push(engine.acquire().await?);
+    }
+    let mut writer = conns.pop().expect("five connections");
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut readers = Vec::new();
+    for (k, mut conn) in conns.into_iter().enumerate() {
+        readers.push(spawner.spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(k as u64);
+            let mut count = 0u64;
+            while Instant::now() < deadline {
+                let id = rng.i64(1..=n as i64);
+                let row: Tuple = conn.fetch_one_as(SELECT_ONE, (id,)).await?;
+                black_box(row);
+                count += 1;
+            }
+            Ok::<u64, Error>(count)
+        }));
+    }
+    let write = spawner.spawn(async move {
+        let mut count = 0u64;
+        while Instant::now() < deadline {
+            writer.execute(INSERT_AUTO, ("w", 1.5)).await?;
+            count += 1;
+        }
+        Ok::<u64, Error>(count)
+    });
+    let mut reads = 0;
+    for reader in readers {
+        reads += reader.join().await?;
+    }
+    let writes = write.join().await?;
+    let secs = started.elapsed().as_secs_f64();
+    Ok(vec![
+        ("S5r", reads as f64 / secs),
+        ("S5w", writes as f64 / secs),
+    ])
+}
+
+async fn p1(engine: Engine, sql: Arc<PgSql>, n: usize) -> Result<Vec<(&'static str, f64)>, Error> {
+    let mut conn = engine.acquire().await?;
+    let started = Instant::now();
+    for i in 0..n {
+        let id = i as i64 + 1;
+        let row: Tuple = conn.fetch_one_as(&sql.select_one, (id,)).await?;
+        black_box(row);
+    }
+    Ok(vec![("P1", us_per(started.elapsed(), n))])
+}
+
+async fn p2(
+    engine: Engine,
+    sql: Arc<PgSql>,
+    n: usize,
+    tasks: usize,
+    queries: usize,
+    spawner: Spawner,
+) -> Result<Vec<(&'static str, f64)>, Error> {
+    let started = Instant::now();
+    let mut handles = Vec::with_capacity(tasks);
+    for k in 0..tasks {
+        let (engine, sql) = (engine.clone(), Arc::clone(&sql));
+        handles.push(spawner.spawn(async move {
+            for j in 0..queries {
+                let id = ((k * queries + j) % n) as i64 + 1;
+                let row: Tuple = engine.fetch_one(&sql.select_one, (id,)).await?.decode()?;
+                black_box(row);
+            }
+            Ok::<(), Error>(())
+        }));
+    }
+    for handle in handles {
+        handle.join().await?;
+    }
+    Ok(vec![("P2", us_per(started.elapsed(), tasks * queries))])
+}
+
+async fn p3(
+    engine: Engine,
+    sql: Arc<PgSql>,
+    passes: usize,
+) -> Result<Vec<(&'static str, f64)>, Error> {
+    let mut conn = engine.acquire().await?;
+    let started = Instant::now();
+    let mut total = 0;
+    for _ in 0..passes {
+        let all: Vec<Tuple> = conn.fetch_all_as(&sql.select_all, ()).await?;
+        total += all.len();
+        black_box(all);
+    }
+    Ok(vec![("P3", us_per(started.elapsed(), total))])
+}
+
+async fn p4(
+    engine: Engine,
+    sql: Arc<PgSql>,
+    rows: Arc<Vec<Tuple>>,
+) -> Result<Vec<(&'static str, f64)>, Error> {
+    let mut conn = engine.acquire().await?;
+    conn.execute(&sql.clear, ()).await?;
+    let started = Instant::now();
+    let mut tx = conn.begin().await?;
+    for (id, name, v) in rows.iter() {
+        tx.execute(&sql.insert, (id, name.as_str(), v)).await?;
+    }
+    tx.commit().await?;
+    Ok(vec![("P4", us_per(started.elapsed(), rows.len()))])
+}
+
+/// M1 with anysql: `conn.fetch` consumed as a stream, on the runtime named by `args.imp`.
+pub fn m1(args: &M1Args) -> Result<(), String> {
+    let base = crate::common::rss_mb("VmRSS");
+    let (spawner, _runtime) = Spawner::for_impl(&args.imp)
+        .ok_or_else(|| format!("unknown implementation `{}`", args.imp))?;
+    let url = match args.db {
+        Db::Sqlite => "sqlite::memory:".to_owned(),
+        Db::Postgres => args.pg_url.clone(),
+    };
+    let engine = spawner.engine(&url, 1).map_err(|e| e.to_string())?;
+    let sql = args.db.m1_sql(args.rows);
+    let started = Instant::now();
+    let count = spawner
+        .block_on(async move {
+            let mut conn = engine.acquire().await?;
+            let mut rows = conn.fetch(&sql, ());
+            let mut count = 0;
+            while let Some(row) = rows.next().await {
+                let row: Tuple = row?.decode()?;
+                black_box(row);
+                count += 1;
+            }
+            Ok::<usize, Error>(count)
+        })
+        .map_err(|e| e.to_string())?;
+    crate::common::m1_print(count, base, started.elapsed());
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! `anysql-benches`: the benchmark harness (workloads and targets: `docs/benchmarks.md`).
+//!
+//! It measures, in one process run, raw rusqlite (synchronous, S*), raw tokio-postgres (tokio
+//! multi-thread runtime with 2 workers, the connection spawned, P*) and anysql on tokio, smol and
+//! async-std (every workload). The peers (sqlx, tokio-rusqlite) live in `benches/peers`, their own
+//! workspace, because sqlx-sqlite links another `libsqlite3-sys`; `cargo xtask bench` runs both
+//! binaries and then this one's `report` to print one table.
+//!
+//! ```text
+//! anysql-benches run [--quick] [--only S1,P1] [--json path] [--no-pg] [--impls raw,…]   measure, print progress, write JSON
+//! anysql-benches m1 <sqlite|pg> <impl> [--quick]              one M1 child (fresh process, peak RSS)
+//! anysql-benches report --input a.json [--input b.json] [--json out.json] [--svg chart.svg]
+//! ```
+//!
+//! PostgreSQL comes from `ANYSQL_PG_URL`, else `postgres://root@127.0.0.1:5432/test`; this run's
+//! tables have a unique name and are dropped at the end.
+
+mod common;
+mod raw_pg;
+mod raw_sqlite;
+mod report;
+
+#[cfg(feature = "anysql")]
+mod anysql_bench;
+
+use std::process::ExitCode;
+
+use common::{measure, measure_m1, Bench, Db, M1Args, Output, RunArgs, Sizes, Workload};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => RunArgs::parse(&args[1..]).and_then(run),
+        Some("m1") => M1Args::parse(&args[1..]).and_then(|m1| m1_child(&m1)),
+        Some("report") => report::main(&args[1..]),
+        _ => Err("usage: anysql-benches run [--quick] [--only S1,P1] [--json path] [--no-pg] [--impls raw,…]\n       \
+                  anysql-benches m1 <sqlite|pg> <impl> [--quick]\n       \
+                  anysql-benches report --input a.json [--input b.json] [--json out.json] [--svg chart.svg]"
+            .to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The implementations this binary measures for M1, besides `raw`.
+#[cfg(feature = "anysql")]
+const ANYSQL_IMPLS: &[&str] = &["anysql-tokio", "anysql-smol", "anysql-async-std"];
+#[cfg(not(feature = "anysql"))]
+const ANYSQL_IMPLS: &[&str] = &[];
+
+fn m1_child(args: &M1Args) -> Result<(), String> {
+    match (args.db, args.imp.as_str()) {
+        (Db::Sqlite, "raw") => raw_sqlite::m1(args),
+        (Db::Postgres, "raw") => raw_pg::m1(args),
+        #[cfg(feature = "anysql")]
+        (_, imp) if ANYSQL_IMPLS.contains(&imp) => anysql_bench::m1(args),
+        (_, imp) => Err(format!("unknown implementation `{imp}`")),
+    }
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    let sizes = Sizes::new(args.quick);
+    let mut out = Output::new("anysql-benches", args.quick, sizes.clone());
+    out.settings
+        .push(("sqlite_version".into(), rusqlite::version().to_owned()));
+    out.settings.push(("tokio_workers".into(), "2".into()));
+    #[cfg(feature = "anysql")]
+    out.settings.push((
+        "anysql_pg_max_size".into(),
+        anysql_bench::PG_MAX_SIZE.to_string(),
+    ));
+    #[cfg(not(feature = "anysql"))]
+    out.note("built without the `anysql` feature: only the raw drivers are measured");
+
+    // One tokio runtime (multi-thread, 2 workers) for raw tokio-postgres and anysql on tokio.
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
+
+    let selected = |postgres: bool| -> Vec<Workload> {
+        Workload::ALL
+            .into_iter()
+            .filter(|w| *w != Workload::M1 && w.is_postgres() == postgres && args.selected(*w))
+            .collect()
+    };
+    let (sqlite_workloads, pg_workloads) = (selected(false), selected(true));
+
+    let dir = std::env::temp_dir().join(format!("anysql-benches-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let sqlite_path = if sqlite_workloads.is_empty() {
+        None
+    } else {
+        eprintln!("SQLite: {} rows in {}", sizes.s_rows, dir.display());
+        Some(
+            raw_sqlite::create_database(&dir, sizes.s_rows)
+                .map_err(|e| format!("SQLite setup: {e}"))?,
+        )
+    };
+
+    let tables = raw_pg::PgTables::new(&common::unique_table_prefix("main"));
+    let pg_url = args.pg_url.clone().unwrap_or_default();
+    if args.pg_url.is_none() && !pg_workloads.is_empty() {
+        out.note("PostgreSQL workloads skipped: --no-pg");
+    }
+    let mut raw_pg =
+        if args.pg_url.is_none() || (pg_workloads.is_empty() && !args.selected(Workload::M1)) {
+            None
+        } else {
+            match raw_pg::RawPg::setup(tokio.handle(), &pg_url, tables.clone(), sizes.p_rows) {
+                Ok(pg) => {
+                    eprintln!(
+                        "PostgreSQL: {} (tables {}, {})",
+                        common::redact(&pg_url),
+                        tables.t,
+                        tables.ins
+                    );
+                    Some(pg)
+                }
+                Err(e) => {
+                    out.note(format!(
+                        "PostgreSQL workloads skipped: cannot use {}: {e}",
+                        common::redact(&pg_url)
+                    ));
+                    None
+                }
+            }
+        };
+
+    let result = (|| {
+        #[cfg(feature = "anysql")]
+        let mut anysql: Vec<anysql_bench::AnysqlBench> = {
+            use anysql_bench::{AnysqlBench, Spawner};
+            let mut benches = Vec::new();
+            for spawner in [
+                Spawner::Tokio(tokio.handle().clone()),
+                Spawner::Smol,
+                Spawner::AsyncStd,
+            ] {
+                let name = spawner.impl_name();
+                let pg = raw_pg.as_ref().map(|_| (pg_url.as_str(), &tables));
+                match AnysqlBench::new(spawner, sqlite_path.as_deref(), pg, &sizes) {
+                    Ok((bench, problems)) => {
+                        benches.push(bench);
+                        problems.into_iter().for_each(|p| out.note(p));
+                    }
+                    Err(e) => out.note(format!("{name}: cannot build the engines: {e}")),
+                }
+            }
+            benches
+        };
+
+        if let Some(path) = &sqlite_path {
+            let mut raw =
+                raw_sqlite::RawSqlite::new(path, sizes.s_rows).map_err(|e| e.to_string())?;
+            for &workload in &sqlite_workloads {
+                eprintln!("{}", workload.id());
+                let mut benches: Vec<&mut dyn Bench> = vec![&mut raw];
+                #[cfg(feature = "anysql")]
+                benches.extend(anysql.iter_mut().map(|b| b as &mut dyn Bench));
+                measure(&mut out, workload, &sizes, &mut args.filter(benches));
+            }
+        }
+        if let Some(raw) = raw_pg.as_mut() {
+            for &workload in &pg_workloads {
+                eprintln!("{}", workload.id());
+                let mut benches: Vec<&mut dyn Bench> = vec![raw];
+                #[cfg(feature = "anysql")]
+                benches.extend(anysql.iter_mut().map(|b| b as &mut dyn Bench));
+                measure(&mut out, workload, &sizes, &mut args.filter(benches));
+            }
+        }
+        #[cfg(feature = "anysql")]
+        for bench in &anysql {
+            bench.close();
+        }
+
+        if args.selected(Workload::M1) {
+            let imps: Vec<&'static str> = std::iter::once("raw")
+                .chain(ANYSQL_IMPLS.iter().copied())
+                .collect();
+            eprintln!("M1 ({} rows, one child process each)", sizes.m1_rows);
+            measure_m1(&mut out, Db::Sqlite, &imps, args.quick);
+            if raw_pg.is_some() {
+                measure_m1(&mut out, Db::Postgres, &imps, args.quick);
+            }
+        }
+        Ok::<(), String>(())
+    })();
+
+    if let Some(pg) = &raw_pg {
+        if let Err(e) = pg.drop_tables() {
+            out.note(format!("dropping the PostgreSQL tables failed: {e}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+
+    match &args.json {
+        Some(path) => out
+            .write(path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        None => print!("{}", out.to_json()),
+    }
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! The PostgreSQL physical limit: tokio-postgres on a tokio multi-thread runtime (2 workers), with its
+//! `Connection` spawned as its README shows. P2 shares one client between all tasks, which pipelines.
+//! Also creates (and drops) the PostgreSQL tables every implementation of this process reads.
+//!
+//! Shared with the peers binary (through `#[path]`).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_lite::StreamExt;
+use tokio::runtime::Handle;
+use tokio_postgres::{Client, NoTls, Statement};
+
+use crate::common::{us_per, Bench, Db, M1Args, RepResult, Sizes, Workload};
+
+/// This run's tables: `<prefix>_t` (the data) and `<prefix>_ins` (the insert target).
+#[derive(Clone, Debug)]
+pub struct PgTables {
+    /// The table every query reads.
+    pub t: String,
+    /// The table P4 inserts into.
+    pub ins: String,
+}
+
+impl PgTables {
+    /// Tables named after `prefix`.
+    pub fn new(prefix: &str) -> PgTables {
+        PgTables {
+            t: format!("{prefix}_t"),
+            ins: format!("{prefix}_ins"),
+        }
+    }
+
+    /// One point select by primary key.
+    pub fn select_one(&self) -> String {
+        format!("SELECT id, name, v FROM {} WHERE id = $1", self.t)
+    }
+
+    /// The whole table.
+    pub fn select_all(&self) -> String {
+        format!("SELECT id, name, v FROM {}", self.t)
+    }
+
+    /// One row into the insert table.
+    pub fn insert(&self) -> String {
+        format!("INSERT INTO {} (id, name, v) VALUES ($1, $2, $3)", self.ins)
+    }
+
+    /// Empties the insert table (not timed).
+    pub fn clear(&self) -> String {
+        format!("TRUNCATE {}", self.ins)
+    }
+}
+
+/// Connects the README way: `tokio_postgres::connect`, then `tokio::spawn(connection)`.
+pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("connection error: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// tokio-postgres.
+#[derive(Debug)]
+pub struct RawPg {
+    handle: Handle,
+    client: Arc<Client>,
+    tables: PgTables,
+    rows: Arc<Vec<(i64, String, f64)>>,
+    select_one: Statement,
+    select_all: Statement,
+    insert: Statement,
+}
+
+impl RawPg {
+    /// Connects, creates this run's tables with `n` rows in `t`, and prepares the statements.
+    pub fn setup(handle: &Handle, url: &str, tables: PgTables, n: usize) -> Result<RawPg, String> {
+        let url = url.to_owned();
+        let t = tables.clone();
+        let (client, select_one, select_all, insert) = handle
+            .block_on(handle.spawn(async move {
+                let client = connect(&url).await?;
+                client
+                    .batch_execute(&format!(
+                        "CREATE TABLE {t} (id BIGINT PRIMARY KEY, name TEXT, v DOUBLE PRECISION);
+                         CREATE TABLE {ins} (id BIGINT PRIMARY KEY, name TEXT, v DOUBLE PRECISION);
+                         INSERT INTO {t} SELECT g, 'name-' || g, g * 0.25 FROM generate_series(1, {n}) AS g;
+                         ANALYZE {t};",
+                        t = t.t,
+                        ins = t.ins,
+                    ))
+                    .await?;
+                let select_one = client.prepare(&t.select_one()).await?;
+                let select_all = client.prepare(&t.select_all()).await?;
+                let insert = client.prepare(&t.insert()).await?;
+                Ok::<_, tokio_postgres::Error>((client, select_one, select_all, insert))
+            }))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(RawPg {
+            handle: handle.clone(),
+            client: Arc::new(client),
+            tables,
+            rows: Arc::new(crate::common::rows(n)),
+            select_one,
+            select_all,
+            insert,
+        })
+    }
+
+    /// Drops this run's tables.
+    pub fn drop_tables(&self) -> Result<(), String> {
+        let client = Arc::clone(&self.client);
+        let sql = format!(
+            "DROP TABLE IF EXISTS {}, {}",
+            self.tables.t, self.tables.ins
+        );
+        self.handle
+            .block_on(async move { client.batch_execute(&sql).await })
+            .map_err(|e| e.to_string())
+    }
+
+    fn run<F>(&self, fut: F) -> RepResult
+    where
+        F: std::future::Future<Output = Result<Vec<(&'static str, f64)>, tokio_postgres::Error>>
+            + Send
+            + 'static,
+    {
+        match self.handle.block_on(self.handle.spawn(fut)) {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("the task failed: {e}")),
+        }
+    }
+}
+
+fn decode(row: &tokio_postgres::Row) -> (i64, String, f64) {
+    (row.get(0), row.get(1), row.get(2))
+}
+
+impl Bench for RawPg {
+    fn name(&self) -> &'static str {
+        "raw"
+    }
+
+    fn rep(&mut self, workload: Workload, sizes: &Sizes) -> Option<RepResult> {
+        let client = Arc::clone(&self.client);
+        let n = self.rows.len();
+        Some(match workload {
+            Workload::P1 => {
+                let stmt = self.select_one.clone();
+                self.run(async move {
+                    let started = Instant::now();
+                    for i in 0..n {
+                        let id = i as i64 + 1;
+                        black_box(decode(&client.query_one(&stmt, &[&id]).await?));
+                    }
+                    Ok(vec![("P1", us_per(started.elapsed(), n))])
+                })
+            }
+            Workload::P2 => {
+                let stmt = self.select_one.clone();
+                let (tasks, queries) = (sizes.p2_tasks, sizes.p2_queries);
+                self.run(async move {
+                    let started = Instant::now();
+                    let mut handles = Vec::with_capacity(tasks);
+                    for k in 0..tasks {
+                        let (client, stmt) = (Arc::clone(&client), stmt.clone());
+                        handles.push(tokio::spawn(async move {
+                            for j in 0..queries {
+                                let id = ((k * queries + j) % n) as i64 + 1;
+                                black_box(decode(&client.query_one(&stmt, &[&id]).await?));
+                            }
+                            Ok::<(), tokio_postgres::Error>(())
+                        }));
+                    }
+                    for handle in handles {
+                        handle.await.expect("P2 task panicked")?;
+                    }
+                    Ok(vec![("P2", us_per(started.elapsed(), tasks * queries))])
+                })
+            }
+            Workload::P3 => {
+                let stmt = self.select_all.clone();
+                let passes = sizes.p3_passes;
+                self.run(async move {
+                    let started = Instant::now();
+                    let mut total = 0;
+                    for _ in 0..passes {
+                        let rows: Vec<_> =
+                            client.query(&stmt, &[]).await?.iter().map(decode).collect();
+                        total += rows.len();
+                        black_box(rows);
+                    }
+                    Ok(vec![("P3", us_per(started.elapsed(), total))])
+                })
+            }
+            Workload::P4 => {
+                let stmt = self.insert.clone();
+                let clear = self.tables.clear();
+                let rows = Arc::clone(&self.rows);
+                self.run(async move {
+                    client.batch_execute(&clear).await?;
+                    let started = Instant::now();
+                    client.batch_execute("BEGIN").await?;
+                    for (id, name, v) in rows.iter() {
+                        client.execute(&stmt, &[id, name, v]).await?;
+                    }
+                    client.batch_execute("COMMIT").await?;
+                    Ok(vec![("P4", us_per(started.elapsed(), rows.len()))])
+                })
+            }
+            _ => return None,
+        })
+    }
+
+    fn note(&self, workload: Workload) -> String {
+        match workload {
+            Workload::P2 => "one shared client, pipelined".to_owned(),
+            Workload::P4 => {
+                "BEGIN, one prepared execute per row awaited in turn, COMMIT".to_owned()
+            }
+            _ => "prepared statement, connection spawned on tokio (2 workers)".to_owned(),
+        }
+    }
+}
+
+/// M1 with tokio-postgres: `query_raw`, consumed as a stream.
+pub fn m1(args: &M1Args) -> Result<(), String> {
+    assert_eq!(args.db, Db::Postgres);
+    let base = crate::common::rss_mb("VmRSS");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = args.pg_url.clone();
+    let sql = args.db.m1_sql(args.rows);
+    let started = Instant::now();
+    let count = runtime
+        .block_on(runtime.spawn(async move {
+            let client = connect(&url).await?;
+            let stream = client
+                .query_raw(sql.as_str(), std::iter::empty::<i64>())
+                .await?;
+            let mut stream = std::pin::pin!(stream);
+            let mut count = 0;
+            while let Some(row) = stream.next().await {
+                black_box(decode(&row?));
+                count += 1;
+            }
+            Ok::<usize, tokio_postgres::Error>(count)
+        }))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    crate::common::m1_print(count, base, started.elapsed());
+    Ok(())
+}

@@ -1,0 +1,1026 @@
+//! [`PgConnection`]: one PostgreSQL connection, implementing anysql's [`DriverConnection`].
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::num::NonZeroUsize;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anysql_core::{
+    CancelHandle, DatabaseError, DriverConnection, Error, Row, RowStream, SharedRuntime,
+    TransactionOptions, Value,
+};
+use async_trait::async_trait;
+use futures_core::Stream;
+use futures_lite::StreamExt;
+use lru::LruCache;
+use postgres_types::{ToSql, Type};
+use tokio_postgres::{Client, SimpleQueryMessage, Statement};
+
+use crate::cancel::PgCanceller;
+use crate::error::{self, Fate};
+use crate::io::Io;
+use crate::options::DriveMode;
+use crate::sql::{self, SqlInfo, TxnEffect};
+use crate::types::{self, check_params, unnamed_param_type, PgParam, RowPlan};
+
+/// How many statements of an [`execute_many`](DriverConnection::execute_many) batch are in flight at
+/// once.
+const PIPELINE_WINDOW: usize = 256;
+
+/// How long [`reset`](DriverConnection::reset) waits for an interrupted operation to finish by
+/// itself before it sends a cancel request.
+const RESET_GRACE: Duration = Duration::from_millis(50);
+
+/// How long [`close`](DriverConnection::close) waits for the server to acknowledge.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A boxed, sendable future.
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An error before it is mapped: from tokio-postgres, or already an anysql error.
+#[derive(Debug)]
+enum Failure {
+    Pg(tokio_postgres::Error),
+    Any(Error),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Failure::Pg(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Any(e)
+    }
+}
+
+/// A prepared statement and how to decode its rows.
+#[derive(Debug)]
+struct Prepared {
+    statement: Statement,
+    plan: Arc<RowPlan>,
+}
+
+/// The bounded LRU of named prepared statements, keyed by SQL text; `None` in unnamed mode.
+/// An evicted [`Statement`] is dropped, and tokio-postgres then closes it on the server.
+struct Statements {
+    cache: Option<LruCache<String, Arc<Prepared>>>,
+}
+
+impl Statements {
+    fn new(capacity: usize, unnamed: bool) -> Self {
+        let cache = if unnamed {
+            None
+        } else {
+            NonZeroUsize::new(capacity).map(LruCache::new)
+        };
+        Statements { cache }
+    }
+
+    fn unnamed(&self) -> bool {
+        self.cache.is_none()
+    }
+
+    fn len(&self) -> usize {
+        self.cache.as_ref().map_or(0, LruCache::len)
+    }
+
+    /// Drops the statements prepared for `sql`, with any parameter types.
+    fn forget(&mut self, sql: &str) {
+        if let Some(cache) = &mut self.cache {
+            let retyped: Vec<String> = cache
+                .iter()
+                .map(|(key, _)| key)
+                .filter(|key| {
+                    key.strip_prefix(sql)
+                        .is_some_and(|rest| rest.starts_with('\0'))
+                })
+                .cloned()
+                .collect();
+            cache.pop(sql);
+            for key in retyped {
+                cache.pop(&key);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        if let Some(cache) = &mut self.cache {
+            cache.clear();
+        }
+    }
+
+    /// The cached statement under `key`, preparing `sql` with parameter `types` (empty: all
+    /// inferred by the server) on a miss.
+    async fn prepare(
+        &mut self,
+        client: &Client,
+        key: &str,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<Arc<Prepared>, Failure> {
+        let cache = self
+            .cache
+            .as_mut()
+            .expect("named statements need the cache");
+        if let Some(prepared) = cache.get(key) {
+            return Ok(Arc::clone(prepared));
+        }
+        let statement = if types.is_empty() {
+            client.prepare(sql).await?
+        } else {
+            client.prepare_typed(sql, types).await?
+        };
+        let prepared = Arc::new(Prepared {
+            plan: Arc::new(RowPlan::new(statement.columns())),
+            statement,
+        });
+        cache.push(key.to_owned(), Arc::clone(&prepared));
+        Ok(prepared)
+    }
+
+    /// The statement for `sql` with these parameters, checked against them.
+    ///
+    /// PostgreSQL types a placeholder that nothing in the statement constrains (`SELECT $1`) as
+    /// `text`; if such a placeholder gets an integer, float, bool or bytes, the statement is
+    /// prepared again (and cached separately) with that placeholder declared `int8`, `float8`,
+    /// `bool` or `bytea`, so that `SELECT $1` returns what was bound, as on SQLite.
+    async fn for_params(
+        &mut self,
+        client: &Client,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Arc<Prepared>, Failure> {
+        let prepared = self.prepare(client, sql, sql, &[]).await?;
+        let Err(mismatch) = check_params(params, prepared.statement.params()) else {
+            return Ok(prepared);
+        };
+        let Some((signature, declared)) = types::retype(params, prepared.statement.params()) else {
+            return Err(mismatch.into());
+        };
+        let key = format!("{sql}\0{signature}");
+        // If the server refuses the declared types (`WHERE name = $1` with an integer: no operator
+        // `text = bigint`), that is the error to report: it also aborted any open transaction.
+        let retyped = self.prepare(client, &key, sql, &declared).await?;
+        check_params(params, retyped.statement.params())?;
+        Ok(retyped)
+    }
+}
+
+/// What the driver knows about the session's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Txn {
+    /// Autocommit: no transaction block is open.
+    Idle,
+    /// A transaction block is open.
+    Active,
+    /// The raw client was used directly; the state is unknown.
+    Unknown,
+}
+
+/// Per-connection bookkeeping.
+#[derive(Debug)]
+struct Session {
+    /// An operation started and has not finished (its future may have been dropped).
+    in_flight: bool,
+    txn: Txn,
+    /// A statement failed inside the open transaction, so PostgreSQL will roll it back.
+    txn_failed: bool,
+    /// The connection is known to be unusable.
+    broken: bool,
+}
+
+impl Session {
+    fn start(&mut self) -> Result<(), Error> {
+        if self.broken {
+            return Err(Error::connection(
+                "the connection is broken; drop it and acquire another from the engine",
+            ));
+        }
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// Ends an operation: maps its error, records what it did to the session, and invalidates
+    /// statements the server no longer accepts.
+    fn settle<T>(
+        &mut self,
+        statements: Option<&mut Statements>,
+        sql: &str,
+        effects: &[TxnEffect],
+        result: Result<T, Failure>,
+    ) -> Result<T, Error> {
+        self.in_flight = false;
+        match result {
+            Ok(value) => {
+                let was_failed = self.txn_failed && self.txn == Txn::Active;
+                let mut rolled_back = false;
+                for effect in effects {
+                    match effect {
+                        TxnEffect::Begin => {
+                            self.txn = Txn::Active;
+                            self.txn_failed = false;
+                        }
+                        TxnEffect::Commit => {
+                            rolled_back |= was_failed;
+                            self.txn = Txn::Idle;
+                            self.txn_failed = false;
+                        }
+                        TxnEffect::Rollback => {
+                            self.txn = Txn::Idle;
+                            self.txn_failed = false;
+                        }
+                        TxnEffect::Recover => self.txn_failed = false,
+                    }
+                }
+                if rolled_back {
+                    return Err(rolled_back_error());
+                }
+                Ok(value)
+            }
+            Err(failure) => {
+                let (error, fate) = match failure {
+                    Failure::Pg(e) => error::map(e),
+                    Failure::Any(e) => (e, Fate::Untouched),
+                };
+                match fate {
+                    Fate::Broken => self.broken = true,
+                    Fate::StatementFailed => {
+                        if effects.len() > 1 {
+                            // Several transaction-control statements in one string, one of which
+                            // may not have run: the state is anyone's guess.
+                            self.txn = Txn::Unknown;
+                            self.txn_failed = true;
+                        } else if effects
+                            .iter()
+                            .any(|e| matches!(e, TxnEffect::Commit | TxnEffect::Rollback))
+                        {
+                            self.txn = Txn::Idle;
+                            self.txn_failed = false;
+                        } else if self.txn != Txn::Idle {
+                            self.txn_failed = true;
+                        }
+                        if let Some(statements) = statements {
+                            match error.code() {
+                                // "cached plan must not change result type": the table changed.
+                                Some("0A000") => statements.forget(sql),
+                                // A prepared statement vanished (DISCARD ALL, DEALLOCATE ALL).
+                                Some("26000") => statements.clear(),
+                                _ => {}
+                            }
+                        }
+                    }
+                    Fate::Untouched => {}
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+fn is_query_canceled<T>(result: &Result<T, tokio_postgres::Error>) -> bool {
+    result
+        .as_ref()
+        .err()
+        .and_then(tokio_postgres::Error::code)
+        .map(|c| c.code())
+        == Some("57014")
+}
+
+fn rolled_back_error() -> Error {
+    Error::database(DatabaseError::new(
+        "the transaction was rolled back, not committed, because a statement in it failed; handle \
+         that statement's error and retry the whole transaction",
+        Some("25P02".to_owned()),
+    ))
+}
+
+/// A row stream of tokio-postgres, with how to decode it (known after the first row for unnamed
+/// statements).
+type Started = (tokio_postgres::RowStream, Option<Arc<RowPlan>>);
+
+/// Starts a query: prepares (or finds) the statement, checks the parameters and sends it.
+async fn start_query(
+    client: &Client,
+    statements: &mut Statements,
+    sql: &str,
+    info: &SqlInfo,
+    params: &[Value],
+    unspecified: &Type,
+) -> Result<Started, Failure> {
+    if statements.unnamed() {
+        if params.len() != info.max_param {
+            return Err(Error::parameter_count(info.max_param, params.len()).into());
+        }
+        let typed = types::params(params).map(|p| (p, unnamed_param_type(p.value, unspecified)));
+        Ok((client.query_typed_raw(sql, typed).await?, None))
+    } else {
+        let prepared = statements.for_params(client, sql, params).await?;
+        let rows = client
+            .query_raw(&prepared.statement, types::params(params))
+            .await?;
+        Ok((rows, Some(Arc::clone(&prepared.plan))))
+    }
+}
+
+/// Decodes one row, building the plan from the first row when the statement had none.
+fn decode(plan: &mut Option<Arc<RowPlan>>, row: &tokio_postgres::Row) -> Result<Row, Error> {
+    plan.get_or_insert_with(|| Arc::new(RowPlan::new(row.columns())))
+        .decode(row)
+}
+
+/// Runs one statement with parameters and returns the rows it changed.
+async fn execute_one(
+    client: &Client,
+    statements: &mut Statements,
+    sql: &str,
+    info: &SqlInfo,
+    params: &[Value],
+    unspecified: &Type,
+) -> Result<u64, Failure> {
+    if params.is_empty() {
+        // No parameters: the simple protocol is one round trip, needs no prepared statement and
+        // accepts several statements separated by semicolons.
+        if info.max_param > 0 {
+            return Err(Error::parameter_count(info.max_param, 0).into());
+        }
+        // Streamed, so that rows a statement returns are dropped as they come, never collected.
+        let mut messages = pin!(client.simple_query_raw(sql).await?);
+        let mut total = 0;
+        while let Some(message) = messages.next().await {
+            if let SimpleQueryMessage::CommandComplete(n) = message? {
+                total += n;
+            }
+        }
+        return Ok(total);
+    }
+    if statements.unnamed() {
+        if params.len() != info.max_param {
+            return Err(Error::parameter_count(info.max_param, params.len()).into());
+        }
+        let values: Vec<PgParam<'_>> = types::params(params).collect();
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = values
+            .iter()
+            .map(|p| {
+                (
+                    p as &(dyn ToSql + Sync),
+                    unnamed_param_type(p.value, unspecified),
+                )
+            })
+            .collect();
+        Ok(client.execute_typed(sql, &typed).await?)
+    } else {
+        let prepared = statements.for_params(client, sql, params).await?;
+        Ok(client
+            .execute_raw(&prepared.statement, types::params(params))
+            .await?)
+    }
+}
+
+/// One PostgreSQL connection.
+///
+/// Applications reach it through [`Connection::driver_connection`](anysql_core::Connection::driver_connection)
+/// for what anysql does not cover; see [`with_client`](Self::with_client).
+pub struct PgConnection {
+    // Field order matters: the client and its statements drop before `io`, whose `Drop` then lets
+    // the connection say goodbye to the server.
+    client: Client,
+    statements: Statements,
+    session: Session,
+    unspecified: Type,
+    runtime: SharedRuntime,
+    canceller: Arc<PgCanceller>,
+    io: Io,
+}
+
+impl PgConnection {
+    pub(crate) fn new(
+        client: Client,
+        io: Io,
+        runtime: SharedRuntime,
+        canceller: Arc<PgCanceller>,
+        cache_capacity: usize,
+        unnamed: bool,
+    ) -> Self {
+        PgConnection {
+            client,
+            statements: Statements::new(cache_capacity, unnamed),
+            session: Session {
+                in_flight: false,
+                txn: Txn::Idle,
+                txn_failed: false,
+                broken: false,
+            },
+            unspecified: types::unspecified_type(),
+            runtime,
+            canceller,
+            io,
+        }
+    }
+
+    /// The tokio-postgres client.
+    ///
+    /// In the default inline [`DriveMode`] nothing polls the connection unless an operation of this
+    /// connection is running, so awaiting a request made on this client directly would never
+    /// finish. Use [`with_client`](Self::with_client), which drives the connection while your
+    /// future runs; plain synchronous calls (`is_closed`, `cancel_token`) are fine here.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Runs `f` with the tokio-postgres client, driving the connection while its future runs, in
+    /// every [`DriveMode`].
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: &mut anysql_core::Connection) -> Result<(), anysql_core::Error> {
+    /// use anysql_postgres::PgConnection;
+    ///
+    /// let pg = conn.driver_connection::<PgConnection>().expect("a PostgreSQL connection");
+    /// let rows = pg.with_client(|client| Box::pin(async move {
+    ///     client.query("SELECT now()::text", &[]).await
+    /// })).await;
+    /// # let _ = rows;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// After this, the driver no longer knows whether a transaction is open, so
+    /// [`execute_many`](DriverConnection::execute_many) runs its statements one by one instead of
+    /// pipelining them in a transaction of its own.
+    pub async fn with_client<T, F>(&mut self, f: F) -> T
+    where
+        F: for<'c> FnOnce(&'c Client) -> Pin<Box<dyn Future<Output = T> + Send + 'c>>,
+    {
+        self.session.in_flight = true;
+        self.session.txn = Txn::Unknown;
+        let out = self.io.drive(f(&self.client)).await;
+        self.session.in_flight = false;
+        out
+    }
+
+    /// How this connection's I/O is driven.
+    pub fn drive_mode(&self) -> DriveMode {
+        self.io.mode()
+    }
+
+    /// How many prepared statements the cache holds now.
+    pub fn cached_statements(&self) -> usize {
+        self.statements.len()
+    }
+
+    /// Whether this connection uses unnamed statements only (PgBouncer-safe mode).
+    pub fn uses_unnamed_statements(&self) -> bool {
+        self.statements.unnamed()
+    }
+
+    /// Starts an operation, refusing if the connection is known to be gone.
+    fn start(&mut self) -> Result<(), Error> {
+        if self.io.has_ended() || self.client.is_closed() {
+            self.session.broken = true;
+            let reason = self
+                .io
+                .end_reason()
+                .unwrap_or_else(|| "the server closed it".to_owned());
+            return Err(Error::closed(format!(
+                "the connection to PostgreSQL has ended ({reason}); acquire a new connection"
+            )));
+        }
+        self.session.start()
+    }
+
+    async fn simple(&mut self, sql: &str) -> Result<(), Error> {
+        self.start()?;
+        let effects = sql::scan(sql).effects;
+        let result = self
+            .io
+            .drive(self.client.batch_execute(sql))
+            .await
+            .map_err(Failure::from);
+        self.session
+            .settle(Some(&mut self.statements), sql, &effects, result)
+    }
+
+    async fn fetch_rows(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Row>, Error> {
+        self.start()?;
+        let info = sql::scan(sql);
+        let Self {
+            client,
+            statements,
+            io,
+            unspecified,
+            ..
+        } = self;
+        let result = io
+            .drive(async {
+                let (stream, mut plan) =
+                    start_query(client, statements, sql, &info, &params, unspecified).await?;
+                let mut stream = pin!(stream);
+                let mut rows = Vec::new();
+                while let Some(row) = stream.next().await {
+                    rows.push(decode(&mut plan, &row?)?);
+                    if limit == Some(rows.len()) {
+                        // The rest is discarded by tokio-postgres when the stream drops.
+                        break;
+                    }
+                }
+                Ok(rows)
+            })
+            .await;
+        self.session
+            .settle(Some(&mut self.statements), sql, &info.effects, result)
+    }
+
+    /// Sends `BEGIN`, the executes and `COMMIT` without waiting in between, at most
+    /// [`PIPELINE_WINDOW`] at a time, and returns the total of rows changed or the first error.
+    async fn pipeline(
+        &mut self,
+        sql: &str,
+        info: &SqlInfo,
+        sets: &[Vec<Value>],
+        wrap: bool,
+    ) -> Result<u64, Failure> {
+        let Self {
+            client,
+            statements,
+            io,
+            unspecified,
+            ..
+        } = self;
+        let client = &*client;
+        let unspecified = &*unspecified;
+        io.drive(async {
+            let prepared = if statements.unnamed() {
+                for set in sets {
+                    if set.len() != info.max_param {
+                        return Err(Error::parameter_count(info.max_param, set.len()).into());
+                    }
+                }
+                None
+            } else {
+                let prepared = statements.for_params(client, sql, &sets[0]).await?;
+                for set in sets {
+                    check_params(set, prepared.statement.params())?;
+                }
+                Some(prepared)
+            };
+            let prepared = prepared.as_deref();
+
+            let steps = wrap
+                .then_some(Step::Begin)
+                .into_iter()
+                .chain((0..sets.len()).map(Step::Execute))
+                .chain(wrap.then_some(Step::Commit));
+            let mut steps = steps.peekable();
+            let make = |step: &Step| step_future(step, client, sql, sets, prepared, unspecified);
+            let mut in_flight: VecDeque<(bool, BoxFuture<'_, Result<u64, tokio_postgres::Error>>)> =
+                VecDeque::new();
+            let mut total = 0u64;
+            let mut first_error: Option<tokio_postgres::Error> = None;
+            poll_fn(|cx: &mut Context<'_>| loop {
+                // Send more while the window has room: the first poll of each future writes its
+                // request into the client's queue.
+                while in_flight.len() < PIPELINE_WINDOW {
+                    let Some(step) = steps.next() else { break };
+                    let counts = matches!(step, Step::Execute(_));
+                    let mut future = make(&step);
+                    match future.as_mut().poll(cx) {
+                        Poll::Ready(result) => record(&mut total, &mut first_error, counts, result),
+                        Poll::Pending => in_flight.push_back((counts, future)),
+                    }
+                }
+                // Replies come back in order, so only the oldest can be complete.
+                let mut progressed = false;
+                while let Some((counts, future)) = in_flight.front_mut() {
+                    match future.as_mut().poll(cx) {
+                        Poll::Ready(result) => {
+                            record(&mut total, &mut first_error, *counts, result);
+                            in_flight.pop_front();
+                            progressed = true;
+                        }
+                        Poll::Pending => break,
+                    }
+                }
+                if in_flight.is_empty() && steps.peek().is_none() {
+                    return Poll::Ready(());
+                }
+                if !progressed {
+                    return Poll::Pending;
+                }
+            })
+            .await;
+            match first_error {
+                Some(e) => Err(Failure::Pg(e)),
+                None => Ok(total),
+            }
+        })
+        .await
+    }
+}
+
+/// One request of an [`execute_many`](DriverConnection::execute_many) pipeline.
+enum Step {
+    Begin,
+    Execute(usize),
+    Commit,
+}
+
+fn step_future<'s>(
+    step: &Step,
+    client: &'s Client,
+    sql: &'s str,
+    sets: &'s [Vec<Value>],
+    prepared: Option<&'s Prepared>,
+    unspecified: &'s Type,
+) -> BoxFuture<'s, Result<u64, tokio_postgres::Error>> {
+    match *step {
+        Step::Begin => Box::pin(async move { client.batch_execute("BEGIN").await.map(|()| 0) }),
+        Step::Commit => Box::pin(async move { client.batch_execute("COMMIT").await.map(|()| 0) }),
+        Step::Execute(i) => {
+            let set = &sets[i];
+            match prepared {
+                Some(p) => Box::pin(client.execute_raw(&p.statement, types::params(set))),
+                None => Box::pin(async move {
+                    let values: Vec<PgParam<'_>> = types::params(set).collect();
+                    let typed: Vec<(&(dyn ToSql + Sync), Type)> = values
+                        .iter()
+                        .map(|p| {
+                            (
+                                p as &(dyn ToSql + Sync),
+                                unnamed_param_type(p.value, unspecified),
+                            )
+                        })
+                        .collect();
+                    client.execute_typed(sql, &typed).await
+                }),
+            }
+        }
+    }
+}
+
+fn record(
+    total: &mut u64,
+    first_error: &mut Option<tokio_postgres::Error>,
+    counts: bool,
+    result: Result<u64, tokio_postgres::Error>,
+) {
+    match result {
+        Ok(n) if counts => *total += n,
+        Ok(_) => {}
+        Err(e) => {
+            // The first error is the cause; later ones are "current transaction is aborted".
+            if first_error.is_none() {
+                *first_error = Some(e);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl DriverConnection for PgConnection {
+    async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
+        self.start()?;
+        let info = sql::scan(sql);
+        let Self {
+            client,
+            statements,
+            io,
+            unspecified,
+            ..
+        } = self;
+        let result = io
+            .drive(execute_one(
+                client,
+                statements,
+                sql,
+                &info,
+                &params,
+                unspecified,
+            ))
+            .await;
+        self.session
+            .settle(Some(&mut self.statements), sql, &info.effects, result)
+    }
+
+    /// Prepares once and pipelines the executes. Outside a transaction the batch runs in a
+    /// transaction of its own, so it is atomic: if one set fails, none is applied. Inside a
+    /// transaction a failure aborts that transaction, as any failed statement does.
+    async fn execute_many(&mut self, sql: &str, param_sets: Vec<Vec<Value>>) -> Result<u64, Error> {
+        if param_sets.is_empty() {
+            return Ok(0);
+        }
+        let info = sql::scan(sql);
+        if self.session.txn == Txn::Unknown || !info.effects.is_empty() {
+            // Nothing safe to pipeline around: one by one, stopping at the first error.
+            let mut total = 0;
+            for params in param_sets {
+                total += self.execute(sql, params).await?;
+            }
+            return Ok(total);
+        }
+        self.start()?;
+        let wrap = self.session.txn == Txn::Idle;
+        let result = self.pipeline(sql, &info, &param_sets, wrap).await;
+        self.session
+            .settle(Some(&mut self.statements), sql, &[], result)
+    }
+
+    async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error> {
+        self.fetch_rows(sql, params, None).await
+    }
+
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<Option<Row>, Error> {
+        Ok(self
+            .fetch_rows(sql, params, Some(1))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    fn fetch<'a>(&'a mut self, sql: &'a str, params: Vec<Value>) -> RowStream<'a> {
+        if let Err(e) = self.start() {
+            return Box::pin(futures_lite::stream::once(Err(e)));
+        }
+        let info = sql::scan(sql);
+        let Self {
+            client,
+            statements,
+            io,
+            session,
+            unspecified,
+            ..
+        } = self;
+        let client = &*client;
+        let unspecified = &*unspecified;
+        let max_param = info.max_param;
+        let start: BoxFuture<'a, (Result<Started, Failure>, &'a mut Statements)> =
+            Box::pin(async move {
+                let info = SqlInfo {
+                    max_param,
+                    ..SqlInfo::default()
+                };
+                let result =
+                    start_query(client, statements, sql, &info, &params, unspecified).await;
+                (result, statements)
+            });
+        Box::pin(PgRows {
+            io,
+            session,
+            sql,
+            effects: info.effects,
+            phase: Phase::Starting(start),
+        })
+    }
+
+    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error> {
+        let mut sql = String::from("BEGIN");
+        if let Some(level) = options.isolation_level() {
+            sql.push_str(" ISOLATION LEVEL ");
+            sql.push_str(level.as_sql());
+        }
+        if options.is_read_only() {
+            sql.push_str(" READ ONLY");
+        }
+        if options.is_deferrable() {
+            sql.push_str(" DEFERRABLE");
+        }
+        self.simple(&sql).await
+    }
+
+    async fn commit(&mut self) -> Result<(), Error> {
+        if self.session.txn_failed && self.session.txn == Txn::Active {
+            // PostgreSQL answers COMMIT of a failed transaction with a silent ROLLBACK; say so.
+            self.simple("ROLLBACK").await?;
+            return Err(rolled_back_error());
+        }
+        self.simple("COMMIT").await
+    }
+
+    async fn rollback(&mut self) -> Result<(), Error> {
+        self.simple("ROLLBACK").await
+    }
+
+    async fn ping(&mut self) -> Result<(), Error> {
+        self.start()?;
+        let result = self
+            .io
+            .drive(self.client.check_connection())
+            .await
+            .map_err(Failure::from);
+        self.session.settle(None, "", &[], result)
+    }
+
+    async fn reset(&mut self) -> Result<(), Error> {
+        if self.is_broken() {
+            return Err(Error::connection(
+                "the connection is broken and cannot be reset",
+            ));
+        }
+        let interrupted = self.session.in_flight;
+        self.session.in_flight = true;
+        let Self {
+            client,
+            io,
+            runtime,
+            canceller,
+            ..
+        } = self;
+        // Queued behind whatever is still in flight: when its reply arrives, every stale reply has
+        // been read and discarded, and no transaction is open any more.
+        let mut rollback = pin!(client.batch_execute("ROLLBACK"));
+        let mut cancelled = false;
+        let mut result = if interrupted {
+            let grace = runtime.sleep(RESET_GRACE);
+            let early = io
+                .drive(futures_lite::future::or(
+                    async { Some(rollback.as_mut().await) },
+                    async {
+                        grace.await;
+                        None
+                    },
+                ))
+                .await;
+            match early {
+                Some(result) => result,
+                None => {
+                    // Still busy (a long query whose future was dropped): ask the server to cancel it
+                    // rather than wait for it. Best effort: without it we only wait longer.
+                    cancelled = canceller.cancel_on(runtime).await.is_ok();
+                    io.drive(rollback.as_mut()).await
+                }
+            }
+        } else {
+            io.drive(rollback.as_mut()).await
+        };
+        if cancelled {
+            // The cancel request is a signal to the backend and may land late (PostgreSQL's
+            // postmaster signals the backend and its process group): on the ROLLBACK, or as a flag
+            // that cancels the next statement. Absorb it here rather than in the user's next query.
+            for _ in 0..3 {
+                if is_query_canceled(&result) {
+                    result = io.drive(client.batch_execute("ROLLBACK")).await;
+                    continue;
+                }
+                if result.is_ok() {
+                    let probe = io.drive(client.batch_execute("SELECT 1")).await;
+                    if is_query_canceled(&probe) {
+                        continue;
+                    }
+                }
+                break;
+            }
+        }
+        match result {
+            Ok(()) => {
+                self.session = Session {
+                    in_flight: false,
+                    txn: Txn::Idle,
+                    txn_failed: false,
+                    broken: false,
+                };
+                Ok(())
+            }
+            Err(e) => {
+                self.session.broken = true;
+                Err(error::map(e).0.context("resetting the connection failed"))
+            }
+        }
+    }
+
+    fn is_broken(&self) -> bool {
+        self.session.broken || self.client.is_closed() || self.io.probe()
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<(), Error> {
+        let conn = self.io.take_inline();
+        let runtime = Arc::clone(&self.runtime);
+        // Dropping the client ends the request queue; the connection then sends Terminate and
+        // closes the socket once the replies still owed have been read.
+        drop(self);
+        if let Some(conn) = conn {
+            let _ = anysql_core::RuntimeExt::timeout(&*runtime, CLOSE_TIMEOUT, conn).await;
+        }
+        Ok(())
+    }
+
+    fn cancel_handle(&self) -> Option<CancelHandle> {
+        let canceller: Arc<dyn anysql_core::CancelQuery> = self.canceller.clone();
+        Some(CancelHandle::new(canceller, Arc::clone(&self.runtime)))
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+impl fmt::Debug for PgConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgConnection")
+            .field("server", &self.canceller.host())
+            .field("drive", &self.io.mode())
+            .field("unnamed_statements", &self.statements.unnamed())
+            .field("cached_statements", &self.statements.len())
+            .field("broken", &(self.session.broken || self.client.is_closed()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The stream of [`DriverConnection::fetch`].
+struct PgRows<'a> {
+    io: &'a mut Io,
+    session: &'a mut Session,
+    sql: &'a str,
+    effects: Vec<TxnEffect>,
+    phase: Phase<'a>,
+}
+
+enum Phase<'a> {
+    Starting(BoxFuture<'a, (Result<Started, Failure>, &'a mut Statements)>),
+    Streaming {
+        rows: Pin<Box<tokio_postgres::RowStream>>,
+        plan: Option<Arc<RowPlan>>,
+        statements: &'a mut Statements,
+    },
+    Done,
+}
+
+impl Stream for PgRows<'_> {
+    type Item = Result<Row, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.phase {
+                Phase::Starting(start) => {
+                    let (result, statements) =
+                        match this.io.poll_with(cx, |cx| start.as_mut().poll(cx)) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(out) => out,
+                        };
+                    match result {
+                        Ok((rows, plan)) => {
+                            this.phase = Phase::Streaming {
+                                rows: Box::pin(rows),
+                                plan,
+                                statements,
+                            };
+                        }
+                        Err(failure) => {
+                            this.phase = Phase::Done;
+                            let error = this.session.settle(
+                                Some(statements),
+                                this.sql,
+                                &[],
+                                Err::<(), _>(failure),
+                            );
+                            return Poll::Ready(error.err().map(Err));
+                        }
+                    }
+                }
+                Phase::Streaming {
+                    rows,
+                    plan,
+                    statements,
+                } => {
+                    let item = match this.io.poll_with(cx, |cx| rows.as_mut().poll_next(cx)) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(item) => item,
+                    };
+                    let outcome = match item {
+                        Some(Ok(row)) => match decode(plan, &row) {
+                            Ok(row) => return Poll::Ready(Some(Ok(row))),
+                            // The rest of the result is discarded when the stream drops.
+                            Err(e) => Err(Failure::Any(e)),
+                        },
+                        Some(Err(e)) => Err(Failure::Pg(e)),
+                        None => Ok(()),
+                    };
+                    let result = this.session.settle(
+                        Some(&mut **statements),
+                        this.sql,
+                        &this.effects,
+                        outcome,
+                    );
+                    this.phase = Phase::Done;
+                    return Poll::Ready(result.err().map(Err));
+                }
+                Phase::Done => return Poll::Ready(None),
+            }
+        }
+    }
+}

@@ -1,0 +1,834 @@
+//! [`PgConnectOptions`]: a PostgreSQL URL or libpq `key=value` string, parsed.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anysql_core::{ConnectOptions, Error};
+
+/// The default PostgreSQL port.
+pub const DEFAULT_PORT: u16 = 5432;
+
+/// The default size of the per-connection statement cache.
+pub const DEFAULT_STATEMENT_CACHE_CAPACITY: usize = 100;
+
+/// Every option this driver understands, in the URL query and in the `key=value` form.
+pub(crate) const KNOWN_OPTIONS: &[&str] = &[
+    "host",
+    "port",
+    "user",
+    "password",
+    "dbname",
+    "application_name",
+    "options",
+    "connect_timeout",
+    "sslmode",
+    "statement_cache_capacity",
+    "pgbouncer",
+    "drive",
+];
+
+/// How the tokio-postgres connection future (the half that does the socket I/O) is driven.
+///
+/// Selected with the URL option `drive=inline|spawned`; see the crate docs for measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DriveMode {
+    /// The connection is polled by whichever task awaits an operation, together with the
+    /// operation: no spawned task and no cross-thread wake-up. The default.
+    #[default]
+    Inline,
+    /// The connection is spawned on the engine's runtime, as tokio-postgres' README does.
+    Spawned,
+}
+
+impl DriveMode {
+    /// The URL spelling: `"inline"` or `"spawned"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriveMode::Inline => "inline",
+            DriveMode::Spawned => "spawned",
+        }
+    }
+}
+
+/// One place to connect to: a TCP host and port, or a Unix socket file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PgHost {
+    /// A TCP host name or IP address (without brackets) and port.
+    Tcp {
+        /// The host name or address.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+    /// A Unix domain socket: the socket file itself, `<dir>/.s.PGSQL.<port>` as libpq builds it.
+    Unix {
+        /// The path of the socket file.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for PgHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PgHost::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            PgHost::Tcp { host, port } => write!(f, "{host}:{port}"),
+            PgHost::Unix { path } => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The PostgreSQL connection settings, parsed from a URL (`postgres://` or `postgresql://`) or a
+/// libpq `key=value` string.
+///
+/// `Debug` never shows the password.
+#[derive(Clone)]
+pub struct PgConnectOptions {
+    pub(crate) hosts: Vec<PgHost>,
+    pub(crate) user: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) dbname: Option<String>,
+    pub(crate) application_name: Option<String>,
+    pub(crate) options: Option<String>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) statement_cache_capacity: usize,
+    pub(crate) pgbouncer: bool,
+    pub(crate) drive: DriveMode,
+    pub(crate) redacted: String,
+}
+
+/// A host as written, before ports and defaults are applied.
+struct HostSpec {
+    host: String,
+    port: Option<u16>,
+}
+
+impl PgConnectOptions {
+    /// Parses the driver's part of `options`: its URL (or `key=value` string) and its query
+    /// parameters. Unknown parameters are configuration errors.
+    pub fn parse(options: &ConnectOptions) -> Result<Self, Error> {
+        let raw = options.as_str();
+        let mut builder = Builder::new(options);
+        if options.url().is_none() && !raw.contains("://") {
+            parse_key_value(raw, &mut builder)?;
+        } else {
+            builder.parse_url_base(raw)?;
+            for (key, value) in options.params() {
+                builder.apply(key, value)?;
+            }
+        }
+        builder.finish()
+    }
+
+    /// The places to connect to, tried in order.
+    pub fn hosts(&self) -> &[PgHost] {
+        &self.hosts
+    }
+
+    /// The user name; `None` means the operating system user, as libpq does.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// Whether a password was given (the password itself is never exposed).
+    pub fn has_password(&self) -> bool {
+        self.password.is_some()
+    }
+
+    /// The database name; `None` means the server's default (the user name).
+    pub fn dbname(&self) -> Option<&str> {
+        self.dbname.as_deref()
+    }
+
+    /// The `application_name` reported to the server.
+    pub fn application_name(&self) -> Option<&str> {
+        self.application_name.as_deref()
+    }
+
+    /// The command-line `options` sent to the server, such as `-c search_path=foo`.
+    pub fn server_options(&self) -> Option<&str> {
+        self.options.as_deref()
+    }
+
+    /// The time limit for connecting to each host.
+    pub fn connect_timeout(&self) -> Option<Duration> {
+        self.connect_timeout
+    }
+
+    /// The number of prepared statements each connection keeps; 0 means unnamed statements only.
+    pub fn statement_cache_capacity(&self) -> usize {
+        self.statement_cache_capacity
+    }
+
+    /// Whether `pgbouncer=true` was given.
+    pub fn pgbouncer(&self) -> bool {
+        self.pgbouncer
+    }
+
+    /// Whether only unnamed statements are used (`pgbouncer=true` or a statement cache of 0), which
+    /// is safe behind PgBouncer in transaction pooling mode.
+    pub fn unnamed_statements(&self) -> bool {
+        self.pgbouncer || self.statement_cache_capacity == 0
+    }
+
+    /// How the connection is driven.
+    pub fn drive_mode(&self) -> DriveMode {
+        self.drive
+    }
+
+    /// The URL with its password masked, for messages.
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+
+    pub(crate) fn to_config(&self) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        if let Some(user) = &self.user {
+            config.user(user);
+        }
+        if let Some(password) = &self.password {
+            config.password(password);
+        }
+        if let Some(dbname) = &self.dbname {
+            config.dbname(dbname);
+        }
+        if let Some(name) = &self.application_name {
+            config.application_name(name);
+        }
+        if let Some(options) = &self.options {
+            config.options(options);
+        }
+        // `prefer` without a TLS implementation is plaintext; tokio-postgres would do the same.
+        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        config
+    }
+}
+
+impl fmt::Debug for PgConnectOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgConnectOptions")
+            .field("hosts", &self.hosts)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("dbname", &self.dbname)
+            .field("application_name", &self.application_name)
+            .field("options", &self.options)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_cache_capacity", &self.statement_cache_capacity)
+            .field("pgbouncer", &self.pgbouncer)
+            .field("drive", &self.drive)
+            .finish()
+    }
+}
+
+struct Builder<'o> {
+    source: &'o ConnectOptions,
+    hosts: Vec<HostSpec>,
+    ports: Option<Vec<Option<u16>>>,
+    user: Option<String>,
+    password: Option<String>,
+    dbname: Option<String>,
+    application_name: Option<String>,
+    options: Option<String>,
+    connect_timeout: Option<Duration>,
+    statement_cache_capacity: usize,
+    pgbouncer: bool,
+    drive: DriveMode,
+}
+
+impl<'o> Builder<'o> {
+    fn new(source: &'o ConnectOptions) -> Self {
+        Builder {
+            source,
+            hosts: Vec::new(),
+            ports: None,
+            user: None,
+            password: None,
+            dbname: None,
+            application_name: None,
+            options: None,
+            connect_timeout: None,
+            statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
+            pgbouncer: false,
+            drive: DriveMode::Inline,
+        }
+    }
+
+    fn error(&self, what: impl fmt::Display) -> Error {
+        Error::configuration(format!(
+            "invalid database url `{}`: {what}",
+            self.source.redacted()
+        ))
+    }
+
+    /// Parses `scheme://[user[:password]@][host[:port][,host[:port]...]][/dbname]`, without the
+    /// query, which the core has already split off and decoded.
+    fn parse_url_base(&mut self, raw: &str) -> Result<(), Error> {
+        let Some((_, rest)) = raw.split_once("://") else {
+            return Err(self.error(
+                "expected `postgres://user@host:port/dbname` or a `key=value` connection string",
+            ));
+        };
+        let rest = rest.split(['?', '#']).next().unwrap_or("");
+        let (authority, path) = match rest.find('/') {
+            Some(slash) => (&rest[..slash], &rest[slash + 1..]),
+            None => (rest, ""),
+        };
+        let hostlist = match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                let (user, password) = match userinfo.split_once(':') {
+                    Some((user, password)) => (user, Some(password)),
+                    None => (userinfo, None),
+                };
+                if !user.is_empty() {
+                    self.user = Some(self.decode(user, "user name")?);
+                }
+                if let Some(password) = password {
+                    self.password = Some(self.decode(password, "password")?);
+                }
+                &authority[at + 1..]
+            }
+            None => authority,
+        };
+        if !hostlist.is_empty() {
+            for item in hostlist.split(',') {
+                let spec = self.parse_host_item(item)?;
+                self.hosts.push(spec);
+            }
+        }
+        if !path.is_empty() {
+            self.dbname = Some(self.decode(path, "database name")?);
+        }
+        Ok(())
+    }
+
+    fn parse_host_item(&self, item: &str) -> Result<HostSpec, Error> {
+        let (host, port) = if let Some(bracketed) = item.strip_prefix('[') {
+            let Some(close) = bracketed.find(']') else {
+                return Err(self.error(format!("unterminated `[` in host `{item}`")));
+            };
+            let after = &bracketed[close + 1..];
+            let port = match after.strip_prefix(':') {
+                Some(port) => Some(port),
+                None if after.is_empty() => None,
+                None => return Err(self.error(format!("unexpected `{after}` after host `{item}`"))),
+            };
+            (bracketed[..close].to_owned(), port)
+        } else {
+            match item.rsplit_once(':') {
+                Some((host, port)) => (self.decode(host, "host")?, Some(port)),
+                None => (self.decode(item, "host")?, None),
+            }
+        };
+        let port = match port {
+            None | Some("") => None,
+            Some(port) => Some(self.parse_port(port)?),
+        };
+        Ok(HostSpec { host, port })
+    }
+
+    fn parse_port(&self, port: &str) -> Result<u16, Error> {
+        match port.trim().parse::<u16>() {
+            Ok(port) if port > 0 => Ok(port),
+            _ => Err(self.error(format!(
+                "`{port}` is not a valid port; use a number from 1 to 65535"
+            ))),
+        }
+    }
+
+    fn decode(&self, text: &str, what: &str) -> Result<String, Error> {
+        percent_decode(text)
+            .ok_or_else(|| self.error(format!("the {what} is not valid percent-encoded UTF-8")))
+    }
+
+    fn apply(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        match key {
+            "host" => {
+                let ports: Vec<Option<u16>> = self.hosts.iter().map(|h| h.port).collect();
+                self.hosts = value
+                    .split(',')
+                    .map(|h| HostSpec {
+                        host: h.trim().to_owned(),
+                        port: None,
+                    })
+                    .collect();
+                // `postgres://:5433/db?host=/run/postgresql` keeps the port written in the URL.
+                if ports.len() == 1 && ports[0].is_some() && self.ports.is_none() {
+                    self.ports = Some(vec![ports[0]]);
+                }
+            }
+            "port" => {
+                let mut ports = Vec::new();
+                for port in value.split(',') {
+                    let port = port.trim();
+                    ports.push(if port.is_empty() {
+                        None
+                    } else {
+                        Some(self.parse_port(port)?)
+                    });
+                }
+                self.ports = Some(ports);
+            }
+            "user" => self.user = Some(value.to_owned()),
+            "password" => self.password = Some(value.to_owned()),
+            "dbname" => self.dbname = Some(value.to_owned()),
+            "application_name" => self.application_name = Some(value.to_owned()),
+            "options" => self.options = Some(value.to_owned()),
+            "connect_timeout" => {
+                let seconds: f64 = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite())
+                    .ok_or_else(|| {
+                        self.error(format!(
+                            "connect_timeout `{value}` is not a number of seconds"
+                        ))
+                    })?;
+                // As libpq: zero or negative means wait indefinitely.
+                self.connect_timeout = if seconds > 0.0 {
+                    Some(Duration::from_secs_f64(seconds))
+                } else {
+                    None
+                };
+            }
+            "sslmode" => match value {
+                "disable" | "allow" | "prefer" => {}
+                "require" | "verify-ca" | "verify-full" => {
+                    return Err(Error::configuration(format!(
+                        "sslmode={value} in `{}` needs TLS, and TLS is not supported yet by anysql-postgres; \
+                         use sslmode=disable or sslmode=prefer (plaintext), or connect over a Unix socket or a \
+                         TLS-terminating proxy",
+                        self.source.redacted()
+                    )));
+                }
+                other => {
+                    return Err(self.error(format!(
+                        "unknown sslmode `{other}`; use disable, allow, prefer, require, verify-ca or verify-full"
+                    )));
+                }
+            },
+            "statement_cache_capacity" => {
+                self.statement_cache_capacity = value.trim().parse().map_err(|_| {
+                    self.error(format!(
+                        "statement_cache_capacity `{value}` is not a number; use 0 to disable the cache"
+                    ))
+                })?;
+            }
+            "pgbouncer" => {
+                self.pgbouncer = parse_bool(value).ok_or_else(|| {
+                    self.error(format!(
+                        "pgbouncer `{value}` is not a boolean; use true or false"
+                    ))
+                })?;
+            }
+            "drive" => {
+                self.drive = match value {
+                    "inline" => DriveMode::Inline,
+                    "spawned" => DriveMode::Spawned,
+                    other => {
+                        return Err(self
+                            .error(format!("drive `{other}` is unknown; use inline or spawned")));
+                    }
+                };
+            }
+            other => return Err(self.source.unknown_param(other, KNOWN_OPTIONS)),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<PgConnectOptions, Error> {
+        let mut specs = self.hosts;
+        if let Some(ports) = &self.ports {
+            if specs.is_empty() {
+                specs.push(HostSpec {
+                    host: String::new(),
+                    port: None,
+                });
+            }
+            match (ports.len(), specs.len()) {
+                (1, _) => specs.iter_mut().for_each(|h| h.port = ports[0]),
+                (p, h) if p == h => {
+                    for (spec, port) in specs.iter_mut().zip(ports) {
+                        spec.port = *port;
+                    }
+                }
+                (p, h) => {
+                    return Err(Error::configuration(format!(
+                        "invalid database url `{}`: {p} ports were given for {h} hosts; give one port for \
+                         all hosts or one per host",
+                        self.source.redacted()
+                    )));
+                }
+            }
+        }
+        let mut hosts = Vec::new();
+        for spec in specs {
+            let port = spec.port.unwrap_or(DEFAULT_PORT);
+            if spec.host.is_empty() {
+                hosts.extend(default_hosts(port));
+            } else if spec.host.starts_with('/') {
+                hosts.push(PgHost::Unix {
+                    path: socket_path(&spec.host, port),
+                });
+            } else {
+                hosts.push(PgHost::Tcp {
+                    host: spec.host,
+                    port,
+                });
+            }
+        }
+        if hosts.is_empty() {
+            hosts.extend(default_hosts(DEFAULT_PORT));
+        }
+        Ok(PgConnectOptions {
+            hosts,
+            user: self.user,
+            password: self.password,
+            dbname: self.dbname,
+            application_name: self.application_name,
+            options: self.options,
+            connect_timeout: self.connect_timeout,
+            statement_cache_capacity: self.statement_cache_capacity,
+            pgbouncer: self.pgbouncer,
+            drive: self.drive,
+            redacted: self.source.redacted(),
+        })
+    }
+}
+
+/// `<dir>/.s.PGSQL.<port>`, the socket file libpq uses for a socket directory.
+fn socket_path(dir: &str, port: u16) -> PathBuf {
+    PathBuf::from(dir).join(format!(".s.PGSQL.{port}"))
+}
+
+/// Where to connect when no host is given: as libpq, the local Unix socket (the first of the usual
+/// socket directories that has one), then `localhost` over TCP.
+fn default_hosts(port: u16) -> Vec<PgHost> {
+    let mut hosts = Vec::new();
+    if cfg!(unix) {
+        for dir in ["/run/postgresql", "/var/run/postgresql", "/tmp"] {
+            let path = socket_path(dir, port);
+            if path.exists() {
+                hosts.push(PgHost::Unix { path });
+                break;
+            }
+        }
+    }
+    hosts.push(PgHost::Tcp {
+        host: "localhost".to_owned(),
+        port,
+    });
+    hosts
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Decodes `%XX` escapes; `None` if an escape is malformed or the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return Some(text.to_owned());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Parses a libpq `key=value` connection string: values may be single-quoted, with `\'` and `\\`
+/// escapes inside the quotes.
+fn parse_key_value(raw: &str, builder: &mut Builder<'_>) -> Result<(), Error> {
+    let mut chars = raw.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(());
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            return Err(builder.error(format!(
+                "expected `=` after `{key}` in the key=value connection string"
+            )));
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some('\\') => match chars.next() {
+                        Some(c) => value.push(c),
+                        None => return Err(builder.error("unterminated quoted value")),
+                    },
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => return Err(builder.error("unterminated quoted value")),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                if c == '\\' {
+                    if let Some(escaped) = chars.next() {
+                        value.push(escaped);
+                    }
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        // Several hosts or ports are comma-separated, exactly as in the URL query.
+        builder.apply(&key, &value)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anysql_core::ErrorKind;
+
+    fn parse(url: &str) -> Result<PgConnectOptions, Error> {
+        PgConnectOptions::parse(&ConnectOptions::parse(url)?)
+    }
+
+    fn tcp(host: &str, port: u16) -> PgHost {
+        PgHost::Tcp {
+            host: host.to_owned(),
+            port,
+        }
+    }
+
+    #[test]
+    fn a_full_url() {
+        let o = parse(
+            "postgresql://ro%40t:p%40ss%3Aw@db.example:6543/my%20db?application_name=app&options=-c%20search_path%3Dfoo\
+             &connect_timeout=3&sslmode=prefer&statement_cache_capacity=7&drive=spawned",
+        )
+        .unwrap();
+        assert_eq!(o.hosts(), &[tcp("db.example", 6543)]);
+        assert_eq!(o.user(), Some("ro@t"));
+        assert_eq!(o.password.as_deref(), Some("p@ss:w"));
+        assert_eq!(o.dbname(), Some("my db"));
+        assert_eq!(o.application_name(), Some("app"));
+        assert_eq!(o.server_options(), Some("-c search_path=foo"));
+        assert_eq!(o.connect_timeout(), Some(Duration::from_secs(3)));
+        assert_eq!(o.statement_cache_capacity(), 7);
+        assert!(!o.unnamed_statements());
+        assert_eq!(o.drive_mode(), DriveMode::Spawned);
+        let shown = format!("{o:?} {}", o.redacted());
+        assert!(
+            !shown.contains("p@ss") && !shown.contains("p%40ss"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let o = parse("postgres://root@127.0.0.1/test").unwrap();
+        assert_eq!(o.hosts(), &[tcp("127.0.0.1", 5432)]);
+        assert_eq!(
+            o.statement_cache_capacity(),
+            DEFAULT_STATEMENT_CACHE_CAPACITY
+        );
+        assert_eq!(o.drive_mode(), DriveMode::Inline);
+        assert_eq!(o.connect_timeout(), None);
+        assert!(!o.pgbouncer());
+        assert!(o.user() == Some("root") && !o.has_password());
+    }
+
+    #[test]
+    fn ipv6_hosts() {
+        let o = parse("postgres://u@[::1]:5433/db").unwrap();
+        assert_eq!(o.hosts(), &[tcp("::1", 5433)]);
+        assert_eq!(o.hosts()[0].to_string(), "[::1]:5433");
+    }
+
+    /// Parses `raw` the way the driver does, without the core's `url`-crate check first: the core
+    /// rejects some libpq-valid URLs (`user@/db`, `h1:1,h2:2`) before the driver sees them.
+    fn parse_lenient(raw: &str) -> Result<PgConnectOptions, Error> {
+        let source = ConnectOptions::parse("postgres://placeholder/db").unwrap();
+        let mut builder = Builder::new(&source);
+        let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
+        builder.parse_url_base(base)?;
+        for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+            builder.apply(key, value)?;
+        }
+        builder.finish()
+    }
+
+    #[test]
+    fn several_hosts_in_the_query() {
+        let o = parse("postgres:///db?host=h1,h2&port=5432,5433").unwrap();
+        assert_eq!(o.hosts(), &[tcp("h1", 5432), tcp("h2", 5433)]);
+        let o = parse("postgres:///db?host=h1,h2&port=6000&user=u").unwrap();
+        assert_eq!(o.hosts(), &[tcp("h1", 6000), tcp("h2", 6000)]);
+        assert_eq!(o.user(), Some("u"));
+        let o = parse_lenient("postgres://u@/db?host=h1,h2&port=5432,5433").unwrap();
+        assert_eq!(o.hosts(), &[tcp("h1", 5432), tcp("h2", 5433)]);
+        let err = parse("postgres:///db?host=h1,h2,h3&port=1,2").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(err.message().contains("3 hosts"), "{err}");
+    }
+
+    #[test]
+    fn several_hosts_in_the_authority() {
+        let o = parse_lenient("postgres://u@h1:5432,h2:5433,h3/db").unwrap();
+        assert_eq!(
+            o.hosts(),
+            &[tcp("h1", 5432), tcp("h2", 5433), tcp("h3", 5432)]
+        );
+        let o = parse_lenient("postgresql://u:pw@[::1]:1,h2/db").unwrap();
+        assert_eq!(o.hosts(), &[tcp("::1", 1), tcp("h2", 5432)]);
+        assert_eq!(o.password.as_deref(), Some("pw"));
+    }
+
+    #[test]
+    fn unix_socket_directories() {
+        let o = parse("postgres:///test?host=/var/run/postgresql&user=root").unwrap();
+        assert_eq!(
+            o.hosts(),
+            &[PgHost::Unix {
+                path: "/var/run/postgresql/.s.PGSQL.5432".into()
+            }]
+        );
+        let o = parse_lenient("postgres://root@/test?host=/var/run/postgresql").unwrap();
+        assert_eq!(
+            o.hosts(),
+            &[PgHost::Unix {
+                path: "/var/run/postgresql/.s.PGSQL.5432".into()
+            }]
+        );
+        let o = parse("postgres://root@%2Ftmp%2Fpg:5999/test").unwrap();
+        assert_eq!(
+            o.hosts(),
+            &[PgHost::Unix {
+                path: "/tmp/pg/.s.PGSQL.5999".into()
+            }]
+        );
+        let o = parse_lenient("postgres://root@:6000/test?host=/sock").unwrap();
+        assert_eq!(
+            o.hosts(),
+            &[PgHost::Unix {
+                path: "/sock/.s.PGSQL.6000".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn no_host_means_the_local_socket_then_localhost() {
+        let o = parse("postgres:///test").unwrap();
+        assert_eq!(o.hosts().last(), Some(&tcp("localhost", 5432)));
+        assert_eq!(o.dbname(), Some("test"));
+    }
+
+    #[test]
+    fn pgbouncer_and_capacity_zero_select_unnamed_statements() {
+        assert!(parse("postgres://h/db?pgbouncer=true")
+            .unwrap()
+            .unnamed_statements());
+        assert!(parse("postgres://h/db?statement_cache_capacity=0")
+            .unwrap()
+            .unnamed_statements());
+        assert!(!parse("postgres://h/db?pgbouncer=false")
+            .unwrap()
+            .unnamed_statements());
+        assert_eq!(
+            parse("postgres://h/db?pgbouncer=maybe").unwrap_err().kind(),
+            ErrorKind::Configuration
+        );
+    }
+
+    #[test]
+    fn tls_modes_are_refused_clearly() {
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let err = parse(&format!("postgres://u:secret@h/db?sslmode={mode}")).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration);
+            assert!(err.message().contains("TLS is not supported yet"), "{err}");
+            assert!(!err.to_string().contains("secret"), "{err}");
+        }
+        assert!(parse("postgres://h/db?sslmode=disable").is_ok());
+        assert!(parse("postgres://h/db?sslmode=bogus").is_err());
+    }
+
+    #[test]
+    fn unknown_and_bad_options() {
+        let err = parse("postgres://u:secret@h/db?colour=blue").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(
+            err.message().contains("colour") && err.message().contains("statement_cache_capacity"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("secret"), "{err}");
+        for bad in [
+            "postgres://h/db?connect_timeout=soon",
+            "postgres://h/db?statement_cache_capacity=-1",
+            "postgres://h/db?drive=sideways",
+            "postgres://h:0/db",
+            "postgres://[::1/db",
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{bad}: {err}");
+        }
+        assert_eq!(
+            parse("postgres://h/db?connect_timeout=0")
+                .unwrap()
+                .connect_timeout(),
+            None
+        );
+    }
+
+    #[test]
+    fn key_value_form() {
+        let o = parse(
+            "host=/var/run/postgresql port=5433 user=root password='a b\\'c' dbname=test \
+             options='-c search_path=foo' pgbouncer=true",
+        )
+        .unwrap();
+        assert_eq!(
+            o.hosts(),
+            &[PgHost::Unix {
+                path: "/var/run/postgresql/.s.PGSQL.5433".into()
+            }]
+        );
+        assert_eq!(o.password.as_deref(), Some("a b'c"));
+        assert_eq!(o.server_options(), Some("-c search_path=foo"));
+        assert!(o.unnamed_statements());
+        assert!(!format!("{o:?} {}", o.redacted()).contains("a b"));
+        let o = parse("host=h1,h2 port=1,2 dbname=x").unwrap();
+        assert_eq!(o.hosts(), &[tcp("h1", 1), tcp("h2", 2)]);
+        let err = parse("host=h nope=1").unwrap_err();
+        assert!(err.message().contains("nope"), "{err}");
+        assert!(parse("host=h sslmode=verify-full")
+            .unwrap_err()
+            .message()
+            .contains("TLS"));
+        assert!(parse("host=h password='open").is_err());
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b%2F").as_deref(), Some("a b/"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+    }
+}

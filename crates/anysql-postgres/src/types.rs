@@ -1,0 +1,711 @@
+//! [`Value`] ↔ PostgreSQL: one [`ToSql`] wrapper that encodes a value for whatever type the
+//! statement's parameter has, and the per-column decoders of a result.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+use anysql_core::{Columns, Error, Row, Value};
+use bytes::{BufMut, BytesMut};
+use postgres_types::{to_sql_checked, Format, FromSql, IsNull, Kind, ToSql, Type};
+
+/// A parameter type left for the server to infer (OID 0), as in an unnamed statement parsed with
+/// no type: the value is then sent in text format and parsed by the server for the inferred type.
+pub(crate) fn unspecified_type() -> Type {
+    Type::new(
+        "unspecified".to_owned(),
+        0,
+        Kind::Pseudo,
+        "pg_catalog".to_owned(),
+    )
+}
+
+/// The type a value declares for its placeholder when PostgreSQL is not asked to infer it: the
+/// value's own type for integers (`int8`), floats (`float8`), bools and bytes; text and NULL are
+/// left to the server (unspecified) and sent as text, which it parses for the type it infers.
+fn declared_type(value: &Value) -> Option<Type> {
+    match value {
+        Value::Int(_) => Some(Type::INT8),
+        Value::Float(_) => Some(Type::FLOAT8),
+        Value::Bool(_) => Some(Type::BOOL),
+        Value::Blob(_) => Some(Type::BYTEA),
+        _ => None,
+    }
+}
+
+/// The type an unnamed (PgBouncer-safe) statement declares for a value: see [`declared_type`].
+pub(crate) fn unnamed_param_type(value: &Value, unspecified: &Type) -> Type {
+    declared_type(value).unwrap_or_else(|| unspecified.clone())
+}
+
+/// For a prepared statement whose inferred parameter types refuse `values`: if some refused value
+/// sits on a placeholder PostgreSQL typed as text for want of context (`SELECT $1`), the types to
+/// prepare it again with (the value's own type there, unspecified elsewhere) and a signature to
+/// cache that under. `None` when that would change nothing.
+pub(crate) fn retype(values: &[Value], inferred: &[Type]) -> Option<(String, Vec<Type>)> {
+    if values.len() != inferred.len() {
+        return None;
+    }
+    let mut changed = false;
+    let mut signature = String::new();
+    let mut types = Vec::with_capacity(values.len());
+    for (i, (value, ty)) in values.iter().zip(inferred).enumerate() {
+        let text_by_default = matches!(*ty, Type::TEXT | Type::UNKNOWN);
+        let declared = match declared_type(value) {
+            Some(declared) if text_by_default && encoding(value, ty, i + 1).is_err() => declared,
+            _ => {
+                signature.push(',');
+                types.push(unspecified_type());
+                continue;
+            }
+        };
+        changed = true;
+        signature.push_str(declared.name());
+        signature.push(',');
+        types.push(declared);
+    }
+    changed.then_some((signature, types))
+}
+
+/// The underlying type of a domain, recursively.
+fn base_type(ty: &Type) -> &Type {
+    match ty.kind() {
+        Kind::Domain(inner) => base_type(inner),
+        _ => ty,
+    }
+}
+
+/// Types whose binary format is their UTF-8 text.
+fn is_text_like(ty: &Type) -> bool {
+    matches!(
+        *ty,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::JSON
+    ) || matches!(ty.kind(), Kind::Enum(_))
+        || ty.name() == "citext"
+}
+
+/// Types anysql has a [`Value`] variant for: other values are not silently converted to them.
+fn has_native_value(ty: &Type) -> bool {
+    matches!(
+        *ty,
+        Type::INT2
+            | Type::INT4
+            | Type::INT8
+            | Type::OID
+            | Type::FLOAT4
+            | Type::FLOAT8
+            | Type::BOOL
+            | Type::BYTEA
+    )
+}
+
+/// How one value is written for one parameter type.
+#[derive(Debug, Clone, Copy)]
+enum Encoding {
+    Null,
+    I16(i16),
+    I32(i32),
+    I64(i64),
+    U32(u32),
+    F32(f32),
+    F64(f64),
+    Bool(bool),
+    /// The value's own bytes (text or blob), in binary format.
+    Raw,
+    /// The value rendered as text, in text format, for the server to parse.
+    Text,
+}
+
+/// Why a value cannot be bound to a parameter type.
+#[derive(Debug)]
+pub(crate) struct BindError(String);
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for BindError {}
+
+fn cast_hint(value: &Value) -> &'static str {
+    match value {
+        Value::Int(_) => "bigint",
+        Value::Float(_) => "float8",
+        Value::Bool(_) => "boolean",
+        Value::Blob(_) => "bytea",
+        _ => "text",
+    }
+}
+
+fn encoding(value: &Value, declared: &Type, position: usize) -> Result<Encoding, BindError> {
+    let ty = base_type(declared);
+    let unspecified = ty.oid() == 0;
+    let out_of_range = |v: i64, range: &str| {
+        BindError(format!(
+            "parameter ${position}: integer {v} is out of range for PostgreSQL type {} ({range}); \
+             pass a smaller value or change the column type",
+            declared.name()
+        ))
+    };
+    let encoding = match value {
+        Value::Null => Encoding::Null,
+        Value::Int(v) => match *ty {
+            Type::INT2 => {
+                Encoding::I16(i16::try_from(*v).map_err(|_| out_of_range(*v, "-32768 to 32767"))?)
+            }
+            Type::INT4 => Encoding::I32(
+                i32::try_from(*v).map_err(|_| out_of_range(*v, "-2147483648 to 2147483647"))?,
+            ),
+            Type::INT8 => Encoding::I64(*v),
+            Type::OID => {
+                Encoding::U32(u32::try_from(*v).map_err(|_| out_of_range(*v, "0 to 4294967295"))?)
+            }
+            // Deliberate: an integer bound to a float parameter is converted, as SQL would.
+            #[allow(clippy::cast_precision_loss)]
+            Type::FLOAT4 => Encoding::F32(*v as f32),
+            #[allow(clippy::cast_precision_loss)]
+            Type::FLOAT8 => Encoding::F64(*v as f64),
+            Type::NUMERIC => Encoding::Text,
+            _ if unspecified => Encoding::Text,
+            _ => return Err(mismatch(value, declared, position)),
+        },
+        Value::Float(v) => match *ty {
+            // Narrowing to float4 loses precision, never range errors: what every driver does.
+            #[allow(clippy::cast_possible_truncation)]
+            Type::FLOAT4 => Encoding::F32(*v as f32),
+            Type::FLOAT8 => Encoding::F64(*v),
+            Type::NUMERIC => Encoding::Text,
+            _ if unspecified => Encoding::Text,
+            _ => return Err(mismatch(value, declared, position)),
+        },
+        Value::Bool(v) => match *ty {
+            Type::BOOL => Encoding::Bool(*v),
+            _ if unspecified => Encoding::Text,
+            _ => return Err(mismatch(value, declared, position)),
+        },
+        Value::Text(_) => {
+            if is_text_like(ty) {
+                Encoding::Raw
+            } else if unspecified || !has_native_value(ty) {
+                // Dates, numeric, uuid, jsonb, arrays, …: PostgreSQL's text input parses them.
+                Encoding::Text
+            } else {
+                return Err(mismatch(value, declared, position));
+            }
+        }
+        Value::Blob(_) => match *ty {
+            Type::BYTEA => Encoding::Raw,
+            _ if unspecified => Encoding::Text,
+            _ => return Err(mismatch(value, declared, position)),
+        },
+        _ => {
+            return Err(BindError(format!(
+                "parameter ${position}: anysql-postgres cannot bind a {} value yet",
+                value.type_name()
+            )))
+        }
+    };
+    Ok(encoding)
+}
+
+fn mismatch(value: &Value, ty: &Type, position: usize) -> BindError {
+    BindError(format!(
+        "parameter ${position}: cannot bind a {} value to a parameter of PostgreSQL type {}; pass a value \
+         of the parameter's type, or cast the placeholder in the SQL (such as `${position}::{}`) so that \
+         PostgreSQL expects this type",
+        value.type_name(),
+        ty.name(),
+        cast_hint(value)
+    ))
+}
+
+fn write_text(value: &Value, out: &mut BytesMut) {
+    use std::fmt::Write as _;
+    match value {
+        Value::Null => {}
+        Value::Bool(v) => out.put_slice(if *v { b"t" } else { b"f" }),
+        Value::Int(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Float(v) => {
+            if v.is_nan() {
+                out.put_slice(b"NaN");
+            } else if v.is_infinite() {
+                out.put_slice(if *v > 0.0 { b"Infinity" } else { b"-Infinity" });
+            } else {
+                // `{:?}` is the shortest text that reads back to the same f64, and always shows
+                // that it is a float (`1.0`, `1e300`), so an integer column refuses it.
+                let _ = write!(out, "{v:?}");
+            }
+        }
+        Value::Text(v) => out.put_slice(v.as_bytes()),
+        Value::Blob(v) => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.reserve(2 + v.len() * 2);
+            out.put_slice(b"\\x");
+            for byte in v {
+                out.put_u8(HEX[usize::from(byte >> 4)]);
+                out.put_u8(HEX[usize::from(byte & 0xf)]);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One anysql [`Value`] as a tokio-postgres parameter. It accepts every parameter type and encodes
+/// itself for the type the statement declares (see [`check_params`] for the rules).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PgParam<'a> {
+    pub(crate) value: &'a Value,
+    /// 1-based, for messages.
+    pub(crate) position: usize,
+}
+
+impl ToSql for PgParam<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        let encoding = encoding(self.value, ty, self.position)?;
+        match encoding {
+            Encoding::Null => return Ok(IsNull::Yes),
+            Encoding::I16(v) => out.put_i16(v),
+            Encoding::I32(v) => out.put_i32(v),
+            Encoding::I64(v) => out.put_i64(v),
+            Encoding::U32(v) => out.put_u32(v),
+            Encoding::F32(v) => out.put_f32(v),
+            Encoding::F64(v) => out.put_f64(v),
+            Encoding::Bool(v) => out.put_u8(u8::from(v)),
+            Encoding::Raw => match self.value {
+                Value::Text(v) => out.put_slice(v.as_bytes()),
+                Value::Blob(v) => out.put_slice(v),
+                _ => {}
+            },
+            Encoding::Text => write_text(self.value, out),
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, ty: &Type) -> Format {
+        match encoding(self.value, ty, self.position) {
+            Ok(Encoding::Text) => Format::Text,
+            _ => Format::Binary,
+        }
+    }
+
+    to_sql_checked!();
+}
+
+/// Checks every value against the statement's parameter types before anything is sent, so that a
+/// wrong type is a [`Parameter`](anysql_core::ErrorKind::Parameter) error and the connection is
+/// untouched.
+///
+/// The rules: NULL binds to anything. An integer binds to `int2`/`int4`/`int8`/`oid` (range-checked),
+/// `float4`/`float8` (converted) and `numeric`. A float binds to `float4`/`float8` and `numeric`. A
+/// bool binds to `bool`, bytes to `bytea`. Text binds to the text types (`text`, `varchar`, `char(n)`,
+/// `name`, `json`, enums, `citext`) and, through PostgreSQL's text input, to every type anysql has no
+/// value for (`numeric`, dates and times, `uuid`, `jsonb`, arrays, …), but not to the integer, float,
+/// `bool` and `bytea` types. Domains follow their base type.
+pub(crate) fn check_params(values: &[Value], types: &[Type]) -> Result<(), Error> {
+    if values.len() != types.len() {
+        return Err(Error::parameter_count(types.len(), values.len()));
+    }
+    for (i, (value, ty)) in values.iter().zip(types).enumerate() {
+        encoding(value, ty, i + 1).map_err(|e| Error::parameter(e.0))?;
+    }
+    Ok(())
+}
+
+/// The parameters of a statement, as tokio-postgres wants them.
+pub(crate) fn params(values: &[Value]) -> impl ExactSizeIterator<Item = PgParam<'_>> {
+    values.iter().enumerate().map(|(i, value)| PgParam {
+        value,
+        position: i + 1,
+    })
+}
+
+/// How one result column is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decoder {
+    Int2,
+    Int4,
+    Int8,
+    Oid,
+    Float4,
+    Float8,
+    Bool,
+    Text,
+    Jsonb,
+    Bytea,
+    Numeric,
+    Unsupported,
+}
+
+fn decoder(ty: &Type) -> Decoder {
+    let ty = base_type(ty);
+    match *ty {
+        Type::INT2 => Decoder::Int2,
+        Type::INT4 => Decoder::Int4,
+        Type::INT8 => Decoder::Int8,
+        Type::OID => Decoder::Oid,
+        Type::FLOAT4 => Decoder::Float4,
+        Type::FLOAT8 => Decoder::Float8,
+        Type::BOOL => Decoder::Bool,
+        Type::BYTEA => Decoder::Bytea,
+        Type::JSONB => Decoder::Jsonb,
+        Type::NUMERIC => Decoder::Numeric,
+        _ if is_text_like(ty) => Decoder::Text,
+        _ => Decoder::Unsupported,
+    }
+}
+
+/// How to turn the rows of one statement into anysql [`Row`]s: the shared column names and a
+/// decoder per column. Built once per prepared statement (or once per unnamed query).
+#[derive(Debug)]
+pub(crate) struct RowPlan {
+    columns: Arc<Columns>,
+    decoders: Box<[Decoder]>,
+    types: Box<[Type]>,
+}
+
+impl RowPlan {
+    pub(crate) fn new(columns: &[tokio_postgres::Column]) -> Self {
+        RowPlan {
+            columns: Columns::new(columns.iter().map(|c| c.name().to_owned())),
+            decoders: columns.iter().map(|c| decoder(c.type_())).collect(),
+            types: columns.iter().map(|c| c.type_().clone()).collect(),
+        }
+    }
+
+    /// Converts one row.
+    pub(crate) fn decode(&self, row: &tokio_postgres::Row) -> Result<Row, Error> {
+        let mut values = Vec::with_capacity(self.decoders.len());
+        for (i, decoder) in self.decoders.iter().enumerate() {
+            let raw = row
+                .try_get::<_, RawCell<'_>>(i)
+                .map_err(|e| Error::decode(format!("column {i}: {e}")))?
+                .0;
+            let value = match raw {
+                None => Value::Null,
+                Some(raw) => decode_value(*decoder, raw).map_err(|e| self.column_error(i, e))?,
+            };
+            values.push(value);
+        }
+        Ok(Row::new(Arc::clone(&self.columns), values))
+    }
+
+    fn column_error(&self, i: usize, problem: Problem) -> Error {
+        let name = self.columns.name(i).unwrap_or("");
+        let ty = &self.types[i];
+        match problem {
+            Problem::Unsupported => Error::decode(format!(
+                "column {i} ({name:?}) has PostgreSQL type {}, which anysql cannot decode yet; cast that \
+                 column in the SQL to a type anysql decodes, such as text (`expression::text`)",
+                ty.name()
+            )),
+            Problem::Malformed(what) => Error::decode(format!(
+                "column {i} ({name:?}) of type {}: the server sent a malformed value ({what})",
+                ty.name()
+            )),
+        }
+    }
+}
+
+enum Problem {
+    Unsupported,
+    Malformed(&'static str),
+}
+
+fn decode_value(decoder: Decoder, raw: &[u8]) -> Result<Value, Problem> {
+    fn array<const N: usize>(raw: &[u8]) -> Result<[u8; N], Problem> {
+        raw.try_into()
+            .map_err(|_| Problem::Malformed("wrong length"))
+    }
+    fn text(raw: &[u8]) -> Result<Value, Problem> {
+        std::str::from_utf8(raw)
+            .map(|s| Value::Text(s.to_owned()))
+            .map_err(|_| Problem::Malformed("invalid UTF-8"))
+    }
+    Ok(match decoder {
+        Decoder::Int2 => Value::Int(i16::from_be_bytes(array(raw)?).into()),
+        Decoder::Int4 => Value::Int(i32::from_be_bytes(array(raw)?).into()),
+        Decoder::Int8 => Value::Int(i64::from_be_bytes(array(raw)?)),
+        Decoder::Oid => Value::Int(u32::from_be_bytes(array(raw)?).into()),
+        Decoder::Float4 => Value::Float(f32::from_be_bytes(array(raw)?).into()),
+        Decoder::Float8 => Value::Float(f64::from_be_bytes(array(raw)?)),
+        Decoder::Bool => Value::Bool(array::<1>(raw)?[0] != 0),
+        Decoder::Text => text(raw)?,
+        Decoder::Jsonb => match raw.split_first() {
+            Some((1, json)) => text(json)?,
+            _ => return Err(Problem::Malformed("unknown jsonb version")),
+        },
+        Decoder::Bytea => Value::Blob(raw.to_vec()),
+        Decoder::Numeric => numeric(raw)?,
+        Decoder::Unsupported => return Err(Problem::Unsupported),
+    })
+}
+
+/// Decodes PostgreSQL's binary `numeric` as SQLite's NUMERIC affinity stores a value: an integral
+/// value that fits an `i64` is an `Int`, anything else the nearest `Float` (NaN and the infinities
+/// included). Cast to `text` in the SQL to keep every digit.
+fn numeric(raw: &[u8]) -> Result<Value, Problem> {
+    let malformed = || Problem::Malformed("bad numeric");
+    let word = |i: usize| -> Result<i16, Problem> {
+        raw.get(i * 2..i * 2 + 2)
+            .map(|b| i16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(malformed)
+    };
+    let ndigits = usize::try_from(word(0)?).map_err(|_| malformed())?;
+    let weight = i64::from(word(1)?);
+    let sign = word(2)? as u16;
+    match sign {
+        0xC000 => return Ok(Value::Float(f64::NAN)),
+        0xD000 => return Ok(Value::Float(f64::INFINITY)),
+        0xF000 => return Ok(Value::Float(f64::NEG_INFINITY)),
+        0x0000 | 0x4000 => {}
+        _ => return Err(malformed()),
+    }
+    let negative = sign == 0x4000;
+    let mut digits = Vec::with_capacity(ndigits);
+    for i in 0..ndigits {
+        let digit = word(4 + i)?;
+        if !(0..10_000).contains(&digit) {
+            return Err(malformed());
+        }
+        digits.push(digit);
+    }
+    // Digit i is worth 10000^(weight - i).
+    let integral = digits
+        .iter()
+        .enumerate()
+        .all(|(i, d)| *d == 0 || weight - i as i64 >= 0);
+    if integral {
+        let mut value: Option<i128> = Some(0);
+        for position in 0..=weight.max(-1) {
+            let digit = usize::try_from(position)
+                .ok()
+                .and_then(|p| digits.get(p))
+                .copied()
+                .unwrap_or(0);
+            value = value
+                .and_then(|v| v.checked_mul(10_000))
+                .and_then(|v| v.checked_add(i128::from(digit)));
+        }
+        if let Some(value) = value
+            .map(|v| if negative { -v } else { v })
+            .and_then(|v| i64::try_from(v).ok())
+        {
+            return Ok(Value::Int(value));
+        }
+    }
+    let mut text = String::with_capacity(2 + digits.len() * 4 + 8);
+    if negative {
+        text.push('-');
+    }
+    text.push('0');
+    for digit in &digits {
+        text.push_str(&format!("{digit:04}"));
+    }
+    let exponent = (weight + 1 - digits.len() as i64) * 4;
+    text.push_str(&format!("e{exponent}"));
+    text.parse::<f64>()
+        .map(Value::Float)
+        .map_err(|_| malformed())
+}
+
+/// A column's raw binary value, whatever its type.
+struct RawCell<'a>(Option<&'a [u8]>);
+
+impl<'a> FromSql<'a> for RawCell<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(RawCell(Some(raw)))
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(RawCell(None))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anysql_core::ErrorKind;
+
+    fn encode(
+        value: Value,
+        ty: &Type,
+    ) -> Result<(Format, Vec<u8>), Box<dyn StdError + Sync + Send>> {
+        let param = PgParam {
+            value: &value,
+            position: 1,
+        };
+        let mut out = BytesMut::new();
+        let format = param.encode_format(ty);
+        match param.to_sql_checked(ty, &mut out)? {
+            IsNull::Yes => Ok((format, b"NULL".to_vec())),
+            IsNull::No => Ok((format, out.to_vec())),
+        }
+    }
+
+    fn is_text(format: Format) -> bool {
+        matches!(format, Format::Text)
+    }
+
+    #[test]
+    fn integers_are_range_checked_for_small_types() {
+        assert_eq!(encode(Value::Int(7), &Type::INT2).unwrap().1, [0, 7]);
+        assert_eq!(encode(Value::Int(-1), &Type::INT4).unwrap().1, [255; 4]);
+        let err = check_params(&[Value::Int(70_000)], &[Type::INT2]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Parameter);
+        assert!(
+            err.message().contains("$1") && err.message().contains("int2"),
+            "{err}"
+        );
+        assert!(check_params(&[Value::Int(i64::from(i32::MAX) + 1)], &[Type::INT4]).is_err());
+        assert!(check_params(&[Value::Int(i64::MAX)], &[Type::INT8]).is_ok());
+    }
+
+    #[test]
+    fn conversions_and_mismatches() {
+        assert_eq!(
+            encode(Value::Int(2), &Type::FLOAT8).unwrap().1,
+            2.0f64.to_be_bytes()
+        );
+        let (format, text) = encode(Value::Int(12), &Type::NUMERIC).unwrap();
+        assert!(is_text(format) && text == b"12");
+        let (format, text) = encode(Value::Text("2024-01-02".into()), &Type::DATE).unwrap();
+        assert!(is_text(format) && text == b"2024-01-02");
+        assert!(!is_text(
+            encode(Value::Text("x".into()), &Type::VARCHAR).unwrap().0
+        ));
+        let err = check_params(
+            &[Value::Null, Value::Text("x".into())],
+            &[Type::INT4, Type::INT4],
+        )
+        .unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("parameter $2: cannot bind a text value"),
+            "{err}"
+        );
+        assert!(check_params(&[Value::Float(1.5)], &[Type::INT8]).is_err());
+        assert!(check_params(&[Value::Bool(true)], &[Type::TEXT]).is_err());
+        assert!(check_params(&[Value::Blob(vec![1])], &[Type::TEXT]).is_err());
+        assert_eq!(
+            check_params(&[], &[Type::INT4]).unwrap_err().message(),
+            Error::parameter_count(1, 0).message()
+        );
+    }
+
+    #[test]
+    fn unspecified_parameters_are_text() {
+        let unspecified = unspecified_type();
+        let text = |v: Value| {
+            let (format, bytes) = encode(v, &unspecified).unwrap();
+            assert!(is_text(format));
+            String::from_utf8(bytes).unwrap()
+        };
+        assert_eq!(text(Value::Int(-5)), "-5");
+        assert_eq!(text(Value::Float(1.0)), "1.0");
+        assert_eq!(text(Value::Float(f64::NEG_INFINITY)), "-Infinity");
+        assert_eq!(text(Value::Float(0.1)), "0.1");
+        assert_eq!(text(Value::Bool(false)), "f");
+        assert_eq!(text(Value::Blob(vec![0, 0xab])), "\\x00ab");
+        assert_eq!(text(Value::Text("é".into())), "é");
+        assert_eq!(encode(Value::Null, &unspecified).unwrap().1, b"NULL");
+    }
+
+    #[test]
+    fn placeholders_typed_text_by_default_take_the_value_type() {
+        let values = [Value::Int(5), Value::Text("x".into()), Value::Bool(true)];
+        let (signature, types) = retype(&values, &[Type::TEXT, Type::TEXT, Type::INT4]).unwrap();
+        assert_eq!(signature, "int8,,,");
+        assert_eq!(types[0], Type::INT8);
+        assert_eq!(types[1].oid(), 0);
+        assert_eq!(
+            types[2].oid(),
+            0,
+            "int4 was inferred from context: the bool stays refused"
+        );
+        assert!(retype(&[Value::Text("x".into())], &[Type::INT4]).is_none());
+        assert!(retype(&[Value::Int(1)], &[Type::INT4]).is_none());
+        assert_eq!(
+            unnamed_param_type(&Value::Float(1.0), &unspecified_type()),
+            Type::FLOAT8
+        );
+        assert_eq!(
+            unnamed_param_type(&Value::Null, &unspecified_type()).oid(),
+            0
+        );
+    }
+
+    fn numeric_bytes(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for word in [ndigits, weight, sign as i16, dscale as i16]
+            .into_iter()
+            .chain(digits.iter().copied())
+        {
+            out.extend_from_slice(&word.to_be_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn numerics_decode_like_sqlite_numeric_affinity() {
+        let value = |n, w, s, d, digits: &[i16]| numeric(&numeric_bytes(n, w, s, d, digits)).ok();
+        assert_eq!(value(0, 0, 0, 0, &[]), Some(Value::Int(0)));
+        assert_eq!(value(1, 0, 0, 0, &[4000]), Some(Value::Int(4000)));
+        assert_eq!(
+            value(2, 1, 0x4000, 0, &[12, 3456]),
+            Some(Value::Int(-123_456))
+        );
+        assert_eq!(
+            value(1, 2, 0, 0, &[7]),
+            Some(Value::Int(700_000_000)),
+            "trailing zero groups"
+        );
+        assert_eq!(value(2, 0, 0, 1, &[1, 5000]), Some(Value::Float(1.5)));
+        assert_eq!(value(1, -1, 0x4000, 2, &[2500]), Some(Value::Float(-0.25)));
+        assert_eq!(
+            value(2, 0, 0, 1, &[2, 0]),
+            Some(Value::Int(2)),
+            "2.0 is integral"
+        );
+        // 2^63 does not fit an i64: the nearest float.
+        let big = value(5, 4, 0, 0, &[922, 3372, 368, 5477, 5808]);
+        assert_eq!(big, Some(Value::Float(9_223_372_036_854_775_808.0)));
+        assert!(matches!(value(0, 0, 0xC000, 0, &[]), Some(Value::Float(f)) if f.is_nan()));
+        assert!(numeric(&[0, 1]).is_err());
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(
+            decode_value(Decoder::Int2, &[255, 254]).ok(),
+            Some(Value::Int(-2))
+        );
+        assert_eq!(
+            decode_value(Decoder::Oid, &[255; 4]).ok(),
+            Some(Value::Int(4_294_967_295))
+        );
+        assert_eq!(
+            decode_value(Decoder::Jsonb, b"\x01{}").ok(),
+            Some(Value::Text("{}".into()))
+        );
+        assert!(decode_value(Decoder::Int4, &[1]).is_err());
+        assert!(decode_value(Decoder::Text, &[0xff]).is_err());
+        assert_eq!(decoder(&Type::NUMERIC), Decoder::Numeric);
+        assert_eq!(decoder(&Type::TIMESTAMPTZ), Decoder::Unsupported);
+        assert_eq!(decoder(&Type::NAME), Decoder::Text);
+    }
+}

@@ -1,0 +1,429 @@
+//! [`SqliteConnection`], the handle the pool holds, and the `run_sync` escape hatch.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anysql_core::{
+    CancelHandle, CancelQuery, Connection, DriverConnection, Error, Row, RowStream, SharedRuntime,
+    TransactionOptions, Value,
+};
+use async_trait::async_trait;
+use futures_core::Stream;
+
+use crate::error::worker_gone;
+use crate::options::Config;
+use crate::reply::{self, SpinOrSleep, Wait};
+use crate::statements::Statements;
+use crate::worker::{self, Chunk, Command, Control, Response, Shared};
+
+/// Rows per chunk of a streamed result.
+const STREAM_CHUNK_ROWS: usize = 256;
+/// Chunks a streamed result may hold ready before the worker waits for the consumer.
+const STREAM_BUFFER_CHUNKS: usize = 2;
+
+/// One SQLite connection: a handle to the dedicated thread that owns the `rusqlite::Connection`.
+///
+/// The pool holds these; applications meet them through [`SqliteConnectionExt::run_sync`] or
+/// [`Connection::driver_connection`], to run blocking rusqlite code on the connection's thread.
+///
+/// Dropping it ends the thread once its current command is done (a running statement is
+/// interrupted); [`close`](DriverConnection::close) does the same and waits for it.
+pub struct SqliteConnection {
+    commands: crossbeam_channel::Sender<Command>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    runtime: SharedRuntime,
+    config: Arc<Config>,
+    spin: SpinOrSleep,
+    statements: Statements,
+    seq: u64,
+}
+
+impl SqliteConnection {
+    /// Starts the worker thread, which opens the database.
+    pub(crate) async fn connect(
+        config: Arc<Config>,
+        runtime: SharedRuntime,
+    ) -> Result<Self, Error> {
+        let (commands, receiver) = crossbeam_channel::unbounded();
+        let shared = Shared::new();
+        let (opened, reply) = reply::channel();
+        let thread = worker::spawn(Arc::clone(&config), Arc::clone(&shared), receiver, opened)
+            .map_err(|e| {
+                Error::connection(format!(
+                    "cannot start a thread for a sqlite connection: {e}"
+                ))
+            })?;
+        // Opening touches the disk: no busy-polling.
+        let (result, _) = Wait::new(reply, Instant::now(), Duration::ZERO).await;
+        result.map_err(|_| worker_gone())??;
+        Ok(SqliteConnection {
+            commands,
+            shared,
+            thread: Some(thread),
+            runtime,
+            spin: SpinOrSleep::new(config.busy_poll),
+            config,
+            statements: Statements::default(),
+            seq: 0,
+        })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Sends the command made for the next sequence number and waits for its reply. With
+    /// `abandon`, dropping the wait tells the worker to skip or stop that command.
+    async fn call(
+        &mut self,
+        abandon: bool,
+        command: impl FnOnce(u64) -> Command,
+    ) -> Result<Response, Error> {
+        self.seq += 1;
+        let seq = self.seq;
+        self.commands
+            .send(command(seq))
+            .map_err(|_| worker_gone())?;
+        let sent_at = Instant::now();
+        let mut guard = AbandonOnDrop {
+            shared: &self.shared,
+            seq: abandon.then_some(seq),
+        };
+        let budget = self.spin.next();
+        let (reply, took) = Wait::new(self.shared.mailbox.ticket(seq), sent_at, budget).await;
+        guard.seq = None;
+        self.spin.record(!budget.is_zero(), took);
+        reply.map_err(|_| worker_gone())?
+    }
+
+    async fn fetch_rows(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        limit: usize,
+    ) -> Result<Vec<Row>, Error> {
+        let (stmt, known_columns) = self.statements.lookup(sql);
+        let command = |seq| Command::Fetch {
+            seq,
+            sql: stmt,
+            known_columns,
+            params,
+            limit,
+        };
+        match self.call(true, command).await? {
+            Response::Fetched(fetched) => self.statements.rows(sql, fetched),
+            _ => Err(mixed_up()),
+        }
+    }
+
+    async fn count(&mut self, command: impl FnOnce(u64) -> Command) -> Result<u64, Error> {
+        match self.call(true, command).await? {
+            Response::Count(n) => Ok(n),
+            _ => Err(mixed_up()),
+        }
+    }
+
+    async fn control(&mut self, op: Control) -> Result<(), Error> {
+        match self.call(false, |seq| Command::Control { seq, op }).await? {
+            Response::Done => Ok(()),
+            _ => Err(mixed_up()),
+        }
+    }
+
+    /// Runs `f` with the `rusqlite::Connection`, on the connection's own thread, and returns its
+    /// result: the escape hatch for anything anysql does not cover (custom functions, backups,
+    /// blobs, pragmas with results, …).
+    ///
+    /// `f` runs after any command sent before, and before any sent after. A panic in `f` is caught
+    /// and returned as an [`ErrorKind::Panic`](anysql_core::ErrorKind::Panic) error; any open
+    /// transaction is then rolled back and the connection goes on serving.
+    ///
+    /// Leave the connection as you found it: in particular, do not leave a transaction open that
+    /// anysql does not know about (use `rusqlite::Transaction`, which rolls back when dropped).
+    /// Dropping the returned future does not stop `f`.
+    pub fn run_sync<F, R>(&mut self, f: F) -> impl Future<Output = Result<R, Error>> + Send + '_
+    where
+        F: FnOnce(&mut rusqlite::Connection) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let job = Box::new(move |conn: &mut rusqlite::Connection| {
+            Box::new(f(conn)) as Box<dyn Any + Send>
+        });
+        async move {
+            match self.call(false, |seq| Command::Run { seq, job }).await? {
+                Response::Any(value) => value
+                    .downcast::<R>()
+                    .map(|value| *value)
+                    .map_err(|_| mixed_up()),
+                _ => Err(mixed_up()),
+            }
+        }
+    }
+}
+
+/// A reply of the wrong kind: cannot happen, but is an error rather than a panic.
+fn mixed_up() -> Error {
+    Error::connection(
+        "the sqlite connection mixed up its replies (a bug in anysql-sqlite); drop this connection",
+    )
+}
+
+/// Sends [`Shared::abandon`] for a command whose caller stopped waiting.
+struct AbandonOnDrop<'a> {
+    shared: &'a Shared,
+    seq: Option<u64>,
+}
+
+impl Drop for AbandonOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(seq) = self.seq {
+            self.shared.abandon(seq);
+        }
+    }
+}
+
+#[async_trait]
+impl DriverConnection for SqliteConnection {
+    async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
+        let (sql, _) = self.statements.lookup(sql);
+        self.count(|seq| Command::Execute { seq, sql, params })
+            .await
+    }
+
+    async fn execute_many(&mut self, sql: &str, param_sets: Vec<Vec<Value>>) -> Result<u64, Error> {
+        let (sql, _) = self.statements.lookup(sql);
+        self.count(|seq| Command::ExecuteMany {
+            seq,
+            sql,
+            sets: param_sets,
+        })
+        .await
+    }
+
+    async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error> {
+        self.fetch_rows(sql, params, usize::MAX).await
+    }
+
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<Option<Row>, Error> {
+        Ok(self.fetch_rows(sql, params, 1).await?.into_iter().next())
+    }
+
+    fn fetch<'a>(&'a mut self, sql: &'a str, params: Vec<Value>) -> RowStream<'a> {
+        let (sql, _) = self.statements.lookup(sql);
+        self.seq += 1;
+        let seq = self.seq;
+        let (rows, chunks) = async_channel::bounded(STREAM_BUFFER_CHUNKS);
+        let command = Command::Stream {
+            seq,
+            sql,
+            params,
+            chunk: STREAM_CHUNK_ROWS,
+            rows,
+        };
+        let error = self.commands.send(command).err().map(|_| worker_gone());
+        Box::pin(SqliteRows {
+            chunks: Box::pin(chunks),
+            current: Vec::new().into_iter(),
+            error,
+            abandon: Some((&*self.shared, seq)),
+        })
+    }
+
+    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error> {
+        // SQLite is always serializable; the isolation level and read-only flag change nothing.
+        self.control(Control::Begin {
+            immediate: options.is_immediate(),
+        })
+        .await
+    }
+
+    async fn commit(&mut self) -> Result<(), Error> {
+        self.control(Control::Commit).await
+    }
+
+    async fn rollback(&mut self) -> Result<(), Error> {
+        self.control(Control::Rollback).await
+    }
+
+    async fn ping(&mut self) -> Result<(), Error> {
+        self.control(Control::Ping).await
+    }
+
+    async fn reset(&mut self) -> Result<(), Error> {
+        self.control(Control::Reset).await
+    }
+
+    fn is_broken(&self) -> bool {
+        !self.shared.is_alive()
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<(), Error> {
+        let (reply, receiver) = reply::channel();
+        let result = match self.commands.send(Command::Close { reply }) {
+            Ok(()) => Wait::new(receiver, Instant::now(), Duration::ZERO)
+                .await
+                .0
+                .unwrap_or(Ok(())),
+            // The thread is gone already.
+            Err(_) => Ok(()),
+        };
+        if let Some(thread) = self.thread.take() {
+            // The worker returns right after it replies, so this does not block for long.
+            let _ = thread.join();
+        }
+        result
+    }
+
+    fn cancel_handle(&self) -> Option<CancelHandle> {
+        let canceller = Arc::new(Canceller {
+            shared: Arc::clone(&self.shared),
+        });
+        Some(CancelHandle::new(canceller, Arc::clone(&self.runtime)))
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+impl Drop for SqliteConnection {
+    fn drop(&mut self) {
+        // Nobody will read the result of whatever still runs: stop it, so the thread ends soon.
+        // Dropping `commands` then ends the thread, which closes the database.
+        self.shared.cancel_running();
+    }
+}
+
+impl fmt::Debug for SqliteConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteConnection")
+            .field("database", &format_args!("{}", self.config.describe()))
+            .field("alive", &self.shared.is_alive())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Interrupts the statement a connection is running, from anywhere.
+struct Canceller {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteCanceller").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl CancelQuery for Canceller {
+    async fn cancel(&self, _runtime: &SharedRuntime) -> Result<(), Error> {
+        self.shared.cancel_running();
+        Ok(())
+    }
+}
+
+/// The stream behind [`DriverConnection::fetch`]: chunks of rows from the worker.
+struct SqliteRows<'a> {
+    chunks: Pin<Box<async_channel::Receiver<Chunk>>>,
+    current: std::vec::IntoIter<Row>,
+    error: Option<Error>,
+    /// The command to abandon if the stream is dropped before its end.
+    abandon: Option<(&'a Shared, u64)>,
+}
+
+impl Stream for SqliteRows<'_> {
+    type Item = Result<Row, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(row) = this.current.next() {
+                return Poll::Ready(Some(Ok(row)));
+            }
+            if let Some(error) = this.error.take() {
+                this.abandon = None;
+                return Poll::Ready(Some(Err(error)));
+            }
+            if this.abandon.is_none() {
+                return Poll::Ready(None);
+            }
+            match std::task::ready!(this.chunks.as_mut().poll_next(cx)) {
+                Some(Ok(chunk)) => this.current = chunk.into_iter(),
+                // The worker's last word on this statement.
+                Some(Err(error)) => this.error = Some(error),
+                None => this.abandon = None,
+            }
+        }
+    }
+}
+
+impl Drop for SqliteRows<'_> {
+    fn drop(&mut self) {
+        if let Some((shared, seq)) = self.abandon.take() {
+            shared.abandon(seq);
+        }
+    }
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for anysql_core::Connection {}
+}
+
+/// [`SqliteConnection::run_sync`] on an anysql [`Connection`] (and, through `Deref`, on a
+/// `Transaction`).
+///
+/// ```
+/// use anysql_sqlite::{from_rusqlite, SqliteConnectionExt};
+///
+/// # async fn demo(conn: &mut anysql_core::Connection) -> Result<(), anysql_core::Error> {
+/// let version: String = conn
+///     .run_sync(|c| c.query_row("SELECT sqlite_version()", [], |r| r.get(0)).map_err(from_rusqlite))
+///     .await??;
+/// # Ok(()) }
+/// ```
+///
+/// The closure's own result comes back inside anysql's `Result`, hence the `??`;
+/// [`from_rusqlite`](crate::from_rusqlite) turns rusqlite's errors into anysql's.
+pub trait SqliteConnectionExt: private::Sealed {
+    /// Runs `f` with the `rusqlite::Connection` on the connection's thread; see
+    /// [`SqliteConnection::run_sync`].
+    ///
+    /// Fails with [`ErrorKind::Configuration`](anysql_core::ErrorKind::Configuration) if the
+    /// connection is not to SQLite.
+    fn run_sync<F, R>(&mut self, f: F) -> impl Future<Output = Result<R, Error>> + Send + '_
+    where
+        F: FnOnce(&mut rusqlite::Connection) -> R + Send + 'static,
+        R: Send + 'static;
+}
+
+impl SqliteConnectionExt for Connection {
+    fn run_sync<F, R>(&mut self, f: F) -> impl Future<Output = Result<R, Error>> + Send + '_
+    where
+        F: FnOnce(&mut rusqlite::Connection) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let conn = self.driver_connection::<SqliteConnection>();
+        async move {
+            match conn {
+                Some(conn) => conn.run_sync(f).await,
+                None => Err(Error::configuration(
+                    "run_sync needs a sqlite connection, but this connection is to another database; \
+                     check the engine's url",
+                )),
+            }
+        }
+    }
+}

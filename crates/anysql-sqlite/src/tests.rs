@@ -1,0 +1,928 @@
+//! Tests of the driver on real SQLite databases, with no async runtime: SQLite needs none, so
+//! `block_on` drives everything, and [`TestRuntime`] only satisfies the pool's interface.
+
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use anysql_core::runtime::BoxFuture;
+use anysql_core::{
+    AsyncDriver, BoxSocket, ConnectOptions, Connector, ConstraintKind, DriverConnection, Engine,
+    ErrorKind, Row, Runtime, SharedRuntime, TransactionOptions, Value,
+};
+use async_trait::async_trait;
+use futures_lite::future::block_on;
+use futures_lite::StreamExt;
+
+use crate::{from_rusqlite, SqliteConnection, SqliteConnectionExt, SqliteDriver};
+
+// ---------------------------------------------------------------------------------------------
+// Test support
+
+/// Spawns on OS threads and sleeps on one timer thread.
+#[derive(Debug)]
+struct TestRuntime;
+
+#[async_trait]
+impl Runtime for TestRuntime {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        std::thread::spawn(move || block_on(task));
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(Sleep(Instant::now() + duration))
+    }
+
+    async fn connect_tcp(&self, _host: &str, _port: u16) -> io::Result<BoxSocket> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the sqlite tests open no sockets",
+        ))
+    }
+}
+
+struct Timer {
+    wakers: Mutex<Vec<(Instant, Waker)>>,
+    changed: Condvar,
+}
+
+fn timer() -> &'static Timer {
+    static TIMER: OnceLock<&'static Timer> = OnceLock::new();
+    TIMER.get_or_init(|| {
+        let timer: &'static Timer = Box::leak(Box::new(Timer {
+            wakers: Mutex::new(Vec::new()),
+            changed: Condvar::new(),
+        }));
+        std::thread::spawn(move || {
+            let mut wakers = timer.wakers.lock().unwrap();
+            loop {
+                let now = Instant::now();
+                wakers.retain(|(at, waker)| {
+                    let due = *at <= now;
+                    if due {
+                        waker.wake_by_ref();
+                    }
+                    !due
+                });
+                let next = wakers.iter().map(|(at, _)| *at).min();
+                let wait = next.map_or(Duration::from_secs(1), |at| {
+                    at.saturating_duration_since(now)
+                });
+                wakers = timer.changed.wait_timeout(wakers, wait).unwrap().0;
+            }
+        });
+        timer
+    })
+}
+
+struct Sleep(Instant);
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.0 {
+            return Poll::Ready(());
+        }
+        let timer = timer();
+        timer
+            .wakers
+            .lock()
+            .unwrap()
+            .push((self.0, cx.waker().clone()));
+        timer.changed.notify_one();
+        Poll::Pending
+    }
+}
+
+fn runtime() -> SharedRuntime {
+    Arc::new(TestRuntime)
+}
+
+/// A connector and one connection from it (the connector keeps a memory database alive).
+fn connect(url: &str) -> (Arc<dyn Connector>, Box<dyn DriverConnection>) {
+    let connector = SqliteDriver::new()
+        .connector(&ConnectOptions::parse(url).unwrap())
+        .unwrap();
+    let conn = block_on(connector.connect(&runtime())).unwrap();
+    (connector, conn)
+}
+
+fn engine(url: &str) -> Engine {
+    Engine::builder(url)
+        .driver(SqliteDriver::new())
+        .runtime(TestRuntime)
+        .build()
+        .unwrap()
+}
+
+fn sqlite(conn: &mut Box<dyn DriverConnection>) -> &mut SqliteConnection {
+    conn.as_any_mut()
+        .downcast_mut::<SqliteConnection>()
+        .unwrap()
+}
+
+/// A fresh directory under the system's temp directory, removed at the end.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("anysql-sqlite-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn url(&self, file: &str, query: &str) -> String {
+        format!("sqlite://{}{query}", self.0.join(file).display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn int(row: &Row, i: usize) -> i64 {
+    row.get::<i64>(i).unwrap()
+}
+
+fn scalar(conn: &mut Box<dyn DriverConnection>, sql: &str) -> Value {
+    let row = block_on(conn.fetch_optional(sql, vec![])).unwrap().unwrap();
+    row.values()[0].clone()
+}
+
+// ---------------------------------------------------------------------------------------------
+// URLs and opening
+
+#[test]
+fn file_urls_open_with_the_defaults() {
+    let dir = TempDir::new();
+    for url in [
+        dir.url("a.db", ""),
+        format!("sqlite:{}", dir.0.join("b.db").display()),
+    ] {
+        let (_c, mut conn) = connect(&url);
+        assert_eq!(
+            scalar(&mut conn, "PRAGMA journal_mode"),
+            Value::Text("wal".into()),
+            "{url}"
+        );
+        assert_eq!(scalar(&mut conn, "PRAGMA foreign_keys"), Value::Int(1));
+        assert_eq!(
+            scalar(&mut conn, "PRAGMA synchronous"),
+            Value::Int(1),
+            "NORMAL"
+        );
+        assert_eq!(scalar(&mut conn, "PRAGMA busy_timeout"), Value::Int(5000));
+        block_on(conn.close()).unwrap();
+    }
+    assert!(dir.0.join("a.db").exists() && dir.0.join("b.db").exists());
+    let (_c, mut conn) = connect(&dir.url(
+        "c.db",
+        "?journal_mode=delete&synchronous=full&foreign_keys=off&busy_timeout=250ms",
+    ));
+    assert_eq!(
+        scalar(&mut conn, "PRAGMA journal_mode"),
+        Value::Text("delete".into())
+    );
+    assert_eq!(scalar(&mut conn, "PRAGMA foreign_keys"), Value::Int(0));
+    assert_eq!(scalar(&mut conn, "PRAGMA synchronous"), Value::Int(2));
+    assert_eq!(scalar(&mut conn, "PRAGMA busy_timeout"), Value::Int(250));
+}
+
+#[test]
+fn open_failures_are_connection_errors_that_say_what_to_do() {
+    let dir = TempDir::new();
+    let connector = |url: &str| {
+        SqliteDriver::new()
+            .connector(&ConnectOptions::parse(url).unwrap())
+            .unwrap()
+    };
+    let missing = dir.0.join("missing.db");
+    for mode in ["ro", "rw"] {
+        let err = block_on(
+            connector(&dir.url("missing.db", &format!("?mode={mode}"))).connect(&runtime()),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connection);
+        assert!(
+            err.message().contains(&missing.display().to_string()),
+            "{err}"
+        );
+        assert!(err.message().contains("mode=rwc"), "{err}");
+    }
+    let err = block_on(connector(&dir.url("no/such/dir.db", "")).connect(&runtime())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection);
+    assert!(err.message().contains("directory does not exist"), "{err}");
+    let err = block_on(connector(&format!("sqlite://{}", dir.0.display())).connect(&runtime()))
+        .unwrap_err();
+    assert!(err.message().contains("is a directory"), "{err}");
+    std::fs::write(
+        dir.0.join("text.db"),
+        b"this is not a database, just some text that is long enough",
+    )
+    .unwrap();
+    let err = block_on(connector(&dir.url("text.db", "")).connect(&runtime())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection);
+    assert!(err.message().contains("not a sqlite database"), "{err}");
+}
+
+#[test]
+fn read_only_mode_refuses_writes() {
+    let dir = TempDir::new();
+    let (_c, mut rw) = connect(&dir.url("ro.db", ""));
+    block_on(rw.execute("CREATE TABLE t(x)", vec![])).unwrap();
+    let (_c, mut ro) = connect(&dir.url("ro.db", "?mode=ro"));
+    assert_eq!(scalar(&mut ro, "SELECT count(*) FROM t"), Value::Int(0));
+    let err = block_on(ro.execute("INSERT INTO t VALUES (1)", vec![])).unwrap_err();
+    assert_eq!(err.code(), Some("SQLITE_READONLY"), "{err}");
+}
+
+#[test]
+fn memory_database_is_shared_by_the_engine() {
+    let engine = engine("sqlite::memory:?max_size=3");
+    block_on(async {
+        let mut a = engine.acquire().await.unwrap();
+        let mut b = engine.acquire().await.unwrap();
+        a.execute("CREATE TABLE t(x INTEGER)", ()).await.unwrap();
+        a.execute("INSERT INTO t VALUES ($1)", (7,)).await.unwrap();
+        assert_eq!(
+            b.fetch_scalar::<i64>("SELECT x FROM t", ()).await.unwrap(),
+            7
+        );
+        // Closed connections do not take the database with them.
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+        let mut c = engine.acquire().await.unwrap();
+        assert_eq!(
+            c.fetch_scalar::<i64>("SELECT count(*) FROM t", ())
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            c.fetch_scalar::<String>("PRAGMA journal_mode", ())
+                .await
+                .unwrap(),
+            "memory"
+        );
+    });
+    // Another engine has its own database.
+    let other = self::engine("sqlite::memory:");
+    let err = block_on(other.fetch_all("SELECT * FROM t", ())).unwrap_err();
+    assert!(err.message().contains("no such table"), "{err}");
+}
+
+#[test]
+fn memory_writers_wait_for_each_other() {
+    let (connector, mut a) = connect("sqlite::memory:");
+    let mut b = block_on(connector.connect(&runtime())).unwrap();
+    block_on(a.execute("CREATE TABLE t(x)", vec![])).unwrap();
+    block_on(a.begin(&TransactionOptions::new().immediate(true))).unwrap();
+    block_on(a.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
+    let started = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let result = block_on(b.execute("INSERT INTO t VALUES (2)", vec![]));
+        (result, started.elapsed(), b)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    block_on(a.commit()).unwrap();
+    let (result, waited, _b) = writer.join().unwrap();
+    assert_eq!(result.unwrap(), 1);
+    assert!(
+        waited >= Duration::from_millis(250),
+        "the second writer waited {waited:?}"
+    );
+    assert_eq!(scalar(&mut a, "SELECT count(*) FROM t"), Value::Int(2));
+
+    // With a short busy timeout, the waiting writer gives up with a retryable error.
+    let (connector, mut a) = connect("sqlite::memory:?busy_timeout=50ms");
+    let mut b = block_on(connector.connect(&runtime())).unwrap();
+    block_on(a.execute("CREATE TABLE t(x)", vec![])).unwrap();
+    block_on(a.begin(&TransactionOptions::new().immediate(true))).unwrap();
+    let err = block_on(b.execute("INSERT INTO t VALUES (2)", vec![])).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    assert!(
+        err.code().is_some_and(|c| c.starts_with("SQLITE_BUSY")),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+    block_on(a.rollback()).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statements, values, errors
+
+#[test]
+fn placeholders_in_every_style() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    let params = vec![Value::Int(1), Value::Text("two".into())];
+    let row = block_on(conn.fetch_optional("SELECT $2, $1, '$1', \"$2\" -- $3", params.clone()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.values()[..3],
+        [
+            Value::Text("two".into()),
+            Value::Int(1),
+            Value::Text("$1".into())
+        ]
+    );
+    for sql in [
+        "SELECT ?, ?",
+        "SELECT ?1, ?2",
+        "SELECT :a, :b",
+        "SELECT @a, $b",
+    ] {
+        let row = block_on(conn.fetch_optional(sql, params.clone()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.values(), &params[..], "{sql}");
+    }
+    // `?2 … ?1` reuses numbers: two parameters, bound by number.
+    let row = block_on(conn.fetch_optional("SELECT $2 || $1 || $2", params.clone()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.values()[0], Value::Text("two1two".into()));
+}
+
+#[test]
+fn wrong_parameter_counts_are_parameter_errors() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    for (sql, params) in [
+        ("SELECT $1, $2", vec![Value::Int(1)]),
+        ("SELECT 1", vec![Value::Int(1)]),
+        ("SELECT ?", vec![]),
+    ] {
+        let err = block_on(conn.fetch_all(sql, params)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Parameter, "{sql}: {err}");
+    }
+    let err = block_on(conn.execute("SELECT $1, $2", vec![Value::Int(1)])).unwrap_err();
+    assert_eq!(
+        err.message(),
+        "the statement takes 2 parameters but 1 was given"
+    );
+    assert_eq!(
+        scalar(&mut conn, "SELECT 1"),
+        Value::Int(1),
+        "the connection is still usable"
+    );
+}
+
+#[test]
+fn values_round_trip_by_storage_class() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    block_on(conn.execute("CREATE TABLE v(a, b, c, d, e, f)", vec![])).unwrap();
+    let values = vec![
+        Value::Null,
+        Value::Bool(true),
+        Value::Int(-42),
+        Value::Float(1.5),
+        Value::Text("héllo".into()),
+        Value::Blob(vec![0, 1, 255]),
+    ];
+    assert_eq!(
+        block_on(conn.execute("INSERT INTO v VALUES ($1, $2, $3, $4, $5, $6)", values)).unwrap(),
+        1
+    );
+    let row =
+        block_on(conn.fetch_optional("SELECT a, b, c, d, e, f, typeof(b) AS tb FROM v", vec![]))
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        row.values(),
+        &[
+            Value::Null,
+            Value::Int(1),
+            Value::Int(-42),
+            Value::Float(1.5),
+            Value::Text("héllo".into()),
+            Value::Blob(vec![0, 1, 255]),
+            Value::Text("integer".into()),
+        ]
+    );
+    assert_eq!(
+        row.columns().names().collect::<Vec<_>>(),
+        ["a", "b", "c", "d", "e", "f", "tb"]
+    );
+    assert!(row.get::<bool>("b").unwrap());
+    // Text that is not UTF-8 is a decode error, not a panic.
+    let err = block_on(conn.fetch_all("SELECT CAST(x'ff' AS TEXT)", vec![])).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+}
+
+#[test]
+fn database_errors_carry_extended_codes() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    block_on(conn.execute(
+        "CREATE TABLE p(id INTEGER PRIMARY KEY);
+         CREATE TABLE c(id TEXT PRIMARY KEY, email TEXT UNIQUE, name TEXT NOT NULL,
+                        n INTEGER CONSTRAINT positive CHECK (n > 0), p INTEGER REFERENCES p(id))",
+        vec![],
+    ))
+    .unwrap();
+    block_on(conn.execute("INSERT INTO c VALUES ('a', 'a@x', 'a', 1, NULL)", vec![])).unwrap();
+    let cases = [
+        (
+            "INSERT INTO c VALUES ('b', 'a@x', 'b', 1, NULL)",
+            "SQLITE_CONSTRAINT_UNIQUE",
+            ConstraintKind::Unique,
+        ),
+        (
+            "INSERT INTO c VALUES ('a', 'b@x', 'b', 1, NULL)",
+            "SQLITE_CONSTRAINT_PRIMARYKEY",
+            ConstraintKind::Unique,
+        ),
+        (
+            "INSERT INTO c VALUES ('b', 'b@x', NULL, 1, NULL)",
+            "SQLITE_CONSTRAINT_NOTNULL",
+            ConstraintKind::NotNull,
+        ),
+        (
+            "INSERT INTO c VALUES ('b', 'b@x', 'b', 0, NULL)",
+            "SQLITE_CONSTRAINT_CHECK",
+            ConstraintKind::Check,
+        ),
+        (
+            "INSERT INTO c VALUES ('b', 'b@x', 'b', 1, 99)",
+            "SQLITE_CONSTRAINT_FOREIGNKEY",
+            ConstraintKind::ForeignKey,
+        ),
+    ];
+    for (sql, code, kind) in cases {
+        let err = block_on(conn.execute(sql, vec![])).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Database, "{sql}");
+        assert_eq!(err.code(), Some(code), "{sql}: {err}");
+        assert_eq!(err.constraint_kind(), Some(kind), "{sql}");
+        assert!(!err.is_retryable());
+    }
+    let err = block_on(conn.execute("INSERT INTO c VALUES ('b', 'b@x', 'b', 0, NULL)", vec![]))
+        .unwrap_err();
+    assert_eq!(err.constraint(), Some("positive"));
+    let err = block_on(conn.execute("INSERT INTO c VALUES ('b', 'a@x', 'b', 1, NULL)", vec![]))
+        .unwrap_err();
+    assert_eq!(err.as_database_error().unwrap().table.as_deref(), Some("c"));
+
+    let err = block_on(conn.fetch_all("SELEC 1", vec![])).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    assert_eq!(err.code(), Some("SQLITE_ERROR"));
+    assert!(err.message().contains("syntax error"), "{err}");
+    let err = block_on(conn.fetch_all("SELECT 1; SELECT 2", vec![])).unwrap_err();
+    assert!(err.message().contains("more than one statement"), "{err}");
+    assert_eq!(scalar(&mut conn, "SELECT count(*) FROM c"), Value::Int(1));
+}
+
+#[test]
+fn execute_counts_changes_and_runs_scripts() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    let script = "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2); -- a comment\n INSERT INTO t VALUES (3);";
+    assert_eq!(block_on(conn.execute(script, vec![])).unwrap(), 3);
+    assert_eq!(
+        block_on(conn.execute("UPDATE t SET x = x + 1", vec![])).unwrap(),
+        3
+    );
+    // DDL after DML does not report the DML's count again.
+    assert_eq!(
+        block_on(conn.execute("CREATE TABLE u(y)", vec![])).unwrap(),
+        0
+    );
+    // Statements that return rows are fine in execute.
+    assert_eq!(
+        block_on(conn.execute("PRAGMA user_version = 3", vec![])).unwrap(),
+        0
+    );
+    assert_eq!(
+        block_on(conn.execute("SELECT * FROM t", vec![])).unwrap(),
+        0
+    );
+    assert_eq!(block_on(conn.execute("", vec![])).unwrap(), 0);
+    assert_eq!(block_on(conn.execute("-- nothing", vec![])).unwrap(), 0);
+    assert!(block_on(conn.fetch_all("", vec![])).unwrap().is_empty());
+    let rows =
+        block_on(conn.fetch_all("INSERT INTO t VALUES (9) RETURNING x * 2 AS d", vec![])).unwrap();
+    assert_eq!(int(&rows[0], 0), 18);
+    let err = block_on(conn.execute("INSERT INTO t VALUES ($1); SELECT 1", vec![Value::Int(1)]))
+        .unwrap_err();
+    assert!(err.message().contains("more than one statement"), "{err}");
+}
+
+#[test]
+fn execute_many_is_one_atomic_batch() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    block_on(conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT)", vec![])).unwrap();
+    let sets: Vec<Vec<Value>> = (0..1000)
+        .map(|i| vec![Value::Int(i), Value::Text(format!("n{i}"))])
+        .collect();
+    assert_eq!(
+        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", sets)).unwrap(),
+        1000
+    );
+    assert_eq!(
+        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", vec![])).unwrap(),
+        0
+    );
+
+    // A failing set rolls the whole batch back.
+    let sets: Vec<Vec<Value>> = (1000..1100)
+        .chain([5])
+        .map(|i| vec![Value::Int(i), Value::Null])
+        .collect();
+    let err = block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", sets)).unwrap_err();
+    assert_eq!(err.code(), Some("SQLITE_CONSTRAINT_PRIMARYKEY"));
+    assert!(err.message().starts_with("parameter set 100:"), "{err}");
+    assert_eq!(
+        scalar(&mut conn, "SELECT count(*) FROM t"),
+        Value::Int(1000)
+    );
+    let err =
+        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", vec![vec![Value::Int(1)]]))
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Parameter);
+
+    // Inside a transaction it is a savepoint: the batch goes, the transaction stays.
+    block_on(conn.begin(&TransactionOptions::new())).unwrap();
+    block_on(conn.execute("DELETE FROM t WHERE id < 10", vec![])).unwrap();
+    let bad = vec![
+        vec![Value::Int(5000), Value::Null],
+        vec![Value::Int(20), Value::Null],
+    ];
+    assert!(block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", bad)).is_err());
+    let good = vec![vec![Value::Int(6000), Value::Null]];
+    assert_eq!(
+        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", good)).unwrap(),
+        1
+    );
+    block_on(conn.commit()).unwrap();
+    assert_eq!(scalar(&mut conn, "SELECT count(*) FROM t"), Value::Int(991));
+}
+
+#[test]
+fn transactions_and_savepoints() {
+    let engine = engine("sqlite::memory:?max_size=1");
+    block_on(async {
+        let mut conn = engine.acquire().await.unwrap();
+        conn.execute("CREATE TABLE t(x)", ()).await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute("INSERT INTO t VALUES (1)", ()).await.unwrap();
+        {
+            let mut inner = tx.begin().await.unwrap();
+            inner.execute("INSERT INTO t VALUES (2)", ()).await.unwrap();
+            inner.rollback().await.unwrap();
+        }
+        {
+            let mut inner = tx.begin().await.unwrap();
+            inner.execute("INSERT INTO t VALUES (3)", ()).await.unwrap();
+            inner.commit().await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let rows = conn
+            .fetch_all_as::<(i64,)>("SELECT x FROM t ORDER BY x", ())
+            .await
+            .unwrap();
+        assert_eq!(rows, [(1,), (3,)]);
+        {
+            let mut tx = conn.begin().await.unwrap();
+            tx.execute("INSERT INTO t VALUES (4)", ()).await.unwrap();
+            // Dropped without commit: rolled back before the next use.
+        }
+        assert_eq!(
+            conn.fetch_scalar::<i64>("SELECT count(*) FROM t", ())
+                .await
+                .unwrap(),
+            2
+        );
+        let tx = conn
+            .begin_with(anysql_core::TransactionOptions::new().immediate(true))
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+    });
+    // Rollback outside a transaction is a no-op (the core may roll back after a COMMIT that went
+    // through).
+    let (_c, mut conn) = connect("sqlite::memory:");
+    block_on(conn.rollback()).unwrap();
+    block_on(conn.begin(&TransactionOptions::new())).unwrap();
+    block_on(conn.commit()).unwrap();
+    block_on(conn.rollback()).unwrap();
+    block_on(conn.reset()).unwrap();
+    block_on(conn.ping()).unwrap();
+}
+
+#[test]
+fn a_transaction_sqlite_rolled_back_stays_failed_until_rolled_back() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    block_on(conn.execute("CREATE TABLE t(x)", vec![])).unwrap();
+    block_on(conn.begin(&TransactionOptions::new())).unwrap();
+    block_on(conn.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
+    // The transaction ends behind the caller's back.
+    block_on(conn.execute("ROLLBACK", vec![])).unwrap();
+    let err = block_on(conn.execute("INSERT INTO t VALUES (2)", vec![])).unwrap_err();
+    assert_eq!(err.code(), Some("SQLITE_ABORT_ROLLBACK"), "{err}");
+    assert!(err.is_retryable());
+    let err = block_on(conn.commit()).unwrap_err();
+    assert_eq!(err.code(), Some("SQLITE_ABORT_ROLLBACK"));
+    block_on(conn.rollback()).unwrap();
+    assert_eq!(
+        block_on(conn.execute("INSERT INTO t VALUES (3)", vec![])).unwrap(),
+        1
+    );
+    assert_eq!(
+        scalar(&mut conn, "SELECT group_concat(x) FROM t"),
+        Value::Text("3".into())
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming
+
+const COUNT_TO: &str =
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+                        SELECT i, 'row ' || i AS label FROM n";
+
+#[test]
+fn streams_large_results_in_bounded_chunks() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    let mut stream = conn.fetch(COUNT_TO, vec![Value::Int(100_000)]);
+    let first = block_on(stream.next()).unwrap().unwrap();
+    assert_eq!(
+        (int(&first, 0), first.get::<String>("label").unwrap()),
+        (1, "row 1".to_owned())
+    );
+    drop(stream);
+    let mut stream = conn.fetch(COUNT_TO, vec![Value::Int(100_000)]);
+    // Let the worker run ahead as far as it can, then check it stopped at the buffer's bound.
+    let _ = block_on(stream.next()).unwrap().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(stream);
+    let produced = sqlite(&mut conn)
+        .shared()
+        .streamed_rows
+        .load(Ordering::Relaxed);
+    assert!(
+        produced <= 2 * 256 + 4 * 256,
+        "the worker ran ahead by {produced} rows"
+    );
+
+    let mut stream = conn.fetch(COUNT_TO, vec![Value::Int(100_000)]);
+    let mut count = 0;
+    let mut sum = 0;
+    block_on(async {
+        while let Some(row) = stream.next().await {
+            let row = row.unwrap();
+            count += 1;
+            sum += int(&row, 0);
+        }
+    });
+    assert_eq!((count, sum), (100_000, 100_000 * 100_001 / 2));
+    drop(stream);
+    let err = block_on(conn.fetch("SELECT * FROM nowhere", vec![]).next())
+        .unwrap()
+        .unwrap_err();
+    assert!(err.message().contains("no such table"), "{err}");
+    let mut empty = conn.fetch("SELECT 1 WHERE 0", vec![]);
+    assert!(block_on(empty.next()).is_none());
+}
+
+#[test]
+fn a_dropped_stream_stops_the_query_and_the_connection_goes_on() {
+    let engine = engine("sqlite::memory:?max_size=1");
+    block_on(async {
+        let mut conn = engine.acquire().await.unwrap();
+        let started = Instant::now();
+        {
+            // A billion rows: only stopping early finishes in time.
+            let mut rows = conn.fetch(COUNT_TO, (1_000_000_000,));
+            for _ in 0..10 {
+                rows.next().await.unwrap().unwrap();
+            }
+        }
+        assert_eq!(
+            conn.fetch_scalar::<i64>("SELECT 41 + 1", ()).await.unwrap(),
+            42
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // Same inside a transaction, where the statement is not interrupted but stopped between rows.
+        let mut tx = conn.begin().await.unwrap();
+        {
+            let mut rows = tx.fetch(COUNT_TO, (1_000_000_000,));
+            rows.next().await.unwrap().unwrap();
+        }
+        assert_eq!(tx.fetch_scalar::<i64>("SELECT 7", ()).await.unwrap(), 7);
+        tx.commit().await.unwrap();
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Panics, cancellation, lifecycle
+
+#[test]
+fn a_panic_in_run_sync_is_an_error_and_the_connection_survives() {
+    let engine = engine("sqlite::memory:?max_size=1");
+    block_on(async {
+        let mut conn = engine.acquire().await.unwrap();
+        conn.execute("CREATE TABLE t(x)", ()).await.unwrap();
+        let err = conn
+            .run_sync(|_| -> () { panic!("boom") })
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Panic);
+        assert!(err.message().contains("boom"), "{err}");
+        let n = conn
+            .run_sync(|c| {
+                c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+                    .map_err(from_rusqlite)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 0);
+
+        // A panic inside a transaction rolls it back; the transaction then fails until dropped.
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute("INSERT INTO t VALUES (1)", ()).await.unwrap();
+        let err = tx
+            .run_sync(|_| -> () { panic!("in a transaction") })
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Panic);
+        let err = tx
+            .execute("INSERT INTO t VALUES (2)", ())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("SQLITE_ABORT_ROLLBACK"), "{err}");
+        drop(tx);
+        assert_eq!(
+            conn.fetch_scalar::<i64>("SELECT count(*) FROM t", ())
+                .await
+                .unwrap(),
+            0
+        );
+        conn.execute("INSERT INTO t VALUES (3)", ()).await.unwrap();
+        assert_eq!(
+            conn.fetch_scalar::<i64>("SELECT count(*) FROM t", ())
+                .await
+                .unwrap(),
+            1
+        );
+    });
+}
+
+#[test]
+fn run_sync_reaches_rusqlite() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    let version = block_on(sqlite(&mut conn).run_sync(|c| {
+        c.query_row("SELECT sqlite_version()", [], |r| r.get::<_, String>(0))
+            .unwrap()
+    }))
+    .unwrap();
+    assert!(version.starts_with("3."), "{version}");
+    let engine = engine("sqlite::memory:");
+    let mut pooled = block_on(engine.acquire()).unwrap();
+    let name = block_on(pooled.run_sync(|c| {
+        std::thread::current().name().map(str::to_owned) == Some("anysql-sqlite".into())
+            && c.is_autocommit()
+    }))
+    .unwrap();
+    assert!(name);
+}
+
+#[test]
+fn a_dropped_future_cancels_a_long_query() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    let started = Instant::now();
+    drop(conn.fetch_all("SELECT 1", vec![])); // never polled: nothing was sent
+    let count = format!("SELECT count(*) FROM ({})", COUNT_TO);
+    let result = block_on(futures_lite::future::or(
+        async {
+            Some(
+                conn.fetch_all(&count, vec![Value::Int(1_000_000_000)])
+                    .await,
+            )
+        },
+        async {
+            Sleep(Instant::now() + Duration::from_millis(100)).await;
+            None
+        },
+    ));
+    assert!(result.is_none());
+    block_on(conn.reset()).unwrap();
+    assert_eq!(scalar(&mut conn, "SELECT 5"), Value::Int(5));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "interrupted: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_future_dropped_before_the_worker_starts_it_is_skipped() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    block_on(conn.execute("CREATE TABLE t(x)", vec![])).unwrap();
+    let conn = sqlite(&mut conn);
+    let mut cx = Context::from_waker(Waker::noop());
+    {
+        // Keep the worker busy for a while...
+        let mut busy = Box::pin(conn.run_sync(|_| std::thread::sleep(Duration::from_millis(200))));
+        assert!(busy.as_mut().poll(&mut cx).is_pending());
+    }
+    {
+        // ...queue an insert behind it, and give up on it.
+        let mut insert = conn.execute("INSERT INTO t VALUES (1)", vec![]);
+        assert!(insert.as_mut().poll(&mut cx).is_pending());
+    }
+    let n = block_on(conn.fetch_optional("SELECT count(*) FROM t", vec![]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(int(&n, 0), 0);
+}
+
+#[test]
+fn the_cancel_handle_interrupts_the_running_statement() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    let handle = conn.cancel_handle().unwrap();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        block_on(handle.cancel()).unwrap();
+    });
+    let count = format!("SELECT count(*) FROM ({})", COUNT_TO);
+    let err = block_on(conn.fetch_all(&count, vec![Value::Int(1_000_000_000)])).unwrap_err();
+    assert_eq!(err.code(), Some("SQLITE_INTERRUPT"), "{err}");
+    canceller.join().unwrap();
+    assert_eq!(scalar(&mut conn, "SELECT 6"), Value::Int(6));
+}
+
+#[test]
+fn close_stops_the_thread_and_drop_too() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    assert!(!conn.is_broken());
+    let shared_alive = Arc::clone(sqlite(&mut conn).shared());
+    block_on(conn.close()).unwrap();
+    assert!(!shared_alive.is_alive());
+
+    let (_c, mut conn) = connect("sqlite::memory:");
+    let shared = Arc::clone(sqlite(&mut conn).shared());
+    drop(conn);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while shared.is_alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(!shared.is_alive());
+}
+
+#[test]
+fn columns_follow_schema_changes_and_lost_replies() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    block_on(conn.execute("CREATE TABLE t(a); INSERT INTO t VALUES (1)", vec![])).unwrap();
+    let rows = block_on(conn.fetch_all("SELECT * FROM t", vec![])).unwrap();
+    assert_eq!(rows[0].columns().names().collect::<Vec<_>>(), ["a"]);
+    block_on(conn.execute("ALTER TABLE t ADD COLUMN b DEFAULT 2", vec![])).unwrap();
+    let rows = block_on(conn.fetch_all("SELECT * FROM t", vec![])).unwrap();
+    assert_eq!(rows[0].columns().names().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(rows[0].values(), &[Value::Int(1), Value::Int(2)]);
+
+    // A reply that carried a statement's columns is lost with its future: the next one brings them
+    // again.
+    let mut cx = Context::from_waker(Waker::noop());
+    {
+        let mut lost = conn.fetch_all("SELECT a AS first FROM t", vec![]);
+        assert!(lost.as_mut().poll(&mut cx).is_pending());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rows = block_on(conn.fetch_all("SELECT a AS first FROM t", vec![])).unwrap();
+    assert_eq!(
+        (rows[0].columns().name(0), int(&rows[0], 0)),
+        (Some("first"), 1)
+    );
+    // Same for a command skipped by the worker before it ran.
+    {
+        let conn = sqlite(&mut conn);
+        let mut busy = Box::pin(conn.run_sync(|_| std::thread::sleep(Duration::from_millis(100))));
+        assert!(busy.as_mut().poll(&mut cx).is_pending());
+    }
+    {
+        let mut skipped = conn.fetch_all("SELECT b AS second FROM t", vec![]);
+        assert!(skipped.as_mut().poll(&mut cx).is_pending());
+    }
+    let rows = block_on(conn.fetch_all("SELECT b AS second FROM t", vec![])).unwrap();
+    assert_eq!(
+        (rows[0].columns().name(0), int(&rows[0], 0)),
+        (Some("second"), 2)
+    );
+}

@@ -1,0 +1,66 @@
+//! Values in and out of SQLite: binding parameters, reading cells, and column names.
+
+use anysql_core::{Error, Value};
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+use rusqlite::Statement;
+
+use crate::error::from_rusqlite;
+
+/// A parameter as rusqlite binds it. Booleans become the integers 0 and 1.
+struct Bind<'a>(&'a Value);
+
+impl ToSql for Bind<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            Value::Null => ValueRef::Null,
+            Value::Bool(v) => ValueRef::Integer(i64::from(*v)),
+            Value::Int(v) => ValueRef::Integer(*v),
+            Value::Float(v) => ValueRef::Real(*v),
+            Value::Text(v) => ValueRef::Text(v.as_bytes()),
+            Value::Blob(v) => ValueRef::Blob(v),
+            other => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    format!("sqlite cannot store a {} value", other.type_name()).into(),
+                ))
+            }
+        }))
+    }
+}
+
+/// Binds `params` to `stmt` by position, after checking their number.
+pub(crate) fn bind(stmt: &mut Statement<'_>, params: &[Value]) -> Result<(), Error> {
+    let expected = stmt.parameter_count();
+    if expected != params.len() {
+        return Err(Error::parameter_count(expected, params.len()));
+    }
+    for (i, value) in params.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, Bind(value))
+            .map_err(|e| from_rusqlite(e).context(format_args!("parameter ${}", i + 1)))?;
+    }
+    Ok(())
+}
+
+/// Reads the `width` cells of the current row, each by its SQLite storage class.
+pub(crate) fn read_values(row: &rusqlite::Row<'_>, width: usize) -> Result<Vec<Value>, Error> {
+    let mut values = Vec::with_capacity(width);
+    for i in 0..width {
+        let value = match row.get_ref(i).map_err(from_rusqlite)? {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(v) => Value::Int(v),
+            ValueRef::Real(v) => Value::Float(v),
+            ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => Value::Text(text.to_owned()),
+                Err(e) => {
+                    let name = row.as_ref().column_name(i).unwrap_or_default();
+                    return Err(Error::decode(format!(
+                        "column {i} ({name:?}) holds text that is not valid utf-8 ({e}); read it as a blob \
+                         with CAST(.. AS BLOB)"
+                    )));
+                }
+            },
+            ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
+        };
+        values.push(value);
+    }
+    Ok(values)
+}

@@ -1,0 +1,831 @@
+//! The thread that owns one rusqlite connection and serves its commands, one at a time, in order.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anysql_core::{DatabaseError, Error, Row, Value};
+use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::{ffi, InterruptHandle};
+
+use crate::error::{self, from_rusqlite};
+use crate::options::{Config, Target};
+use crate::reply::{self, CacheLine, Mailbox, SpinOrSleep};
+use crate::sql::has_more_statements;
+use crate::statements::{Fetched, Registry, Sql};
+use crate::value::{bind, read_values};
+
+#[allow(missing_docs)]
+pub static PROBE_NS: AtomicU64 = AtomicU64::new(0);
+#[allow(missing_docs)]
+pub static PROBE_N: AtomicU64 = AtomicU64::new(0);
+#[allow(missing_docs)]
+pub static PROBE_H: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+/// A reply carrying a result.
+pub(crate) type Reply<T> = reply::Sender<Result<T, Error>>;
+
+/// A chunk of a streamed result, or the error that ends it.
+pub(crate) type Chunk = Result<Vec<Row>, Error>;
+
+/// Rows of a streamed result, a chunk at a time.
+pub(crate) type ChunkSender = async_channel::Sender<Chunk>;
+
+/// What the worker answers to a command, posted in the connection's [`Mailbox`] under the
+/// command's sequence number.
+pub(crate) enum Response {
+    /// Rows changed.
+    Count(u64),
+    /// Rows fetched.
+    Fetched(Fetched),
+    /// Done, nothing to say.
+    Done,
+    /// What a `run_sync` closure returned.
+    Any(Box<dyn Any + Send>),
+}
+
+/// User code for `run_sync`, returning its result boxed.
+pub(crate) type Job = Box<dyn FnOnce(&mut rusqlite::Connection) -> Box<dyn Any + Send> + Send>;
+
+/// Work for the worker thread. Every command but `Stream` and `Close` is answered in the mailbox
+/// under its `seq`.
+pub(crate) enum Command {
+    /// Runs a statement (or, without parameters, a script) and counts the rows it changed.
+    Execute {
+        seq: u64,
+        sql: Sql,
+        params: Vec<Value>,
+    },
+    /// Runs a statement once per parameter set, atomically.
+    ExecuteMany {
+        seq: u64,
+        sql: Sql,
+        sets: Vec<Vec<Value>>,
+    },
+    /// Runs a query and collects up to `limit` rows. `known_columns` is the version of the
+    /// statement's columns the caller has (0 for none).
+    Fetch {
+        seq: u64,
+        sql: Sql,
+        known_columns: u64,
+        params: Vec<Value>,
+        limit: usize,
+    },
+    /// Runs a query and sends its rows in chunks of `chunk` rows until done or until the receiver
+    /// is gone.
+    Stream {
+        seq: u64,
+        sql: Sql,
+        params: Vec<Value>,
+        chunk: usize,
+        rows: ChunkSender,
+    },
+    /// Transaction control and housekeeping.
+    Control { seq: u64, op: Control },
+    /// Runs user code on the connection.
+    Run { seq: u64, job: Job },
+    /// Closes the connection and ends the thread.
+    Close { reply: Reply<()> },
+}
+
+/// A transaction or housekeeping operation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Control {
+    Begin { immediate: bool },
+    Commit,
+    Rollback,
+    Reset,
+    Ping,
+}
+
+/// State shared between a connection's handle, its cancel handle and its worker.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// False once the worker thread has ended. Read by the caller before every operation, so kept
+    /// away from the fields the worker writes for every command.
+    alive: CacheLine<AtomicBool>,
+    /// The sequence number of the last command whose caller gave up on it.
+    cancelled: AtomicU64,
+    running: Mutex<Running>,
+    interrupt: OnceLock<InterruptHandle>,
+    /// Where the worker posts its replies.
+    pub(crate) mailbox: Mailbox<Result<Response, Error>>,
+    /// Rows the worker has handed to streams, for tests of back-pressure.
+    #[cfg(test)]
+    pub(crate) streamed_rows: AtomicU64,
+}
+
+/// The statement command the worker is running, if any.
+#[derive(Default)]
+struct Running {
+    /// Its sequence number; 0 when idle.
+    seq: u64,
+    /// Whether the connection was in autocommit mode when it started: only then may dropping its
+    /// future interrupt it, because interrupting a statement inside a transaction makes SQLite roll
+    /// back the whole transaction.
+    autocommit: bool,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Shared {
+            alive: CacheLine(AtomicBool::new(true)),
+            ..Shared::default()
+        })
+    }
+
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.0.load(Ordering::Acquire)
+    }
+
+    fn running(&self) -> MutexGuard<'_, Running> {
+        // Only plain stores happen under this lock; take the data either way.
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn interrupt(&self) {
+        if let Some(handle) = self.interrupt.get() {
+            handle.interrupt();
+        }
+    }
+
+    /// The caller of command `seq` gave up on it (its future was dropped): skip it if it has not
+    /// started, stop it between rows, and interrupt its statement if it runs in autocommit mode.
+    ///
+    /// The lock makes sure the interrupt can only land while command `seq` runs.
+    pub(crate) fn abandon(&self, seq: u64) {
+        let running = self.running();
+        self.cancelled.store(seq, Ordering::Relaxed);
+        if running.seq == seq && running.autocommit {
+            self.interrupt();
+        }
+    }
+
+    /// Cancels whatever statement command runs now, if any (the cancel handle, and dropping a
+    /// connection).
+    pub(crate) fn cancel_running(&self) {
+        let running = self.running();
+        if running.seq != 0 {
+            self.cancelled.store(running.seq, Ordering::Relaxed);
+            self.interrupt();
+        }
+    }
+
+    fn is_cancelled(&self, seq: u64) -> bool {
+        self.cancelled.load(Ordering::Relaxed) == seq
+    }
+
+    /// Marks command `seq` as running; false if its caller already gave up on it.
+    fn start(&self, seq: u64, autocommit: bool) -> bool {
+        let mut running = self.running();
+        running.seq = seq;
+        running.autocommit = autocommit;
+        !self.is_cancelled(seq)
+    }
+
+    fn finish(&self) {
+        self.running().seq = 0;
+    }
+}
+
+/// Clears [`Shared::alive`] when the worker thread ends, however it ends.
+struct AliveGuard(Arc<Shared>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.alive.0.store(false, Ordering::Release);
+        self.0.mailbox.close();
+    }
+}
+
+/// Starts the worker thread of a new connection. It opens the database and reports on `opened`.
+pub(crate) fn spawn(
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+    commands: crossbeam_channel::Receiver<Command>,
+    opened: Reply<()>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("anysql-sqlite".to_owned())
+        .spawn(move || {
+            let _alive = AliveGuard(Arc::clone(&shared));
+            let conn = match catch_unwind(|| open(&config)) {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return opened.send(Err(e)),
+                Err(payload) => return opened.send(Err(error::panicked(&*payload))),
+            };
+            // Set once, here, before anyone can ask to interrupt.
+            let _ = shared.interrupt.set(conn.get_interrupt_handle());
+            opened.send(Ok(()));
+            Worker {
+                conn,
+                shared,
+                statements: Registry::default(),
+                txn: Txn::None,
+            }
+            .serve(&commands);
+        })
+}
+
+/// Opens and sets up a connection as `config` says.
+pub(crate) fn open(config: &Config) -> Result<rusqlite::Connection, Error> {
+    let conn = match &config.target {
+        Target::File(path) => rusqlite::Connection::open_with_flags(path, config.open_flags()),
+        Target::Memory(uri) => rusqlite::Connection::open_with_flags(uri, config.open_flags()),
+    }
+    .map_err(|e| open_error(config, &e))?;
+    setup(&conn, config)?;
+    Ok(conn)
+}
+
+fn setup(conn: &rusqlite::Connection, config: &Config) -> Result<(), Error> {
+    let failed = |e: rusqlite::Error| open_error(config, &e);
+    conn.busy_timeout(config.busy_timeout).map_err(failed)?;
+    conn.set_prepared_statement_cache_capacity(config.statement_cache_capacity);
+    if let Some((mode, explicit)) = config.journal_mode {
+        let set: String = conn
+            .query_row(&format!("PRAGMA journal_mode = {mode}"), [], |row| {
+                row.get(0)
+            })
+            .map_err(failed)?;
+        if explicit && !set.eq_ignore_ascii_case(mode) {
+            return Err(Error::configuration(format!(
+                "the sqlite database {} cannot use journal_mode={mode} (it stays in {set} mode); \
+                 remove journal_mode from the url or pick another mode",
+                config.describe()
+            )));
+        }
+    }
+    let mut pragmas = format!(
+        "PRAGMA foreign_keys = {};",
+        if config.foreign_keys { "ON" } else { "OFF" }
+    );
+    if let Some(synchronous) = config.synchronous {
+        pragmas.push_str(&format!("PRAGMA synchronous = {synchronous};"));
+    }
+    conn.execute_batch(&pragmas).map_err(failed)
+}
+
+/// A connection error for a database that could not be opened, saying what to do.
+fn open_error(config: &Config, error: &rusqlite::Error) -> Error {
+    let detail = match error {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        other => other.to_string(),
+    };
+    let code = error.sqlite_error_code();
+    let what = config.describe();
+    let mode = config.mode_str();
+    let hint = match (&config.target, code) {
+        (Target::File(path), Some(rusqlite::ErrorCode::CannotOpen)) => {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if path.is_dir() {
+                "it is a directory, not a database file; check the path".to_owned()
+            } else if !path.exists() && mode != "rwc" {
+                format!("the file does not exist; check the path, or use ?mode=rwc to create it (mode is {mode})")
+            } else if !path.exists() && parent.is_some_and(|p| !p.is_dir()) {
+                "its directory does not exist; create the directory first".to_owned()
+            } else {
+                "check that the file and its directory exist and that this process may read and write them, \
+                 or open it read-only with ?mode=ro"
+                    .to_owned()
+            }
+        }
+        (_, Some(rusqlite::ErrorCode::PermissionDenied | rusqlite::ErrorCode::ReadOnly)) => {
+            "permission denied; check the permissions of the file and its directory, or open it with ?mode=ro"
+                .to_owned()
+        }
+        (_, Some(rusqlite::ErrorCode::NotADatabase)) => {
+            "the file is not a sqlite database (or is encrypted); check the path".to_owned()
+        }
+        (_, Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) => {
+            "another connection holds a lock on it; retry, or raise busy_timeout".to_owned()
+        }
+        _ => "check the path and the url's options".to_owned(),
+    };
+    Error::connection(format!(
+        "cannot open the sqlite database {what} (mode={mode}): {detail}; {hint}"
+    ))
+}
+
+/// How the worker waits for its next command: busy for a little while, or asleep.
+///
+/// A caller running queries back to back sends the next command a microsecond or two after the
+/// reply. If the worker is asleep by then, waking it costs a system call and, on a virtual machine,
+/// an inter-processor interrupt: several microseconds, more than a point query. So the worker may
+/// poll the channel for up to [`IDLE_SPIN`] before it blocks, when [`SpinOrSleep`] finds that pays
+/// (an idle pooled connection, whose commands come seconds apart, sleeps at once).
+#[derive(Debug)]
+struct Idle {
+    policy: SpinOrSleep,
+    /// When the last reply went out, and whether the wait since then may spin.
+    replied: Option<(Instant, Duration)>,
+}
+
+/// The longest the worker polls for its next command.
+const IDLE_SPIN: Duration = Duration::from_micros(50);
+/// Pure spinning before the worker starts yielding its CPU between polls.
+const IDLE_SPIN_BEFORE_YIELD: Duration = Duration::from_micros(5);
+
+impl Idle {
+    fn new() -> Self {
+        Idle {
+            policy: SpinOrSleep::new(IDLE_SPIN),
+            replied: None,
+        }
+    }
+
+    fn next(&mut self, commands: &crossbeam_channel::Receiver<Command>) -> Option<Command> {
+        let command = match commands.try_recv() {
+            Ok(command) => Some(command),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => None,
+            Err(crossbeam_channel::TryRecvError::Empty) => self.wait(commands),
+        };
+        if let Some((replied_at, budget)) = self.replied.take() {
+            self.policy.record(!budget.is_zero(), replied_at.elapsed());
+        }
+        command
+    }
+
+    fn wait(&self, commands: &crossbeam_channel::Receiver<Command>) -> Option<Command> {
+        if let Some((replied_at, budget)) = self.replied {
+            loop {
+                let spun = replied_at.elapsed();
+                if spun >= budget {
+                    break;
+                }
+                if spun < IDLE_SPIN_BEFORE_YIELD {
+                    for _ in 0..16 {
+                        std::hint::spin_loop();
+                    }
+                } else {
+                    std::thread::yield_now();
+                }
+                match commands.try_recv() {
+                    Ok(command) => return Some(command),
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+                    Err(crossbeam_channel::TryRecvError::Empty) => {}
+                }
+            }
+        }
+        commands.recv().ok()
+    }
+
+    /// Notes that a reply just went out.
+    fn replied(&mut self) {
+        let budget = self.policy.next();
+        self.replied = Some((Instant::now(), budget));
+    }
+}
+
+/// The worker's view of the transaction that `Control::Begin` opened.
+enum Txn {
+    None,
+    Open,
+    /// SQLite rolled the transaction back by itself (after an interrupt, a full disk, a panic, …)
+    /// while the caller still thinks it is open; statements fail until the caller rolls back, so
+    /// that nothing runs in autocommit mode by mistake.
+    Aborted(String),
+}
+
+struct Worker {
+    conn: rusqlite::Connection,
+    shared: Arc<Shared>,
+    statements: Registry,
+    txn: Txn,
+}
+
+/// How many consecutive times a housekeeping statement is retried after a stray interrupt.
+const INTERRUPT_RETRIES: usize = 2;
+
+impl Worker {
+    fn serve(mut self, commands: &crossbeam_channel::Receiver<Command>) {
+        let mut idle = Idle::new();
+        loop {
+            let Some(command) = idle.next(commands) else {
+                return;
+            };
+            let t0 = std::time::Instant::now();
+            match command {
+                Command::Close { reply } => return reply.send(self.close()),
+                command => self.handle(command),
+            }
+            let ns = t0.elapsed().as_nanos() as u64;
+            PROBE_NS.fetch_add(ns, Ordering::Relaxed);
+            let b = match ns {
+                0..=800 => 0,
+                801..=1000 => 1,
+                1001..=1200 => 2,
+                1201..=1500 => 3,
+                1501..=2000 => 4,
+                2001..=3000 => 5,
+                3001..=5000 => 6,
+                _ => 7,
+            };
+            PROBE_H[b].fetch_add(1, Ordering::Relaxed);
+            PROBE_N.fetch_add(1, Ordering::Relaxed);
+            idle.replied();
+        }
+    }
+
+    fn close(self) -> Result<(), Error> {
+        let Worker { conn, .. } = self;
+        conn.close().map_err(|(conn, e)| {
+            drop(conn);
+            from_rusqlite(e)
+        })
+    }
+
+    fn handle(&mut self, command: Command) {
+        // Statements are registered first, whatever happens to the command, to stay in step with
+        // the caller's side.
+        match command {
+            Command::Execute { seq, sql, params } => {
+                let result = self
+                    .statements
+                    .resolve(sql)
+                    .and_then(|(_, text)| self.statement(seq, |w| w.execute(seq, &text, &params)));
+                self.shared.mailbox.post(seq, result.map(Response::Count));
+            }
+            Command::ExecuteMany { seq, sql, sets } => {
+                let result = self.statements.resolve(sql).and_then(|(_, text)| {
+                    self.statement(seq, |w| w.execute_many(seq, &text, &sets))
+                });
+                self.shared.mailbox.post(seq, result.map(Response::Count));
+            }
+            Command::Fetch {
+                seq,
+                sql,
+                known_columns,
+                params,
+                limit,
+            } => {
+                let result = self.statements.resolve(sql).and_then(|(id, text)| {
+                    self.statement(seq, |w| {
+                        w.fetch(seq, id, &text, known_columns, &params, limit)
+                    })
+                });
+                self.shared.mailbox.post(seq, result.map(Response::Fetched));
+            }
+            Command::Stream {
+                seq,
+                sql,
+                params,
+                chunk,
+                rows,
+            } => {
+                let result = self.statements.resolve(sql).and_then(|(id, text)| {
+                    self.statement(seq, |w| w.stream(seq, id, &text, &params, chunk, &rows))
+                });
+                if let Err(e) = result {
+                    // A receiver that is gone is fine: nobody wants the error either.
+                    let _ = rows.send_blocking(Err(e));
+                }
+            }
+            Command::Control { seq, op } => {
+                let result = self.catch(|w| w.control(op));
+                self.shared
+                    .mailbox
+                    .post(seq, result.map(|()| Response::Done));
+            }
+            Command::Run { seq, job } => {
+                let autocommit = self.conn.is_autocommit();
+                self.shared.start(seq, autocommit);
+                let conn = &mut self.conn;
+                let result = catch_unwind(AssertUnwindSafe(|| job(conn)));
+                self.shared.finish();
+                let result = result.map(Response::Any).map_err(|payload| {
+                    self.recover();
+                    error::panicked(&*payload)
+                });
+                self.check_transaction(None);
+                self.shared.mailbox.post(seq, result);
+            }
+            // `serve` handles it before it gets here.
+            Command::Close { .. } => {}
+        }
+    }
+
+    /// Runs a statement command: refuses it in an aborted transaction, skips it if its caller
+    /// already gave up, and notices when SQLite ended the caller's transaction.
+    fn statement<T>(
+        &mut self,
+        seq: u64,
+        run: impl FnOnce(&mut Self) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        if let Txn::Aborted(reason) = &self.txn {
+            return Err(aborted(reason));
+        }
+        let result = if self.shared.start(seq, self.conn.is_autocommit()) {
+            self.catch(run)
+        } else {
+            Err(error::cancelled())
+        };
+        self.shared.finish();
+        self.check_transaction(result.as_ref().err());
+        result
+    }
+
+    /// Runs `run`, turning a panic into an error and repairing the connection after it.
+    fn catch<T>(&mut self, run: impl FnOnce(&mut Self) -> Result<T, Error>) -> Result<T, Error> {
+        match catch_unwind(AssertUnwindSafe(|| run(self))) {
+            Ok(result) => result,
+            Err(payload) => {
+                self.recover();
+                Err(error::panicked(&*payload))
+            }
+        }
+    }
+
+    /// After a panic, the connection may be half-way through anything: roll back.
+    fn recover(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.simple("ROLLBACK");
+        }
+        if matches!(self.txn, Txn::Open) {
+            self.txn =
+                Txn::Aborted("code on the connection panicked, so it was rolled back".to_owned());
+        }
+    }
+
+    /// Marks the caller's transaction aborted if SQLite ended it on its own.
+    fn check_transaction(&mut self, error: Option<&Error>) {
+        if matches!(self.txn, Txn::Open) && self.conn.is_autocommit() {
+            let reason = match error {
+                Some(e) => format!("sqlite rolled it back after the error: {e}"),
+                None => "a statement ended it".to_owned(),
+            };
+            self.txn = Txn::Aborted(reason);
+        }
+    }
+
+    fn control(&mut self, op: Control) -> Result<(), Error> {
+        match op {
+            Control::Begin { immediate } => {
+                self.txn = Txn::None;
+                self.simple(if immediate {
+                    "BEGIN IMMEDIATE"
+                } else {
+                    "BEGIN"
+                })?;
+                self.txn = Txn::Open;
+                Ok(())
+            }
+            Control::Commit => {
+                if let Txn::Aborted(reason) = std::mem::replace(&mut self.txn, Txn::None) {
+                    return Err(aborted(&reason));
+                }
+                let result = self.simple("COMMIT");
+                if result.is_err() && !self.conn.is_autocommit() {
+                    // A failed commit ends the transaction, as on other databases.
+                    let _ = self.simple("ROLLBACK");
+                }
+                result
+            }
+            Control::Rollback | Control::Reset => {
+                self.txn = Txn::None;
+                if self.conn.is_autocommit() {
+                    return Ok(());
+                }
+                self.simple("ROLLBACK")
+            }
+            Control::Ping => Ok(()),
+        }
+    }
+
+    /// Runs a statement that takes no parameters and returns no rows, retrying after a stray
+    /// interrupt.
+    fn simple(&self, sql: &str) -> Result<(), Error> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .conn
+                .prepare_cached(sql)
+                .and_then(|mut stmt| stmt.raw_execute());
+            match result {
+                Err(e) if is_interrupt(&e) && attempt < INTERRUPT_RETRIES => attempt += 1,
+                other => return other.map(drop).map_err(from_rusqlite),
+            }
+        }
+    }
+
+    fn execute(&mut self, seq: u64, sql: &str, params: &[Value]) -> Result<u64, Error> {
+        if params.is_empty() && has_more_statements(sql) {
+            return self.execute_script(seq, sql);
+        }
+        let mut stmt = match self.conn.prepare_cached(sql) {
+            Ok(stmt) => stmt,
+            Err(rusqlite::Error::Empty) => return Ok(0),
+            Err(e) => return Err(from_rusqlite(e)),
+        };
+        bind(&mut stmt, params)?;
+        step_to_end(&self.conn, &self.shared, seq, &mut stmt)
+    }
+
+    /// Runs SQL holding several statements, one after the other, with SQLite's own splitter.
+    fn execute_script(&mut self, seq: u64, sql: &str) -> Result<u64, Error> {
+        let mut batch = rusqlite::Batch::new(&self.conn, sql);
+        let mut total = 0;
+        while let Some(mut stmt) = batch.next().map_err(from_rusqlite)? {
+            if stmt.parameter_count() > 0 {
+                return Err(Error::parameter_count(stmt.parameter_count(), 0)
+                    .context("a statement of the script takes parameters"));
+            }
+            total += step_to_end(&self.conn, &self.shared, seq, &mut stmt)?;
+        }
+        Ok(total)
+    }
+
+    /// Runs the statement once per set inside a transaction (a savepoint inside the caller's
+    /// transaction), so that the batch applies entirely or not at all.
+    fn execute_many(&mut self, seq: u64, sql: &str, sets: &[Vec<Value>]) -> Result<u64, Error> {
+        if sets.is_empty() {
+            return Ok(0);
+        }
+        let outer = self.conn.is_autocommit();
+        self.simple(if outer {
+            "BEGIN IMMEDIATE"
+        } else {
+            "SAVEPOINT anysql_execute_many"
+        })?;
+        let result = self.execute_sets(seq, sql, sets);
+        let result = match result {
+            Ok(total) => self
+                .simple(if outer {
+                    "COMMIT"
+                } else {
+                    "RELEASE anysql_execute_many"
+                })
+                .map(|()| total),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.undo_execute_many(outer);
+        }
+        result
+    }
+
+    fn execute_sets(&mut self, seq: u64, sql: &str, sets: &[Vec<Value>]) -> Result<u64, Error> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(from_rusqlite)?;
+        let mut total = 0;
+        for (i, params) in sets.iter().enumerate() {
+            if self.shared.is_cancelled(seq) {
+                return Err(error::cancelled());
+            }
+            bind(&mut stmt, params).map_err(|e| e.context(format_args!("parameter set {i}")))?;
+            total += step_to_end(&self.conn, &self.shared, seq, &mut stmt)
+                .map_err(|e| e.context(format_args!("parameter set {i}")))?;
+        }
+        Ok(total)
+    }
+
+    fn undo_execute_many(&mut self, outer: bool) {
+        if self.conn.is_autocommit() {
+            // SQLite already rolled everything back (or the commit went through and failed after).
+            return;
+        }
+        if outer {
+            let _ = self.simple("ROLLBACK");
+        } else if self.simple("ROLLBACK TO anysql_execute_many").is_ok() {
+            let _ = self.simple("RELEASE anysql_execute_many");
+        }
+    }
+
+    fn fetch(
+        &mut self,
+        seq: u64,
+        id: u64,
+        sql: &str,
+        known_columns: u64,
+        params: &[Value],
+        limit: usize,
+    ) -> Result<Fetched, Error> {
+        let mut stmt = match self.conn.prepare_cached(sql) {
+            Ok(stmt) => stmt,
+            Err(rusqlite::Error::Empty) => {
+                return Ok(Fetched {
+                    columns: None,
+                    rows: Vec::new(),
+                })
+            }
+            Err(e) => return Err(from_rusqlite(e)),
+        };
+        bind(&mut stmt, params)?;
+        let mut fetched = Fetched {
+            columns: None,
+            rows: Vec::new(),
+        };
+        let mut width = None;
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next().map_err(from_rusqlite)? {
+            let width = match width {
+                Some(width) => width,
+                None => {
+                    // Taken after the first step, when SQLite has re-prepared the statement if the
+                    // schema changed.
+                    fetched.columns =
+                        self.statements
+                            .columns_for_caller(id, row.as_ref(), known_columns)?;
+                    *width.insert(row.as_ref().column_count())
+                }
+            };
+            fetched.rows.push(read_values(row, width)?);
+            if fetched.rows.len() >= limit {
+                break;
+            }
+            if self.shared.is_cancelled(seq) {
+                return Err(error::cancelled());
+            }
+        }
+        Ok(fetched)
+    }
+
+    fn stream(
+        &mut self,
+        seq: u64,
+        id: u64,
+        sql: &str,
+        params: &[Value],
+        chunk_size: usize,
+        out: &ChunkSender,
+    ) -> Result<(), Error> {
+        let mut stmt = match self.conn.prepare_cached(sql) {
+            Ok(stmt) => stmt,
+            Err(rusqlite::Error::Empty) => return Ok(()),
+            Err(e) => return Err(from_rusqlite(e)),
+        };
+        bind(&mut stmt, params)?;
+        let mut chunk = Vec::with_capacity(chunk_size);
+        let mut columns = None;
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next().map_err(from_rusqlite)? {
+            let columns = match &columns {
+                Some(columns) => columns,
+                None => columns.insert(self.statements.columns(id, row.as_ref())?),
+            };
+            chunk.push(Row::new(
+                Arc::clone(columns),
+                read_values(row, columns.len())?,
+            ));
+            if chunk.len() >= chunk_size {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size));
+                #[cfg(test)]
+                self.shared
+                    .streamed_rows
+                    .fetch_add(full.len() as u64, Ordering::Relaxed);
+                // Blocks while the consumer is behind; fails once it is gone.
+                if out.send_blocking(Ok(full)).is_err() {
+                    return Ok(());
+                }
+            }
+            if self.shared.is_cancelled(seq) {
+                return Ok(());
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = out.send_blocking(Ok(chunk));
+        }
+        Ok(())
+    }
+}
+
+/// Steps a bound statement to its end, discarding any rows, and returns the rows it changed.
+fn step_to_end(
+    conn: &rusqlite::Connection,
+    shared: &Shared,
+    seq: u64,
+    stmt: &mut rusqlite::Statement<'_>,
+) -> Result<u64, Error> {
+    let before = conn.total_changes();
+    let mut rows = stmt.raw_query();
+    while rows.next().map_err(from_rusqlite)?.is_some() {
+        if shared.is_cancelled(seq) {
+            return Err(error::cancelled());
+        }
+    }
+    drop(rows);
+    // `changes()` keeps the count of the last INSERT, UPDATE or DELETE, even after DDL; only trust
+    // it if this statement changed something.
+    Ok(if conn.total_changes() == before {
+        0
+    } else {
+        conn.changes()
+    })
+}
+
+fn is_interrupt(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
+}
+
+fn aborted(reason: &str) -> Error {
+    let mut details = DatabaseError::new(
+        format!(
+            "the transaction is no longer open in sqlite ({reason}); roll it back (or drop it) and run it again"
+        ),
+        Some(error::code_name(ffi::SQLITE_ABORT_ROLLBACK)),
+    );
+    details.retryable = true;
+    Error::database(details)
+}

@@ -1,0 +1,632 @@
+//! The conformance suite: every test runs on the cell chosen by `ANYSQL_TEST_RUNTIME` and
+//! `ANYSQL_TEST_DRIVER` (see the harness in `src/lib.rs`). `cargo xtask test-matrix` runs all cells.
+
+use std::time::Duration;
+
+use anysql::prelude::*;
+use anysql::ConstraintKind;
+use anysql_conformance::{spawn, with_timeout, TestDb};
+use futures_lite::StreamExt;
+
+/// Declares `#[test]` functions that run the async test bodies of the same name on the cell.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod cell {
+            $(
+                #[test]
+                fn $name() {
+                    anysql_conformance::run(super::$name);
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    round_trips_every_type,
+    null_round_trips_in_every_column,
+    placeholders_skip_strings_and_comments,
+    commit_keeps_rollback_discards,
+    dropped_transaction_rolls_back,
+    engine_transaction_rolls_back_on_drop,
+    nested_transactions_are_savepoints,
+    syntax_error_is_a_database_error_and_connection_survives,
+    unique_violation_has_kind_and_code,
+    decode_mismatch_is_a_decode_error,
+    wrong_parameter_count_is_a_parameter_error,
+    bad_urls_are_configuration_errors,
+    driver_not_compiled_in_is_a_clear_error,
+    fetch_one_on_no_rows_is_row_not_found,
+    streams_100k_rows_without_collecting,
+    fifty_tasks_share_a_pool_of_four,
+    cancelled_queries_leave_the_pool_exact,
+    cancelled_streams_leave_the_connection_usable,
+    cancelled_transactions_are_rolled_back,
+    panic_while_holding_a_connection_keeps_the_engine_serving,
+    execute_many_inserts_every_set,
+    closed_engine_refuses_new_work,
+    password_never_shows,
+);
+
+async fn create_all_types(conn: &mut Connection, db: &TestDb) -> Result<(), Error> {
+    let sql = format!(
+        "CREATE TABLE all_types (id INTEGER PRIMARY KEY, b BOOLEAN, i8v SMALLINT, i16v SMALLINT, \
+         i32v INTEGER, i64v BIGINT, u32v BIGINT, f32v REAL, f64v {}, s TEXT, bytes {})",
+        db.double_type(),
+        db.blob_type()
+    );
+    conn.execute(&sql, ()).await.map(drop)
+}
+
+async fn round_trips_every_type(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    let mut conn = engine.acquire().await?;
+    create_all_types(&mut conn, &db).await?;
+    let cases: [(i64, bool, i8, i16, i32, i64, u32, f32, f64, &str, &[u8]); 3] = [
+        (1, true, i8::MIN, i16::MIN, i32::MIN, i64::MIN, 0, -1.5, f64::MIN_POSITIVE, "", b""),
+        (2, false, i8::MAX, i16::MAX, i32::MAX, i64::MAX, u32::MAX, 3.25, -1.0e300, "héllo ☃ 'q' \"d\"", &[0, 1, 255]),
+        (3, true, 0, 0, 0, 0, 7, 0.0, 0.1, "$1 -- not a placeholder", &[42; 1000]),
+    ];
+    for (id, b, a, c, d, e, f, g, h, s, bytes) in cases {
+        conn.execute(
+            "INSERT INTO all_types (id, b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            (id, b, a, c, d, e, f, g, h, s, bytes),
+        )
+        .await?;
+        let row = conn
+            .fetch_one(
+                "SELECT b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes FROM all_types WHERE id = $1",
+                (id,),
+            )
+            .await?;
+        assert_eq!(row.get::<bool>("b")?, b);
+        assert_eq!(row.get::<i8>("i8v")?, a);
+        assert_eq!(row.get::<i16>("i16v")?, c);
+        assert_eq!(row.get::<i32>("i32v")?, d);
+        assert_eq!(row.get::<i64>("i64v")?, e);
+        assert_eq!(row.get::<u32>("u32v")?, f);
+        assert_eq!(row.get::<f32>("f32v")?, g);
+        assert_eq!(row.get::<f64>("f64v")?, h);
+        assert_eq!(row.get::<String>("s")?, s);
+        assert_eq!(row.get::<Vec<u8>>("bytes")?, bytes);
+        let typed: (bool, i8, i16, i32, i64, u32, f32, f64, String, Vec<u8>) = row.decode()?;
+        assert_eq!(typed.8, s);
+    }
+    // Borrowed and owned parameter forms bind the same.
+    let owned = String::from("owned");
+    let blob = vec![9_u8, 8];
+    conn.execute("INSERT INTO all_types (id, s, bytes) VALUES ($1, $2, $3)", (4, &owned, &blob)).await?;
+    let (s, bytes): (String, Vec<u8>) =
+        conn.fetch_one_as("SELECT s, bytes FROM all_types WHERE id = $1", [4]).await?;
+    assert_eq!((s.as_str(), bytes.as_slice()), ("owned", &[9, 8][..]));
+    let mixed: &[&dyn ToValue] = &[&5_i64, &"dyn"];
+    conn.execute("INSERT INTO all_types (id, s) VALUES ($1, $2)", mixed).await?;
+    assert_eq!(conn.fetch_scalar::<String>("SELECT s FROM all_types WHERE id = 5", ()).await?, "dyn");
+    Ok(())
+}
+
+async fn null_round_trips_in_every_column(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    let mut conn = engine.acquire().await?;
+    create_all_types(&mut conn, &db).await?;
+    conn.execute(
+        "INSERT INTO all_types (id, b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        (1, None::<bool>, None::<i8>, None::<i16>, None::<i32>, None::<i64>, None::<u32>, None::<f32>, None::<f64>, None::<&str>, None::<Vec<u8>>),
+    )
+    .await?;
+    let row = conn.fetch_one("SELECT b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes FROM all_types", ()).await?;
+    assert!(row.values().iter().all(Value::is_null), "{row:?}");
+    let typed: (Option<bool>, Option<i8>, Option<i16>, Option<i32>, Option<i64>, Option<u32>, Option<f32>, Option<f64>, Option<String>, Option<Vec<u8>>) =
+        row.clone().decode()?;
+    assert_eq!(typed, (None, None, None, None, None, None, None, None, None, None));
+    let err = row.get::<i64>("i64v").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    // Some(..) of each type binds as the value, not as NULL.
+    conn.execute("UPDATE all_types SET i64v = $1, s = $2", (Some(5_i64), Some("x"))).await?;
+    assert_eq!(conn.fetch_scalar::<Option<i64>>("SELECT i64v FROM all_types", ()).await?, Some(5));
+    Ok(())
+}
+
+async fn placeholders_skip_strings_and_comments(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    let mut conn = engine.acquire().await?;
+    let row = conn
+        .fetch_one(
+            "SELECT '$1' AS literal, $2 AS second, /* $1 */ $1 AS first -- $3 is in a comment\n, 'it''s $2' AS quoted",
+            ("one", "two"),
+        )
+        .await?;
+    assert_eq!(row.get::<String>("literal")?, "$1");
+    assert_eq!(row.get::<String>("second")?, "two");
+    assert_eq!(row.get::<String>("first")?, "one");
+    assert_eq!(row.get::<String>("quoted")?, "it's $2");
+    conn.execute("CREATE TABLE \"odd $1 name\" (v TEXT)", ()).await?;
+    conn.execute("INSERT INTO \"odd $1 name\" (v) VALUES ($1)", ("in",)).await?;
+    assert_eq!(conn.fetch_scalar::<String>("SELECT v FROM \"odd $1 name\"", ()).await?, "in");
+    Ok(())
+}
+
+async fn setup_items(engine: &Engine) -> Result<(), Error> {
+    engine.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)", ()).await?;
+    Ok(())
+}
+
+async fn count_items(engine: &Engine) -> Result<i64, Error> {
+    engine.fetch_scalar("SELECT count(*) FROM items", ()).await
+}
+
+async fn commit_keeps_rollback_discards(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    setup_items(&engine).await?;
+    let mut conn = engine.acquire().await?;
+    let mut tx = conn.begin().await?;
+    assert!(tx.in_transaction());
+    tx.execute("INSERT INTO items (id, name) VALUES ($1, $2)", (1, "kept")).await?;
+    tx.commit().await?;
+    assert!(!conn.in_transaction());
+    let mut tx = conn.begin().await?;
+    tx.execute("INSERT INTO items (id, name) VALUES ($1, $2)", (2, "discarded")).await?;
+    // Inside the transaction the row is visible...
+    assert_eq!(tx.fetch_scalar::<i64>("SELECT count(*) FROM items", ()).await?, 2);
+    tx.rollback().await?;
+    // ...and after rollback it is gone, from this connection and from another.
+    assert_eq!(conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ()).await?, 1);
+    drop(conn);
+    let names: Vec<(String,)> = engine.fetch_all_as("SELECT name FROM items", ()).await?;
+    assert_eq!(names, [("kept".to_string(),)]);
+    Ok(())
+}
+
+async fn dropped_transaction_rolls_back(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    setup_items(&engine).await?;
+    let mut conn = engine.acquire().await?;
+    {
+        let mut tx = conn.begin().await?;
+        tx.execute("INSERT INTO items (id, name) VALUES (1, 'dropped')", ()).await?;
+    }
+    // The same connection, used again right away, no longer sees the row.
+    assert_eq!(conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ()).await?, 0);
+    assert!(!conn.in_transaction());
+    // An early return with `?` is a drop too.
+    async fn fails_half_way(conn: &mut Connection) -> Result<(), Error> {
+        let mut tx = conn.begin().await?;
+        tx.execute("INSERT INTO items (id, name) VALUES (2, 'half')", ()).await?;
+        tx.execute("INSERT INTO items (id, name) VALUES (3, 'half')", ()).await?; // unique violation
+        tx.commit().await
+    }
+    assert!(fails_half_way(&mut conn).await.is_err());
+    assert_eq!(conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ()).await?, 0);
+    // A connection dropped right after its transaction goes back to the pool rolled back.
+    let mut tx = conn.begin().await?;
+    tx.execute("INSERT INTO items (id, name) VALUES (4, 'pooled')", ()).await?;
+    drop(tx);
+    drop(conn);
+    for _ in 0..3 {
+        assert_eq!(count_items(&engine).await?, 0);
+    }
+    assert_pool_settles(&engine).await;
+    assert_eq!(db.idle_in_transaction().await?, 0);
+    Ok(())
+}
+
+async fn engine_transaction_rolls_back_on_drop(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=1");
+    setup_items(&engine).await?;
+    {
+        let mut tx = engine.begin().await?;
+        tx.execute("INSERT INTO items (id, name) VALUES (1, 'x')", ()).await?;
+    }
+    // With one connection, the next acquire gets the same one, reset.
+    assert_eq!(count_items(&engine).await?, 0);
+    let mut tx = engine.begin().await?;
+    tx.execute("INSERT INTO items (id, name) VALUES (2, 'y')", ()).await?;
+    tx.commit().await?;
+    assert_eq!(count_items(&engine).await?, 1);
+    assert_eq!(engine.status().in_use, 0);
+    Ok(())
+}
+
+async fn nested_transactions_are_savepoints(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    setup_items(&engine).await?;
+    let mut conn = engine.acquire().await?;
+    let mut outer = conn.begin().await?;
+    outer.execute("INSERT INTO items (id, name) VALUES (1, 'outer')", ()).await?;
+    {
+        let mut inner = outer.begin().await?;
+        assert_eq!(inner.level(), 2);
+        inner.execute("INSERT INTO items (id, name) VALUES (2, 'inner rolled back')", ()).await?;
+        inner.rollback().await?;
+    }
+    {
+        let mut inner = outer.begin().await?;
+        inner.execute("INSERT INTO items (id, name) VALUES (3, 'inner kept')", ()).await?;
+        inner.commit().await?;
+    }
+    {
+        let mut inner = outer.begin().await?;
+        inner.execute("INSERT INTO items (id, name) VALUES (4, 'inner dropped')", ()).await?;
+    }
+    let ids: Vec<(i64,)> = outer.fetch_all_as("SELECT id FROM items ORDER BY id", ()).await?;
+    assert_eq!(ids, [(1,), (3,)]);
+    outer.commit().await?;
+    drop(conn);
+    let ids: Vec<(i64,)> = engine.fetch_all_as("SELECT id FROM items ORDER BY id", ()).await?;
+    assert_eq!(ids, [(1,), (3,)]);
+    Ok(())
+}
+
+async fn syntax_error_is_a_database_error_and_connection_survives(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=1");
+    let mut conn = engine.acquire().await?;
+    let err = conn.execute("SELEKT 1", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database, "{err:?}");
+    assert!(err.code().is_some(), "{err:?}");
+    if db.is_postgres() {
+        assert_eq!(err.code(), Some("42601"));
+    }
+    assert_eq!(conn.fetch_scalar::<i64>("SELECT 1", ()).await?, 1);
+    // Inside a transaction too: after rollback the connection is fine.
+    let mut tx = conn.begin().await?;
+    assert!(tx.execute("SELECT * FROM no_such_table", ()).await.is_err());
+    tx.rollback().await?;
+    assert_eq!(conn.fetch_scalar::<i64>("SELECT 2", ()).await?, 2);
+    Ok(())
+}
+
+async fn unique_violation_has_kind_and_code(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    setup_items(&engine).await?;
+    engine.execute("INSERT INTO items (id, name) VALUES (1, 'a')", ()).await?;
+    let err = engine.execute("INSERT INTO items (id, name) VALUES (2, 'a')", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    assert_eq!(err.constraint_kind(), Some(ConstraintKind::Unique), "{err:?}");
+    assert!(err.is_unique_violation());
+    let expected = if db.is_postgres() { "23505" } else { "SQLITE_CONSTRAINT_UNIQUE" };
+    assert_eq!(err.code(), Some(expected));
+    let err = engine.execute("INSERT INTO items (id, name) VALUES (3, NULL)", ()).await.unwrap_err();
+    assert_eq!(err.constraint_kind(), Some(ConstraintKind::NotNull), "{err:?}");
+    assert_eq!(count_items(&engine).await?, 1);
+    Ok(())
+}
+
+async fn decode_mismatch_is_a_decode_error(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    let mut conn = engine.acquire().await?;
+    let row = conn.fetch_one("SELECT 'text' AS t, 300 AS n", ()).await?;
+    let err = row.get::<i64>("t").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    let err = row.get::<i8>("n").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert!(err.to_string().contains("out of range"), "{err}");
+    let err = conn.fetch_scalar::<Vec<u8>>("SELECT 1.5", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    let err = row.get::<String>("missing").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    let err = conn.fetch_one_as::<(i64, i64, i64)>("SELECT 1, 2", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert_eq!(conn.fetch_scalar::<i64>("SELECT 3", ()).await?, 3);
+    Ok(())
+}
+
+async fn wrong_parameter_count_is_a_parameter_error(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=1");
+    let mut conn = engine.acquire().await?;
+    let err = conn.fetch_all("SELECT $1, $2", (1,)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Parameter, "{err:?}");
+    let err = conn.fetch_all("SELECT $1", (1, 2)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Parameter, "{err:?}");
+    let err = conn.execute("SELECT 1", [7]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Parameter, "{err:?}");
+    assert_eq!(conn.fetch_scalar::<i64>("SELECT $1", (5,)).await?, 5);
+    Ok(())
+}
+
+async fn bad_urls_are_configuration_errors(_db: TestDb) -> Result<(), Error> {
+    for url in ["", "nonsense", "mysql2://localhost/db", "://", "postgres://u@host:99999/db", "sqlite://x.db?mode=sideways", "sqlite://x.db?max_size=lots", "sqlite://x.db?no_such_option=1"] {
+        let err = create_async_engine(url).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{url}: {err}");
+        assert!(err.to_string().chars().next().is_some_and(|c| !c.is_uppercase()), "{err}");
+    }
+    let err = create_async_engine("mysql2://localhost/db").unwrap_err();
+    assert!(err.to_string().contains("unknown database url scheme `mysql2`"), "{err}");
+    Ok(())
+}
+
+async fn driver_not_compiled_in_is_a_clear_error(_db: TestDb) -> Result<(), Error> {
+    // The core builder with no drivers registered is what an application sees when the `sqlite` or
+    // `postgres` feature is off.
+    for (url, feature) in [("sqlite::memory:", "sqlite"), ("postgres://localhost/db", "postgres")] {
+        let err = anysql::core::Engine::builder(url)
+            .shared_runtime(anysql::runtime::detect()?)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(err.to_string().contains(&format!("enable the `{feature}` feature")), "{err}");
+    }
+    let err = anysql::core::Engine::builder("sqlite::memory:").build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration);
+    Ok(())
+}
+
+async fn fetch_one_on_no_rows_is_row_not_found(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    setup_items(&engine).await?;
+    let err = engine.fetch_one("SELECT id FROM items WHERE id = $1", (1,)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RowNotFound);
+    assert!(engine.fetch_optional("SELECT id FROM items", ()).await?.is_none());
+    assert_eq!(engine.fetch_scalar::<i64>("SELECT id FROM items", ()).await.unwrap_err().kind(), ErrorKind::RowNotFound);
+    Ok(())
+}
+
+async fn streams_100k_rows_without_collecting(db: TestDb) -> Result<(), Error> {
+    const ROWS: i64 = 100_000;
+    let engine = db.engine();
+    let mut conn = engine.acquire().await?;
+    let sql = if db.is_postgres() {
+        "SELECT g AS n, 'row ' || g AS label FROM generate_series(1, $1::bigint) AS g"
+    } else {
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) SELECT n, 'row ' || n AS label FROM s"
+    };
+    let mut rows = conn.fetch(sql, (ROWS,));
+    let (mut count, mut sum) = (0_i64, 0_i64);
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        let n: i64 = row.get(0)?;
+        if n == ROWS {
+            assert_eq!(row.get::<String>("label")?, format!("row {ROWS}"));
+        }
+        count += 1;
+        sum += n;
+    }
+    drop(rows);
+    assert_eq!(count, ROWS);
+    assert_eq!(sum, ROWS * (ROWS + 1) / 2);
+    assert_eq!(conn.fetch_scalar::<i64>("SELECT 7", ()).await?, 7);
+    Ok(())
+}
+
+async fn fifty_tasks_share_a_pool_of_four(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=4");
+    engine.execute("CREATE TABLE hits (task INTEGER NOT NULL, i INTEGER NOT NULL)", ()).await?;
+    let mut tasks = Vec::new();
+    for task in 0..50_i64 {
+        let engine = engine.clone();
+        tasks.push(spawn(async move {
+            for i in 0..20_i64 {
+                let mut conn = engine.acquire().await?;
+                let echoed: i64 = conn.fetch_scalar("SELECT $1 * 1000 + $2", (task, i)).await?;
+                assert_eq!(echoed, task * 1000 + i);
+                if i % 5 == 0 {
+                    conn.execute("INSERT INTO hits (task, i) VALUES ($1, $2)", (task, i)).await?;
+                }
+                assert!(engine.status().size <= 4);
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    assert_eq!(engine.fetch_scalar::<i64>("SELECT count(*) FROM hits", ()).await?, 200);
+    let status = engine.status();
+    assert_eq!(status.in_use, 0, "{status:?}");
+    assert!(status.size <= 4 && status.size >= 1, "{status:?}");
+    assert_eq!(engine.metrics().acquire_timeouts, 0);
+    Ok(())
+}
+
+/// Waits until background resets of dropped connections finish, then checks the pool is whole.
+async fn assert_pool_settles(engine: &Engine) {
+    for _ in 0..500 {
+        if engine.status().in_use == 0 {
+            return;
+        }
+        anysql_conformance::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("connections still in use after cancellation: {:?}", engine.status());
+}
+
+fn slow_query(db: &TestDb) -> &'static str {
+    if db.is_postgres() {
+        "SELECT count(*) FROM generate_series(1, 300000) a"
+    } else {
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 300000) SELECT count(*) FROM s"
+    }
+}
+
+async fn cancelled_queries_leave_the_pool_exact(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=3");
+    setup_items(&engine).await?;
+    let slow = slow_query(&db);
+    let mut completed = 0;
+    for i in 0..60_u64 {
+        let budget = Duration::from_micros((i * 137) % 3000);
+        let outcome = with_timeout(budget, async {
+            let mut conn = engine.acquire().await?;
+            let n: i64 = conn.fetch_scalar(slow, ()).await?;
+            assert_eq!(n, 300_000);
+            conn.execute("INSERT INTO items (id, name) VALUES ($1, $2)", (i as i64, format!("n{i}"))).await?;
+            Ok::<_, Error>(())
+        })
+        .await;
+        if let Some(result) = outcome {
+            result?;
+            completed += 1;
+        }
+    }
+    assert_pool_settles(&engine).await;
+    // Every connection the pool holds gives correct answers.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut conn = engine.acquire().await?;
+        assert_eq!(conn.fetch_scalar::<i64>("SELECT $1 + 1", (41,)).await?, 42);
+        assert!(!conn.in_transaction());
+        held.push(conn);
+    }
+    drop(held);
+    let rows = count_items(&engine).await?;
+    assert!(rows >= completed, "{rows} rows for {completed} completed inserts");
+    assert_eq!(db.idle_in_transaction().await?, 0);
+    Ok(())
+}
+
+async fn cancelled_streams_leave_the_connection_usable(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=2");
+    let sql = if db.is_postgres() {
+        "SELECT g FROM generate_series(1, 50000) AS g"
+    } else {
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 50000) SELECT n FROM s"
+    };
+    let mut conn = engine.acquire().await?;
+    for take in [0_usize, 1, 10, 300, 5000] {
+        // Dropped after `take` rows, on the same connection.
+        let mut rows = conn.fetch(sql, ());
+        for _ in 0..take {
+            rows.next().await.expect("a row")?;
+        }
+        drop(rows);
+        assert_eq!(conn.fetch_scalar::<i64>("SELECT $1", (take as i64,)).await?, take as i64);
+    }
+    drop(conn);
+    // Dropped by a timeout mid-stream, with the connection going back to the pool.
+    for i in 0..20_u64 {
+        let budget = Duration::from_micros(200 + i * 150);
+        let _ = with_timeout(budget, async {
+            let mut conn = engine.acquire().await?;
+            let mut rows = conn.fetch(sql, ());
+            while let Some(row) = rows.next().await {
+                row?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await;
+    }
+    assert_pool_settles(&engine).await;
+    for _ in 0..4 {
+        assert_eq!(engine.fetch_scalar::<i64>("SELECT 11", ()).await?, 11);
+    }
+    Ok(())
+}
+
+async fn cancelled_transactions_are_rolled_back(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=2");
+    engine.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL)", ()).await?;
+    for id in 0..4_i64 {
+        engine.execute("INSERT INTO accounts (id, balance) VALUES ($1, 1000)", (id,)).await?;
+    }
+    let mut finished = 0;
+    for i in 0..120_u64 {
+        let budget = Duration::from_micros((i * 53) % 2500);
+        let from = (i % 4) as i64;
+        let to = ((i + 1) % 4) as i64;
+        let outcome = with_timeout(budget, async {
+            let mut tx = engine.begin().await?;
+            tx.execute("UPDATE accounts SET balance = balance - 10 WHERE id = $1", (from,)).await?;
+            {
+                let mut inner = tx.begin().await?;
+                inner.execute("UPDATE accounts SET balance = balance + 10 WHERE id = $1", (to,)).await?;
+                inner.commit().await?;
+            }
+            tx.commit().await
+        })
+        .await;
+        if let Some(result) = outcome {
+            result?;
+            finished += 1;
+        }
+    }
+    assert_pool_settles(&engine).await;
+    let total: i64 = engine.fetch_scalar("SELECT sum(balance) FROM accounts", ()).await?;
+    assert_eq!(total, 4000, "money was created or destroyed ({finished} transfers finished)");
+    // No connection is left inside a transaction: each can start and commit its own.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut conn = engine.acquire().await?;
+        assert!(!conn.in_transaction());
+        let tx = conn.begin().await?;
+        tx.commit().await?;
+        held.push(conn);
+    }
+    drop(held);
+    assert_eq!(db.idle_in_transaction().await?, 0);
+    Ok(())
+}
+
+async fn panic_while_holding_a_connection_keeps_the_engine_serving(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=1");
+    setup_items(&engine).await?;
+    // A task that panics inside a transaction: its connection is dropped during unwinding.
+    let engine2 = engine.clone();
+    let outcome = futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async move {
+        let mut tx = engine2.begin().await.unwrap();
+        tx.execute("INSERT INTO items (id, name) VALUES (1, 'panicked')", ()).await.unwrap();
+        panic!("user code panicked mid-transaction");
+    }))
+    .await;
+    assert!(outcome.is_err());
+    assert_eq!(count_items(&engine).await?, 0);
+    if !db.is_postgres() {
+        // A panic inside run_sync, on the SQLite worker thread.
+        use anysql::sqlite::SqliteConnectionExt;
+        let mut conn = engine.acquire().await?;
+        let err = conn.run_sync(|_raw| -> i64 { panic!("boom inside run_sync") }).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Panic, "{err:?}");
+        let n = conn.run_sync(|raw| raw.query_row("SELECT 40 + 2", [], |r| r.get::<_, i64>(0))).await?;
+        assert_eq!(n.map_err(|e| Error::decode(e.to_string()))?, 42);
+        drop(conn);
+    }
+    assert_eq!(engine.fetch_scalar::<i64>("SELECT 5", ()).await?, 5);
+    assert_eq!(engine.status().in_use, 0);
+    Ok(())
+}
+
+async fn execute_many_inserts_every_set(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    setup_items(&engine).await?;
+    let mut conn = engine.acquire().await?;
+    let sets: Vec<(i64, String)> = (0..500).map(|i| (i, format!("item {i}"))).collect();
+    let changed = conn.execute_many("INSERT INTO items (id, name) VALUES ($1, $2)", sets.iter().map(|(i, s)| (*i, s.as_str()))).await?;
+    assert_eq!(changed, 500);
+    assert_eq!(conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ()).await?, 500);
+    // A failing set stops the batch with the database's error; inside a transaction nothing stays.
+    let mut tx = conn.begin().await?;
+    let err = tx
+        .execute_many("INSERT INTO items (id, name) VALUES ($1, $2)", [(1000_i64, "new"), (1001, "item 3")])
+        .await
+        .unwrap_err();
+    assert!(err.is_unique_violation(), "{err:?}");
+    tx.rollback().await?;
+    assert_eq!(conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ()).await?, 500);
+    Ok(())
+}
+
+async fn closed_engine_refuses_new_work(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    assert_eq!(engine.fetch_scalar::<i64>("SELECT 1", ()).await?, 1);
+    engine.close().await;
+    assert!(engine.is_closed());
+    let err = engine.acquire().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+    assert_eq!(engine.status().size, 0);
+    Ok(())
+}
+
+async fn password_never_shows(db: TestDb) -> Result<(), Error> {
+    let _ = db;
+    // Port 1 refuses at once, so the connect error (which names the URL) comes back quickly.
+    let url = "postgres://someone:hunter2@127.0.0.1:1/db?connect_timeout=1";
+    let shown = match Engine::builder(url).acquire_timeout(Duration::from_secs(2)).build() {
+        Ok(engine) => {
+            let debug = format!("{engine:?} {}", engine.url());
+            let err = engine.acquire().await.unwrap_err();
+            format!("{debug} {err} {err:?}")
+        }
+        Err(err) => format!("{err} {err:?}"),
+    };
+    assert!(!shown.contains("hunter2"), "{shown}");
+    Ok(())
+}

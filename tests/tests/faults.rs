@@ -1,0 +1,194 @@
+//! Fault tests: servers killing sessions under load, writers contending on SQLite, panics in user
+//! code. Tests in `pg_only` and `sqlite_only` return at once on the other database; `cargo xtask
+//! test-matrix` skips them there so the counts stay honest.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anysql::prelude::*;
+use anysql_conformance::{driver_kind, spawn, DriverKind, TestDb};
+
+macro_rules! cell_tests {
+    ($module:ident, $driver:expr, $($name:ident),* $(,)?) => {
+        mod $module {
+            $(
+                #[test]
+                fn $name() {
+                    if anysql_conformance::driver_kind() != $driver {
+                        eprintln!("{} runs on {:?} only", stringify!($name), $driver);
+                        return;
+                    }
+                    anysql_conformance::run(super::$name);
+                }
+            )*
+        }
+    };
+}
+
+cell_tests!(
+    pg_only,
+    anysql_conformance::DriverKind::Postgres,
+    terminated_sessions_under_load_fail_in_flight_work_then_recover,
+    terminated_idle_connection_is_replaced,
+);
+cell_tests!(sqlite_only, anysql_conformance::DriverKind::Sqlite, eight_writers_and_four_readers_never_see_locked,);
+
+mod every_cell {
+    #[test]
+    fn panic_in_transaction_closure_keeps_the_engine_serving() {
+        anysql_conformance::run(super::panic_in_transaction_closure_keeps_the_engine_serving);
+    }
+}
+
+async fn terminate_sessions(db: &TestDb) -> Result<i64, Error> {
+    let admin = Engine::builder(&anysql_conformance::pg_url()).max_size(1).build()?;
+    let schema = db.schema.as_deref().unwrap_or_default();
+    let killed: i64 = admin
+        .fetch_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            (schema,),
+        )
+        .await?;
+    admin.close().await;
+    Ok(killed)
+}
+
+async fn terminated_sessions_under_load_fail_in_flight_work_then_recover(db: TestDb) -> Result<(), Error> {
+    assert_eq!(driver_kind(), DriverKind::Postgres);
+    let engine = db.engine_with("max_size=4&acquire_timeout=20s");
+    engine.execute("CREATE TABLE load (id BIGSERIAL PRIMARY KEY, worker BIGINT NOT NULL)", ()).await?;
+    let failures = Arc::new(AtomicU64::new(0));
+    let successes = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for worker in 0..8_i64 {
+        let engine = engine.clone();
+        let failures = Arc::clone(&failures);
+        let successes = Arc::clone(&successes);
+        workers.push(spawn(async move {
+            for _ in 0..150 {
+                let result: Result<i64, Error> = async {
+                    let mut conn = engine.acquire().await?;
+                    conn.execute("INSERT INTO load (worker) VALUES ($1)", (worker,)).await?;
+                    conn.fetch_scalar("SELECT count(*) FROM pg_sleep(0.001)", ()).await
+                }
+                .await;
+                match result {
+                    Ok(1) => successes.fetch_add(1, Ordering::Relaxed),
+                    Ok(n) => panic!("wrong answer {n}"),
+                    Err(e) => {
+                        assert!(
+                            matches!(e.kind(), ErrorKind::Connection | ErrorKind::Closed)
+                                || e.code() == Some("57P01"),
+                            "a killed session must give a connection error, got {e:?}"
+                        );
+                        failures.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        }));
+    }
+    // Kill every session of this test, twice, while the workers run.
+    let mut killed = 0;
+    for _ in 0..2 {
+        anysql_conformance::sleep(Duration::from_millis(150)).await;
+        killed += terminate_sessions(&db).await?;
+    }
+    for worker in workers {
+        worker.await;
+    }
+    assert!(killed > 0, "nothing was killed; the test proves nothing");
+    assert!(failures.load(Ordering::Relaxed) > 0, "killed sessions must surface as errors");
+    // Later work succeeds on fresh connections.
+    for i in 0..10_i64 {
+        assert_eq!(engine.fetch_scalar::<i64>("SELECT $1::bigint", (i,)).await?, i);
+    }
+    assert_eq!(engine.status().in_use, 0);
+    assert!(engine.metrics().connections_closed_broken > 0);
+    println!(
+        "killed {killed} sessions: {} operations failed, {} succeeded",
+        failures.load(Ordering::Relaxed),
+        successes.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+async fn terminated_idle_connection_is_replaced(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=1");
+    let mut conn = engine.acquire().await?;
+    let pid: i32 = conn.fetch_scalar("SELECT pg_backend_pid()", ()).await?;
+    terminate_sessions(&db).await?;
+    // The next use of that very connection reports the loss as a connection error...
+    let err = conn.fetch_scalar::<i64>("SELECT 1", ()).await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Connection | ErrorKind::Closed), "{err:?}");
+    drop(conn);
+    // ...and the engine then serves from a fresh connection.
+    let new_pid: i32 = engine.fetch_scalar("SELECT pg_backend_pid()", ()).await?;
+    assert_ne!(pid, new_pid);
+    Ok(())
+}
+
+async fn eight_writers_and_four_readers_never_see_locked(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=12");
+    engine.execute("CREATE TABLE writes (id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, n INTEGER NOT NULL)", ()).await?;
+    let reads = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for writer in 0..8_i64 {
+        let engine = engine.clone();
+        writers.push(spawn(async move {
+            for n in 0..1000_i64 {
+                engine.execute("INSERT INTO writes (writer, n) VALUES ($1, $2)", (writer, n)).await?;
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let engine = engine.clone();
+        let reads = Arc::clone(&reads);
+        readers.push(spawn(async move {
+            for _ in 0..300 {
+                let n: i64 = engine.fetch_scalar("SELECT count(*) FROM writes", ()).await?;
+                assert!((0..=8000).contains(&n));
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    // Any "database is locked" fails here.
+    for writer in writers {
+        writer.await?;
+    }
+    for reader in readers {
+        reader.await?;
+    }
+    assert_eq!(engine.fetch_scalar::<i64>("SELECT count(*) FROM writes", ()).await?, 8000);
+    assert_eq!(engine.fetch_scalar::<i64>("SELECT count(DISTINCT writer * 10000 + n) FROM writes", ()).await?, 8000);
+    assert_eq!(reads.load(Ordering::Relaxed), 1200);
+    Ok(())
+}
+
+async fn panic_in_transaction_closure_keeps_the_engine_serving(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=1");
+    engine.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", ()).await?;
+    let engine2 = engine.clone();
+    let task = spawn(async move {
+        futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(engine2.transaction(|tx| {
+            Box::pin(async move {
+                tx.execute("INSERT INTO notes (id, body) VALUES (1, 'lost')", ()).await?;
+                if tx.level() == 1 {
+                    panic!("user code panicked inside the transaction closure");
+                }
+                Ok::<_, Error>(())
+            })
+        })))
+        .await
+        .is_err()
+    });
+    assert!(task.await, "the closure panicked");
+    assert_eq!(engine.fetch_scalar::<i64>("SELECT count(*) FROM notes", ()).await?, 0);
+    engine.execute("INSERT INTO notes (id, body) VALUES (2, 'kept')", ()).await?;
+    assert_eq!(engine.fetch_scalar::<i64>("SELECT count(*) FROM notes", ()).await?, 1);
+    assert_eq!(engine.status().in_use, 0);
+    Ok(())
+}

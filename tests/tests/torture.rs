@@ -1,0 +1,234 @@
+//! The cancellation torture test: thousands of operations, each cut short by a timeout of seeded
+//! random length, on every runtime × driver cell. Afterwards the pool must be whole, every
+//! connection must answer correctly, no session may be left inside a transaction, no money may be
+//! created or destroyed, and no write reported as done may be missing.
+//!
+//! `ANYSQL_TORTURE_OPS` (default 2000) and `ANYSQL_TORTURE_SEED` (default: random, printed) set the
+//! size and the seed; `cargo xtask torture --ops 100000` runs a large one on every cell.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anysql::prelude::*;
+use anysql_conformance::{spawn, with_timeout, TestDb};
+use futures_lite::StreamExt;
+
+const ACCOUNTS: i64 = 16;
+const START_BALANCE: i64 = 1_000;
+const WORKERS: u64 = 8;
+
+#[derive(Debug, Default)]
+struct Counts {
+    operations: AtomicU64,
+    completed: AtomicU64,
+    cancelled: AtomicU64,
+    retryable_errors: AtomicU64,
+}
+
+#[test]
+fn cancellation_torture() {
+    anysql_conformance::run(torture);
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+async fn torture(db: TestDb) -> Result<(), Error> {
+    let ops = env_u64("ANYSQL_TORTURE_OPS").unwrap_or(2000);
+    let seed = env_u64("ANYSQL_TORTURE_SEED").unwrap_or_else(|| fastrand::u64(..));
+    let started = Instant::now();
+    let engine = db.engine_with("max_size=4&acquire_timeout=30s");
+    engine.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL)", ()).await?;
+    engine.execute("CREATE TABLE journal (id BIGINT PRIMARY KEY, worker BIGINT NOT NULL)", ()).await?;
+    let mut conn = engine.acquire().await?;
+    conn.execute_many(
+        "INSERT INTO accounts (id, balance) VALUES ($1, $2)",
+        (0..ACCOUNTS).map(|id| (id, START_BALANCE)),
+    )
+    .await?;
+    drop(conn);
+
+    let counts = Arc::new(Counts::default());
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+    let mut workers = Vec::new();
+    for worker in 0..WORKERS {
+        let engine = engine.clone();
+        let counts = Arc::clone(&counts);
+        let acknowledged = Arc::clone(&acknowledged);
+        let postgres = db.is_postgres();
+        let share = ops / WORKERS + u64::from(worker < ops % WORKERS);
+        workers.push(spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(seed ^ (worker.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+            for i in 0..share {
+                let op = rng.u8(..6);
+                // A third of the operations get room to finish; the rest are cut at a random point.
+                let budget = if rng.u8(..3) == 0 {
+                    Duration::from_secs(30)
+                } else {
+                    Duration::from_micros(rng.u64(..3000))
+                };
+                let journal_id = (worker << 40) | i;
+                let from = rng.i64(0..ACCOUNTS);
+                let to = (from + rng.i64(1..ACCOUNTS)) % ACCOUNTS;
+                let amount = rng.i64(1..50);
+                let take = rng.usize(..40);
+                counts.operations.fetch_add(1, Ordering::Relaxed);
+                let outcome = with_timeout(
+                    budget,
+                    operation(&engine, op, postgres, journal_id, worker, from, to, amount, take, &acknowledged),
+                )
+                .await;
+                match outcome {
+                    None => {
+                        counts.cancelled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(Ok(())) => {
+                        counts.completed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(Err(e)) if e.is_retryable() => {
+                        counts.retryable_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(Err(e)) => panic!("operation {op} failed: {e} ({e:?})"),
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await;
+    }
+
+    // Afterwards: the pool is whole once background resets finish.
+    let mut settled = false;
+    for _ in 0..1000 {
+        if engine.status().in_use == 0 {
+            settled = true;
+            break;
+        }
+        anysql_conformance::sleep(Duration::from_millis(10)).await;
+    }
+    let status = engine.status();
+    assert!(settled, "connections leaked: {status:?}");
+    // Every connection the pool holds answers correctly and is outside any transaction.
+    let mut held = Vec::new();
+    for i in 0..4_i64 {
+        let mut conn = engine.acquire().await?;
+        assert_eq!(conn.fetch_scalar::<i64>("SELECT $1 * 2", (i,)).await?, i * 2);
+        assert!(!conn.in_transaction());
+        let tx = conn.begin().await?;
+        tx.commit().await?;
+        held.push(conn);
+    }
+    drop(held);
+    let idle_in_transaction = db.idle_in_transaction().await?;
+    let total: i64 = engine.fetch_scalar("SELECT sum(balance) FROM accounts", ()).await?;
+    let stored: BTreeSet<i64> = engine
+        .fetch_all_as::<(i64,)>("SELECT id FROM journal", ())
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let lost = acknowledged.difference(&stored).count();
+    let leaked = engine.status().in_use;
+    println!(
+        "torture {}: seed={seed} operations={} completed={} cancelled={} retryable_errors={} \
+         leaked_connections={leaked} idle_in_transaction={idle_in_transaction} lost_rows={lost} \
+         balance_total={total} seconds={:.1}",
+        anysql_conformance::cell_name(),
+        counts.operations.load(Ordering::Relaxed),
+        counts.completed.load(Ordering::Relaxed),
+        counts.cancelled.load(Ordering::Relaxed),
+        counts.retryable_errors.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    );
+    assert_eq!(leaked, 0);
+    assert_eq!(idle_in_transaction, 0, "sessions left idle in transaction");
+    assert_eq!(total, ACCOUNTS * START_BALANCE, "money was created or destroyed (seed {seed})");
+    assert_eq!(lost, 0, "writes acknowledged but missing (seed {seed})");
+    assert!(counts.cancelled.load(Ordering::Relaxed) > 0, "the test cancelled nothing");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // one flat list of the random choices keeps the caller readable
+async fn operation(
+    engine: &Engine,
+    op: u8,
+    postgres: bool,
+    journal_id: u64,
+    worker: u64,
+    from: i64,
+    to: i64,
+    amount: i64,
+    take: usize,
+    acknowledged: &Mutex<BTreeSet<i64>>,
+) -> Result<(), Error> {
+    let journal_id = journal_id as i64;
+    match op {
+        // A point query.
+        0 => {
+            let balance: i64 = engine.fetch_scalar("SELECT balance FROM accounts WHERE id = $1", (from,)).await?;
+            assert!(balance > -1_000_000);
+        }
+        // A stream, dropped part-way or read to the end.
+        1 => {
+            let mut conn = engine.acquire().await?;
+            let sql = if postgres {
+                "SELECT g FROM generate_series(1, 200) AS g"
+            } else {
+                "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 200) SELECT n FROM s"
+            };
+            let mut rows = conn.fetch(sql, ());
+            let mut seen = 0;
+            while let Some(row) = rows.next().await {
+                let n: i64 = row?.get(0)?;
+                seen += 1;
+                assert_eq!(n, seen);
+                if seen as usize == take {
+                    break;
+                }
+            }
+        }
+        // A transfer with a nested savepoint, committed.
+        2 => {
+            let mut tx = engine.begin().await?;
+            tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", (amount, from)).await?;
+            let mut inner = tx.begin().await?;
+            inner.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", (amount, to)).await?;
+            inner.commit().await?;
+            tx.commit().await?;
+        }
+        // A transfer whose savepoint is rolled back, then the outer transaction rolled back too.
+        3 => {
+            let mut tx = engine.begin().await?;
+            tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", (amount, from)).await?;
+            let mut inner = tx.begin().await?;
+            inner.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", (amount * 2, to)).await?;
+            inner.rollback().await?;
+            tx.rollback().await?;
+        }
+        // A write acknowledged to the caller: it must be there at the end.
+        4 => {
+            engine.execute("INSERT INTO journal (id, worker) VALUES ($1, $2)", (journal_id, worker as i64)).await?;
+            acknowledged.lock().unwrap().insert(journal_id);
+        }
+        // A transfer through the transaction closure, with its own journal entry.
+        _ => {
+            engine
+                .transaction(|tx| {
+                    Box::pin(async move {
+                        tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", (amount, from)).await?;
+                        tx.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", (amount, to)).await?;
+                        tx.execute("INSERT INTO journal (id, worker) VALUES ($1, $2)", (journal_id, worker as i64))
+                            .await?;
+                        Ok::<_, Error>(())
+                    })
+                })
+                .await?;
+            acknowledged.lock().unwrap().insert(journal_id);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! `cargo xtask bench`: the benchmarks (docs/benchmarks.md): anysql against the raw drivers and its peers.
+//!
+//! Two binaries, one after the other, on the same sizes:
+//! - `anysql-benches` (`benches/harness`, a member of this workspace): raw rusqlite, raw tokio-postgres and
+//!   anysql on tokio, smol and async-std;
+//! - `anysql-bench-peers` (`benches/peers`, its own workspace and lockfile, because sqlx-sqlite links another
+//!   `libsqlite3-sys`): sqlx and tokio-rusqlite, with the raw drivers measured again.
+//!
+//! Then `anysql-benches report` merges their JSON, prints one table and draws the chart. The report lives
+//! in the harness so that xtask itself needs neither serde_json nor plotters.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::pg::{self, PgMode, PgSupply};
+
+pub const USAGE: &str = "\
+Usage: cargo xtask bench [--quick] [--only S1,P1] [--json PATH] [--pg auto|throwaway|none]
+
+Builds the benchmark binaries in release mode, runs the main harness (raw drivers, anysql on tokio,
+smol and async-std) and then the peers (sqlx, tokio-rusqlite) on the same sizes, and prints one table:
+each cell is the median µs/op (µs/row for S4/P3, ops/s for S5, MB for M1) and its cost relative to
+the raw driver, with the target and whether it holds on every runtime.
+
+Options:
+  --quick           a tenth of the sizes and 3 repetitions instead of 5 (under two minutes)
+  --only LIST       only these workloads, e.g. S1,P1 (S1-S5, P1-P4, M1)
+  --json PATH       where to write the merged results (default target/bench/results.json)
+  --pg MODE         where PostgreSQL comes from: auto (ANYSQL_PG_URL, else the default service,
+                    else a throwaway cluster; the default), throwaway, or none (skip P1-P4)
+
+Writes target/bench/results.json, target/bench/results.md and the chart: docs/bench.svg for a full
+run of every workload, target/bench/bench.svg for --quick or --only runs (so that a partial or noisy
+run never replaces the chart the README shows).";
+
+#[derive(Debug, Default)]
+struct Options {
+    quick: bool,
+    only: Option<String>,
+    json: Option<PathBuf>,
+    pg: PgMode,
+    help: bool,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options> {
+        let mut options = Options::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = || {
+                args.next()
+                    .with_context(|| format!("{arg} needs a value\n\n{USAGE}"))
+            };
+            match arg.as_str() {
+                "--quick" => options.quick = true,
+                "--only" => options.only = Some(value()?.clone()),
+                // Relative to where the user ran cargo, not to the workspace root.
+                "--json" => options.json = Some(std::env::current_dir()?.join(value()?)),
+                "--pg" => options.pg = value()?.parse()?,
+                "-h" | "--help" => options.help = true,
+                other => bail!("unknown argument `{other}`\n\n{USAGE}"),
+            }
+        }
+        Ok(options)
+    }
+
+    /// The arguments both binaries' `run` take.
+    fn run_args(&self, json: &Path, pg: bool) -> Vec<String> {
+        let mut args = vec![
+            "run".to_owned(),
+            "--json".to_owned(),
+            json.display().to_string(),
+        ];
+        if self.quick {
+            args.push("--quick".to_owned());
+        }
+        if let Some(only) = &self.only {
+            args.extend(["--only".to_owned(), only.clone()]);
+        }
+        if !pg {
+            args.push("--no-pg".to_owned());
+        }
+        args
+    }
+}
+
+pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
+    let options = Options::parse(args)?;
+    if options.help {
+        println!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let root = crate::workspace_root();
+    let target = crate::target_dir();
+    let out_dir = target.join("bench");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let peers_manifest = root.join("benches/peers/Cargo.toml");
+    let peers_target = root.join("benches/peers/target");
+
+    println!("== building the benchmarks (release)");
+    cmd!(sh, "{cargo} build --release --locked -p anysql-benches").run()?;
+    cmd!(
+        sh,
+        "{cargo} build --release --locked --manifest-path {peers_manifest} --target-dir {peers_target}"
+    )
+    .run()?;
+    let harness = target.join("release/anysql-benches");
+    let peers = peers_target.join("release/anysql-bench-peers");
+
+    let mut server = None;
+    match pg::acquire(options.pg, &target) {
+        PgSupply::Ready(found) => {
+            println!("PostgreSQL: {}", found.origin);
+            server = Some(found);
+        }
+        PgSupply::Unavailable(why) => println!("PostgreSQL: skipped ({why})"),
+        PgSupply::Broken(why) => println!("PostgreSQL: skipped: {why}"),
+    }
+    let pg_url = server.as_ref().map(|s| s.url.clone());
+
+    let result = (|| -> Result<()> {
+        std::fs::create_dir_all(&out_dir)
+            .with_context(|| format!("cannot create {}", out_dir.display()))?;
+        let main_json = out_dir.join("main.json");
+        let peers_json = out_dir.join("peers.json");
+        let _env = pg_url.as_ref().map(|url| sh.push_env("ANYSQL_PG_URL", url));
+
+        println!("\n== anysql and the raw drivers");
+        let args = options.run_args(&main_json, pg_url.is_some());
+        cmd!(sh, "{harness} {args...}").run()?;
+
+        println!("\n== the peers: sqlx, tokio-rusqlite");
+        let args = options.run_args(&peers_json, pg_url.is_some());
+        cmd!(sh, "{peers} {args...}").run()?;
+
+        let json = options
+            .json
+            .clone()
+            .unwrap_or_else(|| out_dir.join("results.json"));
+        let markdown = out_dir.join("results.md");
+        let svg = if options.quick || options.only.is_some() {
+            out_dir.join("bench.svg")
+        } else {
+            root.join("docs/bench.svg")
+        };
+        cmd!(
+            sh,
+            "{harness} report --input {main_json} --input {peers_json} --json {json} --markdown {markdown} --svg {svg}"
+        )
+        .quiet()
+        .run()?;
+        Ok(())
+    })();
+
+    if let Some(server) = server {
+        server.shut_down()?;
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}

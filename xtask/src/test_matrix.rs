@@ -1,0 +1,459 @@
+//! `cargo xtask test-matrix`: the conformance suite for every runtime × driver cell.
+//!
+//! The suite is one set of test binaries built once with every feature; the cell is chosen at run time
+//! through `ANYSQL_TEST_RUNTIME` and `ANYSQL_TEST_DRIVER`. Every cell runs the same `cargo test` command,
+//! so after the first build no cell recompiles anything.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::pg::{self, PgMode, PgSupply};
+use crate::process::{self, Captured};
+use crate::report::{self, Outcome, Row};
+
+const RUNTIMES: [&str; 3] = ["tokio", "smol", "async-std"];
+const DRIVERS: [&str; 2] = ["sqlite", "postgres"];
+const SUITE: &str = "anysql-conformance";
+const UNIT_ROW: &str = "unit & doc tests";
+
+pub const USAGE: &str = "\
+Usage: cargo xtask test-matrix [OPTIONS] [-- <TEST ARGS>...]
+
+Runs the conformance suite (package anysql-conformance) once per runtime x driver cell and prints a
+table of results. Without filters it first runs the unit and doc tests of every other crate.
+
+Options:
+  --runtime <NAMES>   only these runtimes: tokio, smol, async-std (repeatable or comma-separated)
+  --driver <NAMES>    only these drivers: sqlite, postgres (repeatable or comma-separated)
+  --pg <MODE>         where PostgreSQL comes from:
+                        auto       ANYSQL_PG_URL, else postgres://root@127.0.0.1:5432/test,
+                                   else a throwaway cluster (the default)
+                        throwaway  always start a throwaway cluster in target/anysql-pg
+                        none       skip the PostgreSQL cells
+  --list              print the selected cells and exit
+  -v, --verbose       stream every command's output (otherwise only failures are shown in full)
+  -h, --help          print this help
+  -- <TEST ARGS>      passed to the test binaries, e.g. a test name filter; also skips the unit step
+
+Exits non-zero if any cell fails. With CI set (CI=true), a PostgreSQL cell that cannot run is a failure.
+The last line is always `N passed, N failed, N skipped` over all cells.";
+
+/// One runtime × driver combination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cell {
+    runtime: &'static str,
+    driver: &'static str,
+}
+
+impl Cell {
+    fn name(self) -> String {
+        format!("{} × {}", self.runtime, self.driver)
+    }
+
+    fn needs_postgres(self) -> bool {
+        self.driver == "postgres"
+    }
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Options {
+    runtimes: Vec<&'static str>,
+    drivers: Vec<&'static str>,
+    pg: PgMode,
+    list: bool,
+    verbose: bool,
+    help: bool,
+    test_args: Vec<String>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options> {
+        let mut options = Options::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline_value) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+                _ => (arg.as_str(), None),
+            };
+            if inline_value.is_some() && ["--list", "--verbose", "--help"].contains(&flag) {
+                bail!("{flag} takes no value");
+            }
+            let mut value = |name: &str| -> Result<String> {
+                match inline_value.clone() {
+                    Some(value) => Ok(value),
+                    None => args
+                        .next()
+                        .cloned()
+                        .with_context(|| format!("{name} needs a value")),
+                }
+            };
+            match flag {
+                "--" => {
+                    options.test_args = args.by_ref().cloned().collect();
+                }
+                "--runtime" => {
+                    add_names(&mut options.runtimes, &value(flag)?, &RUNTIMES, "runtime")?
+                }
+                "--driver" => add_names(&mut options.drivers, &value(flag)?, &DRIVERS, "driver")?,
+                "--pg" => options.pg = value(flag)?.parse()?,
+                "--list" => options.list = true,
+                "-v" | "--verbose" => options.verbose = true,
+                "-h" | "--help" => options.help = true,
+                other => bail!("unknown argument `{other}`\n\n{USAGE}"),
+            }
+        }
+        Ok(options)
+    }
+
+    /// The selected cells, in a fixed order whatever the order of the filters.
+    fn cells(&self) -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for runtime in RUNTIMES {
+            for driver in DRIVERS {
+                let wanted = (self.runtimes.is_empty() || self.runtimes.contains(&runtime))
+                    && (self.drivers.is_empty() || self.drivers.contains(&driver));
+                if wanted {
+                    cells.push(Cell { runtime, driver });
+                }
+            }
+        }
+        cells
+    }
+
+    /// The unit step belongs to the full matrix only: a filtered run asks about particular cells.
+    fn runs_unit_step(&self) -> bool {
+        self.runtimes.is_empty() && self.drivers.is_empty() && self.test_args.is_empty()
+    }
+}
+
+fn add_names(
+    into: &mut Vec<&'static str>,
+    names: &str,
+    known: &[&'static str],
+    what: &str,
+) -> Result<()> {
+    for name in names
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        let Some(&known_name) = known.iter().find(|&&known_name| known_name == name) else {
+            bail!(
+                "unknown {what} `{name}`; expected one of: {}",
+                known.join(", ")
+            );
+        };
+        if !into.contains(&known_name) {
+            into.push(known_name);
+        }
+    }
+    Ok(())
+}
+
+/// Whether we run under CI, where every cell must really run.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| {
+        !matches!(
+            value.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "false"
+        )
+    })
+}
+
+pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
+    let options = Options::parse(args)?;
+    if options.help {
+        println!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cells = options.cells();
+    if options.list {
+        if options.runs_unit_step() {
+            println!("{UNIT_ROW:<22}  cargo test --workspace --exclude {SUITE}");
+        }
+        for cell in &cells {
+            println!(
+                "{:<22}  ANYSQL_TEST_RUNTIME={} ANYSQL_TEST_DRIVER={}",
+                cell.name(),
+                cell.runtime,
+                cell.driver
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let runner = Runner {
+        sh,
+        cargo: std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()),
+        verbose: options.verbose,
+    };
+    let mut rows = Vec::new();
+    if options.runs_unit_step() {
+        rows.push(runner.unit_step()?);
+    }
+    if runner.build_suite()? {
+        rows.extend(runner.cells(&cells, options.pg, &options.test_args)?);
+    } else {
+        rows.extend(cells.iter().map(|cell| {
+            let note = "the conformance suite does not build".to_owned();
+            Row::not_run(cell.name(), Outcome::Fail, note)
+        }));
+    }
+
+    section("summary");
+    print!("{}", report::render_table(&rows));
+    println!("{}", report::totals_line(&rows));
+    let failed = rows.iter().any(|row| row.outcome == Outcome::Fail);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What every step of a run shares.
+#[derive(Debug)]
+struct Runner<'a> {
+    sh: &'a Shell,
+    /// The cargo that runs us (`$CARGO`), so every step uses the same toolchain.
+    cargo: String,
+    verbose: bool,
+}
+
+impl Runner<'_> {
+    /// The unit and doc tests of every crate but the conformance suite.
+    fn unit_step(&self) -> Result<Row> {
+        section(UNIT_ROW);
+        let cargo = &self.cargo;
+        let command = cmd!(
+            self.sh,
+            "{cargo} test --workspace --locked --no-fail-fast --exclude {SUITE}"
+        );
+        run_tests(UNIT_ROW, command, "", self.verbose)
+    }
+
+    /// Builds the suite once, so that the cells only run it. Returns whether it built.
+    fn build_suite(&self) -> Result<bool> {
+        section("building the conformance suite");
+        let cargo = &self.cargo;
+        let command = cmd!(self.sh, "{cargo} test -p {SUITE} --locked --no-run");
+        let build = run_logged(command, "", self.verbose)?;
+        if build.success {
+            println!("built in {:.1}s", build.elapsed.as_secs_f64());
+        } else {
+            if !self.verbose {
+                println!("{}", build.output.trim_end());
+            }
+            println!("the conformance suite does not build ({})", build.status);
+        }
+        Ok(build.success)
+    }
+
+    /// Runs `cells` in order, with a PostgreSQL server found or started for those that need one.
+    fn cells(&self, cells: &[Cell], pg_mode: PgMode, test_args: &[String]) -> Result<Vec<Row>> {
+        let postgres = if cells.iter().any(|cell| cell.needs_postgres()) {
+            section("PostgreSQL");
+            let supply = pg::acquire(pg_mode, &crate::target_dir());
+            match &supply {
+                PgSupply::Ready(server) => println!("PostgreSQL: using {}", server.origin),
+                PgSupply::Unavailable(why) => println!("PostgreSQL: none available: {why}"),
+                PgSupply::Broken(why) => println!("PostgreSQL: {why}"),
+            }
+            Some(supply)
+        } else {
+            None
+        };
+
+        let mut rows = Vec::new();
+        for &cell in cells {
+            let mut env = vec![
+                ("ANYSQL_TEST_RUNTIME", cell.runtime.to_owned()),
+                ("ANYSQL_TEST_DRIVER", cell.driver.to_owned()),
+            ];
+            if cell.needs_postgres() {
+                let cannot_run = match &postgres {
+                    Some(PgSupply::Ready(server)) => {
+                        env.push(("ANYSQL_PG_URL", server.url.clone()));
+                        None
+                    }
+                    Some(PgSupply::Unavailable(why)) if in_ci() => {
+                        Some((Outcome::Fail, format!("CI requires PostgreSQL: {why}")))
+                    }
+                    Some(PgSupply::Unavailable(why)) => Some((Outcome::Skipped, why.clone())),
+                    Some(PgSupply::Broken(why)) => Some((Outcome::Fail, why.clone())),
+                    None => unreachable!("PostgreSQL is looked for whenever a cell needs it"),
+                };
+                if let Some((outcome, why)) = cannot_run {
+                    rows.push(Row::not_run(cell.name(), outcome, why));
+                    continue;
+                }
+            }
+            rows.push(self.cell(cell, env, test_args)?);
+        }
+
+        // An early return above drops the server, which stops a throwaway cluster all the same.
+        if let Some(PgSupply::Ready(server)) = postgres {
+            if let Err(error) = server.shut_down() {
+                let note = format!("{error:#}");
+                rows.push(Row::not_run(
+                    "PostgreSQL shutdown".to_owned(),
+                    Outcome::Fail,
+                    note,
+                ));
+            }
+        }
+        Ok(rows)
+    }
+
+    fn cell(&self, cell: Cell, env: Vec<(&str, String)>, test_args: &[String]) -> Result<Row> {
+        let name = cell.name();
+        section(&name);
+        let cargo = &self.cargo;
+        let mut command = cmd!(self.sh, "{cargo} test -p {SUITE} --locked --no-fail-fast");
+        if !test_args.is_empty() {
+            command = command.arg("--").args(test_args);
+        }
+        let shown_env: Vec<String> = env
+            .iter()
+            .map(|(key, value)| format!("{key}={}", pg::redact(value)))
+            .collect();
+        let row = run_tests(&name, command.envs(env), &shown_env.join(" "), self.verbose)?;
+        if row.outcome == Outcome::Fail {
+            println!(
+                "to rerun this cell: cargo xtask test-matrix --runtime {} --driver {}",
+                cell.runtime, cell.driver
+            );
+        }
+        Ok(row)
+    }
+}
+
+/// Runs one `cargo test` invocation and turns it into a table row. Its libtest summary lines are always
+/// printed (the CI harness reads them); the rest of the output only when it fails or with `--verbose`.
+fn run_tests(name: &str, command: xshell::Cmd<'_>, env: &str, verbose: bool) -> Result<Row> {
+    let captured = run_logged(command, env, verbose)?;
+    let counts = report::sum_summaries(&captured.output);
+    if !verbose {
+        if captured.success {
+            for line in captured
+                .output
+                .lines()
+                .filter(|line| report::is_summary_line(line))
+            {
+                println!("{}", line.trim());
+            }
+        } else {
+            println!("{}", captured.output.trim_end());
+        }
+    }
+    let outcome = if captured.success {
+        Outcome::Pass
+    } else {
+        Outcome::Fail
+    };
+    let note = if captured.success || counts.is_some_and(|counts| counts.failed > 0) {
+        String::new()
+    } else {
+        format!(
+            "failed without a failing test: build error or crash ({})",
+            captured.status
+        )
+    };
+    println!(
+        "{name}: {} in {:.1}s",
+        if captured.success { "PASS" } else { "FAIL" },
+        captured.elapsed.as_secs_f64()
+    );
+    Ok(Row {
+        name: name.to_owned(),
+        outcome,
+        counts,
+        elapsed: Some(captured.elapsed),
+        note,
+    })
+}
+
+/// Prints the command line (after `env`, the variables it sets, if any) and runs it captured.
+fn run_logged(command: xshell::Cmd<'_>, env: &str, verbose: bool) -> Result<Captured> {
+    if env.is_empty() {
+        println!("$ {command}");
+    } else {
+        println!("$ {env} {command}");
+    }
+    process::run_captured(command, verbose)
+}
+
+fn section(title: &str) {
+    println!("\n==> {title}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options> {
+        Options::parse(&args.iter().map(|arg| arg.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn no_arguments_select_all_six_cells_and_the_unit_step() {
+        let options = parse(&[]).unwrap();
+        assert_eq!(options.cells().len(), 6);
+        assert!(options.runs_unit_step());
+        assert_eq!(options.cells()[0].name(), "tokio × sqlite");
+    }
+
+    #[test]
+    fn filters_are_repeatable_and_comma_separated() {
+        let options = parse(&[
+            "--runtime",
+            "smol,tokio",
+            "--runtime=async-std",
+            "--driver",
+            "postgres",
+        ])
+        .unwrap();
+        let names: Vec<String> = options.cells().into_iter().map(Cell::name).collect();
+        assert_eq!(
+            names,
+            [
+                "tokio × postgres",
+                "smol × postgres",
+                "async-std × postgres"
+            ]
+        );
+        assert!(!options.runs_unit_step());
+    }
+
+    #[test]
+    fn pass_through_arguments() {
+        let options = parse(&["--verbose", "--", "pool::", "--exact", "--runtime"]).unwrap();
+        assert!(options.verbose);
+        assert_eq!(options.test_args, ["pool::", "--exact", "--runtime"]);
+        assert!(!options.runs_unit_step());
+    }
+
+    #[test]
+    fn pg_mode_and_list() {
+        let options = parse(&["--pg", "throwaway", "--list"]).unwrap();
+        assert_eq!(options.pg, PgMode::Throwaway);
+        assert!(options.list);
+        assert_eq!(parse(&["--pg=none"]).unwrap().pg, PgMode::None);
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        let error = parse(&["--runtime", "glommio"]).unwrap_err().to_string();
+        assert!(error.contains("unknown runtime `glommio`"), "{error}");
+        let error = parse(&["--jobs", "2"]).unwrap_err().to_string();
+        assert!(error.contains("unknown argument `--jobs`"), "{error}");
+        let error = parse(&["--driver"]).unwrap_err().to_string();
+        assert!(error.contains("--driver needs a value"), "{error}");
+        let error = parse(&["--pg", "docker"]).unwrap_err().to_string();
+        assert!(error.contains("unknown --pg value"), "{error}");
+        let error = parse(&["--list=yes"]).unwrap_err().to_string();
+        assert!(error.contains("--list takes no value"), "{error}");
+    }
+}
