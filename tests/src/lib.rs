@@ -109,7 +109,11 @@ where
             .build()
             .expect("tokio runtime")
             // Spawned so the body runs on a worker, as in a real service.
-            .block_on(async { tokio::spawn(future).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())) }),
+            .block_on(async {
+                tokio::spawn(future)
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            }),
         RuntimeKind::Smol => smol::block_on(future),
         RuntimeKind::AsyncStd => async_std::task::block_on(future),
     }
@@ -134,15 +138,23 @@ impl TestDb {
         match driver_kind() {
             DriverKind::Sqlite => {
                 let dir = std::env::temp_dir().join(unique_name("anysql_test"));
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| Error::configuration("cannot create the test directory").with_source(e))?;
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    Error::configuration("cannot create the test directory").with_source(e)
+                })?;
                 let url = format!("sqlite://{}", dir.join("test.db").display());
-                Ok(TestDb { driver: DriverKind::Sqlite, url, schema: None, sqlite_dir: Some(dir) })
+                Ok(TestDb {
+                    driver: DriverKind::Sqlite,
+                    url,
+                    schema: None,
+                    sqlite_dir: Some(dir),
+                })
             }
             DriverKind::Postgres => {
                 let schema = unique_name("anysql_t");
                 let admin = Engine::builder(&pg_url()).max_size(1).build()?;
-                admin.execute(&format!("CREATE SCHEMA {schema}"), ()).await?;
+                admin
+                    .execute(&format!("CREATE SCHEMA {schema}"), ())
+                    .await?;
                 admin.close().await;
                 let base = pg_url();
                 let sep = if base.contains('?') { '&' } else { '?' };
@@ -152,7 +164,12 @@ impl TestDb {
                 if pgbouncer_mode() {
                     url.push_str("&pgbouncer=true");
                 }
-                Ok(TestDb { driver: DriverKind::Postgres, url, schema: Some(schema), sqlite_dir: None })
+                Ok(TestDb {
+                    driver: DriverKind::Postgres,
+                    url,
+                    schema: Some(schema),
+                    sqlite_dir: None,
+                })
             }
         }
     }
@@ -165,13 +182,17 @@ impl TestDb {
 
     /// An engine for this test's database with default settings.
     pub fn engine(&self) -> Engine {
-        self.builder().build().expect("engine for the test database")
+        self.builder()
+            .build()
+            .expect("engine for the test database")
     }
 
     /// An engine whose URL gets `extra` query parameters (`"max_size=4"`).
     pub fn engine_with(&self, extra: &str) -> Engine {
         let sep = if self.url.contains('?') { '&' } else { '?' };
-        Engine::builder(&format!("{}{sep}{extra}", self.url)).build().expect("engine for the test database")
+        Engine::builder(&format!("{}{sep}{extra}", self.url))
+            .build()
+            .expect("engine for the test database")
     }
 
     /// Whether this is PostgreSQL.
@@ -225,7 +246,9 @@ impl TestDb {
                         (schema.as_str(),),
                     )
                     .await;
-                let _ = admin.execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"), ()).await;
+                let _ = admin
+                    .execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"), ())
+                    .await;
                 admin.close().await;
             }
         }
@@ -244,7 +267,12 @@ where
 {
     block_on(async move {
         let db = TestDb::create().await.expect("creating the test database");
-        let cleanup = TestDb { driver: db.driver, url: db.url.clone(), schema: db.schema.clone(), sqlite_dir: db.sqlite_dir.clone() };
+        let cleanup = TestDb {
+            driver: db.driver,
+            url: db.url.clone(),
+            schema: db.schema.clone(),
+            sqlite_dir: db.sqlite_dir.clone(),
+        };
         let outcome = AssertUnwindSafe(test(db)).catch_unwind().await;
         cleanup.drop_database().await;
         match outcome {

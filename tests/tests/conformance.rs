@@ -63,9 +63,45 @@ async fn round_trips_every_type(db: TestDb) -> Result<(), Error> {
     let mut conn = engine.acquire().await?;
     create_all_types(&mut conn, &db).await?;
     let cases: [(i64, bool, i8, i16, i32, i64, u32, f32, f64, &str, &[u8]); 3] = [
-        (1, true, i8::MIN, i16::MIN, i32::MIN, i64::MIN, 0, -1.5, f64::MIN_POSITIVE, "", b""),
-        (2, false, i8::MAX, i16::MAX, i32::MAX, i64::MAX, u32::MAX, 3.25, -1.0e300, "héllo ☃ 'q' \"d\"", &[0, 1, 255]),
-        (3, true, 0, 0, 0, 0, 7, 0.0, 0.1, "$1 -- not a placeholder", &[42; 1000]),
+        (
+            1,
+            true,
+            i8::MIN,
+            i16::MIN,
+            i32::MIN,
+            i64::MIN,
+            0,
+            -1.5,
+            f64::MIN_POSITIVE,
+            "",
+            b"",
+        ),
+        (
+            2,
+            false,
+            i8::MAX,
+            i16::MAX,
+            i32::MAX,
+            i64::MAX,
+            u32::MAX,
+            3.25,
+            -1.0e300,
+            "héllo ☃ 'q' \"d\"",
+            &[0, 1, 255],
+        ),
+        (
+            3,
+            true,
+            0,
+            0,
+            0,
+            0,
+            7,
+            0.0,
+            0.1,
+            "$1 -- not a placeholder",
+            &[42; 1000],
+        ),
     ];
     for (id, b, a, c, d, e, f, g, h, s, bytes) in cases {
         conn.execute(
@@ -96,13 +132,23 @@ async fn round_trips_every_type(db: TestDb) -> Result<(), Error> {
     // Borrowed and owned parameter forms bind the same.
     let owned = String::from("owned");
     let blob = vec![9_u8, 8];
-    conn.execute("INSERT INTO all_types (id, s, bytes) VALUES ($1, $2, $3)", (4, &owned, &blob)).await?;
-    let (s, bytes): (String, Vec<u8>) =
-        conn.fetch_one_as("SELECT s, bytes FROM all_types WHERE id = $1", [4]).await?;
+    conn.execute(
+        "INSERT INTO all_types (id, s, bytes) VALUES ($1, $2, $3)",
+        (4, &owned, &blob),
+    )
+    .await?;
+    let (s, bytes): (String, Vec<u8>) = conn
+        .fetch_one_as("SELECT s, bytes FROM all_types WHERE id = $1", [4])
+        .await?;
     assert_eq!((s.as_str(), bytes.as_slice()), ("owned", &[9, 8][..]));
     let mixed: &[&dyn ToValue] = &[&5_i64, &"dyn"];
-    conn.execute("INSERT INTO all_types (id, s) VALUES ($1, $2)", mixed).await?;
-    assert_eq!(conn.fetch_scalar::<String>("SELECT s FROM all_types WHERE id = 5", ()).await?, "dyn");
+    conn.execute("INSERT INTO all_types (id, s) VALUES ($1, $2)", mixed)
+        .await?;
+    assert_eq!(
+        conn.fetch_scalar::<String>("SELECT s FROM all_types WHERE id = 5", ())
+            .await?,
+        "dyn"
+    );
     Ok(())
 }
 
@@ -113,19 +159,57 @@ async fn null_round_trips_in_every_column(db: TestDb) -> Result<(), Error> {
     conn.execute(
         "INSERT INTO all_types (id, b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        (1, None::<bool>, None::<i8>, None::<i16>, None::<i32>, None::<i64>, None::<u32>, None::<f32>, None::<f64>, None::<&str>, None::<Vec<u8>>),
+        (
+            1,
+            None::<bool>,
+            None::<i8>,
+            None::<i16>,
+            None::<i32>,
+            None::<i64>,
+            None::<u32>,
+            None::<f32>,
+            None::<f64>,
+            None::<&str>,
+            None::<Vec<u8>>,
+        ),
     )
     .await?;
-    let row = conn.fetch_one("SELECT b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes FROM all_types", ()).await?;
+    let row = conn
+        .fetch_one(
+            "SELECT b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes FROM all_types",
+            (),
+        )
+        .await?;
     assert!(row.values().iter().all(Value::is_null), "{row:?}");
-    let typed: (Option<bool>, Option<i8>, Option<i16>, Option<i32>, Option<i64>, Option<u32>, Option<f32>, Option<f64>, Option<String>, Option<Vec<u8>>) =
-        row.clone().decode()?;
-    assert_eq!(typed, (None, None, None, None, None, None, None, None, None, None));
+    let typed: (
+        Option<bool>,
+        Option<i8>,
+        Option<i16>,
+        Option<i32>,
+        Option<i64>,
+        Option<u32>,
+        Option<f32>,
+        Option<f64>,
+        Option<String>,
+        Option<Vec<u8>>,
+    ) = row.clone().decode()?;
+    assert_eq!(
+        typed,
+        (None, None, None, None, None, None, None, None, None, None)
+    );
     let err = row.get::<i64>("i64v").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     // Some(..) of each type binds as the value, not as NULL.
-    conn.execute("UPDATE all_types SET i64v = $1, s = $2", (Some(5_i64), Some("x"))).await?;
-    assert_eq!(conn.fetch_scalar::<Option<i64>>("SELECT i64v FROM all_types", ()).await?, Some(5));
+    conn.execute(
+        "UPDATE all_types SET i64v = $1, s = $2",
+        (Some(5_i64), Some("x")),
+    )
+    .await?;
+    assert_eq!(
+        conn.fetch_scalar::<Option<i64>>("SELECT i64v FROM all_types", ())
+            .await?,
+        Some(5)
+    );
     Ok(())
 }
 
@@ -142,14 +226,25 @@ async fn placeholders_skip_strings_and_comments(db: TestDb) -> Result<(), Error>
     assert_eq!(row.get::<String>("second")?, "two");
     assert_eq!(row.get::<String>("first")?, "one");
     assert_eq!(row.get::<String>("quoted")?, "it's $2");
-    conn.execute("CREATE TABLE \"odd $1 name\" (v TEXT)", ()).await?;
-    conn.execute("INSERT INTO \"odd $1 name\" (v) VALUES ($1)", ("in",)).await?;
-    assert_eq!(conn.fetch_scalar::<String>("SELECT v FROM \"odd $1 name\"", ()).await?, "in");
+    conn.execute("CREATE TABLE \"odd $1 name\" (v TEXT)", ())
+        .await?;
+    conn.execute("INSERT INTO \"odd $1 name\" (v) VALUES ($1)", ("in",))
+        .await?;
+    assert_eq!(
+        conn.fetch_scalar::<String>("SELECT v FROM \"odd $1 name\"", ())
+            .await?,
+        "in"
+    );
     Ok(())
 }
 
 async fn setup_items(engine: &Engine) -> Result<(), Error> {
-    engine.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)", ()).await?;
+    engine
+        .execute(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+            (),
+        )
+        .await?;
     Ok(())
 }
 
@@ -163,16 +258,29 @@ async fn commit_keeps_rollback_discards(db: TestDb) -> Result<(), Error> {
     let mut conn = engine.acquire().await?;
     let mut tx = conn.begin().await?;
     assert!(tx.in_transaction());
-    tx.execute("INSERT INTO items (id, name) VALUES ($1, $2)", (1, "kept")).await?;
+    tx.execute("INSERT INTO items (id, name) VALUES ($1, $2)", (1, "kept"))
+        .await?;
     tx.commit().await?;
     assert!(!conn.in_transaction());
     let mut tx = conn.begin().await?;
-    tx.execute("INSERT INTO items (id, name) VALUES ($1, $2)", (2, "discarded")).await?;
+    tx.execute(
+        "INSERT INTO items (id, name) VALUES ($1, $2)",
+        (2, "discarded"),
+    )
+    .await?;
     // Inside the transaction the row is visible...
-    assert_eq!(tx.fetch_scalar::<i64>("SELECT count(*) FROM items", ()).await?, 2);
+    assert_eq!(
+        tx.fetch_scalar::<i64>("SELECT count(*) FROM items", ())
+            .await?,
+        2
+    );
     tx.rollback().await?;
     // ...and after rollback it is gone, from this connection and from another.
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ()).await?, 1);
+    assert_eq!(
+        conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ())
+            .await?,
+        1
+    );
     drop(conn);
     let names: Vec<(String,)> = engine.fetch_all_as("SELECT name FROM items", ()).await?;
     assert_eq!(names, [("kept".to_string(),)]);
@@ -185,23 +293,35 @@ async fn dropped_transaction_rolls_back(db: TestDb) -> Result<(), Error> {
     let mut conn = engine.acquire().await?;
     {
         let mut tx = conn.begin().await?;
-        tx.execute("INSERT INTO items (id, name) VALUES (1, 'dropped')", ()).await?;
+        tx.execute("INSERT INTO items (id, name) VALUES (1, 'dropped')", ())
+            .await?;
     }
     // The same connection, used again right away, no longer sees the row.
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ()).await?, 0);
+    assert_eq!(
+        conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ())
+            .await?,
+        0
+    );
     assert!(!conn.in_transaction());
     // An early return with `?` is a drop too.
     async fn fails_half_way(conn: &mut Connection) -> Result<(), Error> {
         let mut tx = conn.begin().await?;
-        tx.execute("INSERT INTO items (id, name) VALUES (2, 'half')", ()).await?;
-        tx.execute("INSERT INTO items (id, name) VALUES (3, 'half')", ()).await?; // unique violation
+        tx.execute("INSERT INTO items (id, name) VALUES (2, 'half')", ())
+            .await?;
+        tx.execute("INSERT INTO items (id, name) VALUES (3, 'half')", ())
+            .await?; // unique violation
         tx.commit().await
     }
     assert!(fails_half_way(&mut conn).await.is_err());
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ()).await?, 0);
+    assert_eq!(
+        conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ())
+            .await?,
+        0
+    );
     // A connection dropped right after its transaction goes back to the pool rolled back.
     let mut tx = conn.begin().await?;
-    tx.execute("INSERT INTO items (id, name) VALUES (4, 'pooled')", ()).await?;
+    tx.execute("INSERT INTO items (id, name) VALUES (4, 'pooled')", ())
+        .await?;
     drop(tx);
     drop(conn);
     for _ in 0..3 {
@@ -217,12 +337,14 @@ async fn engine_transaction_rolls_back_on_drop(db: TestDb) -> Result<(), Error> 
     setup_items(&engine).await?;
     {
         let mut tx = engine.begin().await?;
-        tx.execute("INSERT INTO items (id, name) VALUES (1, 'x')", ()).await?;
+        tx.execute("INSERT INTO items (id, name) VALUES (1, 'x')", ())
+            .await?;
     }
     // With one connection, the next acquire gets the same one, reset.
     assert_eq!(count_items(&engine).await?, 0);
     let mut tx = engine.begin().await?;
-    tx.execute("INSERT INTO items (id, name) VALUES (2, 'y')", ()).await?;
+    tx.execute("INSERT INTO items (id, name) VALUES (2, 'y')", ())
+        .await?;
     tx.commit().await?;
     assert_eq!(count_items(&engine).await?, 1);
     assert_eq!(engine.status().in_use, 0);
@@ -234,27 +356,45 @@ async fn nested_transactions_are_savepoints(db: TestDb) -> Result<(), Error> {
     setup_items(&engine).await?;
     let mut conn = engine.acquire().await?;
     let mut outer = conn.begin().await?;
-    outer.execute("INSERT INTO items (id, name) VALUES (1, 'outer')", ()).await?;
+    outer
+        .execute("INSERT INTO items (id, name) VALUES (1, 'outer')", ())
+        .await?;
     {
         let mut inner = outer.begin().await?;
         assert_eq!(inner.level(), 2);
-        inner.execute("INSERT INTO items (id, name) VALUES (2, 'inner rolled back')", ()).await?;
+        inner
+            .execute(
+                "INSERT INTO items (id, name) VALUES (2, 'inner rolled back')",
+                (),
+            )
+            .await?;
         inner.rollback().await?;
     }
     {
         let mut inner = outer.begin().await?;
-        inner.execute("INSERT INTO items (id, name) VALUES (3, 'inner kept')", ()).await?;
+        inner
+            .execute("INSERT INTO items (id, name) VALUES (3, 'inner kept')", ())
+            .await?;
         inner.commit().await?;
     }
     {
         let mut inner = outer.begin().await?;
-        inner.execute("INSERT INTO items (id, name) VALUES (4, 'inner dropped')", ()).await?;
+        inner
+            .execute(
+                "INSERT INTO items (id, name) VALUES (4, 'inner dropped')",
+                (),
+            )
+            .await?;
     }
-    let ids: Vec<(i64,)> = outer.fetch_all_as("SELECT id FROM items ORDER BY id", ()).await?;
+    let ids: Vec<(i64,)> = outer
+        .fetch_all_as("SELECT id FROM items ORDER BY id", ())
+        .await?;
     assert_eq!(ids, [(1,), (3,)]);
     outer.commit().await?;
     drop(conn);
-    let ids: Vec<(i64,)> = engine.fetch_all_as("SELECT id FROM items ORDER BY id", ()).await?;
+    let ids: Vec<(i64,)> = engine
+        .fetch_all_as("SELECT id FROM items ORDER BY id", ())
+        .await?;
     assert_eq!(ids, [(1,), (3,)]);
     Ok(())
 }
@@ -280,15 +420,35 @@ async fn syntax_error_is_a_database_error_and_connection_survives(db: TestDb) ->
 async fn unique_violation_has_kind_and_code(db: TestDb) -> Result<(), Error> {
     let engine = db.engine();
     setup_items(&engine).await?;
-    engine.execute("INSERT INTO items (id, name) VALUES (1, 'a')", ()).await?;
-    let err = engine.execute("INSERT INTO items (id, name) VALUES (2, 'a')", ()).await.unwrap_err();
+    engine
+        .execute("INSERT INTO items (id, name) VALUES (1, 'a')", ())
+        .await?;
+    let err = engine
+        .execute("INSERT INTO items (id, name) VALUES (2, 'a')", ())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Database);
-    assert_eq!(err.constraint_kind(), Some(ConstraintKind::Unique), "{err:?}");
+    assert_eq!(
+        err.constraint_kind(),
+        Some(ConstraintKind::Unique),
+        "{err:?}"
+    );
     assert!(err.is_unique_violation());
-    let expected = if db.is_postgres() { "23505" } else { "SQLITE_CONSTRAINT_UNIQUE" };
+    let expected = if db.is_postgres() {
+        "23505"
+    } else {
+        "SQLITE_CONSTRAINT_UNIQUE"
+    };
     assert_eq!(err.code(), Some(expected));
-    let err = engine.execute("INSERT INTO items (id, name) VALUES (3, NULL)", ()).await.unwrap_err();
-    assert_eq!(err.constraint_kind(), Some(ConstraintKind::NotNull), "{err:?}");
+    let err = engine
+        .execute("INSERT INTO items (id, name) VALUES (3, NULL)", ())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.constraint_kind(),
+        Some(ConstraintKind::NotNull),
+        "{err:?}"
+    );
     assert_eq!(count_items(&engine).await?, 1);
     Ok(())
 }
@@ -302,11 +462,17 @@ async fn decode_mismatch_is_a_decode_error(db: TestDb) -> Result<(), Error> {
     let err = row.get::<i8>("n").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     assert!(err.to_string().contains("out of range"), "{err}");
-    let err = conn.fetch_scalar::<Vec<u8>>("SELECT 1.5", ()).await.unwrap_err();
+    let err = conn
+        .fetch_scalar::<Vec<u8>>("SELECT 1.5", ())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     let err = row.get::<String>("missing").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
-    let err = conn.fetch_one_as::<(i64, i64, i64)>("SELECT 1, 2", ()).await.unwrap_err();
+    let err = conn
+        .fetch_one_as::<(i64, i64, i64)>("SELECT 1, 2", ())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     assert_eq!(conn.fetch_scalar::<i64>("SELECT 3", ()).await?, 3);
     Ok(())
@@ -326,28 +492,56 @@ async fn wrong_parameter_count_is_a_parameter_error(db: TestDb) -> Result<(), Er
 }
 
 async fn bad_urls_are_configuration_errors(_db: TestDb) -> Result<(), Error> {
-    for url in ["", "nonsense", "mysql2://localhost/db", "://", "postgres://u@host:99999/db", "sqlite://x.db?mode=sideways", "sqlite://x.db?max_size=lots", "sqlite://x.db?no_such_option=1"] {
+    for url in [
+        "",
+        "nonsense",
+        "mysql2://localhost/db",
+        "://",
+        "postgres://u@host:99999/db",
+        "sqlite://x.db?mode=sideways",
+        "sqlite://x.db?max_size=lots",
+        "sqlite://x.db?no_such_option=1",
+    ] {
         let err = create_async_engine(url).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Configuration, "{url}: {err}");
-        assert!(err.to_string().chars().next().is_some_and(|c| !c.is_uppercase()), "{err}");
+        assert!(
+            err.to_string()
+                .chars()
+                .next()
+                .is_some_and(|c| !c.is_uppercase()),
+            "{err}"
+        );
     }
     let err = create_async_engine("mysql2://localhost/db").unwrap_err();
-    assert!(err.to_string().contains("unknown database url scheme `mysql2`"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("unknown database url scheme `mysql2`"),
+        "{err}"
+    );
     Ok(())
 }
 
 async fn driver_not_compiled_in_is_a_clear_error(_db: TestDb) -> Result<(), Error> {
     // The core builder with no drivers registered is what an application sees when the `sqlite` or
     // `postgres` feature is off.
-    for (url, feature) in [("sqlite::memory:", "sqlite"), ("postgres://localhost/db", "postgres")] {
+    for (url, feature) in [
+        ("sqlite::memory:", "sqlite"),
+        ("postgres://localhost/db", "postgres"),
+    ] {
         let err = anysql::core::Engine::builder(url)
             .shared_runtime(anysql::runtime::detect()?)
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Configuration);
-        assert!(err.to_string().contains(&format!("enable the `{feature}` feature")), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("enable the `{feature}` feature")),
+            "{err}"
+        );
     }
-    let err = anysql::core::Engine::builder("sqlite::memory:").build().unwrap_err();
+    let err = anysql::core::Engine::builder("sqlite::memory:")
+        .build()
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Configuration);
     Ok(())
 }
@@ -355,10 +549,23 @@ async fn driver_not_compiled_in_is_a_clear_error(_db: TestDb) -> Result<(), Erro
 async fn fetch_one_on_no_rows_is_row_not_found(db: TestDb) -> Result<(), Error> {
     let engine = db.engine();
     setup_items(&engine).await?;
-    let err = engine.fetch_one("SELECT id FROM items WHERE id = $1", (1,)).await.unwrap_err();
+    let err = engine
+        .fetch_one("SELECT id FROM items WHERE id = $1", (1,))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RowNotFound);
-    assert!(engine.fetch_optional("SELECT id FROM items", ()).await?.is_none());
-    assert_eq!(engine.fetch_scalar::<i64>("SELECT id FROM items", ()).await.unwrap_err().kind(), ErrorKind::RowNotFound);
+    assert!(engine
+        .fetch_optional("SELECT id FROM items", ())
+        .await?
+        .is_none());
+    assert_eq!(
+        engine
+            .fetch_scalar::<i64>("SELECT id FROM items", ())
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::RowNotFound
+    );
     Ok(())
 }
 
@@ -391,17 +598,25 @@ async fn streams_100k_rows_without_collecting(db: TestDb) -> Result<(), Error> {
 
 async fn fifty_tasks_share_a_pool_of_four(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=4");
-    engine.execute("CREATE TABLE hits (task INTEGER NOT NULL, i INTEGER NOT NULL)", ()).await?;
+    engine
+        .execute(
+            "CREATE TABLE hits (task INTEGER NOT NULL, i INTEGER NOT NULL)",
+            (),
+        )
+        .await?;
     let mut tasks = Vec::new();
     for task in 0..50_i64 {
         let engine = engine.clone();
         tasks.push(spawn(async move {
             for i in 0..20_i64 {
                 let mut conn = engine.acquire().await?;
-                let echoed: i64 = conn.fetch_scalar("SELECT $1 * 1000 + $2", (task, i)).await?;
+                let echoed: i64 = conn
+                    .fetch_scalar("SELECT $1 * 1000 + $2", (task, i))
+                    .await?;
                 assert_eq!(echoed, task * 1000 + i);
                 if i % 5 == 0 {
-                    conn.execute("INSERT INTO hits (task, i) VALUES ($1, $2)", (task, i)).await?;
+                    conn.execute("INSERT INTO hits (task, i) VALUES ($1, $2)", (task, i))
+                        .await?;
                 }
                 assert!(engine.status().size <= 4);
             }
@@ -411,7 +626,12 @@ async fn fifty_tasks_share_a_pool_of_four(db: TestDb) -> Result<(), Error> {
     for task in tasks {
         task.await?;
     }
-    assert_eq!(engine.fetch_scalar::<i64>("SELECT count(*) FROM hits", ()).await?, 200);
+    assert_eq!(
+        engine
+            .fetch_scalar::<i64>("SELECT count(*) FROM hits", ())
+            .await?,
+        200
+    );
     let status = engine.status();
     assert_eq!(status.in_use, 0, "{status:?}");
     assert!(status.size <= 4 && status.size >= 1, "{status:?}");
@@ -427,7 +647,10 @@ async fn assert_pool_settles(engine: &Engine) {
         }
         anysql_conformance::sleep(Duration::from_millis(10)).await;
     }
-    panic!("connections still in use after cancellation: {:?}", engine.status());
+    panic!(
+        "connections still in use after cancellation: {:?}",
+        engine.status()
+    );
 }
 
 fn slow_query(db: &TestDb) -> &'static str {
@@ -449,7 +672,11 @@ async fn cancelled_queries_leave_the_pool_exact(db: TestDb) -> Result<(), Error>
             let mut conn = engine.acquire().await?;
             let n: i64 = conn.fetch_scalar(slow, ()).await?;
             assert_eq!(n, 300_000);
-            conn.execute("INSERT INTO items (id, name) VALUES ($1, $2)", (i as i64, format!("n{i}"))).await?;
+            conn.execute(
+                "INSERT INTO items (id, name) VALUES ($1, $2)",
+                (i as i64, format!("n{i}")),
+            )
+            .await?;
             Ok::<_, Error>(())
         })
         .await;
@@ -469,7 +696,10 @@ async fn cancelled_queries_leave_the_pool_exact(db: TestDb) -> Result<(), Error>
     }
     drop(held);
     let rows = count_items(&engine).await?;
-    assert!(rows >= completed, "{rows} rows for {completed} completed inserts");
+    assert!(
+        rows >= completed,
+        "{rows} rows for {completed} completed inserts"
+    );
     assert_eq!(db.idle_in_transaction().await?, 0);
     Ok(())
 }
@@ -489,7 +719,11 @@ async fn cancelled_streams_leave_the_connection_usable(db: TestDb) -> Result<(),
             rows.next().await.expect("a row")?;
         }
         drop(rows);
-        assert_eq!(conn.fetch_scalar::<i64>("SELECT $1", (take as i64,)).await?, take as i64);
+        assert_eq!(
+            conn.fetch_scalar::<i64>("SELECT $1", (take as i64,))
+                .await?,
+            take as i64
+        );
     }
     drop(conn);
     // Dropped by a timeout mid-stream, with the connection going back to the pool.
@@ -514,9 +748,19 @@ async fn cancelled_streams_leave_the_connection_usable(db: TestDb) -> Result<(),
 
 async fn cancelled_transactions_are_rolled_back(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=2");
-    engine.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL)", ()).await?;
+    engine
+        .execute(
+            "CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL)",
+            (),
+        )
+        .await?;
     for id in 0..4_i64 {
-        engine.execute("INSERT INTO accounts (id, balance) VALUES ($1, 1000)", (id,)).await?;
+        engine
+            .execute(
+                "INSERT INTO accounts (id, balance) VALUES ($1, 1000)",
+                (id,),
+            )
+            .await?;
     }
     let mut finished = 0;
     for i in 0..120_u64 {
@@ -525,10 +769,19 @@ async fn cancelled_transactions_are_rolled_back(db: TestDb) -> Result<(), Error>
         let to = ((i + 1) % 4) as i64;
         let outcome = with_timeout(budget, async {
             let mut tx = engine.begin().await?;
-            tx.execute("UPDATE accounts SET balance = balance - 10 WHERE id = $1", (from,)).await?;
+            tx.execute(
+                "UPDATE accounts SET balance = balance - 10 WHERE id = $1",
+                (from,),
+            )
+            .await?;
             {
                 let mut inner = tx.begin().await?;
-                inner.execute("UPDATE accounts SET balance = balance + 10 WHERE id = $1", (to,)).await?;
+                inner
+                    .execute(
+                        "UPDATE accounts SET balance = balance + 10 WHERE id = $1",
+                        (to,),
+                    )
+                    .await?;
                 inner.commit().await?;
             }
             tx.commit().await
@@ -540,8 +793,13 @@ async fn cancelled_transactions_are_rolled_back(db: TestDb) -> Result<(), Error>
         }
     }
     assert_pool_settles(&engine).await;
-    let total: i64 = engine.fetch_scalar("SELECT sum(balance) FROM accounts", ()).await?;
-    assert_eq!(total, 4000, "money was created or destroyed ({finished} transfers finished)");
+    let total: i64 = engine
+        .fetch_scalar("SELECT sum(balance) FROM accounts", ())
+        .await?;
+    assert_eq!(
+        total, 4000,
+        "money was created or destroyed ({finished} transfers finished)"
+    );
     // No connection is left inside a transaction: each can start and commit its own.
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -556,14 +814,18 @@ async fn cancelled_transactions_are_rolled_back(db: TestDb) -> Result<(), Error>
     Ok(())
 }
 
-async fn panic_while_holding_a_connection_keeps_the_engine_serving(db: TestDb) -> Result<(), Error> {
+async fn panic_while_holding_a_connection_keeps_the_engine_serving(
+    db: TestDb,
+) -> Result<(), Error> {
     let engine = db.engine_with("max_size=1");
     setup_items(&engine).await?;
     // A task that panics inside a transaction: its connection is dropped during unwinding.
     let engine2 = engine.clone();
     let outcome = futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async move {
         let mut tx = engine2.begin().await.unwrap();
-        tx.execute("INSERT INTO items (id, name) VALUES (1, 'panicked')", ()).await.unwrap();
+        tx.execute("INSERT INTO items (id, name) VALUES (1, 'panicked')", ())
+            .await
+            .unwrap();
         panic!("user code panicked mid-transaction");
     }))
     .await;
@@ -573,9 +835,14 @@ async fn panic_while_holding_a_connection_keeps_the_engine_serving(db: TestDb) -
         // A panic inside run_sync, on the SQLite worker thread.
         use anysql::sqlite::SqliteConnectionExt;
         let mut conn = engine.acquire().await?;
-        let err = conn.run_sync(|_raw| -> i64 { panic!("boom inside run_sync") }).await.unwrap_err();
+        let err = conn
+            .run_sync(|_raw| -> i64 { panic!("boom inside run_sync") })
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Panic, "{err:?}");
-        let n = conn.run_sync(|raw| raw.query_row("SELECT 40 + 2", [], |r| r.get::<_, i64>(0))).await?;
+        let n = conn
+            .run_sync(|raw| raw.query_row("SELECT 40 + 2", [], |r| r.get::<_, i64>(0)))
+            .await?;
         assert_eq!(n.map_err(|e| Error::decode(e.to_string()))?, 42);
         drop(conn);
     }
@@ -589,18 +856,34 @@ async fn execute_many_inserts_every_set(db: TestDb) -> Result<(), Error> {
     setup_items(&engine).await?;
     let mut conn = engine.acquire().await?;
     let sets: Vec<(i64, String)> = (0..500).map(|i| (i, format!("item {i}"))).collect();
-    let changed = conn.execute_many("INSERT INTO items (id, name) VALUES ($1, $2)", sets.iter().map(|(i, s)| (*i, s.as_str()))).await?;
+    let changed = conn
+        .execute_many(
+            "INSERT INTO items (id, name) VALUES ($1, $2)",
+            sets.iter().map(|(i, s)| (*i, s.as_str())),
+        )
+        .await?;
     assert_eq!(changed, 500);
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ()).await?, 500);
+    assert_eq!(
+        conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ())
+            .await?,
+        500
+    );
     // A failing set stops the batch with the database's error; inside a transaction nothing stays.
     let mut tx = conn.begin().await?;
     let err = tx
-        .execute_many("INSERT INTO items (id, name) VALUES ($1, $2)", [(1000_i64, "new"), (1001, "item 3")])
+        .execute_many(
+            "INSERT INTO items (id, name) VALUES ($1, $2)",
+            [(1000_i64, "new"), (1001, "item 3")],
+        )
         .await
         .unwrap_err();
     assert!(err.is_unique_violation(), "{err:?}");
     tx.rollback().await?;
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ()).await?, 500);
+    assert_eq!(
+        conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ())
+            .await?,
+        500
+    );
     Ok(())
 }
 
@@ -619,7 +902,10 @@ async fn password_never_shows(db: TestDb) -> Result<(), Error> {
     let _ = db;
     // Port 1 refuses at once, so the connect error (which names the URL) comes back quickly.
     let url = "postgres://someone:hunter2@127.0.0.1:1/db?connect_timeout=1";
-    let shown = match Engine::builder(url).acquire_timeout(Duration::from_secs(2)).build() {
+    let shown = match Engine::builder(url)
+        .acquire_timeout(Duration::from_secs(2))
+        .build()
+    {
         Ok(engine) => {
             let debug = format!("{engine:?} {}", engine.url());
             let err = engine.acquire().await.unwrap_err();

@@ -31,8 +31,16 @@ cell_tests!(
     anysql_conformance::DriverKind::Postgres,
     terminated_sessions_under_load_fail_in_flight_work_then_recover,
     terminated_idle_connection_is_replaced,
+    connects_over_the_unix_socket,
+    cancel_handle_stops_a_long_query_within_a_second,
+    statements_are_named_only_outside_pgbouncer_mode,
+    engine_survives_a_server_restart_without_being_rebuilt,
 );
-cell_tests!(sqlite_only, anysql_conformance::DriverKind::Sqlite, eight_writers_and_four_readers_never_see_locked,);
+cell_tests!(
+    sqlite_only,
+    anysql_conformance::DriverKind::Sqlite,
+    eight_writers_and_four_readers_never_see_locked,
+);
 
 mod every_cell {
     #[test]
@@ -42,7 +50,9 @@ mod every_cell {
 }
 
 async fn terminate_sessions(db: &TestDb) -> Result<i64, Error> {
-    let admin = Engine::builder(&anysql_conformance::pg_url()).max_size(1).build()?;
+    let admin = Engine::builder(&anysql_conformance::pg_url())
+        .max_size(1)
+        .build()?;
     let schema = db.schema.as_deref().unwrap_or_default();
     let killed: i64 = admin
         .fetch_scalar(
@@ -54,10 +64,17 @@ async fn terminate_sessions(db: &TestDb) -> Result<i64, Error> {
     Ok(killed)
 }
 
-async fn terminated_sessions_under_load_fail_in_flight_work_then_recover(db: TestDb) -> Result<(), Error> {
+async fn terminated_sessions_under_load_fail_in_flight_work_then_recover(
+    db: TestDb,
+) -> Result<(), Error> {
     assert_eq!(driver_kind(), DriverKind::Postgres);
     let engine = db.engine_with("max_size=4&acquire_timeout=20s");
-    engine.execute("CREATE TABLE load (id BIGSERIAL PRIMARY KEY, worker BIGINT NOT NULL)", ()).await?;
+    engine
+        .execute(
+            "CREATE TABLE load (id BIGSERIAL PRIMARY KEY, worker BIGINT NOT NULL)",
+            (),
+        )
+        .await?;
     let failures = Arc::new(AtomicU64::new(0));
     let successes = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
@@ -69,8 +86,10 @@ async fn terminated_sessions_under_load_fail_in_flight_work_then_recover(db: Tes
             for _ in 0..150 {
                 let result: Result<i64, Error> = async {
                     let mut conn = engine.acquire().await?;
-                    conn.execute("INSERT INTO load (worker) VALUES ($1)", (worker,)).await?;
-                    conn.fetch_scalar("SELECT count(*) FROM pg_sleep(0.001)", ()).await
+                    conn.execute("INSERT INTO load (worker) VALUES ($1)", (worker,))
+                        .await?;
+                    conn.fetch_scalar("SELECT count(*) FROM pg_sleep(0.001)", ())
+                        .await
                 }
                 .await;
                 match result {
@@ -98,10 +117,18 @@ async fn terminated_sessions_under_load_fail_in_flight_work_then_recover(db: Tes
         worker.await;
     }
     assert!(killed > 0, "nothing was killed; the test proves nothing");
-    assert!(failures.load(Ordering::Relaxed) > 0, "killed sessions must surface as errors");
+    assert!(
+        failures.load(Ordering::Relaxed) > 0,
+        "killed sessions must surface as errors"
+    );
     // Later work succeeds on fresh connections.
     for i in 0..10_i64 {
-        assert_eq!(engine.fetch_scalar::<i64>("SELECT $1::bigint", (i,)).await?, i);
+        assert_eq!(
+            engine
+                .fetch_scalar::<i64>("SELECT $1::bigint", (i,))
+                .await?,
+            i
+        );
     }
     assert_eq!(engine.status().in_use, 0);
     assert!(engine.metrics().connections_closed_broken > 0);
@@ -120,7 +147,10 @@ async fn terminated_idle_connection_is_replaced(db: TestDb) -> Result<(), Error>
     terminate_sessions(&db).await?;
     // The next use of that very connection reports the loss as a connection error...
     let err = conn.fetch_scalar::<i64>("SELECT 1", ()).await.unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::Connection | ErrorKind::Closed), "{err:?}");
+    assert!(
+        matches!(err.kind(), ErrorKind::Connection | ErrorKind::Closed),
+        "{err:?}"
+    );
     drop(conn);
     // ...and the engine then serves from a fresh connection.
     let new_pid: i32 = engine.fetch_scalar("SELECT pg_backend_pid()", ()).await?;
@@ -137,7 +167,12 @@ async fn eight_writers_and_four_readers_never_see_locked(db: TestDb) -> Result<(
         let engine = engine.clone();
         writers.push(spawn(async move {
             for n in 0..1000_i64 {
-                engine.execute("INSERT INTO writes (writer, n) VALUES ($1, $2)", (writer, n)).await?;
+                engine
+                    .execute(
+                        "INSERT INTO writes (writer, n) VALUES ($1, $2)",
+                        (writer, n),
+                    )
+                    .await?;
             }
             Ok::<_, Error>(())
         }));
@@ -148,7 +183,9 @@ async fn eight_writers_and_four_readers_never_see_locked(db: TestDb) -> Result<(
         let reads = Arc::clone(&reads);
         readers.push(spawn(async move {
             for _ in 0..300 {
-                let n: i64 = engine.fetch_scalar("SELECT count(*) FROM writes", ()).await?;
+                let n: i64 = engine
+                    .fetch_scalar("SELECT count(*) FROM writes", ())
+                    .await?;
                 assert!((0..=8000).contains(&n));
                 reads.fetch_add(1, Ordering::Relaxed);
             }
@@ -162,33 +199,207 @@ async fn eight_writers_and_four_readers_never_see_locked(db: TestDb) -> Result<(
     for reader in readers {
         reader.await?;
     }
-    assert_eq!(engine.fetch_scalar::<i64>("SELECT count(*) FROM writes", ()).await?, 8000);
-    assert_eq!(engine.fetch_scalar::<i64>("SELECT count(DISTINCT writer * 10000 + n) FROM writes", ()).await?, 8000);
+    assert_eq!(
+        engine
+            .fetch_scalar::<i64>("SELECT count(*) FROM writes", ())
+            .await?,
+        8000
+    );
+    assert_eq!(
+        engine
+            .fetch_scalar::<i64>("SELECT count(DISTINCT writer * 10000 + n) FROM writes", ())
+            .await?,
+        8000
+    );
     assert_eq!(reads.load(Ordering::Relaxed), 1200);
     Ok(())
 }
 
 async fn panic_in_transaction_closure_keeps_the_engine_serving(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=1");
-    engine.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", ()).await?;
+    engine
+        .execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", ())
+        .await?;
     let engine2 = engine.clone();
     let task = spawn(async move {
-        futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(engine2.transaction(|tx| {
-            Box::pin(async move {
-                tx.execute("INSERT INTO notes (id, body) VALUES (1, 'lost')", ()).await?;
-                if tx.level() == 1 {
-                    panic!("user code panicked inside the transaction closure");
-                }
-                Ok::<_, Error>(())
-            })
-        })))
+        futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(engine2.transaction(
+            |tx| {
+                Box::pin(async move {
+                    tx.execute("INSERT INTO notes (id, body) VALUES (1, 'lost')", ())
+                        .await?;
+                    if tx.level() == 1 {
+                        panic!("user code panicked inside the transaction closure");
+                    }
+                    Ok::<_, Error>(())
+                })
+            },
+        )))
         .await
         .is_err()
     });
     assert!(task.await, "the closure panicked");
-    assert_eq!(engine.fetch_scalar::<i64>("SELECT count(*) FROM notes", ()).await?, 0);
-    engine.execute("INSERT INTO notes (id, body) VALUES (2, 'kept')", ()).await?;
-    assert_eq!(engine.fetch_scalar::<i64>("SELECT count(*) FROM notes", ()).await?, 1);
+    assert_eq!(
+        engine
+            .fetch_scalar::<i64>("SELECT count(*) FROM notes", ())
+            .await?,
+        0
+    );
+    engine
+        .execute("INSERT INTO notes (id, body) VALUES (2, 'kept')", ())
+        .await?;
+    assert_eq!(
+        engine
+            .fetch_scalar::<i64>("SELECT count(*) FROM notes", ())
+            .await?,
+        1
+    );
     assert_eq!(engine.status().in_use, 0);
+    Ok(())
+}
+
+/// The Unix socket directory of the test server: `ANYSQL_PG_SOCKET_DIR`, else Debian's default.
+fn pg_socket_dir() -> String {
+    std::env::var("ANYSQL_PG_SOCKET_DIR").unwrap_or_else(|_| "/var/run/postgresql".into())
+}
+
+async fn connects_over_the_unix_socket(db: TestDb) -> Result<(), Error> {
+    let tcp = anysql::core::ConnectOptions::parse(&anysql_conformance::pg_url())?;
+    let url = tcp.url().expect("ANYSQL_PG_URL is a URL");
+    let port = url.port().unwrap_or(5432);
+    let dir = pg_socket_dir();
+    let socket = format!("{dir}/.s.PGSQL.{port}");
+    assert!(
+        std::path::Path::new(&socket).exists(),
+        "no PostgreSQL socket at {socket}; set ANYSQL_PG_SOCKET_DIR"
+    );
+    let unix_url = format!(
+        "postgres://{}@localhost:{port}{}?host={dir}&application_name={}",
+        url.username(),
+        url.path(),
+        db.schema.as_deref().unwrap_or_default()
+    );
+    let engine = Engine::builder(&unix_url).max_size(1).build()?;
+    let over_unix: Option<String> = engine
+        .fetch_scalar("SELECT inet_client_addr()::text", ())
+        .await?;
+    assert_eq!(
+        over_unix, None,
+        "a Unix-socket session has no client address"
+    );
+    assert_eq!(
+        engine
+            .fetch_scalar::<i64>("SELECT $1::int8 * 2", (21,))
+            .await?,
+        42
+    );
+    engine.close().await;
+    Ok(())
+}
+
+async fn cancel_handle_stops_a_long_query_within_a_second(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=1");
+    let mut conn = engine.acquire().await?;
+    let cancel = conn
+        .cancel_handle()
+        .expect("PostgreSQL connections can be cancelled");
+    let canceller = spawn(async move {
+        anysql_conformance::sleep(Duration::from_millis(100)).await;
+        cancel.cancel().await
+    });
+    let started = std::time::Instant::now();
+    let err = conn.execute("SELECT pg_sleep(10)", ()).await.unwrap_err();
+    let took = started.elapsed();
+    canceller.await?;
+    assert_eq!(err.code(), Some("57014"), "query_canceled, got {err:?}");
+    assert!(took < Duration::from_secs(1), "the cancel took {took:?}");
+    // The connection is still good.
+    assert_eq!(conn.fetch_scalar::<i64>("SELECT 3", ()).await?, 3);
+    Ok(())
+}
+
+async fn statements_are_named_only_outside_pgbouncer_mode(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=1");
+    let mut conn = engine.acquire().await?;
+    for i in 0..3_i64 {
+        assert_eq!(
+            conn.fetch_scalar::<i64>("SELECT $1::int8 + 1", (i,))
+                .await?,
+            i + 1
+        );
+    }
+    let named: i64 = conn
+        .fetch_scalar("SELECT count(*) FROM pg_prepared_statements", ())
+        .await?;
+    if anysql_conformance::pgbouncer_mode() {
+        assert_eq!(
+            named, 0,
+            "PgBouncer-safe mode must not leave named statements on the server"
+        );
+    } else {
+        assert!(
+            named >= 1,
+            "the statement cache should hold named statements"
+        );
+    }
+    Ok(())
+}
+
+/// Runs blocking work (the cluster's `pg_ctl` calls) on a thread of its own and awaits it.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = async_channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = tx.send_blocking(work());
+    });
+    rx.recv().await.expect("the blocking work panicked")
+}
+
+async fn engine_survives_a_server_restart_without_being_rebuilt(_db: TestDb) -> Result<(), Error> {
+    use xtask::pg::cluster::{Cluster, ServerBinaries};
+    let Some(binaries) = ServerBinaries::find() else {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI needs the PostgreSQL server binaries");
+        eprintln!("SKIPPED: no initdb/pg_ctl to start a server of our own");
+        return Ok(());
+    };
+    // A directory of its own, so that it never waits on the lock of a cluster xtask is running.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/anysql-pg-restart-test");
+    let cluster = blocking(move || Cluster::start(binaries, &dir).map_err(|e| format!("{e:#}"))).await;
+    let mut cluster = cluster.map_err(|e| Error::connection(format!("the throwaway cluster did not start: {e}")))?;
+    let engine = Engine::builder(&cluster.url()).max_size(2).acquire_timeout(Duration::from_secs(20)).build()?;
+    engine.execute("CREATE TABLE survivors (id INTEGER PRIMARY KEY)", ()).await?;
+    let mut a = engine.acquire().await?;
+    let mut b = engine.acquire().await?;
+    a.execute("INSERT INTO survivors (id) VALUES (1)", ()).await?;
+    b.execute("INSERT INTO survivors (id) VALUES (2)", ()).await?;
+    drop((a, b));
+
+    let cluster = blocking(move || cluster.restart().map(|()| cluster).map_err(|e| format!("{e:#}"))).await;
+    let mut cluster = cluster.map_err(|e| Error::connection(format!("the restart failed: {e}")))?;
+
+    // Pooled connections died with the server: each fails once at most, as a connection error,
+    // and is replaced. The engine is the same value throughout.
+    let mut failures = 0;
+    let mut rows = None;
+    for _ in 0..10 {
+        match engine.fetch_scalar::<i64>("SELECT count(*) FROM survivors", ()).await {
+            Ok(n) => {
+                rows = Some(n);
+                break;
+            }
+            Err(e) => {
+                assert!(matches!(e.kind(), ErrorKind::Connection | ErrorKind::Closed), "{e:?}");
+                failures += 1;
+            }
+        }
+    }
+    assert_eq!(rows, Some(2), "committed rows survive the restart ({failures} failures first)");
+    assert!(failures <= 2, "{failures} failures for a pool of 2");
+    for i in 0..5_i64 {
+        assert_eq!(engine.fetch_scalar::<i64>("SELECT $1::int8", (i,)).await?, i);
+    }
+    assert_eq!(engine.status().in_use, 0);
+    engine.close().await;
+    blocking(move || cluster.stop().map_err(|e| format!("{e:#}")))
+        .await
+        .map_err(|e| Error::connection(format!("stopping the throwaway cluster failed: {e}")))?;
     Ok(())
 }

@@ -41,8 +41,18 @@ async fn torture(db: TestDb) -> Result<(), Error> {
     let seed = env_u64("ANYSQL_TORTURE_SEED").unwrap_or_else(|| fastrand::u64(..));
     let started = Instant::now();
     let engine = db.engine_with("max_size=4&acquire_timeout=30s");
-    engine.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL)", ()).await?;
-    engine.execute("CREATE TABLE journal (id BIGINT PRIMARY KEY, worker BIGINT NOT NULL)", ()).await?;
+    engine
+        .execute(
+            "CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL)",
+            (),
+        )
+        .await?;
+    engine
+        .execute(
+            "CREATE TABLE journal (id BIGINT PRIMARY KEY, worker BIGINT NOT NULL)",
+            (),
+        )
+        .await?;
     let mut conn = engine.acquire().await?;
     conn.execute_many(
         "INSERT INTO accounts (id, balance) VALUES ($1, $2)",
@@ -61,7 +71,8 @@ async fn torture(db: TestDb) -> Result<(), Error> {
         let postgres = db.is_postgres();
         let share = ops / WORKERS + u64::from(worker < ops % WORKERS);
         workers.push(spawn(async move {
-            let mut rng = fastrand::Rng::with_seed(seed ^ (worker.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+            let mut rng =
+                fastrand::Rng::with_seed(seed ^ (worker.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
             for i in 0..share {
                 let op = rng.u8(..6);
                 // A third of the operations get room to finish; the rest are cut at a random point.
@@ -78,7 +89,18 @@ async fn torture(db: TestDb) -> Result<(), Error> {
                 counts.operations.fetch_add(1, Ordering::Relaxed);
                 let outcome = with_timeout(
                     budget,
-                    operation(&engine, op, postgres, journal_id, worker, from, to, amount, take, &acknowledged),
+                    operation(
+                        &engine,
+                        op,
+                        postgres,
+                        journal_id,
+                        worker,
+                        from,
+                        to,
+                        amount,
+                        take,
+                        &acknowledged,
+                    ),
                 )
                 .await;
                 match outcome {
@@ -115,7 +137,10 @@ async fn torture(db: TestDb) -> Result<(), Error> {
     let mut held = Vec::new();
     for i in 0..4_i64 {
         let mut conn = engine.acquire().await?;
-        assert_eq!(conn.fetch_scalar::<i64>("SELECT $1 * 2", (i,)).await?, i * 2);
+        assert_eq!(
+            conn.fetch_scalar::<i64>("SELECT $1 * 2", (i,)).await?,
+            i * 2
+        );
         assert!(!conn.in_transaction());
         let tx = conn.begin().await?;
         tx.commit().await?;
@@ -123,7 +148,9 @@ async fn torture(db: TestDb) -> Result<(), Error> {
     }
     drop(held);
     let idle_in_transaction = db.idle_in_transaction().await?;
-    let total: i64 = engine.fetch_scalar("SELECT sum(balance) FROM accounts", ()).await?;
+    let total: i64 = engine
+        .fetch_scalar("SELECT sum(balance) FROM accounts", ())
+        .await?;
     let stored: BTreeSet<i64> = engine
         .fetch_all_as::<(i64,)>("SELECT id FROM journal", ())
         .await?
@@ -146,9 +173,16 @@ async fn torture(db: TestDb) -> Result<(), Error> {
     );
     assert_eq!(leaked, 0);
     assert_eq!(idle_in_transaction, 0, "sessions left idle in transaction");
-    assert_eq!(total, ACCOUNTS * START_BALANCE, "money was created or destroyed (seed {seed})");
+    assert_eq!(
+        total,
+        ACCOUNTS * START_BALANCE,
+        "money was created or destroyed (seed {seed})"
+    );
     assert_eq!(lost, 0, "writes acknowledged but missing (seed {seed})");
-    assert!(counts.cancelled.load(Ordering::Relaxed) > 0, "the test cancelled nothing");
+    assert!(
+        counts.cancelled.load(Ordering::Relaxed) > 0,
+        "the test cancelled nothing"
+    );
     Ok(())
 }
 
@@ -169,7 +203,9 @@ async fn operation(
     match op {
         // A point query.
         0 => {
-            let balance: i64 = engine.fetch_scalar("SELECT balance FROM accounts WHERE id = $1", (from,)).await?;
+            let balance: i64 = engine
+                .fetch_scalar("SELECT balance FROM accounts WHERE id = $1", (from,))
+                .await?;
             assert!(balance > -1_000_000);
         }
         // A stream, dropped part-way or read to the end.
@@ -194,24 +230,47 @@ async fn operation(
         // A transfer with a nested savepoint, committed.
         2 => {
             let mut tx = engine.begin().await?;
-            tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", (amount, from)).await?;
+            tx.execute(
+                "UPDATE accounts SET balance = balance - $1 WHERE id = $2",
+                (amount, from),
+            )
+            .await?;
             let mut inner = tx.begin().await?;
-            inner.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", (amount, to)).await?;
+            inner
+                .execute(
+                    "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+                    (amount, to),
+                )
+                .await?;
             inner.commit().await?;
             tx.commit().await?;
         }
         // A transfer whose savepoint is rolled back, then the outer transaction rolled back too.
         3 => {
             let mut tx = engine.begin().await?;
-            tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", (amount, from)).await?;
+            tx.execute(
+                "UPDATE accounts SET balance = balance - $1 WHERE id = $2",
+                (amount, from),
+            )
+            .await?;
             let mut inner = tx.begin().await?;
-            inner.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", (amount * 2, to)).await?;
+            inner
+                .execute(
+                    "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+                    (amount * 2, to),
+                )
+                .await?;
             inner.rollback().await?;
             tx.rollback().await?;
         }
         // A write acknowledged to the caller: it must be there at the end.
         4 => {
-            engine.execute("INSERT INTO journal (id, worker) VALUES ($1, $2)", (journal_id, worker as i64)).await?;
+            engine
+                .execute(
+                    "INSERT INTO journal (id, worker) VALUES ($1, $2)",
+                    (journal_id, worker as i64),
+                )
+                .await?;
             acknowledged.lock().unwrap().insert(journal_id);
         }
         // A transfer through the transaction closure, with its own journal entry.
@@ -219,10 +278,21 @@ async fn operation(
             engine
                 .transaction(|tx| {
                     Box::pin(async move {
-                        tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", (amount, from)).await?;
-                        tx.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", (amount, to)).await?;
-                        tx.execute("INSERT INTO journal (id, worker) VALUES ($1, $2)", (journal_id, worker as i64))
-                            .await?;
+                        tx.execute(
+                            "UPDATE accounts SET balance = balance - $1 WHERE id = $2",
+                            (amount, from),
+                        )
+                        .await?;
+                        tx.execute(
+                            "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+                            (amount, to),
+                        )
+                        .await?;
+                        tx.execute(
+                            "INSERT INTO journal (id, worker) VALUES ($1, $2)",
+                            (journal_id, worker as i64),
+                        )
+                        .await?;
                         Ok::<_, Error>(())
                     })
                 })

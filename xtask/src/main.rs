@@ -4,11 +4,11 @@
 //! [`COMMANDS`].
 
 mod bench;
-mod pg;
 mod pg_smoke;
-mod process;
 mod report;
 mod test_matrix;
+
+use xtask::{pg, process};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,6 +32,12 @@ const COMMANDS: &[Command] = &[
         summary: "unit and doc tests, then the conformance suite for every runtime x driver cell",
         diagnostic: false,
         run: test_matrix::run,
+    },
+    Command {
+        name: "torture",
+        summary: "the cancellation torture test alone, larger (--ops 100000), on every cell",
+        diagnostic: false,
+        run: test_matrix::torture::run,
     },
     Command {
         name: "bench",

@@ -10,13 +10,13 @@
 //! 3. Otherwise a throwaway cluster in `target/`, if `initdb` and `pg_ctl` can be found.
 //! 4. Otherwise the cells are skipped, with the reasons collected along the way.
 
-mod cluster;
-mod url;
+pub mod cluster;
+pub mod url;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -60,6 +60,9 @@ impl FromStr for PgMode {
 pub struct PgServer {
     /// Handed to the cells as `ANYSQL_PG_URL`.
     pub url: String,
+    /// Handed to the cells as `ANYSQL_PG_SOCKET_DIR`, for the Unix-socket tests. `None` leaves the
+    /// variable as it is (the tests default to `/var/run/postgresql`, where the service's socket is).
+    pub socket_dir: Option<PathBuf>,
     /// Where the server came from, for the log.
     pub origin: String,
     cluster: Option<Cluster>,
@@ -78,6 +81,7 @@ impl PgServer {
 /// The answer to "where is PostgreSQL?".
 #[derive(Debug)]
 pub enum PgSupply {
+    /// A server to use.
     Ready(Box<PgServer>),
     /// Nothing to use; the cells are skipped (failed under CI) with this reason.
     Unavailable(String),
@@ -100,6 +104,7 @@ pub fn acquire(mode: PgMode, target_dir: &Path) -> PgSupply {
                         return PgSupply::Ready(Box::new(PgServer {
                             origin: format!("ANYSQL_PG_URL ({})", redact(&url)),
                             url,
+                            socket_dir: None,
                             cluster: None,
                         }))
                     }
@@ -110,6 +115,7 @@ pub fn acquire(mode: PgMode, target_dir: &Path) -> PgSupply {
                 Ok(()) => {
                     return PgSupply::Ready(Box::new(PgServer {
                         url: DEFAULT_URL.to_owned(),
+                        socket_dir: None,
                         origin: format!("the default service ({DEFAULT_URL})"),
                         cluster: None,
                     }))
@@ -135,6 +141,7 @@ pub fn acquire(mode: PgMode, target_dir: &Path) -> PgSupply {
     match Cluster::start(binaries, target_dir) {
         Ok(cluster) => PgSupply::Ready(Box::new(PgServer {
             url: cluster.url(),
+            socket_dir: cluster.socket_dir().map(Path::to_owned),
             origin: format!(
                 "a throwaway cluster on 127.0.0.1:{} ({})",
                 cluster.port(),

@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::pg::{self, PgMode, PgSupply};
@@ -26,7 +26,8 @@ table of results. Without filters it first runs the unit and doc tests of every 
 
 Options:
   --runtime <NAMES>   only these runtimes: tokio, smol, async-std (repeatable or comma-separated)
-  --driver <NAMES>    only these drivers: sqlite, postgres (repeatable or comma-separated)
+  --driver <NAMES>    only these drivers: sqlite, postgres (repeatable or comma-separated); with
+                      tokio and postgres selected, a PgBouncer-safe-mode cell runs too
   --pg <MODE>         where PostgreSQL comes from:
                         auto       ANYSQL_PG_URL, else postgres://root@127.0.0.1:5432/test,
                                    else a throwaway cluster (the default)
@@ -45,15 +46,31 @@ The last line is always `N passed, N failed, N skipped` over all cells.";
 struct Cell {
     runtime: &'static str,
     driver: &'static str,
+    /// PostgreSQL in PgBouncer-safe mode (unnamed statements only): one extra cell, on tokio.
+    pgbouncer: bool,
 }
 
 impl Cell {
     fn name(self) -> String {
-        format!("{} × {}", self.runtime, self.driver)
+        if self.pgbouncer {
+            format!("{} × {} (pgbouncer)", self.runtime, self.driver)
+        } else {
+            format!("{} × {}", self.runtime, self.driver)
+        }
     }
 
     fn needs_postgres(self) -> bool {
         self.driver == "postgres"
+    }
+
+    /// Tests written for the other database, which return at once here and are skipped so that
+    /// the counts only show what really ran.
+    fn foreign_tests(self) -> &'static str {
+        if self.needs_postgres() {
+            "sqlite_only::"
+        } else {
+            "pg_only::"
+        }
     }
 }
 
@@ -66,6 +83,10 @@ struct Options {
     verbose: bool,
     help: bool,
     test_args: Vec<String>,
+    /// Extra arguments for `cargo test` itself, such as `--test torture`.
+    cargo_args: Vec<String>,
+    /// Extra environment for every cell.
+    env: Vec<(&'static str, String)>,
 }
 
 impl Options {
@@ -115,9 +136,23 @@ impl Options {
                 let wanted = (self.runtimes.is_empty() || self.runtimes.contains(&runtime))
                     && (self.drivers.is_empty() || self.drivers.contains(&driver));
                 if wanted {
-                    cells.push(Cell { runtime, driver });
+                    cells.push(Cell {
+                        runtime,
+                        driver,
+                        pgbouncer: false,
+                    });
                 }
             }
+        }
+        if cells
+            .iter()
+            .any(|c| c.runtime == "tokio" && c.needs_postgres())
+        {
+            cells.push(Cell {
+                runtime: "tokio",
+                driver: "postgres",
+                pgbouncer: true,
+            });
         }
         cells
     }
@@ -163,7 +198,57 @@ fn in_ci() -> bool {
 }
 
 pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
-    let options = Options::parse(args)?;
+    run_with(sh, Options::parse(args)?)
+}
+
+/// `cargo xtask torture`: the cancellation torture test alone, larger, on every cell.
+pub mod torture {
+    use super::*;
+
+    pub const USAGE: &str = "\
+Usage: cargo xtask torture [--ops N] [--seed S] [--runtime <NAMES>] [--driver <NAMES>] [--pg <MODE>]
+
+Runs the cancellation torture test (tests/tests/torture.rs) on every runtime x driver cell with N
+operations (default 100000), each cut short by a timeout of seeded random length, and prints its
+counts: operations, cancellations, leaked connections, sessions idle in transaction, lost rows.
+Exits non-zero if any cell fails. Other options are those of test-matrix.";
+
+    pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
+        let mut ops = "100000".to_owned();
+        let mut seed = None;
+        let mut rest = Vec::new();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--ops" => ops = args.next().cloned().context("--ops needs a value")?,
+                "--seed" => seed = Some(args.next().cloned().context("--seed needs a value")?),
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                _ => rest.push(arg.clone()),
+            }
+        }
+        ops.parse::<u64>()
+            .map_err(|_| anyhow::anyhow!("--ops takes a whole number, not `{ops}`"))?;
+        let mut options = Options::parse(&rest)?;
+        ensure!(
+            options.test_args.is_empty(),
+            "torture takes no test arguments\n\n{USAGE}"
+        );
+        options.cargo_args = vec!["--test".into(), "torture".into()];
+        options.test_args = vec!["--nocapture".into()];
+        options.env.push(("ANYSQL_TORTURE_OPS", ops));
+        if let Some(seed) = seed {
+            seed.parse::<u64>()
+                .map_err(|_| anyhow::anyhow!("--seed takes a whole number, not `{seed}`"))?;
+            options.env.push(("ANYSQL_TORTURE_SEED", seed));
+        }
+        run_with(sh, options)
+    }
+}
+
+fn run_with(sh: &Shell, options: Options) -> Result<ExitCode> {
     if options.help {
         println!("{USAGE}");
         return Ok(ExitCode::SUCCESS);
@@ -175,10 +260,15 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
         }
         for cell in &cells {
             println!(
-                "{:<22}  ANYSQL_TEST_RUNTIME={} ANYSQL_TEST_DRIVER={}",
+                "{:<30}  ANYSQL_TEST_RUNTIME={} ANYSQL_TEST_DRIVER={}{}",
                 cell.name(),
                 cell.runtime,
-                cell.driver
+                cell.driver,
+                if cell.pgbouncer {
+                    " ANYSQL_PG_PGBOUNCER=1"
+                } else {
+                    ""
+                }
             );
         }
         return Ok(ExitCode::SUCCESS);
@@ -190,11 +280,11 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
         verbose: options.verbose,
     };
     let mut rows = Vec::new();
-    if options.runs_unit_step() {
+    if options.runs_unit_step() && options.cargo_args.is_empty() {
         rows.push(runner.unit_step()?);
     }
     if runner.build_suite()? {
-        rows.extend(runner.cells(&cells, options.pg, &options.test_args)?);
+        rows.extend(runner.cells(&cells, &options)?);
     } else {
         rows.extend(cells.iter().map(|cell| {
             let note = "the conformance suite does not build".to_owned();
@@ -252,10 +342,10 @@ impl Runner<'_> {
     }
 
     /// Runs `cells` in order, with a PostgreSQL server found or started for those that need one.
-    fn cells(&self, cells: &[Cell], pg_mode: PgMode, test_args: &[String]) -> Result<Vec<Row>> {
+    fn cells(&self, cells: &[Cell], options: &Options) -> Result<Vec<Row>> {
         let postgres = if cells.iter().any(|cell| cell.needs_postgres()) {
             section("PostgreSQL");
-            let supply = pg::acquire(pg_mode, &crate::target_dir());
+            let supply = pg::acquire(options.pg, &crate::target_dir());
             match &supply {
                 PgSupply::Ready(server) => println!("PostgreSQL: using {}", server.origin),
                 PgSupply::Unavailable(why) => println!("PostgreSQL: none available: {why}"),
@@ -272,10 +362,17 @@ impl Runner<'_> {
                 ("ANYSQL_TEST_RUNTIME", cell.runtime.to_owned()),
                 ("ANYSQL_TEST_DRIVER", cell.driver.to_owned()),
             ];
+            env.extend(options.env.iter().cloned());
+            if cell.pgbouncer {
+                env.push(("ANYSQL_PG_PGBOUNCER", "1".to_owned()));
+            }
             if cell.needs_postgres() {
                 let cannot_run = match &postgres {
                     Some(PgSupply::Ready(server)) => {
                         env.push(("ANYSQL_PG_URL", server.url.clone()));
+                        if let Some(dir) = &server.socket_dir {
+                            env.push(("ANYSQL_PG_SOCKET_DIR", dir.display().to_string()));
+                        }
                         None
                     }
                     Some(PgSupply::Unavailable(why)) if in_ci() => {
@@ -290,7 +387,7 @@ impl Runner<'_> {
                     continue;
                 }
             }
-            rows.push(self.cell(cell, env, test_args)?);
+            rows.push(self.cell(cell, env, options)?);
         }
 
         // An early return above drops the server, which stops a throwaway cluster all the same.
@@ -307,14 +404,15 @@ impl Runner<'_> {
         Ok(rows)
     }
 
-    fn cell(&self, cell: Cell, env: Vec<(&str, String)>, test_args: &[String]) -> Result<Row> {
+    fn cell(&self, cell: Cell, env: Vec<(&str, String)>, options: &Options) -> Result<Row> {
         let name = cell.name();
         section(&name);
         let cargo = &self.cargo;
-        let mut command = cmd!(self.sh, "{cargo} test -p {SUITE} --locked --no-fail-fast");
-        if !test_args.is_empty() {
-            command = command.arg("--").args(test_args);
-        }
+        let command = cmd!(self.sh, "{cargo} test -p {SUITE} --locked --no-fail-fast")
+            .args(&options.cargo_args)
+            .arg("--")
+            .args(&options.test_args)
+            .args(["--skip", cell.foreign_tests()]);
         let shown_env: Vec<String> = env
             .iter()
             .map(|(key, value)| format!("{key}={}", pg::redact(value)))
@@ -322,8 +420,14 @@ impl Runner<'_> {
         let row = run_tests(&name, command.envs(env), &shown_env.join(" "), self.verbose)?;
         if row.outcome == Outcome::Fail {
             println!(
-                "to rerun this cell: cargo xtask test-matrix --runtime {} --driver {}",
-                cell.runtime, cell.driver
+                "to rerun this cell: {}cargo xtask test-matrix --runtime {} --driver {}",
+                if cell.pgbouncer {
+                    "ANYSQL_PG_PGBOUNCER=1 "
+                } else {
+                    ""
+                },
+                cell.runtime,
+                cell.driver
             );
         }
         Ok(row)
@@ -340,7 +444,7 @@ fn run_tests(name: &str, command: xshell::Cmd<'_>, env: &str, verbose: bool) -> 
             for line in captured
                 .output
                 .lines()
-                .filter(|line| report::is_summary_line(line))
+                .filter(|line| report::is_summary_line(line) || line.starts_with("torture "))
             {
                 println!("{}", line.trim());
             }
@@ -398,11 +502,14 @@ mod tests {
     }
 
     #[test]
-    fn no_arguments_select_all_six_cells_and_the_unit_step() {
+    fn no_arguments_select_six_cells_the_pgbouncer_cell_and_the_unit_step() {
         let options = parse(&[]).unwrap();
-        assert_eq!(options.cells().len(), 6);
+        assert_eq!(options.cells().len(), 7);
         assert!(options.runs_unit_step());
         assert_eq!(options.cells()[0].name(), "tokio × sqlite");
+        assert_eq!(options.cells()[6].name(), "tokio × postgres (pgbouncer)");
+        assert_eq!(options.cells()[0].foreign_tests(), "pg_only::");
+        assert_eq!(options.cells()[6].foreign_tests(), "sqlite_only::");
     }
 
     #[test]
@@ -421,7 +528,8 @@ mod tests {
             [
                 "tokio × postgres",
                 "smol × postgres",
-                "async-std × postgres"
+                "async-std × postgres",
+                "tokio × postgres (pgbouncer)"
             ]
         );
         assert!(!options.runs_unit_step());

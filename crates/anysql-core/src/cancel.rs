@@ -32,6 +32,8 @@ impl CancelHandle {
 
 impl fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CancelHandle").field("query", &self.inner).finish_non_exhaustive()
+        f.debug_struct("CancelHandle")
+            .field("query", &self.inner)
+            .finish_non_exhaustive()
     }
 }

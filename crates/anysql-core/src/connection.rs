@@ -69,12 +69,20 @@ pub(crate) fn savepoint_name(level: u32) -> String {
 
 impl Connection {
     pub(crate) fn new(driver: Box<dyn DriverConnection>, lease: Lease) -> Self {
-        Connection { driver, lease: Some(lease), state: ConnectionState::default() }
+        Connection {
+            driver,
+            lease: Some(lease),
+            state: ConnectionState::default(),
+        }
     }
 
     /// A connection outside the pool, for the `after_connect` hook.
     pub(crate) fn unpooled(driver: Box<dyn DriverConnection>) -> Self {
-        Connection { driver, lease: None, state: ConnectionState::default() }
+        Connection {
+            driver,
+            lease: None,
+            state: ConnectionState::default(),
+        }
     }
 
     /// Takes the driver connection back out of an unpooled connection.
@@ -102,7 +110,9 @@ impl Connection {
             let undo = if level <= 1 {
                 self.driver.rollback().await
             } else {
-                self.driver.rollback_to_savepoint(&savepoint_name(level - 1)).await
+                self.driver
+                    .rollback_to_savepoint(&savepoint_name(level - 1))
+                    .await
             };
             if let Err(e) = undo {
                 // The savepoint is gone (its end was interrupted after it took effect): the only
@@ -229,7 +239,9 @@ impl Connection {
                 state.interrupted = true;
                 Ok((driver.fetch(sql, params), state))
             });
-        Rows { phase: RowsPhase::Starting(start) }
+        Rows {
+            phase: RowsPhase::Starting(start),
+        }
     }
 
     /// Starts a transaction; inside a transaction, starts a nested one as a savepoint.
@@ -239,7 +251,10 @@ impl Connection {
 
     /// Starts a transaction with options (isolation level, read-only, SQLite `IMMEDIATE`).
     /// Inside a transaction the options are ignored and a savepoint is taken.
-    pub async fn begin_with(&mut self, options: TransactionOptions) -> Result<Transaction<'_>, Error> {
+    pub async fn begin_with(
+        &mut self,
+        options: TransactionOptions,
+    ) -> Result<Transaction<'_>, Error> {
         self.begin_level(options).await?;
         let depth = self.state.depth;
         Ok(Transaction::borrowed(self, depth))
@@ -327,7 +342,10 @@ impl Connection {
 }
 
 fn row_not_found() -> Error {
-    Error::new(ErrorKind::RowNotFound, "the query returned no rows; use fetch_optional if that is expected")
+    Error::new(
+        ErrorKind::RowNotFound,
+        "the query returned no rows; use fetch_optional if that is expected",
+    )
 }
 
 impl Drop for Connection {
@@ -368,7 +386,9 @@ impl Stream for Rows<'_> {
             match &mut self.phase {
                 RowsPhase::Starting(start) => match start.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok((stream, state))) => self.phase = RowsPhase::Streaming(stream, state),
+                    Poll::Ready(Ok((stream, state))) => {
+                        self.phase = RowsPhase::Streaming(stream, state)
+                    }
                     Poll::Ready(Err(e)) => {
                         self.phase = RowsPhase::Done;
                         return Poll::Ready(Some(Err(e)));

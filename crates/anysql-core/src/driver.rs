@@ -77,7 +77,11 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
     async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error>;
 
     /// Runs a query and returns its first row, if any, discarding the rest.
-    async fn fetch_optional(&mut self, sql: &str, params: Vec<Value>) -> Result<Option<Row>, Error> {
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<Option<Row>, Error> {
         Ok(self.fetch_all(sql, params).await?.into_iter().next())
     }
 
@@ -95,17 +99,22 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
 
     /// Creates a savepoint named `name` inside the open transaction.
     async fn savepoint(&mut self, name: &str) -> Result<(), Error> {
-        self.execute(&format!("SAVEPOINT {name}"), Vec::new()).await.map(drop)
+        self.execute(&format!("SAVEPOINT {name}"), Vec::new())
+            .await
+            .map(drop)
     }
 
     /// Releases (keeps the work of) the savepoint `name`.
     async fn release_savepoint(&mut self, name: &str) -> Result<(), Error> {
-        self.execute(&format!("RELEASE SAVEPOINT {name}"), Vec::new()).await.map(drop)
+        self.execute(&format!("RELEASE SAVEPOINT {name}"), Vec::new())
+            .await
+            .map(drop)
     }
 
     /// Rolls back to the savepoint `name` and releases it.
     async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), Error> {
-        self.execute(&format!("ROLLBACK TO SAVEPOINT {name}"), Vec::new()).await?;
+        self.execute(&format!("ROLLBACK TO SAVEPOINT {name}"), Vec::new())
+            .await?;
         self.release_savepoint(name).await
     }
 

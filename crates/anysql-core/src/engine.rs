@@ -20,8 +20,11 @@ use crate::transaction_options::TransactionOptions;
 use crate::value::FromValue;
 
 /// Schemes whose drivers ship with anysql, and the facade feature that compiles each in.
-const BUILTIN_SCHEMES: &[(&str, &str)] =
-    &[("sqlite", "sqlite"), ("postgres", "postgres"), ("postgresql", "postgres")];
+const BUILTIN_SCHEMES: &[(&str, &str)] = &[
+    ("sqlite", "sqlite"),
+    ("postgres", "postgres"),
+    ("postgresql", "postgres"),
+];
 
 /// A pool of connections to one database, doing its I/O on one runtime. Cheap to clone: clones share
 /// the pool.
@@ -55,7 +58,10 @@ impl Engine {
     }
 
     /// Like [`begin`](Self::begin), with options.
-    pub async fn begin_with(&self, options: TransactionOptions) -> Result<Transaction<'static>, Error> {
+    pub async fn begin_with(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<Transaction<'static>, Error> {
         let mut conn = self.acquire().await?;
         conn.begin_level(options).await?;
         let level = conn.state.depth;
@@ -345,7 +351,10 @@ impl<E: From<Engine>> EngineBuilder<E> {
     /// ```
     pub fn after_connect<F>(mut self, hook: F) -> Self
     where
-        F: for<'c> Fn(&'c mut Connection) -> BoxFuture<'c, Result<(), Error>> + Send + Sync + 'static,
+        F: for<'c> Fn(&'c mut Connection) -> BoxFuture<'c, Result<(), Error>>
+            + Send
+            + Sync
+            + 'static,
     {
         self.after_connect = Some(Arc::new(hook));
         self
@@ -381,7 +390,13 @@ impl<E: From<Engine>> EngineBuilder<E> {
         }
         pool.validate()?;
         let connector = driver.connector(&options)?;
-        let shared = PoolShared::new(connector, runtime, pool, options.redacted(), self.after_connect);
+        let shared = PoolShared::new(
+            connector,
+            runtime,
+            pool,
+            options.redacted(),
+            self.after_connect,
+        );
         Ok(E::from(Engine { pool: shared }))
     }
 
@@ -394,7 +409,11 @@ impl<E: From<Engine>> EngineBuilder<E> {
                 "the {feature} driver is not compiled in: enable the `{feature}` feature of the anysql crate"
             )));
         }
-        let mut known: Vec<&str> = self.drivers.iter().flat_map(|d| d.schemes().iter().copied()).collect();
+        let mut known: Vec<&str> = self
+            .drivers
+            .iter()
+            .flat_map(|d| d.schemes().iter().copied())
+            .collect();
         if known.is_empty() {
             known = BUILTIN_SCHEMES.iter().map(|(s, _)| *s).collect();
         }

@@ -72,7 +72,11 @@ pub struct DatabaseError {
 impl DatabaseError {
     /// A database error with a message and an optional code.
     pub fn new(message: impl Into<String>, code: Option<String>) -> Self {
-        Self { message: message.into(), code, ..Self::default() }
+        Self {
+            message: message.into(),
+            code,
+            ..Self::default()
+        }
     }
 }
 
@@ -96,7 +100,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error of `kind` with `message`. For drivers and runtimes; applications rarely need it.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error(Box::new(Inner { kind, message: message.into(), database: None, source: None }))
+        Error(Box::new(Inner {
+            kind,
+            message: message.into(),
+            database: None,
+            source: None,
+        }))
     }
 
     /// Attaches the underlying cause.
@@ -147,7 +156,10 @@ impl Error {
     }
 
     pub(crate) fn timeout(duration: Duration) -> Self {
-        Error::new(ErrorKind::Timeout, format!("the operation did not finish within {duration:?}"))
+        Error::new(
+            ErrorKind::Timeout,
+            format!("the operation did not finish within {duration:?}"),
+        )
     }
 
     /// The broad class of this error.
@@ -211,7 +223,8 @@ impl Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Error");
-        s.field("kind", &self.0.kind).field("message", &self.0.message);
+        s.field("kind", &self.0.kind)
+            .field("message", &self.0.message);
         if let Some(db) = &self.0.database {
             s.field("code", &db.code);
             if let Some(kind) = db.constraint_kind {
@@ -243,7 +256,10 @@ impl fmt::Display for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.0.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+        self.0
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
     }
 }
 
@@ -260,7 +276,10 @@ mod tests {
         assert!(error.is_unique_violation());
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let error = Error::connection("could not connect to 127.0.0.1:1").with_source(io);
-        assert_eq!(error.to_string(), "could not connect to 127.0.0.1:1: refused");
+        assert_eq!(
+            error.to_string(),
+            "could not connect to 127.0.0.1:1: refused"
+        );
         assert!(error.is_connection());
     }
 

@@ -37,7 +37,11 @@ impl ConnectOptions {
         let scheme_end = trimmed.find(':');
         let first_eq = trimmed.find('=');
         let is_key_value = match (scheme_end, first_eq) {
-            (_, Some(eq)) if trimmed[..eq].chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            (_, Some(eq))
+                if trimmed[..eq]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
                 scheme_end.is_none_or(|colon| eq < colon)
             }
             _ => false,
@@ -59,7 +63,9 @@ impl ConnectOptions {
         };
         let scheme = &trimmed[..colon];
         let valid_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
         if !valid_scheme {
             return Err(Error::configuration(format!(
                 "malformed database url `{}`: `{scheme}` is not a valid scheme",
@@ -104,7 +110,13 @@ impl ConnectOptions {
             }
             Err(_) => None,
         };
-        Ok(ConnectOptions { raw: rebuilt, scheme, url, params, pool_params })
+        Ok(ConnectOptions {
+            raw: rebuilt,
+            scheme,
+            url,
+            params,
+            pool_params,
+        })
     }
 
     /// The scheme, lowercased: `sqlite`, `postgres`, …
@@ -177,7 +189,9 @@ pub fn redact(raw: &str) -> String {
     if let Some(start) = raw.find("://").map(|i| i + 3) {
         // A URL the `url` crate rejects: mask whatever sits between the first ':' and the '@' of the
         // authority, so that even a malformed URL never shows its password.
-        let authority_end = raw[start..].find(['/', '?', '#']).map_or(raw.len(), |i| start + i);
+        let authority_end = raw[start..]
+            .find(['/', '?', '#'])
+            .map_or(raw.len(), |i| start + i);
         if let Some(at) = raw[start..authority_end].rfind('@').map(|i| start + i) {
             if let Some(colon) = raw[start..at].find(':').map(|i| start + i) {
                 return format!("{}***{}", &raw[..=colon], &raw[at..]);
@@ -225,7 +239,9 @@ pub fn redact(raw: &str) -> String {
 
 impl fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ConnectOptions").field(&self.redacted()).finish()
+        f.debug_tuple("ConnectOptions")
+            .field(&self.redacted())
+            .finish()
     }
 }
 
@@ -249,13 +265,19 @@ mod tests {
         let kv = ConnectOptions::parse("host=/tmp password='a b\\'c' dbname=x").unwrap();
         assert_eq!(kv.to_string(), "host=/tmp password=*** dbname=x");
         assert_eq!(redact("user=a password=xyz"), "user=a password=***");
-        assert_eq!(redact("postgres://h/db?password=xyz"), "postgres://h/db?password=***");
+        assert_eq!(
+            redact("postgres://h/db?password=xyz"),
+            "postgres://h/db?password=***"
+        );
     }
 
     #[test]
     fn pool_params_are_split_off() {
         let o = ConnectOptions::parse("sqlite://a.db?max_size=3&mode=ro").unwrap();
-        assert_eq!(o.pool_params(), &[("max_size".to_string(), "3".to_string())]);
+        assert_eq!(
+            o.pool_params(),
+            &[("max_size".to_string(), "3".to_string())]
+        );
         assert_eq!(o.params(), &[("mode".to_string(), "ro".to_string())]);
         assert_eq!(o.as_str(), "sqlite://a.db?mode=ro");
         assert_eq!(o.location(), "//a.db");
@@ -272,7 +294,14 @@ mod tests {
 
     #[test]
     fn malformed_urls_are_configuration_errors() {
-        for bad in ["", "   ", "no-scheme-here", "1x://a", "mysql://u@h:notaport/db", "post gres://x"] {
+        for bad in [
+            "",
+            "   ",
+            "no-scheme-here",
+            "1x://a",
+            "mysql://u@h:notaport/db",
+            "post gres://x",
+        ] {
             let err = ConnectOptions::parse(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Configuration, "{bad}: {err}");
         }

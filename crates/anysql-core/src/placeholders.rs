@@ -79,15 +79,30 @@ mod tests {
 
     #[test]
     fn leaves_sql_without_placeholders_borrowed() {
-        assert!(matches!(rewrite("SELECT 1", '?'), std::borrow::Cow::Borrowed(_)));
-        assert!(matches!(rewrite("SELECT '$1'", '?'), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            rewrite("SELECT 1", '?'),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            rewrite("SELECT '$1'", '?'),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
     fn skips_literals_identifiers_and_comments() {
-        assert_eq!(rewrite("SELECT 'it''s $1', $1", '?'), "SELECT 'it''s $1', ?1");
-        assert_eq!(rewrite("SELECT \"a\"\"$1\" FROM t WHERE x = $10", '?'), "SELECT \"a\"\"$1\" FROM t WHERE x = ?10");
-        assert_eq!(rewrite("SELECT [$1], `$2`, $3", '?'), "SELECT [$1], `$2`, ?3");
+        assert_eq!(
+            rewrite("SELECT 'it''s $1', $1", '?'),
+            "SELECT 'it''s $1', ?1"
+        );
+        assert_eq!(
+            rewrite("SELECT \"a\"\"$1\" FROM t WHERE x = $10", '?'),
+            "SELECT \"a\"\"$1\" FROM t WHERE x = ?10"
+        );
+        assert_eq!(
+            rewrite("SELECT [$1], `$2`, $3", '?'),
+            "SELECT [$1], `$2`, ?3"
+        );
         assert_eq!(rewrite("SELECT $1 -- $2", '?'), "SELECT ?1 -- $2");
         assert_eq!(rewrite("SELECT /* $1 */ $2", '?'), "SELECT /* $1 */ ?2");
         assert_eq!(rewrite("SELECT $name, $", '?'), "SELECT $name, $");

@@ -64,10 +64,13 @@ impl PoolOptions {
 
     pub(crate) fn apply_url_param(&mut self, key: &str, value: &str) -> Result<(), Error> {
         let bad = |what: &str| {
-            Error::configuration(format!("invalid value `{value}` for pool option `{key}`: expected {what}"))
+            Error::configuration(format!(
+                "invalid value `{value}` for pool option `{key}`: expected {what}"
+            ))
         };
         let count = || value.parse::<usize>().map_err(|_| bad("a whole number"));
-        let duration = || parse_duration(value).ok_or_else(|| bad("a duration such as 500ms, 5s or 2m"));
+        let duration =
+            || parse_duration(value).ok_or_else(|| bad("a duration such as 500ms, 5s or 2m"));
         let optional_duration = || match value {
             "none" | "off" | "0" => Ok(None),
             _ => duration().map(Some),
@@ -92,7 +95,9 @@ impl PoolOptions {
 
     pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.max_size == 0 {
-            return Err(Error::configuration("the pool's max_size must be at least 1"));
+            return Err(Error::configuration(
+                "the pool's max_size must be at least 1",
+            ));
         }
         if self.min_idle > self.max_size {
             return Err(Error::configuration(format!(
@@ -106,7 +111,9 @@ impl PoolOptions {
 
 fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().ok()?;
     let seconds = match unit.trim() {
@@ -234,7 +241,8 @@ impl PoolShared {
         if let Some(interval) = pool.maintenance_interval() {
             let weak = Arc::downgrade(&pool);
             let runtime = Arc::clone(&pool.runtime);
-            pool.runtime.spawn(Box::pin(maintain(weak, runtime, interval)));
+            pool.runtime
+                .spawn(Box::pin(maintain(weak, runtime, interval)));
         }
         pool
     }
@@ -260,7 +268,9 @@ impl PoolShared {
     async fn maintain_once(self: &Arc<Self>) {
         let expired: VecDeque<IdleConnection> = {
             let mut idle = self.idle();
-            let (keep, expired) = idle.drain(..).partition(|c| !c.conn.is_broken() && !self.expired(c));
+            let (keep, expired) = idle
+                .drain(..)
+                .partition(|c| !c.conn.is_broken() && !self.expired(c));
             *idle = keep;
             expired
         };
@@ -269,7 +279,9 @@ impl PoolShared {
         }
         while !self.is_closed() && self.size.load(Ordering::Acquire) < self.options.min_idle {
             // Never wait for a slot: the refill must not compete with users for connections.
-            let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else { break };
+            let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+                break;
+            };
             match self.open().await {
                 Ok(conn) => {
                     let lease = self.lease(Instant::now(), permit);
@@ -305,23 +317,30 @@ impl PoolShared {
         let timeout = self.options.acquire_timeout;
         let result = with_deadline(&*self.runtime, Some(timeout), self.acquire_inner()).await;
         let waited = started.elapsed();
-        self.counters
-            .acquire_wait_ns
-            .fetch_add(u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.counters.acquire_wait_ns.fetch_add(
+            u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         match result {
             Ok(ok) => {
                 self.counters.acquires.fetch_add(1, Ordering::Relaxed);
                 Ok(ok)
             }
             Err(e) if e.kind() == ErrorKind::Timeout => {
-                self.counters.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .acquire_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
                 let status = self.status();
                 let mut message = format!(
                     "timed out after {timeout:?} waiting for a connection to {} ({} of {} in use, {} waiting); \
                      raise max_size or acquire_timeout, or return connections sooner",
                     self.description, status.in_use, status.max_size, status.waiting
                 );
-                let last = self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let last = self
+                    .last_connect_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 if let Some(cause) = last {
                     message = format!("{message}; the last connect attempt failed: {cause}");
                 }
@@ -331,13 +350,14 @@ impl PoolShared {
         }
     }
 
-    async fn acquire_inner(
-        self: &Arc<Self>,
-    ) -> Result<(Box<dyn DriverConnection>, Lease), Error> {
+    async fn acquire_inner(self: &Arc<Self>) -> Result<(Box<dyn DriverConnection>, Lease), Error> {
         let permit = {
             self.waiting.fetch_add(1, Ordering::Relaxed);
             let _waiting = DecrementOnDrop(&self.waiting);
-            Arc::clone(&self.permits).acquire_owned().await.map_err(|_| self.closed_error())?
+            Arc::clone(&self.permits)
+                .acquire_owned()
+                .await
+                .map_err(|_| self.closed_error())?
         };
         loop {
             if self.is_closed() {
@@ -349,7 +369,9 @@ impl PoolShared {
                 self.discard(idle.conn, true);
                 continue;
             }
-            if self.options.health_check && idle.idle_since.elapsed() >= self.options.health_check_after {
+            if self.options.health_check
+                && idle.idle_since.elapsed() >= self.options.health_check_after
+            {
                 let ping = with_deadline(
                     &*self.runtime,
                     Some(self.options.reset_timeout.min(self.options.acquire_timeout)),
@@ -383,19 +405,30 @@ impl PoolShared {
             Ok(conn) => {
                 self.size.fetch_add(1, Ordering::AcqRel);
                 self.counters.created.fetch_add(1, Ordering::Relaxed);
-                *self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                *self
+                    .last_connect_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
                 Ok(conn)
             }
             Err(e) => {
-                *self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                *self
+                    .last_connect_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                 Err(e)
             }
         }
     }
 
     fn expired(&self, idle: &IdleConnection) -> bool {
-        self.options.max_lifetime.is_some_and(|max| idle.created_at.elapsed() >= max)
-            || self.options.idle_timeout.is_some_and(|max| idle.idle_since.elapsed() >= max)
+        self.options
+            .max_lifetime
+            .is_some_and(|max| idle.created_at.elapsed() >= max)
+            || self
+                .options
+                .idle_timeout
+                .is_some_and(|max| idle.idle_since.elapsed() >= max)
     }
 
     /// Drops a connection for good and frees its place in the count.
@@ -421,7 +454,11 @@ impl PoolShared {
 
     fn lease(self: &Arc<Self>, created_at: Instant, permit: OwnedSemaphorePermit) -> Lease {
         self.in_use.fetch_add(1, Ordering::AcqRel);
-        Lease { pool: Arc::clone(self), created_at, _permit: permit }
+        Lease {
+            pool: Arc::clone(self),
+            created_at,
+            _permit: permit,
+        }
     }
 
     pub(crate) fn metrics(&self) -> PoolMetrics {
@@ -482,7 +519,11 @@ impl Lease {
 
     fn put_idle(self, conn: Box<dyn DriverConnection>) {
         let now = Instant::now();
-        self.pool.idle().push_back(IdleConnection { conn, created_at: self.created_at, idle_since: now });
+        self.pool.idle().push_back(IdleConnection {
+            conn,
+            created_at: self.created_at,
+            idle_since: now,
+        });
     }
 }
 

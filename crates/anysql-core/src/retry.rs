@@ -40,7 +40,10 @@ impl RetryPolicy {
 
     /// No retry: one attempt.
     pub fn never() -> Self {
-        RetryPolicy { max_attempts: 1, ..Self::default() }
+        RetryPolicy {
+            max_attempts: 1,
+            ..Self::default()
+        }
     }
 
     /// The most attempts, the first included (at least 1).
@@ -73,7 +76,10 @@ impl RetryPolicy {
     /// The wait after failed attempt `attempt` (1-based), jitter included.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exponent = attempt.saturating_sub(1).min(20);
-        let full = self.initial_backoff.saturating_mul(1 << exponent).min(self.max_backoff);
+        let full = self
+            .initial_backoff
+            .saturating_mul(1 << exponent)
+            .min(self.max_backoff);
         let jitter = full.mul_f64(fastrand::f64() * 0.5);
         full - jitter
     }

@@ -15,7 +15,9 @@ pub struct Columns {
 impl Columns {
     /// Columns with these names, in order.
     pub fn new(names: impl IntoIterator<Item = String>) -> Arc<Self> {
-        Arc::new(Columns { names: names.into_iter().collect() })
+        Arc::new(Columns {
+            names: names.into_iter().collect(),
+        })
     }
 
     /// The number of columns.
@@ -73,7 +75,10 @@ impl Row {
     /// A row of `values` under `columns`. For drivers.
     pub fn new(columns: Arc<Columns>, values: Vec<Value>) -> Self {
         debug_assert_eq!(columns.len(), values.len());
-        Row { columns, values: values.into_boxed_slice() }
+        Row {
+            columns,
+            values: values.into_boxed_slice(),
+        }
     }
 
     /// The columns of this row.
@@ -104,13 +109,18 @@ impl Row {
     /// The raw value of a column, by index or by name.
     pub fn value(&self, index: impl RowIndex) -> Result<&Value, Error> {
         let i = index.position(&self.columns)?;
-        self.values.get(i).ok_or_else(|| index.not_found(&self.columns))
+        self.values
+            .get(i)
+            .ok_or_else(|| index.not_found(&self.columns))
     }
 
     /// Decodes a column, by index or by name.
     pub fn get<T: FromValue>(&self, index: impl RowIndex) -> Result<T, Error> {
         let i = index.position(&self.columns)?;
-        let value = self.values.get(i).ok_or_else(|| index.not_found(&self.columns))?;
+        let value = self
+            .values
+            .get(i)
+            .ok_or_else(|| index.not_found(&self.columns))?;
         T::from_value_ref(value).map_err(|e| e.context(ColumnLabel(&self.columns, i)))
     }
 
@@ -269,7 +279,10 @@ mod tests {
     #[test]
     fn tuple_arity_must_match() {
         let err = row().decode::<(i64,)>().unwrap_err();
-        assert_eq!(err.message(), "cannot decode a row of 2 columns into a tuple of 1");
+        assert_eq!(
+            err.message(),
+            "cannot decode a row of 2 columns into a tuple of 1"
+        );
         let (id, name): (i64, Option<String>) = row().decode().unwrap();
         assert_eq!((id, name), (5, None));
     }

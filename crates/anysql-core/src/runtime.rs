@@ -80,10 +80,13 @@ pub trait RuntimeExt: Runtime {
         T: Send + 'a,
     {
         let sleep = self.sleep(duration);
-        Box::pin(futures_lite::future::or(async move { Ok(future.await) }, async move {
-            sleep.await;
-            Err(Error::timeout(duration))
-        }))
+        Box::pin(futures_lite::future::or(
+            async move { Ok(future.await) },
+            async move {
+                sleep.await;
+                Err(Error::timeout(duration))
+            },
+        ))
     }
 }
 

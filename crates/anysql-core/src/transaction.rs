@@ -28,11 +28,19 @@ enum TransactionConnection<'c> {
 
 impl<'c> Transaction<'c> {
     pub(crate) fn borrowed(conn: &'c mut Connection, level: u32) -> Self {
-        Transaction { conn: TransactionConnection::Borrowed(conn), level, open: true }
+        Transaction {
+            conn: TransactionConnection::Borrowed(conn),
+            level,
+            open: true,
+        }
     }
 
     pub(crate) fn owned(conn: Connection, level: u32) -> Transaction<'static> {
-        Transaction { conn: TransactionConnection::Owned(conn), level, open: true }
+        Transaction {
+            conn: TransactionConnection::Owned(conn),
+            level,
+            open: true,
+        }
     }
 
     /// Commits: the transaction's work becomes durable (for a savepoint, part of the outer

@@ -80,9 +80,14 @@ pub trait FromValue: Sized {
 
 fn mismatch(value: &Value, wanted: &str) -> Error {
     if value.is_null() {
-        Error::decode(format!("unexpected NULL; decode into Option<{wanted}> to accept NULL"))
+        Error::decode(format!(
+            "unexpected NULL; decode into Option<{wanted}> to accept NULL"
+        ))
     } else {
-        Error::decode(format!("cannot decode a {} value into {wanted}", value.type_name()))
+        Error::decode(format!(
+            "cannot decode a {} value into {wanted}",
+            value.type_name()
+        ))
     }
 }
 
@@ -114,7 +119,9 @@ impl FromValue for bool {
             // SQLite has no boolean type and stores them as 0 and 1.
             Value::Int(0) => Ok(false),
             Value::Int(1) => Ok(true),
-            Value::Int(v) => Err(Error::decode(format!("cannot decode integer {v} into bool"))),
+            Value::Int(v) => Err(Error::decode(format!(
+                "cannot decode integer {v} into bool"
+            ))),
             _ => Err(mismatch(value, "bool")),
         }
     }
@@ -280,7 +287,10 @@ mod tests {
         let err = i8::from_value(Value::Int(300)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode);
         assert_eq!(err.message(), "integer 300 is out of range for i8");
-        assert_eq!(u32::from_value(Value::Int(-1)).unwrap_err().kind(), ErrorKind::Decode);
+        assert_eq!(
+            u32::from_value(Value::Int(-1)).unwrap_err().kind(),
+            ErrorKind::Decode
+        );
     }
 
     #[test]

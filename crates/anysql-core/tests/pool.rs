@@ -66,7 +66,9 @@ impl Connector for MockDriver {
     async fn connect(&self, runtime: &SharedRuntime) -> Result<Box<dyn DriverConnection>, Error> {
         runtime.sleep(Duration::from_millis(1)).await;
         if self.0.fail_connect.load(Ordering::SeqCst) {
-            return Err(Error::connection("could not connect to mock: connection refused"));
+            return Err(Error::connection(
+                "could not connect to mock: connection refused",
+            ));
         }
         self.0.connects.fetch_add(1, Ordering::SeqCst);
         Ok(Box::new(MockConnection {
@@ -91,15 +93,24 @@ struct MockConnection {
 impl MockConnection {
     /// `sleep <ms>` waits, `break` breaks the connection, `id` returns the connection id.
     async fn run(&mut self, sql: &str) -> Result<Vec<Row>, Error> {
-        self.script.log.lock().unwrap().push(format!("{}: {sql}", self.id));
+        self.script
+            .log
+            .lock()
+            .unwrap()
+            .push(format!("{}: {sql}", self.id));
         if let Some(ms) = sql.strip_prefix("sleep ") {
-            self.runtime.sleep(Duration::from_millis(ms.parse().unwrap())).await;
+            self.runtime
+                .sleep(Duration::from_millis(ms.parse().unwrap()))
+                .await;
         }
         if sql == "break" {
             self.broken = true;
             return Err(Error::connection("the mock connection broke"));
         }
-        Ok(vec![Row::new(Columns::new(["id".to_string()]), vec![Value::Int(self.id as i64)])])
+        Ok(vec![Row::new(
+            Columns::new(["id".to_string()]),
+            vec![Value::Int(self.id as i64)],
+        )])
     }
 
     fn set_transaction(&mut self, open: bool) {
@@ -244,7 +255,10 @@ fn cancelled_acquires_and_queries_never_leak_a_slot() {
         assert_eq!((status.in_use, status.waiting), (0, 0), "{status:?}");
         assert!(status.size <= 2, "{status:?}");
         assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
-        assert!(script.resets.load(Ordering::SeqCst) > 0, "interrupted connections are reset");
+        assert!(
+            script.resets.load(Ordering::SeqCst) > 0,
+            "interrupted connections are reset"
+        );
     });
 }
 
@@ -261,7 +275,10 @@ fn an_interrupted_connection_is_reset_before_anyone_reuses_it() {
         let mut conn = engine.acquire().await.unwrap();
         conn.execute("after", ()).await.unwrap();
         let log = script.log.lock().unwrap().clone();
-        let reset = log.iter().position(|l| l.ends_with("reset")).expect("a reset");
+        let reset = log
+            .iter()
+            .position(|l| l.ends_with("reset"))
+            .expect("a reset");
         let after = log.iter().position(|l| l.ends_with("after")).unwrap();
         assert!(reset < after, "{log:?}");
     });
@@ -276,11 +293,20 @@ fn a_dropped_transaction_is_rolled_back_on_the_same_connection_before_its_next_s
             let mut tx = conn.begin().await.unwrap();
             tx.execute("work", ()).await.unwrap();
         }
-        assert_eq!(script.open_transactions.load(Ordering::SeqCst), 1, "rolled back lazily");
+        assert_eq!(
+            script.open_transactions.load(Ordering::SeqCst),
+            1,
+            "rolled back lazily"
+        );
         conn.execute("next", ()).await.unwrap();
         assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
         let log = script.log.lock().unwrap().clone();
-        let tail: Vec<&str> = log.iter().rev().take(2).map(|l| l.split(": ").nth(1).unwrap()).collect();
+        let tail: Vec<&str> = log
+            .iter()
+            .rev()
+            .take(2)
+            .map(|l| l.split(": ").nth(1).unwrap())
+            .collect();
         assert_eq!(tail, ["next", "rollback"]);
     });
 }
@@ -320,7 +346,11 @@ fn broken_connections_are_discarded() {
         assert!(conn.execute("break", ()).await.is_err());
         drop(conn);
         let mut conn = engine.acquire().await.unwrap();
-        assert_eq!(conn.fetch_scalar::<i64>("id", ()).await.unwrap(), 1, "a new connection");
+        assert_eq!(
+            conn.fetch_scalar::<i64>("id", ()).await.unwrap(),
+            1,
+            "a new connection"
+        );
         assert_eq!(script.connects.load(Ordering::SeqCst), 2);
         assert_eq!(engine.metrics().connections_closed_broken, 1);
     });
@@ -334,11 +364,19 @@ fn background_task_expires_and_refills() {
         let status = engine.status();
         assert_eq!(status.idle, 2, "{status:?}");
         // Lifetimes of 100 ms over 400 ms: the refilled connections were replaced at least once.
-        assert!(script.connects.load(Ordering::SeqCst) >= 4, "{}", script.connects.load(Ordering::SeqCst));
+        assert!(
+            script.connects.load(Ordering::SeqCst) >= 4,
+            "{}",
+            script.connects.load(Ordering::SeqCst)
+        );
         engine.close().await;
         let connects = script.connects.load(Ordering::SeqCst);
         smol::Timer::after(Duration::from_millis(200)).await;
-        assert_eq!(script.connects.load(Ordering::SeqCst), connects, "the task ended with close");
+        assert_eq!(
+            script.connects.load(Ordering::SeqCst),
+            connects,
+            "the task ended with close"
+        );
     });
 }
 
@@ -352,7 +390,10 @@ fn background_task_ends_when_the_engine_is_dropped() {
         drop(engine);
         drop(script);
         smol::Timer::after(Duration::from_millis(1200)).await;
-        assert!(weak.upgrade().is_none(), "the pool (and its driver) was freed");
+        assert!(
+            weak.upgrade().is_none(),
+            "the pool (and its driver) was freed"
+        );
     });
 }
 
@@ -363,7 +404,9 @@ fn after_connect_runs_once_per_connection() {
         let engine = Engine::builder("mock://db?max_size=2")
             .driver(MockDriver(Arc::clone(&script)))
             .runtime(Smol)
-            .after_connect(|conn| Box::pin(async move { conn.execute("setup", ()).await.map(drop) }))
+            .after_connect(|conn| {
+                Box::pin(async move { conn.execute("setup", ()).await.map(drop) })
+            })
             .build()
             .unwrap();
         let a = engine.acquire().await.unwrap();
@@ -372,7 +415,13 @@ fn after_connect_runs_once_per_connection() {
         for _ in 0..5 {
             engine.execute("work", ()).await.unwrap();
         }
-        let setups = script.log.lock().unwrap().iter().filter(|l| l.ends_with("setup")).count();
+        let setups = script
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.ends_with("setup"))
+            .count();
         assert_eq!(setups, 2);
     });
 }
@@ -387,8 +436,14 @@ fn close_waits_for_connections_in_use_and_refuses_new_ones() {
             smol::spawn(async move { engine.close().await })
         };
         smol::Timer::after(Duration::from_millis(20)).await;
-        assert!(!closer.is_finished(), "close waits for the connection in use");
-        assert_eq!(engine.acquire().await.unwrap_err().kind(), ErrorKind::Closed);
+        assert!(
+            !closer.is_finished(),
+            "close waits for the connection in use"
+        );
+        assert_eq!(
+            engine.acquire().await.unwrap_err().kind(),
+            ErrorKind::Closed
+        );
         conn.execute("still works", ()).await.unwrap();
         drop(conn);
         closer.await;

@@ -8,103 +8,20 @@
 //!
 //! The runtimes are minimal stand-ins for `anysql-tokio`, `anysql-smol` and `anysql-async-std`.
 
-use std::io;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anysql_core::runtime::BoxFuture;
-use anysql_core::{BoxSocket, ConnectOptions, DriverConnection, Runtime, SharedRuntime, Value};
+use anysql_async_std::AsyncStdRuntime;
+use anysql_core::{ConnectOptions, DriverConnection, SharedRuntime, Value};
 use anysql_postgres::tokio_postgres;
 use anysql_postgres::{PgConnectOptions, PgConnection, PgHost};
-use async_trait::async_trait;
-use tokio_util::compat::FuturesAsyncReadCompatExt;
+use anysql_smol::SmolRuntime;
+use anysql_tokio::TokioRuntime;
 
 const QUERIES: usize = 2000;
 const ROUNDS: usize = 15;
 const ROWS: i64 = 1000;
 const SELECT: &str = "SELECT id, name, v FROM {t} WHERE id = $1";
-
-#[derive(Debug)]
-struct Tokio(tokio::runtime::Handle);
-
-#[async_trait]
-impl Runtime for Tokio {
-    fn name(&self) -> &'static str {
-        "tokio"
-    }
-    fn spawn(&self, task: BoxFuture<'static, ()>) {
-        self.0.spawn(task);
-    }
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        let _guard = self.0.enter();
-        Box::pin(tokio::time::sleep(duration))
-    }
-    async fn connect_tcp(&self, host: &str, port: u16) -> io::Result<BoxSocket> {
-        let stream = tokio::net::TcpStream::connect((host, port)).await?;
-        stream.set_nodelay(true)?;
-        Ok(Box::new(stream))
-    }
-    async fn connect_unix(&self, path: &Path) -> io::Result<BoxSocket> {
-        Ok(Box::new(tokio::net::UnixStream::connect(path).await?))
-    }
-}
-
-#[derive(Debug)]
-struct Smol;
-
-#[async_trait]
-impl Runtime for Smol {
-    fn name(&self) -> &'static str {
-        "smol"
-    }
-    fn spawn(&self, task: BoxFuture<'static, ()>) {
-        smol::spawn(task).detach();
-    }
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            smol::Timer::after(duration).await;
-        })
-    }
-    async fn connect_tcp(&self, host: &str, port: u16) -> io::Result<BoxSocket> {
-        let stream = smol::net::TcpStream::connect((host, port)).await?;
-        stream.set_nodelay(true)?;
-        Ok(Box::new(stream.compat()))
-    }
-    async fn connect_unix(&self, path: &Path) -> io::Result<BoxSocket> {
-        Ok(Box::new(
-            smol::net::unix::UnixStream::connect(path).await?.compat(),
-        ))
-    }
-}
-
-#[derive(Debug)]
-struct AsyncStd;
-
-#[async_trait]
-impl Runtime for AsyncStd {
-    fn name(&self) -> &'static str {
-        "async-std"
-    }
-    fn spawn(&self, task: BoxFuture<'static, ()>) {
-        drop(async_std::task::spawn(task));
-    }
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(async_std::task::sleep(duration))
-    }
-    async fn connect_tcp(&self, host: &str, port: u16) -> io::Result<BoxSocket> {
-        let stream = async_std::net::TcpStream::connect((host, port)).await?;
-        stream.set_nodelay(true)?;
-        Ok(Box::new(stream.compat()))
-    }
-    async fn connect_unix(&self, path: &Path) -> io::Result<BoxSocket> {
-        Ok(Box::new(
-            async_std::os::unix::net::UnixStream::connect(path)
-                .await?
-                .compat(),
-        ))
-    }
-}
 
 fn url() -> String {
     std::env::var("ANYSQL_PG_URL")
@@ -276,8 +193,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mt_rt: SharedRuntime = Arc::new(Tokio(mt.handle().clone()));
-    let ct_rt: SharedRuntime = Arc::new(Tokio(ct.handle().clone()));
+    let mt_rt: SharedRuntime = Arc::new(TokioRuntime::from_handle(mt.handle().clone()));
+    let ct_rt: SharedRuntime = Arc::new(TokioRuntime::from_handle(ct.handle().clone()));
     let table = mt.block_on(setup(mt_rt.clone()));
     if let Ok(only) = std::env::var("P1_PROFILE") {
         // One contender on tokio current-thread, for profiling: P1_PROFILE=raw|inline|spawned.
@@ -316,9 +233,9 @@ fn main() {
     );
     report(
         "smol (block_on)",
-        smol::block_on(p1(Arc::new(Smol), table.clone())),
+        smol::block_on(p1(Arc::new(SmolRuntime::new()), table.clone())),
     );
-    let task = async_std::task::spawn(p1(Arc::new(AsyncStd), table.clone()));
+    let task = async_std::task::spawn(p1(Arc::new(AsyncStdRuntime::new()), table.clone()));
     report("async-std (task)", async_std::task::block_on(task));
     mt.block_on(teardown(mt_rt, table));
 }

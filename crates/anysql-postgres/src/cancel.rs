@@ -1,10 +1,14 @@
 //! Cancel requests, sent over a new socket opened by the runtime.
 
 use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use anysql_core::{CancelQuery, Error, RuntimeExt, SharedRuntime};
+use anysql_core::{BoxSocket, CancelQuery, Error, RuntimeExt, SharedRuntime};
 use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::{CancelToken, NoTls};
 
 use crate::connect::open_socket;
@@ -45,7 +49,7 @@ impl PgCanceller {
                 .with_source(e)
             })?;
             self.token
-                .cancel_query_raw(socket, NoTls)
+                .cancel_query_raw(AwaitServerClose(socket), NoTls)
                 .await
                 .map_err(|e| {
                     Error::connection(format!("sending a cancel request to {} failed", self.host))
@@ -53,6 +57,51 @@ impl PgCanceller {
                 })
         };
         runtime.timeout(self.timeout, request).await?
+    }
+}
+
+/// The cancel socket, whose shutdown also waits for the server to close its end.
+///
+/// tokio-postgres returns from `cancel_query_raw` as soon as the request is written. The server
+/// signals the backend first and closes the socket after, so waiting for that close means the
+/// cancel has landed when `cancel()` returns. Without it, a cancel sent by `reset()` could arrive
+/// late and cancel the caller's next statement instead of the abandoned one.
+struct AwaitServerClose(BoxSocket);
+
+impl AsyncRead for AwaitServerClose {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for AwaitServerClose {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(Pin::new(&mut self.0).poll_shutdown(cx))?;
+        // The server sends nothing back on a cancel connection: read until it closes.
+        let mut scratch = [0_u8; 64];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            ready!(Pin::new(&mut self.0).poll_read(cx, &mut buf))?;
+            if buf.filled().is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+        }
     }
 }
 

@@ -1102,36 +1102,3 @@ async fn through_the_engine_a_dropped_query_does_not_block_reuse() {
     tx.commit().await.unwrap();
     engine.close().await;
 }
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
-}
-
-/// M1: a 1,000,000-row result streams in bounded memory. Run alone, since peak RSS is per process:
-/// `cargo test -p anysql-postgres --test postgres -- --ignored --nocapture million`.
-#[tokio::test]
-#[ignore = "measures the process's peak RSS; run alone"]
-async fn streams_a_million_rows_in_bounded_memory() {
-    for mode in MODES {
-        let mut conn = conn!(url_with(mode));
-        let sql = "SELECT g, repeat('x', 100) AS pad, g * 0.5::float8 AS half FROM generate_series(1, 1000000) g";
-        let mut rows = conn.fetch(sql, vec![]);
-        let mut n = 0;
-        while let Some(row) = rows.next().await {
-            row.unwrap();
-            n += 1;
-        }
-        drop(rows);
-        assert_eq!(n, 1_000_000);
-        assert_eq!(conn.execute(sql, vec![]).await.unwrap(), 1_000_000);
-        let peak = peak_rss_mb();
-        eprintln!("{mode}: peak RSS after streaming 1,000,000 rows twice: {peak:.1} MB");
-        assert!(peak < 50.0, "{peak} MB");
-    }
-}

@@ -59,6 +59,7 @@ impl ServerBinaries {
         versions.pop().map(|(_, dir)| ServerBinaries { dir })
     }
 
+    /// The directory holding the server binaries.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -93,6 +94,8 @@ pub struct Cluster {
     base: PathBuf,
     data: PathBuf,
     port: u16,
+    /// Where the server's Unix socket is; `None` if the path would be too long for one.
+    socket_dir: Option<PathBuf>,
     /// `Some("postgres")` when xtask runs as root.
     run_as: Option<&'static str>,
     stopped: bool,
@@ -152,6 +155,7 @@ impl Cluster {
             data: base.join("data"),
             base,
             port: 0,
+            socket_dir: None,
             run_as,
             stopped: false,
             _lock: lock,
@@ -167,14 +171,22 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/test", self.port)
     }
 
+    /// The TCP port the server listens on (loopback only).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The directory holding the server's Unix socket, if it has one.
+    pub fn socket_dir(&self) -> Option<&Path> {
+        self.socket_dir.as_deref()
+    }
+
+    /// The cluster's data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data
     }
 
+    /// The server binaries this cluster runs.
     pub fn binaries(&self) -> &ServerBinaries {
         &self.binaries
     }
@@ -196,9 +208,11 @@ impl Cluster {
         // Settings go into the configuration file rather than `pg_ctl -o`, which pg_ctl hands to a shell.
         let socket_dir = self.base.join("sock");
         let socket_dirs = if socket_path(&socket_dir, 65535).as_os_str().len() <= MAX_SOCKET_PATH {
-            socket_dir.to_string_lossy().replace('\'', "''")
+            let quoted = socket_dir.to_string_lossy().replace('\'', "''");
+            self.socket_dir = Some(socket_dir);
+            quoted
         } else {
-            // Too long for a socket path; the tests use TCP anyway.
+            // Too long for a socket path: TCP only, and the Unix-socket tests will say so.
             String::new()
         };
         let settings = format!(
@@ -255,6 +269,20 @@ impl Cluster {
             self.sh,
             "{createdb} -h 127.0.0.1 -p {port} -U postgres test"
         ))
+    }
+
+    /// Restarts the server on the same port and data, as an administrator or a crash recovery
+    /// would: every session is cut, and the server accepts connections again when this returns.
+    pub fn restart(&mut self) -> Result<()> {
+        ensure!(!self.stopped, "the throwaway cluster was already stopped");
+        let pg_ctl = self.binaries.tool("pg_ctl");
+        let log = self.log_file();
+        let command = server_cmd(&self.sh, self.run_as, &pg_ctl)
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&log);
+        run_checked(command.args(["-m", "fast", "-w", "-t", "60", "restart"]))
     }
 
     /// Stops the server and checks that none of its processes is left. Idempotent.

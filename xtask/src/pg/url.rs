@@ -10,13 +10,18 @@ use std::path::PathBuf;
 /// Where a PostgreSQL server is expected to accept connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
+    /// A TCP host and port.
     Tcp {
+        /// The host name or address.
         host: String,
+        /// The port.
         port: u16,
     },
     /// A Unix socket lives at `<dir>/.s.PGSQL.<port>`.
     Socket {
+        /// The socket directory.
         dir: PathBuf,
+        /// The port, part of the socket's file name.
         port: u16,
     },
 }
@@ -39,9 +44,13 @@ pub fn socket_path(dir: &std::path::Path, port: u16) -> PathBuf {
 /// The parts of a connection URL that xtask cares about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgUrl {
+    /// Where the server listens.
     pub endpoint: Endpoint,
+    /// The user name, if the URL gives one.
     pub user: Option<String>,
+    /// The database name, if the URL gives one.
     pub dbname: Option<String>,
+    /// Whether the URL carries a password (which xtask never prints).
     pub has_password: bool,
 }
 

@@ -1,50 +1,18 @@
 //! Test support: a minimal tokio [`Runtime`], connection helpers and unique names.
 #![allow(dead_code)]
 
-use std::io;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use anysql_core::runtime::BoxFuture;
-use anysql_core::{BoxSocket, ConnectOptions, Error, ErrorKind, Runtime, SharedRuntime};
+use anysql_core::{ConnectOptions, Error, ErrorKind, SharedRuntime};
 use anysql_postgres::{PgConnectOptions, PgConnection};
-use async_trait::async_trait;
 
-/// A tokio runtime for the tests, standing in for `anysql-tokio`.
-#[derive(Debug)]
-pub struct TestTokio(tokio::runtime::Handle);
+/// The tokio runtime of the current test.
+pub struct TestTokio;
 
 impl TestTokio {
     pub fn shared() -> SharedRuntime {
-        Arc::new(TestTokio(tokio::runtime::Handle::current()))
-    }
-}
-
-#[async_trait]
-impl Runtime for TestTokio {
-    fn name(&self) -> &'static str {
-        "tokio-test"
-    }
-
-    fn spawn(&self, task: BoxFuture<'static, ()>) {
-        self.0.spawn(task);
-    }
-
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        let _guard = self.0.enter();
-        Box::pin(tokio::time::sleep(duration))
-    }
-
-    async fn connect_tcp(&self, host: &str, port: u16) -> io::Result<BoxSocket> {
-        let stream = tokio::net::TcpStream::connect((host, port)).await?;
-        stream.set_nodelay(true)?;
-        Ok(Box::new(stream))
-    }
-
-    async fn connect_unix(&self, path: &Path) -> io::Result<BoxSocket> {
-        Ok(Box::new(tokio::net::UnixStream::connect(path).await?))
+        Arc::new(anysql_tokio::TokioRuntime::current().expect("inside a tokio test"))
     }
 }
 
