@@ -99,11 +99,16 @@ impl<F: Future> Future for Entered<F> {
 
 impl TokioRuntime {
     async fn entered<F: Future>(&self, future: F) -> io::Result<F::Output> {
-        let entered = Entered { handle: self.handle.clone(), future: Box::pin(future) };
+        let entered = Entered {
+            handle: self.handle.clone(),
+            future: Box::pin(future),
+        };
         futures_lite::FutureExt::catch_unwind(AssertUnwindSafe(entered))
             .await
             .map_err(|_| {
-                io::Error::other("the tokio runtime has I/O disabled: build it with enable_all() or enable_io()")
+                io::Error::other(
+                    "the tokio runtime has I/O disabled: build it with enable_all() or enable_io()",
+                )
             })
     }
 }
@@ -125,14 +130,18 @@ impl Runtime for TokioRuntime {
     }
 
     async fn connect_tcp(&self, host: &str, port: u16) -> io::Result<BoxSocket> {
-        let stream = self.entered(tokio::net::TcpStream::connect((host, port))).await??;
+        let stream = self
+            .entered(tokio::net::TcpStream::connect((host, port)))
+            .await??;
         stream.set_nodelay(true)?;
         Ok(Box::new(stream))
     }
 
     #[cfg(unix)]
     async fn connect_unix(&self, path: &Path) -> io::Result<BoxSocket> {
-        let stream = self.entered(tokio::net::UnixStream::connect(path)).await??;
+        let stream = self
+            .entered(tokio::net::UnixStream::connect(path))
+            .await??;
         Ok(Box::new(stream))
     }
 
@@ -154,7 +163,9 @@ mod tests {
 
     #[test]
     fn timers_disabled_is_a_clear_error() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let err = rt.block_on(async { TokioRuntime::current() }).unwrap_err();
         assert!(err.message().contains("timers disabled"), "{err}");
     }
@@ -162,7 +173,9 @@ mod tests {
     #[test]
     fn sockets_work_when_polled_outside_tokio() {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let port = listener.local_addr().unwrap().port();
         rt.spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
@@ -170,7 +183,8 @@ mod tests {
         });
         let runtime = TokioRuntime::from_handle(rt.handle().clone());
         // Polled by futures-lite's block_on on this (non-tokio) thread.
-        let mut socket = futures_lite::future::block_on(runtime.connect_tcp("127.0.0.1", port)).unwrap();
+        let mut socket =
+            futures_lite::future::block_on(runtime.connect_tcp("127.0.0.1", port)).unwrap();
         let mut buf = [0; 2];
         futures_lite::future::block_on(async {
             let (tx, rx) = std::sync::mpsc::channel();
@@ -186,8 +200,14 @@ mod tests {
     fn connection_refused_is_an_io_error() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let runtime = TokioRuntime::from_handle(rt.handle().clone());
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let err = rt.block_on(runtime.connect_tcp("127.0.0.1", port)).unwrap_err();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = rt
+            .block_on(runtime.connect_tcp("127.0.0.1", port))
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
     }
 }

@@ -14,7 +14,8 @@ use anysql::prelude::*;
 
 async fn run() -> Result<(), Error> {
     let dir = std::env::temp_dir().join(format!("anysql-quickstart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::configuration("cannot create a temp dir").with_source(e))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::configuration("cannot create a temp dir").with_source(e))?;
     let path = dir.join("quickstart.db");
     let engine = create_async_engine(&format!("sqlite://{}", path.display()))?;
     println!("engine: {} on {}", engine.url(), engine.runtime().name());
@@ -29,24 +30,37 @@ async fn run() -> Result<(), Error> {
 
     // A transaction commits all its inserts at once, or none of them.
     let mut tx = conn.begin().await?;
-    for (title, done, hours) in [("write the docs", true, Some(1.5)), ("ship it", false, None)] {
-        tx.execute("INSERT INTO tasks (title, done, hours) VALUES ($1, $2, $3)", (title, done, hours))
-            .await?;
+    for (title, done, hours) in [
+        ("write the docs", true, Some(1.5)),
+        ("ship it", false, None),
+    ] {
+        tx.execute(
+            "INSERT INTO tasks (title, done, hours) VALUES ($1, $2, $3)",
+            (title, done, hours),
+        )
+        .await?;
     }
     tx.commit().await?;
 
     // A transaction dropped without commit rolls back.
     {
         let mut tx = conn.begin().await?;
-        tx.execute("INSERT INTO tasks (title, done) VALUES ($1, $2)", ("never seen", false)).await?;
+        tx.execute(
+            "INSERT INTO tasks (title, done) VALUES ($1, $2)",
+            ("never seen", false),
+        )
+        .await?;
     }
 
-    let tasks: Vec<(i64, String, bool, Option<f64>)> =
-        conn.fetch_all_as("SELECT id, title, done, hours FROM tasks ORDER BY id", ()).await?;
+    let tasks: Vec<(i64, String, bool, Option<f64>)> = conn
+        .fetch_all_as("SELECT id, title, done, hours FROM tasks ORDER BY id", ())
+        .await?;
     for (id, title, done, hours) in &tasks {
         println!("task {id}: {title:<16} done={done:<5} hours={hours:?}");
     }
-    let open: i64 = conn.fetch_scalar("SELECT count(*) FROM tasks WHERE NOT done", ()).await?;
+    let open: i64 = conn
+        .fetch_scalar("SELECT count(*) FROM tasks WHERE NOT done", ())
+        .await?;
     println!("{} tasks, {open} open", tasks.len());
 
     drop(conn);
@@ -65,14 +79,24 @@ fn main() -> Result<(), Error> {
     async_std::task::block_on(run())
 }
 
-#[cfg(all(feature = "runtime-tokio", not(feature = "runtime-smol"), not(feature = "runtime-async-std")))]
+#[cfg(all(
+    feature = "runtime-tokio",
+    not(feature = "runtime-smol"),
+    not(feature = "runtime-async-std")
+))]
 fn main() -> Result<(), Error> {
     tokio::runtime::Runtime::new()
         .map_err(|e| Error::configuration("cannot start tokio").with_source(e))?
         .block_on(run())
 }
 
-#[cfg(not(any(feature = "runtime-tokio", feature = "runtime-smol", feature = "runtime-async-std")))]
+#[cfg(not(any(
+    feature = "runtime-tokio",
+    feature = "runtime-smol",
+    feature = "runtime-async-std"
+)))]
 fn main() {
-    eprintln!("enable a runtime feature: --features runtime-tokio, runtime-smol or runtime-async-std");
+    eprintln!(
+        "enable a runtime feature: --features runtime-tokio, runtime-smol or runtime-async-std"
+    );
 }

@@ -45,7 +45,6 @@
 //! one explicitly, which always wins. With no runtime feature, building an engine fails with
 //! [`ErrorKind::NoRuntime`] unless you pass a runtime.
 
-
 use std::fmt;
 use std::ops::Deref;
 
@@ -213,8 +212,8 @@ pub fn create_async_engine(url: &str) -> Result<Engine> {
 /// The common imports: `use anysql::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        create_async_engine, Connection, Engine, Error, ErrorKind, FromRow, FromValue, Row, ToValue,
-        Transaction, Value,
+        create_async_engine, Connection, Engine, Error, ErrorKind, FromRow, FromValue, Row,
+        ToValue, Transaction, Value,
     };
     #[cfg(feature = "sqlite")]
     pub use anysql_sqlite::SqliteConnectionExt as _;
