@@ -256,7 +256,9 @@ fn run_with(sh: &Shell, options: Options) -> Result<ExitCode> {
     let cells = options.cells();
     if options.list {
         if options.runs_unit_step() {
-            println!("{UNIT_ROW:<22}  cargo test --workspace --exclude {SUITE}");
+            println!(
+                "{UNIT_ROW:<22}  cargo test --workspace --exclude {SUITE} --exclude anysql-benches"
+            );
         }
         for cell in &cells {
             println!(
@@ -319,7 +321,7 @@ impl Runner<'_> {
         let cargo = &self.cargo;
         let command = cmd!(
             self.sh,
-            "{cargo} test --workspace --locked --no-fail-fast --exclude {SUITE}"
+            "{cargo} test --workspace --locked --no-fail-fast --exclude {SUITE} --exclude anysql-benches"
         );
         run_tests(UNIT_ROW, command, "", self.verbose)
     }

@@ -173,6 +173,16 @@ pub fn rows(n: usize) -> Vec<(i64, String, f64)> {
     (1..=n as i64).map(row_for).collect()
 }
 
+/// Every implementation either binary measures.
+pub const IMPLS: [&str; 6] = [
+    "raw",
+    "anysql-tokio",
+    "anysql-smol",
+    "anysql-async-std",
+    "sqlx",
+    "tokio-rusqlite",
+];
+
 /// What to run: `run [--quick] [--only S1,P1] [--json path] [--no-pg] [--impls raw,sqlx]`.
 #[derive(Clone, Debug)]
 pub struct RunArgs {
@@ -218,7 +228,14 @@ impl RunArgs {
                     let list = args
                         .next()
                         .ok_or("--impls needs a list such as raw,anysql-tokio")?;
-                    run.impls = Some(list.split(',').map(|s| s.trim().to_owned()).collect());
+                    let impls: Vec<String> = list.split(',').map(|s| s.trim().to_owned()).collect();
+                    if let Some(bad) = impls.iter().find(|i| !IMPLS.contains(&i.as_str())) {
+                        return Err(format!(
+                            "unknown implementation `{bad}`; expected {}",
+                            IMPLS.join(", ")
+                        ));
+                    }
+                    run.impls = Some(impls);
                 }
                 other => return Err(format!("unknown argument `{other}`")),
             }
@@ -255,6 +272,27 @@ pub fn pg_url() -> String {
         .ok()
         .filter(|url| !url.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_PG_URL.to_owned())
+}
+
+/// A temporary directory, removed when dropped (also when a panic unwinds).
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates `<tmp>/<prefix>-<pid>`, emptied first.
+    pub fn new(prefix: &str) -> Result<TempDir, String> {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// `url` with its password, if any, replaced by `***`.
@@ -477,7 +515,9 @@ pub fn measure(
                 }
             }
         }
-        order.rotate_left(1);
+        if !order.is_empty() {
+            order.rotate_left(1);
+        }
     }
     for (i, bench) in benches.iter().enumerate() {
         if failed[i] {

@@ -74,6 +74,7 @@ pub struct RawPg {
     select_one: Statement,
     select_all: Statement,
     insert: Statement,
+    dropped: bool,
 }
 
 impl RawPg {
@@ -109,11 +110,13 @@ impl RawPg {
             select_one,
             select_all,
             insert,
+            dropped: false,
         })
     }
 
-    /// Drops this run's tables.
-    pub fn drop_tables(&self) -> Result<(), String> {
+    /// Drops this run's tables (also done on drop, errors ignored, if not done before).
+    pub fn drop_tables(&mut self) -> Result<(), String> {
+        self.dropped = true;
         let client = Arc::clone(&self.client);
         let sql = format!(
             "DROP TABLE IF EXISTS {}, {}",
@@ -133,6 +136,14 @@ impl RawPg {
         match self.handle.block_on(self.handle.spawn(fut)) {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(e) => Err(format!("the task failed: {e}")),
+        }
+    }
+}
+
+impl Drop for RawPg {
+    fn drop(&mut self) {
+        if !self.dropped {
+            let _ = self.drop_tables();
         }
     }
 }

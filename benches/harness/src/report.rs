@@ -103,14 +103,20 @@ struct Inputs {
 }
 
 impl Inputs {
-    /// The median of `key` for `imp`, from the main harness (`main`) or the peers.
-    fn value(&self, key: &str, imp: &str, main: bool) -> Option<f64> {
-        self.runs
+    /// The median of `key` for `imp`, from the main harness (`main`) or the peers, and the
+    /// samples of every round.
+    fn result(&self, key: &str, imp: &str, main: bool) -> Option<(f64, Vec<f64>)> {
+        let result = self
+            .runs
             .iter()
             .filter(|run| (run["source"] == MAIN_SOURCE) == main)
             .flat_map(|run| run["results"].as_array().into_iter().flatten())
-            .find(|r| r["workload"] == key && r["impl"] == imp)
-            .and_then(|r| r["value"].as_f64())
+            .find(|r| r["workload"] == key && r["impl"] == imp)?;
+        let samples = result["samples"]
+            .as_array()
+            .map(|s| s.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        Some((result["value"].as_f64()?, samples))
     }
 
     fn quick(&self) -> bool {
@@ -126,30 +132,51 @@ fn cost_ratio(key: &str, value: f64, raw: f64) -> f64 {
     }
 }
 
+/// The cost of `imp` relative to `raw`: the median of the per-round ratios when both have one sample
+/// per round (rounds interleave the implementations, so a round's two samples were taken seconds
+/// apart and share the machine's state), else the ratio of the medians.
+fn paired_ratio(key: &str, imp: &(f64, Vec<f64>), raw: &(f64, Vec<f64>)) -> f64 {
+    if !imp.1.is_empty() && imp.1.len() == raw.1.len() {
+        let ratios: Vec<f64> = imp
+            .1
+            .iter()
+            .zip(&raw.1)
+            .map(|(v, r)| cost_ratio(key, *v, *r))
+            .collect();
+        crate::common::median(&ratios)
+    } else {
+        cost_ratio(key, imp.0, raw.0)
+    }
+}
+
 fn build_rows(inputs: &Inputs) -> Vec<TableRow> {
     let mut rows = Vec::new();
     for (key, label, target) in ROWS {
         let unit = crate::common::unit_of(key);
-        let main_raw = inputs.value(key, "raw", true);
-        let peers_raw = inputs.value(key, "raw", false);
+        let main_raw = inputs.result(key, "raw", true);
+        let peers_raw = inputs.result(key, "raw", false);
         let mut cells = Vec::new();
         for imp in COLUMNS {
             let cell = if imp == "raw" {
                 main_raw
-                    .or(peers_raw)
-                    .map(|value| Cell { value, ratio: None })
+                    .as_ref()
+                    .or(peers_raw.as_ref())
+                    .map(|(value, _)| Cell {
+                        value: *value,
+                        ratio: None,
+                    })
             } else {
                 let is_peer = PEERS.contains(&imp);
                 let raw = if is_peer {
-                    peers_raw.or(main_raw)
+                    peers_raw.as_ref().or(main_raw.as_ref())
                 } else {
-                    main_raw
+                    main_raw.as_ref()
                 };
-                inputs.value(key, imp, !is_peer).map(|value| Cell {
-                    value,
+                inputs.result(key, imp, !is_peer).map(|result| Cell {
+                    value: result.0,
                     ratio: match (unit, raw) {
                         ("MB", _) | (_, None) => None,
-                        (_, Some(raw)) => Some(cost_ratio(key, value, raw)),
+                        (_, Some(raw)) => Some(paired_ratio(key, &result, raw)),
                     },
                 })
             };
@@ -165,7 +192,7 @@ fn build_rows(inputs: &Inputs) -> Vec<TableRow> {
             target,
             cells,
             holds: String::new(),
-            peers_raw,
+            peers_raw: peers_raw.map(|(value, _)| value),
         };
         row.holds = holds(&row);
         rows.push(row);
@@ -356,6 +383,18 @@ fn machine() -> Value {
     json!({ "nproc": nproc, "cpu": cpu, "os": std::env::consts::OS })
 }
 
+/// `git describe --always --dirty` of the working directory, if git answers.
+fn commit() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
 /// `report --input a.json [--input b.json] [--json out] [--markdown out.md] [--svg chart.svg]`.
 pub fn main(args: &[String]) -> Result<(), String> {
     let mut inputs = Vec::new();
@@ -455,6 +494,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         let merged = json!({
             "generated_unix": generated,
             "quick": inputs.quick(),
+            "commit": commit(),
             "machine": machine,
             "ratio": "cost relative to raw: time / raw time, or raw throughput / throughput (S5); lower is better",
             "columns": COLUMNS,

@@ -88,9 +88,8 @@ fn run(args: RunArgs) -> Result<(), String> {
     };
     let (sqlite_workloads, pg_workloads) = (selected(false), selected(true));
 
-    let dir = std::env::temp_dir().join(format!("anysql-bench-peers-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let tmp = common::TempDir::new("anysql-bench-peers")?;
+    let dir = tmp.0.clone();
     let sqlite_path = if sqlite_workloads.is_empty() {
         None
     } else {
@@ -177,12 +176,12 @@ fn run(args: RunArgs) -> Result<(), String> {
         Ok::<(), String>(())
     })();
 
-    if let Some(pg) = &raw_pg {
+    if let Some(pg) = raw_pg.as_mut() {
         if let Err(e) = pg.drop_tables() {
             out.note(format!("dropping the PostgreSQL tables failed: {e}"));
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     result?;
 
     match &args.json {

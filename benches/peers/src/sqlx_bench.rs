@@ -18,7 +18,7 @@ use tokio::runtime::Handle;
 
 use crate::common::{us_per, Bench, Db, M1Args, RepResult, Sizes, Workload};
 use crate::raw_pg::PgTables;
-use crate::raw_sqlite::{CLEAR, INSERT, INSERT_AUTO, SELECT_ALL, SELECT_ONE};
+use crate::raw_sqlite::{CHECKPOINT, CLEAR, INSERT, INSERT_AUTO, SELECT_ALL, SELECT_ONE};
 
 /// The PostgreSQL pool size (the reference setup: a pool of 8).
 pub const PG_MAX_CONNECTIONS: u32 = 8;
@@ -193,6 +193,7 @@ async fn s2(
 ) -> Result<Vec<(&'static str, f64)>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     sqlx::query(CLEAR).execute(&mut *conn).await?;
+    sqlx::query(CHECKPOINT).fetch_all(&mut *conn).await?;
     let started = Instant::now();
     let mut tx = conn.begin().await?;
     for (id, name, v) in rows.iter() {
@@ -213,6 +214,7 @@ async fn s3(
 ) -> Result<Vec<(&'static str, f64)>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     sqlx::query(CLEAR).execute(&mut *conn).await?;
+    sqlx::query(CHECKPOINT).fetch_all(&mut *conn).await?;
     let started = Instant::now();
     let mut tx = conn.begin().await?;
     for chunk in rows.chunks(S3_CHUNK) {

@@ -12,7 +12,7 @@ use tokio::runtime::Handle;
 use tokio_rusqlite::Connection;
 
 use crate::common::{us_per, Bench, Db, M1Args, RepResult, Sizes, Workload};
-use crate::raw_sqlite::{CLEAR, INSERT, INSERT_AUTO, SELECT_ALL, SELECT_ONE};
+use crate::raw_sqlite::{CHECKPOINT, CLEAR, INSERT, INSERT_AUTO, SELECT_ALL, SELECT_ONE};
 
 type Tuple = (i64, String, f64);
 type Error = tokio_rusqlite::Error<rusqlite::Error>;
@@ -121,7 +121,11 @@ async fn s2(
     rows: Arc<Vec<Tuple>>,
 ) -> Result<Vec<(&'static str, f64)>, Error> {
     let conn = &conns[0];
-    conn.call(|c| c.execute(CLEAR, [])).await?;
+    conn.call(|c| {
+        c.execute(CLEAR, [])?;
+        c.query_row(CHECKPOINT, [], |_| Ok(()))
+    })
+    .await?;
     let started = Instant::now();
     conn.call(|c| c.execute_batch("BEGIN")).await?;
     for (id, name, v) in rows.iter() {
@@ -138,7 +142,11 @@ async fn s3(
     rows: Arc<Vec<Tuple>>,
 ) -> Result<Vec<(&'static str, f64)>, Error> {
     let conn = &conns[0];
-    conn.call(|c| c.execute(CLEAR, [])).await?;
+    conn.call(|c| {
+        c.execute(CLEAR, [])?;
+        c.query_row(CHECKPOINT, [], |_| Ok(()))
+    })
+    .await?;
     let n = rows.len();
     let started = Instant::now();
     conn.call(move |c| {
