@@ -10,6 +10,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use crate::connection::Connection;
 use crate::driver::{Connector, DriverConnection};
 use crate::error::{Error, ErrorKind};
+use crate::option_values::{parse_bool, parse_duration};
 use crate::runtime::{with_deadline, BoxFuture, SharedRuntime};
 
 /// A hook run on every new connection before it is first handed out, from
@@ -82,11 +83,7 @@ impl PoolOptions {
             "idle_timeout" => self.idle_timeout = optional_duration()?,
             "max_lifetime" => self.max_lifetime = optional_duration()?,
             "health_check" => {
-                self.health_check = match value {
-                    "true" | "on" | "1" => true,
-                    "false" | "off" | "0" => false,
-                    _ => return Err(bad("true or false")),
-                }
+                self.health_check = parse_bool(value).ok_or_else(|| bad("true or false"))?
             }
             _ => return Err(Error::configuration(format!("unknown pool option `{key}`"))),
         }
@@ -107,23 +104,6 @@ impl PoolOptions {
         }
         Ok(())
     }
-}
-
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// A snapshot of the pool, from [`Engine::status`](crate::Engine::status).
@@ -554,16 +534,6 @@ impl Drop for DecrementOnDrop<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("5 parsecs"), None);
-        assert_eq!(parse_duration("-1s"), None);
-    }
 
     #[test]
     fn url_params_are_checked() {

@@ -1,4 +1,5 @@
-//! Translation of `$1, $2, …` placeholders for databases that spell them otherwise.
+//! A small SQL lexer for drivers: placeholder translation and statement counting, skipping string
+//! literals, quoted identifiers and comments.
 
 use std::borrow::Cow;
 
@@ -9,7 +10,7 @@ use std::borrow::Cow;
 /// so `$2 … $1` would bind backwards; rewriting to `?2 … ?1` keeps the numbers meaningful.
 ///
 /// ```
-/// use anysql_core::placeholders::rewrite_dollar_placeholders;
+/// use anysql_core::sql::rewrite_dollar_placeholders;
 ///
 /// let sql = "SELECT '$1', \"$2\", $2 -- $3\n + $1 /* $4 */";
 /// assert_eq!(
@@ -50,6 +51,42 @@ pub fn rewrite_dollar_placeholders(sql: &str, prefix: char) -> Cow<'_, str> {
     }
 }
 
+/// Whether `sql` holds anything but whitespace, comments and semicolons after its first semicolon
+/// outside literals, quoted identifiers and comments: whether it is a script of several statements.
+///
+/// It errs on the side of "yes": a `CREATE TRIGGER … BEGIN …; END` counts as several statements.
+///
+/// ```
+/// use anysql_core::sql::has_more_statements;
+///
+/// assert!(has_more_statements("CREATE TABLE a (x); CREATE TABLE b (y)"));
+/// assert!(!has_more_statements("SELECT ';' ; -- done;\n"));
+/// ```
+pub fn has_more_statements(sql: &str) -> bool {
+    if !sql.contains(';') {
+        return false;
+    }
+    let bytes = sql.as_bytes();
+    let mut after_semicolon = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'-' if bytes.get(i + 1) == Some(&b'-') => i = skip_until(bytes, i + 2, b"\n"),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_until(bytes, i + 2, b"*/"),
+            b';' => {
+                after_semicolon = true;
+                i += 1;
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            _ if after_semicolon => return true,
+            quote @ (b'\'' | b'"' | b'`') => i = skip_quoted(bytes, i + 1, quote),
+            b'[' => i = skip_until(bytes, i + 1, b"]"),
+            _ => i += 1,
+        }
+    }
+    false
+}
+
 /// Skips a quoted run whose quote is escaped by doubling it; returns the index after the closing quote.
 fn skip_quoted(bytes: &[u8], mut i: usize, quote: u8) -> usize {
     while i < bytes.len() {
@@ -75,7 +112,20 @@ fn skip_until(bytes: &[u8], from: usize, end: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::has_more_statements as more;
     use super::rewrite_dollar_placeholders as rewrite;
+
+    #[test]
+    fn counts_statements_outside_literals_and_comments() {
+        assert!(!more("SELECT 1"));
+        assert!(!more("SELECT 1;"));
+        assert!(!more("SELECT 1; -- trailing comment"));
+        assert!(!more("SELECT 1; /* c */ ;  "));
+        assert!(!more("SELECT 'a;b', \"c;d\", [e;f], `g;h`"));
+        assert!(more("SELECT 1; SELECT 2"));
+        assert!(more("INSERT INTO t VALUES (';'); DELETE FROM t"));
+        assert!(!more("SELECT 'unterminated; SELECT 2"));
+    }
 
     #[test]
     fn leaves_sql_without_placeholders_borrowed() {
