@@ -48,6 +48,35 @@ conformance!(
     password_never_shows,
 );
 
+/// One row of `all_types`: id, bool, i8, i16, i32, i64, u32, f32, f64, text, bytes.
+type AllTypes<'a> = (
+    i64,
+    bool,
+    i8,
+    i16,
+    i32,
+    i64,
+    u32,
+    f32,
+    f64,
+    &'a str,
+    &'a [u8],
+);
+
+/// The same columns read back as NULL-able values (id excluded).
+type AllTypesNullable = (
+    Option<bool>,
+    Option<i8>,
+    Option<i16>,
+    Option<i32>,
+    Option<i64>,
+    Option<u32>,
+    Option<f32>,
+    Option<f64>,
+    Option<String>,
+    Option<Vec<u8>>,
+);
+
 async fn create_all_types(conn: &mut Connection, db: &TestDb) -> Result<(), Error> {
     let sql = format!(
         "CREATE TABLE all_types (id INTEGER PRIMARY KEY, b BOOLEAN, i8v SMALLINT, i16v SMALLINT, \
@@ -62,7 +91,7 @@ async fn round_trips_every_type(db: TestDb) -> Result<(), Error> {
     let engine = db.engine();
     let mut conn = engine.acquire().await?;
     create_all_types(&mut conn, &db).await?;
-    let cases: [(i64, bool, i8, i16, i32, i64, u32, f32, f64, &str, &[u8]); 3] = [
+    let cases: [AllTypes<'_>; 3] = [
         (
             1,
             true,
@@ -181,18 +210,7 @@ async fn null_round_trips_in_every_column(db: TestDb) -> Result<(), Error> {
         )
         .await?;
     assert!(row.values().iter().all(Value::is_null), "{row:?}");
-    let typed: (
-        Option<bool>,
-        Option<i8>,
-        Option<i16>,
-        Option<i32>,
-        Option<i64>,
-        Option<u32>,
-        Option<f32>,
-        Option<f64>,
-        Option<String>,
-        Option<Vec<u8>>,
-    ) = row.clone().decode()?;
+    let typed: AllTypesNullable = row.clone().decode()?;
     assert_eq!(
         typed,
         (None, None, None, None, None, None, None, None, None, None)

@@ -356,23 +356,43 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 async fn engine_survives_a_server_restart_without_being_rebuilt(_db: TestDb) -> Result<(), Error> {
     use xtask::pg::cluster::{Cluster, ServerBinaries};
     let Some(binaries) = ServerBinaries::find() else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI needs the PostgreSQL server binaries");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI needs the PostgreSQL server binaries"
+        );
         eprintln!("SKIPPED: no initdb/pg_ctl to start a server of our own");
         return Ok(());
     };
     // A directory of its own, so that it never waits on the lock of a cluster xtask is running.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/anysql-pg-restart-test");
-    let cluster = blocking(move || Cluster::start(binaries, &dir).map_err(|e| format!("{e:#}"))).await;
-    let mut cluster = cluster.map_err(|e| Error::connection(format!("the throwaway cluster did not start: {e}")))?;
-    let engine = Engine::builder(&cluster.url()).max_size(2).acquire_timeout(Duration::from_secs(20)).build()?;
-    engine.execute("CREATE TABLE survivors (id INTEGER PRIMARY KEY)", ()).await?;
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/anysql-pg-restart-test");
+    let cluster =
+        blocking(move || Cluster::start(binaries, &dir).map_err(|e| format!("{e:#}"))).await;
+    let mut cluster = cluster
+        .map_err(|e| Error::connection(format!("the throwaway cluster did not start: {e}")))?;
+    let engine = Engine::builder(&cluster.url())
+        .max_size(2)
+        .acquire_timeout(Duration::from_secs(20))
+        .build()?;
+    engine
+        .execute("CREATE TABLE survivors (id INTEGER PRIMARY KEY)", ())
+        .await?;
     let mut a = engine.acquire().await?;
     let mut b = engine.acquire().await?;
-    a.execute("INSERT INTO survivors (id) VALUES (1)", ()).await?;
-    b.execute("INSERT INTO survivors (id) VALUES (2)", ()).await?;
+    a.execute("INSERT INTO survivors (id) VALUES (1)", ())
+        .await?;
+    b.execute("INSERT INTO survivors (id) VALUES (2)", ())
+        .await?;
     drop((a, b));
 
-    let cluster = blocking(move || cluster.restart().map(|()| cluster).map_err(|e| format!("{e:#}"))).await;
+    let cluster = blocking(move || {
+        cluster
+            .restart()
+            .map(|()| cluster)
+            .map_err(|e| format!("{e:#}"))
+    })
+    .await;
     let mut cluster = cluster.map_err(|e| Error::connection(format!("the restart failed: {e}")))?;
 
     // Pooled connections died with the server: each fails once at most, as a connection error,
@@ -380,21 +400,34 @@ async fn engine_survives_a_server_restart_without_being_rebuilt(_db: TestDb) -> 
     let mut failures = 0;
     let mut rows = None;
     for _ in 0..10 {
-        match engine.fetch_scalar::<i64>("SELECT count(*) FROM survivors", ()).await {
+        match engine
+            .fetch_scalar::<i64>("SELECT count(*) FROM survivors", ())
+            .await
+        {
             Ok(n) => {
                 rows = Some(n);
                 break;
             }
             Err(e) => {
-                assert!(matches!(e.kind(), ErrorKind::Connection | ErrorKind::Closed), "{e:?}");
+                assert!(
+                    matches!(e.kind(), ErrorKind::Connection | ErrorKind::Closed),
+                    "{e:?}"
+                );
                 failures += 1;
             }
         }
     }
-    assert_eq!(rows, Some(2), "committed rows survive the restart ({failures} failures first)");
+    assert_eq!(
+        rows,
+        Some(2),
+        "committed rows survive the restart ({failures} failures first)"
+    );
     assert!(failures <= 2, "{failures} failures for a pool of 2");
     for i in 0..5_i64 {
-        assert_eq!(engine.fetch_scalar::<i64>("SELECT $1::int8", (i,)).await?, i);
+        assert_eq!(
+            engine.fetch_scalar::<i64>("SELECT $1::int8", (i,)).await?,
+            i
+        );
     }
     assert_eq!(engine.status().in_use, 0);
     engine.close().await;

@@ -99,8 +99,9 @@ impl ConnectOptions {
         let url = match Url::parse(&rebuilt) {
             Ok(url) => Some(url),
             // libpq URLs may name several hosts (`h1:5432,h2:5433`) or none (`postgres://u@/db`),
-            // which the `url` crate rejects; the PostgreSQL driver parses those itself.
-            Err(_) if matches!(scheme.as_str(), "postgres" | "postgresql") => None,
+            // and SQLite paths are not hosts (`sqlite://:memory:`, `sqlite://my data.db`): the
+            // `url` crate rejects those, and the drivers parse them themselves.
+            Err(_) if matches!(scheme.as_str(), "postgres" | "postgresql" | "sqlite") => None,
             // A hierarchical URL must parse; opaque forms such as `sqlite::memory:` are the driver's.
             Err(e) if trimmed[colon..].starts_with("://") => {
                 return Err(Error::configuration(format!(
@@ -287,6 +288,14 @@ mod tests {
     fn opaque_and_key_value_forms() {
         let o = ConnectOptions::parse("sqlite::memory:").unwrap();
         assert_eq!((o.scheme(), o.location()), ("sqlite", ":memory:"));
+        for path in [
+            "sqlite://:memory:",
+            "sqlite://my data.db",
+            "sqlite://a:b.db",
+        ] {
+            let o = ConnectOptions::parse(path).unwrap();
+            assert_eq!(o.location(), &path["sqlite:".len()..]);
+        }
         let o = ConnectOptions::parse("host=localhost port=5432").unwrap();
         assert_eq!(o.scheme(), "postgres");
         assert!(o.url().is_none());

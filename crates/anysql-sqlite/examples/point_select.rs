@@ -349,6 +349,32 @@ fn main() {
     raw_s4.print(None);
     s4.print(Some(&raw_s4));
 
+    // ---- S5
+    let (mut raw_reads, mut raw_writes) = (Vec::new(), Vec::new());
+    let (mut reads, mut writes) = (Vec::new(), Vec::new());
+    for round in 0..rounds.min(3) {
+        let (r, w) = s5_raw(&path, round as u64);
+        raw_reads.push(r);
+        raw_writes.push(w);
+        let (r, w) = tokio_multi.block_on(s5_anysql(&url, round as u64));
+        reads.push(r);
+        writes.push(w);
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    println!("\nS5 4 readers and 1 writer for 1 s (best round; tokio multi-thread, 2 workers)");
+    println!(
+        "  {:<46} {:>9.0} reads/s {:>7.0} writes/s",
+        "raw rusqlite, 5 OS threads",
+        best(&raw_reads),
+        best(&raw_writes)
+    );
+    println!(
+        "  {:<46} {:>9.0} reads/s {:>7.0} writes/s",
+        "anysql, 5 tasks",
+        best(&reads),
+        best(&writes)
+    );
+
     // ---- M1
     let started = Instant::now();
     let streamed = futures_lite::future::block_on(async {
@@ -371,6 +397,99 @@ fn main() {
     futures_lite::future::block_on(conn.close()).expect("close");
     drop(raw);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const S5_INSERT: &str = "INSERT INTO t2 (name, v) VALUES ('w', 1.5)";
+
+/// S5 on raw rusqlite: 4 reader threads and 1 writer thread, one connection each.
+fn s5_raw(path: &std::path::Path, seed: u64) -> (f64, f64) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..5)
+        .map(|k| {
+            let path = path.to_owned();
+            std::thread::spawn(move || {
+                let conn = rusqlite::Connection::open(&path).expect("open");
+                conn.busy_timeout(Duration::from_secs(5)).expect("busy");
+                let mut count = 0_u64;
+                let mut x = seed * 7 + k;
+                while Instant::now() < deadline {
+                    if k == 4 {
+                        conn.execute(S5_INSERT, []).expect("insert");
+                    } else {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let id = ((x >> 33) % 20_000 + 1) as i64;
+                        let mut stmt = conn
+                            .prepare_cached("SELECT id, name, v FROM t WHERE id = ?1")
+                            .expect("prepare");
+                        let row: (i64, String, f64) = stmt
+                            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                            .expect("row");
+                        std::hint::black_box(row);
+                    }
+                    count += 1;
+                }
+                count
+            })
+        })
+        .collect();
+    let counts: Vec<u64> = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    let secs = started.elapsed().as_secs_f64();
+    (
+        counts[..4].iter().sum::<u64>() as f64 / secs,
+        counts[4] as f64 / secs,
+    )
+}
+
+/// S5 through the driver: 4 reader tasks and 1 writer task on the current tokio runtime.
+async fn s5_anysql(url: &str, seed: u64) -> (f64, f64) {
+    let conns: Vec<Conn> = (0..5).map(|_| connect(url)).collect();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let started = Instant::now();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(k, mut conn)| {
+            tokio::spawn(async move {
+                let mut count = 0_u64;
+                let mut x = seed * 7 + k as u64;
+                while Instant::now() < deadline {
+                    if k == 4 {
+                        conn.execute(S5_INSERT, vec![]).await.expect("insert");
+                    } else {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let id = ((x >> 33) % 20_000 + 1) as i64;
+                        let row = conn
+                            .fetch_optional(POINT, vec![Value::Int(id)])
+                            .await
+                            .expect("select")
+                            .expect("row");
+                        let row: (i64, String, f64) = row.decode().expect("decode");
+                        std::hint::black_box(row);
+                    }
+                    count += 1;
+                }
+                conn.close().await.expect("close");
+                count
+            })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for task in tasks {
+        counts.push(task.await.expect("task"));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    (
+        counts[..4].iter().sum::<u64>() as f64 / secs,
+        counts[4] as f64 / secs,
+    )
 }
 
 /// The process's peak resident set size, from /proc on Linux.

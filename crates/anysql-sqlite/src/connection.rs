@@ -18,8 +18,8 @@ use futures_core::Stream;
 
 use crate::error::worker_gone;
 use crate::options::Config;
-use crate::reply::{self, SpinOrSleep, Wait};
-use crate::statements::Statements;
+use crate::reply::{self, SpinPolicy, Wait};
+use crate::statements::{Fetched, Statements};
 use crate::worker::{self, Chunk, Command, Control, Response, Shared};
 
 /// Rows per chunk of a streamed result.
@@ -40,7 +40,7 @@ pub struct SqliteConnection {
     thread: Option<JoinHandle<()>>,
     runtime: SharedRuntime,
     config: Arc<Config>,
-    spin: SpinOrSleep,
+    spin: SpinPolicy,
     statements: Statements,
     seq: u64,
 }
@@ -68,7 +68,7 @@ impl SqliteConnection {
             shared,
             thread: Some(thread),
             runtime,
-            spin: SpinOrSleep::new(config.busy_poll),
+            spin: SpinPolicy::new(config.busy_poll),
             config,
             statements: Statements::default(),
             seq: 0,
@@ -100,7 +100,7 @@ impl SqliteConnection {
         let budget = self.spin.next();
         let (reply, took) = Wait::new(self.shared.mailbox.ticket(seq), sent_at, budget).await;
         guard.seq = None;
-        self.spin.record(!budget.is_zero(), took);
+        self.spin.record(took);
         reply.map_err(|_| worker_gone())?
     }
 
@@ -109,7 +109,7 @@ impl SqliteConnection {
         sql: &str,
         params: Vec<Value>,
         limit: usize,
-    ) -> Result<Vec<Row>, Error> {
+    ) -> Result<Fetched, Error> {
         let (stmt, known_columns) = self.statements.lookup(sql);
         let command = |seq| Command::Fetch {
             seq,
@@ -119,7 +119,7 @@ impl SqliteConnection {
             limit,
         };
         match self.call(true, command).await? {
-            Response::Fetched(fetched) => self.statements.rows(sql, fetched),
+            Response::Fetched(fetched) => Ok(fetched),
             _ => Err(mixed_up()),
         }
     }
@@ -209,7 +209,8 @@ impl DriverConnection for SqliteConnection {
     }
 
     async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error> {
-        self.fetch_rows(sql, params, usize::MAX).await
+        let fetched = self.fetch_rows(sql, params, usize::MAX).await?;
+        self.statements.rows(sql, fetched)
     }
 
     async fn fetch_optional(
@@ -217,7 +218,8 @@ impl DriverConnection for SqliteConnection {
         sql: &str,
         params: Vec<Value>,
     ) -> Result<Option<Row>, Error> {
-        Ok(self.fetch_rows(sql, params, 1).await?.into_iter().next())
+        let fetched = self.fetch_rows(sql, params, 1).await?;
+        self.statements.first_row(sql, fetched)
     }
 
     fn fetch<'a>(&'a mut self, sql: &'a str, params: Vec<Value>) -> RowStream<'a> {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anysql_core::option_values::{parse_bool, parse_duration, percent_decode};
 use anysql_core::{ConnectOptions, Error};
 use rusqlite::OpenFlags;
 
@@ -115,11 +116,7 @@ impl Config {
                     });
                 }
                 "foreign_keys" => {
-                    foreign_keys = match lower.as_str() {
-                        "true" | "on" | "1" | "yes" => true,
-                        "false" | "off" | "0" | "no" => false,
-                        _ => return Err(bad("true or false")),
-                    }
+                    foreign_keys = parse_bool(&lower).ok_or_else(|| bad("true or false"))?;
                 }
                 "statement_cache_capacity" => {
                     statement_cache_capacity = lower
@@ -246,50 +243,6 @@ fn windows_drive_path(path: &str) -> &Path {
     Path::new(path)
 }
 
-/// Decodes `%XX` escapes; a `%` not followed by two hex digits is kept. `None` if the result is not
-/// UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    if !text.contains('%') {
-        return Some(text.to_owned());
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                // Two hex digits: h and l are below 16, so the byte fits.
-                out.push(u8::try_from(h * 16 + l).ok()?);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Parses `50us`, `250ms`, `5s`, `2m`, `1h`; a bare number is seconds, as for the pool's options.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "" | "s" => number,
-        "ms" => number / 1e3,
-        "us" | "µs" => number / 1e6,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +274,8 @@ mod tests {
             PathBuf::from("/tmp/with space.db")
         );
         assert_eq!(file("sqlite:///tmp/100%.db"), PathBuf::from("/tmp/100%.db"));
+        assert_eq!(file("sqlite:///tmp/a b.db"), PathBuf::from("/tmp/a b.db"));
+        assert_eq!(file("sqlite:my data.db"), cwd.join("my data.db"));
         // `sqlite://:memory:` is refused by `ConnectOptions::parse` today ("empty host"); the driver
         // reads its location all the same.
         assert!(matches!(
@@ -401,14 +356,5 @@ mod tests {
             err.message().contains("busy_timeout"),
             "lists the known options: {err}"
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("50us"), Some(Duration::from_micros(50)));
-        assert_eq!(parse_duration("-1"), None);
     }
 }

@@ -14,11 +14,12 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use anysql_core::placeholders::rewrite_dollar_placeholders;
+use anysql_core::sql::rewrite_dollar_placeholders;
 use anysql_core::{Columns, Error, Row, Value};
 use rusqlite::Statement;
 
 use crate::error::from_rusqlite;
+use crate::value::{read_value, read_values};
 
 /// The most statements each side remembers.
 const CAPACITY: usize = 256;
@@ -42,7 +43,58 @@ pub(crate) enum Sql {
 pub(crate) struct Fetched {
     /// The columns, with their version, when the caller does not have that version.
     pub(crate) columns: Option<(u64, Arc<Columns>)>,
-    pub(crate) rows: Vec<Vec<Value>>,
+    pub(crate) rows: FetchedRows,
+}
+
+/// The widest row sent inline.
+pub(crate) const INLINE_WIDTH: usize = 8;
+
+/// The values of fetched rows.
+///
+/// A single row (a point query) travels inline, in the reply slot itself, and the caller's side
+/// allocates its `Row`: this saves a dependent cache miss across cores on the way back, and keeps
+/// each allocation on the thread that frees it (memory allocated on the worker and freed by the
+/// caller takes the allocator's slow paths on both threads).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Inline on purpose: see above.
+pub(crate) enum FetchedRows {
+    Empty,
+    One(usize, [Value; INLINE_WIDTH]),
+    Many(Vec<Vec<Value>>),
+}
+
+impl FetchedRows {
+    /// Appends the current row of a query, `width` cells wide.
+    pub(crate) fn push(&mut self, row: &rusqlite::Row<'_>, width: usize) -> Result<(), Error> {
+        match self {
+            FetchedRows::Empty if width <= INLINE_WIDTH => {
+                let mut values: [Value; INLINE_WIDTH] = std::array::from_fn(|_| Value::Null);
+                for (i, slot) in values.iter_mut().take(width).enumerate() {
+                    *slot = read_value(row, i)?;
+                }
+                *self = FetchedRows::One(width, values);
+            }
+            FetchedRows::Empty => *self = FetchedRows::Many(vec![read_values(row, width)?]),
+            FetchedRows::One(first_width, first) => {
+                let first: Vec<Value> =
+                    std::mem::replace(first, std::array::from_fn(|_| Value::Null))
+                        .into_iter()
+                        .take(*first_width)
+                        .collect();
+                *self = FetchedRows::Many(vec![first, read_values(row, width)?]);
+            }
+            FetchedRows::Many(rows) => rows.push(read_values(row, width)?),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            FetchedRows::Empty => 0,
+            FetchedRows::One(..) => 1,
+            FetchedRows::Many(rows) => rows.len(),
+        }
+    }
 }
 
 /// The caller's side: statement texts it has sent, and the columns it has been told.
@@ -99,24 +151,59 @@ impl Statements {
 
     /// Builds the rows of a reply to `sql`, learning its columns if the reply brings them.
     pub(crate) fn rows(&mut self, sql: &str, fetched: Fetched) -> Result<Vec<Row>, Error> {
+        let Some(columns) = self.columns(sql, fetched.columns, fetched.rows.len())? else {
+            return Ok(Vec::new());
+        };
+        Ok(match fetched.rows {
+            FetchedRows::Empty => Vec::new(),
+            FetchedRows::One(width, values) => {
+                vec![Row::new(columns, values.into_iter().take(width).collect())]
+            }
+            FetchedRows::Many(rows) => rows
+                .into_iter()
+                .map(|values| Row::new(Arc::clone(&columns), values))
+                .collect(),
+        })
+    }
+
+    /// Builds the first row of a reply to `sql`, learning its columns if the reply brings them.
+    pub(crate) fn first_row(&mut self, sql: &str, fetched: Fetched) -> Result<Option<Row>, Error> {
+        let Some(columns) = self.columns(sql, fetched.columns, fetched.rows.len())? else {
+            return Ok(None);
+        };
+        Ok(match fetched.rows {
+            FetchedRows::Empty => None,
+            FetchedRows::One(width, values) => {
+                Some(Row::new(columns, values.into_iter().take(width).collect()))
+            }
+            FetchedRows::Many(rows) => rows
+                .into_iter()
+                .next()
+                .map(|values| Row::new(columns, values)),
+        })
+    }
+
+    /// The columns of a reply to `sql`: the ones it brings (remembered) or the known ones. `None`
+    /// if there are no rows to give columns to.
+    fn columns(
+        &mut self,
+        sql: &str,
+        new: Option<(u64, Arc<Columns>)>,
+        rows: usize,
+    ) -> Result<Option<Arc<Columns>>, Error> {
         let entry = self.map.get_mut(sql);
-        let columns = match (fetched.columns, entry) {
+        Ok(Some(match (new, entry) {
             (Some(new), Some(entry)) => Arc::clone(&entry.columns.insert(new).1),
             (Some((_, columns)), None) => columns,
             (None, Some(Entry { columns: Some((_, columns)), .. })) => Arc::clone(columns),
-            (None, _) if fetched.rows.is_empty() => return Ok(Vec::new()),
+            (None, _) if rows == 0 => return Ok(None),
             (None, _) => {
                 return Err(Error::connection(
                     "the sqlite connection lost track of a statement's columns (a bug in anysql-sqlite); \
                      drop this connection",
                 ))
             }
-        };
-        Ok(fetched
-            .rows
-            .into_iter()
-            .map(|values| Row::new(Arc::clone(&columns), values))
-            .collect())
+        }))
     }
 }
 

@@ -159,9 +159,9 @@ impl Engine {
     pub fn builder(url: &str) -> EngineBuilder {
         let builder = EngineBuilder::new(url).default_runtime(runtime::detect);
         #[cfg(feature = "sqlite")]
-        let builder = builder.driver(anysql_sqlite::SqliteDriver::default());
+        let builder = builder.driver(anysql_sqlite::SqliteDriver::new());
         #[cfg(feature = "postgres")]
-        let builder = builder.driver(anysql_postgres::PostgresDriver::default());
+        let builder = builder.driver(anysql_postgres::PostgresDriver);
         builder
     }
 
