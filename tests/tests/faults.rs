@@ -35,11 +35,13 @@ cell_tests!(
     cancel_handle_stops_a_long_query_within_a_second,
     statements_are_named_only_outside_pgbouncer_mode,
     engine_survives_a_server_restart_without_being_rebuilt,
+    isolation_read_only_and_serialization_failures,
 );
 cell_tests!(
     sqlite_only,
     anysql_conformance::DriverKind::Sqlite,
     eight_writers_and_four_readers_never_see_locked,
+    immediate_transactions_take_the_write_lock_at_begin,
 );
 
 mod every_cell {
@@ -434,5 +436,65 @@ async fn engine_survives_a_server_restart_without_being_rebuilt(_db: TestDb) -> 
     blocking(move || cluster.stop().map_err(|e| format!("{e:#}")))
         .await
         .map_err(|e| Error::connection(format!("stopping the throwaway cluster failed: {e}")))?;
+    Ok(())
+}
+
+async fn isolation_read_only_and_serialization_failures(db: TestDb) -> Result<(), Error> {
+    use anysql::{IsolationLevel, TransactionOptions};
+    let engine = db.engine_with("max_size=2");
+    engine.execute("CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount BIGINT NOT NULL)", ()).await?;
+    let serializable = TransactionOptions::new().isolation(IsolationLevel::Serializable);
+    let mut tx = engine.begin_with(serializable.read_only(true).deferrable(true)).await?;
+    assert_eq!(tx.fetch_scalar::<String>("SHOW transaction_isolation", ()).await?, "serializable");
+    assert_eq!(tx.fetch_scalar::<String>("SHOW transaction_read_only", ()).await?, "on");
+    assert_eq!(tx.fetch_scalar::<String>("SHOW transaction_deferrable", ()).await?, "on");
+    let err = tx.execute("INSERT INTO ledger (id, amount) VALUES (1, 1)", ()).await.unwrap_err();
+    assert_eq!(err.code(), Some("25006"), "read-only transaction: {err:?}");
+    tx.rollback().await?;
+
+    // Two serializable transactions that each read what the other writes: one must fail with
+    // 40001, which is retryable, and a retry then succeeds.
+    let mut a = engine.begin_with(serializable).await?;
+    let mut b = engine.begin_with(serializable).await?;
+    let sum_a: i64 = a.fetch_scalar("SELECT coalesce(sum(amount), 0)::int8 FROM ledger", ()).await?;
+    let sum_b: i64 = b.fetch_scalar("SELECT coalesce(sum(amount), 0)::int8 FROM ledger", ()).await?;
+    a.execute("INSERT INTO ledger (id, amount) VALUES (10, $1)", (sum_a + 1,)).await?;
+    b.execute("INSERT INTO ledger (id, amount) VALUES (20, $1)", (sum_b + 1,)).await?;
+    a.commit().await?;
+    let err = b.commit().await.unwrap_err();
+    assert_eq!(err.code(), Some("40001"), "{err:?}");
+    assert!(err.is_retryable());
+    let retried = engine
+        .transaction_with(serializable, anysql::core::RetryPolicy::new(), |tx| {
+            Box::pin(async move {
+                let sum: i64 = tx.fetch_scalar("SELECT sum(amount)::int8 FROM ledger", ()).await?;
+                tx.execute("INSERT INTO ledger (id, amount) VALUES (20, $1)", (sum + 1,)).await?;
+                Ok(sum)
+            })
+        })
+        .await?;
+    assert_eq!(retried, 1);
+    Ok(())
+}
+
+async fn immediate_transactions_take_the_write_lock_at_begin(db: TestDb) -> Result<(), Error> {
+    use anysql::TransactionOptions;
+    // No busy timeout and no writer gate: a second writer fails at once instead of waiting, which
+    // shows who holds the write lock.
+    let engine = db.engine_with("max_size=2&busy_timeout=0&writer_gate=false");
+    engine.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)", ()).await?;
+    let mut a = engine.acquire().await?;
+    let mut b = engine.acquire().await?;
+    // A deferred BEGIN takes no lock until the first write.
+    let deferred = a.begin().await?;
+    b.execute("INSERT INTO t (id) VALUES (1)", ()).await?;
+    deferred.rollback().await?;
+    // BEGIN IMMEDIATE takes it at once.
+    let immediate = a.begin_with(TransactionOptions::new().immediate(true)).await?;
+    let err = b.execute("INSERT INTO t (id) VALUES (2)", ()).await.unwrap_err();
+    assert!(err.is_retryable(), "SQLITE_BUSY is retryable: {err:?}");
+    assert!(err.code().is_some_and(|c| c.starts_with("SQLITE_BUSY")), "{err:?}");
+    immediate.commit().await?;
+    b.execute("INSERT INTO t (id) VALUES (2)", ()).await?;
     Ok(())
 }

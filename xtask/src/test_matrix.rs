@@ -284,6 +284,7 @@ fn run_with(sh: &Shell, options: Options) -> Result<ExitCode> {
     let mut rows = Vec::new();
     if options.runs_unit_step() && options.cargo_args.is_empty() {
         rows.push(runner.unit_step()?);
+        rows.extend(runner.facade_steps()?);
     }
     if runner.build_suite()? {
         rows.extend(runner.cells(&cells, &options)?);
@@ -324,6 +325,65 @@ impl Runner<'_> {
             "{cargo} test --workspace --locked --no-fail-fast --exclude {SUITE} --exclude anysql-benches"
         );
         run_tests(UNIT_ROW, command, "", self.verbose)
+    }
+
+    /// The facade as applications see it: with no feature at all (a library's view: building an
+    /// engine is a clear error), and the quickstart example run unchanged on each runtime.
+    fn facade_steps(&self) -> Result<Vec<Row>> {
+        let cargo = &self.cargo;
+        let mut rows = Vec::new();
+        section("facade without features");
+        let command = cmd!(
+            self.sh,
+            "{cargo} test -p anysql --locked --no-default-features --lib"
+        );
+        rows.push(run_tests(
+            "facade without features",
+            command,
+            "",
+            self.verbose,
+        )?);
+        for runtime in RUNTIMES {
+            let name = format!("quickstart on {runtime}");
+            section(&name);
+            let features = format!("runtime-{runtime},sqlite");
+            let command = cmd!(
+                self.sh,
+                "{cargo} run -q -p anysql --locked --example quickstart --no-default-features --features {features}"
+            );
+            let run = run_logged(command, "", self.verbose)?;
+            // The example names the runtime it ran on and ends with its count of tasks.
+            let expected = [format!(" on {runtime}"), "2 tasks, 1 open".to_owned()];
+            let missing: Vec<&String> = expected
+                .iter()
+                .filter(|e| !run.output.contains(e.as_str()))
+                .collect();
+            let passed = run.success && missing.is_empty();
+            if !passed || self.verbose {
+                println!("{}", run.output.trim_end());
+            }
+            println!(
+                "{name}: {} in {:.1}s",
+                if passed { "PASS" } else { "FAIL" },
+                run.elapsed.as_secs_f64()
+            );
+            rows.push(Row {
+                name,
+                outcome: if passed { Outcome::Pass } else { Outcome::Fail },
+                counts: Some(report::Counts {
+                    passed: u64::from(passed),
+                    failed: u64::from(!passed),
+                    ignored: 0,
+                }),
+                elapsed: Some(run.elapsed),
+                note: if passed {
+                    String::new()
+                } else {
+                    format!("expected output {missing:?} ({})", run.status)
+                },
+            });
+        }
+        Ok(rows)
     }
 
     /// Builds the suite once, so that the cells only run it. Returns whether it built.

@@ -103,6 +103,11 @@ impl MockConnection {
                 .sleep(Duration::from_millis(ms.parse().unwrap()))
                 .await;
         }
+        if sql == "busy" {
+            let mut details = anysql_core::DatabaseError::new("database is busy", Some("BUSY".into()));
+            details.retryable = true;
+            return Err(Error::database(details));
+        }
         if sql == "break" {
             self.broken = true;
             return Err(Error::connection("the mock connection broke"));
@@ -478,5 +483,52 @@ fn transaction_closure_commits_on_ok_and_rolls_back_on_err() {
             .collect();
         assert_eq!(ends, ["commit", "rollback"]);
         assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
+    });
+}
+
+#[test]
+fn transaction_with_retries_retryable_errors_within_its_bound() {
+    use anysql_core::{RetryPolicy, TransactionOptions};
+    smol::block_on(async {
+        let (engine, script) = engine("");
+        let policy = RetryPolicy::new().max_attempts(4).initial_backoff(Duration::from_millis(1));
+        // Fails twice with a retryable error, then succeeds: three attempts, one commit.
+        let attempts = AtomicUsize::new(0);
+        let value = engine
+            .transaction_with(TransactionOptions::new(), policy, |tx| {
+                let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    tx.execute(if attempt < 2 { "busy" } else { "work" }, ()).await?;
+                    Ok(attempt)
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(value, 2);
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+        // Always retryable: gives up after max_attempts, with the last error.
+        let attempts = AtomicUsize::new(0);
+        let err = engine
+            .transaction_with(TransactionOptions::new(), policy, |tx| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move { tx.execute("busy", ()).await })
+            })
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable());
+        assert_eq!(attempts.load(Ordering::SeqCst), 4);
+        // Not retryable: one attempt only.
+        let attempts = AtomicUsize::new(0);
+        let err = engine
+            .transaction_with(TransactionOptions::new(), policy, |tx| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move { tx.execute("break", ()).await })
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connection);
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
+        assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
+        settle(&engine).await;
     });
 }

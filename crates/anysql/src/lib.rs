@@ -218,3 +218,49 @@ pub mod prelude {
     #[cfg(feature = "sqlite")]
     pub use anysql_sqlite::SqliteConnectionExt as _;
 }
+
+#[cfg(test)]
+mod tests {
+    /// What a library built on `anysql` with no runtime feature sees: a clear error, no panic.
+    #[cfg(not(any(feature = "runtime-tokio", feature = "runtime-smol", feature = "runtime-async-std")))]
+    #[test]
+    fn without_a_runtime_feature_building_an_engine_is_a_clear_error() {
+        let err = crate::Engine::builder("postgres://localhost/db")
+            .driver(NoDriver)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::NoRuntime);
+        assert!(err.to_string().contains("runtime-tokio"), "{err}");
+    }
+
+    /// And with no driver feature, the URL's driver is named with the feature to enable.
+    #[cfg(not(feature = "sqlite"))]
+    #[test]
+    fn without_the_sqlite_feature_a_sqlite_url_names_the_feature() {
+        let err = crate::create_async_engine("sqlite::memory:").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Configuration);
+        assert!(err.to_string().contains("enable the `sqlite` feature"), "{err}");
+    }
+
+    /// A driver for the `postgres` scheme that is never asked to connect: it lets the runtime check
+    /// run with no real driver compiled in.
+    #[cfg(not(any(feature = "runtime-tokio", feature = "runtime-smol", feature = "runtime-async-std")))]
+    #[derive(Debug)]
+    struct NoDriver;
+
+    #[cfg(not(any(feature = "runtime-tokio", feature = "runtime-smol", feature = "runtime-async-std")))]
+    impl anysql_core::AsyncDriver for NoDriver {
+        fn name(&self) -> &'static str {
+            "none"
+        }
+        fn schemes(&self) -> &'static [&'static str] {
+            &["postgres"]
+        }
+        fn connector(
+            &self,
+            _: &anysql_core::ConnectOptions,
+        ) -> crate::Result<std::sync::Arc<dyn anysql_core::Connector>> {
+            Err(crate::Error::configuration("never used"))
+        }
+    }
+}
