@@ -42,6 +42,7 @@ cell_tests!(
     anysql_conformance::DriverKind::Sqlite,
     eight_writers_and_four_readers_never_see_locked,
     immediate_transactions_take_the_write_lock_at_begin,
+    run_sync_never_sees_an_abandoned_transaction,
 );
 
 mod every_cell {
@@ -442,13 +443,35 @@ async fn engine_survives_a_server_restart_without_being_rebuilt(_db: TestDb) -> 
 async fn isolation_read_only_and_serialization_failures(db: TestDb) -> Result<(), Error> {
     use anysql::{IsolationLevel, TransactionOptions};
     let engine = db.engine_with("max_size=2");
-    engine.execute("CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount BIGINT NOT NULL)", ()).await?;
+    engine
+        .execute(
+            "CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount BIGINT NOT NULL)",
+            (),
+        )
+        .await?;
     let serializable = TransactionOptions::new().isolation(IsolationLevel::Serializable);
-    let mut tx = engine.begin_with(serializable.read_only(true).deferrable(true)).await?;
-    assert_eq!(tx.fetch_scalar::<String>("SHOW transaction_isolation", ()).await?, "serializable");
-    assert_eq!(tx.fetch_scalar::<String>("SHOW transaction_read_only", ()).await?, "on");
-    assert_eq!(tx.fetch_scalar::<String>("SHOW transaction_deferrable", ()).await?, "on");
-    let err = tx.execute("INSERT INTO ledger (id, amount) VALUES (1, 1)", ()).await.unwrap_err();
+    let mut tx = engine
+        .begin_with(serializable.read_only(true).deferrable(true))
+        .await?;
+    assert_eq!(
+        tx.fetch_scalar::<String>("SHOW transaction_isolation", ())
+            .await?,
+        "serializable"
+    );
+    assert_eq!(
+        tx.fetch_scalar::<String>("SHOW transaction_read_only", ())
+            .await?,
+        "on"
+    );
+    assert_eq!(
+        tx.fetch_scalar::<String>("SHOW transaction_deferrable", ())
+            .await?,
+        "on"
+    );
+    let err = tx
+        .execute("INSERT INTO ledger (id, amount) VALUES (1, 1)", ())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("25006"), "read-only transaction: {err:?}");
     tx.rollback().await?;
 
@@ -456,10 +479,22 @@ async fn isolation_read_only_and_serialization_failures(db: TestDb) -> Result<()
     // 40001, which is retryable, and a retry then succeeds.
     let mut a = engine.begin_with(serializable).await?;
     let mut b = engine.begin_with(serializable).await?;
-    let sum_a: i64 = a.fetch_scalar("SELECT coalesce(sum(amount), 0)::int8 FROM ledger", ()).await?;
-    let sum_b: i64 = b.fetch_scalar("SELECT coalesce(sum(amount), 0)::int8 FROM ledger", ()).await?;
-    a.execute("INSERT INTO ledger (id, amount) VALUES (10, $1)", (sum_a + 1,)).await?;
-    b.execute("INSERT INTO ledger (id, amount) VALUES (20, $1)", (sum_b + 1,)).await?;
+    let sum_a: i64 = a
+        .fetch_scalar("SELECT coalesce(sum(amount), 0)::int8 FROM ledger", ())
+        .await?;
+    let sum_b: i64 = b
+        .fetch_scalar("SELECT coalesce(sum(amount), 0)::int8 FROM ledger", ())
+        .await?;
+    a.execute(
+        "INSERT INTO ledger (id, amount) VALUES (10, $1)",
+        (sum_a + 1,),
+    )
+    .await?;
+    b.execute(
+        "INSERT INTO ledger (id, amount) VALUES (20, $1)",
+        (sum_b + 1,),
+    )
+    .await?;
     a.commit().await?;
     let err = b.commit().await.unwrap_err();
     assert_eq!(err.code(), Some("40001"), "{err:?}");
@@ -467,8 +502,14 @@ async fn isolation_read_only_and_serialization_failures(db: TestDb) -> Result<()
     let retried = engine
         .transaction_with(serializable, anysql::core::RetryPolicy::new(), |tx| {
             Box::pin(async move {
-                let sum: i64 = tx.fetch_scalar("SELECT sum(amount)::int8 FROM ledger", ()).await?;
-                tx.execute("INSERT INTO ledger (id, amount) VALUES (20, $1)", (sum + 1,)).await?;
+                let sum: i64 = tx
+                    .fetch_scalar("SELECT sum(amount)::int8 FROM ledger", ())
+                    .await?;
+                tx.execute(
+                    "INSERT INTO ledger (id, amount) VALUES (20, $1)",
+                    (sum + 1,),
+                )
+                .await?;
                 Ok(sum)
             })
         })
@@ -482,7 +523,9 @@ async fn immediate_transactions_take_the_write_lock_at_begin(db: TestDb) -> Resu
     // No busy timeout and no writer gate: a second writer fails at once instead of waiting, which
     // shows who holds the write lock.
     let engine = db.engine_with("max_size=2&busy_timeout=0&writer_gate=false");
-    engine.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)", ()).await?;
+    engine
+        .execute("CREATE TABLE t (id INTEGER PRIMARY KEY)", ())
+        .await?;
     let mut a = engine.acquire().await?;
     let mut b = engine.acquire().await?;
     // A deferred BEGIN takes no lock until the first write.
@@ -490,11 +533,44 @@ async fn immediate_transactions_take_the_write_lock_at_begin(db: TestDb) -> Resu
     b.execute("INSERT INTO t (id) VALUES (1)", ()).await?;
     deferred.rollback().await?;
     // BEGIN IMMEDIATE takes it at once.
-    let immediate = a.begin_with(TransactionOptions::new().immediate(true)).await?;
-    let err = b.execute("INSERT INTO t (id) VALUES (2)", ()).await.unwrap_err();
+    let immediate = a
+        .begin_with(TransactionOptions::new().immediate(true))
+        .await?;
+    let err = b
+        .execute("INSERT INTO t (id) VALUES (2)", ())
+        .await
+        .unwrap_err();
     assert!(err.is_retryable(), "SQLITE_BUSY is retryable: {err:?}");
-    assert!(err.code().is_some_and(|c| c.starts_with("SQLITE_BUSY")), "{err:?}");
+    assert!(
+        err.code().is_some_and(|c| c.starts_with("SQLITE_BUSY")),
+        "{err:?}"
+    );
     immediate.commit().await?;
     b.execute("INSERT INTO t (id) VALUES (2)", ()).await?;
+    Ok(())
+}
+
+async fn run_sync_never_sees_an_abandoned_transaction(db: TestDb) -> Result<(), Error> {
+    use anysql::sqlite::SqliteConnectionExt;
+    let engine = db.engine_with("max_size=1");
+    engine
+        .execute("CREATE TABLE t (id INTEGER PRIMARY KEY)", ())
+        .await?;
+    let mut conn = engine.acquire().await?;
+    {
+        let mut tx = conn.begin().await?;
+        tx.execute("INSERT INTO t (id) VALUES (1)", ()).await?;
+    }
+    // The dropped transaction is rolled back before the closure runs on the raw connection.
+    let (autocommit, rows) = conn
+        .run_sync(|raw| {
+            (
+                raw.is_autocommit(),
+                raw.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)),
+            )
+        })
+        .await?;
+    assert!(autocommit, "run_sync ran inside the abandoned transaction");
+    assert_eq!(rows.map_err(|e| Error::decode(e.to_string()))?, 0);
     Ok(())
 }

@@ -326,8 +326,19 @@ impl Connection {
 
     /// The driver's own connection type, for escape hatches such as the SQLite driver's `run_sync`.
     /// `None` if `T` is not this connection's driver type.
+    ///
+    /// This is the connection as it is: prefer [`ready_driver_connection`](Self::ready_driver_connection)
+    /// before running statements on it.
     pub fn driver_connection<T: Any>(&mut self) -> Option<&mut T> {
         self.driver.as_any_mut().downcast_mut::<T>()
+    }
+
+    /// The driver's own connection type, made ready first as before any statement: an abandoned
+    /// transaction is rolled back and an interrupted operation is finished. `Ok(None)` if `T` is not
+    /// this connection's driver type.
+    pub async fn ready_driver_connection<T: Any>(&mut self) -> Result<Option<&mut T>, Error> {
+        let (driver, _) = self.prepare().await?;
+        Ok(driver.as_any_mut().downcast_mut::<T>())
     }
 
     /// Closes the connection instead of returning it to the pool.

@@ -104,7 +104,8 @@ impl MockConnection {
                 .await;
         }
         if sql == "busy" {
-            let mut details = anysql_core::DatabaseError::new("database is busy", Some("BUSY".into()));
+            let mut details =
+                anysql_core::DatabaseError::new("database is busy", Some("BUSY".into()));
             details.retryable = true;
             return Err(Error::database(details));
         }
@@ -491,14 +492,17 @@ fn transaction_with_retries_retryable_errors_within_its_bound() {
     use anysql_core::{RetryPolicy, TransactionOptions};
     smol::block_on(async {
         let (engine, script) = engine("");
-        let policy = RetryPolicy::new().max_attempts(4).initial_backoff(Duration::from_millis(1));
+        let policy = RetryPolicy::new()
+            .max_attempts(4)
+            .initial_backoff(Duration::from_millis(1));
         // Fails twice with a retryable error, then succeeds: three attempts, one commit.
         let attempts = AtomicUsize::new(0);
         let value = engine
             .transaction_with(TransactionOptions::new(), policy, |tx| {
                 let attempt = attempts.fetch_add(1, Ordering::SeqCst);
                 Box::pin(async move {
-                    tx.execute(if attempt < 2 { "busy" } else { "work" }, ()).await?;
+                    tx.execute(if attempt < 2 { "busy" } else { "work" }, ())
+                        .await?;
                     Ok(attempt)
                 })
             })

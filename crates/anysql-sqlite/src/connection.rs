@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use futures_core::Stream;
 
 use crate::error::worker_gone;
+use crate::gate::WriterGate;
 use crate::options::Config;
 use crate::reply::{self, SpinPolicy, Wait};
 use crate::statements::{Fetched, Statements};
@@ -43,23 +44,34 @@ pub struct SqliteConnection {
     spin: SpinPolicy,
     statements: Statements,
     seq: u64,
+    #[cfg(test)]
+    gate: Option<Arc<WriterGate>>,
 }
 
 impl SqliteConnection {
     /// Starts the worker thread, which opens the database.
     pub(crate) async fn connect(
         config: Arc<Config>,
+        writer_gate: Option<Arc<WriterGate>>,
         runtime: SharedRuntime,
     ) -> Result<Self, Error> {
         let (commands, receiver) = crossbeam_channel::unbounded();
         let shared = Shared::new();
         let (opened, reply) = reply::channel();
-        let thread = worker::spawn(Arc::clone(&config), Arc::clone(&shared), receiver, opened)
-            .map_err(|e| {
-                Error::connection(format!(
-                    "cannot start a thread for a sqlite connection: {e}"
-                ))
-            })?;
+        #[cfg(test)]
+        let gate = writer_gate.clone();
+        let thread = worker::spawn(
+            Arc::clone(&config),
+            writer_gate,
+            Arc::clone(&shared),
+            receiver,
+            opened,
+        )
+        .map_err(|e| {
+            Error::connection(format!(
+                "cannot start a thread for a sqlite connection: {e}"
+            ))
+        })?;
         // Opening touches the disk: no busy-polling.
         let (result, _) = Wait::new(reply, Instant::now(), Duration::ZERO).await;
         result.map_err(|_| worker_gone())??;
@@ -72,12 +84,20 @@ impl SqliteConnection {
             config,
             statements: Statements::default(),
             seq: 0,
+            #[cfg(test)]
+            gate,
         })
     }
 
     #[cfg(test)]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// The connector's writer gate, if it has one.
+    #[cfg(test)]
+    pub(crate) fn writer_gate(&self) -> Option<&Arc<WriterGate>> {
+        self.gate.as_ref()
     }
 
     /// Sends the command made for the next sequence number and waits for its reply. With
@@ -145,6 +165,9 @@ impl SqliteConnection {
     /// `f` runs after any command sent before, and before any sent after. A panic in `f` is caught
     /// and returned as an [`ErrorKind::Panic`](anysql_core::ErrorKind::Panic) error; any open
     /// transaction is then rolled back and the connection goes on serving.
+    ///
+    /// `f` does not take the engine's writer gate (see the crate docs): its writes wait for other
+    /// writers through `busy_timeout` only.
     ///
     /// Leave the connection as you found it: in particular, do not leave a transaction open that
     /// anysql does not know about (use `rusqlite::Transaction`, which rolls back when dropped).
@@ -417,9 +440,9 @@ impl SqliteConnectionExt for Connection {
         F: FnOnce(&mut rusqlite::Connection) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let conn = self.driver_connection::<SqliteConnection>();
         async move {
-            match conn {
+            // Made ready first, as before any statement: an abandoned transaction is rolled back.
+            match self.ready_driver_connection::<SqliteConnection>().await? {
                 Some(conn) => conn.run_sync(f).await,
                 None => Err(Error::configuration(
                     "run_sync needs a sqlite connection, but this connection is to another database; \

@@ -27,6 +27,7 @@
 //! | `foreign_keys` | `true`/`false` (`on`/`off`, `1`/`0`) | `true` |
 //! | `statement_cache_capacity` | prepared statements kept per connection (LRU); `0` turns the cache off | `128` |
 //! | `busy_poll` | how long a caller busy-polls for a reply before its task sleeps, and the connection's thread for the next command before it blocks (see [Performance](#performance)); at most `10ms`; `0` turns spinning off | `50us` |
+//! | `writer_gate` | `true`/`false`: the engine's connections take turns to write, first come first served, instead of failing with `SQLITE_BUSY` (see [Writers take turns](#writers-take-turns)) | `true` |
 //!
 //! An unknown option or a bad value fails when the engine is built, with an
 //! [`ErrorKind::Configuration`](anysql_core::ErrorKind::Configuration) error. An explicit
@@ -56,8 +57,8 @@
 //! be: a table created on one pooled connection is seen by the others. It lives as long as the
 //! engine. Under the hood it is SQLite's `memdb` VFS under a name unique to the engine
 //! (`file:/anysql-mem-<pid>-<n>?vfs=memdb`), so connections lock it as they would a file and
-//! `busy_timeout` applies between them: writers take turns instead of failing. It cannot use WAL, so
-//! a writer and readers exclude each other for the duration of a write transaction.
+//! `busy_timeout` applies between them, and the writer gate too (below). It cannot use WAL, so a
+//! writer and readers exclude each other for the duration of a write transaction.
 //!
 //! # How it works
 //!
@@ -87,6 +88,48 @@
 //! - If SQLite rolls back a transaction by itself (an interrupt, a full disk, …), further
 //!   statements in it fail with `SQLITE_ABORT_ROLLBACK` until it is rolled back, so nothing runs in
 //!   autocommit mode by mistake.
+//!
+//! ## Writers take turns
+//!
+//! SQLite lets one connection write at a time; another that tries fails with `SQLITE_BUSY` ("database
+//! is locked") once `busy_timeout` runs out, and SQLite's busy handler is neither fair nor
+//! prompt (it sleeps and retries). So the connections of one engine take turns through a **writer
+//! gate**: a first-come-first-served (ticket) lock shared by the engine's connections, which each
+//! connection's thread takes before it writes. Writers queue there in order, and by the time one
+//! reaches SQLite the database's write lock is free. Only the connections' own threads wait on it;
+//! no executor thread ever blocks.
+//!
+//! - A statement in autocommit mode takes the gate only if it writes (`sqlite3_stmt_readonly`
+//!   says so once it is prepared), for the time it runs. Read-only statements never touch it, and
+//!   in WAL mode they run beside the writer.
+//! - `begin` of an immediate transaction
+//!   ([`TransactionOptions::immediate`](anysql_core::TransactionOptions::immediate)) takes the
+//!   gate, then runs `BEGIN IMMEDIATE`. A deferred transaction (plain `BEGIN`) takes it at its
+//!   first statement that writes. Either keeps it until the transaction ends, however it ends:
+//!   commit, rollback, a failed commit, SQLite rolling back by itself, a reset by the pool, a panic
+//!   on the connection's thread, or the connection closed or dropped.
+//! - `execute_many` takes it for the whole batch; a script (`execute` without parameters running
+//!   several statements) from its first statement that writes to its end (or, if the script
+//!   leaves a transaction open, to that transaction's end).
+//! - `run_sync` code does not take it: rusqlite calls there cannot be seen. Such writes still
+//!   wait for other writers through `busy_timeout`, as before.
+//! - A deferred transaction that read before its first write may still fail with
+//!   `SQLITE_BUSY_SNAPSHOT` if another connection wrote in between (its snapshot is stale); the
+//!   error is retryable. Use an immediate transaction for read-modify-write work.
+//! - The gate only knows one engine's connections: `busy_timeout` still applies against other
+//!   processes, or other engines, using the same file.
+//! - A writer waits for the gate as long as it takes: if a task holds a write transaction on one
+//!   connection and then writes through a second connection of the same engine, the second waits
+//!   for the first (without the gate it would fail with `SQLITE_BUSY` after `busy_timeout`).
+//!   Dropping the waiting statement's future, or its cancel handle, makes it leave the queue;
+//!   `begin` of an immediate transaction cannot be cancelled while it waits.
+//! - `writer_gate=false` turns it off, leaving writers to SQLite's busy handler.
+//!
+//! Why a gate rather than one writer connection and a pool of readers: routing statements
+//! between two pools would mean classifying SQL before preparing it (SQLite only knows whether a
+//! statement writes once it is prepared, on some connection), and it would break transactions
+//! that mix reads and writes, which must run on one connection. With the gate, every connection
+//! reads and writes as before, and only the order in which writers reach SQLite changes.
 //!
 //! Values: `NULL`, `INTEGER` (`Value::Int`), `REAL` (`Value::Float`), `TEXT` and `BLOB` are read by
 //! each cell's storage class; `Value::Bool` is stored as the integer 0 or 1. Errors from SQLite carry
@@ -155,6 +198,7 @@
 
 mod connection;
 mod error;
+mod gate;
 mod options;
 mod reply;
 mod statements;
@@ -173,6 +217,7 @@ use async_trait::async_trait;
 pub use connection::{SqliteConnection, SqliteConnectionExt};
 pub use rusqlite;
 
+use gate::WriterGate;
 use options::{Config, Target};
 
 /// The SQLite driver: serves `sqlite:` URLs.
@@ -206,8 +251,10 @@ impl AsyncDriver for SqliteDriver {
             Target::Memory(uri) => Some(Mutex::new(open_keeper(uri)?)),
             Target::File(_) => None,
         };
+        let writer_gate = config.writer_gate.then(WriterGate::new);
         Ok(Arc::new(SqliteConnector {
             config: Arc::new(config),
+            writer_gate,
             _keeper: keeper,
         }))
     }
@@ -232,6 +279,8 @@ fn open_keeper(uri: &str) -> Result<rusqlite::Connection, Error> {
 /// Opens connections to one SQLite database for one engine.
 struct SqliteConnector {
     config: Arc<Config>,
+    /// The gate its connections take turns through to write; `None` with `writer_gate=false`.
+    writer_gate: Option<Arc<WriterGate>>,
     /// For `sqlite::memory:`: a connection held for the engine's lifetime, so that the database
     /// outlives the pool's connections. Never used; the mutex only makes it `Sync`.
     _keeper: Option<Mutex<rusqlite::Connection>>,
@@ -249,7 +298,12 @@ impl fmt::Debug for SqliteConnector {
 #[async_trait]
 impl Connector for SqliteConnector {
     async fn connect(&self, runtime: &SharedRuntime) -> Result<Box<dyn DriverConnection>, Error> {
-        let conn = SqliteConnection::connect(Arc::clone(&self.config), Arc::clone(runtime)).await?;
+        let conn = SqliteConnection::connect(
+            Arc::clone(&self.config),
+            self.writer_gate.clone(),
+            Arc::clone(runtime),
+        )
+        .await?;
         Ok(Box::new(conn))
     }
 }

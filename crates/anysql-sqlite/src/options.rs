@@ -20,6 +20,7 @@ pub(crate) const KNOWN_PARAMS: &[&str] = &[
     "foreign_keys",
     "statement_cache_capacity",
     "busy_poll",
+    "writer_gate",
 ];
 
 /// Which database a connector opens.
@@ -63,6 +64,8 @@ pub(crate) struct Config {
     pub(crate) statement_cache_capacity: usize,
     /// How long a caller busy-polls for a reply before it lets its executor sleep.
     pub(crate) busy_poll: Duration,
+    /// Whether the connector's connections take turns to write through its writer gate.
+    pub(crate) writer_gate: bool,
 }
 
 impl Config {
@@ -76,6 +79,7 @@ impl Config {
         let mut foreign_keys = true;
         let mut statement_cache_capacity = 128;
         let mut busy_poll = DEFAULT_BUSY_POLL;
+        let mut writer_gate = true;
         for (key, value) in options.params() {
             let bad = |expected: &str| {
                 Error::configuration(format!(
@@ -130,6 +134,9 @@ impl Config {
                         .filter(|d| *d <= Duration::from_millis(10))
                         .ok_or_else(|| bad("a duration of at most 10ms, such as 50us (0 turns busy-polling off)"))?;
                 }
+                "writer_gate" => {
+                    writer_gate = parse_bool(&lower).ok_or_else(|| bad("true or false"))?;
+                }
                 other => return Err(options.unknown_param(other, KNOWN_PARAMS)),
             }
         }
@@ -148,6 +155,7 @@ impl Config {
             foreign_keys,
             statement_cache_capacity,
             busy_poll,
+            writer_gate,
         })
     }
 
@@ -305,6 +313,7 @@ mod tests {
         assert!(c.foreign_keys);
         assert_eq!(c.statement_cache_capacity, 128);
         assert_eq!(c.busy_poll, Duration::from_micros(50));
+        assert!(c.writer_gate);
         let ro = config("sqlite:data.db?mode=ro").unwrap();
         assert_eq!((ro.journal_mode, ro.synchronous), (None, None));
         let delete = config("sqlite:data.db?journal_mode=DELETE").unwrap();
@@ -325,6 +334,13 @@ mod tests {
         assert_eq!(c.synchronous, Some("FULL"));
         assert!(!c.foreign_keys);
         assert_eq!(c.statement_cache_capacity, 0);
+        assert!(c.writer_gate);
+        assert!(!config("sqlite:x.db?writer_gate=false").unwrap().writer_gate);
+        assert!(
+            !config("sqlite::memory:?writer_gate=off")
+                .unwrap()
+                .writer_gate
+        );
         assert_eq!(
             config("sqlite:x.db?busy_timeout=2").unwrap().busy_timeout,
             Duration::from_secs(2)
@@ -343,6 +359,7 @@ mod tests {
             ("sqlite:x.db?statement_cache_capacity=-1", "whole number"),
             ("sqlite:x.db?colour=blue", "unknown option `colour`"),
             ("sqlite:x.db?busy_poll=1s", "at most 10ms"),
+            ("sqlite:x.db?writer_gate=sometimes", "true or false"),
             ("sqlite:", "names no database"),
             ("sqlite://", "names no database"),
             ("sqlite:%FF.db", "utf-8"),

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use futures_lite::future::block_on;
 use futures_lite::StreamExt;
 
+use crate::gate::WriterGate;
 use crate::{from_rusqlite, SqliteConnection, SqliteConnectionExt, SqliteDriver};
 
 // ---------------------------------------------------------------------------------------------
@@ -308,8 +309,9 @@ fn memory_writers_wait_for_each_other() {
     );
     assert_eq!(scalar(&mut a, "SELECT count(*) FROM t"), Value::Int(2));
 
-    // With a short busy timeout, the waiting writer gives up with a retryable error.
-    let (connector, mut a) = connect("sqlite::memory:?busy_timeout=50ms");
+    // Without the writer gate and with a short busy timeout, the waiting writer gives up with a
+    // retryable error.
+    let (connector, mut a) = connect("sqlite::memory:?busy_timeout=50ms&writer_gate=false");
     let mut b = block_on(connector.connect(&runtime())).unwrap();
     block_on(a.execute("CREATE TABLE t(x)", vec![])).unwrap();
     block_on(a.begin(&TransactionOptions::new().immediate(true))).unwrap();
@@ -930,5 +932,301 @@ fn columns_follow_schema_changes_and_lost_replies() {
     assert_eq!(
         (rows[0].columns().name(0), int(&rows[0], 0)),
         (Some("second"), 2)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer gate
+
+fn gate_of(conn: &mut Box<dyn DriverConnection>) -> Arc<WriterGate> {
+    Arc::clone(sqlite(conn).writer_gate().expect("a writer gate"))
+}
+
+/// Waits (up to 5 s) until `writers` hold or wait for the gate.
+fn await_writers(gate: &WriterGate, writers: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gate.writers() != writers && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(gate.writers(), writers);
+}
+
+fn is_busy(err: &anysql_core::Error) -> bool {
+    err.code().is_some_and(|c| c.starts_with("SQLITE_BUSY"))
+}
+
+#[test]
+fn concurrent_writers_take_turns_without_busy_errors() {
+    let dir = TempDir::new();
+    // busy_timeout=0: without the gate, SQLite would fail a writer at once.
+    let (connector, mut conn) = connect(&dir.url("w.db", "?busy_timeout=0"));
+    block_on(conn.execute("CREATE TABLE t(w INTEGER, i INTEGER)", vec![])).unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|_| block_on(connector.connect(&runtime())).unwrap())
+        .collect();
+    let threads: Vec<_> = writers
+        .into_iter()
+        .enumerate()
+        .map(|(w, mut writer)| {
+            std::thread::spawn(move || {
+                let mut errors = Vec::new();
+                for i in 0..500 {
+                    let params = vec![Value::Int(w as i64), Value::Int(i)];
+                    if let Err(e) =
+                        block_on(writer.execute("INSERT INTO t VALUES ($1, $2)", params))
+                    {
+                        errors.push(e);
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    let errors: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {}",
+        errors.len(),
+        errors[0]
+    );
+    assert_eq!(
+        scalar(&mut conn, "SELECT count(*) FROM t"),
+        Value::Int(4000)
+    );
+    assert_eq!(gate_of(&mut conn).writers(), 0);
+}
+
+#[test]
+fn a_writer_waits_for_the_gate_and_fails_at_once_without_it() {
+    let dir = TempDir::new();
+    // Without the gate: SQLite refuses the second writer at once.
+    let (connector, mut a) = connect(&dir.url("g.db", "?busy_timeout=0&writer_gate=false"));
+    let mut b = block_on(connector.connect(&runtime())).unwrap();
+    assert!(sqlite(&mut a).writer_gate().is_none());
+    block_on(a.execute("CREATE TABLE t(x)", vec![])).unwrap();
+    block_on(a.begin(&TransactionOptions::new().immediate(true))).unwrap();
+    let err = block_on(b.execute("INSERT INTO t VALUES (2)", vec![])).unwrap_err();
+    assert!(is_busy(&err), "{err}");
+    block_on(a.rollback()).unwrap();
+    // Closed, not dropped: the next open must not race with their closing (busy_timeout=0).
+    block_on(a.close()).unwrap();
+    block_on(b.close()).unwrap();
+    drop(connector);
+
+    // With it: the second writer waits until the first commits.
+    let (connector, mut a) = connect(&dir.url("g.db", "?busy_timeout=0"));
+    let mut b = block_on(connector.connect(&runtime())).unwrap();
+    let gate = gate_of(&mut a);
+    block_on(a.begin(&TransactionOptions::new().immediate(true))).unwrap();
+    block_on(a.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
+    let started = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let result = block_on(b.execute("INSERT INTO t VALUES (2)", vec![]));
+        (result, started.elapsed())
+    });
+    await_writers(&gate, 2);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!writer.is_finished());
+    block_on(a.commit()).unwrap();
+    let (result, waited) = writer.join().unwrap();
+    assert_eq!(result.unwrap(), 1);
+    assert!(waited >= Duration::from_millis(200), "waited {waited:?}");
+    assert_eq!(
+        scalar(
+            &mut a,
+            "SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY rowid)"
+        ),
+        Value::Text("1,2".into())
+    );
+    assert_eq!(gate.writers(), 0);
+}
+
+#[test]
+fn immediate_transactions_serialize_in_arrival_order() {
+    let dir = TempDir::new();
+    let (connector, mut a) = connect(&dir.url("f.db", "?busy_timeout=0"));
+    let gate = gate_of(&mut a);
+    block_on(a.execute(
+        "CREATE TABLE t(x); CREATE TABLE c(n); INSERT INTO c VALUES (0)",
+        vec![],
+    ))
+    .unwrap();
+    let immediate = TransactionOptions::new().immediate(true);
+    block_on(a.begin(&immediate)).unwrap();
+    let mut threads = Vec::new();
+    for i in 1..=3 {
+        let mut conn = block_on(connector.connect(&runtime())).unwrap();
+        threads.push(std::thread::spawn(move || {
+            block_on(async {
+                conn.begin(&immediate).await?;
+                conn.execute("INSERT INTO t VALUES ($1)", vec![Value::Int(i)])
+                    .await?;
+                conn.commit().await
+            })
+        }));
+        // Each one queues behind the previous before the next comes.
+        await_writers(&gate, 1 + i as u64);
+    }
+    block_on(a.execute("INSERT INTO t VALUES (0)", vec![])).unwrap();
+    block_on(a.commit()).unwrap();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    assert_eq!(
+        scalar(
+            &mut a,
+            "SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY rowid)"
+        ),
+        Value::Text("0,1,2,3".into())
+    );
+
+    // Read-modify-write transactions from four connections: none fails, none loses an update.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let mut conn = block_on(connector.connect(&runtime())).unwrap();
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    block_on(async {
+                        conn.begin(&immediate).await?;
+                        let n = conn.fetch_optional("SELECT n FROM c", vec![]).await?;
+                        let n = int(&n.unwrap(), 0);
+                        conn.execute("UPDATE c SET n = $1", vec![Value::Int(n + 1)])
+                            .await?;
+                        conn.commit().await
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(scalar(&mut a, "SELECT n FROM c"), Value::Int(200));
+    assert_eq!(gate.writers(), 0);
+}
+
+#[test]
+fn the_gate_is_released_however_the_transaction_ends() {
+    let dir = TempDir::new();
+    let (connector, mut a) = connect(&dir.url("r.db", "?busy_timeout=0"));
+    let mut b = block_on(connector.connect(&runtime())).unwrap();
+    let gate = gate_of(&mut a);
+    block_on(a.execute(
+        "CREATE TABLE t(x); CREATE TABLE p(id INTEGER PRIMARY KEY); \
+         CREATE TABLE c(p REFERENCES p DEFERRABLE INITIALLY DEFERRED)",
+        vec![],
+    ))
+    .unwrap();
+    assert_eq!(gate.writers(), 0, "a script releases the gate at its end");
+    let mut other_writes = |gate: &WriterGate| {
+        assert_eq!(gate.writers(), 0);
+        assert_eq!(
+            block_on(b.execute("INSERT INTO t VALUES (0)", vec![])).unwrap(),
+            1
+        );
+    };
+
+    // Reads never take it; a deferred transaction takes it at its first write, until reset.
+    block_on(a.begin(&TransactionOptions::new())).unwrap();
+    scalar(&mut a, "SELECT count(*) FROM t");
+    assert_eq!(gate.writers(), 0);
+    block_on(a.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
+    assert_eq!(gate.writers(), 1);
+    block_on(a.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
+    assert_eq!(gate.writers(), 1);
+    block_on(a.reset()).unwrap();
+    other_writes(&gate);
+
+    // An immediate transaction takes it at BEGIN; ROLLBACK releases it.
+    block_on(a.begin(&TransactionOptions::new().immediate(true))).unwrap();
+    assert_eq!(gate.writers(), 1);
+    block_on(a.rollback()).unwrap();
+    other_writes(&gate);
+
+    // SQLite ends the transaction behind the caller's back.
+    block_on(a.begin(&TransactionOptions::new())).unwrap();
+    block_on(a.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
+    block_on(a.execute("ROLLBACK", vec![])).unwrap();
+    other_writes(&gate);
+    block_on(a.rollback()).unwrap();
+
+    // A COMMIT that fails (a deferred foreign key is violated) ends the transaction too.
+    block_on(a.begin(&TransactionOptions::new())).unwrap();
+    block_on(a.execute("INSERT INTO c VALUES (99)", vec![])).unwrap();
+    assert_eq!(gate.writers(), 1);
+    let err = block_on(a.commit()).unwrap_err();
+    assert_eq!(
+        err.constraint_kind(),
+        Some(ConstraintKind::ForeignKey),
+        "{err}"
+    );
+    other_writes(&gate);
+
+    // A panic on the worker inside a transaction rolls it back.
+    block_on(a.begin(&TransactionOptions::new())).unwrap();
+    block_on(a.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
+    let err = block_on(sqlite(&mut a).run_sync(|_| -> () { panic!("boom") })).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Panic);
+    other_writes(&gate);
+    block_on(a.rollback()).unwrap();
+
+    // Autocommit writes and batches hold it only while they run.
+    block_on(a.execute_many(
+        "INSERT INTO t VALUES ($1)",
+        vec![vec![Value::Int(1)], vec![Value::Int(2)]],
+    ))
+    .unwrap();
+    block_on(a.fetch_all("INSERT INTO t VALUES (3) RETURNING x", vec![])).unwrap();
+    other_writes(&gate);
+
+    // Closing a connection that holds it.
+    block_on(a.begin(&TransactionOptions::new().immediate(true))).unwrap();
+    block_on(a.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
+    block_on(a.close()).unwrap();
+    other_writes(&gate);
+
+    // Dropping one.
+    let mut d = block_on(connector.connect(&runtime())).unwrap();
+    block_on(d.begin(&TransactionOptions::new().immediate(true))).unwrap();
+    block_on(d.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
+    drop(d);
+    await_writers(&gate, 0);
+    other_writes(&gate);
+    // Only b's eight autocommit inserts stayed, and a's three autocommit ones.
+    assert_eq!(scalar(&mut b, "SELECT count(*) FROM t"), Value::Int(8 + 3));
+}
+
+#[test]
+fn a_writer_whose_caller_gave_up_leaves_the_queue() {
+    let dir = TempDir::new();
+    let (connector, mut a) = connect(&dir.url("q.db", "?busy_timeout=0"));
+    let mut b = block_on(connector.connect(&runtime())).unwrap();
+    let gate = gate_of(&mut a);
+    block_on(a.execute("CREATE TABLE t(x)", vec![])).unwrap();
+    block_on(a.begin(&TransactionOptions::new().immediate(true))).unwrap();
+    {
+        let mut insert = b.execute("INSERT INTO t VALUES (2)", vec![]);
+        assert!(block_on(futures_lite::future::poll_once(&mut insert)).is_none());
+        await_writers(&gate, 2);
+        // Dropped while its worker waits for the gate.
+    }
+    await_writers(&gate, 1);
+    block_on(a.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
+    block_on(a.commit()).unwrap();
+    assert_eq!(gate.writers(), 0);
+    assert_eq!(
+        block_on(b.execute("INSERT INTO t VALUES (3)", vec![])).unwrap(),
+        1
+    );
+    assert_eq!(
+        scalar(
+            &mut b,
+            "SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY rowid)"
+        ),
+        Value::Text("1,3".into())
     );
 }

@@ -12,6 +12,7 @@ use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::{ffi, InterruptHandle};
 
 use crate::error::{self, from_rusqlite};
+use crate::gate::{GateHeld, WriterGate};
 use crate::options::{Config, Target};
 use crate::reply::{self, CacheLine, Mailbox, SpinPolicy};
 use crate::statements::{Fetched, FetchedRows, Registry, Sql};
@@ -198,6 +199,7 @@ impl Drop for AliveGuard {
 /// Starts the worker thread of a new connection. It opens the database and reports on `opened`.
 pub(crate) fn spawn(
     config: Arc<Config>,
+    writer_gate: Option<Arc<WriterGate>>,
     shared: Arc<Shared>,
     commands: crossbeam_channel::Receiver<Command>,
     opened: Reply<()>,
@@ -216,6 +218,10 @@ pub(crate) fn spawn(
             opened.send(Ok(()));
             Worker {
                 conn,
+                writes: Writes {
+                    gate: writer_gate,
+                    held: None,
+                },
                 shared,
                 statements: Registry::default(),
                 txn: Txn::None,
@@ -375,8 +381,48 @@ enum Txn {
     Aborted(String),
 }
 
+/// This connection's turn to write, through the connector's writer gate.
+struct Writes {
+    /// `None` with `writer_gate=false`.
+    gate: Option<Arc<WriterGate>>,
+    /// Held from the first write (or `BEGIN IMMEDIATE`) until the connection is back in
+    /// autocommit mode: see [`Worker::settle`].
+    held: Option<GateHeld>,
+}
+
+impl Writes {
+    /// Waits for this connection's turn to write, unless it has it already (or there is no gate).
+    /// Fails with a cancellation error if `gave_up` says so before the turn comes.
+    fn take(&mut self, gave_up: impl Fn() -> bool) -> Result<(), Error> {
+        if self.held.is_some() {
+            return Ok(());
+        }
+        let Some(gate) = &self.gate else {
+            return Ok(());
+        };
+        self.held = Some(gate.enter(gave_up).ok_or_else(error::cancelled)?);
+        Ok(())
+    }
+
+    /// [`take`](Self::take) for a statement that writes; a read-only one never touches the gate.
+    fn take_for(
+        &mut self,
+        stmt: &rusqlite::Statement<'_>,
+        shared: &Shared,
+        seq: u64,
+    ) -> Result<(), Error> {
+        if stmt.readonly() {
+            return Ok(());
+        }
+        self.take(|| shared.is_cancelled(seq))
+    }
+}
+
 struct Worker {
+    /// Declared before `writes`, so that when the worker ends, the connection closes (rolling back
+    /// any transaction) before the writer gate is released.
     conn: rusqlite::Connection,
+    writes: Writes,
     shared: Arc<Shared>,
     statements: Registry,
     txn: Txn,
@@ -401,11 +447,23 @@ impl Worker {
     }
 
     fn close(self) -> Result<(), Error> {
-        let Worker { conn, .. } = self;
-        conn.close().map_err(|(conn, e)| {
+        let Worker { conn, writes, .. } = self;
+        let result = conn.close().map_err(|(conn, e)| {
             drop(conn);
             from_rusqlite(e)
-        })
+        });
+        // Only now that any transaction is over.
+        drop(writes);
+        result
+    }
+
+    /// Releases the writer gate once the connection is back in autocommit mode, however it got
+    /// there: a statement's end, COMMIT, ROLLBACK, a failed COMMIT, SQLite rolling back on its own,
+    /// a reset, or the rollback after a panic. Called after every command.
+    fn settle(&mut self) {
+        if self.writes.held.is_some() && self.conn.is_autocommit() {
+            self.writes.held = None;
+        }
     }
 
     fn handle(&mut self, command: Command) {
@@ -456,6 +514,7 @@ impl Worker {
             }
             Command::Control { seq, op } => {
                 let result = self.catch(|w| w.control(op));
+                self.settle();
                 self.shared
                     .mailbox
                     .post(seq, result.map(|()| Response::Done));
@@ -471,6 +530,7 @@ impl Worker {
                     error::panicked(&*payload)
                 });
                 self.check_transaction(None);
+                self.settle();
                 self.shared.mailbox.post(seq, result);
             }
             // `serve` handles it before it gets here.
@@ -495,6 +555,7 @@ impl Worker {
         };
         self.shared.finish();
         self.check_transaction(result.as_ref().err());
+        self.settle();
         result
     }
 
@@ -535,6 +596,11 @@ impl Worker {
         match op {
             Control::Begin { immediate } => {
                 self.txn = Txn::None;
+                if immediate {
+                    // The caller is about to write: wait for its turn first, so that BEGIN
+                    // IMMEDIATE finds the database's write lock free. Not cancellable.
+                    self.writes.take(|| false)?;
+                }
                 self.simple(if immediate {
                     "BEGIN IMMEDIATE"
                 } else {
@@ -591,6 +657,7 @@ impl Worker {
             Err(e) => return Err(from_rusqlite(e)),
         };
         bind(&mut stmt, params)?;
+        self.writes.take_for(&stmt, &self.shared, seq)?;
         step_to_end(&self.conn, &self.shared, seq, &mut stmt)
     }
 
@@ -603,6 +670,8 @@ impl Worker {
                 return Err(Error::parameter_count(stmt.parameter_count(), 0)
                     .context("a statement of the script takes parameters"));
             }
+            // From its first write, the script keeps the gate to its end.
+            self.writes.take_for(&stmt, &self.shared, seq)?;
             total += step_to_end(&self.conn, &self.shared, seq, &mut stmt)?;
         }
         Ok(total)
@@ -615,6 +684,8 @@ impl Worker {
             return Ok(0);
         }
         let outer = self.conn.is_autocommit();
+        let shared = &self.shared;
+        self.writes.take(|| shared.is_cancelled(seq))?;
         self.simple(if outer {
             "BEGIN IMMEDIATE"
         } else {
@@ -683,6 +754,7 @@ impl Worker {
             Err(e) => return Err(from_rusqlite(e)),
         };
         bind(&mut stmt, params)?;
+        self.writes.take_for(&stmt, &self.shared, seq)?;
         let mut fetched = Fetched {
             columns: None,
             rows: FetchedRows::Empty,
@@ -727,6 +799,7 @@ impl Worker {
             Err(e) => return Err(from_rusqlite(e)),
         };
         bind(&mut stmt, params)?;
+        self.writes.take_for(&stmt, &self.shared, seq)?;
         let mut chunk = Vec::with_capacity(chunk_size);
         let mut columns = None;
         let mut rows = stmt.raw_query();

@@ -222,7 +222,11 @@ pub mod prelude {
 #[cfg(test)]
 mod tests {
     /// What a library built on `anysql` with no runtime feature sees: a clear error, no panic.
-    #[cfg(not(any(feature = "runtime-tokio", feature = "runtime-smol", feature = "runtime-async-std")))]
+    #[cfg(not(any(
+        feature = "runtime-tokio",
+        feature = "runtime-smol",
+        feature = "runtime-async-std"
+    )))]
     #[test]
     fn without_a_runtime_feature_building_an_engine_is_a_clear_error() {
         let err = crate::Engine::builder("postgres://localhost/db")
@@ -239,16 +243,27 @@ mod tests {
     fn without_the_sqlite_feature_a_sqlite_url_names_the_feature() {
         let err = crate::create_async_engine("sqlite::memory:").unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Configuration);
-        assert!(err.to_string().contains("enable the `sqlite` feature"), "{err}");
+        assert!(
+            err.to_string().contains("enable the `sqlite` feature"),
+            "{err}"
+        );
     }
 
     /// A driver for the `postgres` scheme that is never asked to connect: it lets the runtime check
     /// run with no real driver compiled in.
-    #[cfg(not(any(feature = "runtime-tokio", feature = "runtime-smol", feature = "runtime-async-std")))]
+    #[cfg(not(any(
+        feature = "runtime-tokio",
+        feature = "runtime-smol",
+        feature = "runtime-async-std"
+    )))]
     #[derive(Debug)]
     struct NoDriver;
 
-    #[cfg(not(any(feature = "runtime-tokio", feature = "runtime-smol", feature = "runtime-async-std")))]
+    #[cfg(not(any(
+        feature = "runtime-tokio",
+        feature = "runtime-smol",
+        feature = "runtime-async-std"
+    )))]
     impl anysql_core::AsyncDriver for NoDriver {
         fn name(&self) -> &'static str {
             "none"
