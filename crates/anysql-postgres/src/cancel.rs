@@ -49,7 +49,13 @@ impl PgCanceller {
                 .with_source(e)
             })?;
             self.token
-                .cancel_query_raw(AwaitServerClose(socket), NoTls)
+                .cancel_query_raw(
+                    AwaitServerClose {
+                        socket,
+                        shut_down: false,
+                    },
+                    NoTls,
+                )
                 .await
                 .map_err(|e| {
                     Error::connection(format!("sending a cancel request to {} failed", self.host))
@@ -66,7 +72,11 @@ impl PgCanceller {
 /// signals the backend first and closes the socket after, so waiting for that close means the
 /// cancel has landed when `cancel()` returns. Without it, a cancel sent by `reset()` could arrive
 /// late and cancel the caller's next statement instead of the abandoned one.
-struct AwaitServerClose(BoxSocket);
+struct AwaitServerClose {
+    socket: BoxSocket,
+    /// Our side is shut down; shutting down again after the peer closed fails on some runtimes.
+    shut_down: bool,
+}
 
 impl AsyncRead for AwaitServerClose {
     fn poll_read(
@@ -74,7 +84,7 @@ impl AsyncRead for AwaitServerClose {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.socket).poll_read(cx, buf)
     }
 }
 
@@ -84,22 +94,27 @@ impl AsyncWrite for AwaitServerClose {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        Pin::new(&mut self.socket).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.socket).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(Pin::new(&mut self.0).poll_shutdown(cx))?;
-        // The server sends nothing back on a cancel connection: read until it closes.
+        if !self.shut_down {
+            ready!(Pin::new(&mut self.socket).poll_shutdown(cx))?;
+            self.shut_down = true;
+        }
+        // The server sends nothing back on a cancel connection: read until it closes. A reset is a
+        // close too (the server process handling the request may exit without a clean shutdown).
         let mut scratch = [0_u8; 64];
         loop {
             let mut buf = ReadBuf::new(&mut scratch);
-            ready!(Pin::new(&mut self.0).poll_read(cx, &mut buf))?;
-            if buf.filled().is_empty() {
-                return Poll::Ready(Ok(()));
+            match ready!(Pin::new(&mut self.socket).poll_read(cx, &mut buf)) {
+                Ok(()) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Ok(()) => continue,
+                Err(_) => return Poll::Ready(Ok(())),
             }
         }
     }

@@ -435,20 +435,18 @@ pub trait SqliteConnectionExt: private::Sealed {
 }
 
 impl SqliteConnectionExt for Connection {
-    fn run_sync<F, R>(&mut self, f: F) -> impl Future<Output = Result<R, Error>> + Send + '_
+    async fn run_sync<F, R>(&mut self, f: F) -> Result<R, Error>
     where
         F: FnOnce(&mut rusqlite::Connection) -> R + Send + 'static,
         R: Send + 'static,
     {
-        async move {
-            // Made ready first, as before any statement: an abandoned transaction is rolled back.
-            match self.ready_driver_connection::<SqliteConnection>().await? {
-                Some(conn) => conn.run_sync(f).await,
-                None => Err(Error::configuration(
-                    "run_sync needs a sqlite connection, but this connection is to another database; \
-                     check the engine's url",
-                )),
-            }
+        // Made ready first, as before any statement: an abandoned transaction is rolled back.
+        match self.ready_driver_connection::<SqliteConnection>().await? {
+            Some(conn) => conn.run_sync(f).await,
+            None => Err(Error::configuration(
+                "run_sync needs a sqlite connection, but this connection is to another database; \
+                 check the engine's url",
+            )),
         }
     }
 }
