@@ -366,16 +366,9 @@ async fn execute_one(
             return Err(Error::parameter_count(info.max_param, params.len()).into());
         }
         let values: Vec<PgParam<'_>> = types::params(params).collect();
-        let typed: Vec<(&(dyn ToSql + Sync), Type)> = values
-            .iter()
-            .map(|p| {
-                (
-                    p as &(dyn ToSql + Sync),
-                    unnamed_param_type(p.value, unspecified),
-                )
-            })
-            .collect();
-        Ok(client.execute_typed(sql, &typed).await?)
+        Ok(client
+            .execute_typed(sql, &typed_params(&values, unspecified))
+            .await?)
     } else {
         let prepared = statements.for_params(client, sql, params).await?;
         Ok(client
@@ -653,20 +646,30 @@ fn step_future<'s>(
                 Some(p) => Box::pin(client.execute_raw(&p.statement, types::params(set))),
                 None => Box::pin(async move {
                     let values: Vec<PgParam<'_>> = types::params(set).collect();
-                    let typed: Vec<(&(dyn ToSql + Sync), Type)> = values
-                        .iter()
-                        .map(|p| {
-                            (
-                                p as &(dyn ToSql + Sync),
-                                unnamed_param_type(p.value, unspecified),
-                            )
-                        })
-                        .collect();
-                    client.execute_typed(sql, &typed).await
+                    client
+                        .execute_typed(sql, &typed_params(&values, unspecified))
+                        .await
                 }),
             }
         }
     }
+}
+
+/// Parameters of an unnamed statement, each with the type sent for it (unspecified for text and
+/// NULL, so that the server infers them).
+fn typed_params<'v>(
+    values: &'v [PgParam<'_>],
+    unspecified: &Type,
+) -> Vec<(&'v (dyn ToSql + Sync), Type)> {
+    values
+        .iter()
+        .map(|p| {
+            (
+                p as &(dyn ToSql + Sync),
+                unnamed_param_type(p.value, unspecified),
+            )
+        })
+        .collect()
 }
 
 fn record(
