@@ -35,6 +35,7 @@ mod pool;
 mod retry;
 mod row;
 pub mod runtime;
+pub mod spin;
 pub mod sql;
 mod transaction;
 mod transaction_options;

@@ -19,9 +19,10 @@ use futures_core::Stream;
 use crate::error::worker_gone;
 use crate::gate::WriterGate;
 use crate::options::Config;
-use crate::reply::{self, SpinPolicy, Wait};
+use crate::reply::{self, Wait};
 use crate::statements::{Fetched, Statements};
 use crate::worker::{self, Chunk, Command, Control, Response, Shared};
+use anysql_core::spin::SpinPolicy;
 
 /// Rows per chunk of a streamed result.
 const STREAM_CHUNK_ROWS: usize = 256;

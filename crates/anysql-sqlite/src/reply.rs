@@ -7,7 +7,7 @@
 //! reply lands, which costs 8–10 µs more than the query itself. Instead, [`Wait`] wakes its own task
 //! and returns `Pending` (a yield: other tasks run, then the executor polls it again) until the
 //! reply is there or the spin budget is spent, and only then registers its waker and sleeps.
-//! [`Spin`] turns the budget off while replies have recently been slow, so a connection running long
+//! [`SpinPolicy`](anysql_core::spin::SpinPolicy) turns the budget off while replies have recently been slow, so a connection running long
 //! queries does not burn CPU.
 
 use std::future::Future;
@@ -138,56 +138,6 @@ impl<T> Receiver<T> {
 
 /// The default and the most the awaiting side busy-polls for a reply.
 pub(crate) const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(50);
-
-/// Whether the next wait busy-polls, from how long recent waits took.
-///
-/// Busy-polling pays when the thing waited for comes within microseconds: the reply to a point
-/// query, the next command of a caller running queries back to back. It cannot help with a slow
-/// query, and only burns CPU. So each side keeps a moving average of its recent waits and spins,
-/// for at most `limit`, only while that average is within twice the limit. (Samples are capped at
-/// four times the limit, so one wait preempted for milliseconds cannot turn spinning off for long.)
-///
-/// Two alternatives were measured and dropped, on the shared 2-core machines this was built on:
-/// choosing between spinning and sleeping by comparing their measured costs (an epsilon-greedy
-/// bandit) settled on sleeping too often and was slower everywhere; yielding the OS thread between
-/// polls after a few microseconds halved S5's throughput (four readers and a writer on two cores),
-/// because on a crowded machine a yield can hand the CPU away for a whole time slice.
-#[derive(Debug, Clone)]
-pub(crate) struct SpinPolicy {
-    limit_ns: u64,
-    average_ns: u64,
-}
-
-impl SpinPolicy {
-    /// A policy spinning for at most `limit`; a zero limit never spins.
-    pub(crate) fn new(limit: Duration) -> Self {
-        let limit_ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
-        SpinPolicy {
-            limit_ns,
-            average_ns: 0,
-        }
-    }
-
-    /// The most the next wait may spin: the limit, or zero to sleep at once.
-    pub(crate) fn next(&self) -> Duration {
-        if self.limit_ns == 0 {
-            return Duration::ZERO;
-        }
-        if self.average_ns <= self.limit_ns.saturating_mul(2) {
-            Duration::from_nanos(self.limit_ns)
-        } else {
-            Duration::ZERO
-        }
-    }
-
-    /// Records how long a wait took.
-    pub(crate) fn record(&mut self, took: Duration) {
-        let cap = self.limit_ns.saturating_mul(4);
-        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).min(cap);
-        // An average over about the last eight waits.
-        self.average_ns = self.average_ns - self.average_ns / 8 + ns / 8;
-    }
-}
 
 /// Something a [`Wait`] can poll: a one-shot [`Receiver`] or a [`Ticket`] for a [`Mailbox`].
 pub(crate) trait Source {
@@ -402,25 +352,5 @@ mod tests {
             .0
             .is_err());
         worker.join().unwrap();
-    }
-
-    #[test]
-    fn slow_waits_turn_spinning_off() {
-        let mut policy = SpinPolicy::new(DEFAULT_BUSY_POLL);
-        assert_eq!(policy.next(), DEFAULT_BUSY_POLL);
-        // One preempted wait does not turn it off.
-        policy.record(Duration::from_millis(30));
-        assert_eq!(policy.next(), DEFAULT_BUSY_POLL);
-        // Slow queries do.
-        for _ in 0..20 {
-            policy.record(Duration::from_millis(2));
-        }
-        assert_eq!(policy.next(), Duration::ZERO);
-        // Fast ones, even seen after sleeping, bring it back.
-        for _ in 0..20 {
-            policy.record(Duration::from_micros(12));
-        }
-        assert_eq!(policy.next(), DEFAULT_BUSY_POLL);
-        assert_eq!(SpinPolicy::new(Duration::ZERO).next(), Duration::ZERO);
     }
 }

@@ -14,9 +14,10 @@ use rusqlite::{ffi, InterruptHandle};
 use crate::error::{self, from_rusqlite};
 use crate::gate::{GateHeld, WriterGate};
 use crate::options::{Config, Target};
-use crate::reply::{self, CacheLine, Mailbox, SpinPolicy};
+use crate::reply::{self, CacheLine, Mailbox};
 use crate::statements::{Fetched, FetchedRows, Registry, Sql};
 use crate::value::{bind, read_values};
+use anysql_core::spin::SpinPolicy;
 use anysql_core::sql::has_more_statements;
 
 /// A reply carrying a result.
