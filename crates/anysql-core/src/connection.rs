@@ -203,8 +203,15 @@ impl Connection {
         sql: &'a str,
         params: impl Params,
     ) -> impl Future<Output = Result<Vec<T>, Error>> + Send + 'a {
-        let all = self.fetch_all(sql, params);
-        async move { all.await?.into_iter().map(T::from_row).collect() }
+        let params = params.into_values();
+        async move {
+            let mut decoded = Vec::new();
+            run!(self, d => d.fetch_each(sql, params, &mut |row| {
+                decoded.push(T::from_row_mut(row)?);
+                Ok(())
+            }))?;
+            Ok(decoded)
+        }
     }
 
     /// Runs a query and decodes its first row into `T`, or fails with [`ErrorKind::RowNotFound`].

@@ -22,6 +22,9 @@ use crate::value::Value;
 /// A stream of rows borrowed from a connection.
 pub type RowStream<'a> = Pin<Box<dyn Stream<Item = Result<Row, Error>> + Send + 'a>>;
 
+/// What [`DriverConnection::fetch_each`] hands each row to. It may take values out of the row.
+pub type RowSink<'a> = dyn FnMut(&mut Row) -> Result<(), Error> + Send + 'a;
+
 /// A database driver: the URL schemes it serves and a factory for its connections.
 pub trait AsyncDriver: Send + Sync + fmt::Debug + 'static {
     /// A short name for messages, such as `"sqlite"`.
@@ -75,6 +78,26 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
 
     /// Runs a query and collects all its rows.
     async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error>;
+
+    /// Runs a query and hands each of its rows to `sink`, in order, then returns.
+    ///
+    /// This is what [`Connection::fetch_all_as`](crate::Connection::fetch_all_as) uses: a driver may
+    /// pass every row in one [`Row`] that it refills (see [`Row::refill`]), so that decoding into
+    /// the caller's type needs no `Row` per row. The sink may take values out of the row. An error
+    /// from the sink ends the call with that error; the driver must then leave the connection idle,
+    /// as after any failed query. The default collects [`fetch_all`](Self::fetch_all) and passes its
+    /// rows one by one.
+    async fn fetch_each(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        sink: &mut RowSink<'_>,
+    ) -> Result<(), Error> {
+        for mut row in self.fetch_all(sql, params).await? {
+            sink(&mut row)?;
+        }
+        Ok(())
+    }
 
     /// Runs a query and returns its first row, if any, discarding the rest.
     async fn fetch_optional(

@@ -43,7 +43,7 @@ mod value;
 
 pub use cancel::CancelHandle;
 pub use connection::{Connection, Rows};
-pub use driver::{AsyncDriver, CancelQuery, Connector, DriverConnection, RowStream};
+pub use driver::{AsyncDriver, CancelQuery, Connector, DriverConnection, RowSink, RowStream};
 pub use engine::{Engine, EngineBuilder};
 pub use error::{ConstraintKind, DatabaseError, Error, ErrorKind, Result};
 pub use options::{redact, ConnectOptions};

@@ -129,6 +129,26 @@ impl Row {
         T::from_row(self)
     }
 
+    /// The row's value slots, one per column, for a driver that decodes a whole result through one
+    /// reused row (see [`DriverConnection::fetch_each`](crate::DriverConnection::fetch_each)).
+    ///
+    /// The slots hold what the last [`FromRow::from_row_mut`] left behind (NULLs where it took
+    /// values); if it took the whole row, fresh NULL slots are put back.
+    pub fn refill(&mut self) -> &mut [Value] {
+        if self.values.len() != self.columns.len() {
+            self.values = vec![Value::Null; self.columns.len()].into_boxed_slice();
+        }
+        &mut self.values
+    }
+
+    /// Takes the whole row out, leaving a row with the same columns and no values behind.
+    fn take_whole(&mut self) -> Row {
+        Row {
+            columns: Arc::clone(&self.columns),
+            values: std::mem::take(&mut self.values),
+        }
+    }
+
     /// Takes a column's value out, leaving NULL behind; used by [`FromRow`] to avoid copies.
     pub fn take<T: FromValue>(&mut self, index: usize) -> Result<T, Error> {
         let value = self
@@ -202,9 +222,48 @@ mod private {
 
 /// Converts a whole [`Row`] into a Rust value: tuples of up to 16 [`FromValue`] types, a single
 /// [`FromValue`] wrapped as `(T,)`, or [`Row`] itself. Implement it for your own structs.
+///
+/// ```
+/// use anysql_core::{Columns, Error, FromRow, Row, Value};
+///
+/// struct User {
+///     id: i64,
+///     name: String,
+/// }
+///
+/// impl FromRow for User {
+///     fn from_row(row: Row) -> Result<Self, Error> {
+///         Self::from_row_mut(&mut { row })
+///     }
+///
+///     // Optional: lets `fetch_all_as` decode every row of a result from one reused row buffer.
+///     fn from_row_mut(row: &mut Row) -> Result<Self, Error> {
+///         Ok(User { id: row.take(0)?, name: row.take(1)? })
+///     }
+/// }
+///
+/// let row = Row::new(
+///     Columns::new(["id".to_string(), "name".to_string()]),
+///     vec![Value::Int(7), Value::Text("ada".into())],
+/// );
+/// let user: User = row.decode()?;
+/// assert_eq!((user.id, user.name.as_str()), (7, "ada"));
+/// # Ok::<(), Error>(())
+/// ```
 pub trait FromRow: Sized {
     /// Decodes the row.
     fn from_row(row: Row) -> Result<Self, Error>;
+
+    /// Decodes the row through a mutable borrow, taking out the values it keeps (with
+    /// [`Row::take`]) and leaving the rest.
+    ///
+    /// `fetch_all_as` decodes every row of a result through one row buffer that the driver refills,
+    /// so a type that implements this decodes with no allocation per row beyond its own fields.
+    /// The default moves the row's values out and calls [`from_row`](Self::from_row), which costs
+    /// one allocation per row.
+    fn from_row_mut(row: &mut Row) -> Result<Self, Error> {
+        Self::from_row(row.take_whole())
+    }
 }
 
 impl FromRow for Row {
@@ -217,6 +276,10 @@ macro_rules! tuple_from_row {
     ($n:literal; $($t:ident $i:tt),+) => {
         impl<$($t: FromValue),+> FromRow for ($($t,)+) {
             fn from_row(mut row: Row) -> Result<Self, Error> {
+                Self::from_row_mut(&mut row)
+            }
+
+            fn from_row_mut(row: &mut Row) -> Result<Self, Error> {
                 if row.len() != $n {
                     return Err(Error::decode(format!(
                         "cannot decode a row of {} column{} into a tuple of {}",

@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anysql_core::{
-    CancelHandle, CancelQuery, Connection, DriverConnection, Error, Row, RowStream, SharedRuntime,
-    TransactionOptions, Value,
+    CancelHandle, CancelQuery, Connection, DriverConnection, Error, FromRow, Row, RowSink,
+    RowStream, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 use futures_core::Stream;
@@ -138,10 +138,57 @@ impl SqliteConnection {
             known_columns,
             params,
             limit,
+            pipelined: false,
         };
         match self.call(true, command).await? {
             Response::Fetched(fetched) => Ok(fetched),
             _ => Err(mixed_up()),
+        }
+    }
+
+    /// Runs a query and passes every row to `sink`, decoding each batch of rows while the worker
+    /// reads the next.
+    async fn fetch_pipelined(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        sink: &mut RowSink<'_>,
+    ) -> Result<(), Error> {
+        let (stmt, known_columns) = self.statements.lookup(sql);
+        self.seq += 1;
+        let seq = self.seq;
+        self.commands
+            .send(Command::Fetch {
+                seq,
+                sql: stmt,
+                known_columns,
+                params,
+                limit: usize::MAX,
+                pipelined: true,
+            })
+            .map_err(|_| worker_gone())?;
+        // Until the last reply, dropping this future or failing in `sink` stops the worker.
+        let mut guard = AbandonOnDrop {
+            shared: &self.shared,
+            seq: Some(seq),
+        };
+        let mut waiting_since = Instant::now();
+        loop {
+            let budget = self.spin.next();
+            let ticket = self.shared.mailbox.ticket(seq);
+            let (reply, took) = Wait::new(ticket, waiting_since, budget).await;
+            self.spin.record(took);
+            match reply.map_err(|_| worker_gone())?? {
+                Response::Partial(fetched) => {
+                    self.statements.each(sql, fetched, sink)?;
+                    waiting_since = Instant::now();
+                }
+                Response::Fetched(fetched) => {
+                    guard.seq = None;
+                    return self.statements.each(sql, fetched, sink);
+                }
+                _ => return Err(mixed_up()),
+            }
         }
     }
 
@@ -233,8 +280,22 @@ impl DriverConnection for SqliteConnection {
     }
 
     async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error> {
-        let fetched = self.fetch_rows(sql, params, usize::MAX).await?;
-        self.statements.rows(sql, fetched)
+        let mut rows = Vec::new();
+        self.fetch_pipelined(sql, params, &mut |row| {
+            rows.push(Row::from_row_mut(row)?);
+            Ok(())
+        })
+        .await?;
+        Ok(rows)
+    }
+
+    async fn fetch_each(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        sink: &mut RowSink<'_>,
+    ) -> Result<(), Error> {
+        self.fetch_pipelined(sql, params, sink).await
     }
 
     async fn fetch_optional(

@@ -10,6 +10,7 @@
 //! [`SpinPolicy`](anysql_core::spin::SpinPolicy) turns the budget off while replies have recently been slow, so a connection running long
 //! queries does not burn CPU.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -160,33 +161,39 @@ impl<T> Source for Receiver<T> {
     }
 }
 
-/// A connection's reply slot, used for every command: the worker posts each reply under its
-/// command's sequence number, and the caller waiting for that number takes it. Reusing one slot
-/// saves an allocation per query, and a reply to a command whose caller gave up is simply
-/// overwritten by the next one.
+/// A connection's reply queue, used for every command: the worker posts each reply under its
+/// command's sequence number, and the caller waiting for that number takes it. Most commands get
+/// one reply; a large fetch gets its rows in several, so that the caller decodes one batch while
+/// the worker reads the next. Reusing one queue saves an allocation per query, and replies to a
+/// command whose caller gave up are dropped by the next caller that looks.
 pub(crate) struct Mailbox<T> {
-    /// The sequence number of the reply in the slot, or [`GONE`] once the worker has ended. On a
-    /// cache line of its own: see [`Inner::state`].
-    posted: CacheLine<AtomicU64>,
+    /// How many replies are queued, with [`GONE`] set once the worker has ended: read without the
+    /// lock on the busy-poll path. On a cache line of its own: see [`Inner::state`].
+    signal: CacheLine<AtomicU64>,
     slot: CacheLine<Mutex<MailSlot<T>>>,
 }
 
 struct MailSlot<T> {
-    seq: u64,
-    reply: Option<T>,
+    replies: VecDeque<(u64, T)>,
     waker: Option<Waker>,
     gone: bool,
 }
 
-const GONE: u64 = u64::MAX;
+impl<T> MailSlot<T> {
+    fn signal(&self) -> u64 {
+        self.replies.len() as u64 | if self.gone { GONE } else { 0 }
+    }
+}
+
+/// The bit of [`Mailbox::signal`] that says the worker has ended.
+const GONE: u64 = 1 << 63;
 
 impl<T> Default for Mailbox<T> {
     fn default() -> Self {
         Mailbox {
-            posted: CacheLine(AtomicU64::new(0)),
+            signal: CacheLine(AtomicU64::new(0)),
             slot: CacheLine(Mutex::new(MailSlot {
-                seq: 0,
-                reply: None,
+                replies: VecDeque::new(),
                 waker: None,
                 gone: false,
             })),
@@ -200,29 +207,12 @@ impl<T> Mailbox<T> {
         self.slot.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Posts the reply to command `seq`, waking its caller if it sleeps.
+    /// Posts a reply to command `seq`, waking its caller if it sleeps.
     pub(crate) fn post(&self, seq: u64, reply: T) {
-        let (waker, _unread) = {
-            let mut slot = self.lock();
-            slot.seq = seq;
-            let unread = slot.reply.replace(reply);
-            if !slot.gone {
-                self.posted.0.store(seq, Ordering::Release);
-            }
-            (slot.waker.take(), unread)
-        };
-        // An unread reply (its caller gave up) is dropped here, outside the lock.
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    /// The worker has ended: waiting callers get [`Closed`].
-    pub(crate) fn close(&self) {
         let waker = {
             let mut slot = self.lock();
-            slot.gone = true;
-            self.posted.0.store(GONE, Ordering::Release);
+            slot.replies.push_back((seq, reply));
+            self.signal.0.store(slot.signal(), Ordering::Release);
             slot.waker.take()
         };
         if let Some(waker) = waker {
@@ -230,13 +220,26 @@ impl<T> Mailbox<T> {
         }
     }
 
-    /// What a caller waits on for the reply to command `seq`.
+    /// The worker has ended: waiting callers get [`Closed`] once they have taken what was posted.
+    pub(crate) fn close(&self) {
+        let waker = {
+            let mut slot = self.lock();
+            slot.gone = true;
+            self.signal.0.store(slot.signal(), Ordering::Release);
+            slot.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// What a caller waits on for the next reply to command `seq`.
     pub(crate) fn ticket(&self, seq: u64) -> Ticket<'_, T> {
         Ticket { mailbox: self, seq }
     }
 }
 
-/// Waits in a [`Mailbox`] for the reply to one command.
+/// Waits in a [`Mailbox`] for the next reply to one command.
 pub(crate) struct Ticket<'a, T> {
     mailbox: &'a Mailbox<T>,
     seq: u64,
@@ -244,12 +247,20 @@ pub(crate) struct Ticket<'a, T> {
 
 impl<T> Ticket<'_, T> {
     fn take(&self, slot: &mut MailSlot<T>) -> Option<Result<T, Closed>> {
-        if slot.seq == self.seq {
-            if let Some(reply) = slot.reply.take() {
-                return Some(Ok(reply));
-            }
+        // Commands are answered in order, so replies before ours are to commands whose callers
+        // gave up.
+        while slot.replies.front().is_some_and(|(seq, _)| *seq < self.seq) {
+            slot.replies.pop_front();
         }
-        slot.gone.then_some(Err(Closed))
+        let reply = match slot.replies.front() {
+            Some((seq, _)) if *seq == self.seq => slot.replies.pop_front().map(|(_, r)| Ok(r)),
+            _ => slot.gone.then_some(Err(Closed)),
+        };
+        self.mailbox
+            .signal
+            .0
+            .store(slot.signal(), Ordering::Release);
+        reply
     }
 }
 
@@ -257,8 +268,7 @@ impl<T> Source for Ticket<'_, T> {
     type Output = Result<T, Closed>;
 
     fn try_take(&self) -> Option<Self::Output> {
-        let posted = self.mailbox.posted.0.load(Ordering::Acquire);
-        if posted != self.seq && posted != GONE {
+        if self.mailbox.signal.0.load(Ordering::Acquire) == 0 {
             return None;
         }
         self.take(&mut self.mailbox.lock())
@@ -275,6 +285,11 @@ impl<T> Source for Ticket<'_, T> {
         None
     }
 }
+
+/// The longest [`Wait`] spins inside one `poll`, keeping its executor thread from other tasks.
+const INLINE_SPIN: Duration = Duration::from_micros(10);
+/// How many times [`Wait`] checks for the reply between two readings of the clock.
+const SPINS_PER_CLOCK_READ: u32 = 16;
 
 /// Waits for a reply, busy-polling for up to `budget` after it was requested, then sleeping.
 ///
@@ -305,9 +320,26 @@ impl<S: Source> Future for Wait<S> {
             return Poll::Ready((reply, self.sent_at.elapsed()));
         }
         if let Some(deadline) = self.deadline {
+            // First spin right here, for a few microseconds: a point query's reply comes within
+            // them. Returning `Pending` instead, even with the task woken at once, hands the task
+            // back to the executor, and tokio's multi-thread scheduler then wakes its idle second
+            // worker to steal it: the task bounces between threads, and every bounce wakes a
+            // sleeping CPU.
+            let inline_until = deadline.min(Instant::now() + INLINE_SPIN);
+            loop {
+                for _ in 0..SPINS_PER_CLOCK_READ {
+                    std::hint::spin_loop();
+                    if let Some(reply) = self.source.try_take() {
+                        return Poll::Ready((reply, self.sent_at.elapsed()));
+                    }
+                }
+                if Instant::now() >= inline_until {
+                    break;
+                }
+            }
             if Instant::now() < deadline {
-                // Yield: the executor runs whatever else is ready and polls this task again soon,
-                // without going to sleep.
+                // Then yield: the executor runs whatever else is ready and polls this task again
+                // soon, without going to sleep.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }

@@ -15,11 +15,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use anysql_core::sql::rewrite_dollar_placeholders;
-use anysql_core::{Columns, Error, Row, Value};
+use anysql_core::{Columns, Error, Row, RowSink, Value};
 use rusqlite::Statement;
 
+use crate::batch::RowBatch;
 use crate::error::from_rusqlite;
-use crate::value::{read_value, read_values};
+use crate::value::read_value;
 
 /// The most statements each side remembers.
 const CAPACITY: usize = 256;
@@ -52,47 +53,36 @@ pub(crate) const INLINE_WIDTH: usize = 8;
 /// The values of fetched rows.
 ///
 /// A single row (a point query) travels inline, in the reply slot itself, and the caller's side
-/// allocates its `Row`: this saves a dependent cache miss across cores on the way back, and keeps
-/// each allocation on the thread that frees it (memory allocated on the worker and freed by the
-/// caller takes the allocator's slow paths on both threads).
+/// allocates its `Row`: this saves a dependent cache miss across cores on the way back. More rows
+/// travel as one [`RowBatch`].
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // Inline on purpose: see above.
 pub(crate) enum FetchedRows {
     Empty,
     One(usize, [Value; INLINE_WIDTH]),
-    Many(Vec<Vec<Value>>),
+    Many(RowBatch),
 }
 
 impl FetchedRows {
-    /// Appends the current row of a query, `width` cells wide.
-    pub(crate) fn push(&mut self, row: &rusqlite::Row<'_>, width: usize) -> Result<(), Error> {
-        match self {
-            FetchedRows::Empty if width <= INLINE_WIDTH => {
-                let mut values: [Value; INLINE_WIDTH] = std::array::from_fn(|_| Value::Null);
-                for (i, slot) in values.iter_mut().take(width).enumerate() {
-                    *slot = read_value(row, i)?;
-                }
-                *self = FetchedRows::One(width, values);
-            }
-            FetchedRows::Empty => *self = FetchedRows::Many(vec![read_values(row, width)?]),
-            FetchedRows::One(first_width, first) => {
-                let first: Vec<Value> =
-                    std::mem::replace(first, std::array::from_fn(|_| Value::Null))
-                        .into_iter()
-                        .take(*first_width)
-                        .collect();
-                *self = FetchedRows::Many(vec![first, read_values(row, width)?]);
-            }
-            FetchedRows::Many(rows) => rows.push(read_values(row, width)?),
+    /// The current row of a query, `width` cells wide, as the only row wanted.
+    pub(crate) fn one(row: &rusqlite::Row<'_>, width: usize) -> Result<FetchedRows, Error> {
+        if width > INLINE_WIDTH {
+            let mut batch = RowBatch::new(width);
+            batch.push(row)?;
+            return Ok(FetchedRows::Many(batch));
         }
-        Ok(())
+        let mut values: [Value; INLINE_WIDTH] = std::array::from_fn(|_| Value::Null);
+        for (i, slot) in values.iter_mut().take(width).enumerate() {
+            *slot = read_value(row, i)?;
+        }
+        Ok(FetchedRows::One(width, values))
     }
 
     pub(crate) fn len(&self) -> usize {
         match self {
             FetchedRows::Empty => 0,
             FetchedRows::One(..) => 1,
-            FetchedRows::Many(rows) => rows.len(),
+            FetchedRows::Many(batch) => batch.len(),
         }
     }
 }
@@ -149,21 +139,32 @@ impl Statements {
         (Sql::New { id, text, evict }, 0)
     }
 
-    /// Builds the rows of a reply to `sql`, learning its columns if the reply brings them.
-    pub(crate) fn rows(&mut self, sql: &str, fetched: Fetched) -> Result<Vec<Row>, Error> {
+    /// Passes each row of a reply to `sql` to `sink`, through one reused [`Row`], learning the
+    /// statement's columns if the reply brings them.
+    pub(crate) fn each(
+        &mut self,
+        sql: &str,
+        fetched: Fetched,
+        sink: &mut RowSink<'_>,
+    ) -> Result<(), Error> {
         let Some(columns) = self.columns(sql, fetched.columns, fetched.rows.len())? else {
-            return Ok(Vec::new());
+            return Ok(());
         };
-        Ok(match fetched.rows {
-            FetchedRows::Empty => Vec::new(),
-            FetchedRows::One(width, values) => {
-                vec![Row::new(columns, values.into_iter().take(width).collect())]
+        match fetched.rows {
+            FetchedRows::Empty => Ok(()),
+            FetchedRows::One(width, values) => sink(&mut Row::new(
+                columns,
+                values.into_iter().take(width).collect(),
+            )),
+            FetchedRows::Many(batch) => {
+                let mut row = Row::new(Arc::clone(&columns), vec![Value::Null; columns.len()]);
+                for index in 0..batch.len() {
+                    batch.fill(index, &columns, row.refill())?;
+                    sink(&mut row)?;
+                }
+                Ok(())
             }
-            FetchedRows::Many(rows) => rows
-                .into_iter()
-                .map(|values| Row::new(Arc::clone(&columns), values))
-                .collect(),
-        })
+        }
     }
 
     /// Builds the first row of a reply to `sql`, learning its columns if the reply brings them.
@@ -176,10 +177,11 @@ impl Statements {
             FetchedRows::One(width, values) => {
                 Some(Row::new(columns, values.into_iter().take(width).collect()))
             }
-            FetchedRows::Many(rows) => rows
-                .into_iter()
-                .next()
-                .map(|values| Row::new(columns, values)),
+            FetchedRows::Many(batch) if batch.len() > 0 => {
+                let values = batch.values(0, &columns)?;
+                Some(Row::new(columns, values))
+            }
+            FetchedRows::Many(_) => None,
         })
     }
 

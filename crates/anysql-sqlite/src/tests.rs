@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anysql_core::runtime::BoxFuture;
 use anysql_core::{
     AsyncDriver, BoxSocket, ConnectOptions, Connector, ConstraintKind, DriverConnection, Engine,
-    ErrorKind, Row, Runtime, SharedRuntime, TransactionOptions, Value,
+    ErrorKind, FromRow, Row, Runtime, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 use futures_lite::future::block_on;
@@ -734,6 +734,91 @@ fn a_dropped_stream_stops_the_query_and_the_connection_goes_on() {
         }
         assert_eq!(tx.fetch_scalar::<i64>("SELECT 7", ()).await.unwrap(), 7);
         tx.commit().await.unwrap();
+    });
+}
+
+#[test]
+fn large_fetches_arrive_whole_and_in_order() {
+    let engine = engine("sqlite::memory:?max_size=1");
+    block_on(async {
+        let mut conn = engine.acquire().await.unwrap();
+        // Enough rows for several batches of a pipelined fetch.
+        let rows = conn.fetch_all(COUNT_TO, (5_000,)).await.unwrap();
+        assert_eq!(rows.len(), 5_000);
+        for (i, row) in rows.iter().enumerate() {
+            let n = i as i64 + 1;
+            assert_eq!(row.get::<i64>(0).unwrap(), n);
+            assert_eq!(row.get::<String>("label").unwrap(), format!("row {n}"));
+        }
+        let typed: Vec<(i64, String)> = conn.fetch_all_as(COUNT_TO, (5_000,)).await.unwrap();
+        assert_eq!(typed.len(), 5_000);
+        assert!(typed
+            .iter()
+            .enumerate()
+            .all(|(i, (n, label))| *n == i as i64 + 1 && *label == format!("row {n}")));
+
+        // A type that implements only `from_row` decodes through the default `from_row_mut`.
+        #[derive(Debug, PartialEq)]
+        struct Labelled(String, i64);
+        impl FromRow for Labelled {
+            fn from_row(row: Row) -> Result<Self, anysql_core::Error> {
+                Ok(Labelled(row.get("label")?, row.get(0)?))
+            }
+        }
+        let labelled: Vec<Labelled> = conn.fetch_all_as(COUNT_TO, (3_000,)).await.unwrap();
+        assert_eq!(labelled.len(), 3_000);
+        assert_eq!(labelled[2_999], Labelled("row 3000".to_owned(), 3_000));
+        let none: Vec<Labelled> = conn
+            .fetch_all_as("SELECT 1, 'one' AS label WHERE 0", ())
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    });
+}
+
+#[test]
+fn a_decode_error_half_way_through_a_large_fetch_leaves_the_connection_usable() {
+    const ODD_ROW_OUT: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                               WHERE i < 100000) SELECT CASE WHEN i = 3000 THEN 'oops' ELSE i END FROM n";
+    const BAD_UTF8: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                            WHERE i < 5000) SELECT CASE WHEN i = 4000 THEN CAST(x'ff' AS TEXT) \
+                            ELSE 'fine' END AS word FROM n";
+    let engine = engine("sqlite::memory:?max_size=1");
+    block_on(async {
+        let mut conn = engine.acquire().await.unwrap();
+        for _ in 0..2 {
+            let err = conn
+                .fetch_all_as::<(i64,)>(ODD_ROW_OUT, ())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+            // Nothing of the abandoned fetch reaches the next queries.
+            assert_eq!(conn.fetch_scalar::<i64>("SELECT 42", ()).await.unwrap(), 42);
+            let rows: Vec<(i64,)> = conn
+                .fetch_all_as("SELECT 1 UNION ALL SELECT 2", ())
+                .await
+                .unwrap();
+            assert_eq!(rows, vec![(1,), (2,)]);
+        }
+        let err = conn.fetch_all(BAD_UTF8, ()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+        assert!(err.message().contains("column 0 (\"word\")"), "{err}");
+        // Inside a transaction the statement is stopped between rows, and the transaction goes on.
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute("CREATE TABLE kept(x)", ()).await.unwrap();
+        let err = tx
+            .fetch_all_as::<(i64,)>(ODD_ROW_OUT, ())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+        tx.execute("INSERT INTO kept VALUES (1)", ()).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            conn.fetch_scalar::<i64>("SELECT count(*) FROM kept", ())
+                .await
+                .unwrap(),
+            1
+        );
     });
 }
 

@@ -11,6 +11,7 @@ use anysql_core::{DatabaseError, Error, Row, Value};
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::{ffi, InterruptHandle};
 
+use crate::batch::RowBatch;
 use crate::error::{self, from_rusqlite};
 use crate::gate::{GateHeld, WriterGate};
 use crate::options::{Config, Target};
@@ -35,8 +36,10 @@ pub(crate) type ChunkSender = async_channel::Sender<Chunk>;
 pub(crate) enum Response {
     /// Rows changed.
     Count(u64),
-    /// Rows fetched.
+    /// Rows fetched: the last (or only) reply to a fetch.
     Fetched(Fetched),
+    /// Some rows of a large fetch, with more replies to come.
+    Partial(Fetched),
     /// Done, nothing to say.
     Done,
     /// What a `run_sync` closure returned.
@@ -62,13 +65,15 @@ pub(crate) enum Command {
         sets: Vec<Vec<Value>>,
     },
     /// Runs a query and collects up to `limit` rows. `known_columns` is the version of the
-    /// statement's columns the caller has (0 for none).
+    /// statement's columns the caller has (0 for none). With `pipelined`, rows go back in
+    /// [`Response::Partial`] batches as they are read, before the final [`Response::Fetched`].
     Fetch {
         seq: u64,
         sql: Sql,
         known_columns: u64,
         params: Vec<Value>,
         limit: usize,
+        pipelined: bool,
     },
     /// Runs a query and sends its rows in chunks of `chunk` rows until done or until the receiver
     /// is gone.
@@ -490,11 +495,16 @@ impl Worker {
                 known_columns,
                 params,
                 limit,
+                pipelined,
             } => {
                 let result = self.statements.resolve(sql).and_then(|(id, text)| {
-                    self.statement(seq, |w| {
-                        w.fetch(seq, id, &text, known_columns, &params, limit)
-                    })
+                    let query = Query {
+                        seq,
+                        id,
+                        sql: &text,
+                        params: &params,
+                    };
+                    self.statement(seq, |w| w.fetch(query, known_columns, limit, pipelined))
                 });
                 self.shared.mailbox.post(seq, result.map(Response::Fetched));
             }
@@ -737,13 +747,17 @@ impl Worker {
 
     fn fetch(
         &mut self,
-        seq: u64,
-        id: u64,
-        sql: &str,
+        query: Query<'_>,
         known_columns: u64,
-        params: &[Value],
         limit: usize,
+        pipelined: bool,
     ) -> Result<Fetched, Error> {
+        let Query {
+            seq,
+            id,
+            sql,
+            params,
+        } = query;
         let mut stmt = match self.conn.prepare_cached(sql) {
             Ok(stmt) => stmt,
             Err(rusqlite::Error::Empty) => {
@@ -760,27 +774,50 @@ impl Worker {
             columns: None,
             rows: FetchedRows::Empty,
         };
-        let mut width = None;
+        let mut batch: Option<RowBatch> = None;
+        let mut fetched_rows = 0;
+        let mut next_partial = FIRST_PARTIAL_ROWS;
         let mut rows = stmt.raw_query();
         while let Some(row) = rows.next().map_err(from_rusqlite)? {
-            let width = match width {
-                Some(width) => width,
+            let current = match &mut batch {
+                Some(batch) => batch,
                 None => {
                     // Taken after the first step, when SQLite has re-prepared the statement if the
                     // schema changed.
-                    fetched.columns =
-                        self.statements
-                            .columns_for_caller(id, row.as_ref(), known_columns)?;
-                    *width.insert(row.as_ref().column_count())
+                    if fetched_rows == 0 {
+                        fetched.columns =
+                            self.statements
+                                .columns_for_caller(id, row.as_ref(), known_columns)?;
+                    }
+                    let width = row.as_ref().column_count();
+                    if limit == 1 {
+                        fetched.rows = FetchedRows::one(row, width)?;
+                        break;
+                    }
+                    batch.insert(RowBatch::new(width))
                 }
             };
-            fetched.rows.push(row, width)?;
-            if fetched.rows.len() >= limit {
+            current.push(row)?;
+            fetched_rows += 1;
+            if fetched_rows >= limit {
                 break;
             }
             if self.shared.is_cancelled(seq) {
                 return Err(error::cancelled());
             }
+            if pipelined && current.len() >= next_partial {
+                let partial = Fetched {
+                    columns: fetched.columns.take(),
+                    rows: FetchedRows::Many(batch.take().unwrap_or_default()),
+                };
+                self.shared
+                    .mailbox
+                    .post(seq, Ok(Response::Partial(partial)));
+                next_partial = (next_partial * 2).min(MAX_PARTIAL_ROWS);
+            }
+        }
+        if let Some(batch) = batch {
+            fetched.rows = FetchedRows::Many(batch);
         }
         Ok(fetched)
     }
@@ -834,6 +871,21 @@ impl Worker {
         Ok(())
     }
 }
+
+/// A statement command's identity: its sequence number, its statement id and text, its parameters.
+#[derive(Clone, Copy)]
+struct Query<'a> {
+    seq: u64,
+    id: u64,
+    sql: &'a str,
+    params: &'a [Value],
+}
+
+/// The rows of a pipelined fetch's first batch: few, so that the caller starts decoding soon.
+const FIRST_PARTIAL_ROWS: usize = 64;
+/// The most rows of a batch of a pipelined fetch: small enough that the caller, busy-polling for
+/// the next batch, rarely waits longer than its spin budget for it.
+const MAX_PARTIAL_ROWS: usize = 512;
 
 /// Steps a bound statement to its end, discarding any rows, and returns the rows it changed.
 fn step_to_end(
