@@ -356,15 +356,13 @@ impl Idle {
             // Pure spinning, no `yield_now`: on a crowded machine a yield can hand the CPU away for
             // a whole time slice, and S5 (four readers and a writer on two cores) ran at half the
             // speed with it.
-            while replied_at.elapsed() < budget {
-                // One pause only: on recent Intel cores it lasts ~140 cycles, and every one
-                // between checks delays seeing the command.
-                std::hint::spin_loop();
-                match commands.try_recv() {
-                    Ok(command) => return Some(command),
-                    Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
-                    Err(crossbeam_channel::TryRecvError::Empty) => {}
-                }
+            let received = reply::spin_until(replied_at + budget, || match commands.try_recv() {
+                Ok(command) => Some(Some(command)),
+                Err(crossbeam_channel::TryRecvError::Disconnected) => Some(None),
+                Err(crossbeam_channel::TryRecvError::Empty) => None,
+            });
+            if let Some(received) = received {
+                return received;
             }
         }
         commands.recv().ok()
@@ -885,7 +883,7 @@ struct Query<'a> {
 const FIRST_PARTIAL_ROWS: usize = 64;
 /// The most rows of a batch of a pipelined fetch: small enough that the caller, busy-polling for
 /// the next batch, rarely waits longer than its spin budget for it.
-const MAX_PARTIAL_ROWS: usize = 512;
+const MAX_PARTIAL_ROWS: usize = 256;
 
 /// Steps a bound statement to its end, discarding any rows, and returns the rows it changed.
 fn step_to_end(
