@@ -10,12 +10,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anysql_core::{
-    CancelHandle, CancelQuery, Connection, DriverConnection, Error, FromRow, Row, RowSink,
+    CancelHandle, CancelQuery, Columns, Connection, DriverConnection, Error, FromRow, Row, RowSink,
     RowStream, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 use futures_core::Stream;
 
+use crate::batch::RowBatch;
 use crate::error::worker_gone;
 use crate::gate::WriterGate;
 use crate::options::Config;
@@ -322,7 +323,9 @@ impl DriverConnection for SqliteConnection {
         let error = self.commands.send(command).err().map(|_| worker_gone());
         Box::pin(SqliteRows {
             chunks: Box::pin(chunks),
-            current: Vec::new().into_iter(),
+            columns: None,
+            current: None,
+            next_row: 0,
             error,
             abandon: Some((&*self.shared, seq)),
         })
@@ -424,10 +427,36 @@ impl CancelQuery for Canceller {
 /// The stream behind [`DriverConnection::fetch`]: chunks of rows from the worker.
 struct SqliteRows<'a> {
     chunks: Pin<Box<async_channel::Receiver<Chunk>>>,
-    current: std::vec::IntoIter<Row>,
+    columns: Option<Arc<Columns>>,
+    current: Option<RowBatch>,
+    next_row: usize,
     error: Option<Error>,
     /// The command to abandon if the stream is dropped before its end.
     abandon: Option<(&'a Shared, u64)>,
+}
+
+impl SqliteRows<'_> {
+    /// The next row of the current chunk, if it has one left.
+    fn next_in_chunk(&mut self) -> Option<Result<Row, Error>> {
+        let batch = self.current.as_ref()?;
+        if self.next_row >= batch.len() {
+            self.current = None;
+            return None;
+        }
+        let index = self.next_row;
+        self.next_row += 1;
+        let Some(columns) = &self.columns else {
+            return Some(Err(Error::connection(
+                "the sqlite connection streamed rows without their columns (a bug in anysql-sqlite); \
+                 drop this connection",
+            )));
+        };
+        Some(
+            batch
+                .values(index, columns)
+                .map(|values| Row::new(Arc::clone(columns), values)),
+        )
+    }
 }
 
 impl Stream for SqliteRows<'_> {
@@ -436,8 +465,17 @@ impl Stream for SqliteRows<'_> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            if let Some(row) = this.current.next() {
-                return Poll::Ready(Some(Ok(row)));
+            match this.next_in_chunk() {
+                Some(Ok(row)) => return Poll::Ready(Some(Ok(row))),
+                Some(Err(error)) => {
+                    // A row that cannot be decoded ends the stream, as a database error would.
+                    this.current = None;
+                    if let Some((shared, seq)) = this.abandon.take() {
+                        shared.abandon(seq);
+                    }
+                    return Poll::Ready(Some(Err(error)));
+                }
+                None => {}
             }
             if let Some(error) = this.error.take() {
                 this.abandon = None;
@@ -447,7 +485,13 @@ impl Stream for SqliteRows<'_> {
                 return Poll::Ready(None);
             }
             match std::task::ready!(this.chunks.as_mut().poll_next(cx)) {
-                Some(Ok(chunk)) => this.current = chunk.into_iter(),
+                Some(Ok(chunk)) => {
+                    if chunk.columns.is_some() {
+                        this.columns = chunk.columns;
+                    }
+                    this.current = Some(chunk.rows);
+                    this.next_row = 0;
+                }
                 // The worker's last word on this statement.
                 Some(Err(error)) => this.error = Some(error),
                 None => this.abandon = None,

@@ -803,6 +803,22 @@ fn a_decode_error_half_way_through_a_large_fetch_leaves_the_connection_usable() 
         let err = conn.fetch_all(BAD_UTF8, ()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
         assert!(err.message().contains("column 0 (\"word\")"), "{err}");
+        // A stream stops at the row it cannot decode.
+        let mut rows = conn.fetch(BAD_UTF8, ());
+        let mut good = 0;
+        let err = loop {
+            match rows.next().await.unwrap() {
+                Ok(row) => {
+                    assert_eq!(row.get::<String>(0).unwrap(), "fine");
+                    good += 1;
+                }
+                Err(err) => break err,
+            }
+        };
+        assert_eq!((good, err.kind()), (3_999, ErrorKind::Decode), "{err}");
+        assert!(rows.next().await.is_none());
+        drop(rows);
+        assert_eq!(conn.fetch_scalar::<i64>("SELECT 43", ()).await.unwrap(), 43);
         // Inside a transaction the statement is stopped between rows, and the transaction goes on.
         let mut tx = conn.begin().await.unwrap();
         tx.execute("CREATE TABLE kept(x)", ()).await.unwrap();

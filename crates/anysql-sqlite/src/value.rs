@@ -40,15 +40,6 @@ pub(crate) fn bind(stmt: &mut Statement<'_>, params: &[Value]) -> Result<(), Err
     Ok(())
 }
 
-/// Reads the `width` cells of the current row, each by its SQLite storage class.
-pub(crate) fn read_values(row: &rusqlite::Row<'_>, width: usize) -> Result<Vec<Value>, Error> {
-    let mut values = Vec::with_capacity(width);
-    for i in 0..width {
-        values.push(read_value(row, i)?);
-    }
-    Ok(values)
-}
-
 /// Reads cell `i` of the current row by its SQLite storage class.
 pub(crate) fn read_value(row: &rusqlite::Row<'_>, i: usize) -> Result<Value, Error> {
     Ok(match row.get_ref(i).map_err(from_rusqlite)? {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anysql_core::{DatabaseError, Error, Row, Value};
+use anysql_core::{Columns, DatabaseError, Error, Value};
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::{ffi, InterruptHandle};
 
@@ -17,7 +17,7 @@ use crate::gate::{GateHeld, WriterGate};
 use crate::options::{Config, Target};
 use crate::reply::{self, CacheLine, Mailbox};
 use crate::statements::{Fetched, FetchedRows, Registry, Sql};
-use crate::value::{bind, read_values};
+use crate::value::bind;
 use anysql_core::spin::SpinPolicy;
 use anysql_core::sql::has_more_statements;
 
@@ -25,7 +25,14 @@ use anysql_core::sql::has_more_statements;
 pub(crate) type Reply<T> = reply::Sender<Result<T, Error>>;
 
 /// A chunk of a streamed result, or the error that ends it.
-pub(crate) type Chunk = Result<Vec<Row>, Error>;
+pub(crate) type Chunk = Result<StreamChunk, Error>;
+
+/// Rows of a streamed result; the first chunk also brings the result's columns.
+#[derive(Debug)]
+pub(crate) struct StreamChunk {
+    pub(crate) columns: Option<Arc<Columns>>,
+    pub(crate) rows: RowBatch,
+}
 
 /// Rows of a streamed result, a chunk at a time.
 pub(crate) type ChunkSender = async_channel::Sender<Chunk>;
@@ -836,24 +843,33 @@ impl Worker {
         };
         bind(&mut stmt, params)?;
         self.writes.take_for(&stmt, &self.shared, seq)?;
-        let mut chunk = Vec::with_capacity(chunk_size);
-        let mut columns = None;
+        let mut chunk: Option<StreamChunk> = None;
+        // The columns go with the first chunk only.
+        let mut columns_sent = false;
         let mut rows = stmt.raw_query();
         while let Some(row) = rows.next().map_err(from_rusqlite)? {
-            let columns = match &columns {
-                Some(columns) => columns,
-                None => columns.insert(self.statements.columns(id, row.as_ref())?),
+            let current = match &mut chunk {
+                Some(chunk) => chunk,
+                None => {
+                    let columns = if columns_sent {
+                        None
+                    } else {
+                        columns_sent = true;
+                        Some(self.statements.columns(id, row.as_ref())?)
+                    };
+                    chunk.insert(StreamChunk {
+                        columns,
+                        rows: RowBatch::new(row.as_ref().column_count()),
+                    })
+                }
             };
-            chunk.push(Row::new(
-                Arc::clone(columns),
-                read_values(row, columns.len())?,
-            ));
-            if chunk.len() >= chunk_size {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size));
+            current.rows.push(row)?;
+            if current.rows.len() >= chunk_size {
+                let Some(full) = chunk.take() else { break };
                 #[cfg(test)]
                 self.shared
                     .streamed_rows
-                    .fetch_add(full.len() as u64, Ordering::Relaxed);
+                    .fetch_add(full.rows.len() as u64, Ordering::Relaxed);
                 // Blocks while the consumer is behind; fails once it is gone.
                 if out.send_blocking(Ok(full)).is_err() {
                     return Ok(());
@@ -863,8 +879,8 @@ impl Worker {
                 return Ok(());
             }
         }
-        if !chunk.is_empty() {
-            let _ = out.send_blocking(Ok(chunk));
+        if let Some(last) = chunk {
+            let _ = out.send_blocking(Ok(last));
         }
         Ok(())
     }
