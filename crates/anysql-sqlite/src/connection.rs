@@ -20,7 +20,7 @@ use crate::batch::RowBatch;
 use crate::error::worker_gone;
 use crate::gate::WriterGate;
 use crate::options::Config;
-use crate::reply::{self, Wait};
+use crate::reply::{self, Wait, Waiters};
 use crate::statements::{Fetched, Statements};
 use crate::worker::{self, Chunk, Command, Control, Response, Shared};
 use anysql_core::spin::SpinPolicy;
@@ -44,6 +44,7 @@ pub struct SqliteConnection {
     runtime: SharedRuntime,
     config: Arc<Config>,
     spin: SpinPolicy,
+    waiters: Arc<Waiters>,
     statements: Statements,
     seq: u64,
     #[cfg(test)]
@@ -55,6 +56,7 @@ impl SqliteConnection {
     pub(crate) async fn connect(
         config: Arc<Config>,
         writer_gate: Option<Arc<WriterGate>>,
+        waiters: Arc<Waiters>,
         runtime: SharedRuntime,
     ) -> Result<Self, Error> {
         let (commands, receiver) = crossbeam_channel::unbounded();
@@ -83,6 +85,7 @@ impl SqliteConnection {
             thread: Some(thread),
             runtime,
             spin: SpinPolicy::new(config.busy_poll),
+            waiters,
             config,
             statements: Statements::default(),
             seq: 0,
@@ -119,8 +122,11 @@ impl SqliteConnection {
             shared: &self.shared,
             seq: abandon.then_some(seq),
         };
+        let (_waiting, alone) = self.waiters.enter();
         let budget = self.spin.next();
-        let (reply, took) = Wait::new(self.shared.mailbox.ticket(seq), sent_at, budget).await;
+        let (reply, took) = Wait::new(self.shared.mailbox.ticket(seq), sent_at, budget)
+            .inline(alone)
+            .await;
         guard.seq = None;
         self.spin.record(took);
         reply.map_err(|_| worker_gone())?
@@ -175,9 +181,11 @@ impl SqliteConnection {
         };
         let mut waiting_since = Instant::now();
         loop {
+            let (waiting, alone) = self.waiters.enter();
             let budget = self.spin.next();
             let ticket = self.shared.mailbox.ticket(seq);
-            let (reply, took) = Wait::new(ticket, waiting_since, budget).await;
+            let (reply, took) = Wait::new(ticket, waiting_since, budget).inline(alone).await;
+            drop(waiting);
             self.spin.record(took);
             match reply.map_err(|_| worker_gone())?? {
                 Response::Partial(fetched) => {

@@ -220,6 +220,7 @@ pub use rusqlite;
 
 use gate::WriterGate;
 use options::{Config, Target};
+use reply::Waiters;
 
 /// The SQLite driver: serves `sqlite:` URLs.
 ///
@@ -256,6 +257,7 @@ impl AsyncDriver for SqliteDriver {
         Ok(Arc::new(SqliteConnector {
             config: Arc::new(config),
             writer_gate,
+            waiters: Arc::default(),
             _keeper: keeper,
         }))
     }
@@ -282,6 +284,8 @@ struct SqliteConnector {
     config: Arc<Config>,
     /// The gate its connections take turns through to write; `None` with `writer_gate=false`.
     writer_gate: Option<Arc<WriterGate>>,
+    /// The callers waiting for replies from its connections.
+    waiters: Arc<Waiters>,
     /// For `sqlite::memory:`: a connection held for the engine's lifetime, so that the database
     /// outlives the pool's connections. Never used; the mutex only makes it `Sync`.
     _keeper: Option<Mutex<rusqlite::Connection>>,
@@ -302,6 +306,7 @@ impl Connector for SqliteConnector {
         let conn = SqliteConnection::connect(
             Arc::clone(&self.config),
             self.writer_gate.clone(),
+            Arc::clone(&self.waiters),
             Arc::clone(runtime),
         )
         .await?;

@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -316,6 +316,7 @@ pub(crate) struct Wait<S> {
     source: S,
     sent_at: Instant,
     deadline: Option<Instant>,
+    inline: bool,
 }
 
 impl<S: Source> Wait<S> {
@@ -324,7 +325,41 @@ impl<S: Source> Wait<S> {
             source,
             sent_at,
             deadline: sent_at.checked_add(budget).filter(|_| !budget.is_zero()),
+            inline: false,
         }
+    }
+
+    /// Lets the wait spin inside `poll` for up to [`INLINE_SPIN`] before it yields: for a caller
+    /// that no other caller of the same engine waits beside (see [`Waiters`]).
+    pub(crate) fn inline(mut self, inline: bool) -> Self {
+        self.inline = inline;
+        self
+    }
+}
+
+/// How many callers wait for replies from one engine's connections right now.
+///
+/// A wait that spins inside `poll` keeps its executor thread from every other task. That is what
+/// a lone caller wants (see [`Wait`]), but tasks sharing an executor thread, each waiting on its
+/// own connection, must instead yield to each other so that all their commands are sent and run
+/// side by side. The engine's callers cannot see the executor's other tasks, only each other.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters(CacheLine<AtomicUsize>);
+
+impl Waiters {
+    /// Counts a caller as waiting until the guard drops; also says whether it is alone.
+    pub(crate) fn enter(&self) -> (Waiting<'_>, bool) {
+        let before = self.0 .0.fetch_add(1, Ordering::AcqRel);
+        (Waiting(self), before == 0)
+    }
+}
+
+/// A caller counted in [`Waiters`].
+pub(crate) struct Waiting<'a>(&'a Waiters);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0 .0 .0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -337,16 +372,18 @@ impl<S: Source> Future for Wait<S> {
         if let Some(reply) = self.source.try_take() {
             return Poll::Ready((reply, self.sent_at.elapsed()));
         }
-        if let Some(deadline) = self.deadline {
-            // First spin right here, for a few microseconds: a point query's reply comes within
-            // them. Returning `Pending` instead, even with the task woken at once, hands the task
-            // back to the executor, and tokio's multi-thread scheduler then wakes its idle second
-            // worker to steal it: the task bounces between threads, and every bounce wakes a
-            // sleeping CPU.
+        if let Some(deadline) = self.deadline.filter(|_| self.inline) {
+            // A lone caller first spins right here, for a few microseconds: a point query's reply
+            // comes within them. Returning `Pending` instead, even with the task woken at once,
+            // hands the task back to the executor, and tokio's multi-thread scheduler then wakes
+            // its idle second worker to steal it: the task bounces between threads, and every
+            // bounce wakes a sleeping CPU.
             let inline_until = deadline.min(Instant::now() + INLINE_SPIN);
             if let Some(reply) = spin_until(inline_until, || self.source.try_take()) {
                 return Poll::Ready((reply, self.sent_at.elapsed()));
             }
+        }
+        if let Some(deadline) = self.deadline {
             if Instant::now() < deadline {
                 // Then yield: the executor runs whatever else is ready and polls this task again
                 // soon, without going to sleep.
