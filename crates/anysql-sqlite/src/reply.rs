@@ -411,16 +411,44 @@ mod tests {
             Duration::from_micros(50),
             Duration::from_secs(5),
         ] {
-            let (tx, rx) = channel();
-            let worker = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(5));
-                tx.send(7);
-            });
-            let (value, took) = block_on(Wait::new(rx, Instant::now(), budget));
-            assert_eq!(value.unwrap(), 7);
-            assert!(took >= Duration::from_millis(5));
-            worker.join().unwrap();
+            for inline in [false, true] {
+                let (tx, rx) = channel();
+                let worker = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(5));
+                    tx.send(7);
+                });
+                let (value, took) = block_on(Wait::new(rx, Instant::now(), budget).inline(inline));
+                assert_eq!(value.unwrap(), 7);
+                assert!(took >= Duration::from_millis(5));
+                worker.join().unwrap();
+            }
         }
+    }
+
+    #[test]
+    fn only_the_first_waiter_is_alone() {
+        let waiters = Waiters::default();
+        let (first, alone) = waiters.enter();
+        assert!(alone);
+        let (second, alone) = waiters.enter();
+        assert!(!alone);
+        drop(first);
+        drop(second);
+        assert!(waiters.enter().1);
+    }
+
+    #[test]
+    fn replies_to_abandoned_commands_are_skipped() {
+        let mailbox = Mailbox::default();
+        mailbox.post(1, "stale");
+        mailbox.post(2, "partial");
+        mailbox.post(2, "last");
+        let ticket = mailbox.ticket(2);
+        assert_eq!(ticket.try_take().unwrap().unwrap(), "partial");
+        assert_eq!(ticket.try_take().unwrap().unwrap(), "last");
+        assert!(ticket.try_take().is_none());
+        mailbox.close();
+        assert!(mailbox.ticket(3).try_take().unwrap().is_err());
     }
 
     #[test]
