@@ -151,50 +151,47 @@
 //! # Performance
 //!
 //! The round trip to the connection's thread is the cost every async SQLite binding pays; this
-//! crate is built to keep it small.
+//! crate is built to keep it small. `cargo xtask bench` measures it against raw rusqlite, called
+//! synchronously, in the same run: see `docs/benchmarks.md` in the repository for the figures.
 //!
-//! - **Nobody sleeps between queries.** A point select takes SQLite about a microsecond; waking a
+//! - **Nobody sleeps between queries.** A point select takes SQLite a microsecond or two; waking a
 //!   sleeping thread takes longer (a futex call, and on a virtual machine an interrupt through the
-//!   hypervisor: measured here at 5 to 50 µs). So the awaiting future busy-polls: while the reply is
-//!   not there it wakes its own task and returns `Pending` (a yield to the executor, which runs
-//!   other ready tasks and polls it again) for up to `busy_poll` (50 µs) after the request, and
-//!   only then parks. Symmetrically, the worker polls its channel for up to `busy_poll` after each
-//!   reply before it blocks, to catch the next command of a caller running queries back to back.
-//!   Both sides keep a moving average of their recent waits and do not spin while it exceeds twice
-//!   `busy_poll`, so connections running slow queries or sitting idle in the pool burn no CPU;
-//!   the worst case is `busy_poll` of CPU per slow query before the average catches up.
-//!   `busy_poll=0` turns spinning off on both sides, for machines where CPU matters more than
-//!   latency.
+//!   hypervisor: measured at 5 to 50 µs). So the awaiting future busy-polls for up to `busy_poll`
+//!   (50 µs) after the request, and only then parks. A caller waiting alone among the engine's
+//!   callers spins inside `poll` itself for up to 25 µs of that: returning `Pending` instead, even
+//!   with the task woken at once, lets tokio's multi-thread scheduler wake its idle second worker
+//!   to steal the task, and the task then bounces between threads, each bounce waking a sleeping
+//!   CPU. Callers waiting side by side (tasks sharing an executor thread, each with its own
+//!   connection) yield to the executor instead, so that their commands all run at once; the cost
+//!   of spinning inside `poll` is that other tasks on the same executor thread wait up to 25 µs.
+//!   Symmetrically, the worker polls its channel for up to `busy_poll` after each reply before it
+//!   blocks, to catch the next command of a caller running queries back to back. Both sides keep a
+//!   moving average of their recent waits and do not spin while it exceeds twice `busy_poll`, so
+//!   connections running slow queries or sitting idle in the pool burn no CPU; the worst case is
+//!   `busy_poll` of CPU per slow query before the average catches up. `busy_poll=0` turns spinning
+//!   off on both sides, for machines where CPU matters more than latency.
 //! - **Few cache lines cross cores per query**, because each transfer costs hundreds of
 //!   nanoseconds on a VM: a statement's text crosses once, later commands carry its id; result
 //!   column names cross once per statement (and again after a schema change), and the caller's side
 //!   builds the `Row`s with its own `Arc<Columns>`, so no reference count bounces between cores; a
-//!   single fetched row travels inline in the reply slot; replies land in one reusable slot per
-//!   connection whose ready flag sits on its own cache line, so no allocation per call for it.
-//! - `fetch_all` is one message; `execute_many` is one command, in one transaction.
+//!   single fetched row travels inline in the reply; replies land in one reusable queue per
+//!   connection whose ready flag sits on its own cache line.
+//! - **Rows cross in flat batches, and both threads work at once.** The worker appends the cells
+//!   of many rows to one vector and the bytes of their text and blobs to one buffer, so it
+//!   allocates nothing per row; the caller allocates each `String` itself, on the thread that will
+//!   free it (memory allocated on one thread and freed on another takes glibc's slow paths on
+//!   both). `fetch_all` and `fetch_all_as` are pipelined: the worker sends a batch every few hundred
+//!   rows and reads on while the caller decodes, so on two cores fetching a large result takes
+//!   about as long as the slower of the two halves, and often less than raw rusqlite, which does
+//!   both on one thread. `fetch_all_as` decodes straight from the batch through one reused `Row`
+//!   ([`FromRow::from_row_mut`](anysql_core::FromRow::from_row_mut)): for a tuple, nothing is
+//!   allocated per row but its own `String`s.
+//! - `execute_many` is one command, in one transaction.
 //!
-//! Measured with `cargo run --release -p anysql-sqlite --example point_select`, on the 2-vCPU
-//! virtual machine the workspace benchmarks run on, with other jobs running (best of 10 rounds; the
-//! ratio is to raw synchronous rusqlite in the same run):
-//!
-//! | workload | raw rusqlite | anysql | ratio |
-//! |---|---|---|---|
-//! | S1 point select, futures-lite `block_on` | 1.04 µs | 3.19 µs | 3.05× |
-//! | S1 on tokio multi-thread (2 workers) / current-thread / smol | | 3.21 / 3.47 / 3.37 µs | 3.1–3.3× |
-//! | S1 with `busy_poll=0` (no spinning) | | 4.5–46 µs | 4–44× |
-//! | S2 insert in a transaction, one call per row | 0.33 µs | 2.04 µs | 6.1× |
-//! | S3 the same through `execute_many` | 0.33 µs | 0.31 µs | 0.93× |
-//! | S4 fetch all 20,000 rows, per row | 0.22 µs | 0.27 µs | 1.20× |
-//! | S5 4 readers + 1 writer, 1 s, tokio | 1,083k reads/s | 191k reads/s, 36k writes/s | |
-//! | M1 stream 1,000,000 rows | | 0.45 s, 22 MB peak RSS (whole process) | |
-//!
-//! Where S1's remaining 2.2 µs go: on this machine a single cache line bounced between two
-//! spinning threads takes 0.75 µs per round trip, and a minimal two-thread request/reply hop
-//! carrying a few allocations about 1 µs, before any work; the worker then spends about 0.5 µs
-//! more on a query than the same query costs on the caller's own thread, because the command, its
-//! parameters and the reply cross cores (cache misses), and memory allocated on one thread and
-//! freed on the other takes the allocator's slow paths. S1's target of 1.5× raw assumed raw at
-//! ~3 µs; with raw at 1 µs on this machine the round trip alone is 1.7×.
+//! What remains of a point select's cost is the hop itself: two handoffs between cores (the
+//! command, then the reply), each a few dependent cache misses, plus the work of building the
+//! command and the `Row`. On the 2-vCPU machines this is measured on, that is 0.8–1 µs over raw
+//! rusqlite's 2.3–2.5 µs.
 
 mod batch;
 mod connection;
