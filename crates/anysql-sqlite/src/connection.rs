@@ -16,15 +16,18 @@ use anysql_core::{
 use async_trait::async_trait;
 use futures_core::Stream;
 
-use crate::batch::RowBatch;
+use crate::batch::{ParamSets, RowBatch};
 use crate::error::worker_gone;
 use crate::gate::WriterGate;
 use crate::options::Config;
 use crate::reply::{self, Wait, Waiters};
+use crate::statements::Sql;
 use crate::statements::{Fetched, Statements};
-use crate::worker::{self, Chunk, Command, Control, Response, Shared};
+use crate::worker::{self, BatchPart, Chunk, Command, Control, Response, Shared};
 use anysql_core::spin::SpinPolicy;
 
+/// Parameter sets per command of an `execute_many`.
+const EXECUTE_MANY_PART_SETS: usize = 256;
 /// Rows per chunk of a streamed result.
 const STREAM_CHUNK_ROWS: usize = 256;
 /// Chunks a streamed result may hold ready before the worker waits for the consumer.
@@ -114,9 +117,17 @@ impl SqliteConnection {
     ) -> Result<Response, Error> {
         self.seq += 1;
         let seq = self.seq;
-        self.commands
-            .send(command(seq))
-            .map_err(|_| worker_gone())?;
+        self.send(command(seq))?;
+        self.reply(seq, abandon).await
+    }
+
+    fn send(&self, command: Command) -> Result<(), Error> {
+        self.commands.send(command).map_err(|_| worker_gone())
+    }
+
+    /// Waits for the reply to command `seq`. With `abandon`, dropping the wait tells the worker to
+    /// skip or stop that command.
+    async fn reply(&mut self, seq: u64, abandon: bool) -> Result<Response, Error> {
         let sent_at = Instant::now();
         let mut guard = AbandonOnDrop {
             shared: &self.shared,
@@ -279,13 +290,47 @@ impl DriverConnection for SqliteConnection {
     }
 
     async fn execute_many(&mut self, sql: &str, param_sets: Vec<Vec<Value>>) -> Result<u64, Error> {
-        let (sql, _) = self.statements.lookup(sql);
-        self.count(|seq| Command::ExecuteMany {
-            seq,
-            sql,
-            sets: param_sets,
-        })
-        .await
+        if param_sets.is_empty() {
+            return Ok(0);
+        }
+        let (mut sql, _) = self.statements.lookup(sql);
+        let id = sql.id();
+        self.seq += 1;
+        let seq = self.seq;
+        // The sets go in parts: the worker runs each while this side flattens the next.
+        let count = param_sets.len();
+        let mut sets = param_sets.into_iter();
+        let mut offset = 0;
+        while offset < count {
+            let mut part = ParamSets::default();
+            let mut failed = None;
+            for set in sets.by_ref().take(EXECUTE_MANY_PART_SETS) {
+                if let Err(e) = part.push(set) {
+                    failed = Some(e.context(format_args!("parameter set {}", offset + part.len())));
+                    break;
+                }
+            }
+            let next = offset + part.len();
+            let last = failed.is_some() || next >= count;
+            self.send(Command::ExecuteMany {
+                seq,
+                sql: std::mem::replace(&mut sql, Sql::Known(id)),
+                sets: part,
+                part: BatchPart {
+                    offset,
+                    last,
+                    failed,
+                },
+            })?;
+            if last {
+                break;
+            }
+            offset = next;
+        }
+        match self.reply(seq, true).await? {
+            Response::Count(n) => Ok(n),
+            _ => Err(mixed_up()),
+        }
     }
 
     async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error> {

@@ -39,6 +39,15 @@ pub(crate) enum Sql {
     },
 }
 
+impl Sql {
+    /// The statement's id.
+    pub(crate) fn id(&self) -> u64 {
+        match self {
+            Sql::Known(id) | Sql::New { id, .. } => *id,
+        }
+    }
+}
+
 /// Rows fetched by the worker, without their columns unless the caller lacks them.
 #[derive(Debug)]
 pub(crate) struct Fetched {

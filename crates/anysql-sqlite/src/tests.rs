@@ -554,6 +554,41 @@ fn execute_many_is_one_atomic_batch() {
             .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Parameter);
 
+    // The sets travel in parts; a set failing in a later part undoes the earlier parts too, and
+    // the message counts sets over the whole batch.
+    let sets: Vec<Vec<Value>> = (2000..3000)
+        .map(|i| vec![Value::Int(if i == 2700 { 7 } else { i }), Value::Null])
+        .collect();
+    let err = block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", sets)).unwrap_err();
+    assert_eq!(err.code(), Some("SQLITE_CONSTRAINT_PRIMARYKEY"));
+    assert!(err.message().starts_with("parameter set 700:"), "{err}");
+    let mut ragged: Vec<Vec<Value>> = (3000..3600)
+        .map(|i| vec![Value::Int(i), Value::Null])
+        .collect();
+    ragged[555].pop();
+    let err = block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", ragged)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Parameter);
+    assert!(err.message().starts_with("parameter set 555:"), "{err}");
+    assert_eq!(
+        scalar(&mut conn, "SELECT count(*) FROM t"),
+        Value::Int(1000)
+    );
+
+    // Given up on after every part was sent: nothing of it stays, and the connection goes on.
+    let sets: Vec<Vec<Value>> = (4000..100_000)
+        .map(|i| vec![Value::Int(i), Value::Text(format!("n{i}"))])
+        .collect();
+    {
+        let mut batch = conn.execute_many("INSERT INTO t VALUES ($1, $2)", sets);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(batch.as_mut().poll(&mut cx).is_pending());
+    }
+    block_on(conn.reset()).unwrap();
+    assert_eq!(
+        scalar(&mut conn, "SELECT count(*) FROM t"),
+        Value::Int(1000)
+    );
+
     // Inside a transaction it is a savepoint: the batch goes, the transaction stays.
     block_on(conn.begin(&TransactionOptions::new())).unwrap();
     block_on(conn.execute("DELETE FROM t WHERE id < 10", vec![])).unwrap();

@@ -11,7 +11,7 @@ use anysql_core::{Columns, DatabaseError, Error, Value};
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::{ffi, InterruptHandle};
 
-use crate::batch::RowBatch;
+use crate::batch::{ParamSets, RowBatch};
 use crate::error::{self, from_rusqlite};
 use crate::gate::{GateHeld, WriterGate};
 use crate::options::{Config, Target};
@@ -65,11 +65,14 @@ pub(crate) enum Command {
         sql: Sql,
         params: Vec<Value>,
     },
-    /// Runs a statement once per parameter set, atomically.
+    /// Runs a statement once per parameter set, atomically: one part of an `execute_many`, whose
+    /// sets come in several commands under one `seq` so that the worker runs the first while the
+    /// caller prepares the next. Only the last part is answered.
     ExecuteMany {
         seq: u64,
         sql: Sql,
-        sets: Vec<Vec<Value>>,
+        sets: ParamSets,
+        part: BatchPart,
     },
     /// Runs a query and collects up to `limit` rows. `known_columns` is the version of the
     /// statement's columns the caller has (0 for none). With `pipelined`, rows go back in
@@ -97,6 +100,25 @@ pub(crate) enum Command {
     Run { seq: u64, job: Job },
     /// Closes the connection and ends the thread.
     Close { reply: Reply<()> },
+}
+
+/// Where a command of an `execute_many` stands in the whole batch.
+#[derive(Debug)]
+pub(crate) struct BatchPart {
+    /// The batch index of the part's first set (for error messages).
+    pub(crate) offset: usize,
+    pub(crate) last: bool,
+    /// The caller could not prepare the rest of the batch: undo it and answer with this error.
+    pub(crate) failed: Option<Error>,
+}
+
+/// The `execute_many` whose parts the worker is running.
+struct Batch {
+    seq: u64,
+    /// Whether it runs in a transaction of its own (else in a savepoint of the caller's).
+    outer: bool,
+    total: u64,
+    failed: Option<Error>,
 }
 
 /// A transaction or housekeeping operation.
@@ -238,6 +260,7 @@ pub(crate) fn spawn(
                 shared,
                 statements: Registry::default(),
                 txn: Txn::None,
+                batch: None,
             }
             .serve(&commands, config.busy_poll);
         })
@@ -437,6 +460,8 @@ struct Worker {
     shared: Arc<Shared>,
     statements: Registry,
     txn: Txn,
+    /// The `execute_many` under way, between its parts.
+    batch: Option<Batch>,
 }
 
 /// How many consecutive times a housekeeping statement is retried after a stray interrupt.
@@ -488,11 +513,23 @@ impl Worker {
                     .and_then(|(_, text)| self.statement(seq, |w| w.execute(seq, &text, &params)));
                 self.shared.mailbox.post(seq, result.map(Response::Count));
             }
-            Command::ExecuteMany { seq, sql, sets } => {
+            Command::ExecuteMany {
+                seq,
+                sql,
+                sets,
+                part,
+            } => {
+                let last = part.last;
                 let result = self.statements.resolve(sql).and_then(|(_, text)| {
-                    self.statement(seq, |w| w.execute_many(seq, &text, &sets))
+                    self.statement(seq, |w| w.execute_many(seq, &text, &sets, part))
                 });
-                self.shared.mailbox.post(seq, result.map(Response::Count));
+                if let Err(e) = result {
+                    self.fail_batch(seq, e);
+                }
+                if last {
+                    let result = self.finish_batch(seq);
+                    self.shared.mailbox.post(seq, result.map(Response::Count));
+                }
             }
             Command::Fetch {
                 seq,
@@ -693,47 +730,116 @@ impl Worker {
         Ok(total)
     }
 
-    /// Runs the statement once per set inside a transaction (a savepoint inside the caller's
-    /// transaction), so that the batch applies entirely or not at all.
-    fn execute_many(&mut self, seq: u64, sql: &str, sets: &[Vec<Value>]) -> Result<u64, Error> {
-        if sets.is_empty() {
-            return Ok(0);
+    /// Runs one part of an `execute_many`. The first part opens a transaction (a savepoint inside
+    /// the caller's transaction), so that the batch applies entirely or not at all; errors are kept
+    /// in the batch, for [`finish_batch`](Self::finish_batch) to report after the last part.
+    fn execute_many(
+        &mut self,
+        seq: u64,
+        sql: &str,
+        sets: &ParamSets,
+        part: BatchPart,
+    ) -> Result<(), Error> {
+        if part.offset == 0 {
+            if let Some(stale) = self.batch.take() {
+                // A batch whose last part never came (cannot happen: the caller sends every part
+                // at once): undo it before starting another.
+                self.undo_execute_many(stale.outer);
+            }
+            let outer = self.conn.is_autocommit();
+            let shared = &self.shared;
+            self.writes.take(|| shared.is_cancelled(seq))?;
+            self.simple(if outer {
+                "BEGIN IMMEDIATE"
+            } else {
+                "SAVEPOINT anysql_execute_many"
+            })?;
+            self.batch = Some(Batch {
+                seq,
+                outer,
+                total: 0,
+                failed: None,
+            });
         }
-        let outer = self.conn.is_autocommit();
-        let shared = &self.shared;
-        self.writes.take(|| shared.is_cancelled(seq))?;
-        self.simple(if outer {
-            "BEGIN IMMEDIATE"
-        } else {
-            "SAVEPOINT anysql_execute_many"
-        })?;
-        let result = self.execute_sets(seq, sql, sets);
-        let result = match result {
-            Ok(total) => self
-                .simple(if outer {
-                    "COMMIT"
-                } else {
-                    "RELEASE anysql_execute_many"
-                })
-                .map(|()| total),
-            Err(e) => Err(e),
-        };
-        if result.is_err() {
-            self.undo_execute_many(outer);
+        if let Some(e) = part.failed {
+            return Err(e);
         }
-        result
+        match &self.batch {
+            Some(batch) if batch.seq == seq && batch.failed.is_none() => {}
+            // The batch failed already: skip the rest of it.
+            Some(batch) if batch.seq == seq => return Ok(()),
+            _ => return Err(lost_batch()),
+        }
+        let changed = self.execute_sets(seq, sql, sets, part.offset)?;
+        if let Some(batch) = &mut self.batch {
+            batch.total += changed;
+        }
+        Ok(())
     }
 
-    fn execute_sets(&mut self, seq: u64, sql: &str, sets: &[Vec<Value>]) -> Result<u64, Error> {
+    /// Records that batch `seq` failed, undoing what it did.
+    fn fail_batch(&mut self, seq: u64, error: Error) {
+        match &mut self.batch {
+            Some(batch) if batch.seq == seq => {
+                if batch.failed.is_none() {
+                    let outer = batch.outer;
+                    batch.failed = Some(error);
+                    self.undo_execute_many(outer);
+                }
+            }
+            // It failed before it started (its transaction could not be opened).
+            _ => {
+                self.batch = Some(Batch {
+                    seq,
+                    outer: true,
+                    total: 0,
+                    failed: Some(error),
+                })
+            }
+        }
+    }
+
+    /// Ends batch `seq` after its last part: commits it, or reports why it failed.
+    fn finish_batch(&mut self, seq: u64) -> Result<u64, Error> {
+        let batch = match self.batch.take() {
+            Some(batch) if batch.seq == seq => batch,
+            _ => return Err(lost_batch()),
+        };
+        if let Some(e) = batch.failed {
+            return Err(e);
+        }
+        let result = self.simple(if batch.outer {
+            "COMMIT"
+        } else {
+            "RELEASE anysql_execute_many"
+        });
+        self.settle();
+        match result {
+            Ok(()) => Ok(batch.total),
+            Err(e) => {
+                self.undo_execute_many(batch.outer);
+                self.settle();
+                Err(e)
+            }
+        }
+    }
+
+    fn execute_sets(
+        &mut self,
+        seq: u64,
+        sql: &str,
+        sets: &ParamSets,
+        offset: usize,
+    ) -> Result<u64, Error> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(from_rusqlite)?;
         let mut total = 0;
-        for (i, params) in sets.iter().enumerate() {
+        for i in 0..sets.len() {
             if self.shared.is_cancelled(seq) {
                 return Err(error::cancelled());
             }
-            bind(&mut stmt, params).map_err(|e| e.context(format_args!("parameter set {i}")))?;
-            total += step_to_end(&self.conn, &self.shared, seq, &mut stmt)
-                .map_err(|e| e.context(format_args!("parameter set {i}")))?;
+            let context = |e: Error| e.context(format_args!("parameter set {}", offset + i));
+            sets.bind(i, &mut stmt).map_err(context)?;
+            total += step_to_end(&self.conn, &self.shared, seq, &mut stmt).map_err(context)?;
         }
         Ok(total)
     }
@@ -927,6 +1033,13 @@ fn step_to_end(
 
 fn is_interrupt(error: &rusqlite::Error) -> bool {
     error.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
+}
+
+fn lost_batch() -> Error {
+    Error::connection(
+        "the sqlite connection lost track of an execute_many batch (a bug in anysql-sqlite); \
+         drop this connection",
+    )
 }
 
 fn aborted(reason: &str) -> Error {
