@@ -16,6 +16,7 @@ use crate::cancel::PgCanceller;
 use crate::connection::PgConnection;
 use crate::io::{Io, RawConnection};
 use crate::options::{PgConnectOptions, PgHost};
+use crate::socket::{PgSocket, SocketHandle};
 
 /// Opens a socket to `host` through `runtime`: TCP (with `TCP_NODELAY`) or a Unix socket.
 pub(crate) async fn open_socket(runtime: &dyn Runtime, host: &PgHost) -> io::Result<BoxSocket> {
@@ -83,9 +84,14 @@ async fn connect_host(
     runtime: &dyn Runtime,
     host: &PgHost,
     config: &Config,
-) -> Result<(Client, RawConnection), Attempt> {
+) -> Result<(Client, RawConnection, SocketHandle), Attempt> {
     let socket = open_socket(runtime, host).await.map_err(Attempt::Io)?;
-    config.connect_raw(socket, NoTls).await.map_err(Attempt::Pg)
+    let (socket, handle) = PgSocket::new(socket);
+    let (client, conn) = config
+        .connect_raw(socket, NoTls)
+        .await
+        .map_err(Attempt::Pg)?;
+    Ok((client, conn, handle))
 }
 
 impl PgConnection {
@@ -119,13 +125,13 @@ impl PgConnection {
                 None => attempt.await,
             };
             match result {
-                Ok((client, conn)) => {
+                Ok((client, conn, socket)) => {
                     let canceller = Arc::new(PgCanceller::new(
                         client.cancel_token(),
                         host.clone(),
                         options.connect_timeout,
                     ));
-                    let io = Io::start(conn, options.drive, runtime);
+                    let io = Io::start(conn, socket, options.drive, options.busy_poll, runtime);
                     return Ok(PgConnection::new(
                         client,
                         io,

@@ -32,17 +32,18 @@
 //! a socket is tried, then `localhost`. Several hosts are tried in order; the error lists every
 //! attempt.
 //!
-//! | option | meaning |
-//! |---|---|
-//! | `host`, `port` | hosts (comma-separated) and ports (one for all, or one per host) |
-//! | `user`, `password`, `dbname` | as in the URL's parts; these win over them |
-//! | `application_name` | reported in `pg_stat_activity` |
-//! | `options` | server options, such as `-c search_path=foo` (`options=-c%20search_path%3Dfoo`) |
-//! | `connect_timeout` | seconds per host (fractions allowed; 0 = none), through the runtime's timer |
-//! | `sslmode` | `disable`, `allow` and `prefer` connect in plaintext; `require`, `verify-ca` and `verify-full` are refused with a configuration error: TLS is not supported yet |
-//! | `statement_cache_capacity` | prepared statements kept per connection (default 100); `0` = unnamed statements only |
-//! | `pgbouncer` | `true` = unnamed statements only (PgBouncer transaction pooling) |
-//! | `drive` | `inline` (default) or `spawned`: see [Driving the connection](#driving-the-connection) |
+//! | option | meaning | default |
+//! |---|---|---|
+//! | `host`, `port` | hosts (comma-separated) and ports (one for all, or one per host) | the local socket, then `localhost`; `5432` |
+//! | `user`, `password`, `dbname` | as in the URL's parts; these win over them | |
+//! | `application_name` | reported in `pg_stat_activity` | |
+//! | `options` | server options, such as `-c search_path=foo` (`options=-c%20search_path%3Dfoo`) | |
+//! | `connect_timeout` | seconds per host (fractions allowed; 0 = none), through the runtime's timer | none |
+//! | `sslmode` | `disable`, `allow` and `prefer` connect in plaintext; `require`, `verify-ca` and `verify-full` are refused with a configuration error: TLS is not supported yet | |
+//! | `statement_cache_capacity` | prepared statements kept per connection; `0` = unnamed statements only | `100` |
+//! | `pgbouncer` | `true` = unnamed statements only (PgBouncer transaction pooling) | `false` |
+//! | `drive` | `inline` or `spawned`: see [Driving the connection](#driving-the-connection) | `inline` |
+//! | `busy_poll` | how long a caller may busy-poll the socket for a reply before its task sleeps, in inline mode (see [Busy-polling](#busy-polling)); a duration such as `50us`, at most `10ms`; `0` turns it off | `50us` |
 //!
 //! The libpq `key=value` form takes the same keys
 //! (`host=/var/run/postgresql dbname=app user=app password='a b'`). Unknown options are
@@ -97,6 +98,46 @@
 //! P1 target of 0.85 × raw is reached on smol but not on tokio on this machine, whose wake-ups are
 //! cheap; on the reference machine, where a cross-thread wake-up cost about 20 µs, that is exactly
 //! what inline driving removes.
+//!
+//! # Busy-polling
+//!
+//! In inline mode, when an operation and the connection both wait for the server, the awaiting
+//! task does not go to sleep at once: for up to `busy_poll` (50 µs) it reads the socket directly
+//! from the operating system ([`Socket::try_read_direct`](anysql_core::Socket::try_read_direct),
+//! through a duplicate of the socket's descriptor), yielding its OS thread between tries, and
+//! handles the reply as soon as its bytes are there. The bytes go into a small read-ahead buffer
+//! that tokio-postgres reads first, so they reach it in order. While it busy-polls, a read that
+//! finds nothing registers nothing with the runtime's reactor; the last poll before the task sleeps
+//! does, so no reply is ever missed (and the reactors that anysql's runtimes use are edge-triggered
+//! or re-armed per wait, so bytes taken directly cause at most a spurious wake-up).
+//!
+//! Why: on a virtual machine, a thread that sleeps lets its vCPU halt, and waking it costs tens of
+//! microseconds, more than a point query; on async-std a reply also goes through the reactor
+//! thread (3.4 context switches per query). But the spinning thread occupies a core, and when the
+//! server runs on the same machine (as in the benchmarks) it may be the core the server wanted. So
+//! each connection keeps moving averages of its waits that busy-polled and of those that slept,
+//! busy-polls only while that is the faster way, and tries the other way on one wait in 16; and
+//! [`SpinPolicy`](anysql_core::spin::SpinPolicy) stops it altogether while the waits that did
+//! busy-poll take longer than twice `busy_poll` (slow queries, a crowded machine). The cost is CPU:
+//! up to `busy_poll` of one core per wait while it pays, and an executor thread held for that long
+//! (other tasks on that thread wait; an idle connection never spins). `busy_poll=0` turns it off,
+//! for machines where CPU matters more than latency. It never runs in spawned mode, in the pool's
+//! health check or when a connection is dropped.
+//!
+//! Measured with `cargo xtask bench --only P1` (5 rounds of 5,000 point selects, same process,
+//! raw tokio-postgres on tokio with its connection spawned), 2026-11-27, on the 2-vCPU VM with
+//! PostgreSQL on the same cores. µs per query, median of the rounds:
+//!
+//! | machine state | raw | anysql tokio | smol | async-std |
+//! |---|---|---|---|---|
+//! | idle vCPUs halt (raw slow), `busy_poll=50us` | 45–48 | 27–36 | 24–28 | 24–28 |
+//! | the same, `busy_poll=0` | 45–47 | 35 | 46–47 | 52–53 |
+//! | vCPUs kept busy (raw fast), `busy_poll=0` | 18.8–19.1 | 20.0 | 22.1 | 30.4 |
+//!
+//! In the first state busy-polling is what brings P1 under 0.85 × raw on every runtime. In the
+//! second, raw tokio-postgres already hands the CPU from client to server and back without a halt
+//! (the kernel wakes the server on the client's core), which is the floor; busy-polling cannot beat
+//! it, and the policy falls back to sleeping after it has measured that.
 //!
 //! One connection serves one operation at a time (the core only uses `&mut self`), so there is no
 //! shared mode; tokio-postgres pipelines the requests of one operation, which
@@ -218,6 +259,7 @@ mod connection;
 mod error;
 mod io;
 mod options;
+mod socket;
 mod sql;
 mod types;
 

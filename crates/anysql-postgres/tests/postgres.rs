@@ -1034,7 +1034,7 @@ async fn with_client_drives_the_connection() {
         let mut conn = conn!(url_with(mode));
         assert_eq!(
             conn.drive_mode(),
-            if mode.ends_with("inline") {
+            if mode.starts_with("drive=inline") {
                 DriveMode::Inline
             } else {
                 DriveMode::Spawned
