@@ -34,6 +34,7 @@ pub(crate) const KNOWN_OPTIONS: &[&str] = &[
     "pgbouncer",
     "drive",
     "busy_poll",
+    "shared",
 ];
 
 /// How the tokio-postgres connection future (the half that does the socket I/O) is driven.
@@ -103,6 +104,7 @@ pub struct PgConnectOptions {
     pub(crate) pgbouncer: bool,
     pub(crate) drive: DriveMode,
     pub(crate) busy_poll: Duration,
+    pub(crate) shared: bool,
     pub(crate) redacted: String,
 }
 
@@ -185,6 +187,12 @@ impl PgConnectOptions {
         self.drive
     }
 
+    /// Whether the engine runs its statements outside transactions on one shared, pipelined
+    /// connection (the `shared` option; see the crate docs).
+    pub fn shared(&self) -> bool {
+        self.shared
+    }
+
     /// How long a caller busy-polls the socket for a reply before its task sleeps (zero: never);
     /// see the crate docs, Performance.
     pub fn busy_poll(&self) -> Duration {
@@ -233,6 +241,7 @@ impl fmt::Debug for PgConnectOptions {
             .field("pgbouncer", &self.pgbouncer)
             .field("drive", &self.drive)
             .field("busy_poll", &self.busy_poll)
+            .field("shared", &self.shared)
             .finish()
     }
 }
@@ -251,6 +260,7 @@ struct Builder<'o> {
     pgbouncer: bool,
     drive: DriveMode,
     busy_poll: Duration,
+    shared: bool,
 }
 
 impl<'o> Builder<'o> {
@@ -269,6 +279,7 @@ impl<'o> Builder<'o> {
             pgbouncer: false,
             drive: DriveMode::Inline,
             busy_poll: DEFAULT_BUSY_POLL,
+            shared: true,
         }
     }
 
@@ -461,6 +472,13 @@ impl<'o> Builder<'o> {
                         ))
                     })?;
             }
+            "shared" => {
+                self.shared = parse_bool(value).ok_or_else(|| {
+                    self.error(format!(
+                        "shared `{value}` is not a boolean; use true or false"
+                    ))
+                })?;
+            }
             other => return Err(self.source.unknown_param(other, KNOWN_OPTIONS)),
         }
         Ok(())
@@ -522,6 +540,7 @@ impl<'o> Builder<'o> {
             pgbouncer: self.pgbouncer,
             drive: self.drive,
             busy_poll: self.busy_poll,
+            shared: self.shared,
             redacted: self.source.redacted(),
         })
     }
@@ -796,6 +815,15 @@ mod tests {
             );
             assert_eq!(message, message.to_lowercase(), "{message}");
         }
+    }
+
+    #[test]
+    fn shared_is_a_switch() {
+        assert!(parse("postgres://h/db").unwrap().shared());
+        assert!(!parse("postgres://h/db?shared=false").unwrap().shared());
+        let err = parse("postgres://h/db?shared=sometimes").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(err.message().contains("use true or false"), "{err}");
     }
 
     #[test]
