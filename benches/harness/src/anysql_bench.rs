@@ -273,7 +273,9 @@ impl Bench for AnysqlBench {
         match workload {
             Workload::S3 => "conn.execute_many (one transaction of its own)".to_owned(),
             Workload::S5 => "5 tasks, one pooled connection each".to_owned(),
-            Workload::P2 => format!("engine.fetch_one per query, pool max_size {PG_MAX_SIZE}"),
+            Workload::P2 => format!(
+                "engine.fetch_one per query (on the engine's shared pipelined connection; pool max_size {PG_MAX_SIZE})"
+            ),
             _ => "one pooled connection, acquired before the clock starts".to_owned(),
         }
     }
