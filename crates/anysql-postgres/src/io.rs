@@ -179,42 +179,55 @@ impl Io {
         if state.conn.is_none() {
             return poll(cx);
         }
-        let now = Instant::now();
-        *last_driven = now;
-        if let Some((since, spun)) = waiting_since.take() {
-            // Woken after sleeping through a wait: how long it took counts for the policy.
-            spin.record(spun, now.saturating_duration_since(since));
-        }
+        *last_driven = Instant::now();
         waker.arm(cx.waker());
         let mut inner_cx = Context::from_waker(&waker.waker);
-        let budget = spin.next();
-        let mut wait_start: Option<Instant> = None;
+        let budget = spin.limit();
+        // Whether this wait busy-polls: decided once per wait, when it starts.
+        let mut spinning: Option<Instant> = None;
         // Direct mode for as long as we may spin; the guard turns it off on every way out,
-        // unwinding included.
-        let mut direct = DirectMode::new(socket, !budget.is_zero() && socket.supports_direct());
+        // unwinding included. A wait already going on (the task was woken, but not by its
+        // reply) goes on sleeping.
+        let may_spin = !budget.is_zero() && waiting_since.is_none() && socket.supports_direct();
+        let mut direct = DirectMode::new(socket, may_spin);
         let mut idle_rounds = 0;
         loop {
             if let Poll::Ready(out) = poll(&mut inner_cx) {
                 waker.disarm();
+                spin.finish(waiting_since);
                 return Poll::Ready(out);
             }
             state.poll(&mut inner_cx);
             if let Poll::Ready(out) = poll(&mut inner_cx) {
                 waker.disarm();
+                spin.finish(waiting_since);
                 return Poll::Ready(out);
             }
             if direct.on() {
-                let started = *wait_start.get_or_insert_with(Instant::now);
-                if !waker.take_wake() {
+                if waker.take_wake() {
+                    // Woken by the futures themselves or from outside: poll again (counted
+                    // below).
+                } else {
+                    let started = match spinning {
+                        Some(started) => started,
+                        None if spin.spin_this_wait() => *spinning.insert(Instant::now()),
+                        None => {
+                            // This wait sleeps: one more round in normal mode registers the
+                            // waker with the reactor before the task sleeps.
+                            direct.off();
+                            continue;
+                        }
+                    };
                     match spin_until(socket, waker, started + budget) {
                         Spun::Data => {
-                            spin.record(true, started.elapsed());
-                            wait_start = None;
+                            *waiting_since = Some((started, true));
+                            spin.finish(waiting_since);
+                            spinning = None;
                             continue;
                         }
                         Spun::Out => {
-                            // Out of budget (or unsupported): one more round in normal mode
-                            // registers the waker with the reactor before the task sleeps.
+                            // Out of budget (or unsupported): the task sleeps, after one more
+                            // round in normal mode, and the wait counts as a busy-polled one.
                             *waiting_since = Some((started, true));
                             direct.off();
                             continue;
@@ -222,7 +235,6 @@ impl Io {
                         Spun::Woken => {}
                     }
                 }
-                // Woken by the futures themselves or from outside: poll again (counted below).
             } else if !waker.woken_while_polling() {
                 if waiting_since.is_none() {
                     *waiting_since = Some((Instant::now(), false));
@@ -296,6 +308,7 @@ const MAX_INLINE_ROUNDS: usize = 8;
 #[derive(Debug)]
 struct WaitPolicy {
     guard: SpinPolicy,
+    limit: Duration,
     spun_ns: u64,
     slept_ns: u64,
     waits: u32,
@@ -308,31 +321,37 @@ impl WaitPolicy {
     fn new(limit: Duration) -> Self {
         WaitPolicy {
             guard: SpinPolicy::new(limit),
+            limit,
             spun_ns: 0,
             slept_ns: 0,
             waits: 0,
         }
     }
 
-    /// How long the next wait may busy-poll; zero: it sleeps.
-    fn next(&mut self) -> Duration {
-        let limit = self.guard.next();
-        if limit.is_zero() {
-            return limit;
-        }
-        self.waits = self.waits.wrapping_add(1);
-        let spin = self.spun_ns <= self.slept_ns;
-        if spin != (self.waits.is_multiple_of(EXPLORE_EVERY)) {
-            limit
-        } else {
-            Duration::ZERO
-        }
+    /// How long a wait may busy-poll, if it does: zero while the guard says no.
+    fn limit(&self) -> Duration {
+        self.guard.next()
     }
 
+    /// Whether the wait that starts now busy-polls.
+    fn spin_this_wait(&mut self) -> bool {
+        self.waits = self.waits.wrapping_add(1);
+        let spin = self.spun_ns <= self.slept_ns;
+        spin != self.waits.is_multiple_of(EXPLORE_EVERY)
+    }
+
+    /// Records how long a wait took, from its start until the operation made progress.
     fn record(&mut self, spun: bool, took: Duration) {
-        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        // The guard sees every wait, so that it turns spinning back on when replies get fast
+        // again even while none busy-polls.
+        self.guard.record(took);
+        // Capped as in the guard, so that one wait preempted for milliseconds does not decide
+        // for long.
+        let cap = u64::try_from(self.guard_limit().as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(4);
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).min(cap);
         let average = if spun {
-            self.guard.record(took);
             &mut self.spun_ns
         } else {
             &mut self.slept_ns
@@ -343,6 +362,17 @@ impl WaitPolicy {
         } else {
             *average - *average / 8 + ns / 8
         };
+    }
+
+    /// Ends the wait going on, if any: how long it took counts.
+    fn finish(&mut self, waiting_since: &mut Option<(Instant, bool)>) {
+        if let Some((since, spun)) = waiting_since.take() {
+            self.record(spun, since.elapsed());
+        }
+    }
+
+    fn guard_limit(&self) -> Duration {
+        self.limit
     }
 }
 

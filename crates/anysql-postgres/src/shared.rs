@@ -47,10 +47,11 @@ impl PgShared {
         params: Vec<Value>,
         limit: Option<usize>,
     ) -> Result<Vec<Row>, Error> {
-        let info = sql::scan(sql);
         let client = self.conn.client();
         let result: Result<Vec<Row>, Failure> = async {
             let (stream, mut plan) = if self.unnamed {
+                // Named statements count their parameters themselves; unnamed ones need the scan.
+                let info = sql::scan(sql);
                 if params.len() != info.max_param {
                     return Err(Error::parameter_count(info.max_param, params.len()).into());
                 }
