@@ -116,29 +116,35 @@
 //! microseconds, more than a point query; on async-std a reply also goes through the reactor
 //! thread (3.4 context switches per query). But the spinning thread occupies a core, and when the
 //! server runs on the same machine (as in the benchmarks) it may be the core the server wanted. So
-//! each connection keeps moving averages of its waits that busy-polled and of those that slept,
-//! busy-polls only while that is the faster way, and tries the other way on one wait in 16; and
-//! [`SpinPolicy`](anysql_core::spin::SpinPolicy) stops it altogether while the waits that did
-//! busy-poll take longer than twice `busy_poll` (slow queries, a crowded machine). The cost is CPU:
-//! up to `busy_poll` of one core per wait while it pays, and an executor thread held for that long
-//! (other tasks on that thread wait; an idle connection never spins). `busy_poll=0` turns it off,
-//! for machines where CPU matters more than latency. It never runs in spawned mode, in the pool's
-//! health check or when a connection is dropped.
+//! each connection keeps moving averages of its waits (from the moment the task would sleep until
+//! the operation makes progress) that busy-polled and of those that slept, decides at the start
+//! of each wait to busy-poll only while that has been the faster way, and tries the other way on
+//! one wait in 16 to notice when that changes. [`SpinPolicy`](anysql_core::spin::SpinPolicy)
+//! stops it altogether while waits take longer than twice `busy_poll` (slow queries, a crowded
+//! machine). The cost is CPU: up to `busy_poll` of one core per wait while it pays, and an
+//! executor thread held for that long (other tasks on that thread wait; an idle connection never
+//! spins). `busy_poll=0` turns it off, for machines where CPU matters more than latency. It never
+//! runs in spawned mode, on the engine's shared connection, in the pool's health check or when a
+//! connection is dropped.
 //!
-//! Measured with `cargo xtask bench --only P1` (5 rounds of 5,000 point selects, same process,
-//! raw tokio-postgres on tokio with its connection spawned), 2026-11-27, on the 2-vCPU VM with
-//! PostgreSQL on the same cores. µs per query, median of the rounds:
+//! Measured with `anysql-benches run --only P1,P4` (5 rounds of 5,000 point selects, one process,
+//! raw tokio-postgres on tokio with its connection spawned; `ANYSQL_PG_OPTIONS=busy_poll=…` sets
+//! the option for anysql only), 2026-11-27, on the 2-vCPU VM with PostgreSQL on the same cores.
+//! P1 µs per query, the range of the round medians over several runs:
 //!
-//! | machine state | raw | anysql tokio | smol | async-std |
-//! |---|---|---|---|---|
-//! | idle vCPUs halt (raw slow), `busy_poll=50us` | 45–48 | 27–36 | 24–28 | 24–28 |
-//! | the same, `busy_poll=0` | 45–47 | 35 | 46–47 | 52–53 |
-//! | vCPUs kept busy (raw fast), `busy_poll=0` | 18.8–19.1 | 20.0 | 22.1 | 30.4 |
+//! | machine state | `busy_poll` | raw | anysql tokio | smol | async-std |
+//! |---|---|---|---|---|---|
+//! | idle vCPUs halt (raw slow) | `50us` | 42–60 | 23–36 | 24–31 | 23–33 |
+//! | idle vCPUs halt (raw slow) | `0` | 45–47 | 35 | 46–47 | 52–53 |
+//! | vCPUs kept busy by other load (raw fast) | `50us` | 19.0–19.3 | 20.8–22.0 | 21.3–22.8 | 21.5–27.4 |
+//! | vCPUs kept busy by other load (raw fast) | `0` | 18.7–19.1 | 19.4–20.0 | 20.8–22.1 | 28.8–30.8 |
 //!
-//! In the first state busy-polling is what brings P1 under 0.85 × raw on every runtime. In the
+//! In the first state busy-polling is what brings P1 to 0.5–0.75 × raw on every runtime. In the
 //! second, raw tokio-postgres already hands the CPU from client to server and back without a halt
-//! (the kernel wakes the server on the client's core), which is the floor; busy-polling cannot beat
-//! it, and the policy falls back to sleeping after it has measured that.
+//! (most likely the kernel wakes the server on the client's core and back), which is
+//! the floor: busy-polling cannot beat it, costs tokio and smol about a microsecond (the spinning
+//! thread competes with the server and the other load for the two cores), and still saves
+//! async-std its reactor-thread hop.
 //!
 //! A pooled connection serves one operation at a time (the core only uses `&mut self`);
 //! tokio-postgres pipelines the requests of one operation, which
