@@ -184,7 +184,7 @@ impl Io {
         let mut inner_cx = Context::from_waker(&waker.waker);
         let budget = spin.limit();
         // Whether this wait busy-polls: decided once per wait, when it starts.
-        let mut spinning: Option<Instant> = None;
+        let mut spinning: Option<(Instant, Instant)> = None;
         // Direct mode for as long as we may spin; the guard turns it off on every way out,
         // unwinding included. A wait already going on (the task was woken, but not by its
         // reply) goes on sleeping.
@@ -208,9 +208,12 @@ impl Io {
                     // Woken by the futures themselves or from outside: poll again (counted
                     // below).
                 } else {
-                    let started = match spinning {
-                        Some(started) => started,
-                        None if spin.spin_this_wait() => *spinning.insert(Instant::now()),
+                    let (started, deadline) = match spinning {
+                        Some(spinning) => spinning,
+                        None if spin.spin_this_wait() => {
+                            let now = Instant::now();
+                            *spinning.insert((now, now + spin.budget(budget)))
+                        }
                         None => {
                             // This wait sleeps: one more round in normal mode registers the
                             // waker with the reactor before the task sleeps.
@@ -218,7 +221,7 @@ impl Io {
                             continue;
                         }
                     };
-                    match spin_until(socket, waker, started + budget) {
+                    match spin_until(socket, waker, deadline) {
                         Spun::Data => {
                             *waiting_since = Some((started, true));
                             spin.finish(waiting_since);
@@ -338,6 +341,17 @@ impl WaitPolicy {
         self.waits = self.waits.wrapping_add(1);
         let spin = self.spun_ns <= self.slept_ns;
         spin != self.waits.is_multiple_of(EXPLORE_EVERY)
+    }
+
+    /// How long this wait may busy-poll: the limit, or less when sleeping has recently taken
+    /// less (busy-polling longer than a sleeping wait takes cannot win, and an exploring wait
+    /// should cost little).
+    fn budget(&self, limit: Duration) -> Duration {
+        if self.slept_ns == 0 {
+            limit
+        } else {
+            limit.min(Duration::from_nanos(self.slept_ns))
+        }
     }
 
     /// Records how long a wait took, from its start until the operation made progress.
