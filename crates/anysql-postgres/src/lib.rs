@@ -174,7 +174,11 @@
 //!   [`Engine::status`](anysql_core::Engine::status): the engine holds at most `max_size` pooled
 //!   connections plus this one.
 //! - A dropped future leaves the others alone: tokio-postgres discards the replies nobody waits
-//!   for. A statement that fails on the server fails alone (each is its own implicit transaction).
+//!   for. But the server still runs its statement to the end, and the statements queued behind it
+//!   on the shared connection wait for that (on a pooled connection, `reset` would cancel it after
+//!   50 ms). For statements that may run long, use `engine.acquire()`, or bound them with a
+//!   `statement_timeout` (`options=-c%20statement_timeout%3D5s`).
+//!   A statement that fails on the server fails alone (each is its own implicit transaction).
 //!   When the session ends (terminated, server restart), statements in flight fail with
 //!   [`Closed`] errors and the next statement opens a new shared connection.
 //! - Named statements are cached per shared connection as on pooled ones (the cache is locked only
