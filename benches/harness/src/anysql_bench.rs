@@ -170,7 +170,18 @@ impl AnysqlBench {
             None => None,
         };
         let mut problems = Vec::new();
-        let pg = match pg.map(|(url, tables)| (spawner.engine(url, PG_MAX_SIZE), tables)) {
+        // `ANYSQL_PG_OPTIONS` (such as `busy_poll=0`) is appended to anysql's URL only, to compare
+        // driver options in one run; the raw drivers parse the URL too and know none of them.
+        let pg_options = std::env::var("ANYSQL_PG_OPTIONS").unwrap_or_default();
+        let pg = pg.map(|(url, tables)| {
+            let url = match pg_options.trim() {
+                "" => url.to_owned(),
+                extra if url.contains('?') => format!("{url}&{extra}"),
+                extra => format!("{url}?{extra}"),
+            };
+            (spawner.engine(&url, PG_MAX_SIZE), tables)
+        });
+        let pg = match pg {
             Some((Ok(engine), tables)) => Some((
                 engine,
                 Arc::new(PgSql {
@@ -262,7 +273,9 @@ impl Bench for AnysqlBench {
         match workload {
             Workload::S3 => "conn.execute_many (one transaction of its own)".to_owned(),
             Workload::S5 => "5 tasks, one pooled connection each".to_owned(),
-            Workload::P2 => format!("engine.fetch_one per query, pool max_size {PG_MAX_SIZE}"),
+            Workload::P2 => format!(
+                "engine.fetch_one per query (on the engine's shared pipelined connection; pool max_size {PG_MAX_SIZE})"
+            ),
             _ => "one pooled connection, acquired before the clock starts".to_owned(),
         }
     }

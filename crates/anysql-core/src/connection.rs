@@ -359,7 +359,7 @@ impl Connection {
     }
 }
 
-fn row_not_found() -> Error {
+pub(crate) fn row_not_found() -> Error {
     Error::new(
         ErrorKind::RowNotFound,
         "the query returned no rows; use fetch_optional if that is expected",

@@ -51,6 +51,46 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     fn max_pool_size(&self) -> Option<usize> {
         None
     }
+
+    /// Opens a connection that many tasks may use at once, for the statements the
+    /// [`Engine`](crate::Engine) runs outside any transaction (`engine.execute`,
+    /// `engine.fetch_*`); `Ok(None)` (the default) when this driver or these options have none.
+    ///
+    /// A driver whose protocol pipelines (PostgreSQL) serves concurrent callers on one connection
+    /// this way, and the server sees one session instead of one per caller. The engine opens it
+    /// on first use, replaces it when it reports [`is_broken`](SharedConnection::is_broken), and
+    /// falls back to a pooled connection for statements it does not
+    /// [`accept`](SharedConnection::accepts).
+    async fn connect_shared(
+        &self,
+        runtime: &SharedRuntime,
+    ) -> Result<Option<Arc<dyn SharedConnection>>, Error> {
+        let _ = runtime;
+        Ok(None)
+    }
+}
+
+/// A connection used by many tasks at once: see [`Connector::connect_shared`].
+///
+/// Every method may be called concurrently, and every returned future may be dropped at any
+/// await point without disturbing the others' statements.
+#[async_trait]
+pub trait SharedConnection: Send + Sync + fmt::Debug + 'static {
+    /// Whether `sql` may run here. Statements that change the session for the statements after
+    /// them (transaction control above all) must not, since those belong to other callers.
+    fn accepts(&self, sql: &str) -> bool;
+
+    /// Runs a statement and returns the number of rows it changed.
+    async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<u64, Error>;
+
+    /// Runs a query and collects its rows.
+    async fn fetch_all(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error>;
+
+    /// Runs a query and returns its first row, if any.
+    async fn fetch_optional(&self, sql: &str, params: Vec<Value>) -> Result<Option<Row>, Error>;
+
+    /// Whether the connection is unusable (then the engine opens another).
+    fn is_broken(&self) -> bool;
 }
 
 /// One open database connection, as a driver implements it.

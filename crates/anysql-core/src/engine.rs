@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::row_not_found;
 use crate::connection::Connection;
 use crate::driver::AsyncDriver;
 use crate::error::{Error, ErrorKind};
@@ -15,6 +16,7 @@ use crate::pool::{AfterConnect, PoolMetrics, PoolOptions, PoolShared, PoolStatus
 use crate::retry::RetryPolicy;
 use crate::row::{FromRow, Row};
 use crate::runtime::{BoxFuture, Runtime, SharedRuntime};
+use crate::shared::SharedSlot;
 use crate::transaction::Transaction;
 use crate::transaction_options::TransactionOptions;
 use crate::value::FromValue;
@@ -34,6 +36,7 @@ const BUILTIN_SCHEMES: &[(&str, &str)] = &[
 #[derive(Clone)]
 pub struct Engine {
     pool: Arc<PoolShared>,
+    shared: Arc<SharedSlot>,
 }
 
 impl Engine {
@@ -143,65 +146,100 @@ impl Engine {
         }
     }
 
-    /// Runs a statement on a pooled connection and returns the number of rows it changed.
+    /// Runs a statement and returns the number of rows it changed.
+    ///
+    /// This and the other `fetch_*` methods of the engine run outside any transaction: on the
+    /// driver's shared connection where it has one (PostgreSQL pipelines the statements of
+    /// concurrent callers on one connection; see [`Connector::connect_shared`]), else on a pooled
+    /// connection.
+    ///
+    /// [`Connector::connect_shared`]: crate::Connector::connect_shared
     pub fn execute<'a>(
         &'a self,
         sql: &'a str,
         params: impl Params,
     ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
         let params = params.into_values();
-        async move { self.acquire().await?.execute(sql, params).await }
+        async move {
+            if let Some(shared) = self.shared.get(&self.pool, sql).await? {
+                return shared.execute(sql, params).await;
+            }
+            self.acquire().await?.execute(sql, params).await
+        }
     }
 
-    /// Runs a query on a pooled connection and collects its rows.
+    /// Runs a query and collects its rows (see [`execute`](Self::execute) for where).
     pub fn fetch_all<'a>(
         &'a self,
         sql: &'a str,
         params: impl Params,
     ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
         let params = params.into_values();
-        async move { self.acquire().await?.fetch_all(sql, params).await }
+        async move {
+            if let Some(shared) = self.shared.get(&self.pool, sql).await? {
+                return shared.fetch_all(sql, params).await;
+            }
+            self.acquire().await?.fetch_all(sql, params).await
+        }
     }
 
-    /// Runs a query on a pooled connection and decodes every row into `T`.
+    /// Runs a query and decodes every row into `T` (see [`execute`](Self::execute) for where).
     pub fn fetch_all_as<'a, T: FromRow + Send + 'a>(
         &'a self,
         sql: &'a str,
         params: impl Params,
     ) -> impl Future<Output = Result<Vec<T>, Error>> + Send + 'a {
         let params = params.into_values();
-        async move { self.acquire().await?.fetch_all_as(sql, params).await }
+        async move {
+            if let Some(shared) = self.shared.get(&self.pool, sql).await? {
+                let rows = shared.fetch_all(sql, params).await?;
+                return rows.into_iter().map(T::from_row).collect();
+            }
+            self.acquire().await?.fetch_all_as(sql, params).await
+        }
     }
 
-    /// Runs a query on a pooled connection and returns its first row, if any.
+    /// Runs a query and returns its first row, if any (see [`execute`](Self::execute) for where).
     pub fn fetch_optional<'a>(
         &'a self,
         sql: &'a str,
         params: impl Params,
     ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a {
         let params = params.into_values();
-        async move { self.acquire().await?.fetch_optional(sql, params).await }
+        async move {
+            if let Some(shared) = self.shared.get(&self.pool, sql).await? {
+                return shared.fetch_optional(sql, params).await;
+            }
+            self.acquire().await?.fetch_optional(sql, params).await
+        }
     }
 
-    /// Runs a query on a pooled connection and returns its first row, or a
-    /// [`ErrorKind::RowNotFound`] error.
+    /// Runs a query and returns its first row, or a [`ErrorKind::RowNotFound`] error (see
+    /// [`execute`](Self::execute) for where).
     pub fn fetch_one<'a>(
         &'a self,
         sql: &'a str,
         params: impl Params,
     ) -> impl Future<Output = Result<Row, Error>> + Send + 'a {
-        let params = params.into_values();
-        async move { self.acquire().await?.fetch_one(sql, params).await }
+        let optional = self.fetch_optional(sql, params);
+        async move { optional.await?.ok_or_else(row_not_found) }
     }
 
-    /// Runs a query on a pooled connection and decodes the first column of its first row.
+    /// Runs a query and decodes the first column of its first row (see
+    /// [`execute`](Self::execute) for where).
     pub fn fetch_scalar<'a, T: FromValue + Send + 'a>(
         &'a self,
         sql: &'a str,
         params: impl Params,
     ) -> impl Future<Output = Result<T, Error>> + Send + 'a {
-        let params = params.into_values();
-        async move { self.acquire().await?.fetch_scalar(sql, params).await }
+        let one = self.fetch_one(sql, params);
+        async move {
+            let mut row = one.await?;
+            if row.is_empty() {
+                return Err(Error::decode("the query returned rows with no columns"));
+            }
+            row.take(0)
+        }
     }
 
     /// A snapshot of the pool: open, idle, in use and waiting.
@@ -227,6 +265,7 @@ impl Engine {
     /// Closes the engine: acquires fail from now on with [`ErrorKind::Closed`], idle connections
     /// close now and connections in use close when they come back.
     pub async fn close(&self) {
+        self.shared.clear();
         self.pool.close().await;
     }
 
@@ -397,7 +436,10 @@ impl<E: From<Engine>> EngineBuilder<E> {
             options.redacted(),
             self.after_connect,
         );
-        Ok(E::from(Engine { pool: shared }))
+        Ok(E::from(Engine {
+            pool: shared,
+            shared: Arc::default(),
+        }))
     }
 
     fn find_driver(&self, scheme: &str) -> Result<Arc<dyn AsyncDriver>, Error> {

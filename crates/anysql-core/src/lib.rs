@@ -35,6 +35,7 @@ mod pool;
 mod retry;
 mod row;
 pub mod runtime;
+mod shared;
 pub mod spin;
 pub mod sql;
 mod transaction;
@@ -43,7 +44,9 @@ mod value;
 
 pub use cancel::CancelHandle;
 pub use connection::{Connection, Rows};
-pub use driver::{AsyncDriver, CancelQuery, Connector, DriverConnection, RowSink, RowStream};
+pub use driver::{
+    AsyncDriver, CancelQuery, Connector, DriverConnection, RowSink, RowStream, SharedConnection,
+};
 pub use engine::{Engine, EngineBuilder};
 pub use error::{ConstraintKind, DatabaseError, Error, ErrorKind, Result};
 pub use options::{redact, ConnectOptions};

@@ -1,4 +1,5 @@
-//! Measures P1 (sequential point selects from one task) for both drive modes on tokio
+//! Measures P1 (sequential point selects from one task) for both drive modes (inline with and
+//! without busy-polling; `P1_BUSY_POLL=100us` sets its limit) on tokio
 //! (multi-thread with 2 workers, and current-thread), smol and async-std, beside raw tokio-postgres
 //! with its connection spawned (the README pattern) on the same runtime's socket.
 //!
@@ -19,7 +20,7 @@ use anysql_smol::SmolRuntime;
 use anysql_tokio::TokioRuntime;
 
 const QUERIES: usize = 2000;
-const ROUNDS: usize = 15;
+const ROUNDS: usize = 9;
 const ROWS: i64 = 1000;
 const SELECT: &str = "SELECT id, name, v FROM {t} WHERE id = $1";
 
@@ -35,6 +36,14 @@ fn options(extra: &str) -> PgConnectOptions {
     PgConnectOptions::parse(&ConnectOptions::parse(&url).unwrap()).unwrap()
 }
 
+/// The options of the spinning contender: `busy_poll` from `P1_BUSY_POLL`, else the default.
+fn spin_option() -> String {
+    match std::env::var("P1_BUSY_POLL") {
+        Ok(limit) => format!("drive=inline&busy_poll={limit}"),
+        Err(_) => "drive=inline".to_owned(),
+    }
+}
+
 /// The best and the median of the per-round figures.
 fn summarize(mut samples: Vec<f64>) -> (f64, f64) {
     samples.sort_by(f64::total_cmp);
@@ -46,7 +55,7 @@ enum Contender {
     /// Raw tokio-postgres, its connection spawned on the runtime as its README shows.
     Raw(tokio_postgres::Client, tokio_postgres::Statement),
     /// anysql-postgres.
-    Anysql(PgConnection),
+    Anysql(Box<PgConnection>),
 }
 
 impl Contender {
@@ -71,12 +80,13 @@ impl Contender {
         Contender::Raw(client, statement)
     }
 
-    async fn anysql(runtime: &SharedRuntime, drive: &str) -> Self {
-        Contender::Anysql(
-            PgConnection::connect(&options(&format!("drive={drive}")), runtime)
+    /// anysql with these URL options.
+    async fn anysql(runtime: &SharedRuntime, extra: &str) -> Self {
+        Contender::Anysql(Box::new(
+            PgConnection::connect(&options(extra), runtime)
                 .await
                 .unwrap(),
-        )
+        ))
     }
 
     /// µs per query over `QUERIES` point selects.
@@ -112,10 +122,17 @@ async fn p1(runtime: SharedRuntime, table: String) -> Vec<(&'static str, Vec<f64
     let sql = SELECT.replace("{t}", &table);
     let mut contenders = vec![
         ("raw tokio-postgres", Contender::raw(&runtime, &sql).await),
-        ("anysql inline", Contender::anysql(&runtime, "inline").await),
         (
-            "anysql spawned",
-            Contender::anysql(&runtime, "spawned").await,
+            "inline, no spin",
+            Contender::anysql(&runtime, "drive=inline&busy_poll=0").await,
+        ),
+        (
+            "inline, spin",
+            Contender::anysql(&runtime, &spin_option()).await,
+        ),
+        (
+            "spawned",
+            Contender::anysql(&runtime, "drive=spawned").await,
         ),
     ];
     for (_, contender) in &mut contenders {
@@ -202,7 +219,7 @@ fn main() {
         let rounds = ct.block_on(async {
             let mut contender = match only.as_str() {
                 "raw" => Contender::raw(&ct_rt, &sql).await,
-                drive => Contender::anysql(&ct_rt, drive).await,
+                drive => Contender::anysql(&ct_rt, &format!("drive={drive}")).await,
             };
             let mut samples = Vec::new();
             for _ in 0..ROUNDS * 3 {

@@ -7,7 +7,8 @@ use std::io;
 use std::sync::Arc;
 
 use anysql_core::{
-    BoxSocket, Connector, DriverConnection, Error, Runtime, RuntimeExt, SharedRuntime,
+    BoxSocket, Connector, DriverConnection, Error, Runtime, RuntimeExt, SharedConnection,
+    SharedRuntime,
 };
 use async_trait::async_trait;
 use tokio_postgres::{Client, Config, NoTls};
@@ -15,7 +16,9 @@ use tokio_postgres::{Client, Config, NoTls};
 use crate::cancel::PgCanceller;
 use crate::connection::PgConnection;
 use crate::io::{Io, RawConnection};
-use crate::options::{PgConnectOptions, PgHost};
+use crate::options::{DriveMode, PgConnectOptions, PgHost};
+use crate::shared::PgShared;
+use crate::socket::{PgSocket, SocketHandle};
 
 /// Opens a socket to `host` through `runtime`: TCP (with `TCP_NODELAY`) or a Unix socket.
 pub(crate) async fn open_socket(runtime: &dyn Runtime, host: &PgHost) -> io::Result<BoxSocket> {
@@ -83,9 +86,14 @@ async fn connect_host(
     runtime: &dyn Runtime,
     host: &PgHost,
     config: &Config,
-) -> Result<(Client, RawConnection), Attempt> {
+) -> Result<(Client, RawConnection, SocketHandle), Attempt> {
     let socket = open_socket(runtime, host).await.map_err(Attempt::Io)?;
-    config.connect_raw(socket, NoTls).await.map_err(Attempt::Pg)
+    let (socket, handle) = PgSocket::new(socket);
+    let (client, conn) = config
+        .connect_raw(socket, NoTls)
+        .await
+        .map_err(Attempt::Pg)?;
+    Ok((client, conn, handle))
 }
 
 impl PgConnection {
@@ -119,13 +127,13 @@ impl PgConnection {
                 None => attempt.await,
             };
             match result {
-                Ok((client, conn)) => {
+                Ok((client, conn, socket)) => {
                     let canceller = Arc::new(PgCanceller::new(
                         client.cancel_token(),
                         host.clone(),
                         options.connect_timeout,
                     ));
-                    let io = Io::start(conn, options.drive, runtime);
+                    let io = Io::start(conn, socket, options.drive, options.busy_poll, runtime);
                     return Ok(PgConnection::new(
                         client,
                         io,
@@ -187,6 +195,27 @@ impl Connector for PgConnector {
     async fn connect(&self, runtime: &SharedRuntime) -> Result<Box<dyn DriverConnection>, Error> {
         let conn = PgConnection::connect_with(&self.options, &self.config, runtime).await?;
         Ok(Box::new(conn))
+    }
+
+    /// One pipelined connection for the engine's statements outside transactions, its I/O
+    /// spawned on the runtime; none with `pgbouncer=true` (PgBouncer may hand pipelined
+    /// statements to different server sessions) or `shared=false`.
+    async fn connect_shared(
+        &self,
+        runtime: &SharedRuntime,
+    ) -> Result<Option<Arc<dyn SharedConnection>>, Error> {
+        if !self.options.shared || self.options.pgbouncer {
+            return Ok(None);
+        }
+        let mut options = self.options.clone();
+        options.drive = DriveMode::Spawned;
+        options.busy_poll = std::time::Duration::ZERO;
+        let conn = PgConnection::connect_with(&options, &self.config, runtime).await?;
+        Ok(Some(Arc::new(PgShared::new(
+            conn,
+            options.statement_cache_capacity,
+            options.unnamed_statements(),
+        ))))
     }
 }
 

@@ -44,7 +44,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// An error before it is mapped: from tokio-postgres, or already an anysql error.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     Pg(tokio_postgres::Error),
     Any(Error),
 }
@@ -63,19 +63,19 @@ impl From<Error> for Failure {
 
 /// A prepared statement and how to decode its rows.
 #[derive(Debug)]
-struct Prepared {
-    statement: Statement,
-    plan: Arc<RowPlan>,
+pub(crate) struct Prepared {
+    pub(crate) statement: Statement,
+    pub(crate) plan: Arc<RowPlan>,
 }
 
 /// The bounded LRU of named prepared statements, keyed by SQL text; `None` in unnamed mode.
 /// An evicted [`Statement`] is dropped, and tokio-postgres then closes it on the server.
-struct Statements {
+pub(crate) struct Statements {
     cache: Option<LruCache<String, Arc<Prepared>>>,
 }
 
 impl Statements {
-    fn new(capacity: usize, unnamed: bool) -> Self {
+    pub(crate) fn new(capacity: usize, unnamed: bool) -> Self {
         let cache = if unnamed {
             None
         } else {
@@ -84,7 +84,7 @@ impl Statements {
         Statements { cache }
     }
 
-    fn unnamed(&self) -> bool {
+    pub(crate) fn unnamed(&self) -> bool {
         self.cache.is_none()
     }
 
@@ -93,7 +93,7 @@ impl Statements {
     }
 
     /// Drops the statements prepared for `sql`, with any parameter types.
-    fn forget(&mut self, sql: &str) {
+    pub(crate) fn forget(&mut self, sql: &str) {
         if let Some(cache) = &mut self.cache {
             let retyped: Vec<String> = cache
                 .iter()
@@ -111,7 +111,7 @@ impl Statements {
         }
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         if let Some(cache) = &mut self.cache {
             cache.clear();
         }
@@ -152,7 +152,7 @@ impl Statements {
     /// `text`; if such a placeholder gets an integer, float, bool or bytes, the statement is
     /// prepared again (and cached separately) with that placeholder declared `int8`, `float8`,
     /// `bool` or `bytea`, so that `SELECT $1` returns what was bound, as on SQLite.
-    async fn for_params(
+    pub(crate) async fn for_params(
         &mut self,
         client: &Client,
         sql: &str,
@@ -331,13 +331,16 @@ async fn start_query(
 }
 
 /// Decodes one row, building the plan from the first row when the statement had none.
-fn decode(plan: &mut Option<Arc<RowPlan>>, row: &tokio_postgres::Row) -> Result<Row, Error> {
+pub(crate) fn decode(
+    plan: &mut Option<Arc<RowPlan>>,
+    row: &tokio_postgres::Row,
+) -> Result<Row, Error> {
     plan.get_or_insert_with(|| Arc::new(RowPlan::new(row.columns())))
         .decode(row)
 }
 
 /// Runs one statement with parameters and returns the rows it changed.
-async fn execute_one(
+pub(crate) async fn execute_one(
     client: &Client,
     statements: &mut Statements,
     sql: &str,
@@ -657,7 +660,7 @@ fn step_future<'s>(
 
 /// Parameters of an unnamed statement, each with the type sent for it (unspecified for text and
 /// NULL, so that the server infers them).
-fn typed_params<'v>(
+pub(crate) fn typed_params<'v>(
     values: &'v [PgParam<'_>],
     unspecified: &Type,
 ) -> Vec<(&'v (dyn ToSql + Sync), Type)> {

@@ -9,13 +9,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use anysql_core::{BoxSocket, SharedRuntime};
+use anysql_core::spin::SpinPolicy;
+use anysql_core::SharedRuntime;
 use tokio_postgres::tls::NoTlsStream;
 
 use crate::options::DriveMode;
+use crate::socket::{PgSocket, Probe, SocketHandle};
 
 /// tokio-postgres' connection half over a runtime's socket, without TLS.
-pub(crate) type RawConnection = tokio_postgres::Connection<BoxSocket, NoTlsStream>;
+pub(crate) type RawConnection = tokio_postgres::Connection<PgSocket, NoTlsStream>;
 
 /// Who polls the connection future.
 pub(crate) enum Io {
@@ -33,6 +35,12 @@ pub(crate) struct Inline {
     state: Mutex<InlineState>,
     waker: InlineWaker,
     last_driven: Instant,
+    socket: SocketHandle,
+    /// Whether to busy-poll while waiting, and for how long.
+    spin: WaitPolicy,
+    /// When the current wait for the server began, and whether it busy-polled, if one is going
+    /// on.
+    waiting_since: Option<(Instant, bool)>,
 }
 
 struct InlineState {
@@ -63,7 +71,15 @@ impl InlineState {
 const PROBE_AFTER: Duration = Duration::from_millis(10);
 
 impl Io {
-    pub(crate) fn start(conn: RawConnection, mode: DriveMode, runtime: &SharedRuntime) -> Io {
+    /// Starts driving `conn`, whose socket is `socket`; inline connections busy-poll for up to
+    /// `busy_poll` per wait (zero: never).
+    pub(crate) fn start(
+        conn: RawConnection,
+        socket: SocketHandle,
+        mode: DriveMode,
+        busy_poll: Duration,
+        runtime: &SharedRuntime,
+    ) -> Io {
         match mode {
             DriveMode::Inline => Io::Inline(Inline {
                 state: Mutex::new(InlineState {
@@ -72,6 +88,9 @@ impl Io {
                 }),
                 waker: InlineWaker::new(),
                 last_driven: Instant::now(),
+                socket,
+                spin: WaitPolicy::new(busy_poll),
+                waiting_since: None,
             }),
             DriveMode::Spawned => {
                 let finished = Arc::new(AtomicBool::new(false));
@@ -132,6 +151,14 @@ impl Io {
     /// (the operation queueing a request wakes the connection; the connection delivering a reply
     /// wakes the operation): those are served by polling again at once, not by a trip through the
     /// executor. Wake-ups from outside (the reactor, other threads) reach the task as usual.
+    ///
+    /// When both are waiting for the server, this busy-polls the socket for up to the
+    /// [`SpinPolicy`]'s budget before it lets the task sleep (see the crate docs, Performance):
+    /// it reads whatever the operating system has for the socket directly into the read-ahead of
+    /// [`PgSocket`], and polls again as soon as bytes arrive (or something wakes the task). The
+    /// socket is in direct mode meanwhile, so that an empty read registers nothing with the
+    /// reactor; the last round before sleeping is polled in normal mode and registers the waker,
+    /// so no reply can be missed.
     pub(crate) fn poll_with<T>(
         &mut self,
         cx: &mut Context<'_>,
@@ -140,33 +167,92 @@ impl Io {
         let Io::Inline(inline) = self else {
             return poll(cx);
         };
-        let state = lock(inline.state.get_mut());
+        let Inline {
+            state,
+            waker,
+            last_driven,
+            socket,
+            spin,
+            waiting_since,
+        } = inline;
+        let state = lock(state.get_mut());
         if state.conn.is_none() {
             return poll(cx);
         }
-        inline.last_driven = Instant::now();
-        let waker = &inline.waker;
+        *last_driven = Instant::now();
         waker.arm(cx.waker());
         let mut inner_cx = Context::from_waker(&waker.waker);
-        for _ in 0..MAX_INLINE_ROUNDS {
+        let budget = spin.limit();
+        // Whether this wait busy-polls: decided once per wait, when it starts.
+        let mut spinning: Option<(Instant, Instant)> = None;
+        // Direct mode for as long as we may spin; the guard turns it off on every way out,
+        // unwinding included. A wait already going on (the task was woken, but not by its
+        // reply) goes on sleeping.
+        let may_spin = !budget.is_zero() && waiting_since.is_none() && socket.supports_direct();
+        let mut direct = DirectMode::new(socket, may_spin);
+        let mut idle_rounds = 0;
+        loop {
             if let Poll::Ready(out) = poll(&mut inner_cx) {
                 waker.disarm();
+                spin.finish(waiting_since);
                 return Poll::Ready(out);
             }
             state.poll(&mut inner_cx);
             if let Poll::Ready(out) = poll(&mut inner_cx) {
                 waker.disarm();
+                spin.finish(waiting_since);
                 return Poll::Ready(out);
             }
-            if !waker.woken_while_polling() {
+            if direct.on() {
+                if waker.take_wake() {
+                    // Woken by the futures themselves or from outside: poll again (counted
+                    // below).
+                } else {
+                    let (started, deadline) = match spinning {
+                        Some(spinning) => spinning,
+                        None if spin.spin_this_wait() => {
+                            let now = Instant::now();
+                            *spinning.insert((now, now + spin.budget(budget)))
+                        }
+                        None => {
+                            // This wait sleeps: one more round in normal mode registers the
+                            // waker with the reactor before the task sleeps.
+                            direct.off();
+                            continue;
+                        }
+                    };
+                    match spin_until(socket, waker, deadline) {
+                        Spun::Data => {
+                            *waiting_since = Some((started, true));
+                            spin.finish(waiting_since);
+                            spinning = None;
+                            continue;
+                        }
+                        Spun::Out => {
+                            // Out of budget (or unsupported): the task sleeps, after one more
+                            // round in normal mode, and the wait counts as a busy-polled one.
+                            *waiting_since = Some((started, true));
+                            direct.off();
+                            continue;
+                        }
+                        Spun::Woken => {}
+                    }
+                }
+            } else if !waker.woken_while_polling() {
+                if waiting_since.is_none() {
+                    *waiting_since = Some((Instant::now(), false));
+                }
+                return Poll::Pending;
+            }
+            idle_rounds += 1;
+            if idle_rounds >= MAX_INLINE_ROUNDS {
+                // Something keeps waking us without progress (such as a cooperative budget asking
+                // to yield): let the executor schedule the task again.
+                waker.disarm();
+                cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
         }
-        // Something keeps waking us without progress (such as a cooperative budget asking to
-        // yield): let the executor schedule the task again.
-        waker.disarm();
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 
     /// Runs `future` to completion, driving the connection alongside it in inline mode.
@@ -212,6 +298,160 @@ impl fmt::Debug for Io {
 /// How many times [`Io::poll_with`] re-polls in one go when the polled futures wake each other.
 const MAX_INLINE_ROUNDS: usize = 8;
 
+/// Whether a wait for the server busy-polls, from how long recent waits took each way.
+///
+/// Busy-polling pays when waking a sleeping thread is what makes the reply late: on a virtual
+/// machine whose idle vCPUs halt, or on executors that wake a task through a reactor thread
+/// (async-std). It does not when the machine is busy anyway: the server runs on the same cores
+/// here, and a spinning client takes one of them from it. So the policy keeps a moving average of
+/// the waits that busy-polled and of those that slept, busy-polls while that is the faster way,
+/// and tries the other way on one wait in [`EXPLORE_EVERY`] to notice when that changes. On top,
+/// [`SpinPolicy`] stops busy-polling while the waits that did are long (slow queries, a crowded
+/// machine), so such waits cost no CPU.
+#[derive(Debug)]
+struct WaitPolicy {
+    guard: SpinPolicy,
+    limit: Duration,
+    spun_ns: u64,
+    slept_ns: u64,
+    waits: u32,
+}
+
+/// How often [`WaitPolicy`] tries the way it currently thinks is slower.
+const EXPLORE_EVERY: u32 = 16;
+
+impl WaitPolicy {
+    fn new(limit: Duration) -> Self {
+        WaitPolicy {
+            guard: SpinPolicy::new(limit),
+            limit,
+            spun_ns: 0,
+            slept_ns: 0,
+            waits: 0,
+        }
+    }
+
+    /// How long a wait may busy-poll, if it does: zero while the guard says no.
+    fn limit(&self) -> Duration {
+        self.guard.next()
+    }
+
+    /// Whether the wait that starts now busy-polls.
+    fn spin_this_wait(&mut self) -> bool {
+        self.waits = self.waits.wrapping_add(1);
+        let spin = self.spun_ns <= self.slept_ns;
+        spin != self.waits.is_multiple_of(EXPLORE_EVERY)
+    }
+
+    /// How long this wait may busy-poll: the limit, or less when sleeping has recently taken
+    /// less (busy-polling longer than a sleeping wait takes cannot win, and an exploring wait
+    /// should cost little).
+    fn budget(&self, limit: Duration) -> Duration {
+        if self.slept_ns == 0 {
+            limit
+        } else {
+            limit.min(Duration::from_nanos(self.slept_ns))
+        }
+    }
+
+    /// Records how long a wait took, from its start until the operation made progress.
+    fn record(&mut self, spun: bool, took: Duration) {
+        // The guard sees every wait, so that it turns spinning back on when replies get fast
+        // again even while none busy-polls.
+        self.guard.record(took);
+        // Capped as in the guard, so that one wait preempted for milliseconds does not decide
+        // for long.
+        let cap = u64::try_from(self.guard_limit().as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(4);
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).min(cap);
+        let average = if spun {
+            &mut self.spun_ns
+        } else {
+            &mut self.slept_ns
+        };
+        // Over about the last eight waits; a first sample counts whole.
+        *average = if *average == 0 {
+            ns
+        } else {
+            *average - *average / 8 + ns / 8
+        };
+    }
+
+    /// Ends the wait going on, if any: how long it took counts.
+    fn finish(&mut self, waiting_since: &mut Option<(Instant, bool)>) {
+        if let Some((since, spun)) = waiting_since.take() {
+            self.record(spun, since.elapsed());
+        }
+    }
+
+    fn guard_limit(&self) -> Duration {
+        self.limit
+    }
+}
+
+/// The socket's direct mode while [`Io::poll_with`] may spin; off again when dropped.
+struct DirectMode<'s> {
+    socket: &'s SocketHandle,
+    on: bool,
+}
+
+impl<'s> DirectMode<'s> {
+    fn new(socket: &'s SocketHandle, on: bool) -> Self {
+        if on {
+            socket.set_direct(true);
+        }
+        DirectMode { socket, on }
+    }
+
+    fn on(&self) -> bool {
+        self.on
+    }
+
+    fn off(&mut self) {
+        if self.on {
+            self.socket.set_direct(false);
+            self.on = false;
+        }
+    }
+}
+
+impl Drop for DirectMode<'_> {
+    fn drop(&mut self) {
+        self.off();
+    }
+}
+
+/// How a spell of busy-polling ended.
+enum Spun {
+    /// Bytes are in the read-ahead (or the socket ended or failed).
+    Data,
+    /// Something woke the task.
+    Woken,
+    /// The deadline passed, or the socket cannot be read directly.
+    Out,
+}
+
+/// Reads the socket directly until bytes come, the task is woken or `deadline` passes.
+fn spin_until(socket: &SocketHandle, waker: &InlineWaker, deadline: Instant) -> Spun {
+    loop {
+        match socket.probe() {
+            Probe::Ready => return Spun::Data,
+            Probe::Unsupported => return Spun::Out,
+            Probe::Empty => {}
+        }
+        if waker.take_wake() {
+            return Spun::Woken;
+        }
+        if Instant::now() >= deadline {
+            return Spun::Out;
+        }
+        // Give the CPU away if anything else wants it: on a machine where the server shares the
+        // cores, that is often the server process that is about to answer.
+        std::thread::yield_now();
+    }
+}
+
 const POLLING: u8 = 1;
 const WOKEN: u8 = 2;
 
@@ -251,6 +491,12 @@ impl InlineWaker {
 
     fn disarm(&self) {
         self.shared.state.store(0, Ordering::Release);
+    }
+
+    /// Whether a wake-up came in since the last check, staying in the polling state (wake-ups are
+    /// still only recorded).
+    fn take_wake(&self) -> bool {
+        self.shared.state.swap(POLLING, Ordering::AcqRel) & WOKEN != 0
     }
 
     /// Ends a polling round: whether a wake-up came in during it (then poll again); if not, from

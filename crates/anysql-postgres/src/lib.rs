@@ -32,17 +32,19 @@
 //! a socket is tried, then `localhost`. Several hosts are tried in order; the error lists every
 //! attempt.
 //!
-//! | option | meaning |
-//! |---|---|
-//! | `host`, `port` | hosts (comma-separated) and ports (one for all, or one per host) |
-//! | `user`, `password`, `dbname` | as in the URL's parts; these win over them |
-//! | `application_name` | reported in `pg_stat_activity` |
-//! | `options` | server options, such as `-c search_path=foo` (`options=-c%20search_path%3Dfoo`) |
-//! | `connect_timeout` | seconds per host (fractions allowed; 0 = none), through the runtime's timer |
-//! | `sslmode` | `disable`, `allow` and `prefer` connect in plaintext; `require`, `verify-ca` and `verify-full` are refused with a configuration error: TLS is not supported yet |
-//! | `statement_cache_capacity` | prepared statements kept per connection (default 100); `0` = unnamed statements only |
-//! | `pgbouncer` | `true` = unnamed statements only (PgBouncer transaction pooling) |
-//! | `drive` | `inline` (default) or `spawned`: see [Driving the connection](#driving-the-connection) |
+//! | option | meaning | default |
+//! |---|---|---|
+//! | `host`, `port` | hosts (comma-separated) and ports (one for all, or one per host) | the local socket, then `localhost`; `5432` |
+//! | `user`, `password`, `dbname` | as in the URL's parts; these win over them | |
+//! | `application_name` | reported in `pg_stat_activity` | |
+//! | `options` | server options, such as `-c search_path=foo` (`options=-c%20search_path%3Dfoo`) | |
+//! | `connect_timeout` | seconds per host (fractions allowed; 0 = none), through the runtime's timer | none |
+//! | `sslmode` | `disable`, `allow` and `prefer` connect in plaintext; `require`, `verify-ca` and `verify-full` are refused with a configuration error: TLS is not supported yet | |
+//! | `statement_cache_capacity` | prepared statements kept per connection; `0` = unnamed statements only | `100` |
+//! | `pgbouncer` | `true` = unnamed statements only (PgBouncer transaction pooling) | `false` |
+//! | `drive` | `inline` or `spawned`: see [Driving the connection](#driving-the-connection) | `inline` |
+//! | `shared` | `true`: the engine's own statements outside transactions share one pipelined connection; see [Shared connection](#shared-connection) | `true` |
+//! | `busy_poll` | how long a caller may busy-poll the socket for a reply before its task sleeps, in inline mode (see [Busy-polling](#busy-polling)); a duration such as `50us`, at most `10ms`; `0` turns it off | `50us` |
 //!
 //! The libpq `key=value` form takes the same keys
 //! (`host=/var/run/postgresql dbname=app user=app password='a b'`). Unknown options are
@@ -98,9 +100,95 @@
 //! cheap; on the reference machine, where a cross-thread wake-up cost about 20 µs, that is exactly
 //! what inline driving removes.
 //!
-//! One connection serves one operation at a time (the core only uses `&mut self`), so there is no
-//! shared mode; tokio-postgres pipelines the requests of one operation, which
-//! [`execute_many`](anysql_core::DriverConnection::execute_many) uses.
+//! # Busy-polling
+//!
+//! In inline mode, when an operation and the connection both wait for the server, the awaiting
+//! task does not go to sleep at once: for up to `busy_poll` (50 µs) it reads the socket directly
+//! from the operating system ([`Socket::try_read_direct`](anysql_core::Socket::try_read_direct),
+//! through a duplicate of the socket's descriptor), yielding its OS thread between tries, and
+//! handles the reply as soon as its bytes are there. The bytes go into a small read-ahead buffer
+//! that tokio-postgres reads first, so they reach it in order. While it busy-polls, a read that
+//! finds nothing registers nothing with the runtime's reactor; the last poll before the task sleeps
+//! does, so no reply is ever missed (and the reactors that anysql's runtimes use are edge-triggered
+//! or re-armed per wait, so bytes taken directly cause at most a spurious wake-up).
+//!
+//! Why: on a virtual machine, a thread that sleeps lets its vCPU halt, and waking it costs tens of
+//! microseconds, more than a point query; on async-std a reply also goes through the reactor
+//! thread (3.4 context switches per query). But the spinning thread occupies a core, and when the
+//! server runs on the same machine (as in the benchmarks) it may be the core the server wanted. So
+//! each connection keeps moving averages of its waits (from the moment the task would sleep until
+//! the operation makes progress) that busy-polled and of those that slept, decides at the start
+//! of each wait to busy-poll only while that has been the faster way, and tries the other way on
+//! one wait in 16 to notice when that changes. [`SpinPolicy`](anysql_core::spin::SpinPolicy)
+//! stops it altogether while waits take longer than twice `busy_poll` (slow queries, a crowded
+//! machine). The cost is CPU: up to `busy_poll` of one core per wait while it pays, and an
+//! executor thread held for that long (other tasks on that thread wait; an idle connection never
+//! spins). `busy_poll=0` turns it off, for machines where CPU matters more than latency. It never
+//! runs in spawned mode, on the engine's shared connection, in the pool's health check or when a
+//! connection is dropped.
+//!
+//! Measured with `anysql-benches run --only P1,P4` (5 rounds of 5,000 point selects, one process,
+//! raw tokio-postgres on tokio with its connection spawned; `ANYSQL_PG_OPTIONS=busy_poll=…` sets
+//! the option for anysql only), 2026-11-27, on the 2-vCPU VM with PostgreSQL on the same cores.
+//! P1 µs per query, the range of the round medians over several runs:
+//!
+//! | machine state | `busy_poll` | raw | anysql tokio | smol | async-std |
+//! |---|---|---|---|---|---|
+//! | idle vCPUs halt (raw slow) | `50us` | 42–60 | 23–36 | 24–31 | 23–33 |
+//! | idle vCPUs halt (raw slow) | `0` | 45–47 | 35 | 46–47 | 52–53 |
+//! | vCPUs kept busy by other load (raw fast) | `50us` | 19.0–19.3 | 20.8–22.0 | 21.3–22.8 | 21.5–27.4 |
+//! | vCPUs kept busy by other load (raw fast) | `0` | 18.7–19.1 | 19.4–20.0 | 20.8–22.1 | 28.8–30.8 |
+//!
+//! In the first state busy-polling is what brings P1 to 0.5–0.75 × raw on every runtime. In the
+//! second, raw tokio-postgres already hands the CPU from client to server and back without a halt
+//! (most likely the kernel wakes the server on the client's core and back), which is
+//! the floor: busy-polling cannot beat it, costs tokio and smol about a microsecond (the spinning
+//! thread competes with the server and the other load for the two cores), and still saves
+//! async-std its reactor-thread hop.
+//!
+//! A pooled connection serves one operation at a time (the core only uses `&mut self`);
+//! tokio-postgres pipelines the requests of one operation, which
+//! [`execute_many`](anysql_core::DriverConnection::execute_many) uses. Concurrent callers are
+//! pipelined on the shared connection, next.
+//!
+//! # Shared connection
+//!
+//! The statements an [`Engine`](anysql_core::Engine) runs itself, outside any transaction
+//! (`engine.execute`, `engine.fetch_all`, `fetch_one`, `fetch_optional`, `fetch_scalar`,
+//! `fetch_all_as`), go over **one shared connection** that every task uses at once
+//! ([`anysql_core::Connector::connect_shared`]), instead of each taking
+//! a pooled connection for a single round trip. Its tokio-postgres `Connection` runs as a task on
+//! the runtime (spawned mode: replies must reach whichever caller waits), so the requests of
+//! concurrent callers are written back to back and answered in order by one server session, as
+//! with a tokio-postgres `Client` shared between tasks. With many tasks querying, the server then
+//! reads and answers several requests per wake-up instead of waking one backend per query: P2 (64
+//! tasks × 200 point selects) went from 1.8–2.8 × raw tokio-postgres with a pool of 8 to 0.9–1.0 ×.
+//!
+//! - `engine.acquire()`, `engine.begin()` and transactions use pooled connections, exclusively,
+//!   as before; so does transaction-control SQL sent through the engine (`BEGIN`, `COMMIT`,
+//!   `SAVEPOINT`, …), which would otherwise change the session under other callers' statements.
+//!   Other session state set through `engine.execute` (`SET`, temporary tables) lands on the shared
+//!   session; as with a pool, where it would land on some pooled connection, set it in the URL
+//!   (`options=-c …`) or on an acquired connection instead.
+//! - The shared connection is opened on first use and is not counted in
+//!   [`Engine::status`](anysql_core::Engine::status): the engine holds at most `max_size` pooled
+//!   connections plus this one.
+//! - A dropped future leaves the others alone: tokio-postgres discards the replies nobody waits
+//!   for. But the server still runs its statement to the end, and the statements queued behind it
+//!   on the shared connection wait for that (on a pooled connection, `reset` would cancel it after
+//!   50 ms). For statements that may run long, use `engine.acquire()`, or bound them with a
+//!   `statement_timeout` (`options=-c%20statement_timeout%3D5s`).
+//!   A statement that fails on the server fails alone (each is its own implicit transaction).
+//!   When the session ends (terminated, server restart), statements in flight fail with
+//!   [`Closed`] errors and the next statement opens a new shared connection.
+//! - Named statements are cached per shared connection as on pooled ones (the cache is locked only
+//!   to look a statement up, never while a query runs). A statement prepared for a future that is
+//!   dropped during its preparation stays on the server until the connection closes.
+//! - Not used with `pgbouncer=true` (PgBouncer in transaction mode may send pipelined statements
+//!   to different server sessions), when an `after_connect` hook is set (it runs on pooled
+//!   connections only), or with `shared=false`.
+//! - No busy-polling on it: its connection task sleeps between replies, and under load it is
+//!   woken for batches of them.
 //!
 //! # Statements
 //!
@@ -218,6 +306,8 @@ mod connection;
 mod error;
 mod io;
 mod options;
+mod shared;
+mod socket;
 mod sql;
 mod types;
 

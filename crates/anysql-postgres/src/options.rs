@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anysql_core::option_values::{parse_bool, percent_decode};
+use anysql_core::option_values::{parse_bool, parse_duration, percent_decode};
 use anysql_core::{ConnectOptions, Error};
 
 /// The default PostgreSQL port.
@@ -12,6 +12,12 @@ pub const DEFAULT_PORT: u16 = 5432;
 
 /// The default size of the per-connection statement cache.
 pub const DEFAULT_STATEMENT_CACHE_CAPACITY: usize = 100;
+
+/// How long a caller busy-polls the socket for a reply by default (the `busy_poll` option).
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(50);
+
+/// The most `busy_poll` may be.
+const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
 
 /// Every option this driver understands, in the URL query and in the `key=value` form.
 pub(crate) const KNOWN_OPTIONS: &[&str] = &[
@@ -27,6 +33,8 @@ pub(crate) const KNOWN_OPTIONS: &[&str] = &[
     "statement_cache_capacity",
     "pgbouncer",
     "drive",
+    "busy_poll",
+    "shared",
 ];
 
 /// How the tokio-postgres connection future (the half that does the socket I/O) is driven.
@@ -95,6 +103,8 @@ pub struct PgConnectOptions {
     pub(crate) statement_cache_capacity: usize,
     pub(crate) pgbouncer: bool,
     pub(crate) drive: DriveMode,
+    pub(crate) busy_poll: Duration,
+    pub(crate) shared: bool,
     pub(crate) redacted: String,
 }
 
@@ -177,6 +187,18 @@ impl PgConnectOptions {
         self.drive
     }
 
+    /// Whether the engine runs its statements outside transactions on one shared, pipelined
+    /// connection (the `shared` option; see the crate docs).
+    pub fn shared(&self) -> bool {
+        self.shared
+    }
+
+    /// How long a caller busy-polls the socket for a reply before its task sleeps (zero: never);
+    /// see the crate docs, Performance.
+    pub fn busy_poll(&self) -> Duration {
+        self.busy_poll
+    }
+
     /// The URL with its password masked, for messages.
     pub fn redacted(&self) -> &str {
         &self.redacted
@@ -218,6 +240,8 @@ impl fmt::Debug for PgConnectOptions {
             .field("statement_cache_capacity", &self.statement_cache_capacity)
             .field("pgbouncer", &self.pgbouncer)
             .field("drive", &self.drive)
+            .field("busy_poll", &self.busy_poll)
+            .field("shared", &self.shared)
             .finish()
     }
 }
@@ -235,6 +259,8 @@ struct Builder<'o> {
     statement_cache_capacity: usize,
     pgbouncer: bool,
     drive: DriveMode,
+    busy_poll: Duration,
+    shared: bool,
 }
 
 impl<'o> Builder<'o> {
@@ -252,6 +278,8 @@ impl<'o> Builder<'o> {
             statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
             pgbouncer: false,
             drive: DriveMode::Inline,
+            busy_poll: DEFAULT_BUSY_POLL,
+            shared: true,
         }
     }
 
@@ -434,6 +462,23 @@ impl<'o> Builder<'o> {
                     }
                 };
             }
+            "busy_poll" => {
+                self.busy_poll = parse_duration(value)
+                    .filter(|d| *d <= MAX_BUSY_POLL)
+                    .ok_or_else(|| {
+                        self.error(format!(
+                            "busy_poll `{value}` is not a duration of at most 10ms; use one such as 50us \
+                             (0 turns busy-polling off)"
+                        ))
+                    })?;
+            }
+            "shared" => {
+                self.shared = parse_bool(value).ok_or_else(|| {
+                    self.error(format!(
+                        "shared `{value}` is not a boolean; use true or false"
+                    ))
+                })?;
+            }
             other => return Err(self.source.unknown_param(other, KNOWN_OPTIONS)),
         }
         Ok(())
@@ -494,6 +539,8 @@ impl<'o> Builder<'o> {
             statement_cache_capacity: self.statement_cache_capacity,
             pgbouncer: self.pgbouncer,
             drive: self.drive,
+            busy_poll: self.busy_poll,
+            shared: self.shared,
             redacted: self.source.redacted(),
         })
     }
@@ -622,6 +669,7 @@ mod tests {
             DEFAULT_STATEMENT_CACHE_CAPACITY
         );
         assert_eq!(o.drive_mode(), DriveMode::Inline);
+        assert_eq!(o.busy_poll(), DEFAULT_BUSY_POLL);
         assert_eq!(o.connect_timeout(), None);
         assert!(!o.pgbouncer());
         assert!(o.user() == Some("root") && !o.has_password());
@@ -739,6 +787,43 @@ mod tests {
         }
         assert!(parse("postgres://h/db?sslmode=disable").is_ok());
         assert!(parse("postgres://h/db?sslmode=bogus").is_err());
+    }
+
+    #[test]
+    fn busy_poll_parses_durations_and_rejects_bad_ones() {
+        let limit = |url: &str| parse(url).unwrap().busy_poll();
+        assert_eq!(limit("postgres://h/db?busy_poll=0"), Duration::ZERO);
+        assert_eq!(
+            limit("postgres://h/db?busy_poll=100us"),
+            Duration::from_micros(100)
+        );
+        assert_eq!(
+            limit("postgres://h/db?busy_poll=10ms"),
+            Duration::from_millis(10)
+        );
+        assert_eq!(
+            parse("host=h busy_poll=20us").unwrap().busy_poll(),
+            Duration::from_micros(20)
+        );
+        for bad in ["soon", "11ms", "1s", "-5us"] {
+            let err = parse(&format!("postgres://h/db?busy_poll={bad}")).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{bad}: {err}");
+            let message = err.message();
+            assert!(
+                message.contains("busy_poll") && message.contains("at most 10ms"),
+                "{message}"
+            );
+            assert_eq!(message, message.to_lowercase(), "{message}");
+        }
+    }
+
+    #[test]
+    fn shared_is_a_switch() {
+        assert!(parse("postgres://h/db").unwrap().shared());
+        assert!(!parse("postgres://h/db?shared=false").unwrap().shared());
+        let err = parse("postgres://h/db?shared=sometimes").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(err.message().contains("use true or false"), "{err}");
     }
 
     #[test]

@@ -1034,7 +1034,7 @@ async fn with_client_drives_the_connection() {
         let mut conn = conn!(url_with(mode));
         assert_eq!(
             conn.drive_mode(),
-            if mode.ends_with("inline") {
+            if mode.starts_with("drive=inline") {
                 DriveMode::Inline
             } else {
                 DriveMode::Spawned
@@ -1055,7 +1055,8 @@ async fn with_client_drives_the_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_engine_a_dropped_query_does_not_block_reuse() {
     let _probe = conn!(base_url());
-    let engine = Engine::builder(&url_with("max_size=1"))
+    // The pooled path: the engine's own statements go through the pool too.
+    let engine = Engine::builder(&url_with("max_size=1&shared=false"))
         .driver(PostgresDriver)
         .shared_runtime(TestTokio::shared())
         .build()
@@ -1101,4 +1102,133 @@ async fn through_the_engine_a_dropped_query_does_not_block_reuse() {
     assert_eq!(n, 8);
     tx.commit().await.unwrap();
     engine.close().await;
+}
+
+/// The engine's statements outside transactions share one pipelined connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_connection_pipelines_and_survives_drops_errors_and_termination() {
+    let _probe = conn!(base_url());
+    for options in ["max_size=2", "max_size=2&statement_cache_capacity=0"] {
+        let engine = Engine::builder(&url_with(options))
+            .driver(PostgresDriver)
+            .shared_runtime(TestTokio::shared())
+            .build()
+            .unwrap();
+        let table = unique("shared");
+        engine
+            .execute(
+                &format!("CREATE TABLE {table} (id int8 PRIMARY KEY, name text)"),
+                (),
+            )
+            .await
+            .unwrap();
+
+        // Many tasks at once, more than the pool has connections: each gets its own answer.
+        let mut tasks = Vec::new();
+        for i in 0..64_i64 {
+            let engine = engine.clone();
+            let table = table.clone();
+            tasks.push(tokio::spawn(async move {
+                let inserted = engine
+                    .execute(
+                        &format!("INSERT INTO {table} VALUES ($1, $2)"),
+                        (i, format!("n{i}")),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(inserted, 1);
+                let row = engine
+                    .fetch_one(&format!("SELECT id, name FROM {table} WHERE id = $1"), (i,))
+                    .await
+                    .unwrap();
+                assert_eq!(row.values(), &[Value::Int(i), text(&format!("n{i}"))]);
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        // They all ran on one session, none on the pool.
+        assert_eq!(engine.status().size, 0, "{:?}", engine.status());
+
+        // A future dropped while its statement runs does not disturb the statements after it.
+        let slow = engine.fetch_all("SELECT pg_sleep(0.3)::text, $1::int8", (1_i64,));
+        assert!(tokio::time::timeout(Duration::from_millis(20), slow)
+            .await
+            .is_err());
+        let n: i64 = engine
+            .fetch_scalar("SELECT $1::int8", (5_i64,))
+            .await
+            .unwrap();
+        assert_eq!(n, 5);
+
+        // A server error fails that statement only.
+        let err = engine
+            .fetch_scalar::<i64>("SELECT 1 / $1::int8", (0_i64,))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Database);
+        assert_eq!(err.code(), Some("22012"));
+        let count: i64 = engine
+            .fetch_scalar(&format!("SELECT count(*) FROM {table}"), ())
+            .await
+            .unwrap();
+        assert_eq!(count, 64);
+        assert!(engine
+            .fetch_one(&format!("SELECT 1 FROM {table} WHERE id = -1"), ())
+            .await
+            .is_err_and(|e| e.kind() == ErrorKind::RowNotFound));
+
+        // Transaction control goes to a pooled connection, never the shared one.
+        engine.execute("BEGIN", ()).await.unwrap();
+        let n: i64 = engine.fetch_scalar("SELECT 6::int8", ()).await.unwrap();
+        assert_eq!(n, 6);
+        let mut tx = engine.begin().await.unwrap();
+        tx.execute(&format!("DELETE FROM {table} WHERE id = 0"), ())
+            .await
+            .unwrap();
+        // Not committed yet: the shared connection still sees the row.
+        let count: i64 = engine
+            .fetch_scalar(&format!("SELECT count(*) FROM {table}"), ())
+            .await
+            .unwrap();
+        assert_eq!(count, 64);
+        tx.rollback().await.unwrap();
+
+        // A shared connection whose backend is terminated is replaced.
+        let pid: i64 = engine
+            .fetch_scalar("SELECT pg_backend_pid()::int8", ())
+            .await
+            .unwrap();
+        let mut killer = connect(&base_url()).await.unwrap();
+        scalar(
+            &mut killer,
+            "SELECT pg_terminate_backend($1::int4)",
+            vec![Value::Int(pid)],
+        )
+        .await;
+        let mut new_pid = None;
+        for _ in 0..50 {
+            // The statement in flight when the session ended may fail; a later one must not.
+            if let Ok(p) = engine
+                .fetch_scalar::<i64>("SELECT pg_backend_pid()::int8", ())
+                .await
+            {
+                new_pid = Some(p);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_ne!(new_pid.expect("a new shared connection"), pid);
+
+        engine
+            .execute(&format!("DROP TABLE {table}"), ())
+            .await
+            .unwrap();
+        engine.close().await;
+        let err = engine
+            .fetch_scalar::<i64>("SELECT 1", ())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Closed);
+    }
 }

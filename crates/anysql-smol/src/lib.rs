@@ -24,8 +24,29 @@ use std::path::Path;
 use std::time::Duration;
 
 use anysql_core::runtime::BoxFuture;
+use anysql_core::runtime::DirectSocket;
 use anysql_core::{BoxSocket, Runtime};
-use tokio_util::compat::FuturesAsyncReadCompatExt;
+use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
+
+/// Adapts a futures-io stream to the tokio io traits and lets drivers busy-poll it
+/// ([`Socket::try_read_direct`]) through a duplicate of its descriptor.
+///
+/// Reading through the duplicate bypasses async-io's reactor. It cannot lose a wake-up: async-io
+/// registers interest one-shot and re-arms it each time a read finds nothing and the task waits,
+/// and the re-armed (level-triggered) interest fires for any data present then or arriving
+/// later. Bytes read directly can only make the next read find nothing and wait again.
+///
+/// [`Socket::try_read_direct`]: anysql_core::Socket::try_read_direct
+#[cfg(unix)]
+fn direct<S: FuturesAsyncReadCompatExt + std::os::fd::AsFd>(stream: S) -> DirectSocket<Compat<S>> {
+    let fd = stream.as_fd().try_clone_to_owned().ok();
+    DirectSocket::new(stream.compat(), fd)
+}
+
+#[cfg(not(unix))]
+fn direct<S: FuturesAsyncReadCompatExt>(stream: S) -> DirectSocket<Compat<S>> {
+    DirectSocket::plain(stream.compat())
+}
 
 /// anysql's [`Runtime`] on smol.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,13 +80,13 @@ impl Runtime for SmolRuntime {
     async fn connect_tcp(&self, host: &str, port: u16) -> io::Result<BoxSocket> {
         let stream = smol::net::TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
-        Ok(Box::new(stream.compat()))
+        Ok(Box::new(direct(stream)))
     }
 
     #[cfg(unix)]
     async fn connect_unix(&self, path: &Path) -> io::Result<BoxSocket> {
         let stream = smol::net::unix::UnixStream::connect(path).await?;
-        Ok(Box::new(stream.compat()))
+        Ok(Box::new(direct(stream)))
     }
 
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {

@@ -31,6 +31,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anysql_core::runtime::BoxFuture;
+use anysql_core::runtime::DirectSocket;
 use anysql_core::{BoxSocket, Error, ErrorKind, Runtime};
 use tokio::runtime::Handle;
 
@@ -113,6 +114,25 @@ impl TokioRuntime {
     }
 }
 
+/// Wraps a tokio stream so that drivers can busy-poll it ([`Socket::try_read_direct`]).
+///
+/// Reading through the duplicated descriptor bypasses tokio's cached readiness, which only a turn
+/// of the reactor updates. It cannot lose a wake-up: tokio registers sockets edge-triggered, and
+/// the kernel signals an edge for every arrival of new data, whatever was read in between; bytes
+/// read directly can only make tokio's next read find nothing and wait again (a spurious wake-up).
+///
+/// [`Socket::try_read_direct`]: anysql_core::Socket::try_read_direct
+#[cfg(unix)]
+fn direct<S: std::os::fd::AsFd>(stream: S) -> DirectSocket<S> {
+    let fd = stream.as_fd().try_clone_to_owned().ok();
+    DirectSocket::new(stream, fd)
+}
+
+#[cfg(not(unix))]
+fn direct<S>(stream: S) -> DirectSocket<S> {
+    DirectSocket::plain(stream)
+}
+
 #[async_trait::async_trait]
 impl Runtime for TokioRuntime {
     fn name(&self) -> &'static str {
@@ -134,7 +154,7 @@ impl Runtime for TokioRuntime {
             .entered(tokio::net::TcpStream::connect((host, port)))
             .await??;
         stream.set_nodelay(true)?;
-        Ok(Box::new(stream))
+        Ok(Box::new(direct(stream)))
     }
 
     #[cfg(unix)]
@@ -142,7 +162,7 @@ impl Runtime for TokioRuntime {
         let stream = self
             .entered(tokio::net::UnixStream::connect(path))
             .await??;
-        Ok(Box::new(stream))
+        Ok(Box::new(direct(stream)))
     }
 
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {

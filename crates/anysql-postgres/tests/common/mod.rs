@@ -71,5 +71,11 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Both drive modes, as URL options.
-pub const MODES: [&str; 2] = ["drive=inline", "drive=spawned"];
+/// Both drive modes, as URL options; inline with busy-polling off, by default (50 µs) and at its
+/// longest (so that nearly every reply is read while spinning).
+pub const MODES: [&str; 4] = [
+    "drive=inline",
+    "drive=inline&busy_poll=0",
+    "drive=inline&busy_poll=10ms",
+    "drive=spawned",
+];

@@ -1,0 +1,75 @@
+//! The engine's shared connection ([`Connector::connect_shared`](crate::Connector::connect_shared)):
+//! opened on first use, replaced when broken, dropped when the engine closes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::driver::SharedConnection;
+use crate::error::Error;
+use crate::pool::PoolShared;
+
+/// Where an [`Engine`](crate::Engine) keeps its shared connection.
+#[derive(Default)]
+pub(crate) struct SharedSlot {
+    current: RwLock<Option<Arc<dyn SharedConnection>>>,
+    /// One task connects; the others wait for it instead of opening connections of their own.
+    connecting: tokio::sync::Mutex<()>,
+    /// The driver has no shared connection for these options: never ask again.
+    unsupported: AtomicBool,
+}
+
+impl SharedSlot {
+    fn healthy(&self) -> Option<Arc<dyn SharedConnection>> {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        current.as_ref().filter(|c| !c.is_broken()).cloned()
+    }
+
+    /// The shared connection to run `sql` on, opening it if need be; `None` when `sql` must go
+    /// through a pooled connection instead (no shared connection for this driver, an
+    /// `after_connect` hook that only a pooled connection runs, a closed engine, or a statement
+    /// the connection does not accept).
+    pub(crate) async fn get(
+        &self,
+        pool: &PoolShared,
+        sql: &str,
+    ) -> Result<Option<Arc<dyn SharedConnection>>, Error> {
+        if self.unsupported.load(Ordering::Relaxed)
+            || pool.after_connect.is_some()
+            || pool.is_closed()
+        {
+            return Ok(None);
+        }
+        let conn = match self.healthy() {
+            Some(conn) => conn,
+            None => {
+                let _connecting = self.connecting.lock().await;
+                match self.healthy() {
+                    Some(conn) => conn,
+                    None => match pool.connector.connect_shared(&pool.runtime).await? {
+                        None => {
+                            self.unsupported.store(true, Ordering::Relaxed);
+                            return Ok(None);
+                        }
+                        Some(conn) => {
+                            if pool.is_closed() {
+                                return Ok(None);
+                            }
+                            *self.current.write().unwrap_or_else(PoisonError::into_inner) =
+                                Some(Arc::clone(&conn));
+                            conn
+                        }
+                    },
+                }
+            }
+        };
+        Ok(conn.accepts(sql).then_some(conn))
+    }
+
+    /// Drops the shared connection (statements running on it finish first).
+    pub(crate) fn clear(&self) {
+        self.current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+}

@@ -1,0 +1,230 @@
+//! The engine's routing to a driver's shared connection ([`Connector::connect_shared`]), against
+//! an in-memory driver on smol: which statements go where, replacement when broken, and the cases
+//! that must use the pool.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anysql_core::runtime::BoxFuture;
+use anysql_core::{
+    AsyncDriver, BoxSocket, Columns, ConnectOptions, Connector, DriverConnection, Engine, Error,
+    ErrorKind, Row, RowStream, Runtime, SharedConnection, SharedRuntime, TransactionOptions, Value,
+};
+use async_trait::async_trait;
+
+#[derive(Debug, Clone, Copy)]
+struct Smol;
+
+#[async_trait]
+impl Runtime for Smol {
+    fn name(&self) -> &'static str {
+        "smol (test)"
+    }
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        smol::spawn(task).detach();
+    }
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            smol::Timer::after(duration).await;
+        })
+    }
+    async fn connect_tcp(&self, _: &str, _: u16) -> std::io::Result<BoxSocket> {
+        Err(std::io::Error::other("no sockets in this test"))
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Whether the driver offers a shared connection at all.
+    sharing: bool,
+    shared_connects: AtomicUsize,
+    pooled_connects: AtomicUsize,
+    /// Breaks the current shared connection.
+    break_shared: AtomicBool,
+}
+
+#[derive(Debug, Clone)]
+struct Driver(Arc<State>);
+
+impl AsyncDriver for Driver {
+    fn name(&self) -> &'static str {
+        "mock"
+    }
+    fn schemes(&self) -> &'static [&'static str] {
+        &["mock"]
+    }
+    fn connector(&self, _: &ConnectOptions) -> Result<Arc<dyn Connector>, Error> {
+        Ok(Arc::new(self.clone()))
+    }
+}
+
+fn answer(text: String) -> Vec<Row> {
+    vec![Row::new(
+        Columns::new(["where".to_string()]),
+        vec![Value::Text(text)],
+    )]
+}
+
+#[async_trait]
+impl Connector for Driver {
+    async fn connect(&self, _: &SharedRuntime) -> Result<Box<dyn DriverConnection>, Error> {
+        self.0.pooled_connects.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(Pooled))
+    }
+
+    async fn connect_shared(
+        &self,
+        _: &SharedRuntime,
+    ) -> Result<Option<Arc<dyn SharedConnection>>, Error> {
+        if !self.0.sharing {
+            return Ok(None);
+        }
+        let n = self.0.shared_connects.fetch_add(1, Ordering::SeqCst);
+        self.0.break_shared.store(false, Ordering::SeqCst);
+        Ok(Some(Arc::new(Shared {
+            n,
+            state: Arc::clone(&self.0),
+        })))
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    n: usize,
+    state: Arc<State>,
+}
+
+#[async_trait]
+impl SharedConnection for Shared {
+    fn accepts(&self, sql: &str) -> bool {
+        !sql.starts_with("BEGIN")
+    }
+    async fn execute(&self, _: &str, _: Vec<Value>) -> Result<u64, Error> {
+        Ok(100 + self.n as u64)
+    }
+    async fn fetch_all(&self, _: &str, _: Vec<Value>) -> Result<Vec<Row>, Error> {
+        Ok(answer(format!("shared {}", self.n)))
+    }
+    async fn fetch_optional(&self, sql: &str, _: Vec<Value>) -> Result<Option<Row>, Error> {
+        if sql == "none" {
+            return Ok(None);
+        }
+        Ok(answer(format!("shared {}", self.n)).pop())
+    }
+    fn is_broken(&self) -> bool {
+        self.state.break_shared.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug)]
+struct Pooled;
+
+#[async_trait]
+impl DriverConnection for Pooled {
+    async fn execute(&mut self, _: &str, _: Vec<Value>) -> Result<u64, Error> {
+        Ok(1)
+    }
+    async fn fetch_all(&mut self, _: &str, _: Vec<Value>) -> Result<Vec<Row>, Error> {
+        Ok(answer("pooled".into()))
+    }
+    fn fetch<'a>(&'a mut self, _: &'a str, _: Vec<Value>) -> RowStream<'a> {
+        Box::pin(futures_lite::stream::iter(
+            answer("pooled".into()).into_iter().map(Ok),
+        ))
+    }
+    async fn begin(&mut self, _: &TransactionOptions) -> Result<(), Error> {
+        Ok(())
+    }
+    async fn commit(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    async fn rollback(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    async fn ping(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    async fn reset(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    fn is_broken(&self) -> bool {
+        false
+    }
+    async fn close(self: Box<Self>) -> Result<(), Error> {
+        Ok(())
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+fn engine(state: &Arc<State>, hook: bool) -> Engine {
+    let mut builder = Engine::builder("mock://db")
+        .driver(Driver(Arc::clone(state)))
+        .runtime(Smol);
+    if hook {
+        builder = builder.after_connect(|_| Box::pin(async { Ok(()) }));
+    }
+    builder.build().unwrap()
+}
+
+#[test]
+fn engine_statements_use_the_shared_connection_and_transactions_the_pool() {
+    let state = Arc::new(State {
+        sharing: true,
+        ..State::default()
+    });
+    let engine = engine(&state, false);
+    smol::block_on(async {
+        let at: String = engine.fetch_scalar("q", ()).await.unwrap();
+        assert_eq!(at, "shared 0");
+        assert_eq!(engine.execute("write", ()).await.unwrap(), 100);
+        assert_eq!(engine.fetch_all("q", ()).await.unwrap().len(), 1);
+        let err = engine.fetch_one("none", ()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RowNotFound);
+        assert_eq!(state.pooled_connects.load(Ordering::SeqCst), 0);
+
+        // What the shared connection refuses, acquired connections and transactions: the pool.
+        assert_eq!(engine.execute("BEGIN", ()).await.unwrap(), 1);
+        let mut conn = engine.acquire().await.unwrap();
+        let at: String = conn.fetch_scalar("q", ()).await.unwrap();
+        assert_eq!(at, "pooled");
+        drop(conn);
+        assert_eq!(state.pooled_connects.load(Ordering::SeqCst), 1);
+
+        // Concurrent callers open it once.
+        assert_eq!(state.shared_connects.load(Ordering::SeqCst), 1);
+
+        // Broken: replaced on the next statement.
+        state.break_shared.store(true, Ordering::SeqCst);
+        let at: String = engine.fetch_scalar("q", ()).await.unwrap();
+        assert_eq!(at, "shared 1");
+        assert_eq!(state.shared_connects.load(Ordering::SeqCst), 2);
+
+        engine.close().await;
+        let err = engine.fetch_scalar::<String>("q", ()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Closed);
+    });
+}
+
+#[test]
+fn without_sharing_or_with_a_hook_everything_uses_the_pool() {
+    for (sharing, hook) in [(false, false), (true, true)] {
+        let state = Arc::new(State {
+            sharing,
+            ..State::default()
+        });
+        let engine = engine(&state, hook);
+        smol::block_on(async {
+            for _ in 0..3 {
+                let at: String = engine.fetch_scalar("q", ()).await.unwrap();
+                assert_eq!(at, "pooled");
+            }
+        });
+        // Neither opens a shared connection.
+        let asked = state.shared_connects.load(Ordering::SeqCst);
+        assert_eq!(asked, 0);
+    }
+}

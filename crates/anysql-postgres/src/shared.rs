@@ -1,0 +1,162 @@
+//! [`PgShared`]: the engine's shared, pipelined connection (see the crate docs, Shared
+//! connection).
+
+use std::fmt;
+use std::pin::pin;
+use std::sync::Arc;
+
+use anysql_core::{Error, Row, SharedConnection, Value};
+use async_trait::async_trait;
+use futures_lite::StreamExt;
+use postgres_types::Type;
+
+use crate::connection::{decode, execute_one, Failure, PgConnection, Statements};
+use crate::error::{self, Fate};
+use crate::sql::{self, SqlInfo};
+use crate::types::{self, unnamed_param_type};
+
+/// One connection that every task of an engine uses at once for statements outside
+/// transactions. Its tokio-postgres `Connection` runs as a task on the runtime (spawned mode), so
+/// that replies are routed to their callers whoever is waiting, and requests from concurrent
+/// callers are pipelined: written back to back, answered in order.
+pub(crate) struct PgShared {
+    /// The connection, in spawned mode; its own statement cache and session bookkeeping are
+    /// unused (there is no session to track: transaction control is never accepted here).
+    conn: PgConnection,
+    /// The named statements of this connection. Locked only to look a statement up (or prepare
+    /// it on a miss), never while a query runs, so that queries pipeline.
+    statements: tokio::sync::Mutex<Statements>,
+    /// Unnamed statements only (`statement_cache_capacity=0`).
+    unnamed: bool,
+    unspecified: Type,
+}
+
+impl PgShared {
+    pub(crate) fn new(conn: PgConnection, cache_capacity: usize, unnamed: bool) -> Self {
+        PgShared {
+            conn,
+            statements: tokio::sync::Mutex::new(Statements::new(cache_capacity, unnamed)),
+            unnamed,
+            unspecified: types::unspecified_type(),
+        }
+    }
+
+    async fn fetch_rows(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Row>, Error> {
+        let client = self.conn.client();
+        let result: Result<Vec<Row>, Failure> = async {
+            let (stream, mut plan) = if self.unnamed {
+                // Named statements count their parameters themselves; unnamed ones need the scan.
+                let info = sql::scan(sql);
+                if params.len() != info.max_param {
+                    return Err(Error::parameter_count(info.max_param, params.len()).into());
+                }
+                let typed = types::params(&params)
+                    .map(|p| (p, unnamed_param_type(p.value, &self.unspecified)));
+                (client.query_typed_raw(sql, typed).await?, None)
+            } else {
+                let prepared = {
+                    let mut statements = self.statements.lock().await;
+                    statements.for_params(client, sql, &params).await?
+                };
+                let rows = client
+                    .query_raw(&prepared.statement, types::params(&params))
+                    .await?;
+                (rows, Some(Arc::clone(&prepared.plan)))
+            };
+            let mut stream = pin!(stream);
+            let mut rows = Vec::new();
+            while let Some(row) = stream.next().await {
+                rows.push(decode(&mut plan, &row?)?);
+                if limit == Some(rows.len()) {
+                    break;
+                }
+            }
+            Ok(rows)
+        }
+        .await;
+        self.settle(sql, result).await
+    }
+
+    /// Maps an error, and drops cached statements the server no longer accepts.
+    async fn settle<T>(&self, sql: &str, result: Result<T, Failure>) -> Result<T, Error> {
+        let failure = match result {
+            Ok(value) => return Ok(value),
+            Err(failure) => failure,
+        };
+        let (error, fate) = match failure {
+            Failure::Pg(e) => error::map(e),
+            Failure::Any(e) => (e, Fate::Untouched),
+        };
+        if fate == Fate::StatementFailed {
+            match error.code() {
+                // "cached plan must not change result type": the table changed.
+                Some("0A000") => self.statements.lock().await.forget(sql),
+                // A prepared statement vanished (DISCARD ALL, DEALLOCATE ALL).
+                Some("26000") => self.statements.lock().await.clear(),
+                _ => {}
+            }
+        }
+        Err(error)
+    }
+}
+
+#[async_trait]
+impl SharedConnection for PgShared {
+    /// Anything but transaction control (`BEGIN`, `COMMIT`, `SAVEPOINT`, …), which would change
+    /// the session under the other callers' statements.
+    fn accepts(&self, sql: &str) -> bool {
+        sql::scan(sql).effects.is_empty()
+    }
+
+    async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
+        let info: SqlInfo = sql::scan(sql);
+        let client = self.conn.client();
+        let result = if params.is_empty() || self.unnamed {
+            // No statement cache involved: nothing to lock.
+            let mut none = Statements::new(0, true);
+            execute_one(client, &mut none, sql, &info, &params, &self.unspecified).await
+        } else {
+            let prepared = {
+                let mut statements = self.statements.lock().await;
+                statements.for_params(client, sql, &params).await
+            };
+            match prepared {
+                Ok(prepared) => client
+                    .execute_raw(&prepared.statement, types::params(&params))
+                    .await
+                    .map_err(Failure::from),
+                Err(e) => Err(e),
+            }
+        };
+        self.settle(sql, result).await
+    }
+
+    async fn fetch_all(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error> {
+        self.fetch_rows(sql, params, None).await
+    }
+
+    async fn fetch_optional(&self, sql: &str, params: Vec<Value>) -> Result<Option<Row>, Error> {
+        Ok(self
+            .fetch_rows(sql, params, Some(1))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    fn is_broken(&self) -> bool {
+        self.conn.client().is_closed()
+    }
+}
+
+impl fmt::Debug for PgShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgShared")
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,321 @@
+//! [`PgSocket`]: the runtime's socket as tokio-postgres reads it, with a read-ahead buffer that
+//! busy-polling fills by reading the socket directly.
+//!
+//! While a caller waits for a reply, [`Io::poll_with`](crate::io::Io::poll_with) reads the socket
+//! straight from the operating system ([`Socket::try_read_direct`]) into the read-ahead, instead
+//! of letting its thread sleep until the runtime's reactor reports the socket readable. The
+//! connection then reads the read-ahead first, so the bytes reach tokio-postgres in the order the
+//! server sent them, whichever way they were read.
+//!
+//! In *direct mode*, which only `poll_with` turns on and only while it busy-polls, a read that
+//! finds the socket empty returns `Pending` without registering with the reactor: nobody sleeps
+//! on it, and on async-io no reactor thread is woken for a reply that the spinning thread reads
+//! itself. Before `poll_with` lets its task sleep, it turns direct mode off and polls the
+//! connection once more, which registers the waker as usual.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use anysql_core::BoxSocket;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// How many bytes one direct read takes at most: a point query's reply is about 100 bytes; a
+/// larger reply is read on by the connection itself once it has started.
+const READ_AHEAD: usize = 8 * 1024;
+
+/// The socket handed to tokio-postgres.
+pub(crate) struct PgSocket {
+    shared: Arc<Shared>,
+}
+
+/// The side of [`PgSocket`] that [`Io`](crate::io::Io) keeps.
+#[derive(Clone)]
+pub(crate) struct SocketHandle {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// Only ever locked by the task polling the connection (and by `Drop`/`probe`, which never
+    /// run beside it), so the lock is never contended.
+    state: Mutex<State>,
+}
+
+struct State {
+    socket: BoxSocket,
+    /// Bytes read directly and not yet handed to the connection: `ahead[start..end]`.
+    ahead: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// Direct mode: see the module docs.
+    direct: bool,
+    /// Whether this socket can read directly at all (learnt on the first try).
+    supported: bool,
+}
+
+/// What one direct read found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// Bytes (or the end of the stream, or an error) are there for the connection to read.
+    Ready,
+    /// Nothing yet.
+    Empty,
+    /// The socket cannot be read directly.
+    Unsupported,
+}
+
+impl PgSocket {
+    /// Wraps `socket`, returning the wrapper for tokio-postgres and the handle for busy-polling.
+    pub(crate) fn new(socket: BoxSocket) -> (PgSocket, SocketHandle) {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                socket,
+                ahead: Box::default(),
+                start: 0,
+                end: 0,
+                direct: false,
+                supported: true,
+            }),
+        });
+        (
+            PgSocket {
+                shared: Arc::clone(&shared),
+            },
+            SocketHandle { shared },
+        )
+    }
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    // A panic while holding the lock cannot leave the state inconsistent: every field is updated
+    // in one step.
+    shared.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SocketHandle {
+    /// Turns direct mode on or off.
+    pub(crate) fn set_direct(&self, on: bool) {
+        lock(&self.shared).direct = on;
+    }
+
+    /// Reads what the operating system has into the read-ahead, without waiting.
+    pub(crate) fn probe(&self) -> Probe {
+        let mut state = lock(&self.shared);
+        if !state.supported {
+            return Probe::Unsupported;
+        }
+        if state.start < state.end {
+            return Probe::Ready;
+        }
+        if state.ahead.is_empty() {
+            state.ahead = vec![0; READ_AHEAD].into_boxed_slice();
+        }
+        let State { socket, ahead, .. } = &mut *state;
+        match socket.try_read_direct(ahead) {
+            None => {
+                state.supported = false;
+                Probe::Unsupported
+            }
+            Some(Ok(0)) => Probe::Ready, // the end of the stream: the connection reads it itself
+            Some(Ok(n)) => {
+                state.start = 0;
+                state.end = n;
+                Probe::Ready
+            }
+            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Probe::Empty,
+            Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Probe::Empty,
+            // An error: the connection reads it itself.
+            Some(Err(_)) => Probe::Ready,
+        }
+    }
+
+    /// Whether this socket can be read directly (as far as is known yet).
+    pub(crate) fn supports_direct(&self) -> bool {
+        lock(&self.shared).supported
+    }
+}
+
+impl AsyncRead for PgSocket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut state = lock(&self.shared);
+        if state.start < state.end {
+            let n = buf.remaining().min(state.end - state.start);
+            let start = state.start;
+            buf.put_slice(&state.ahead[start..start + n]);
+            state.start += n;
+            if state.start == state.end {
+                state.start = 0;
+                state.end = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if state.direct && state.supported {
+            match state.socket.try_read_direct(buf.initialize_unfilled()) {
+                Some(Ok(n)) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // Nothing there: `Io::poll_with` is spinning and polls again, and registers with
+                // the reactor (direct mode off) before its task sleeps.
+                Some(Err(e))
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    return Poll::Pending;
+                }
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                None => state.supported = false,
+            }
+        }
+        Pin::new(&mut state.socket).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PgSocket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut lock(&self.shared).socket).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut lock(&self.shared).socket).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        lock(&self.shared).socket.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut lock(&self.shared).socket).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut lock(&self.shared).socket).poll_shutdown(cx)
+    }
+}
+
+impl fmt::Debug for PgSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = lock(&self.shared);
+        f.debug_struct("PgSocket")
+            .field("socket", &state.socket)
+            .field("read_ahead", &(state.end - state.start))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for SocketHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketHandle").finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use anysql_core::runtime::DirectSocket;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use tokio::io::AsyncReadExt;
+
+    /// A `PgSocket` over one end of a Unix socket pair, and the other end.
+    fn pair() -> (PgSocket, SocketHandle, std::os::unix::net::UnixStream) {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let fd = ours.as_fd().try_clone_to_owned().unwrap();
+        let _guard = RUNTIME.enter();
+        let stream = tokio::net::UnixStream::from_std(ours).unwrap();
+        let (socket, handle) = PgSocket::new(Box::new(DirectSocket::new(stream, Some(fd))));
+        (socket, handle, theirs)
+    }
+
+    static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap()
+    });
+
+    #[test]
+    fn read_ahead_bytes_come_first_and_in_order() {
+        let (mut socket, handle, mut peer) = pair();
+        assert_eq!(handle.probe(), Probe::Empty);
+        peer.write_all(b"first ").unwrap();
+        assert_eq!(handle.probe(), Probe::Ready);
+        // Still Ready, and nothing read over the bytes already held.
+        peer.write_all(b"second ").unwrap();
+        assert_eq!(handle.probe(), Probe::Ready);
+        peer.write_all(b"third").unwrap();
+        drop(peer);
+        let mut all = Vec::new();
+        RUNTIME.block_on(socket.read_to_end(&mut all)).unwrap();
+        assert_eq!(all, b"first second third");
+    }
+
+    #[test]
+    fn a_small_read_takes_the_read_ahead_in_pieces() {
+        let (mut socket, handle, mut peer) = pair();
+        peer.write_all(b"abcdef").unwrap();
+        assert_eq!(handle.probe(), Probe::Ready);
+        let mut two = [0; 2];
+        RUNTIME.block_on(async {
+            for expected in [b"ab", b"cd", b"ef"] {
+                socket.read_exact(&mut two).await.unwrap();
+                assert_eq!(&two, expected);
+            }
+        });
+    }
+
+    #[test]
+    fn direct_mode_reads_without_the_reactor_and_pends_when_empty() {
+        let (mut socket, handle, mut peer) = pair();
+        handle.set_direct(true);
+        let mut buf = [0; 16];
+        let mut read = ReadBuf::new(&mut buf);
+        let noop = &mut Context::from_waker(std::task::Waker::noop());
+        assert!(Pin::new(&mut socket)
+            .poll_read(noop, &mut read)
+            .is_pending());
+        peer.write_all(b"hello").unwrap();
+        let ready = Pin::new(&mut socket).poll_read(noop, &mut read);
+        assert!(matches!(ready, Poll::Ready(Ok(()))));
+        assert_eq!(read.filled(), b"hello");
+        // Back in normal mode the reactor serves reads (and the end of the stream).
+        handle.set_direct(false);
+        drop(peer);
+        let mut rest = Vec::new();
+        RUNTIME.block_on(socket.read_to_end(&mut rest)).unwrap();
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn sockets_without_direct_reads_fall_back() {
+        let (stream, mut peer) = tokio::io::duplex(64);
+        let (mut socket, handle) = PgSocket::new(Box::new(DirectSocket::plain(stream)));
+        assert_eq!(handle.probe(), Probe::Unsupported);
+        assert!(!handle.supports_direct());
+        RUNTIME.block_on(async {
+            tokio::io::AsyncWriteExt::write_all(&mut peer, b"ok")
+                .await
+                .unwrap();
+            let mut two = [0; 2];
+            socket.read_exact(&mut two).await.unwrap();
+            assert_eq!(&two, b"ok");
+        });
+    }
+}
