@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use futures_core::Stream;
 
-use crate::driver::{DriverConnection, RowStream};
+use crate::driver::{DriverConnection, ParamSets, RowStream};
 use crate::error::{Error, ErrorKind};
 use crate::params::Params;
 use crate::pool::Lease;
@@ -142,12 +142,17 @@ impl Connection {
 
     /// Runs one statement once for each parameter set, preparing it once: the batch API for bulk
     /// inserts. Returns the total of rows changed.
-    pub fn execute_many<'a, P: Params>(
+    ///
+    /// The sets are converted as the driver takes them, so a driver can start on the first ones
+    /// while the rest are still being converted (the SQLite driver does); hence the iterator must
+    /// be `Send`. On SQLite and PostgreSQL the batch is atomic: it applies entirely or not at all
+    /// (inside a transaction, as a savepoint).
+    pub fn execute_many<'a, P: Params + 'a>(
         &'a mut self,
         sql: &'a str,
-        param_sets: impl IntoIterator<Item = P>,
+        param_sets: impl IntoIterator<Item = P, IntoIter: Send + 'a>,
     ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
-        let sets: Vec<Vec<Value>> = param_sets.into_iter().map(Params::into_values).collect();
+        let sets: ParamSets<'a> = Box::new(param_sets.into_iter().map(Params::into_values));
         async move { run!(self, d => d.execute_many(sql, sets)) }
     }
 

@@ -22,6 +22,9 @@ use crate::value::Value;
 /// A stream of rows borrowed from a connection.
 pub type RowStream<'a> = Pin<Box<dyn Stream<Item = Result<Row, Error>> + Send + 'a>>;
 
+/// The parameter sets of [`DriverConnection::execute_many`], converted lazily, one per item.
+pub type ParamSets<'a> = Box<dyn Iterator<Item = Vec<Value>> + Send + 'a>;
+
 /// What [`DriverConnection::fetch_each`] hands each row to. It may take values out of the row.
 pub type RowSink<'a> = dyn FnMut(&mut Row) -> Result<(), Error> + Send + 'a;
 
@@ -106,9 +109,11 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
 
     /// Runs one statement once per parameter set and returns the total of rows changed.
     ///
-    /// The default calls [`execute`](Self::execute) in a loop; drivers override it to prepare once and
-    /// to avoid a round trip per set.
-    async fn execute_many(&mut self, sql: &str, param_sets: Vec<Vec<Value>>) -> Result<u64, Error> {
+    /// The sets are converted from the caller's values as the iterator is advanced, so a driver
+    /// that starts on the first sets before taking the rest overlaps the two. The default calls
+    /// [`execute`](Self::execute) in a loop; drivers override it to prepare once and to avoid a
+    /// round trip per set.
+    async fn execute_many(&mut self, sql: &str, param_sets: ParamSets<'_>) -> Result<u64, Error> {
         let mut total = 0;
         for params in param_sets {
             total += self.execute(sql, params).await?;

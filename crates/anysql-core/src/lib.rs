@@ -45,7 +45,8 @@ mod value;
 pub use cancel::CancelHandle;
 pub use connection::{Connection, Rows};
 pub use driver::{
-    AsyncDriver, CancelQuery, Connector, DriverConnection, RowSink, RowStream, SharedConnection,
+    AsyncDriver, CancelQuery, Connector, DriverConnection, ParamSets, RowSink, RowStream,
+    SharedConnection,
 };
 pub use engine::{Engine, EngineBuilder};
 pub use error::{ConstraintKind, DatabaseError, Error, ErrorKind, Result};

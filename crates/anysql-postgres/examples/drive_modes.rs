@@ -172,7 +172,7 @@ async fn setup(runtime: SharedRuntime) -> String {
     });
     conn.execute_many(
         &format!("INSERT INTO {table} VALUES ($1, $2, $3)"),
-        sets.collect(),
+        Box::new(sets),
     )
     .await
     .unwrap();

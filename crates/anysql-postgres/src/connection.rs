@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anysql_core::{
-    CancelHandle, DatabaseError, DriverConnection, Error, Row, RowStream, SharedRuntime,
+    CancelHandle, DatabaseError, DriverConnection, Error, ParamSets, Row, RowStream, SharedRuntime,
     TransactionOptions, Value,
 };
 use async_trait::async_trait;
@@ -722,7 +722,9 @@ impl DriverConnection for PgConnection {
     /// Prepares once and pipelines the executes. Outside a transaction the batch runs in a
     /// transaction of its own, so it is atomic: if one set fails, none is applied. Inside a
     /// transaction a failure aborts that transaction, as any failed statement does.
-    async fn execute_many(&mut self, sql: &str, param_sets: Vec<Vec<Value>>) -> Result<u64, Error> {
+    async fn execute_many(&mut self, sql: &str, param_sets: ParamSets<'_>) -> Result<u64, Error> {
+        // Every set is written to the socket before the first reply is read, so take them all.
+        let param_sets: Vec<Vec<Value>> = param_sets.collect();
         if param_sets.is_empty() {
             return Ok(0);
         }

@@ -314,7 +314,7 @@ fn main() {
                 .expect("delete");
             let batch = sets.clone();
             s3.time(ops, || {
-                futures_lite::future::block_on(conn.execute_many(INSERT, batch))
+                futures_lite::future::block_on(conn.execute_many(INSERT, Box::new(batch.into_iter())))
                     .expect("execute_many");
             });
         });

@@ -10,7 +10,7 @@
 //! the time of fetching 20,000 rows went to `malloc`, `_int_free` and `malloc_consolidate`). The
 //! text is validated as UTF-8 once, by the caller, when it becomes a `String`.
 //!
-//! [`ParamSets`] is the same idea the other way round, for `execute_many`: the caller flattens the
+//! [`FlatParams`] is the same idea the other way round, for `execute_many`: the caller flattens the
 //! parameter sets, dropping its `String`s on its own thread, and the worker binds straight from the
 //! buffer.
 
@@ -139,14 +139,14 @@ impl RowBatch {
 
 /// Parameter sets of an `execute_many`, flattened by the caller, bound by the worker.
 #[derive(Debug, Default)]
-pub(crate) struct ParamSets {
+pub(crate) struct FlatParams {
     cells: Vec<Cell>,
     /// Where each set's cells end.
     ends: Vec<usize>,
     bytes: Vec<u8>,
 }
 
-impl ParamSets {
+impl FlatParams {
     /// Appends a parameter set. On the caller's side. Fails, naming the parameter, for a value
     /// SQLite cannot store.
     pub(crate) fn push(&mut self, set: Vec<Value>) -> Result<(), Error> {
@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn parameter_sets_bind_as_they_went_in() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let mut sets = ParamSets::default();
+        let mut sets = FlatParams::default();
         sets.push(vec![
             Value::Int(1),
             Value::Text("a".into()),

@@ -10,13 +10,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anysql_core::{
-    CancelHandle, CancelQuery, Columns, Connection, DriverConnection, Error, FromRow, Row, RowSink,
-    RowStream, SharedRuntime, TransactionOptions, Value,
+    CancelHandle, CancelQuery, Columns, Connection, DriverConnection, Error, FromRow, ParamSets,
+    Row, RowSink, RowStream, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 use futures_core::Stream;
 
-use crate::batch::{ParamSets, RowBatch};
+use crate::batch::{FlatParams, RowBatch};
 use crate::error::worker_gone;
 use crate::gate::WriterGate;
 use crate::options::Config;
@@ -289,20 +289,19 @@ impl DriverConnection for SqliteConnection {
             .await
     }
 
-    async fn execute_many(&mut self, sql: &str, param_sets: Vec<Vec<Value>>) -> Result<u64, Error> {
-        if param_sets.is_empty() {
+    async fn execute_many(&mut self, sql: &str, param_sets: ParamSets<'_>) -> Result<u64, Error> {
+        let mut sets = param_sets.peekable();
+        if sets.peek().is_none() {
             return Ok(0);
         }
         let (mut sql, _) = self.statements.lookup(sql);
         let id = sql.id();
         self.seq += 1;
         let seq = self.seq;
-        // The sets go in parts: the worker runs each while this side flattens the next.
-        let count = param_sets.len();
-        let mut sets = param_sets.into_iter();
+        // The sets go in parts: the worker runs each while this side converts the next.
         let mut offset = 0;
-        while offset < count {
-            let mut part = ParamSets::default();
+        loop {
+            let mut part = FlatParams::default();
             let mut failed = None;
             for set in sets.by_ref().take(EXECUTE_MANY_PART_SETS) {
                 if let Err(e) = part.push(set) {
@@ -311,7 +310,7 @@ impl DriverConnection for SqliteConnection {
                 }
             }
             let next = offset + part.len();
-            let last = failed.is_some() || next >= count;
+            let last = failed.is_some() || sets.peek().is_none();
             self.send(Command::ExecuteMany {
                 seq,
                 sql: std::mem::replace(&mut sql, Sql::Known(id)),

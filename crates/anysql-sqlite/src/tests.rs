@@ -156,6 +156,11 @@ impl Drop for TempDir {
     }
 }
 
+/// Parameter sets as `DriverConnection::execute_many` takes them.
+fn each(sets: Vec<Vec<Value>>) -> anysql_core::ParamSets<'static> {
+    Box::new(sets.into_iter())
+}
+
 fn int(row: &Row, i: usize) -> i64 {
     row.get::<i64>(i).unwrap()
 }
@@ -529,11 +534,11 @@ fn execute_many_is_one_atomic_batch() {
         .map(|i| vec![Value::Int(i), Value::Text(format!("n{i}"))])
         .collect();
     assert_eq!(
-        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", sets)).unwrap(),
+        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", each(sets))).unwrap(),
         1000
     );
     assert_eq!(
-        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", vec![])).unwrap(),
+        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", each(vec![]))).unwrap(),
         0
     );
 
@@ -542,7 +547,7 @@ fn execute_many_is_one_atomic_batch() {
         .chain([5])
         .map(|i| vec![Value::Int(i), Value::Null])
         .collect();
-    let err = block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", sets)).unwrap_err();
+    let err = block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", each(sets))).unwrap_err();
     assert_eq!(err.code(), Some("SQLITE_CONSTRAINT_PRIMARYKEY"));
     assert!(err.message().starts_with("parameter set 100:"), "{err}");
     assert_eq!(
@@ -550,7 +555,7 @@ fn execute_many_is_one_atomic_batch() {
         Value::Int(1000)
     );
     let err =
-        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", vec![vec![Value::Int(1)]]))
+        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", each(vec![vec![Value::Int(1)]])))
             .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Parameter);
 
@@ -559,14 +564,14 @@ fn execute_many_is_one_atomic_batch() {
     let sets: Vec<Vec<Value>> = (2000..3000)
         .map(|i| vec![Value::Int(if i == 2700 { 7 } else { i }), Value::Null])
         .collect();
-    let err = block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", sets)).unwrap_err();
+    let err = block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", each(sets))).unwrap_err();
     assert_eq!(err.code(), Some("SQLITE_CONSTRAINT_PRIMARYKEY"));
     assert!(err.message().starts_with("parameter set 700:"), "{err}");
     let mut ragged: Vec<Vec<Value>> = (3000..3600)
         .map(|i| vec![Value::Int(i), Value::Null])
         .collect();
     ragged[555].pop();
-    let err = block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", ragged)).unwrap_err();
+    let err = block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", each(ragged))).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Parameter);
     assert!(err.message().starts_with("parameter set 555:"), "{err}");
     assert_eq!(
@@ -579,7 +584,7 @@ fn execute_many_is_one_atomic_batch() {
         .map(|i| vec![Value::Int(i), Value::Text(format!("n{i}"))])
         .collect();
     {
-        let mut batch = conn.execute_many("INSERT INTO t VALUES ($1, $2)", sets);
+        let mut batch = conn.execute_many("INSERT INTO t VALUES ($1, $2)", each(sets));
         let mut cx = Context::from_waker(Waker::noop());
         assert!(batch.as_mut().poll(&mut cx).is_pending());
     }
@@ -596,10 +601,10 @@ fn execute_many_is_one_atomic_batch() {
         vec![Value::Int(5000), Value::Null],
         vec![Value::Int(20), Value::Null],
     ];
-    assert!(block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", bad)).is_err());
+    assert!(block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", each(bad))).is_err());
     let good = vec![vec![Value::Int(6000), Value::Null]];
     assert_eq!(
-        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", good)).unwrap(),
+        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", each(good))).unwrap(),
         1
     );
     block_on(conn.commit()).unwrap();
@@ -1032,7 +1037,8 @@ fn close_stops_the_thread_and_drop_too() {
 
 #[test]
 fn columns_follow_schema_changes_and_lost_replies() {
-    let (_c, mut conn) = connect("sqlite::memory:");
+    // No busy-polling, so that a first poll returns before the reply is in.
+    let (_c, mut conn) = connect("sqlite::memory:?busy_poll=0");
     block_on(conn.execute("CREATE TABLE t(a); INSERT INTO t VALUES (1)", vec![])).unwrap();
     let rows = block_on(conn.fetch_all("SELECT * FROM t", vec![])).unwrap();
     assert_eq!(rows[0].columns().names().collect::<Vec<_>>(), ["a"]);
@@ -1313,7 +1319,7 @@ fn the_gate_is_released_however_the_transaction_ends() {
     // Autocommit writes and batches hold it only while they run.
     block_on(a.execute_many(
         "INSERT INTO t VALUES ($1)",
-        vec![vec![Value::Int(1)], vec![Value::Int(2)]],
+        each(vec![vec![Value::Int(1)], vec![Value::Int(2)]]),
     ))
     .unwrap();
     block_on(a.fetch_all("INSERT INTO t VALUES (3) RETURNING x", vec![])).unwrap();

@@ -11,7 +11,7 @@ use anysql_core::{Columns, DatabaseError, Error, Value};
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::{ffi, InterruptHandle};
 
-use crate::batch::{ParamSets, RowBatch};
+use crate::batch::{FlatParams, RowBatch};
 use crate::error::{self, from_rusqlite};
 use crate::gate::{GateHeld, WriterGate};
 use crate::options::{Config, Target};
@@ -71,7 +71,7 @@ pub(crate) enum Command {
     ExecuteMany {
         seq: u64,
         sql: Sql,
-        sets: ParamSets,
+        sets: FlatParams,
         part: BatchPart,
     },
     /// Runs a query and collects up to `limit` rows. `known_columns` is the version of the
@@ -737,7 +737,7 @@ impl Worker {
         &mut self,
         seq: u64,
         sql: &str,
-        sets: &ParamSets,
+        sets: &FlatParams,
         part: BatchPart,
     ) -> Result<(), Error> {
         if part.offset == 0 {
@@ -828,7 +828,7 @@ impl Worker {
         &mut self,
         seq: u64,
         sql: &str,
-        sets: &ParamSets,
+        sets: &FlatParams,
         offset: usize,
     ) -> Result<u64, Error> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(from_rusqlite)?;
