@@ -11,8 +11,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anysql_core::{
-    CancelHandle, DatabaseError, DriverConnection, Error, ParamSets, Row, RowStream, SharedRuntime,
-    TransactionOptions, Value,
+    CancelHandle, DatabaseError, DriverConnection, Error, FromRow, ParamSets, Row, RowSink,
+    RowStream, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 use futures_core::Stream;
@@ -503,12 +503,14 @@ impl PgConnection {
             .settle(Some(&mut self.statements), sql, &effects, result)
     }
 
+    /// Runs a query and passes its rows, up to `limit`, to `sink` through one reused [`Row`].
     async fn fetch_rows(
         &mut self,
         sql: &str,
         params: Vec<Value>,
         limit: Option<usize>,
-    ) -> Result<Vec<Row>, Error> {
+        sink: &mut RowSink<'_>,
+    ) -> Result<(), Error> {
         self.start()?;
         let info = sql::scan(sql);
         let Self {
@@ -523,19 +525,42 @@ impl PgConnection {
                 let (stream, mut plan) =
                     start_query(client, statements, sql, &info, &params, unspecified).await?;
                 let mut stream = pin!(stream);
-                let mut rows = Vec::new();
+                let mut buffer: Option<Row> = None;
+                let mut fetched = 0;
                 while let Some(row) = stream.next().await {
-                    rows.push(decode(&mut plan, &row?)?);
-                    if limit == Some(rows.len()) {
-                        // The rest is discarded by tokio-postgres when the stream drops.
+                    let row = row?;
+                    let plan = plan.get_or_insert_with(|| Arc::new(RowPlan::new(row.columns())));
+                    let buffer = buffer.get_or_insert_with(|| plan.empty_row());
+                    plan.decode_into(&row, buffer.refill())?;
+                    // An error here leaves the rest of the result to be discarded by
+                    // tokio-postgres when the stream drops, as for the limit.
+                    sink(buffer)?;
+                    fetched += 1;
+                    if limit == Some(fetched) {
                         break;
                     }
                 }
-                Ok(rows)
+                Ok(())
             })
             .await;
         self.session
             .settle(Some(&mut self.statements), sql, &info.effects, result)
+    }
+
+    /// Runs a query and collects its rows, up to `limit`.
+    async fn collect_rows(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Row>, Error> {
+        let mut rows = Vec::new();
+        self.fetch_rows(sql, params, limit, &mut |row| {
+            rows.push(Row::from_row_mut(row)?);
+            Ok(())
+        })
+        .await?;
+        Ok(rows)
     }
 
     /// Sends `BEGIN`, the executes and `COMMIT` without waiting in between, at most
@@ -745,7 +770,16 @@ impl DriverConnection for PgConnection {
     }
 
     async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error> {
-        self.fetch_rows(sql, params, None).await
+        self.collect_rows(sql, params, None).await
+    }
+
+    async fn fetch_each(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        sink: &mut RowSink<'_>,
+    ) -> Result<(), Error> {
+        self.fetch_rows(sql, params, None, sink).await
     }
 
     async fn fetch_optional(
@@ -754,7 +788,7 @@ impl DriverConnection for PgConnection {
         params: Vec<Value>,
     ) -> Result<Option<Row>, Error> {
         Ok(self
-            .fetch_rows(sql, params, Some(1))
+            .collect_rows(sql, params, Some(1))
             .await?
             .into_iter()
             .next())

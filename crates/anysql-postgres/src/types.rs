@@ -385,19 +385,36 @@ impl RowPlan {
 
     /// Converts one row.
     pub(crate) fn decode(&self, row: &tokio_postgres::Row) -> Result<Row, Error> {
-        let mut values = Vec::with_capacity(self.decoders.len());
-        for (i, decoder) in self.decoders.iter().enumerate() {
+        let mut values = vec![Value::Null; self.decoders.len()];
+        self.decode_into(row, &mut values)?;
+        Ok(Row::new(Arc::clone(&self.columns), values))
+    }
+
+    /// An empty row of this result's columns, to refill with [`decode_into`](Self::decode_into).
+    pub(crate) fn empty_row(&self) -> Row {
+        Row::new(
+            Arc::clone(&self.columns),
+            vec![Value::Null; self.decoders.len()],
+        )
+    }
+
+    /// Converts one row into `out`, one slot per column.
+    pub(crate) fn decode_into(
+        &self,
+        row: &tokio_postgres::Row,
+        out: &mut [Value],
+    ) -> Result<(), Error> {
+        for (i, (decoder, slot)) in self.decoders.iter().zip(out.iter_mut()).enumerate() {
             let raw = row
                 .try_get::<_, RawCell<'_>>(i)
                 .map_err(|e| Error::decode(format!("column {i}: {e}")))?
                 .0;
-            let value = match raw {
+            *slot = match raw {
                 None => Value::Null,
                 Some(raw) => decode_value(*decoder, raw).map_err(|e| self.column_error(i, e))?,
             };
-            values.push(value);
         }
-        Ok(Row::new(Arc::clone(&self.columns), values))
+        Ok(())
     }
 
     fn column_error(&self, i: usize, problem: Problem) -> Error {

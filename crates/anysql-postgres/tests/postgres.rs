@@ -706,7 +706,9 @@ async fn execute_many_pipelines_and_is_atomic() {
             .map(|i| vec![Value::Int(i), text(&format!("n{i}"))])
             .collect();
         assert_eq!(
-            conn.execute_many(&insert, Box::new(sets.into_iter())).await.unwrap(),
+            conn.execute_many(&insert, Box::new(sets.into_iter()))
+                .await
+                .unwrap(),
             2000,
             "{mode}"
         );
@@ -718,7 +720,10 @@ async fn execute_many_pipelines_and_is_atomic() {
             .chain(6000..6100)
             .map(|i| vec![Value::Int(i), text("x")])
             .collect();
-        let err = conn.execute_many(&insert, Box::new(sets.into_iter())).await.unwrap_err();
+        let err = conn
+            .execute_many(&insert, Box::new(sets.into_iter()))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Some("23505"), "{err}");
         assert_eq!(
             scalar(&mut conn, &count, vec![]).await,
@@ -732,7 +737,10 @@ async fn execute_many_pipelines_and_is_atomic() {
             vec![Value::Int(7000), text("a")],
             vec![text("bad"), text("b")],
         ];
-        let err = conn.execute_many(&insert, Box::new(sets.into_iter())).await.unwrap_err();
+        let err = conn
+            .execute_many(&insert, Box::new(sets.into_iter()))
+            .await
+            .unwrap_err();
         if mode == "pgbouncer=true" {
             assert_eq!(err.code(), Some("22P02"), "{err}");
         } else {
@@ -745,7 +753,12 @@ async fn execute_many_pipelines_and_is_atomic() {
         let sets: Vec<Vec<Value>> = (8000..8010)
             .map(|i| vec![Value::Int(i), text("t")])
             .collect();
-        assert_eq!(conn.execute_many(&insert, Box::new(sets.into_iter())).await.unwrap(), 10);
+        assert_eq!(
+            conn.execute_many(&insert, Box::new(sets.into_iter()))
+                .await
+                .unwrap(),
+            10
+        );
         conn.rollback().await.unwrap();
         assert_eq!(scalar(&mut conn, &count, vec![]).await, Value::Int(2000));
         conn.execute(&format!("DROP TABLE {table}"), vec![])

@@ -314,8 +314,10 @@ fn main() {
                 .expect("delete");
             let batch = sets.clone();
             s3.time(ops, || {
-                futures_lite::future::block_on(conn.execute_many(INSERT, Box::new(batch.into_iter())))
-                    .expect("execute_many");
+                futures_lite::future::block_on(
+                    conn.execute_many(INSERT, Box::new(batch.into_iter())),
+                )
+                .expect("execute_many");
             });
         });
         raw_s4.time(20_000, || {

@@ -554,9 +554,11 @@ fn execute_many_is_one_atomic_batch() {
         scalar(&mut conn, "SELECT count(*) FROM t"),
         Value::Int(1000)
     );
-    let err =
-        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", each(vec![vec![Value::Int(1)]])))
-            .unwrap_err();
+    let err = block_on(conn.execute_many(
+        "INSERT INTO t VALUES ($1, $2)",
+        each(vec![vec![Value::Int(1)]]),
+    ))
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Parameter);
 
     // The sets travel in parts; a set failing in a later part undoes the earlier parts too, and
@@ -571,7 +573,8 @@ fn execute_many_is_one_atomic_batch() {
         .map(|i| vec![Value::Int(i), Value::Null])
         .collect();
     ragged[555].pop();
-    let err = block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", each(ragged))).unwrap_err();
+    let err =
+        block_on(conn.execute_many("INSERT INTO t VALUES ($1, $2)", each(ragged))).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Parameter);
     assert!(err.message().starts_with("parameter set 555:"), "{err}");
     assert_eq!(
