@@ -52,11 +52,57 @@ impl Cell {
     }
 }
 
-/// Appends `bytes` to `buffer` and returns where they are.
-fn append(buffer: &mut Vec<u8>, bytes: &[u8]) -> Range<usize> {
-    let start = buffer.len();
-    buffer.extend_from_slice(bytes);
-    start..buffer.len()
+/// Where a batch keeps the bytes of its text and blob cells.
+trait ByteSink {
+    /// Appends `bytes` and returns where they are.
+    fn append(&mut self, bytes: &[u8]) -> Range<usize>;
+}
+
+impl ByteSink for Vec<u8> {
+    fn append(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.len();
+        self.extend_from_slice(bytes);
+        start..self.len()
+    }
+}
+
+/// Reads cell `i` of the current row, appending its text or blob bytes to `bytes`.
+fn read_cell(row: &rusqlite::Row<'_>, i: usize, bytes: &mut impl ByteSink) -> Result<Cell, Error> {
+    Ok(match row.get_ref(i).map_err(from_rusqlite)? {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(v) => Cell::Int(v),
+        ValueRef::Real(v) => Cell::Real(v),
+        ValueRef::Text(text) => {
+            let Range { start, end } = bytes.append(text);
+            Cell::Text { start, end }
+        }
+        ValueRef::Blob(blob) => {
+            let Range { start, end } = bytes.append(blob);
+            Cell::Blob { start, end }
+        }
+    })
+}
+
+/// Writes `cells` into `out` as values, taking their bytes from `bytes`. On the caller's side.
+fn fill_values(
+    cells: &[Cell],
+    bytes: &[u8],
+    columns: &Columns,
+    out: &mut [Value],
+) -> Result<(), Error> {
+    for (column, (cell, slot)) in cells.iter().zip(out.iter_mut()).enumerate() {
+        *slot = match *cell {
+            Cell::Null => Value::Null,
+            Cell::Int(v) => Value::Int(v),
+            Cell::Real(v) => Value::Float(v),
+            Cell::Text { start, end } => match std::str::from_utf8(&bytes[start..end]) {
+                Ok(text) => Value::Text(text.to_owned()),
+                Err(e) => return Err(not_utf8(columns, column, e)),
+            },
+            Cell::Blob { start, end } => Value::Blob(bytes[start..end].to_vec()),
+        };
+    }
+    Ok(())
 }
 
 /// Rows of one result, `width` cells each, in one flat buffer.
@@ -87,19 +133,7 @@ impl RowBatch {
     /// Appends the current row of a query. On the worker.
     pub(crate) fn push(&mut self, row: &rusqlite::Row<'_>) -> Result<(), Error> {
         for i in 0..self.width {
-            let cell = match row.get_ref(i).map_err(from_rusqlite)? {
-                ValueRef::Null => Cell::Null,
-                ValueRef::Integer(v) => Cell::Int(v),
-                ValueRef::Real(v) => Cell::Real(v),
-                ValueRef::Text(bytes) => {
-                    let Range { start, end } = append(&mut self.bytes, bytes);
-                    Cell::Text { start, end }
-                }
-                ValueRef::Blob(bytes) => {
-                    let Range { start, end } = append(&mut self.bytes, bytes);
-                    Cell::Blob { start, end }
-                }
-            };
+            let cell = read_cell(row, i, &mut self.bytes)?;
             self.cells.push(cell);
         }
         self.rows += 1;
@@ -114,19 +148,7 @@ impl RowBatch {
         out: &mut [Value],
     ) -> Result<(), Error> {
         let cells = &self.cells[index * self.width..(index + 1) * self.width];
-        for (column, (cell, slot)) in cells.iter().zip(out.iter_mut()).enumerate() {
-            *slot = match *cell {
-                Cell::Null => Value::Null,
-                Cell::Int(v) => Value::Int(v),
-                Cell::Real(v) => Value::Float(v),
-                Cell::Text { start, end } => match std::str::from_utf8(&self.bytes[start..end]) {
-                    Ok(text) => Value::Text(text.to_owned()),
-                    Err(e) => return Err(not_utf8(columns, column, e)),
-                },
-                Cell::Blob { start, end } => Value::Blob(self.bytes[start..end].to_vec()),
-            };
-        }
-        Ok(())
+        fill_values(cells, &self.bytes, columns, out)
     }
 
     /// The values of row `index`, newly allocated.
@@ -134,6 +156,89 @@ impl RowBatch {
         let mut values = vec![Value::Null; self.width];
         self.fill(index, columns, &mut values)?;
         Ok(values)
+    }
+}
+
+/// The widest row a [`OneRow`] holds.
+pub(crate) const ONE_ROW_WIDTH: usize = 8;
+/// The text and blob bytes a [`OneRow`] holds in place; more go to the heap.
+const ONE_ROW_BYTES: usize = 96;
+
+/// The single row of a point query, held entirely in place when its text fits: it travels in the
+/// reply itself, with nothing allocated on the worker for the caller to free.
+#[derive(Debug)]
+pub(crate) struct OneRow {
+    width: usize,
+    cells: [Cell; ONE_ROW_WIDTH],
+    bytes: InlineBytes,
+}
+
+impl OneRow {
+    /// The current row of a query, if it is at most [`ONE_ROW_WIDTH`] cells wide. On the worker.
+    pub(crate) fn read(row: &rusqlite::Row<'_>, width: usize) -> Result<Option<OneRow>, Error> {
+        if width > ONE_ROW_WIDTH {
+            return Ok(None);
+        }
+        let mut one = OneRow {
+            width,
+            cells: [Cell::Null; ONE_ROW_WIDTH],
+            bytes: InlineBytes {
+                len: 0,
+                inline: [0; ONE_ROW_BYTES],
+                spilled: Vec::new(),
+            },
+        };
+        for i in 0..width {
+            one.cells[i] = read_cell(row, i, &mut one.bytes)?;
+        }
+        Ok(Some(one))
+    }
+
+    /// The row's values. On the caller's side.
+    pub(crate) fn values(&self, columns: &Columns) -> Result<Vec<Value>, Error> {
+        let mut values = vec![Value::Null; self.width];
+        fill_values(
+            &self.cells[..self.width],
+            self.bytes.get(),
+            columns,
+            &mut values,
+        )?;
+        Ok(values)
+    }
+}
+
+/// Bytes held in place up to [`ONE_ROW_BYTES`], all moved to the heap beyond.
+#[derive(Debug)]
+struct InlineBytes {
+    len: usize,
+    inline: [u8; ONE_ROW_BYTES],
+    spilled: Vec<u8>,
+}
+
+impl InlineBytes {
+    fn get(&self) -> &[u8] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+}
+
+impl ByteSink for InlineBytes {
+    fn append(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.len;
+        let end = start + bytes.len();
+        if self.spilled.is_empty() && end <= ONE_ROW_BYTES {
+            self.inline[start..end].copy_from_slice(bytes);
+        } else {
+            if self.spilled.is_empty() {
+                self.spilled.extend_from_slice(&self.inline[..start]);
+            }
+            self.spilled.extend_from_slice(bytes);
+        }
+        self.len = end;
+        start..end
     }
 }
 
@@ -157,11 +262,11 @@ impl FlatParams {
                 Value::Int(v) => Cell::Int(v),
                 Value::Float(v) => Cell::Real(v),
                 Value::Text(text) => {
-                    let Range { start, end } = append(&mut self.bytes, text.as_bytes());
+                    let Range { start, end } = ByteSink::append(&mut self.bytes, text.as_bytes());
                     Cell::Text { start, end }
                 }
                 Value::Blob(blob) => {
-                    let Range { start, end } = append(&mut self.bytes, &blob);
+                    let Range { start, end } = ByteSink::append(&mut self.bytes, &blob);
                     Cell::Blob { start, end }
                 }
                 other => {
@@ -247,6 +352,38 @@ mod tests {
                 Value::Text("z".into())
             ]
         );
+    }
+
+    #[test]
+    fn one_row_holds_short_text_in_place_and_spills_long_text() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let long = "x".repeat(300);
+        let mut stmt = conn
+            .prepare("SELECT 'short', ?1, x'01', 4.5, NULL, -1")
+            .unwrap();
+        let columns = Columns::new((0..6).map(|i| format!("c{i}")));
+        for second in ["tiny", long.as_str()] {
+            let mut rows = stmt.query([second]).unwrap();
+            let row = rows.next().unwrap().unwrap();
+            let one = OneRow::read(row, 6).unwrap().unwrap();
+            assert_eq!(one.bytes.spilled.is_empty(), second.len() < 50);
+            assert_eq!(
+                one.values(&columns).unwrap(),
+                vec![
+                    Value::Text("short".into()),
+                    Value::Text(second.into()),
+                    Value::Blob(vec![1]),
+                    Value::Float(4.5),
+                    Value::Null,
+                    Value::Int(-1)
+                ]
+            );
+        }
+        let mut wide = conn.prepare("SELECT 1, 2, 3, 4, 5, 6, 7, 8, 9").unwrap();
+        let mut rows = wide.raw_query();
+        assert!(OneRow::read(rows.next().unwrap().unwrap(), 9)
+            .unwrap()
+            .is_none());
     }
 
     #[test]

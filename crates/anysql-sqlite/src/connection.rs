@@ -154,7 +154,7 @@ impl SqliteConnection {
             seq,
             sql: stmt,
             known_columns,
-            params,
+            params: params.into(),
             limit,
             pipelined: false,
         };
@@ -180,7 +180,7 @@ impl SqliteConnection {
                 seq,
                 sql: stmt,
                 known_columns,
-                params,
+                params: params.into(),
                 limit: usize::MAX,
                 pipelined: true,
             })
@@ -285,8 +285,12 @@ impl Drop for AbandonOnDrop<'_> {
 impl DriverConnection for SqliteConnection {
     async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
         let (sql, _) = self.statements.lookup(sql);
-        self.count(|seq| Command::Execute { seq, sql, params })
-            .await
+        self.count(|seq| Command::Execute {
+            seq,
+            sql,
+            params: params.into(),
+        })
+        .await
     }
 
     async fn execute_many(&mut self, sql: &str, param_sets: ParamSets<'_>) -> Result<u64, Error> {
@@ -368,7 +372,7 @@ impl DriverConnection for SqliteConnection {
         let command = Command::Stream {
             seq,
             sql,
-            params,
+            params: params.into(),
             chunk: STREAM_CHUNK_ROWS,
             rows,
         };

@@ -18,9 +18,8 @@ use anysql_core::sql::rewrite_dollar_placeholders;
 use anysql_core::{Columns, Error, Row, RowSink, Value};
 use rusqlite::Statement;
 
-use crate::batch::RowBatch;
+use crate::batch::{OneRow, RowBatch};
 use crate::error::from_rusqlite;
-use crate::value::read_value;
 
 /// The most statements each side remembers.
 const CAPACITY: usize = 256;
@@ -56,35 +55,28 @@ pub(crate) struct Fetched {
     pub(crate) rows: FetchedRows,
 }
 
-/// The widest row sent inline.
-pub(crate) const INLINE_WIDTH: usize = 8;
-
 /// The values of fetched rows.
 ///
-/// A single row (a point query) travels inline, in the reply slot itself, and the caller's side
-/// allocates its `Row`: this saves a dependent cache miss across cores on the way back. More rows
-/// travel as one [`RowBatch`].
+/// A single row (a point query) travels inline, in the reply itself: this saves a dependent cache
+/// miss across cores on the way back, and nothing is allocated on the worker for the caller to
+/// free. More rows travel as one [`RowBatch`].
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // Inline on purpose: see above.
 pub(crate) enum FetchedRows {
     Empty,
-    One(usize, [Value; INLINE_WIDTH]),
+    One(OneRow),
     Many(RowBatch),
 }
 
 impl FetchedRows {
     /// The current row of a query, `width` cells wide, as the only row wanted.
     pub(crate) fn one(row: &rusqlite::Row<'_>, width: usize) -> Result<FetchedRows, Error> {
-        if width > INLINE_WIDTH {
-            let mut batch = RowBatch::new(width);
-            batch.push(row)?;
-            return Ok(FetchedRows::Many(batch));
+        if let Some(one) = OneRow::read(row, width)? {
+            return Ok(FetchedRows::One(one));
         }
-        let mut values: [Value; INLINE_WIDTH] = std::array::from_fn(|_| Value::Null);
-        for (i, slot) in values.iter_mut().take(width).enumerate() {
-            *slot = read_value(row, i)?;
-        }
-        Ok(FetchedRows::One(width, values))
+        let mut batch = RowBatch::new(width);
+        batch.push(row)?;
+        Ok(FetchedRows::Many(batch))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -161,10 +153,10 @@ impl Statements {
         };
         match fetched.rows {
             FetchedRows::Empty => Ok(()),
-            FetchedRows::One(width, values) => sink(&mut Row::new(
-                columns,
-                values.into_iter().take(width).collect(),
-            )),
+            FetchedRows::One(one) => {
+                let values = one.values(&columns)?;
+                sink(&mut Row::new(columns, values))
+            }
             FetchedRows::Many(batch) => {
                 let mut row = Row::new(Arc::clone(&columns), vec![Value::Null; columns.len()]);
                 for index in 0..batch.len() {
@@ -183,8 +175,9 @@ impl Statements {
         };
         Ok(match fetched.rows {
             FetchedRows::Empty => None,
-            FetchedRows::One(width, values) => {
-                Some(Row::new(columns, values.into_iter().take(width).collect()))
+            FetchedRows::One(one) => {
+                let values = one.values(&columns)?;
+                Some(Row::new(columns, values))
             }
             FetchedRows::Many(batch) if batch.len() > 0 => {
                 let values = batch.values(0, &columns)?;

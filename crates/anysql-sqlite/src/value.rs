@@ -1,4 +1,4 @@
-//! Values in and out of SQLite: binding parameters, reading cells, and column names.
+//! Binding parameters to SQLite statements.
 
 use anysql_core::{Error, Value};
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
@@ -40,22 +40,3 @@ pub(crate) fn bind(stmt: &mut Statement<'_>, params: &[Value]) -> Result<(), Err
     Ok(())
 }
 
-/// Reads cell `i` of the current row by its SQLite storage class.
-pub(crate) fn read_value(row: &rusqlite::Row<'_>, i: usize) -> Result<Value, Error> {
-    Ok(match row.get_ref(i).map_err(from_rusqlite)? {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(v) => Value::Int(v),
-        ValueRef::Real(v) => Value::Float(v),
-        ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) => Value::Text(text.to_owned()),
-            Err(e) => {
-                let name = row.as_ref().column_name(i).unwrap_or_default();
-                return Err(Error::decode(format!(
-                    "column {i} ({name:?}) holds text that is not valid utf-8 ({e}); read it as a blob \
-                     with CAST(.. AS BLOB)"
-                )));
-            }
-        },
-        ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
-    })
-}

@@ -63,7 +63,7 @@ pub(crate) enum Command {
     Execute {
         seq: u64,
         sql: Sql,
-        params: Vec<Value>,
+        params: CommandParams,
     },
     /// Runs a statement once per parameter set, atomically: one part of an `execute_many`, whose
     /// sets come in several commands under one `seq` so that the worker runs the first while the
@@ -81,7 +81,7 @@ pub(crate) enum Command {
         seq: u64,
         sql: Sql,
         known_columns: u64,
-        params: Vec<Value>,
+        params: CommandParams,
         limit: usize,
         pipelined: bool,
     },
@@ -90,7 +90,7 @@ pub(crate) enum Command {
     Stream {
         seq: u64,
         sql: Sql,
-        params: Vec<Value>,
+        params: CommandParams,
         chunk: usize,
         rows: ChunkSender,
     },
@@ -100,6 +100,46 @@ pub(crate) enum Command {
     Run { seq: u64, job: Job },
     /// Closes the connection and ends the thread.
     Close { reply: Reply<()> },
+}
+
+/// The most parameters a command carries inline.
+const INLINE_PARAMS: usize = 4;
+
+/// A command's parameters, up to [`INLINE_PARAMS`] of them inline: a typical statement's
+/// parameters then cross to the worker with no heap block for the worker to free (memory freed on
+/// another thread than the one that allocated it takes the allocator's slow paths on both).
+pub(crate) enum CommandParams {
+    Inline {
+        len: usize,
+        values: [Value; INLINE_PARAMS],
+    },
+    Heap(Vec<Value>),
+}
+
+impl From<Vec<Value>> for CommandParams {
+    fn from(mut params: Vec<Value>) -> Self {
+        if params.len() > INLINE_PARAMS {
+            return CommandParams::Heap(params);
+        }
+        let len = params.len();
+        let mut values: [Value; INLINE_PARAMS] = std::array::from_fn(|_| Value::Null);
+        for (slot, value) in values.iter_mut().zip(params.drain(..)) {
+            *slot = value;
+        }
+        // The emptied vector is freed here, on the caller's thread.
+        CommandParams::Inline { len, values }
+    }
+}
+
+impl std::ops::Deref for CommandParams {
+    type Target = [Value];
+
+    fn deref(&self) -> &[Value] {
+        match self {
+            CommandParams::Inline { len, values } => &values[..*len],
+            CommandParams::Heap(values) => values,
+        }
+    }
 }
 
 /// Where a command of an `execute_many` stands in the whole batch.
