@@ -39,4 +39,3 @@ pub(crate) fn bind(stmt: &mut Statement<'_>, params: &[Value]) -> Result<(), Err
     }
     Ok(())
 }
-
