@@ -117,6 +117,33 @@ impl Statements {
         }
     }
 
+    /// What [`for_params`](Self::for_params) returns, if the cache has it: no I/O, no await.
+    pub(crate) fn cached_for_params(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+    ) -> Option<Arc<Prepared>> {
+        let cache = self.cache.as_mut()?;
+        let prepared = Arc::clone(cache.get(sql)?);
+        if check_params(params, prepared.statement.params()).is_ok() {
+            return Some(prepared);
+        }
+        let (signature, _) = types::retype(params, prepared.statement.params())?;
+        let retyped = Arc::clone(cache.get(&format!("{sql}\0{signature}"))?);
+        check_params(params, retyped.statement.params())
+            .is_ok()
+            .then_some(retyped)
+    }
+
+    /// Adds the statements `other` has cached.
+    pub(crate) fn absorb(&mut self, other: Statements) {
+        if let (Some(cache), Some(other)) = (&mut self.cache, other.cache) {
+            for (key, prepared) in other {
+                cache.push(key, prepared);
+            }
+        }
+    }
+
     /// The cached statement under `key`, preparing `sql` with parameter `types` (empty: all
     /// inferred by the server) on a miss.
     async fn prepare(

@@ -3,14 +3,14 @@
 
 use std::fmt;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anysql_core::{Error, Row, SharedConnection, Value};
 use async_trait::async_trait;
 use futures_lite::StreamExt;
 use postgres_types::Type;
 
-use crate::connection::{decode, execute_one, Failure, PgConnection, Statements};
+use crate::connection::{decode, execute_one, Failure, PgConnection, Prepared, Statements};
 use crate::error::{self, Fate};
 use crate::sql::{self, SqlInfo};
 use crate::types::{self, unnamed_param_type};
@@ -23,9 +23,14 @@ pub(crate) struct PgShared {
     /// The connection, in spawned mode; its own statement cache and session bookkeeping are
     /// unused (there is no session to track: transaction control is never accepted here).
     conn: PgConnection,
-    /// The named statements of this connection. Locked only to look a statement up (or prepare
-    /// it on a miss), never while a query runs, so that queries pipeline.
-    statements: tokio::sync::Mutex<Statements>,
+    /// The named statements of this connection. Locked only to look a statement up or to add
+    /// one, never across an await, so that queries pipeline and a hit never waits on another task.
+    statements: Mutex<Statements>,
+    /// Held while a statement missing from the cache is prepared, so that concurrent first uses
+    /// of a statement prepare it once.
+    preparing: tokio::sync::Mutex<()>,
+    /// The cache's capacity, for the scratch cache a miss prepares into.
+    cache_capacity: usize,
     /// Unnamed statements only (`statement_cache_capacity=0`).
     unnamed: bool,
     unspecified: Type,
@@ -35,7 +40,9 @@ impl PgShared {
     pub(crate) fn new(conn: PgConnection, cache_capacity: usize, unnamed: bool) -> Self {
         PgShared {
             conn,
-            statements: tokio::sync::Mutex::new(Statements::new(cache_capacity, unnamed)),
+            statements: Mutex::new(Statements::new(cache_capacity, unnamed)),
+            preparing: tokio::sync::Mutex::new(()),
+            cache_capacity,
             unnamed,
             unspecified: types::unspecified_type(),
         }
@@ -59,10 +66,7 @@ impl PgShared {
                     .map(|p| (p, unnamed_param_type(p.value, &self.unspecified)));
                 (client.query_typed_raw(sql, typed).await?, None)
             } else {
-                let prepared = {
-                    let mut statements = self.statements.lock().await;
-                    statements.for_params(client, sql, &params).await?
-                };
+                let prepared = self.prepared(sql, &params).await?;
                 let rows = client
                     .query_raw(&prepared.statement, types::params(&params))
                     .await?;
@@ -82,6 +86,29 @@ impl PgShared {
         self.settle(sql, result).await
     }
 
+    fn statements(&self) -> MutexGuard<'_, Statements> {
+        // Nothing panics while it is held; take the cache either way.
+        self.statements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The prepared statement for `sql` with these parameters: from the cache, or prepared now.
+    async fn prepared(&self, sql: &str, params: &[Value]) -> Result<Arc<Prepared>, Failure> {
+        if let Some(prepared) = self.statements().cached_for_params(sql, params) {
+            return Ok(prepared);
+        }
+        let _preparing = self.preparing.lock().await;
+        if let Some(prepared) = self.statements().cached_for_params(sql, params) {
+            return Ok(prepared);
+        }
+        // Prepared into a scratch cache, without holding the cache's lock across the round trip.
+        let mut scratch = Statements::new(self.cache_capacity.max(2), false);
+        let prepared = scratch.for_params(self.conn.client(), sql, params).await?;
+        self.statements().absorb(scratch);
+        Ok(prepared)
+    }
+
     /// Maps an error, and drops cached statements the server no longer accepts.
     async fn settle<T>(&self, sql: &str, result: Result<T, Failure>) -> Result<T, Error> {
         let failure = match result {
@@ -95,9 +122,9 @@ impl PgShared {
         if fate == Fate::StatementFailed {
             match error.code() {
                 // "cached plan must not change result type": the table changed.
-                Some("0A000") => self.statements.lock().await.forget(sql),
+                Some("0A000") => self.statements().forget(sql),
                 // A prepared statement vanished (DISCARD ALL, DEALLOCATE ALL).
-                Some("26000") => self.statements.lock().await.clear(),
+                Some("26000") => self.statements().clear(),
                 _ => {}
             }
         }
@@ -121,10 +148,7 @@ impl SharedConnection for PgShared {
             let mut none = Statements::new(0, true);
             execute_one(client, &mut none, sql, &info, &params, &self.unspecified).await
         } else {
-            let prepared = {
-                let mut statements = self.statements.lock().await;
-                statements.for_params(client, sql, &params).await
-            };
+            let prepared = self.prepared(sql, &params).await;
             match prepared {
                 Ok(prepared) => client
                     .execute_raw(&prepared.statement, types::params(&params))

@@ -34,7 +34,9 @@ fn is_ident_char(b: u8) -> bool {
 pub(crate) fn scan(sql: &str) -> SqlInfo {
     let bytes = sql.as_bytes();
     let mut info = SqlInfo::default();
-    let mut words: Vec<&str> = Vec::new();
+    // The first words of the current statement: all that `classify` looks at. No allocation, as
+    // this runs for every statement.
+    let mut words: Words<'_> = Words::default();
     let mut statements = 0usize;
     let mut has_content = false;
     let mut i = 0;
@@ -63,11 +65,11 @@ pub(crate) fn scan(sql: &str) -> SqlInfo {
             b';' => {
                 if has_content {
                     statements += 1;
-                    if let Some(effect) = classify(&words) {
+                    if let Some(effect) = classify(words.as_slice()) {
                         info.effects.push(effect);
                     }
                 }
-                words.clear();
+                words = Words::default();
                 has_content = false;
                 i += 1;
             }
@@ -95,7 +97,7 @@ pub(crate) fn scan(sql: &str) -> SqlInfo {
                 while i < bytes.len() && is_ident_char(bytes[i]) {
                     i += 1;
                 }
-                if words.len() < 4 && bytes[start].is_ascii_alphabetic() {
+                if bytes[start].is_ascii_alphabetic() {
                     words.push(&sql[start..i]);
                 }
                 has_content = true;
@@ -110,7 +112,7 @@ pub(crate) fn scan(sql: &str) -> SqlInfo {
     }
     if has_content {
         statements += 1;
-        if let Some(effect) = classify(&words) {
+        if let Some(effect) = classify(words.as_slice()) {
             info.effects.push(effect);
         }
     }
@@ -187,34 +189,55 @@ fn dollar_quote_end(bytes: &[u8], start: usize) -> Option<usize> {
     Some(end.map_or(bytes.len(), |p| body + p + tag.len()))
 }
 
+/// Up to the first four words of a statement.
+#[derive(Default)]
+struct Words<'a> {
+    words: [&'a str; 4],
+    len: usize,
+}
+
+impl<'a> Words<'a> {
+    fn push(&mut self, word: &'a str) {
+        if let Some(slot) = self.words.get_mut(self.len) {
+            *slot = word;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[&'a str] {
+        &self.words[..self.len]
+    }
+}
+
 fn classify(words: &[&str]) -> Option<TxnEffect> {
-    let word = |n: usize| words.get(n).map(|w| w.to_ascii_uppercase());
-    let first = word(0)?;
+    let is =
+        |word: Option<&&str>, keyword: &str| word.is_some_and(|w| w.eq_ignore_ascii_case(keyword));
+    let first = *words.first()?;
     // Skip the optional noise words of `COMMIT WORK`, `ROLLBACK TRANSACTION`, …
-    let rest: Vec<String> = words[1..]
+    let mut rest = words[1..]
         .iter()
-        .map(|w| w.to_ascii_uppercase())
-        .filter(|w| w != "WORK" && w != "TRANSACTION")
-        .collect();
-    let next = rest.first().map(String::as_str);
-    match first.as_str() {
-        "BEGIN" => Some(TxnEffect::Begin),
-        "START" if word(1).as_deref() == Some("TRANSACTION") => Some(TxnEffect::Begin),
-        "COMMIT" | "END" => match next {
-            Some("PREPARED") => None,
-            Some("AND") if rest.get(1).map(String::as_str) == Some("CHAIN") => None,
-            _ => Some(TxnEffect::Commit),
-        },
-        "ROLLBACK" | "ABORT" => match next {
-            Some("PREPARED") => None,
-            Some("TO") => Some(TxnEffect::Recover),
-            Some("AND") if rest.get(1).map(String::as_str) == Some("CHAIN") => {
-                Some(TxnEffect::Recover)
-            }
-            _ => Some(TxnEffect::Rollback),
-        },
-        "PREPARE" if word(1).as_deref() == Some("TRANSACTION") => Some(TxnEffect::Rollback),
-        _ => None,
+        .filter(|w| !w.eq_ignore_ascii_case("WORK") && !w.eq_ignore_ascii_case("TRANSACTION"));
+    let next = rest.next();
+    let and_chain = is(next, "AND") && is(rest.next(), "CHAIN");
+    let keyword = |k: &str| first.eq_ignore_ascii_case(k);
+    if keyword("BEGIN") {
+        Some(TxnEffect::Begin)
+    } else if keyword("START") {
+        is(words.get(1), "TRANSACTION").then_some(TxnEffect::Begin)
+    } else if keyword("COMMIT") || keyword("END") {
+        (!is(next, "PREPARED") && !and_chain).then_some(TxnEffect::Commit)
+    } else if keyword("ROLLBACK") || keyword("ABORT") {
+        if is(next, "PREPARED") {
+            None
+        } else if is(next, "TO") || and_chain {
+            Some(TxnEffect::Recover)
+        } else {
+            Some(TxnEffect::Rollback)
+        }
+    } else if keyword("PREPARE") {
+        is(words.get(1), "TRANSACTION").then_some(TxnEffect::Rollback)
+    } else {
+        None
     }
 }
 

@@ -1174,6 +1174,15 @@ async fn the_shared_connection_pipelines_and_survives_drops_errors_and_terminati
             .unwrap();
         assert_eq!(n, 5);
 
+        // `SELECT $1` returns what it is given, with the statement cached per parameter type; the
+        // second round takes both from the cache.
+        for _ in 0..2 {
+            let n: i64 = engine.fetch_scalar("SELECT $1", (7_i64,)).await.unwrap();
+            assert_eq!(n, 7);
+            let word: String = engine.fetch_scalar("SELECT $1", ("seven",)).await.unwrap();
+            assert_eq!(word, "seven");
+        }
+
         // A server error fails that statement only.
         let err = engine
             .fetch_scalar::<i64>("SELECT 1 / $1::int8", (0_i64,))
