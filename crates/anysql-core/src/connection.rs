@@ -193,13 +193,7 @@ impl Connection {
         params: impl Params,
     ) -> impl Future<Output = Result<T, Error>> + Send + 'a {
         let one = self.fetch_one(sql, params);
-        async move {
-            let mut row = one.await?;
-            if row.is_empty() {
-                return Err(Error::decode("the query returned rows with no columns"));
-            }
-            row.take(0)
-        }
+        async move { first_column(one.await?) }
     }
 
     /// Runs a query and decodes every row into `T` (a tuple or your [`FromRow`] type).
@@ -362,6 +356,14 @@ impl Connection {
         }
         driver.close().await
     }
+}
+
+/// Decodes the first column of `row`, for the `fetch_scalar` methods.
+pub(crate) fn first_column<T: FromValue>(mut row: Row) -> Result<T, Error> {
+    if row.is_empty() {
+        return Err(Error::decode("the query returned rows with no columns"));
+    }
+    row.take(0)
 }
 
 pub(crate) fn row_not_found() -> Error {

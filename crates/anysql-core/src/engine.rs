@@ -6,8 +6,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::row_not_found;
 use crate::connection::Connection;
+use crate::connection::{first_column, row_not_found};
 use crate::driver::AsyncDriver;
 use crate::error::{Error, ErrorKind};
 use crate::options::ConnectOptions;
@@ -233,13 +233,7 @@ impl Engine {
         params: impl Params,
     ) -> impl Future<Output = Result<T, Error>> + Send + 'a {
         let one = self.fetch_one(sql, params);
-        async move {
-            let mut row = one.await?;
-            if row.is_empty() {
-                return Err(Error::decode("the query returned rows with no columns"));
-            }
-            row.take(0)
-        }
+        async move { first_column(one.await?) }
     }
 
     /// A snapshot of the pool: open, idle, in use and waiting.
