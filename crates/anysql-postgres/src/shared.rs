@@ -98,6 +98,14 @@ impl PgShared {
         if let Some(prepared) = self.statements().cached_for_params(sql, params) {
             return Ok(prepared);
         }
+        // Boxed: the round trips of a miss would otherwise make every query's future as large as
+        // theirs, and futures over a kilobyte take glibc's slow allocation path (with a
+        // consolidation of its free lists) on every query.
+        Box::pin(self.prepare_missing(sql, params)).await
+    }
+
+    /// [`prepared`](Self::prepared) on a cache miss.
+    async fn prepare_missing(&self, sql: &str, params: &[Value]) -> Result<Arc<Prepared>, Failure> {
         let _preparing = self.preparing.lock().await;
         if let Some(prepared) = self.statements().cached_for_params(sql, params) {
             return Ok(prepared);
