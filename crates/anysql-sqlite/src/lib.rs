@@ -75,8 +75,8 @@
 //!   too (bound by position). A wrong number of parameters is an
 //!   [`ErrorKind::Parameter`](anysql_core::ErrorKind::Parameter) error.
 //! - `execute` without parameters runs a script of several statements.
-//! - `execute_many` prepares once and runs every parameter set in one command on the worker,
-//!   atomically: inside a transaction (a savepoint within the caller's transaction).
+//! - `execute_many` prepares once and runs every parameter set on the worker, atomically: inside a
+//!   transaction (a savepoint within the caller's transaction).
 //! - A panic on the worker (in `run_sync` code, say) becomes an
 //!   [`ErrorKind::Panic`](anysql_core::ErrorKind::Panic) error; any open transaction is rolled back
 //!   and the thread goes on serving.
@@ -186,7 +186,10 @@
 //!   both on one thread. `fetch_all_as` decodes straight from the batch through one reused `Row`
 //!   ([`FromRow::from_row_mut`](anysql_core::FromRow::from_row_mut)): for a tuple, nothing is
 //!   allocated per row but its own `String`s.
-//! - `execute_many` is one command, in one transaction.
+//! - **`execute_many` overlaps the two threads too.** It takes its parameter sets lazily, flattens
+//!   them into the same cell-and-byte layout and sends them in parts of 256 sets: the worker binds
+//!   straight from the buffer, with no allocation, and runs each part while the caller converts
+//!   the next. The batch stays one transaction (a savepoint inside the caller's).
 //!
 //! What remains of a point select's cost is the hop itself: two handoffs between cores (the
 //! command, then the reply), each a few dependent cache misses, plus the work of building the
