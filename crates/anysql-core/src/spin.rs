@@ -1,5 +1,6 @@
 //! [`SpinPolicy`]: when a driver should busy-poll for something that usually comes within
-//! microseconds, and when it should let its thread sleep.
+//! microseconds, and when it should let its thread sleep; [`Waiters`]: whether a caller waits alone,
+//! so that busy-polling inside `poll` keeps no other caller's task from running.
 //!
 //! For driver authors. Both built-in drivers use it: the SQLite driver while a caller waits for its
 //! connection thread's reply (and the thread for the caller's next command), the PostgreSQL driver
@@ -25,6 +26,7 @@
 //! assert_eq!(policy.next(), Duration::from_micros(50));
 //! ```
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Whether the next wait busy-polls, from how long recent waits took.
@@ -79,9 +81,74 @@ impl SpinPolicy {
     }
 }
 
+/// How many callers of one engine wait for replies right now.
+///
+/// A wait that busy-polls inside `poll` keeps its executor thread from every other task. That is
+/// what a lone caller wants, since nothing else is waiting to run; but tasks sharing an executor
+/// thread, each waiting on its own connection, must instead let each other run, so that all their
+/// requests go out and are served side by side. A driver cannot see the executor's other tasks,
+/// only the callers of its own engine, which it counts here.
+#[derive(Debug, Default)]
+pub struct Waiters {
+    // Alone on its cache lines: every connection of the engine writes it.
+    count: CacheAligned<AtomicUsize>,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CacheAligned<T>(T);
+
+impl Waiters {
+    /// Counts a caller as waiting until the guard drops; also says whether no other caller was
+    /// waiting when it arrived.
+    pub fn enter(&self) -> (Waiting<'_>, bool) {
+        let before = self.arrive();
+        (Waiting(self), before == 0)
+    }
+
+    /// Counts one more waiting caller, returning how many were waiting before. Pair it with
+    /// [`leave`](Self::leave); [`enter`](Self::enter) does both.
+    pub fn arrive(&self) -> usize {
+        self.count.0.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// Counts one waiting caller less.
+    pub fn leave(&self) {
+        self.count.0.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether at most one caller (the one asking, if it counted itself) is waiting.
+    pub fn at_most_one(&self) -> bool {
+        self.count.0.load(Ordering::Acquire) <= 1
+    }
+}
+
+/// A caller counted in [`Waiters`] until dropped.
+#[derive(Debug)]
+pub struct Waiting<'a>(&'a Waiters);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_first_waiter_is_alone() {
+        let waiters = Waiters::default();
+        let (first, alone) = waiters.enter();
+        assert!(alone && waiters.at_most_one());
+        let (second, alone) = waiters.enter();
+        assert!(!alone && !waiters.at_most_one());
+        drop(first);
+        assert!(waiters.at_most_one());
+        drop(second);
+        assert!(waiters.enter().1);
+    }
 
     #[test]
     fn one_preempted_wait_does_not_turn_spinning_off() {

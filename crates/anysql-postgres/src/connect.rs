@@ -6,6 +6,7 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
+use anysql_core::spin::Waiters;
 use anysql_core::{
     BoxSocket, Connector, DriverConnection, Error, Runtime, RuntimeExt, SharedConnection,
     SharedRuntime,
@@ -108,12 +109,16 @@ impl PgConnection {
         options: &PgConnectOptions,
         runtime: &SharedRuntime,
     ) -> Result<PgConnection, Error> {
-        Self::connect_with(options, &options.to_config(), runtime).await
+        let waiters = Arc::default();
+        Self::connect_with(options, &options.to_config(), &waiters, runtime).await
     }
 
+    /// [`connect`](Self::connect), counting this connection's waits among `waiters` (its
+    /// engine's), so that it busy-polls only while no other caller of the engine waits.
     pub(crate) async fn connect_with(
         options: &PgConnectOptions,
         config: &Config,
+        waiters: &Arc<Waiters>,
         runtime: &SharedRuntime,
     ) -> Result<PgConnection, Error> {
         let mut failures: Vec<(&PgHost, Attempt)> = Vec::new();
@@ -133,7 +138,14 @@ impl PgConnection {
                         host.clone(),
                         options.connect_timeout,
                     ));
-                    let io = Io::start(conn, socket, options.drive, options.busy_poll, runtime);
+                    let io = Io::start(
+                        conn,
+                        socket,
+                        options.drive,
+                        options.busy_poll,
+                        Arc::clone(waiters),
+                        runtime,
+                    );
                     return Ok(PgConnection::new(
                         client,
                         io,
@@ -175,13 +187,19 @@ fn connect_error(url: &str, mut failures: Vec<(&PgHost, Attempt)>) -> Error {
 pub struct PgConnector {
     options: PgConnectOptions,
     config: Config,
+    /// The callers waiting on this engine's connections.
+    waiters: Arc<Waiters>,
 }
 
 impl PgConnector {
     /// A connector for `options`.
     pub fn new(options: PgConnectOptions) -> Self {
         let config = options.to_config();
-        PgConnector { options, config }
+        PgConnector {
+            options,
+            config,
+            waiters: Arc::default(),
+        }
     }
 
     /// The parsed options.
@@ -193,7 +211,8 @@ impl PgConnector {
 #[async_trait]
 impl Connector for PgConnector {
     async fn connect(&self, runtime: &SharedRuntime) -> Result<Box<dyn DriverConnection>, Error> {
-        let conn = PgConnection::connect_with(&self.options, &self.config, runtime).await?;
+        let conn =
+            PgConnection::connect_with(&self.options, &self.config, &self.waiters, runtime).await?;
         Ok(Box::new(conn))
     }
 
@@ -210,7 +229,8 @@ impl Connector for PgConnector {
         let mut options = self.options.clone();
         options.drive = DriveMode::Spawned;
         options.busy_poll = std::time::Duration::ZERO;
-        let conn = PgConnection::connect_with(&options, &self.config, runtime).await?;
+        let conn =
+            PgConnection::connect_with(&options, &self.config, &self.waiters, runtime).await?;
         Ok(Some(Arc::new(PgShared::new(
             conn,
             options.statement_cache_capacity,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use anysql_core::spin::SpinPolicy;
+use anysql_core::spin::{SpinPolicy, Waiters};
 use anysql_core::SharedRuntime;
 use tokio_postgres::tls::NoTlsStream;
 
@@ -41,6 +41,11 @@ pub(crate) struct Inline {
     /// When the current wait for the server began, and whether it busy-polled, if one is going
     /// on.
     waiting_since: Option<(Instant, bool)>,
+    /// The engine's waiting callers: this connection busy-polls only while it is the only one.
+    waiters: Arc<Waiters>,
+    /// Whether this connection's operation is counted in `waiters` (from its first poll until
+    /// it is done, or, if its future was dropped, until the next operation is).
+    counted: bool,
 }
 
 struct InlineState {
@@ -72,12 +77,13 @@ const PROBE_AFTER: Duration = Duration::from_millis(10);
 
 impl Io {
     /// Starts driving `conn`, whose socket is `socket`; inline connections busy-poll for up to
-    /// `busy_poll` per wait (zero: never).
+    /// `busy_poll` per wait (zero: never), while no other of the engine's `waiters` waits.
     pub(crate) fn start(
         conn: RawConnection,
         socket: SocketHandle,
         mode: DriveMode,
         busy_poll: Duration,
+        waiters: Arc<Waiters>,
         runtime: &SharedRuntime,
     ) -> Io {
         match mode {
@@ -91,6 +97,8 @@ impl Io {
                 socket,
                 spin: WaitPolicy::new(busy_poll),
                 waiting_since: None,
+                waiters,
+                counted: false,
             }),
             DriveMode::Spawned => {
                 let finished = Arc::new(AtomicBool::new(false));
@@ -174,11 +182,18 @@ impl Io {
             socket,
             spin,
             waiting_since,
+            waiters,
+            counted,
         } = inline;
         let state = lock(state.get_mut());
         if state.conn.is_none() {
             return poll(cx);
         }
+        if !*counted {
+            waiters.arrive();
+            *counted = true;
+        }
+        let done = Done { waiters, counted };
         *last_driven = Instant::now();
         waker.arm(cx.waker());
         let mut inner_cx = Context::from_waker(&waker.waker);
@@ -188,19 +203,27 @@ impl Io {
         // Direct mode for as long as we may spin; the guard turns it off on every way out,
         // unwinding included. A wait already going on (the task was woken, but not by its
         // reply) goes on sleeping.
-        let may_spin = !budget.is_zero() && waiting_since.is_none() && socket.supports_direct();
+        // Spinning inside `poll` holds the executor thread: only a caller waiting alone among the
+        // engine's callers does it, so that tasks sharing a thread still send their requests
+        // side by side.
+        let may_spin = !budget.is_zero()
+            && waiting_since.is_none()
+            && done.waiters.at_most_one()
+            && socket.supports_direct();
         let mut direct = DirectMode::new(socket, may_spin);
         let mut idle_rounds = 0;
         loop {
             if let Poll::Ready(out) = poll(&mut inner_cx) {
                 waker.disarm();
                 spin.finish(waiting_since);
+                done.finish();
                 return Poll::Ready(out);
             }
             state.poll(&mut inner_cx);
             if let Poll::Ready(out) = poll(&mut inner_cx) {
                 waker.disarm();
                 spin.finish(waiting_since);
+                done.finish();
                 return Poll::Ready(out);
             }
             if direct.on() {
@@ -276,8 +299,27 @@ fn lock<T>(result: Result<T, PoisonError<T>>) -> T {
     result.unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Takes an operation out of the engine's waiting callers once it is done.
+struct Done<'a> {
+    waiters: &'a Waiters,
+    counted: &'a mut bool,
+}
+
+impl Done<'_> {
+    fn finish(self) {
+        if std::mem::take(self.counted) {
+            self.waiters.leave();
+        }
+    }
+}
+
 impl Drop for Io {
     fn drop(&mut self) {
+        if let Io::Inline(inline) = self {
+            if std::mem::take(&mut inline.counted) {
+                inline.waiters.leave();
+            }
+        }
         // The client was dropped first (see the field order of `PgConnection`), so one poll lets an
         // idle connection send `Terminate` and shut the socket down: the server logs a clean
         // disconnection instead of an unexpected EOF. All of it is non-blocking.

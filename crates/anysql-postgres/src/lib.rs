@@ -123,7 +123,10 @@
 //! stops it altogether while waits take longer than twice `busy_poll` (slow queries, a crowded
 //! machine). The cost is CPU: up to `busy_poll` of one core per wait while it pays, and an
 //! executor thread held for that long (other tasks on that thread wait; an idle connection never
-//! spins). `busy_poll=0` turns it off, for machines where CPU matters more than latency. It never
+//! spins). So only a caller waiting alone among its engine's callers busy-polls
+//! ([`Waiters`](anysql_core::spin::Waiters)): when several tasks wait on connections of the same
+//! engine, perhaps on one executor thread, each lets the others run, and their requests go out
+//! side by side. `busy_poll=0` turns it off, for machines where CPU matters more than latency. It never
 //! runs in spawned mode, on the engine's shared connection, in the pool's health check or when a
 //! connection is dropped.
 //!

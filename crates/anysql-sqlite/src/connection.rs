@@ -20,11 +20,11 @@ use crate::batch::{FlatParams, RowBatch};
 use crate::error::worker_gone;
 use crate::gate::WriterGate;
 use crate::options::Config;
-use crate::reply::{self, Wait, Waiters};
+use crate::reply::{self, Wait};
 use crate::statements::Sql;
 use crate::statements::{Fetched, Statements};
 use crate::worker::{self, BatchPart, Chunk, Command, Control, Response, Shared};
-use anysql_core::spin::SpinPolicy;
+use anysql_core::spin::{SpinPolicy, Waiters};
 
 /// Parameter sets per command of an `execute_many`.
 const EXECUTE_MANY_PART_SETS: usize = 256;

@@ -218,9 +218,9 @@ use async_trait::async_trait;
 pub use connection::{SqliteConnection, SqliteConnectionExt};
 pub use rusqlite;
 
+use anysql_core::spin::Waiters;
 use gate::WriterGate;
 use options::{Config, Target};
-use reply::Waiters;
 
 /// The SQLite driver: serves `sqlite:` URLs.
 ///

@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -330,36 +330,11 @@ impl<S: Source> Wait<S> {
     }
 
     /// Lets the wait spin inside `poll` for up to [`INLINE_SPIN`] before it yields: for a caller
-    /// that no other caller of the same engine waits beside (see [`Waiters`]).
+    /// that no other caller of the same engine waits beside (see
+    /// [`Waiters`](anysql_core::spin::Waiters)).
     pub(crate) fn inline(mut self, inline: bool) -> Self {
         self.inline = inline;
         self
-    }
-}
-
-/// How many callers wait for replies from one engine's connections right now.
-///
-/// A wait that spins inside `poll` keeps its executor thread from every other task. That is what
-/// a lone caller wants (see [`Wait`]), but tasks sharing an executor thread, each waiting on its
-/// own connection, must instead yield to each other so that all their commands are sent and run
-/// side by side. The engine's callers cannot see the executor's other tasks, only each other.
-#[derive(Debug, Default)]
-pub(crate) struct Waiters(CacheLine<AtomicUsize>);
-
-impl Waiters {
-    /// Counts a caller as waiting until the guard drops; also says whether it is alone.
-    pub(crate) fn enter(&self) -> (Waiting<'_>, bool) {
-        let before = self.0 .0.fetch_add(1, Ordering::AcqRel);
-        (Waiting(self), before == 0)
-    }
-}
-
-/// A caller counted in [`Waiters`].
-pub(crate) struct Waiting<'a>(&'a Waiters);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0 .0 .0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -423,18 +398,6 @@ mod tests {
                 worker.join().unwrap();
             }
         }
-    }
-
-    #[test]
-    fn only_the_first_waiter_is_alone() {
-        let waiters = Waiters::default();
-        let (first, alone) = waiters.enter();
-        assert!(alone);
-        let (second, alone) = waiters.enter();
-        assert!(!alone);
-        drop(first);
-        drop(second);
-        assert!(waiters.enter().1);
     }
 
     #[test]
