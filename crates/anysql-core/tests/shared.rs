@@ -5,35 +5,15 @@
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use anysql_core::runtime::BoxFuture;
 use anysql_core::{
-    AsyncDriver, BoxSocket, Columns, ConnectOptions, Connector, DriverConnection, Engine, Error,
-    ErrorKind, Row, RowStream, Runtime, SharedConnection, SharedRuntime, TransactionOptions, Value,
+    AsyncDriver, Columns, ConnectOptions, Connector, DriverConnection, Engine, Error, ErrorKind,
+    Row, RowStream, SharedConnection, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 
-#[derive(Debug, Clone, Copy)]
-struct Smol;
-
-#[async_trait]
-impl Runtime for Smol {
-    fn name(&self) -> &'static str {
-        "smol (test)"
-    }
-    fn spawn(&self, task: BoxFuture<'static, ()>) {
-        smol::spawn(task).detach();
-    }
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            smol::Timer::after(duration).await;
-        })
-    }
-    async fn connect_tcp(&self, _: &str, _: u16) -> std::io::Result<BoxSocket> {
-        Err(std::io::Error::other("no sockets in this test"))
-    }
-}
+mod support;
+use support::Smol;
 
 #[derive(Debug, Default)]
 struct State {
