@@ -283,6 +283,22 @@ where
     });
 }
 
+/// Waits until background resets of released connections finish, then checks that no connection
+/// is left in use. (The engine's own statements may run on a shared connection and so need not
+/// wait for the pool, which makes "nothing in use" right after them a race.)
+pub async fn assert_pool_settles(engine: &anysql::Engine) {
+    for _ in 0..500 {
+        if engine.status().in_use == 0 {
+            return;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "connections still in use after every task let go of them: {:?}",
+        engine.status()
+    );
+}
+
 /// Sleeps on the current cell's runtime.
 pub async fn sleep(duration: Duration) {
     match runtime_kind() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anysql::prelude::*;
-use anysql_conformance::{driver_kind, spawn, DriverKind, TestDb};
+use anysql_conformance::{assert_pool_settles, driver_kind, spawn, DriverKind, TestDb};
 
 macro_rules! cell_tests {
     ($module:ident, $driver:expr, $($name:ident),* $(,)?) => {
@@ -133,7 +133,7 @@ async fn terminated_sessions_under_load_fail_in_flight_work_then_recover(
             i
         );
     }
-    assert_eq!(engine.status().in_use, 0);
+    assert_pool_settles(&engine).await;
     assert!(engine.metrics().connections_closed_broken > 0);
     println!(
         "killed {killed} sessions: {} operations failed, {} succeeded",
@@ -256,7 +256,7 @@ async fn panic_in_transaction_closure_keeps_the_engine_serving(db: TestDb) -> Re
             .await?,
         1
     );
-    assert_eq!(engine.status().in_use, 0);
+    assert_pool_settles(&engine).await;
     Ok(())
 }
 
@@ -432,7 +432,7 @@ async fn engine_survives_a_server_restart_without_being_rebuilt(_db: TestDb) -> 
             i
         );
     }
-    assert_eq!(engine.status().in_use, 0);
+    assert_pool_settles(&engine).await;
     engine.close().await;
     blocking(move || cluster.stop().map_err(|e| format!("{e:#}")))
         .await
