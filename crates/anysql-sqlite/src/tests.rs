@@ -1328,6 +1328,25 @@ fn the_gate_is_released_however_the_transaction_ends() {
     block_on(a.fetch_all("INSERT INTO t VALUES (3) RETURNING x", vec![])).unwrap();
     other_writes(&gate);
 
+    // A batch failing in its last part, in an earlier part, or before it starts releases it too.
+    for failing_set in [1, 300] {
+        let sets = (0..400)
+            .map(|i| {
+                let x = if i == failing_set {
+                    Value::Text("not a row".into())
+                } else {
+                    Value::Int(i)
+                };
+                vec![x]
+            })
+            .collect();
+        assert!(block_on(a.execute_many("INSERT INTO p VALUES ($1)", each(sets))).is_err());
+        other_writes(&gate);
+    }
+    let ragged = vec![vec![Value::Int(1)], vec![Value::Int(2), Value::Int(3)]];
+    assert!(block_on(a.execute_many("INSERT INTO t VALUES ($1)", each(ragged))).is_err());
+    other_writes(&gate);
+
     // Closing a connection that holds it.
     block_on(a.begin(&TransactionOptions::new().immediate(true))).unwrap();
     block_on(a.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
@@ -1341,8 +1360,8 @@ fn the_gate_is_released_however_the_transaction_ends() {
     drop(d);
     await_writers(&gate, 0);
     other_writes(&gate);
-    // Only b's eight autocommit inserts stayed, and a's three autocommit ones.
-    assert_eq!(scalar(&mut b, "SELECT count(*) FROM t"), Value::Int(8 + 3));
+    // Only b's eleven autocommit inserts stayed, and a's three autocommit ones.
+    assert_eq!(scalar(&mut b, "SELECT count(*) FROM t"), Value::Int(11 + 3));
 }
 
 #[test]

@@ -566,8 +566,11 @@ impl Worker {
                 if let Err(e) = result {
                     self.fail_batch(seq, e);
                 }
-                if last {
-                    let result = self.finish_batch(seq);
+                let finished = last.then(|| self.finish_batch(seq));
+                // A failed batch was rolled back after its part's statement ended: release the
+                // writer gate now, not at this connection's next command.
+                self.settle();
+                if let Some(result) = finished {
                     self.shared.mailbox.post(seq, result.map(Response::Count));
                 }
             }
@@ -839,7 +842,8 @@ impl Worker {
         }
     }
 
-    /// Ends batch `seq` after its last part: commits it, or reports why it failed.
+    /// Ends batch `seq` after its last part: commits it, or reports why it failed. The caller
+    /// settles the writer gate afterwards.
     fn finish_batch(&mut self, seq: u64) -> Result<u64, Error> {
         let batch = match self.batch.take() {
             Some(batch) if batch.seq == seq => batch,
@@ -853,12 +857,10 @@ impl Worker {
         } else {
             "RELEASE anysql_execute_many"
         });
-        self.settle();
         match result {
             Ok(()) => Ok(batch.total),
             Err(e) => {
                 self.undo_execute_many(batch.outer);
-                self.settle();
                 Err(e)
             }
         }
