@@ -38,6 +38,7 @@ conformance!(
     driver_not_compiled_in_is_a_clear_error,
     fetch_one_on_no_rows_is_row_not_found,
     streams_100k_rows_without_collecting,
+    fetch_all_as_decodes_every_row_and_a_bad_row_fails_cleanly,
     fifty_tasks_share_a_pool_of_four,
     cancelled_queries_leave_the_pool_exact,
     cancelled_streams_leave_the_connection_usable,
@@ -584,6 +585,53 @@ async fn fetch_one_on_no_rows_is_row_not_found(db: TestDb) -> Result<(), Error> 
             .kind(),
         ErrorKind::RowNotFound
     );
+    Ok(())
+}
+
+async fn fetch_all_as_decodes_every_row_and_a_bad_row_fails_cleanly(
+    db: TestDb,
+) -> Result<(), Error> {
+    const ROWS: i64 = 20_000;
+    let engine = db.engine_with("max_size=1");
+    // Row 15,000 has a NULL where the tuple wants an integer.
+    let sql = if db.is_postgres() {
+        "SELECT CASE WHEN g = $2 THEN NULL ELSE g END AS n, 'row ' || g AS label \
+         FROM generate_series(1, $1::bigint) AS g"
+    } else {
+        "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < $1) \
+         SELECT CASE WHEN g = $2 THEN NULL ELSE g END AS n, 'row ' || g AS label FROM s"
+    };
+    let mut conn = engine.acquire().await?;
+    for _ in 0..2 {
+        let rows: Vec<(i64, String)> = conn.fetch_all_as(sql, (ROWS, -1_i64)).await?;
+        assert_eq!(rows.len() as i64, ROWS);
+        assert!(rows
+            .iter()
+            .enumerate()
+            .all(|(i, (n, label))| *n == i as i64 + 1 && *label == format!("row {n}")));
+        let err = conn
+            .fetch_all_as::<(i64, String)>(sql, (ROWS, 15_000_i64))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+        // Nothing of the failed fetch reaches the next statements on the same connection.
+        assert_eq!(conn.fetch_scalar::<i64>("SELECT 7", ()).await?, 7);
+        let all = conn.fetch_all(sql, (3_i64, -1_i64)).await?;
+        assert_eq!(all.len(), 3);
+    }
+    drop(conn);
+    // Through the engine (PostgreSQL: its shared connection) too.
+    let rows: Vec<(i64, String)> = engine.fetch_all_as(sql, (ROWS, -1_i64)).await?;
+    assert_eq!(rows.len() as i64, ROWS);
+    assert_eq!(
+        engine
+            .fetch_all_as::<(i64, String)>(sql, (ROWS, 15_000_i64))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Decode
+    );
+    assert_eq!(engine.fetch_scalar::<i64>("SELECT 8", ()).await?, 8);
     Ok(())
 }
 
