@@ -115,10 +115,15 @@ impl SqliteConnection {
         abandon: bool,
         command: impl FnOnce(u64) -> Command,
     ) -> Result<Response, Error> {
-        self.seq += 1;
-        let seq = self.seq;
+        let seq = self.next_seq();
         self.send(command(seq))?;
         self.reply(seq, abandon).await
+    }
+
+    /// The sequence number of the next command.
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
     }
 
     fn send(&self, command: Command) -> Result<(), Error> {
@@ -133,14 +138,28 @@ impl SqliteConnection {
             shared: &self.shared,
             seq: abandon.then_some(seq),
         };
-        let (_waiting, alone) = self.waiters.enter();
-        let budget = self.spin.next();
-        let (reply, took) = Wait::new(self.shared.mailbox.ticket(seq), sent_at, budget)
-            .inline(alone)
-            .await;
+        let reply = next_reply(&self.shared, &self.waiters, &mut self.spin, seq, sent_at).await;
         guard.seq = None;
-        self.spin.record(took);
-        reply.map_err(|_| worker_gone())?
+        reply
+    }
+
+    /// The command of a fetch of up to `limit` rows; `pipelined` sends them back in batches.
+    fn fetch_command(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        limit: usize,
+        pipelined: bool,
+    ) -> impl FnOnce(u64) -> Command {
+        let (stmt, known_columns) = self.statements.lookup(sql);
+        move |seq| Command::Fetch {
+            seq,
+            sql: stmt,
+            known_columns,
+            params: params.into(),
+            limit,
+            pipelined,
+        }
     }
 
     async fn fetch_rows(
@@ -149,15 +168,7 @@ impl SqliteConnection {
         params: Vec<Value>,
         limit: usize,
     ) -> Result<Fetched, Error> {
-        let (stmt, known_columns) = self.statements.lookup(sql);
-        let command = |seq| Command::Fetch {
-            seq,
-            sql: stmt,
-            known_columns,
-            params: params.into(),
-            limit,
-            pipelined: false,
-        };
+        let command = self.fetch_command(sql, params, limit, false);
         match self.call(true, command).await? {
             Response::Fetched(fetched) => Ok(fetched),
             _ => Err(mixed_up()),
@@ -172,19 +183,9 @@ impl SqliteConnection {
         params: Vec<Value>,
         sink: &mut RowSink<'_>,
     ) -> Result<(), Error> {
-        let (stmt, known_columns) = self.statements.lookup(sql);
-        self.seq += 1;
-        let seq = self.seq;
-        self.commands
-            .send(Command::Fetch {
-                seq,
-                sql: stmt,
-                known_columns,
-                params: params.into(),
-                limit: usize::MAX,
-                pipelined: true,
-            })
-            .map_err(|_| worker_gone())?;
+        let command = self.fetch_command(sql, params, usize::MAX, true);
+        let seq = self.next_seq();
+        self.send(command(seq))?;
         // Until the last reply, dropping this future or failing in `sink` stops the worker.
         let mut guard = AbandonOnDrop {
             shared: &self.shared,
@@ -192,13 +193,14 @@ impl SqliteConnection {
         };
         let mut waiting_since = Instant::now();
         loop {
-            let (waiting, alone) = self.waiters.enter();
-            let budget = self.spin.next();
-            let ticket = self.shared.mailbox.ticket(seq);
-            let (reply, took) = Wait::new(ticket, waiting_since, budget).inline(alone).await;
-            drop(waiting);
-            self.spin.record(took);
-            match reply.map_err(|_| worker_gone())?? {
+            let reply = next_reply(
+                &self.shared,
+                &self.waiters,
+                &mut self.spin,
+                seq,
+                waiting_since,
+            );
+            match reply.await? {
                 Response::Partial(fetched) => {
                     self.statements.each(sql, fetched, sink)?;
                     waiting_since = Instant::now();
@@ -260,6 +262,23 @@ impl SqliteConnection {
     }
 }
 
+/// Waits for the next reply to command `seq`, sent (or last answered) at `since`, busy-polling as
+/// `spin` and the engine's other `waiters` allow.
+async fn next_reply(
+    shared: &Shared,
+    waiters: &Waiters,
+    spin: &mut SpinPolicy,
+    seq: u64,
+    since: Instant,
+) -> Result<Response, Error> {
+    let (_waiting, alone) = waiters.enter();
+    let (reply, took) = Wait::new(shared.mailbox.ticket(seq), since, spin.next())
+        .inline(alone)
+        .await;
+    spin.record(took);
+    reply.map_err(|_| worker_gone())?
+}
+
 /// A reply of the wrong kind: cannot happen, but is an error rather than a panic.
 fn mixed_up() -> Error {
     Error::connection(
@@ -300,8 +319,7 @@ impl DriverConnection for SqliteConnection {
         }
         let (mut sql, _) = self.statements.lookup(sql);
         let id = sql.id();
-        self.seq += 1;
-        let seq = self.seq;
+        let seq = self.next_seq();
         // The sets go in parts: the worker runs each while this side converts the next.
         let mut offset = 0;
         loop {
@@ -366,8 +384,7 @@ impl DriverConnection for SqliteConnection {
 
     fn fetch<'a>(&'a mut self, sql: &'a str, params: Vec<Value>) -> RowStream<'a> {
         let (sql, _) = self.statements.lookup(sql);
-        self.seq += 1;
-        let seq = self.seq;
+        let seq = self.next_seq();
         let (rows, chunks) = async_channel::bounded(STREAM_BUFFER_CHUNKS);
         let command = Command::Stream {
             seq,
