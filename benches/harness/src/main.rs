@@ -16,6 +16,7 @@
 //! tables have a unique name and are dropped at the end.
 
 mod common;
+mod core_latency;
 mod raw_pg;
 mod raw_sqlite;
 mod report;
@@ -69,6 +70,10 @@ fn run(args: RunArgs) -> Result<(), String> {
     out.settings
         .push(("sqlite_version".into(), rusqlite::version().to_owned()));
     out.settings.push(("tokio_workers".into(), "2".into()));
+    out.settings.push((
+        "core_round_trip_ns".into(),
+        core_latency::round_trip_ns().to_string(),
+    ));
     #[cfg(feature = "anysql")]
     out.settings.push((
         "anysql_pg_max_size".into(),

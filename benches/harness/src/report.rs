@@ -434,8 +434,15 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let rows = build_rows(&inputs);
 
     let machine = machine();
+    let round_trip = inputs
+        .runs
+        .iter()
+        .find_map(|run| run["settings"]["core_round_trip_ns"].as_str())
+        .map_or(String::new(), |ns| {
+            format!(", core-to-core cache-line round trip {ns} ns")
+        });
     println!(
-        "\nanysql benchmarks{} — {} cores, {}; cells: value (cost relative to raw, lower is better)\n",
+        "\nanysql benchmarks{} — {} cores, {}{round_trip}; cells: value (cost relative to raw, lower is better)\n",
         if inputs.quick() { " (--quick: a tenth of the sizes, noisy)" } else { "" },
         machine["nproc"],
         machine["cpu"].as_str().unwrap_or("unknown CPU"),
