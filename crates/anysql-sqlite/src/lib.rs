@@ -193,8 +193,10 @@
 //!
 //! What remains of a point select's cost is the hop itself: two handoffs between cores (the
 //! command, then the reply), each a few dependent cache misses, plus the work of building the
-//! command and the `Row`. On the 2-vCPU machines this is measured on, that is 0.8–1 µs over raw
-//! rusqlite's 2.3–2.5 µs.
+//! command and the `Row`. On the 2-vCPU machines this is measured on, that is 0.8–1.2 µs over raw
+//! rusqlite's 2.3–2.5 µs while the two vCPUs share a cache, and about 2 µs when the hypervisor puts
+//! them far apart (a cache line's round trip between them then takes 366–560 ns instead of
+//! 44–94 ns).
 
 mod batch;
 mod connection;
