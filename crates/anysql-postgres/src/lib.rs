@@ -44,7 +44,7 @@
 //! | `pgbouncer` | `true` = unnamed statements only (PgBouncer transaction pooling) | `false` |
 //! | `drive` | `inline` or `spawned`: see [Driving the connection](#driving-the-connection) | `inline` |
 //! | `shared` | `true`: the engine's own statements outside transactions share one pipelined connection; see [Shared connection](#shared-connection) | `true` |
-//! | `busy_poll` | how long a caller may busy-poll the socket for a reply before its task sleeps, in inline mode (see [Busy-polling](#busy-polling)); a duration such as `50us`, at most `10ms`; `0` turns it off | `50us` |
+//! | `busy_poll` | how long a caller may busy-poll the socket for a reply before its task sleeps, in inline mode (see [Busy-polling](#busy-polling)); a duration such as `200us`, at most `10ms`; `0` turns it off | `200us` |
 //!
 //! The libpq `key=value` form takes the same keys
 //! (`host=/var/run/postgresql dbname=app user=app password='a b'`). Unknown options are
@@ -103,7 +103,7 @@
 //! # Busy-polling
 //!
 //! In inline mode, when an operation and the connection both wait for the server, the awaiting
-//! task does not go to sleep at once: for up to `busy_poll` (50 µs) it reads the socket directly
+//! task does not go to sleep at once: for up to `busy_poll` (200 µs) it reads the socket directly
 //! from the operating system ([`Socket::try_read_direct`](anysql_core::Socket::try_read_direct),
 //! through a duplicate of the socket's descriptor), yielding its OS thread between tries, and
 //! handles the reply as soon as its bytes are there. The bytes go into a small read-ahead buffer
@@ -141,6 +141,14 @@
 //! | idle vCPUs halt (raw slow) | `0` | 45–47 | 35 | 46–47 | 52–53 |
 //! | vCPUs kept busy by other load (raw fast) | `50us` | 19.0–19.3 | 20.8–22.0 | 21.3–22.8 | 21.5–27.4 |
 //! | vCPUs kept busy by other load (raw fast) | `0` | 18.7–19.1 | 19.4–20.0 | 20.8–22.1 | 28.8–30.8 |
+//! | idle vCPUs halt, slower wake-ups (a later session) | `0` | 110–116 | 118–123 | 124–126 | 147–153 |
+//! | idle vCPUs halt, slower wake-ups (a later session) | `50us` | 111–146 | 66–117 | 51–100 | 86–156 |
+//! | idle vCPUs halt, slower wake-ups (a later session) | `200us` | 112–159 | 47–67 | 54–73 | 54–98 |
+//!
+//! The default was 50 µs until the third state showed up: there a busy-polled round trip takes
+//! 45–80 µs, so a 50 µs budget often ran out just before the reply and the wait slept after all;
+//! 200 µs brings P1 to 0.42–0.59 × raw in it, and changes nothing in the other two, where replies
+//! come well within 50 µs.
 //!
 //! In the first state busy-polling is what brings P1 to 0.5–0.75 × raw on every runtime. In the
 //! second, raw tokio-postgres already hands the CPU from client to server and back without a halt

@@ -71,7 +71,7 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Both drive modes, as URL options; inline with busy-polling off, by default (50 µs) and at its
+/// Both drive modes, as URL options; inline with busy-polling off, by default (200 µs) and at its
 /// longest (so that nearly every reply is read while spinning).
 pub const MODES: [&str; 4] = [
     "drive=inline",
