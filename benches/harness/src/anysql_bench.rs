@@ -157,28 +157,34 @@ impl AnysqlBench {
         pg: Option<(&str, &PgTables)>,
         sizes: &Sizes,
     ) -> Result<(AnysqlBench, Vec<String>), Error> {
+        // `ANYSQL_SQLITE_OPTIONS` and `ANYSQL_PG_OPTIONS` (such as `inline_reads=0` or
+        // `busy_poll=0`) are appended to anysql's URLs only, to compare driver options in one run;
+        // the raw drivers know none of them.
+        let with_options = |url: String, var: &str| match std::env::var(var) {
+            Ok(extra) if !extra.trim().is_empty() => {
+                let joint = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{joint}{}", extra.trim())
+            }
+            _ => url,
+        };
         let sqlite = match sqlite_path {
             // WAL and synchronous=NORMAL are the driver's defaults for a file database; spelled out
             // here so that the benchmark does not depend on them.
             Some(path) => Some(spawner.engine(
-                &format!(
-                    "sqlite://{}?journal_mode=wal&synchronous=normal",
-                    path.display()
+                &with_options(
+                    format!(
+                        "sqlite://{}?journal_mode=wal&synchronous=normal",
+                        path.display()
+                    ),
+                    "ANYSQL_SQLITE_OPTIONS",
                 ),
                 8,
             )?),
             None => None,
         };
         let mut problems = Vec::new();
-        // `ANYSQL_PG_OPTIONS` (such as `busy_poll=0`) is appended to anysql's URL only, to compare
-        // driver options in one run; the raw drivers parse the URL too and know none of them.
-        let pg_options = std::env::var("ANYSQL_PG_OPTIONS").unwrap_or_default();
         let pg = pg.map(|(url, tables)| {
-            let url = match pg_options.trim() {
-                "" => url.to_owned(),
-                extra if url.contains('?') => format!("{url}&{extra}"),
-                extra => format!("{url}?{extra}"),
-            };
+            let url = with_options(url.to_owned(), "ANYSQL_PG_OPTIONS");
             (spawner.engine(&url, PG_MAX_SIZE), tables)
         });
         let pg = match pg {
