@@ -23,7 +23,7 @@ use crate::options::Config;
 use crate::reply::{self, Wait};
 use crate::statements::Sql;
 use crate::statements::{Fetched, Statements};
-use crate::worker::{self, BatchPart, Chunk, Command, Control, Response, Shared};
+use crate::worker::{self, BatchPart, Chunk, Command, Control, Response, Shared, WorkerCell};
 use anysql_core::spin::{SpinPolicy, Waiters};
 
 /// Parameter sets per command of an `execute_many`.
@@ -43,6 +43,8 @@ const STREAM_BUFFER_CHUNKS: usize = 2;
 pub struct SqliteConnection {
     commands: crossbeam_channel::Sender<Command>,
     shared: Arc<Shared>,
+    /// The worker, for reads that run inline.
+    worker: Arc<WorkerCell>,
     thread: Option<JoinHandle<()>>,
     runtime: SharedRuntime,
     config: Arc<Config>,
@@ -64,6 +66,7 @@ impl SqliteConnection {
     ) -> Result<Self, Error> {
         let (commands, receiver) = crossbeam_channel::unbounded();
         let shared = Shared::new();
+        let worker = Arc::new(WorkerCell::default());
         let (opened, reply) = reply::channel();
         #[cfg(test)]
         let gate = writer_gate.clone();
@@ -71,6 +74,7 @@ impl SqliteConnection {
             Arc::clone(&config),
             writer_gate,
             Arc::clone(&shared),
+            Arc::clone(&worker),
             receiver,
             opened,
         )
@@ -85,6 +89,7 @@ impl SqliteConnection {
         Ok(SqliteConnection {
             commands,
             shared,
+            worker,
             thread: Some(thread),
             runtime,
             spin: SpinPolicy::new(config.busy_poll),
@@ -100,6 +105,17 @@ impl SqliteConnection {
     #[cfg(test)]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    #[cfg(test)]
+    pub(crate) fn worker_cell(&self) -> &Arc<WorkerCell> {
+        &self.worker
+    }
+
+    /// Whether the worker has taken every command sent off its queue.
+    #[cfg(test)]
+    pub(crate) fn all_commands_taken(&self) -> bool {
+        self.commands.is_empty()
     }
 
     /// The connector's writer gate, if it has one.
@@ -143,36 +159,57 @@ impl SqliteConnection {
         reply
     }
 
-    /// The command of a fetch of up to `limit` rows; `pipelined` sends them back in batches.
+    /// The command of a fetch of up to `limit` rows under the next sequence number (returned
+    /// too); `pipelined` sends them back in batches. Also whether the statement's last fetch was
+    /// quick.
     fn fetch_command(
         &mut self,
         sql: &str,
         params: Vec<Value>,
         limit: usize,
         pipelined: bool,
-    ) -> impl FnOnce(u64) -> Command {
-        let (stmt, known_columns) = self.statements.lookup(sql);
-        move |seq| Command::Fetch {
+    ) -> (Command, u64, bool) {
+        let (stmt, known_columns, quick) = self.statements.lookup_fetch(sql);
+        let seq = self.next_seq();
+        let command = Command::Fetch {
             seq,
             sql: stmt,
             known_columns,
             params: params.into(),
             limit,
             pipelined,
-        }
+        };
+        (command, seq, quick)
     }
 
+    /// Fetches up to `limit` rows in one reply: inline, on this thread, if the statement's last
+    /// fetch was quick and the worker is free (see the crate docs, Inline reads), else on the
+    /// worker's thread.
     async fn fetch_rows(
         &mut self,
         sql: &str,
         params: Vec<Value>,
         limit: usize,
     ) -> Result<Fetched, Error> {
-        let command = self.fetch_command(sql, params, limit, false);
-        match self.call(true, command).await? {
+        let (command, seq, quick) = self.fetch_command(sql, params, limit, false);
+        if quick {
+            if let Some(fetched) = self.run_inline(&command) {
+                return fetched;
+            }
+        }
+        self.send(command)?;
+        match self.reply(seq, true).await? {
             Response::Fetched(fetched) => Ok(fetched),
             _ => Err(mixed_up()),
         }
+    }
+
+    /// Runs `command` on this thread if the worker is free and nothing sent before it is still
+    /// queued or running; `None` if it did not, and the command is to be sent.
+    fn run_inline(&mut self, command: &Command) -> Option<Result<Fetched, Error>> {
+        // The thread holds the lock while it runs a command; then the command waits its turn.
+        let mut worker = self.worker.try_lock().ok()?;
+        worker.as_mut()?.run_inline(command, self.seq - 1)
     }
 
     /// Runs a query and passes every row to `sink`, decoding each batch of rows while the worker
@@ -183,9 +220,8 @@ impl SqliteConnection {
         params: Vec<Value>,
         sink: &mut RowSink<'_>,
     ) -> Result<(), Error> {
-        let command = self.fetch_command(sql, params, usize::MAX, true);
-        let seq = self.next_seq();
-        self.send(command(seq))?;
+        let (command, seq, _) = self.fetch_command(sql, params, usize::MAX, true);
+        self.send(command)?;
         // Until the last reply, dropping this future or failing in `sink` stops the worker.
         let mut guard = AbandonOnDrop {
             shared: &self.shared,

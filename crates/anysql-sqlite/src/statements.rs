@@ -11,7 +11,6 @@
 //! actually has, so a reply lost to a dropped future cannot desynchronise them.
 
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use anysql_core::sql::rewrite_dollar_placeholders;
@@ -23,6 +22,9 @@ use crate::error::from_rusqlite;
 
 /// The most statements each side remembers.
 const CAPACITY: usize = 256;
+
+/// The most [`Entry::quick`] counts up to.
+const QUICK_MAX: u8 = 3;
 
 /// The SQL of a command.
 #[derive(Debug)]
@@ -53,6 +55,9 @@ pub(crate) struct Fetched {
     /// The columns, with their version, when the caller does not have that version.
     pub(crate) columns: Option<(u64, Arc<Columns>)>,
     pub(crate) rows: FetchedRows,
+    /// The statement ran read-only, without pipelining, within the URL's `inline_reads`: its next
+    /// fetch may run inline (see [`Worker::run_inline`](crate::worker::Worker::run_inline)).
+    pub(crate) quick: bool,
 }
 
 /// The values of fetched rows.
@@ -101,18 +106,32 @@ struct Entry {
     id: u64,
     used: u64,
     columns: Option<(u64, Arc<Columns>)>,
+    /// How far its recent fetches were [`Fetched::quick`]: up one for each quick one (to
+    /// [`QUICK_MAX`]), down two for each other one. Its fetches may run inline while this is
+    /// above zero: a statement turns quick after one quick fetch, and slow after two slow ones in a
+    /// row, so that one run that took long because the thread was preempted does not send the next
+    /// fetch to a connection thread that has gone to sleep, which costs more than it saves.
+    quick: u8,
 }
 
 impl Statements {
     /// How to name `sql` in the next command, and the version of its columns this side has (0 for
     /// none).
     pub(crate) fn lookup(&mut self, sql: &str) -> (Sql, u64) {
+        let (sql, known_columns, _) = self.lookup_fetch(sql);
+        (sql, known_columns)
+    }
+
+    /// [`lookup`](Self::lookup), and whether the statement's fetches have been
+    /// [`quick`](Fetched::quick) lately.
+    pub(crate) fn lookup_fetch(&mut self, sql: &str) -> (Sql, u64, bool) {
         self.clock += 1;
         if let Some(entry) = self.map.get_mut(sql) {
             entry.used = self.clock;
             return (
                 Sql::Known(entry.id),
                 entry.columns.as_ref().map_or(0, |c| c.0),
+                entry.quick > 0,
             );
         }
         let mut evict = None;
@@ -134,10 +153,11 @@ impl Statements {
                 id,
                 used: self.clock,
                 columns: None,
+                quick: 0,
             },
         );
         let text = rewrite_dollar_placeholders(sql, '?').into_owned();
-        (Sql::New { id, text, evict }, 0)
+        (Sql::New { id, text, evict }, 0, false)
     }
 
     /// Passes each row of a reply to `sql` to `sink`, through one reused [`Row`], learning the
@@ -145,10 +165,10 @@ impl Statements {
     pub(crate) fn each(
         &mut self,
         sql: &str,
-        fetched: Fetched,
+        mut fetched: Fetched,
         sink: &mut RowSink<'_>,
     ) -> Result<(), Error> {
-        let Some(columns) = self.columns(sql, fetched.columns, fetched.rows.len())? else {
+        let Some(columns) = self.columns(sql, &mut fetched)? else {
             return Ok(());
         };
         match fetched.rows {
@@ -169,8 +189,12 @@ impl Statements {
     }
 
     /// Builds the first row of a reply to `sql`, learning its columns if the reply brings them.
-    pub(crate) fn first_row(&mut self, sql: &str, fetched: Fetched) -> Result<Option<Row>, Error> {
-        let Some(columns) = self.columns(sql, fetched.columns, fetched.rows.len())? else {
+    pub(crate) fn first_row(
+        &mut self,
+        sql: &str,
+        mut fetched: Fetched,
+    ) -> Result<Option<Row>, Error> {
+        let Some(columns) = self.columns(sql, &mut fetched)? else {
             return Ok(None);
         };
         Ok(match fetched.rows {
@@ -188,14 +212,17 @@ impl Statements {
     }
 
     /// The columns of a reply to `sql`: the ones it brings (remembered) or the known ones. `None`
-    /// if there are no rows to give columns to.
-    fn columns(
-        &mut self,
-        sql: &str,
-        new: Option<(u64, Arc<Columns>)>,
-        rows: usize,
-    ) -> Result<Option<Arc<Columns>>, Error> {
-        let entry = self.map.get_mut(sql);
+    /// if there are no rows to give columns to. Also remembers whether the fetch was quick.
+    fn columns(&mut self, sql: &str, fetched: &mut Fetched) -> Result<Option<Arc<Columns>>, Error> {
+        let (new, rows) = (fetched.columns.take(), fetched.rows.len());
+        let mut entry = self.map.get_mut(sql);
+        if let Some(entry) = entry.as_deref_mut() {
+            entry.quick = if fetched.quick {
+                (entry.quick + 1).min(QUICK_MAX)
+            } else {
+                entry.quick.saturating_sub(2)
+            };
+        }
         Ok(Some(match (new, entry) {
             (Some(new), Some(entry)) => Arc::clone(&entry.columns.insert(new).1),
             (Some((_, columns)), None) => columns,
@@ -220,7 +247,7 @@ pub(crate) struct Registry {
 
 #[derive(Debug)]
 struct Registered {
-    text: Rc<str>,
+    text: Arc<str>,
     /// The version and names of the columns, as last seen. The worker's own copy: sharing an
     /// `Arc<Columns>` with the caller would bounce its reference count between cores.
     columns: Option<(u64, Vec<String>)>,
@@ -228,9 +255,9 @@ struct Registered {
 
 impl Registry {
     /// The id and text of a command's statement, registering it if new.
-    pub(crate) fn resolve(&mut self, sql: Sql) -> Result<(u64, Rc<str>), Error> {
+    pub(crate) fn resolve(&mut self, sql: Sql) -> Result<(u64, Arc<str>), Error> {
         match sql {
-            Sql::Known(id) => self.map.get(&id).map(|r| (id, Rc::clone(&r.text))).ok_or_else(|| {
+            Sql::Known(id) => self.map.get(&id).map(|r| (id, Arc::clone(&r.text))).ok_or_else(|| {
                 Error::connection(
                     "the sqlite connection lost track of a statement (a bug in anysql-sqlite); drop this connection",
                 )
@@ -239,8 +266,8 @@ impl Registry {
                 if let Some(evict) = evict {
                     self.map.remove(&evict);
                 }
-                let text: Rc<str> = text.into();
-                self.map.insert(id, Registered { text: Rc::clone(&text), columns: None });
+                let text: Arc<str> = text.into();
+                self.map.insert(id, Registered { text: Arc::clone(&text), columns: None });
                 Ok((id, text))
             }
         }
@@ -253,7 +280,7 @@ impl Registry {
         // Every statement is resolved before it runs, so the entry exists; an empty one is still
         // correct.
         let registered = self.map.entry(id).or_insert_with(|| Registered {
-            text: Rc::from(""),
+            text: Arc::from(""),
             columns: None,
         });
         let unchanged = registered.columns.as_ref().is_some_and(|(_, names)| {

@@ -1394,3 +1394,193 @@ fn a_writer_whose_caller_gave_up_leaves_the_queue() {
         Value::Text("1,3".into())
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Inline reads
+
+/// Makes every read-only fetch of `conn` quick, whatever it takes (tests run unoptimised builds).
+fn always_quick(conn: &mut Box<dyn DriverConnection>) {
+    sqlite(conn)
+        .shared()
+        .always_quick
+        .store(true, Ordering::Relaxed);
+}
+
+/// How many fetches of `conn` have run inline so far.
+fn inline_runs(conn: &mut Box<dyn DriverConnection>) -> u64 {
+    sqlite(conn).shared().inline_runs.load(Ordering::Relaxed)
+}
+
+#[test]
+fn a_quick_read_runs_inline_from_its_second_fetch_on() {
+    let dir = TempDir::new();
+    let (_c, mut conn) = connect(&dir.url("inline.db", ""));
+    always_quick(&mut conn);
+    block_on(conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT)", vec![])).unwrap();
+    block_on(conn.execute("INSERT INTO t VALUES (1, 'one'), (2, 'two')", vec![])).unwrap();
+    let name = |conn: &mut Box<dyn DriverConnection>, id: i64| {
+        block_on(conn.fetch_optional("SELECT name FROM t WHERE id = $1", vec![Value::Int(id)]))
+            .unwrap()
+            .map(|row| row.get::<String>(0).unwrap())
+    };
+    // The first fetch goes to the connection's thread, which times it; the next ones run here.
+    assert_eq!(name(&mut conn, 1).as_deref(), Some("one"));
+    assert_eq!(inline_runs(&mut conn), 0);
+    assert_eq!(name(&mut conn, 2).as_deref(), Some("two"));
+    assert_eq!(name(&mut conn, 3), None);
+    assert_eq!(inline_runs(&mut conn), 2);
+    // Inline reads see the connection's transaction, as any statement does.
+    block_on(conn.begin(&TransactionOptions::default())).unwrap();
+    block_on(conn.execute("UPDATE t SET name = 'uno' WHERE id = 1", vec![])).unwrap();
+    assert_eq!(name(&mut conn, 1).as_deref(), Some("uno"));
+    block_on(conn.rollback()).unwrap();
+    assert_eq!(name(&mut conn, 1).as_deref(), Some("one"));
+    assert_eq!(inline_runs(&mut conn), 4);
+    // fetch_all and streams always go through the thread.
+    assert_eq!(
+        block_on(conn.fetch_all("SELECT name FROM t WHERE id = $1", vec![Value::Int(1)]))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(inline_runs(&mut conn), 4);
+
+    let (_c, mut off) = connect(&dir.url("inline.db", "?inline_reads=0"));
+    always_quick(&mut off);
+    for _ in 0..3 {
+        assert_eq!(name(&mut off, 2).as_deref(), Some("two"));
+    }
+    assert_eq!(inline_runs(&mut off), 0);
+}
+
+#[test]
+fn writes_and_slow_reads_stay_on_the_connections_thread() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    block_on(conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY)", vec![])).unwrap();
+    for id in 1..=3 {
+        let row = block_on(conn.fetch_optional(
+            "INSERT INTO t VALUES ($1) RETURNING id",
+            vec![Value::Int(id)],
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(int(&row, 0), id);
+    }
+    // Counting to 200,000 takes milliseconds: far over the 20 µs default.
+    let count = format!("SELECT count(*) FROM ({})", COUNT_TO);
+    for _ in 0..3 {
+        let row = block_on(conn.fetch_optional(&count, vec![Value::Int(200_000)]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(int(&row, 0), 200_000);
+    }
+    assert_eq!(inline_runs(&mut conn), 0);
+    assert_eq!(
+        block_on(conn.fetch_optional("SELECT count(*) FROM t", vec![]))
+            .unwrap()
+            .map(|r| int(&r, 0)),
+        Some(3)
+    );
+}
+
+#[test]
+fn an_inline_read_runs_after_the_commands_sent_before_it() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    always_quick(&mut conn);
+    block_on(conn.execute("CREATE TABLE t(x)", vec![])).unwrap();
+    let count = |conn: &mut Box<dyn DriverConnection>| {
+        int(
+            &block_on(conn.fetch_optional("SELECT count(*) FROM t", vec![]))
+                .unwrap()
+                .unwrap(),
+            0,
+        )
+    };
+    assert_eq!((count(&mut conn), count(&mut conn)), (0, 0));
+    let before = inline_runs(&mut conn);
+    assert_eq!(before, 1);
+    let mut cx = Context::from_waker(Waker::noop());
+    {
+        // A job that inserts a row once the worker gets to it (dropping its future does not stop
+        // it), sent and given up on while the worker is still busy with a sleep.
+        let conn = sqlite(&mut conn);
+        let mut busy = Box::pin(conn.run_sync(|_| std::thread::sleep(Duration::from_millis(100))));
+        assert!(busy.as_mut().poll(&mut cx).is_pending());
+        drop(busy);
+        let mut insert = Box::pin(conn.run_sync(|c| c.execute("INSERT INTO t VALUES (1)", [])));
+        assert!(insert.as_mut().poll(&mut cx).is_pending());
+    }
+    // The count must wait for the insert, so it goes through the thread, after it.
+    assert_eq!(count(&mut conn), 1);
+    assert_eq!(inline_runs(&mut conn), before);
+    assert_eq!(count(&mut conn), 1);
+    assert_eq!(inline_runs(&mut conn), before + 1);
+
+    // The same when the worker has taken the insert off its queue but not started it: here it
+    // waits for the worker's lock, which this thread holds, and is most likely still waiting when
+    // the count below finds the lock free.
+    let cell = Arc::clone(sqlite(&mut conn).worker_cell());
+    let held = cell.lock().unwrap();
+    {
+        let conn = sqlite(&mut conn);
+        let mut insert = Box::pin(conn.run_sync(|c| c.execute("INSERT INTO t VALUES (2)", [])));
+        assert!(insert.as_mut().poll(&mut cx).is_pending());
+        drop(insert);
+        while !conn.all_commands_taken() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    drop(held);
+    assert_eq!(count(&mut conn), 2);
+}
+
+#[test]
+fn an_inline_read_that_finds_the_database_locked_waits_on_the_thread_instead() {
+    let dir = TempDir::new();
+    let url = dir.url("locked.db", "?journal_mode=delete&busy_timeout=5s");
+    let (_c, mut conn) = connect(&url);
+    always_quick(&mut conn);
+    block_on(conn.execute("CREATE TABLE t(x)", vec![])).unwrap();
+    block_on(conn.execute("INSERT INTO t VALUES (7)", vec![])).unwrap();
+    let read = |conn: &mut Box<dyn DriverConnection>| {
+        block_on(conn.fetch_optional("SELECT x FROM t", vec![])).map(|row| int(&row.unwrap(), 0))
+    };
+    assert_eq!(read(&mut conn).unwrap(), 7);
+    assert_eq!(read(&mut conn).unwrap(), 7);
+    assert_eq!(inline_runs(&mut conn), 1);
+
+    // Another process-like connection holds the database exclusively for a while: readers of a
+    // rollback-journal database get SQLITE_BUSY until it commits.
+    let path = dir.0.join("locked.db");
+    let (locked, release) = (
+        Arc::new(std::sync::Barrier::new(2)),
+        Duration::from_millis(200),
+    );
+    let holder = {
+        let locked = Arc::clone(&locked);
+        std::thread::spawn(move || {
+            let other = rusqlite::Connection::open(path).unwrap();
+            other
+                .execute_batch("BEGIN EXCLUSIVE; UPDATE t SET x = 8")
+                .unwrap();
+            locked.wait();
+            std::thread::sleep(release);
+            other.execute_batch("COMMIT").unwrap();
+        })
+    };
+    locked.wait();
+    let started = Instant::now();
+    // Inline, it would fail at once with SQLITE_BUSY (inline reads never wait); it waits on the
+    // connection's thread instead, as `busy_timeout` says, and sees the committed value.
+    assert_eq!(read(&mut conn).unwrap(), 8);
+    assert!(started.elapsed() >= release / 2, "{:?}", started.elapsed());
+    assert_eq!(inline_runs(&mut conn), 1);
+    holder.join().unwrap();
+    // The busy timeout is back for the connection's other statements.
+    let timeout = block_on(sqlite(&mut conn).run_sync(|c| {
+        c.query_row("PRAGMA busy_timeout", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    }))
+    .unwrap();
+    assert_eq!(timeout, 5000);
+}

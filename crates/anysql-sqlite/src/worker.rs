@@ -102,6 +102,22 @@ pub(crate) enum Command {
     Close { reply: Reply<()> },
 }
 
+impl Command {
+    /// The sequence number that handling this command completes: every command's own, except
+    /// that only the last part of an `execute_many` completes it.
+    fn completes(&self) -> Option<u64> {
+        match self {
+            Command::Execute { seq, .. }
+            | Command::Fetch { seq, .. }
+            | Command::Stream { seq, .. }
+            | Command::Control { seq, .. }
+            | Command::Run { seq, .. } => Some(*seq),
+            Command::ExecuteMany { seq, part, .. } => part.last.then_some(*seq),
+            Command::Close { .. } => None,
+        }
+    }
+}
+
 /// The most parameters a command carries inline.
 const INLINE_PARAMS: usize = 4;
 
@@ -186,6 +202,13 @@ pub(crate) struct Shared {
     /// Rows the worker has handed to streams, for tests of back-pressure.
     #[cfg(test)]
     pub(crate) streamed_rows: AtomicU64,
+    /// Fetches that ran inline, for tests of inline reads.
+    #[cfg(test)]
+    pub(crate) inline_runs: AtomicU64,
+    /// Makes every read-only fetch count as quick, however long it took, so that tests of inline
+    /// reads do not depend on timing.
+    #[cfg(test)]
+    pub(crate) always_quick: AtomicBool,
 }
 
 /// The statement command the worker is running, if any.
@@ -271,11 +294,13 @@ impl Drop for AliveGuard {
     }
 }
 
-/// Starts the worker thread of a new connection. It opens the database and reports on `opened`.
+/// Starts the worker thread of a new connection. It opens the database, puts the [`Worker`] in
+/// `cell` and reports on `opened`.
 pub(crate) fn spawn(
     config: Arc<Config>,
     writer_gate: Option<Arc<WriterGate>>,
     shared: Arc<Shared>,
+    cell: Arc<WorkerCell>,
     commands: crossbeam_channel::Receiver<Command>,
     opened: Reply<()>,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -290,8 +315,7 @@ pub(crate) fn spawn(
             };
             // Set once, here, before anyone can ask to interrupt.
             let _ = shared.interrupt.set(conn.get_interrupt_handle());
-            opened.send(Ok(()));
-            Worker {
+            *lock_worker(&cell) = Some(Worker {
                 conn,
                 writes: Writes {
                     gate: writer_gate,
@@ -301,8 +325,12 @@ pub(crate) fn spawn(
                 statements: Registry::default(),
                 txn: Txn::None,
                 batch: None,
-            }
-            .serve(&commands, config.busy_poll);
+                handled: 0,
+                busy_timeout: config.busy_timeout,
+                inline_reads: config.inline_reads,
+            });
+            opened.send(Ok(()));
+            serve(&cell, &_alive.0.mailbox, &commands, config.busy_poll);
         })
 }
 
@@ -492,7 +520,19 @@ impl Writes {
     }
 }
 
-struct Worker {
+/// A connection's [`Worker`], behind the lock its thread holds while it runs a command, so that the
+/// connection's caller can take it to run a quick read itself ([`Worker::run_inline`]). `None`
+/// before the database is open and after the thread has ended.
+pub(crate) type WorkerCell = Mutex<Option<Worker>>;
+
+/// Locks a [`WorkerCell`]. A panic while it was held (outside `catch`, so in anysql itself) leaves
+/// the worker as it was; the thread's other guards then end the connection.
+fn lock_worker(cell: &WorkerCell) -> MutexGuard<'_, Option<Worker>> {
+    cell.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The rusqlite connection and everything the commands on it need.
+pub(crate) struct Worker {
     /// Declared before `writes`, so that when the worker ends, the connection closes (rolling back
     /// any transaction) before the writer gate is released.
     conn: rusqlite::Connection,
@@ -502,24 +542,123 @@ struct Worker {
     txn: Txn,
     /// The `execute_many` under way, between its parts.
     batch: Option<Batch>,
+    /// The sequence number of the last command fully handled: when it is the last one the caller
+    /// sent, nothing is queued or under way, and a command may run inline.
+    handled: u64,
+    /// The URL's `busy_timeout`, which inline reads turn off while they run.
+    busy_timeout: Duration,
+    /// The URL's `inline_reads`: a read-only fetch that took at most this may run inline next time.
+    inline_reads: Duration,
 }
 
 /// How many consecutive times a housekeeping statement is retried after a stray interrupt.
 const INTERRUPT_RETRIES: usize = 2;
 
-impl Worker {
-    fn serve(mut self, commands: &crossbeam_channel::Receiver<Command>, busy_poll: Duration) {
-        let mut idle = Idle::new(busy_poll);
-        loop {
-            let Some(command) = idle.next(commands) else {
-                return;
-            };
-            match command {
-                Command::Close { reply } => return reply.send(self.close()),
-                command => self.handle(command),
+/// The worker thread's loop: runs the commands in order, each with the worker locked, and posts
+/// their replies in `mailbox` once the lock is released, until the connection is closed or its
+/// handle dropped; then closes the database (rolling back any open transaction) on this thread.
+fn serve(
+    cell: &WorkerCell,
+    mailbox: &Mailbox<Result<Response, Error>>,
+    commands: &crossbeam_channel::Receiver<Command>,
+    busy_poll: Duration,
+) {
+    let mut idle = Idle::new(busy_poll);
+    while let Some(command) = idle.next(commands) {
+        let mut guard = lock_worker(cell);
+        let Some(worker) = guard.as_mut() else {
+            return;
+        };
+        match command {
+            Command::Close { reply } => {
+                let worker = guard.take();
+                drop(guard);
+                return reply.send(worker.map_or(Ok(()), Worker::close));
             }
-            idle.replied();
+            command => {
+                let reply = worker.handle(command);
+                drop(guard);
+                if let Some((seq, reply)) = reply {
+                    mailbox.post(seq, reply);
+                }
+            }
         }
+        idle.replied();
+    }
+    let worker = lock_worker(cell).take();
+    drop(worker);
+}
+
+impl Worker {
+    /// Runs `command` on the calling thread instead of the worker's, if it may (else `None`, and
+    /// the command is to be sent to the thread): a fetch of a statement the worker knows, without pipelining, when the last command
+    /// handled is `previous`, the one the caller sent before this, so that nothing is queued or
+    /// under way. The caller only sends one here after the statement last ran read-only and
+    /// quickly ([`Fetched::quick`]). It runs with the `busy_timeout` off: a read that finds the
+    /// database locked is given up, for the thread to run again and wait as configured, so an
+    /// inline read never sleeps.
+    pub(crate) fn run_inline(
+        &mut self,
+        command: &Command,
+        previous: u64,
+    ) -> Option<Result<Fetched, Error>> {
+        if self.handled != previous || self.batch.is_some() {
+            return None;
+        }
+        let (seq, result) = match command {
+            Command::Fetch {
+                seq,
+                sql: Sql::Known(id),
+                known_columns,
+                params,
+                limit,
+                pipelined: false,
+            } => (
+                *seq,
+                self.fetch_without_waiting(*seq, *id, params, *known_columns, *limit),
+            ),
+            _ => return None,
+        };
+        match result {
+            Err(e) if e.is_retryable() => None,
+            result => {
+                self.handled = seq;
+                #[cfg(test)]
+                self.shared.inline_runs.fetch_add(1, Ordering::Relaxed);
+                Some(result)
+            }
+        }
+    }
+
+    /// A plain fetch of statement `id`, with the `busy_timeout` off while it runs.
+    fn fetch_without_waiting(
+        &mut self,
+        seq: u64,
+        id: u64,
+        params: &[Value],
+        known_columns: u64,
+        limit: usize,
+    ) -> Result<Fetched, Error> {
+        let (_, text) = self.statements.resolve(Sql::Known(id))?;
+        let query = Query {
+            seq,
+            id,
+            sql: &text,
+            params,
+        };
+        let waits = !self.busy_timeout.is_zero();
+        if waits {
+            self.conn
+                .busy_timeout(Duration::ZERO)
+                .map_err(from_rusqlite)?;
+        }
+        let result = self.statement(seq, |w| w.fetch(query, known_columns, limit, false));
+        if waits {
+            self.conn
+                .busy_timeout(self.busy_timeout)
+                .map_err(from_rusqlite)?;
+        }
+        result
     }
 
     fn close(self) -> Result<(), Error> {
@@ -542,7 +681,14 @@ impl Worker {
         }
     }
 
-    fn handle(&mut self, command: Command) {
+    /// Runs a command; returns its reply, for the thread to post once it has let go of the
+    /// worker, so that a caller who has the reply finds the worker free for an inline read.
+    fn handle(&mut self, command: Command) -> Option<(u64, Result<Response, Error>)> {
+        if let Some(seq) = command.completes() {
+            // Set before the reply goes out: once the caller has it, it may run the next command
+            // inline.
+            self.handled = seq;
+        }
         // Statements are registered first, whatever happens to the command, to stay in step with
         // the caller's side.
         match command {
@@ -551,7 +697,7 @@ impl Worker {
                     .statements
                     .resolve(sql)
                     .and_then(|(_, text)| self.statement(seq, |w| w.execute(seq, &text, &params)));
-                self.shared.mailbox.post(seq, result.map(Response::Count));
+                Some((seq, result.map(Response::Count)))
             }
             Command::ExecuteMany {
                 seq,
@@ -570,9 +716,7 @@ impl Worker {
                 // A failed batch was rolled back after its part's statement ended: release the
                 // writer gate now, not at this connection's next command.
                 self.settle();
-                if let Some(result) = finished {
-                    self.shared.mailbox.post(seq, result.map(Response::Count));
-                }
+                finished.map(|result| (seq, result.map(Response::Count)))
             }
             Command::Fetch {
                 seq,
@@ -591,7 +735,7 @@ impl Worker {
                     };
                     self.statement(seq, |w| w.fetch(query, known_columns, limit, pipelined))
                 });
-                self.shared.mailbox.post(seq, result.map(Response::Fetched));
+                Some((seq, result.map(Response::Fetched)))
             }
             Command::Stream {
                 seq,
@@ -607,13 +751,12 @@ impl Worker {
                     // A receiver that is gone is fine: nobody wants the error either.
                     let _ = rows.send_blocking(Err(e));
                 }
+                None
             }
             Command::Control { seq, op } => {
                 let result = self.catch(|w| w.control(op));
                 self.settle();
-                self.shared
-                    .mailbox
-                    .post(seq, result.map(|()| Response::Done));
+                Some((seq, result.map(|()| Response::Done)))
             }
             Command::Run { seq, job } => {
                 let autocommit = self.conn.is_autocommit();
@@ -627,10 +770,10 @@ impl Worker {
                 });
                 self.check_transaction(None);
                 self.settle();
-                self.shared.mailbox.post(seq, result);
+                Some((seq, result))
             }
             // `serve` handles it before it gets here.
-            Command::Close { .. } => {}
+            Command::Close { .. } => None,
         }
     }
 
@@ -905,6 +1048,8 @@ impl Worker {
         limit: usize,
         pipelined: bool,
     ) -> Result<Fetched, Error> {
+        // Timed only if the next fetch might run inline (see `run_inline`).
+        let started = (!pipelined && !self.inline_reads.is_zero()).then(Instant::now);
         let Query {
             seq,
             id,
@@ -917,15 +1062,18 @@ impl Worker {
                 return Ok(Fetched {
                     columns: None,
                     rows: FetchedRows::Empty,
+                    quick: false,
                 })
             }
             Err(e) => return Err(from_rusqlite(e)),
         };
         bind(&mut stmt, params)?;
         self.writes.take_for(&stmt, &self.shared, seq)?;
+        let readonly = started.is_some() && stmt.readonly();
         let mut fetched = Fetched {
             columns: None,
             rows: FetchedRows::Empty,
+            quick: false,
         };
         let mut batch: Option<RowBatch> = None;
         let mut fetched_rows = 0;
@@ -962,6 +1110,7 @@ impl Worker {
                 let partial = Fetched {
                     columns: fetched.columns.take(),
                     rows: FetchedRows::Many(batch.take().unwrap_or_default()),
+                    quick: false,
                 };
                 self.shared
                     .mailbox
@@ -972,6 +1121,14 @@ impl Worker {
         if let Some(batch) = batch {
             fetched.rows = FetchedRows::Many(batch);
         }
+        let quick = |started: Instant| {
+            #[cfg(test)]
+            if self.shared.always_quick.load(Ordering::Relaxed) {
+                return true;
+            }
+            started.elapsed() <= self.inline_reads
+        };
+        fetched.quick = readonly && started.is_some_and(quick);
         Ok(fetched)
     }
 
