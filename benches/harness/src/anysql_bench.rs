@@ -157,7 +157,7 @@ impl AnysqlBench {
         pg: Option<(&str, &PgTables)>,
         sizes: &Sizes,
     ) -> Result<(AnysqlBench, Vec<String>), Error> {
-        // `ANYSQL_SQLITE_OPTIONS` and `ANYSQL_PG_OPTIONS` (such as `inline_reads=0` or
+        // `ANYSQL_SQLITE_OPTIONS` and `ANYSQL_PG_OPTIONS` (such as `inline_limit=0` or
         // `busy_poll=0`) are appended to anysql's URLs only, to compare driver options in one run;
         // the raw drivers know none of them.
         let with_options = |url: String, var: &str| match std::env::var(var) {

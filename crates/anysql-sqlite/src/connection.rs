@@ -169,7 +169,7 @@ impl SqliteConnection {
         limit: usize,
         pipelined: bool,
     ) -> (Command, u64, bool) {
-        let (stmt, known_columns, quick) = self.statements.lookup_fetch(sql);
+        let (stmt, known_columns, quick) = self.statements.lookup_quick(sql);
         let seq = self.next_seq();
         let command = Command::Fetch {
             seq,
@@ -182,9 +182,7 @@ impl SqliteConnection {
         (command, seq, quick)
     }
 
-    /// Fetches up to `limit` rows in one reply: inline, on this thread, if the statement's last
-    /// fetch was quick and the worker is free (see the crate docs, Inline reads), else on the
-    /// worker's thread.
+    /// Fetches up to `limit` rows in one reply.
     async fn fetch_rows(
         &mut self,
         sql: &str,
@@ -192,24 +190,29 @@ impl SqliteConnection {
         limit: usize,
     ) -> Result<Fetched, Error> {
         let (command, seq, quick) = self.fetch_command(sql, params, limit, false);
-        if quick {
-            if let Some(fetched) = self.run_inline(&command) {
-                return fetched;
-            }
-        }
-        self.send(command)?;
-        match self.reply(seq, true).await? {
+        match self.run(command, seq, quick).await? {
             Response::Fetched(fetched) => Ok(fetched),
             _ => Err(mixed_up()),
         }
     }
 
-    /// Runs `command` on this thread if the worker is free and nothing sent before it is still
-    /// queued or running; `None` if it did not, and the command is to be sent.
-    fn run_inline(&mut self, command: &Command) -> Option<Result<Fetched, Error>> {
-        // The thread holds the lock while it runs a command; then the command waits its turn.
-        let mut worker = self.worker.try_lock().ok()?;
-        worker.as_mut()?.run_inline(command, self.seq - 1)
+    /// Runs `command`, numbered `seq`: inline, on this thread, if its statement has been `quick`
+    /// lately and the worker may run it so (see the crate docs, Inline statements), else on the
+    /// worker's thread. Dropping the wait for the thread tells the worker to skip or stop it.
+    async fn run(&mut self, command: Command, seq: u64, quick: bool) -> Result<Response, Error> {
+        if quick {
+            // The thread holds the lock while it runs a command; then the command waits its turn.
+            if let Ok(mut worker) = self.worker.try_lock() {
+                if let Some(response) = worker
+                    .as_mut()
+                    .and_then(|worker| worker.run_inline(&command, seq - 1))
+                {
+                    return response;
+                }
+            }
+        }
+        self.send(command)?;
+        self.reply(seq, true).await
     }
 
     /// Runs a query and passes every row to `sink`, decoding each batch of rows while the worker
@@ -247,13 +250,6 @@ impl SqliteConnection {
                 }
                 _ => return Err(mixed_up()),
             }
-        }
-    }
-
-    async fn count(&mut self, command: impl FnOnce(u64) -> Command) -> Result<u64, Error> {
-        match self.call(true, command).await? {
-            Response::Count(n) => Ok(n),
-            _ => Err(mixed_up()),
         }
     }
 
@@ -339,13 +335,20 @@ impl Drop for AbandonOnDrop<'_> {
 #[async_trait]
 impl DriverConnection for SqliteConnection {
     async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
-        let (sql, _) = self.statements.lookup(sql);
-        self.count(|seq| Command::Execute {
+        let (stmt, _, quick) = self.statements.lookup_quick(sql);
+        let seq = self.next_seq();
+        let command = Command::Execute {
             seq,
-            sql,
+            sql: stmt,
             params: params.into(),
-        })
-        .await
+        };
+        match self.run(command, seq, quick).await? {
+            Response::Executed { rows, quick } => {
+                self.statements.record_quick(sql, quick);
+                Ok(rows)
+            }
+            _ => Err(mixed_up()),
+        }
     }
 
     async fn execute_many(&mut self, sql: &str, param_sets: ParamSets<'_>) -> Result<u64, Error> {

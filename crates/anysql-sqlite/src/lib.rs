@@ -28,7 +28,7 @@
 //! | `statement_cache_capacity` | prepared statements kept per connection (LRU); `0` turns the cache off | `128` |
 //! | `busy_poll` | how long a caller busy-polls for a reply before its task sleeps, and the connection's thread for the next command before it blocks (see [Performance](#performance)); at most `10ms`; `0` turns spinning off | `50us` |
 //! | `writer_gate` | `true`/`false`: the engine's connections take turns to write, first come first served, instead of failing with `SQLITE_BUSY` (see [Writers take turns](#writers-take-turns)) | `true` |
-//! | `inline_reads` | a read-only `fetch_one`/`fetch_optional` whose statement took SQLite at most this long lately runs on the calling task's thread, without the hop to the connection's thread (see [Inline reads](#inline-reads)); at most `1ms`; `0` sends every statement to the connection's thread | `20us` |
+//! | `inline_limit` | a statement that took SQLite at most this long lately runs on the calling task's thread, without the hop to the connection's thread, where it may (read-only `fetch_one`/`fetch_optional`, and `execute` inside a write transaction in WAL mode: see [Inline statements](#inline-statements)); at most `1ms`; `0` sends every statement to the connection's thread | `20us` |
 //!
 //! An unknown option or a bad value fails when the engine is built, with an
 //! [`ErrorKind::Configuration`](anysql_core::ErrorKind::Configuration) error. An explicit
@@ -66,8 +66,8 @@
 //! Each connection owns a dedicated OS thread (named `anysql-sqlite`) holding the
 //! `rusqlite::Connection`; the async side sends it commands over a channel and awaits each reply in
 //! the connection's reply slot. No executor is involved, so the driver behaves the same on every
-//! runtime. (Point reads known to be quick skip the hop and run on the caller's thread: see
-//! [Inline reads](#inline-reads).)
+//! runtime. (Statements known to be quick and unable to wait for a lock skip the hop and run on
+//! the caller's thread: see [Inline statements](#inline-statements).)
 //!
 //! - Results come back in one message (`fetch_all`) or, for `fetch`, in chunks of 256 rows with at
 //!   most two chunks queued: the worker waits while the consumer is behind, so a result of any size
@@ -153,8 +153,8 @@
 //! # Performance
 //!
 //! The round trip to the connection's thread is the cost every async SQLite binding pays; this
-//! crate is built to keep it small, and to skip it for reads known to be quick ([Inline
-//! reads](#inline-reads)). `cargo xtask bench` measures it against raw rusqlite, called
+//! crate is built to keep it small, and to skip it for statements known to be quick ([Inline
+//! statements](#inline-statements)). `cargo xtask bench` measures it against raw rusqlite, called
 //! synchronously, in the same run: see `docs/benchmarks.md` in the repository for the figures.
 //!
 //! - **Nobody sleeps between queries.** A point select takes SQLite a microsecond or two; waking a
@@ -194,38 +194,44 @@
 //!   straight from the buffer, with no allocation, and runs each part while the caller converts
 //!   the next. The batch stays one transaction (a savepoint inside the caller's).
 //!
-//! ## Inline reads
+//! ## Inline statements
 //!
 //! The hop to the connection's thread is the cost of every async SQLite binding, and for a point
 //! select it is as large as the query: on the virtual machines this is measured on, a cache line
 //! takes 44–560 ns to cross between two vCPUs, depending on where the hypervisor put them, and a
-//! command and its reply each take a few such crossings. So a read that is known to be quick does
-//! not cross at all: `fetch_one`, `fetch_optional` (and what is built on them: `fetch_one_as`,
-//! `fetch_scalar`, …) run the statement on the calling task's thread when
+//! command and its reply each take a few such crossings. So a statement known to be quick, which
+//! cannot wait for a lock, does not cross at all: it runs on the calling task's thread when
 //!
-//! - the statement is read-only (`sqlite3_stmt_readonly`), and its recent fetches on this
-//!   connection each took SQLite at most `inline_reads` (20 µs by default) to run: the first
-//!   fetch of a statement always goes to the connection's thread, which times it; a statement
-//!   turns slow after two slow fetches in a row (one run that was preempted does not count);
+//! - it is a read-only `fetch_one` or `fetch_optional` (and what is built on them: `fetch_one_as`,
+//!   `fetch_scalar`, …; `sqlite3_stmt_readonly` says whether it reads only), or an `execute` with
+//!   parameters inside a transaction that has already written, on a database in WAL mode (the
+//!   transaction then holds the writer gate and the database's write lock, and a write needs no
+//!   other lock);
+//! - its recent runs on this connection each took SQLite at most `inline_limit` (20 µs by
+//!   default): the first run of a statement always goes to the connection's thread, which times
+//!   it, and a statement turns slow after two slow runs in a row (one that was preempted does not
+//!   count);
 //! - and the connection's thread is idle, with nothing queued: a command sent before (say, by a
 //!   future dropped half-way) always runs first, so statements still run in the order they were
 //!   sent.
 //!
-//! Inline, the statement runs exactly as it would on the connection's thread (the same statement
-//! cache, transaction state, cancellation through the cancel handle and error handling); the
-//! executor thread is held for about as long as the statement took last time, within the
-//! 10–100 µs between `.await`s that tokio's documentation asks of a task. It never waits for a
-//! lock: `busy_timeout` is off while it runs, and a read that finds the database locked by another
-//! connection is handed to the connection's thread, which waits for the lock as configured. (The
-//! busy timeout is set back to the URL's value afterwards, so one changed through `run_sync` does
-//! not last.) `fetch_all`, `fetch_each`, streams and every statement that writes always go to the
-//! connection's thread. `inline_reads=0` turns inline reads off.
+//! Inline, the statement runs exactly as it would on the connection's thread: the same statement
+//! cache, transaction state, writer gate, cancellation through the cancel handle, panic and error
+//! handling. The executor thread is held for about as long as the statement took last time,
+//! within the 10–100 µs between `.await`s that tokio's documentation asks of a task. It never
+//! waits for a lock: `busy_timeout` is off while it runs, and a statement that finds the database
+//! locked by another connection (it then has changed nothing) is handed to the connection's
+//! thread, which waits for the lock as configured. (The busy timeout is set back to the URL's
+//! value afterwards, so one changed through `run_sync` does not last.) `fetch_all`, `fetch_each`,
+//! streams, `execute_many`, scripts, transaction control and writes outside a write transaction
+//! always go to the connection's thread. `inline_limit=0` turns inline statements off.
 //!
-//! S1 (point selects) went from 1.56–1.73 × raw rusqlite to 1.13–1.28 × on a machine whose vCPUs
-//! were far apart (cache-line round trip 360 ns), and from 1.38–1.49 × to 1.05–1.30 × on one whose
-//! vCPUs share a cache: what remains is anysql's own work per query (the parameters and the row
-//! as [`Value`](anysql_core::Value)s, its statement lookup, and checking the result's columns for
-//! schema changes).
+//! On the 2-vCPU machine of `docs/benchmarks.md`, S1 (point selects) went from 1.45–1.92 × raw
+//! rusqlite to 1.21–1.28 ×, and S2 (inserts in a transaction, one call each) from 3.4–3.5 × to
+//! 2.0–2.2 ×, whether its vCPUs shared a cache (a cache line's round trip 85–90 ns) or not
+//! (360 ns). What remains is anysql's own work per statement: the parameters and the row as
+//! [`Value`](anysql_core::Value)s, its statement lookup, checking the result's columns for schema
+//! changes.
 //!
 //! ## Through the connection's thread
 //!

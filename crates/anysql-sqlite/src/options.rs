@@ -11,13 +11,14 @@ use rusqlite::OpenFlags;
 
 use crate::reply::DEFAULT_BUSY_POLL;
 
-/// The default `inline_reads`: a point query that took SQLite up to 20 µs last time runs on the
-/// caller's thread next time. Tokio's guidance is that a task should reach an `.await` within
-/// 10–100 µs; an inline read holds its executor thread for about as long as its statement last took.
-pub(crate) const DEFAULT_INLINE_READS: Duration = Duration::from_micros(20);
+/// The default `inline_limit`: a point query (or a write inside a write transaction) that took
+/// SQLite up to 20 µs lately runs on the caller's thread. Tokio's guidance is that a task should
+/// reach an `.await` within 10–100 µs; an inline statement holds its executor thread for about as
+/// long as it took last time.
+pub(crate) const DEFAULT_INLINE_LIMIT: Duration = Duration::from_micros(20);
 
-/// The most `inline_reads` may be.
-const MAX_INLINE_READS: Duration = Duration::from_millis(1);
+/// The most `inline_limit` may be.
+const MAX_INLINE_LIMIT: Duration = Duration::from_millis(1);
 
 /// The query parameters the SQLite driver knows.
 pub(crate) const KNOWN_PARAMS: &[&str] = &[
@@ -29,7 +30,7 @@ pub(crate) const KNOWN_PARAMS: &[&str] = &[
     "statement_cache_capacity",
     "busy_poll",
     "writer_gate",
-    "inline_reads",
+    "inline_limit",
 ];
 
 /// Which database a connector opens.
@@ -75,9 +76,9 @@ pub(crate) struct Config {
     pub(crate) busy_poll: Duration,
     /// Whether the connector's connections take turns to write through its writer gate.
     pub(crate) writer_gate: bool,
-    /// A read-only single-reply fetch whose statement last ran within this runs on the caller's
-    /// thread (zero: never).
-    pub(crate) inline_reads: Duration,
+    /// A statement that ran within this lately runs on the caller's thread where it may (zero:
+    /// never); see the crate docs, Inline statements.
+    pub(crate) inline_limit: Duration,
 }
 
 impl Config {
@@ -92,7 +93,7 @@ impl Config {
         let mut statement_cache_capacity = 128;
         let mut busy_poll = DEFAULT_BUSY_POLL;
         let mut writer_gate = true;
-        let mut inline_reads = DEFAULT_INLINE_READS;
+        let mut inline_limit = DEFAULT_INLINE_LIMIT;
         for (key, value) in options.params() {
             let bad = |expected: &str| {
                 Error::configuration(format!(
@@ -150,10 +151,10 @@ impl Config {
                 "writer_gate" => {
                     writer_gate = parse_bool(&lower).ok_or_else(|| bad("true or false"))?;
                 }
-                "inline_reads" => {
-                    inline_reads = parse_duration(&lower)
-                        .filter(|d| *d <= MAX_INLINE_READS)
-                        .ok_or_else(|| bad("a duration of at most 1ms, such as 20us (0 runs every read on the connection's thread)"))?;
+                "inline_limit" => {
+                    inline_limit = parse_duration(&lower)
+                        .filter(|d| *d <= MAX_INLINE_LIMIT)
+                        .ok_or_else(|| bad("a duration of at most 1ms, such as 20us (0 runs every statement on the connection's thread)"))?;
                 }
                 other => return Err(options.unknown_param(other, KNOWN_PARAMS)),
             }
@@ -174,7 +175,7 @@ impl Config {
             statement_cache_capacity,
             busy_poll,
             writer_gate,
-            inline_reads,
+            inline_limit,
         })
     }
 
@@ -333,7 +334,7 @@ mod tests {
         assert_eq!(c.statement_cache_capacity, 128);
         assert_eq!(c.busy_poll, Duration::from_micros(50));
         assert!(c.writer_gate);
-        assert_eq!(c.inline_reads, Duration::from_micros(20));
+        assert_eq!(c.inline_limit, Duration::from_micros(20));
         let ro = config("sqlite:data.db?mode=ro").unwrap();
         assert_eq!((ro.journal_mode, ro.synchronous), (None, None));
         let delete = config("sqlite:data.db?journal_mode=DELETE").unwrap();
@@ -366,11 +367,11 @@ mod tests {
             Duration::from_secs(2)
         );
         assert_eq!(
-            config("sqlite:x.db?inline_reads=0").unwrap().inline_reads,
+            config("sqlite:x.db?inline_limit=0").unwrap().inline_limit,
             Duration::ZERO
         );
         assert_eq!(
-            config("sqlite:x.db?inline_reads=1ms").unwrap().inline_reads,
+            config("sqlite:x.db?inline_limit=1ms").unwrap().inline_limit,
             Duration::from_millis(1)
         );
     }
@@ -388,8 +389,8 @@ mod tests {
             ("sqlite:x.db?colour=blue", "unknown option `colour`"),
             ("sqlite:x.db?busy_poll=1s", "at most 10ms"),
             ("sqlite:x.db?writer_gate=sometimes", "true or false"),
-            ("sqlite:x.db?inline_reads=2ms", "at most 1ms"),
-            ("sqlite:x.db?inline_reads=always", "at most 1ms"),
+            ("sqlite:x.db?inline_limit=2ms", "at most 1ms"),
+            ("sqlite:x.db?inline_limit=always", "at most 1ms"),
             ("sqlite:", "names no database"),
             ("sqlite://", "names no database"),
             ("sqlite:%FF.db", "utf-8"),

@@ -55,8 +55,8 @@ pub(crate) struct Fetched {
     /// The columns, with their version, when the caller does not have that version.
     pub(crate) columns: Option<(u64, Arc<Columns>)>,
     pub(crate) rows: FetchedRows,
-    /// The statement ran read-only, without pipelining, within the URL's `inline_reads`: its next
-    /// fetch may run inline (see [`Worker::run_inline`](crate::worker::Worker::run_inline)).
+    /// The statement ran read-only, without pipelining, within the URL's `inline_limit`: its next
+    /// run may be inline (see [`Worker::run_inline`](crate::worker::Worker::run_inline)).
     pub(crate) quick: bool,
 }
 
@@ -106,11 +106,11 @@ struct Entry {
     id: u64,
     used: u64,
     columns: Option<(u64, Arc<Columns>)>,
-    /// How far its recent fetches were [`Fetched::quick`]: up one for each quick one (to
-    /// [`QUICK_MAX`]), down two for each other one. Its fetches may run inline while this is
-    /// above zero: a statement turns quick after one quick fetch, and slow after two slow ones in a
+    /// How far its recent runs were quick ([`Fetched::quick`]): up one for each quick one (to
+    /// [`QUICK_MAX`]), down two for each other one. It may run inline while this is
+    /// above zero: a statement turns quick after one quick run, and slow after two slow ones in a
     /// row, so that one run that took long because the thread was preempted does not send the next
-    /// fetch to a connection thread that has gone to sleep, which costs more than it saves.
+    /// run to a connection thread that has gone to sleep, which costs more than it saves.
     quick: u8,
 }
 
@@ -118,13 +118,13 @@ impl Statements {
     /// How to name `sql` in the next command, and the version of its columns this side has (0 for
     /// none).
     pub(crate) fn lookup(&mut self, sql: &str) -> (Sql, u64) {
-        let (sql, known_columns, _) = self.lookup_fetch(sql);
+        let (sql, known_columns, _) = self.lookup_quick(sql);
         (sql, known_columns)
     }
 
-    /// [`lookup`](Self::lookup), and whether the statement's fetches have been
-    /// [`quick`](Fetched::quick) lately.
-    pub(crate) fn lookup_fetch(&mut self, sql: &str) -> (Sql, u64, bool) {
+    /// [`lookup`](Self::lookup), and whether the statement's runs have been quick lately
+    /// ([`Fetched::quick`], [`Response::Executed`](crate::worker::Response::Executed)).
+    pub(crate) fn lookup_quick(&mut self, sql: &str) -> (Sql, u64, bool) {
         self.clock += 1;
         if let Some(entry) = self.map.get_mut(sql) {
             entry.used = self.clock;
@@ -158,6 +158,13 @@ impl Statements {
         );
         let text = rewrite_dollar_placeholders(sql, '?').into_owned();
         (Sql::New { id, text, evict }, 0, false)
+    }
+
+    /// Records whether a run of `sql` that was not a fetch was quick.
+    pub(crate) fn record_quick(&mut self, sql: &str, quick: bool) {
+        if let Some(entry) = self.map.get_mut(sql) {
+            entry.record_quick(quick);
+        }
     }
 
     /// Passes each row of a reply to `sql` to `sink`, through one reused [`Row`], learning the
@@ -217,11 +224,7 @@ impl Statements {
         let (new, rows) = (fetched.columns.take(), fetched.rows.len());
         let mut entry = self.map.get_mut(sql);
         if let Some(entry) = entry.as_deref_mut() {
-            entry.quick = if fetched.quick {
-                (entry.quick + 1).min(QUICK_MAX)
-            } else {
-                entry.quick.saturating_sub(2)
-            };
+            entry.record_quick(fetched.quick);
         }
         Ok(Some(match (new, entry) {
             (Some(new), Some(entry)) => Arc::clone(&entry.columns.insert(new).1),
@@ -235,6 +238,16 @@ impl Statements {
                 ))
             }
         }))
+    }
+}
+
+impl Entry {
+    fn record_quick(&mut self, quick: bool) {
+        self.quick = if quick {
+            (self.quick + 1).min(QUICK_MAX)
+        } else {
+            self.quick.saturating_sub(2)
+        };
     }
 }
 

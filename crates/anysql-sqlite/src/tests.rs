@@ -1396,7 +1396,7 @@ fn a_writer_whose_caller_gave_up_leaves_the_queue() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Inline reads
+// Inline statements
 
 /// Makes every read-only fetch of `conn` quick, whatever it takes (tests run unoptimised builds).
 fn always_quick(conn: &mut Box<dyn DriverConnection>) {
@@ -1445,7 +1445,7 @@ fn a_quick_read_runs_inline_from_its_second_fetch_on() {
     );
     assert_eq!(inline_runs(&mut conn), 4);
 
-    let (_c, mut off) = connect(&dir.url("inline.db", "?inline_reads=0"));
+    let (_c, mut off) = connect(&dir.url("inline.db", "?inline_limit=0"));
     always_quick(&mut off);
     for _ in 0..3 {
         assert_eq!(name(&mut off, 2).as_deref(), Some("two"));
@@ -1583,4 +1583,62 @@ fn an_inline_read_that_finds_the_database_locked_waits_on_the_thread_instead() {
     }))
     .unwrap();
     assert_eq!(timeout, 5000);
+}
+
+#[test]
+fn writes_run_inline_only_inside_a_write_transaction_in_wal_mode() {
+    let dir = TempDir::new();
+    let (_c, mut conn) = connect(&dir.url("writes.db", ""));
+    always_quick(&mut conn);
+    block_on(conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)", vec![])).unwrap();
+    let insert = |conn: &mut Box<dyn DriverConnection>, id: i64| {
+        block_on(conn.execute("INSERT INTO t VALUES ($1, 'x')", vec![Value::Int(id)])).unwrap()
+    };
+    // In autocommit mode each insert takes the writer gate, on the connection's thread.
+    for id in 1..=3 {
+        assert_eq!(insert(&mut conn, id), 1);
+    }
+    assert_eq!(inline_runs(&mut conn), 0);
+    // In a transaction, from the first write on, the transaction holds the gate and the database's
+    // write lock: the next inserts run inline.
+    block_on(conn.begin(&TransactionOptions::default())).unwrap();
+    for id in 4..=6 {
+        assert_eq!(insert(&mut conn, id), 1);
+    }
+    assert_eq!(inline_runs(&mut conn), 2);
+    // A failing one fails as it would on the thread, and the transaction goes on.
+    let err =
+        block_on(conn.execute("INSERT INTO t VALUES ($1, 'x')", vec![Value::Int(4)])).unwrap_err();
+    assert_eq!(err.code(), Some("SQLITE_CONSTRAINT_PRIMARYKEY"), "{err}");
+    assert_eq!(insert(&mut conn, 7), 1);
+    block_on(conn.rollback()).unwrap();
+    let count = |conn: &mut Box<dyn DriverConnection>| {
+        int(
+            &block_on(conn.fetch_optional("SELECT count(*) FROM t", vec![]))
+                .unwrap()
+                .unwrap(),
+            0,
+        )
+    };
+    assert_eq!(
+        count(&mut conn),
+        3,
+        "the rollback undid the inline inserts too"
+    );
+    block_on(conn.begin(&TransactionOptions::default())).unwrap();
+    assert_eq!(insert(&mut conn, 8), 1);
+    assert_eq!(insert(&mut conn, 9), 1);
+    block_on(conn.commit()).unwrap();
+    assert_eq!(count(&mut conn), 5);
+
+    // Not in WAL mode, where a write may still need a lock: always on the thread.
+    let (_c, mut memory) = connect("sqlite::memory:");
+    always_quick(&mut memory);
+    block_on(memory.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)", vec![])).unwrap();
+    block_on(memory.begin(&TransactionOptions::default())).unwrap();
+    for id in 1..=3 {
+        assert_eq!(insert(&mut memory, id), 1);
+    }
+    block_on(memory.commit()).unwrap();
+    assert_eq!(inline_runs(&mut memory), 0);
 }

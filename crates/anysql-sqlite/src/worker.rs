@@ -41,8 +41,11 @@ pub(crate) type ChunkSender = async_channel::Sender<Chunk>;
 /// command's sequence number.
 #[allow(clippy::large_enum_variant)] // A single fetched row travels inline: see `FetchedRows`.
 pub(crate) enum Response {
-    /// Rows changed.
+    /// Rows changed, by an `execute_many`.
     Count(u64),
+    /// Rows changed by an `execute`, and whether it was quick enough for the statement's next
+    /// `execute` to run inline (see [`Worker::run_inline`]).
+    Executed { rows: u64, quick: bool },
     /// Rows fetched: the last (or only) reply to a fetch.
     Fetched(Fetched),
     /// Some rows of a large fetch, with more replies to come.
@@ -202,7 +205,7 @@ pub(crate) struct Shared {
     /// Rows the worker has handed to streams, for tests of back-pressure.
     #[cfg(test)]
     pub(crate) streamed_rows: AtomicU64,
-    /// Fetches that ran inline, for tests of inline reads.
+    /// Statements that ran inline, for tests of inline statements.
     #[cfg(test)]
     pub(crate) inline_runs: AtomicU64,
     /// Makes every read-only fetch count as quick, however long it took, so that tests of inline
@@ -308,8 +311,8 @@ pub(crate) fn spawn(
         .name("anysql-sqlite".to_owned())
         .spawn(move || {
             let _alive = AliveGuard(Arc::clone(&shared));
-            let conn = match catch_unwind(|| open(&config)) {
-                Ok(Ok(conn)) => conn,
+            let (conn, wal) = match catch_unwind(|| open(&config)) {
+                Ok(Ok(opened)) => opened,
                 Ok(Err(e)) => return opened.send(Err(e)),
                 Err(payload) => return opened.send(Err(error::panicked(&*payload))),
             };
@@ -327,7 +330,8 @@ pub(crate) fn spawn(
                 batch: None,
                 handled: 0,
                 busy_timeout: config.busy_timeout,
-                inline_reads: config.inline_reads,
+                inline_limit: config.inline_limit,
+                wal,
             });
             opened.send(Ok(()));
             serve(&cell, &_alive.0.mailbox, &commands, config.busy_poll);
@@ -335,20 +339,26 @@ pub(crate) fn spawn(
 }
 
 /// Opens and sets up a connection as `config` says.
-pub(crate) fn open(config: &Config) -> Result<rusqlite::Connection, Error> {
+///
+/// Also says whether the database is in WAL mode: as the `journal_mode` pragma that set it
+/// answered; `false` when the URL set none (in-memory and read-only databases), since asking
+/// would load the schema at once, and a connection opened before a table was created would then
+/// not see it while another connection holds the database.
+pub(crate) fn open(config: &Config) -> Result<(rusqlite::Connection, bool), Error> {
     let conn = match &config.target {
         Target::File(path) => rusqlite::Connection::open_with_flags(path, config.open_flags()),
         Target::Memory(uri) => rusqlite::Connection::open_with_flags(uri, config.open_flags()),
     }
     .map_err(|e| open_error(config, &e))?;
-    setup(&conn, config)?;
-    Ok(conn)
+    let wal = setup(&conn, config)?;
+    Ok((conn, wal))
 }
 
-fn setup(conn: &rusqlite::Connection, config: &Config) -> Result<(), Error> {
+fn setup(conn: &rusqlite::Connection, config: &Config) -> Result<bool, Error> {
     let failed = |e: rusqlite::Error| open_error(config, &e);
     conn.busy_timeout(config.busy_timeout).map_err(failed)?;
     conn.set_prepared_statement_cache_capacity(config.statement_cache_capacity);
+    let mut wal = false;
     if let Some((mode, explicit)) = config.journal_mode {
         let set: String = conn
             .query_row(&format!("PRAGMA journal_mode = {mode}"), [], |row| {
@@ -362,6 +372,7 @@ fn setup(conn: &rusqlite::Connection, config: &Config) -> Result<(), Error> {
                 config.describe()
             )));
         }
+        wal = set.eq_ignore_ascii_case("wal");
     }
     let mut pragmas = format!(
         "PRAGMA foreign_keys = {};",
@@ -370,7 +381,8 @@ fn setup(conn: &rusqlite::Connection, config: &Config) -> Result<(), Error> {
     if let Some(synchronous) = config.synchronous {
         pragmas.push_str(&format!("PRAGMA synchronous = {synchronous};"));
     }
-    conn.execute_batch(&pragmas).map_err(failed)
+    conn.execute_batch(&pragmas).map_err(failed)?;
+    Ok(wal)
 }
 
 /// A connection error for a database that could not be opened, saying what to do.
@@ -545,10 +557,13 @@ pub(crate) struct Worker {
     /// The sequence number of the last command fully handled: when it is the last one the caller
     /// sent, nothing is queued or under way, and a command may run inline.
     handled: u64,
-    /// The URL's `busy_timeout`, which inline reads turn off while they run.
+    /// The URL's `busy_timeout`, which inline statements turn off while they run.
     busy_timeout: Duration,
-    /// The URL's `inline_reads`: a read-only fetch that took at most this may run inline next time.
-    inline_reads: Duration,
+    /// The URL's `inline_limit`: a statement that took at most this may run inline next time, if it
+    /// may at all (see [`run_inline`](Self::run_inline)).
+    inline_limit: Duration,
+    /// Whether the database is in WAL mode.
+    wal: bool,
 }
 
 /// How many consecutive times a housekeeping statement is retried after a stray interrupt.
@@ -591,17 +606,24 @@ fn serve(
 
 impl Worker {
     /// Runs `command` on the calling thread instead of the worker's, if it may (else `None`, and
-    /// the command is to be sent to the thread): a fetch of a statement the worker knows, without pipelining, when the last command
-    /// handled is `previous`, the one the caller sent before this, so that nothing is queued or
-    /// under way. The caller only sends one here after the statement last ran read-only and
-    /// quickly ([`Fetched::quick`]). It runs with the `busy_timeout` off: a read that finds the
-    /// database locked is given up, for the thread to run again and wait as configured, so an
-    /// inline read never sleeps.
+    /// the command is to be sent to the thread). The caller only asks for statements whose recent
+    /// runs were quick ([`Fetched::quick`], [`Response::Executed`]); here it must also be
+    ///
+    /// - a fetch without pipelining, or an `execute` with parameters inside a transaction that
+    ///   already writes (it holds the writer gate) on a database in WAL mode, where a write needs
+    ///   no lock that the transaction does not hold yet;
+    /// - of a statement the worker knows;
+    /// - sent when the last command handled is `previous`, the one the caller sent before this, so
+    ///   that nothing is queued or under way.
+    ///
+    /// It runs with the `busy_timeout` off: a statement that finds the database locked fails
+    /// without waiting (and without having changed anything) and is given up here, for the thread
+    /// to run again and wait as configured, so an inline statement never sleeps.
     pub(crate) fn run_inline(
         &mut self,
         command: &Command,
         previous: u64,
-    ) -> Option<Result<Fetched, Error>> {
+    ) -> Option<Result<Response, Error>> {
         if self.handled != previous || self.batch.is_some() {
             return None;
         }
@@ -615,7 +637,24 @@ impl Worker {
                 pipelined: false,
             } => (
                 *seq,
-                self.fetch_without_waiting(*seq, *id, params, *known_columns, *limit),
+                self.without_waiting(*id, |w, text| {
+                    let query = Query {
+                        seq: *seq,
+                        id: *id,
+                        sql: text,
+                        params,
+                    };
+                    w.statement(*seq, |w| w.fetch(query, *known_columns, *limit, false))
+                        .map(Response::Fetched)
+                }),
+            ),
+            Command::Execute {
+                seq,
+                sql: Sql::Known(id),
+                params,
+            } if !params.is_empty() && self.wal && self.writes.held.is_some() => (
+                *seq,
+                self.without_waiting(*id, |w, text| w.execute_timed(*seq, text, params)),
             ),
             _ => return None,
         };
@@ -630,35 +669,51 @@ impl Worker {
         }
     }
 
-    /// A plain fetch of statement `id`, with the `busy_timeout` off while it runs.
-    fn fetch_without_waiting(
+    /// Runs `run` with the text of statement `id` and the `busy_timeout` off.
+    fn without_waiting<T>(
         &mut self,
-        seq: u64,
         id: u64,
-        params: &[Value],
-        known_columns: u64,
-        limit: usize,
-    ) -> Result<Fetched, Error> {
+        run: impl FnOnce(&mut Self, &str) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let (_, text) = self.statements.resolve(Sql::Known(id))?;
-        let query = Query {
-            seq,
-            id,
-            sql: &text,
-            params,
-        };
         let waits = !self.busy_timeout.is_zero();
         if waits {
             self.conn
                 .busy_timeout(Duration::ZERO)
                 .map_err(from_rusqlite)?;
         }
-        let result = self.statement(seq, |w| w.fetch(query, known_columns, limit, false));
+        let result = run(self, &text);
         if waits {
             self.conn
                 .busy_timeout(self.busy_timeout)
                 .map_err(from_rusqlite)?;
         }
         result
+    }
+
+    /// [`execute`](Self::execute) as a statement command, timed for [`Response::Executed`].
+    fn execute_timed(&mut self, seq: u64, sql: &str, params: &[Value]) -> Result<Response, Error> {
+        let started = self.timer();
+        let rows = self.statement(seq, |w| w.execute(seq, sql, params))?;
+        Ok(Response::Executed {
+            rows,
+            quick: started.is_some_and(|t| self.quick_since(t)),
+        })
+    }
+
+    /// When a statement started, if whether it is quick matters: while inline runs are on.
+    fn timer(&self) -> Option<Instant> {
+        (!self.inline_limit.is_zero()).then(Instant::now)
+    }
+
+    /// Whether a statement that started at `started` was quick enough for its next run to be
+    /// inline.
+    fn quick_since(&self, started: Instant) -> bool {
+        #[cfg(test)]
+        if self.shared.always_quick.load(Ordering::Relaxed) {
+            return true;
+        }
+        started.elapsed() <= self.inline_limit
     }
 
     fn close(self) -> Result<(), Error> {
@@ -696,8 +751,8 @@ impl Worker {
                 let result = self
                     .statements
                     .resolve(sql)
-                    .and_then(|(_, text)| self.statement(seq, |w| w.execute(seq, &text, &params)));
-                Some((seq, result.map(Response::Count)))
+                    .and_then(|(_, text)| self.execute_timed(seq, &text, &params));
+                Some((seq, result))
             }
             Command::ExecuteMany {
                 seq,
@@ -1049,7 +1104,7 @@ impl Worker {
         pipelined: bool,
     ) -> Result<Fetched, Error> {
         // Timed only if the next fetch might run inline (see `run_inline`).
-        let started = (!pipelined && !self.inline_reads.is_zero()).then(Instant::now);
+        let started = if pipelined { None } else { self.timer() };
         let Query {
             seq,
             id,
@@ -1121,14 +1176,7 @@ impl Worker {
         if let Some(batch) = batch {
             fetched.rows = FetchedRows::Many(batch);
         }
-        let quick = |started: Instant| {
-            #[cfg(test)]
-            if self.shared.always_quick.load(Ordering::Relaxed) {
-                return true;
-            }
-            started.elapsed() <= self.inline_reads
-        };
-        fetched.quick = readonly && started.is_some_and(quick);
+        fetched.quick = readonly && started.is_some_and(|t| self.quick_since(t));
         Ok(fetched)
     }
 
