@@ -117,6 +117,11 @@ impl Waiters {
         self.count.0.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// Whether no caller is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.count.0.load(Ordering::Acquire) == 0
+    }
+
     /// Whether at most one caller (the one asking, if it counted itself) is waiting.
     pub fn at_most_one(&self) -> bool {
         self.count.0.load(Ordering::Acquire) <= 1
@@ -140,13 +145,15 @@ mod tests {
     #[test]
     fn only_the_first_waiter_is_alone() {
         let waiters = Waiters::default();
+        assert!(waiters.is_empty());
         let (first, alone) = waiters.enter();
-        assert!(alone && waiters.at_most_one());
+        assert!(alone && waiters.at_most_one() && !waiters.is_empty());
         let (second, alone) = waiters.enter();
         assert!(!alone && !waiters.at_most_one());
         drop(first);
         assert!(waiters.at_most_one());
         drop(second);
+        assert!(waiters.is_empty());
         assert!(waiters.enter().1);
     }
 

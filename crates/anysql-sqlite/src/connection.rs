@@ -32,6 +32,10 @@ const EXECUTE_MANY_PART_SETS: usize = 256;
 const STREAM_CHUNK_ROWS: usize = 256;
 /// Chunks a streamed result may hold ready before the worker waits for the consumer.
 const STREAM_BUFFER_CHUNKS: usize = 2;
+/// Statements a connection runs inline in a row before it lets its task yield once (tokio's own
+/// budget is 128 operations per task poll; an inline point select takes a few microseconds, so this
+/// yields about every 100–300 µs).
+const INLINE_BUDGET: u32 = 128;
 
 /// One SQLite connection: a handle to the dedicated thread that owns the `rusqlite::Connection`.
 ///
@@ -52,6 +56,8 @@ pub struct SqliteConnection {
     waiters: Arc<Waiters>,
     statements: Statements,
     seq: u64,
+    /// Statements run inline since this connection last went through its thread or yielded.
+    inline_streak: u32,
     #[cfg(test)]
     gate: Option<Arc<WriterGate>>,
 }
@@ -97,6 +103,7 @@ impl SqliteConnection {
             config,
             statements: Statements::default(),
             seq: 0,
+            inline_streak: 0,
             #[cfg(test)]
             gate,
         })
@@ -189,6 +196,7 @@ impl SqliteConnection {
         params: Vec<Value>,
         limit: usize,
     ) -> Result<Fetched, Error> {
+        self.take_turns().await;
         let (command, seq, quick) = self.fetch_command(sql, params, limit, false);
         match self.run(command, seq, quick).await? {
             Response::Fetched(fetched) => Ok(fetched),
@@ -199,20 +207,37 @@ impl SqliteConnection {
     /// Runs `command`, numbered `seq`: inline, on this thread, if its statement has been `quick`
     /// lately and the worker may run it so (see the crate docs, Inline statements), else on the
     /// worker's thread. Dropping the wait for the thread tells the worker to skip or stop it.
+    ///
+    /// Inline runs happen only while no other caller of the engine waits for its connection's
+    /// thread: one that does (a writer, say) may share this task's executor thread, and a task
+    /// whose statements all run inline never returns `Pending`, so it would not get to run.
     async fn run(&mut self, command: Command, seq: u64, quick: bool) -> Result<Response, Error> {
-        if quick {
+        if quick && self.waiters.is_empty() {
             // The thread holds the lock while it runs a command; then the command waits its turn.
             if let Ok(mut worker) = self.worker.try_lock() {
                 if let Some(response) = worker
                     .as_mut()
                     .and_then(|worker| worker.run_inline(&command, seq - 1))
                 {
+                    self.inline_streak += 1;
                     return response;
                 }
             }
         }
+        self.inline_streak = 0;
         self.send(command)?;
         self.reply(seq, true).await
+    }
+
+    /// Lets the executor run other tasks once every [`INLINE_BUDGET`] statements run inline in a
+    /// row, as tokio's own resources do after a budget of operations: a loop of inline statements
+    /// would otherwise hold its executor thread for as long as it runs. Called before a
+    /// statement's sequence number is taken, so that a future dropped here leaves nothing behind.
+    async fn take_turns(&mut self) {
+        if self.inline_streak >= INLINE_BUDGET {
+            self.inline_streak = 0;
+            futures_lite::future::yield_now().await;
+        }
     }
 
     /// Runs a query and passes every row to `sink`, decoding each batch of rows while the worker
@@ -335,6 +360,7 @@ impl Drop for AbandonOnDrop<'_> {
 #[async_trait]
 impl DriverConnection for SqliteConnection {
     async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
+        self.take_turns().await;
         let (stmt, _, quick) = self.statements.lookup_quick(sql);
         let seq = self.next_seq();
         let command = Command::Execute {

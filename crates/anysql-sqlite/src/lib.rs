@@ -211,9 +211,17 @@
 //!   default): the first run of a statement always goes to the connection's thread, which times
 //!   it, and a statement turns slow after two slow runs in a row (one that was preempted does not
 //!   count);
-//! - and the connection's thread is idle, with nothing queued: a command sent before (say, by a
+//! - the connection's thread is idle, with nothing queued: a command sent before (say, by a
 //!   future dropped half-way) always runs first, so statements still run in the order they were
-//!   sent.
+//!   sent;
+//! - and no other caller of the engine is waiting for its connection's thread. A task whose
+//!   statements all run inline never returns `Pending`, so a waiting caller that shares its
+//!   executor thread (four readers and a writer on one thread, say) would not get to run: such
+//!   callers take turns through their threads, as without inline statements.
+//!
+//! A connection also lets its task yield to the executor once every 128 statements it runs inline
+//! in a row (tokio's own resources do the same after 128 operations), so that a long loop of them
+//! does not hold its executor thread from other tasks.
 //!
 //! Inline, the statement runs exactly as it would on the connection's thread: the same statement
 //! cache, transaction state, writer gate, cancellation through the cancel handle, panic and error

@@ -1642,3 +1642,61 @@ fn writes_run_inline_only_inside_a_write_transaction_in_wal_mode() {
     block_on(memory.commit()).unwrap();
     assert_eq!(inline_runs(&mut memory), 0);
 }
+
+#[test]
+fn a_loop_of_inline_statements_lets_other_tasks_run() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    always_quick(&mut conn);
+    // Counts how often the executor gets to poll it: only when the loop below returns `Pending`.
+    let polls = std::cell::Cell::new(0);
+    let other = std::future::poll_fn(|cx: &mut Context<'_>| {
+        polls.set(polls.get() + 1);
+        cx.waker().wake_by_ref();
+        Poll::<()>::Pending
+    });
+    let mut polls_while_inline = 0;
+    let looping = async {
+        // The first run goes through the connection's thread (and may wait); the rest are inline.
+        block_on(conn.fetch_optional("SELECT $1", vec![Value::Int(0)])).unwrap();
+        let before = polls.get();
+        for i in 1..1000 {
+            let row = conn
+                .fetch_optional("SELECT $1", vec![Value::Int(i)])
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(int(&row, 0), i);
+        }
+        polls_while_inline = polls.get() - before;
+    };
+    block_on(futures_lite::future::or(looping, other));
+    assert_eq!(inline_runs(&mut conn), 999);
+    // Once every 128 inline statements the loop yields, and the other task runs.
+    assert!(
+        polls_while_inline >= 7,
+        "the other task ran {polls_while_inline} times"
+    );
+}
+
+#[test]
+fn nothing_runs_inline_while_another_caller_of_the_engine_waits() {
+    let (connector, mut a) = connect("sqlite::memory:");
+    let mut b = block_on(connector.connect(&runtime())).unwrap();
+    always_quick(&mut a);
+    let one = |a: &mut Box<dyn DriverConnection>| {
+        block_on(a.fetch_optional("SELECT 1", vec![])).unwrap();
+    };
+    one(&mut a);
+    one(&mut a);
+    assert_eq!(inline_runs(&mut a), 1);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut waiting =
+        Box::pin(sqlite(&mut b).run_sync(|_| std::thread::sleep(Duration::from_millis(200))));
+    assert!(waiting.as_mut().poll(&mut cx).is_pending());
+    // `b`'s caller may share this executor thread: `a` goes through its own thread, and yields.
+    one(&mut a);
+    assert_eq!(inline_runs(&mut a), 1);
+    drop(waiting);
+    one(&mut a);
+    assert_eq!(inline_runs(&mut a), 2);
+}
