@@ -47,7 +47,7 @@ const INLINE_BUDGET: u32 = 128;
 pub struct SqliteConnection {
     commands: crossbeam_channel::Sender<Command>,
     shared: Arc<Shared>,
-    /// The worker, for reads that run inline.
+    /// The worker, for statements that run inline.
     worker: Arc<WorkerCell>,
     thread: Option<JoinHandle<()>>,
     runtime: SharedRuntime,
@@ -167,8 +167,8 @@ impl SqliteConnection {
     }
 
     /// The command of a fetch of up to `limit` rows under the next sequence number (returned
-    /// too); `pipelined` sends them back in batches. Also whether the statement's last fetch was
-    /// quick.
+    /// too); `pipelined` sends them back in batches. Also whether the statement's runs have been
+    /// quick lately.
     fn fetch_command(
         &mut self,
         sql: &str,

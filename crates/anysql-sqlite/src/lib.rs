@@ -209,8 +209,8 @@
 //!   other lock);
 //! - its recent runs on this connection each took SQLite at most `inline_limit` (20 µs by
 //!   default): the first run of a statement always goes to the connection's thread, which times
-//!   it, and a statement turns slow after two slow runs in a row (one that was preempted does not
-//!   count);
+//!   it, and a statement that has been quick a few times turns slow after two slow runs in a row
+//!   (so that one run that was preempted does not count);
 //! - the connection's thread is idle, with nothing queued: a command sent before (say, by a
 //!   future dropped half-way) always runs first, so statements still run in the order they were
 //!   sent;

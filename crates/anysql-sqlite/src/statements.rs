@@ -107,10 +107,11 @@ struct Entry {
     used: u64,
     columns: Option<(u64, Arc<Columns>)>,
     /// How far its recent runs were quick ([`Fetched::quick`]): up one for each quick one (to
-    /// [`QUICK_MAX`]), down two for each other one. It may run inline while this is
-    /// above zero: a statement turns quick after one quick run, and slow after two slow ones in a
-    /// row, so that one run that took long because the thread was preempted does not send the next
-    /// run to a connection thread that has gone to sleep, which costs more than it saves.
+    /// [`QUICK_MAX`]), down two for each other one. It may run inline while this is above zero: a
+    /// statement turns quick after one quick run, and, once it has been quick a few times, slow
+    /// after two slow ones in a row, so that one run that took long because the thread was
+    /// preempted does not send the next run to a connection thread that has gone to sleep, which
+    /// costs more than it saves.
     quick: u8,
 }
 
