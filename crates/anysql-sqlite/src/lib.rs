@@ -235,9 +235,9 @@
 //! always go to the connection's thread. `inline_limit=0` turns inline statements off.
 //!
 //! On the 2-vCPU machine of `docs/benchmarks.md`, S1 (point selects) went from 1.45–1.92 × raw
-//! rusqlite to 1.21–1.28 ×, and S2 (inserts in a transaction, one call each) from 3.4–3.5 × to
-//! 2.0–2.2 ×, whether its vCPUs shared a cache (a cache line's round trip 85–90 ns) or not
-//! (360 ns). What remains is anysql's own work per statement: the parameters and the row as
+//! rusqlite to 1.2–1.5 ×, and S2 (inserts in a transaction, one call each) from 3.4–3.5 × to
+//! 1.4–2.8 ×, over A/B runs and full runs at cache-line round trips between its vCPUs from 85 to
+//! 360 ns. What remains is anysql's own work per statement: the parameters and the row as
 //! [`Value`](anysql_core::Value)s, its statement lookup, checking the result's columns for schema
 //! changes.
 //!
