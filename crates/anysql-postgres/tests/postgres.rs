@@ -35,6 +35,23 @@ async fn scalar(conn: &mut PgConnection, sql: &str, params: Vec<Value>) -> Value
     row.values()[0].clone()
 }
 
+/// Terminates, from a connection of its own, the backend that serves `engine`'s next statement (its
+/// shared connection, or an idle pooled one), and returns that backend's pid.
+async fn terminate_engine_backend(engine: &Engine) -> i64 {
+    let pid: i64 = engine
+        .fetch_scalar("SELECT pg_backend_pid()::int8", ())
+        .await
+        .unwrap();
+    let mut killer = connect(&base_url()).await.unwrap();
+    scalar(
+        &mut killer,
+        "SELECT pg_terminate_backend($1::int4)",
+        vec![Value::Int(pid)],
+    )
+    .await;
+    pid
+}
+
 async fn pid(conn: &mut PgConnection) -> i64 {
     match scalar(conn, "SELECT pg_backend_pid()", vec![]).await {
         Value::Int(pid) => pid,
@@ -1092,17 +1109,7 @@ async fn through_the_engine_a_dropped_query_does_not_block_reuse() {
     );
 
     // A connection whose backend is terminated while idle in the pool is never handed out again.
-    let pid: i64 = engine
-        .fetch_scalar("SELECT pg_backend_pid()::int8", ())
-        .await
-        .unwrap();
-    let mut killer = connect(&base_url()).await.unwrap();
-    scalar(
-        &mut killer,
-        "SELECT pg_terminate_backend($1::int4)",
-        vec![Value::Int(pid)],
-    )
-    .await;
+    let pid = terminate_engine_backend(&engine).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let new_pid: i64 = engine
         .fetch_scalar("SELECT pg_backend_pid()::int8", ())
@@ -1217,17 +1224,7 @@ async fn the_shared_connection_pipelines_and_survives_drops_errors_and_terminati
         tx.rollback().await.unwrap();
 
         // A shared connection whose backend is terminated is replaced.
-        let pid: i64 = engine
-            .fetch_scalar("SELECT pg_backend_pid()::int8", ())
-            .await
-            .unwrap();
-        let mut killer = connect(&base_url()).await.unwrap();
-        scalar(
-            &mut killer,
-            "SELECT pg_terminate_backend($1::int4)",
-            vec![Value::Int(pid)],
-        )
-        .await;
+        let pid = terminate_engine_backend(&engine).await;
         let mut new_pid = None;
         for _ in 0..50 {
             // The statement in flight when the session ended may fail; a later one must not.
