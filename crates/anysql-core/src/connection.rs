@@ -377,7 +377,10 @@ impl Drop for Connection {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
             let driver = std::mem::replace(&mut self.driver, Box::new(Detached));
-            lease.release(driver, self.state.needs_reset());
+            // Ask the database too: SQL such as `BEGIN` run through `execute` opens a transaction
+            // that the core's own bookkeeping never saw.
+            let needs_reset = self.state.needs_reset() || driver.in_transaction();
+            lease.release(driver, needs_reset);
         }
     }
 }
@@ -473,6 +476,9 @@ impl DriverConnection for Detached {
     }
     async fn reset(&mut self) -> Result<(), Error> {
         Err(detached())
+    }
+    fn in_transaction(&self) -> bool {
+        false
     }
     fn is_broken(&self) -> bool {
         true

@@ -198,6 +198,16 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
     /// I/O.
     fn is_broken(&self) -> bool;
 
+    /// Whether the database itself reports an open transaction on this connection, as of the last
+    /// statement that finished: SQLite's autocommit flag, PostgreSQL's transaction status in
+    /// `ReadyForQuery`. Cheap; no I/O.
+    ///
+    /// The core never trusts its own bookkeeping alone: a connection that reports a transaction
+    /// when it goes back to the pool (a `BEGIN` run through `execute`, say) is
+    /// [`reset`](Self::reset) before anyone reuses it, so `reset` must roll back whatever this
+    /// reports.
+    fn in_transaction(&self) -> bool;
+
     /// Closes the connection gracefully.
     async fn close(self: Box<Self>) -> Result<(), Error>;
 

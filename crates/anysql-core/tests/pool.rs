@@ -149,6 +149,10 @@ impl DriverConnection for MockConnection {
         self.set_transaction(false);
         Ok(())
     }
+    fn in_transaction(&self) -> bool {
+        false
+    }
+
     fn is_broken(&self) -> bool {
         self.broken
     }

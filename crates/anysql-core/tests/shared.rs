@@ -132,6 +132,9 @@ impl DriverConnection for Pooled {
     fn is_broken(&self) -> bool {
         false
     }
+    fn in_transaction(&self) -> bool {
+        false
+    }
     async fn close(self: Box<Self>) -> Result<(), Error> {
         Ok(())
     }

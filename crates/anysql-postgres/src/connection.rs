@@ -971,6 +971,10 @@ impl DriverConnection for PgConnection {
         }
     }
 
+    fn in_transaction(&self) -> bool {
+        false
+    }
+
     fn is_broken(&self) -> bool {
         self.session.broken || self.client.is_closed() || self.io.probe()
     }

@@ -493,6 +493,10 @@ impl DriverConnection for SqliteConnection {
         self.control(Control::Reset).await
     }
 
+    fn in_transaction(&self) -> bool {
+        self.shared.in_transaction()
+    }
+
     fn is_broken(&self) -> bool {
         !self.shared.is_alive()
     }

@@ -198,6 +198,10 @@ pub(crate) struct Shared {
     alive: CacheLine<AtomicBool>,
     /// The sequence number of the last command whose caller gave up on it.
     cancelled: AtomicU64,
+    /// Whether SQLite was outside autocommit mode (inside a transaction, however it was opened)
+    /// when the worker finished its last command. Written after every command, before its reply
+    /// goes out.
+    in_transaction: AtomicBool,
     running: Mutex<Running>,
     interrupt: OnceLock<InterruptHandle>,
     /// Where the worker posts its replies.
@@ -226,6 +230,12 @@ struct Running {
 }
 
 impl Shared {
+    /// Whether SQLite reported an open transaction after the last command (see
+    /// [`DriverConnection::in_transaction`](anysql_core::DriverConnection::in_transaction)).
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.in_transaction.load(Ordering::Acquire)
+    }
+
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Shared {
             alive: CacheLine(AtomicBool::new(true)),
@@ -731,9 +741,13 @@ impl Worker {
     /// there: a statement's end, COMMIT, ROLLBACK, a failed COMMIT, SQLite rolling back on its own,
     /// a reset, or the rollback after a panic. Called after every command.
     fn settle(&mut self) {
-        if self.writes.held.is_some() && self.conn.is_autocommit() {
+        let autocommit = self.conn.is_autocommit();
+        if self.writes.held.is_some() && autocommit {
             self.writes.held = None;
         }
+        self.shared
+            .in_transaction
+            .store(!autocommit, Ordering::Release);
     }
 
     /// Runs a command; returns its reply, for the thread to post once it has let go of the
