@@ -23,6 +23,13 @@ pub enum Value {
     Text(String),
     /// Bytes.
     Blob(Vec<u8>),
+    /// An exact decimal number (PostgreSQL `numeric`, a SQLite column declared `NUMERIC` or
+    /// `DECIMAL`), as its decimal text: `12345678901234567890.0123456789`, `-0.5`, `NaN`.
+    ///
+    /// It decodes into `String` digit for digit, and into an integer type when it is a whole
+    /// number in range. It never decodes into `f64` silently: cast it in SQL (`::float8`,
+    /// `CAST(.. AS REAL)`) to read a float.
+    Numeric(String),
 }
 
 impl Value {
@@ -35,6 +42,7 @@ impl Value {
             Value::Float(_) => "float",
             Value::Text(_) => "text",
             Value::Blob(_) => "blob",
+            Value::Numeric(_) => "numeric",
         }
     }
 
@@ -53,6 +61,7 @@ impl fmt::Debug for Value {
             Value::Float(v) => write!(f, "Float({v:?})"),
             Value::Text(v) => write!(f, "Text({v:?})"),
             Value::Blob(v) => write!(f, "Blob({} bytes)", v.len()),
+            Value::Numeric(v) => write!(f, "Numeric({v})"),
         }
     }
 }
@@ -88,6 +97,31 @@ fn mismatch(value: &Value, wanted: &str) -> Error {
             "cannot decode a {} value into {wanted}",
             value.type_name()
         ))
+    }
+}
+
+/// The value of a numeric's decimal text if it is a whole number that fits an `i64`
+/// (`12`, `-7.000`), else `None`.
+fn whole_numeric(text: &str) -> Option<i64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if !fraction.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    whole.parse().ok()
+}
+
+/// An integer as an `f64`, if the float holds it exactly.
+fn int_to_f64(v: i64) -> Result<f64, Error> {
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+    let f = v as f64;
+    // `f as i128` is exact for every f64 in i64's range, including 2^63.
+    #[allow(clippy::cast_possible_truncation)]
+    if f as i128 == i128::from(v) {
+        Ok(f)
+    } else {
+        Err(Error::decode(format!(
+            "integer {v} has no exact f64; decode it as i64"
+        )))
     }
 }
 
@@ -145,6 +179,14 @@ macro_rules! integer {
                         ))
                     }),
                     Value::Bool(v) => Ok(<$t>::from(v)),
+                    Value::Numeric(ref text) => whole_numeric(text)
+                        .and_then(|v| <$t>::try_from(v).ok())
+                        .ok_or_else(|| {
+                            Error::decode(format!(
+                                "numeric {text} is not a whole number in the range of {}",
+                                stringify!($t)
+                            ))
+                        }),
                     _ => Err(mismatch(value, stringify!($t))),
                 }
             }
@@ -171,8 +213,12 @@ impl FromValue for f64 {
         match *value {
             Value::Float(v) => Ok(v),
             // SQLite's REAL affinity may hand back whole numbers as integers.
-            #[allow(clippy::cast_precision_loss)] // deliberate: an integer read as a float
-            Value::Int(v) => Ok(v as f64),
+            Value::Int(v) => int_to_f64(v),
+            Value::Numeric(ref text) => Err(Error::decode(format!(
+                "numeric {text} is an exact decimal and an f64 may not hold it; decode it as \
+                 String, or cast it in SQL (`::float8` on PostgreSQL, `CAST(.. AS REAL)` on \
+                 SQLite) to read it as a float"
+            ))),
             _ => Err(mismatch(value, "f64")),
         }
     }
@@ -201,13 +247,13 @@ impl ToValue for String {
 impl FromValue for String {
     fn from_value_ref(value: &Value) -> Result<Self, Error> {
         match value {
-            Value::Text(v) => Ok(v.clone()),
+            Value::Text(v) | Value::Numeric(v) => Ok(v.clone()),
             _ => Err(mismatch(value, "String")),
         }
     }
     fn from_value(value: Value) -> Result<Self, Error> {
         match value {
-            Value::Text(v) => Ok(v),
+            Value::Text(v) | Value::Numeric(v) => Ok(v),
             other => Err(mismatch(&other, "String")),
         }
     }
@@ -298,6 +344,30 @@ mod tests {
         assert_eq!(Option::<i64>::from_value(Value::Null).unwrap(), None);
         let err = String::from_value(Value::Null).unwrap_err();
         assert!(err.message().contains("Option<String>"), "{err}");
+    }
+
+    #[test]
+    fn numerics_decode_exactly_or_not_at_all() {
+        let digits = "12345678901234567890.0123456789";
+        let n = Value::Numeric(digits.into());
+        assert_eq!(String::from_value_ref(&n).unwrap(), digits);
+        assert_eq!(String::from_value(n.clone()).unwrap(), digits);
+        let err = f64::from_value_ref(&n).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode);
+        assert!(err.message().contains("::float8"), "{err}");
+        assert_eq!(i64::from_value(Value::Numeric("-7.000".into())).unwrap(), -7);
+        assert!(i64::from_value_ref(&n).is_err());
+        assert!(i8::from_value(Value::Numeric("300".into())).is_err());
+        assert!(i64::from_value(Value::Numeric("1.5".into())).is_err());
+        assert_eq!(format!("{n:?}"), format!("Numeric({digits})"));
+    }
+
+    #[test]
+    fn integers_become_floats_only_exactly() {
+        assert_eq!(f64::from_value(Value::Int(1 << 53)).unwrap(), 9007199254740992.0);
+        assert!(f64::from_value(Value::Int((1 << 53) + 1)).is_err());
+        assert!(f64::from_value(Value::Int(i64::MAX)).is_err());
+        assert_eq!(f64::from_value(Value::Int(i64::MIN)).unwrap(), -9.223372036854775808e18);
     }
 
     #[test]

@@ -16,7 +16,9 @@ impl ToSql for Bind<'_> {
             Value::Bool(v) => ValueRef::Integer(i64::from(*v)),
             Value::Int(v) => ValueRef::Integer(*v),
             Value::Float(v) => ValueRef::Real(*v),
-            Value::Text(v) => ValueRef::Text(v.as_bytes()),
+            // SQLite has no decimal type: the text goes in as it is, and a NUMERIC column's
+            // affinity decides how it is stored.
+            Value::Text(v) | Value::Numeric(v) => ValueRef::Text(v.as_bytes()),
             Value::Blob(v) => ValueRef::Blob(v),
             other => {
                 return Err(rusqlite::Error::ToSqlConversionFailure(
