@@ -55,6 +55,10 @@ pub(crate) struct ConnectionState {
     pub(crate) depth: u32,
     /// The shallowest level whose [`Transaction`] was dropped without commit or rollback.
     pub(crate) abandoned: Option<u32>,
+    /// Levels `1..=lost` still have live [`Transaction`] handles, but their transaction was
+    /// rolled back underneath them (its state had become unknown). Every statement fails until
+    /// those handles end, so that nothing meant for the transaction runs in autocommit mode.
+    pub(crate) lost: u32,
 }
 
 impl ConnectionState {
@@ -100,6 +104,9 @@ impl Connection {
                 "the connection is broken; drop it and acquire another from the engine",
             ));
         }
+        if self.state.lost > 0 {
+            return Err(lost_transaction());
+        }
         if self.state.interrupted && self.state.depth == 0 {
             // A dropped `begin` may have opened a transaction the caller never received.
             self.driver.reset().await?;
@@ -118,7 +125,11 @@ impl Connection {
                 // The savepoint is gone (its end was interrupted after it took effect): the only
                 // known state left is none at all.
                 self.driver.reset().await?;
-                self.state = ConnectionState::default();
+                // The outer levels' handles are still alive: they must not go on in autocommit.
+                self.state = ConnectionState {
+                    lost: level - 1,
+                    ..ConnectionState::default()
+                };
                 return Err(e.context(
                     "rolling back an abandoned nested transaction failed, so the whole transaction was rolled back",
                 ));
@@ -281,6 +292,15 @@ impl Connection {
 
     /// Ends transaction level `level` (1 = outermost) by committing or rolling back.
     pub(crate) async fn end_level(&mut self, level: u32, commit: bool) -> Result<(), Error> {
+        if self.state.lost >= level {
+            self.state.lost = level - 1;
+            // A rollback's wish is already granted; a commit's cannot be.
+            return if commit {
+                Err(lost_transaction())
+            } else {
+                Ok(())
+            };
+        }
         self.prepare().await?;
         if self.state.depth != level {
             return Err(Error::new(
@@ -356,6 +376,14 @@ impl Connection {
         }
         driver.close().await
     }
+}
+
+fn lost_transaction() -> Error {
+    Error::closed(
+        "the transaction was rolled back after one of its savepoints ended in an unknown state \
+         (a cancelled commit or rollback), so nothing of it was committed; end this transaction \
+         and start a new one",
+    )
 }
 
 /// Decodes the first column of `row`, for the `fetch_scalar` methods.

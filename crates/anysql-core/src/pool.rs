@@ -352,12 +352,17 @@ impl PoolShared {
             if self.options.health_check
                 && idle.idle_since.elapsed() >= self.options.health_check_after
             {
+                // Until it is leased, the connection is counted in `size` but held by this future
+                // alone: if the future is dropped during the check, the guard frees its place.
+                let uncount = Uncount(self);
                 let ping = with_deadline(
                     &*self.runtime,
                     Some(self.options.reset_timeout.min(self.options.acquire_timeout)),
                     idle.conn.ping(),
                 );
-                if ping.await.is_err() {
+                let healthy = ping.await.is_ok();
+                std::mem::forget(uncount);
+                if !healthy {
                     self.discard(idle.conn, true);
                     continue;
                 }
@@ -520,6 +525,20 @@ async fn maintain(pool: Weak<PoolShared>, runtime: SharedRuntime, interval: Dura
             pool.maintain_once().await;
         }
         runtime.sleep(interval).await;
+    }
+}
+
+/// Frees the place in `size` of a connection that is dropped by a cancelled future, unless
+/// forgotten first.
+struct Uncount<'p>(&'p PoolShared);
+
+impl Drop for Uncount<'_> {
+    fn drop(&mut self) {
+        self.0.size.fetch_sub(1, Ordering::AcqRel);
+        self.0
+            .counters
+            .closed_broken
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 

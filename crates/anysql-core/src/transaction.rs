@@ -98,7 +98,9 @@ impl Drop for Transaction<'_> {
         if self.open {
             let level = self.level;
             let state = &mut self.connection_mut().state;
-            if state.depth >= level {
+            if state.lost >= level {
+                state.lost = level - 1;
+            } else if state.depth >= level {
                 state.abandoned = Some(state.abandoned.map_or(level, |a| a.min(level)));
             }
         }

@@ -23,6 +23,10 @@ struct Script {
     connects: AtomicUsize,
     resets: AtomicUsize,
     open_transactions: AtomicUsize,
+    /// Statements named `insert` that ran outside any transaction: autocommitted.
+    autocommitted: AtomicUsize,
+    /// How long a ping takes, in milliseconds.
+    ping_ms: AtomicU64,
     next_id: AtomicU64,
     log: Mutex<Vec<String>>,
 }
@@ -57,6 +61,7 @@ impl Connector for MockDriver {
             script: Arc::clone(&self.0),
             runtime: Arc::clone(runtime),
             in_transaction: false,
+            savepoints: Vec::new(),
             broken: false,
         }))
     }
@@ -68,6 +73,7 @@ struct MockConnection {
     script: Arc<Script>,
     runtime: SharedRuntime,
     in_transaction: bool,
+    savepoints: Vec<String>,
     broken: bool,
 }
 
@@ -90,6 +96,38 @@ impl MockConnection {
             details.retryable = true;
             return Err(Error::database(details));
         }
+        if sql == "raw begin" {
+            // Transaction control the core never sees: only the database knows.
+            self.set_transaction(true);
+        }
+        if sql == "insert" && !self.in_transaction {
+            self.script.autocommitted.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(name) = sql.strip_prefix("SAVEPOINT ") {
+            self.savepoints.push(name.to_owned());
+        }
+        if let Some(name) = sql
+            .strip_prefix("RELEASE SAVEPOINT ")
+            .or_else(|| sql.strip_prefix("ROLLBACK TO SAVEPOINT "))
+        {
+            let Some(at) = self.savepoints.iter().position(|s| s == name) else {
+                let details = anysql_core::DatabaseError::new(
+                    format!("savepoint \"{name}\" does not exist"),
+                    Some("3B001".into()),
+                );
+                return Err(Error::database(details));
+            };
+            let keep = if sql.starts_with("RELEASE") {
+                at
+            } else {
+                at + 1
+            };
+            self.savepoints.truncate(keep);
+            if sql.starts_with("RELEASE") {
+                // The database has done it; the reply takes a while to come back.
+                self.runtime.sleep(Duration::from_millis(20)).await;
+            }
+        }
         if sql == "break" {
             self.broken = true;
             return Err(Error::connection("the mock connection broke"));
@@ -101,6 +139,9 @@ impl MockConnection {
     }
 
     fn set_transaction(&mut self, open: bool) {
+        if !open {
+            self.savepoints.clear();
+        }
         if open != self.in_transaction {
             self.in_transaction = open;
             if open {
@@ -141,6 +182,8 @@ impl DriverConnection for MockConnection {
         Ok(())
     }
     async fn ping(&mut self) -> Result<(), Error> {
+        let ms = self.script.ping_ms.load(Ordering::SeqCst);
+        self.runtime.sleep(Duration::from_millis(ms)).await;
         self.run("ping").await.map(drop)
     }
     async fn reset(&mut self) -> Result<(), Error> {
@@ -150,7 +193,7 @@ impl DriverConnection for MockConnection {
         Ok(())
     }
     fn in_transaction(&self) -> bool {
-        false
+        self.in_transaction
     }
 
     fn is_broken(&self) -> bool {
@@ -519,5 +562,92 @@ fn transaction_with_retries_retryable_errors_within_its_bound() {
         assert_eq!(attempts.load(Ordering::SeqCst), 1);
         assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
         settle(&engine).await;
+    });
+}
+
+/// Regression: an `acquire` dropped while the pool health-checked an idle connection dropped the
+/// connection but kept counting it in `size`, until `min_idle` never refilled.
+#[test]
+fn acquires_dropped_during_a_health_check_keep_the_size_exact() {
+    smol::block_on(async {
+        let (engine, script) = engine("?max_size=2");
+        script.ping_ms.store(50, Ordering::SeqCst);
+        for _ in 0..3 {
+            drop(engine.acquire().await.unwrap());
+            assert_eq!(engine.status().size, 1);
+            // Idle for longer than the health check's threshold (1 s): the next acquire pings.
+            smol::Timer::after(Duration::from_millis(1050)).await;
+            assert!(race(Duration::from_millis(10), engine.acquire())
+                .await
+                .is_none());
+            let status = engine.status();
+            assert_eq!(
+                (status.size, status.idle, status.in_use),
+                (0, 0, 0),
+                "{status:?}"
+            );
+        }
+        script.ping_ms.store(0, Ordering::SeqCst);
+        let mut conn = engine.acquire().await.unwrap();
+        conn.execute("after", ()).await.unwrap();
+        assert_eq!(engine.status().size, 1);
+    });
+}
+
+/// Regression: a transaction opened by SQL the core does not parse (`BEGIN` through `execute`)
+/// went back to the pool still open, and the next user's statements ran inside it.
+#[test]
+fn a_transaction_opened_by_raw_sql_is_rolled_back_before_the_pool_reuses_the_connection() {
+    smol::block_on(async {
+        let (engine, script) = engine("?max_size=1");
+        let mut conn = engine.acquire().await.unwrap();
+        conn.execute("raw begin", ()).await.unwrap();
+        drop(conn);
+        settle(&engine).await;
+        assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
+        assert_eq!(script.resets.load(Ordering::SeqCst), 1);
+        engine.execute("insert", ()).await.unwrap();
+        assert_eq!(script.autocommitted.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Regression: when a savepoint's `commit()` was dropped after the database had released it, the
+/// core rolled back the whole transaction, and the outer `Transaction` handle went on in
+/// autocommit mode: its statements were committed one by one.
+#[test]
+fn a_transaction_whose_state_is_lost_refuses_every_later_statement() {
+    smol::block_on(async {
+        for end in ["commit", "rollback"] {
+            let (engine, script) = engine("");
+            let mut conn = engine.acquire().await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            {
+                let mut sp = tx.begin().await.unwrap();
+                sp.execute("insert", ()).await.unwrap();
+                let ending = if end == "commit" {
+                    futures_lite::future::poll_once(sp.commit()).await
+                } else {
+                    // A rollback first rolls back to the savepoint, then releases it.
+                    futures_lite::future::poll_once(sp.rollback()).await
+                };
+                assert!(ending.is_none(), "the end is still under way");
+            }
+            smol::Timer::after(Duration::from_millis(30)).await;
+            let first = tx.execute("insert", ()).await.unwrap_err();
+            assert!(first.to_string().contains("rolled back"), "{first}");
+            for _ in 0..3 {
+                let err = tx.execute("insert", ()).await.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+                assert!(err.to_string().contains("rolled back"), "{err}");
+            }
+            assert!(!tx.in_transaction());
+            let err = tx.commit().await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+            assert_eq!(script.autocommitted.load(Ordering::SeqCst), 0, "{end}");
+            // The connection itself serves again once the handle is gone.
+            conn.execute("insert", ()).await.unwrap();
+            assert_eq!(script.autocommitted.load(Ordering::SeqCst), 1);
+            assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
+        }
     });
 }
