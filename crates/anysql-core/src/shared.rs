@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::driver::SharedConnection;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::pool::PoolShared;
+use crate::runtime::with_deadline;
 
 /// Where an [`Engine`](crate::Engine) keeps its shared connection.
 #[derive(Default)]
@@ -42,27 +43,50 @@ impl SharedSlot {
         let conn = match self.healthy() {
             Some(conn) => conn,
             None => {
-                let _connecting = self.connecting.lock().await;
-                match self.healthy() {
-                    Some(conn) => conn,
-                    None => match pool.connector.connect_shared(&pool.runtime).await? {
-                        None => {
-                            self.unsupported.store(true, Ordering::Relaxed);
-                            return Ok(None);
-                        }
-                        Some(conn) => {
-                            if pool.is_closed() {
-                                return Ok(None);
-                            }
-                            *self.current.write().unwrap_or_else(PoisonError::into_inner) =
-                                Some(Arc::clone(&conn));
-                            conn
-                        }
-                    },
+                // Connecting (or waiting for the task that connects) honours the acquire
+                // timeout, as taking a pooled connection does.
+                let timeout = pool.options.acquire_timeout;
+                let connected =
+                    with_deadline(&*pool.runtime, Some(timeout), self.connect(pool)).await;
+                match connected {
+                    Ok(Some(conn)) => conn,
+                    Ok(None) => return Ok(None),
+                    Err(e) if e.kind() == ErrorKind::Timeout => {
+                        return Err(Error::new(
+                            ErrorKind::PoolTimeout,
+                            format!(
+                                "timed out after {timeout:?} opening the engine's shared connection to {}; \
+                                 check that the server answers, or raise acquire_timeout",
+                                pool.description
+                            ),
+                        ))
+                    }
+                    Err(e) => return Err(e),
                 }
             }
         };
         Ok(conn.accepts(sql).then_some(conn))
+    }
+
+    /// Opens the shared connection, or waits for the task that is opening it; `None` when the
+    /// driver has none or the engine closed meanwhile.
+    async fn connect(&self, pool: &PoolShared) -> Result<Option<Arc<dyn SharedConnection>>, Error> {
+        let _connecting = self.connecting.lock().await;
+        if let Some(conn) = self.healthy() {
+            return Ok(Some(conn));
+        }
+        match pool.connector.connect_shared(&pool.runtime).await? {
+            None => {
+                self.unsupported.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+            Some(_) if pool.is_closed() => Ok(None),
+            Some(conn) => {
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Arc::clone(&conn));
+                Ok(Some(conn))
+            }
+        }
     }
 
     /// Drops the shared connection (statements running on it finish first).

@@ -23,6 +23,8 @@ struct State {
     pooled_connects: AtomicUsize,
     /// Breaks the current shared connection.
     break_shared: AtomicBool,
+    /// Every connect hangs, as against a server that accepts and never answers.
+    hang: AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +52,9 @@ fn answer(text: String) -> Vec<Row> {
 #[async_trait]
 impl Connector for Driver {
     async fn connect(&self, _: &SharedRuntime) -> Result<Box<dyn DriverConnection>, Error> {
+        if self.0.hang.load(Ordering::SeqCst) {
+            futures_lite::future::pending::<()>().await;
+        }
         self.0.pooled_connects.fetch_add(1, Ordering::SeqCst);
         Ok(Box::new(Pooled))
     }
@@ -60,6 +65,9 @@ impl Connector for Driver {
     ) -> Result<Option<Arc<dyn SharedConnection>>, Error> {
         if !self.0.sharing {
             return Ok(None);
+        }
+        if self.0.hang.load(Ordering::SeqCst) {
+            futures_lite::future::pending::<()>().await;
         }
         let n = self.0.shared_connects.fetch_add(1, Ordering::SeqCst);
         self.0.break_shared.store(false, Ordering::SeqCst);
@@ -210,4 +218,46 @@ fn without_sharing_or_with_a_hook_everything_uses_the_pool() {
         let asked = state.shared_connects.load(Ordering::SeqCst);
         assert_eq!(asked, 0);
     }
+}
+
+/// Regression: the engine's statements waited for ever on a shared connection whose server
+/// never answered, while `acquire` gave up after the acquire timeout.
+#[test]
+fn engine_statements_honour_the_acquire_timeout_while_the_shared_connection_connects() {
+    let state = Arc::new(State {
+        sharing: true,
+        hang: AtomicBool::new(true),
+        ..State::default()
+    });
+    let engine = Engine::builder("mock://db?acquire_timeout=200ms")
+        .driver(Driver(Arc::clone(&state)))
+        .runtime(Smol)
+        .build()
+        .unwrap();
+    smol::block_on(async {
+        let started = std::time::Instant::now();
+        let both = futures_lite::future::zip(
+            engine.execute("write", ()),
+            engine.fetch_scalar::<String>("q", ()),
+        );
+        let bounded = futures_lite::future::or(async { Some(both.await) }, async {
+            smol::Timer::after(std::time::Duration::from_secs(5)).await;
+            None
+        });
+        let (a, b) = bounded.await.expect("the engine's statements hang");
+        let (a, b) = (a.unwrap_err(), b.unwrap_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        for err in [a, b] {
+            assert_eq!(err.kind(), ErrorKind::PoolTimeout, "{err}");
+            assert!(err.to_string().contains("shared connection"), "{err}");
+        }
+        assert_eq!(
+            engine.acquire().await.unwrap_err().kind(),
+            ErrorKind::PoolTimeout
+        );
+        // Once the server answers, the engine serves.
+        state.hang.store(false, Ordering::SeqCst);
+        let at: String = engine.fetch_scalar("q", ()).await.unwrap();
+        assert_eq!(at, "shared 0");
+    });
 }
