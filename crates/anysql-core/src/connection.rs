@@ -23,6 +23,10 @@ use crate::CancelHandle;
 /// Runs one driver operation, marking the connection interrupted until it finishes, so that a
 /// future dropped half-way leaves a connection the pool knows to reset.
 macro_rules! run {
+    ($conn:expr, sql $sql:expr, $driver:ident => $op:expr) => {{
+        crate::sql::check_statement($sql)?;
+        run!($conn, $driver => $op)
+    }};
     ($conn:expr, $driver:ident => $op:expr) => {{
         let ($driver, state) = $conn.prepare().await?;
         state.interrupted = true;
@@ -148,7 +152,7 @@ impl Connection {
         params: impl Params,
     ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
         let params = params.into_values();
-        async move { run!(self, d => d.execute(sql, params)) }
+        async move { run!(self, sql sql, d => d.execute(sql, params)) }
     }
 
     /// Runs one statement once for each parameter set, preparing it once: the batch API for bulk
@@ -164,7 +168,7 @@ impl Connection {
         param_sets: impl IntoIterator<Item = P, IntoIter: Send + 'a>,
     ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
         let sets: ParamSets<'a> = Box::new(param_sets.into_iter().map(Params::into_values));
-        async move { run!(self, d => d.execute_many(sql, sets)) }
+        async move { run!(self, sql sql, d => d.execute_many(sql, sets)) }
     }
 
     /// Runs a query and collects all its rows.
@@ -174,7 +178,7 @@ impl Connection {
         params: impl Params,
     ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
         let params = params.into_values();
-        async move { run!(self, d => d.fetch_all(sql, params)) }
+        async move { run!(self, sql sql, d => d.fetch_all(sql, params)) }
     }
 
     /// Runs a query and returns its first row, or `None`.
@@ -184,7 +188,7 @@ impl Connection {
         params: impl Params,
     ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a {
         let params = params.into_values();
-        async move { run!(self, d => d.fetch_optional(sql, params)) }
+        async move { run!(self, sql sql, d => d.fetch_optional(sql, params)) }
     }
 
     /// Runs a query and returns its first row, or an [`ErrorKind::RowNotFound`] error.
@@ -216,7 +220,7 @@ impl Connection {
         let params = params.into_values();
         async move {
             let mut decoded = Vec::new();
-            run!(self, d => d.fetch_each(sql, params, &mut |row| {
+            run!(self, sql sql, d => d.fetch_each(sql, params, &mut |row| {
                 decoded.push(T::from_row_mut(row)?);
                 Ok(())
             }))?;
@@ -252,6 +256,7 @@ impl Connection {
         let params = params.into_values();
         let start: BoxFuture<'a, Result<(RowStream<'a>, &'a mut ConnectionState), Error>> =
             Box::pin(async move {
+                crate::sql::check_statement(sql)?;
                 let (driver, state) = self.prepare().await?;
                 state.interrupted = true;
                 Ok((driver.fetch(sql, params), state))

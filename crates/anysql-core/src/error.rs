@@ -26,6 +26,9 @@ pub enum ErrorKind {
     Database,
     /// Wrong parameters: a wrong count, or a value the column type cannot take.
     Parameter,
+    /// The statement cannot be sent as written, and nothing was run: it contains a NUL
+    /// character, or it needs an API of its own (PostgreSQL's `COPY ... FROM STDIN`).
+    InvalidStatement,
     /// A value could not be decoded into the requested Rust type (type mismatch, out of range, NULL).
     Decode,
     /// A query that must return a row returned none.

@@ -34,6 +34,7 @@ impl SharedSlot {
         pool: &PoolShared,
         sql: &str,
     ) -> Result<Option<Arc<dyn SharedConnection>>, Error> {
+        crate::sql::check_statement(sql)?;
         if self.unsupported.load(Ordering::Relaxed)
             || pool.after_connect.is_some()
             || pool.is_closed()

@@ -3,6 +3,34 @@
 
 use std::borrow::Cow;
 
+use crate::error::{Error, ErrorKind};
+
+/// Checks that `sql` can be sent as written: it must not contain a NUL character, which SQLite
+/// takes as the end of the statement (so `DELETE FROM t\0 WHERE id = 1` would delete every row)
+/// and which PostgreSQL's protocol cannot carry. The core calls it before every statement reaches
+/// a driver.
+///
+/// ```
+/// use anysql_core::sql::check_statement;
+/// use anysql_core::ErrorKind;
+///
+/// assert!(check_statement("SELECT 1").is_ok());
+/// let err = check_statement("DELETE FROM t\0 WHERE id = 1").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidStatement);
+/// ```
+pub fn check_statement(sql: &str) -> Result<(), Error> {
+    match sql.as_bytes().iter().position(|&b| b == 0) {
+        None => Ok(()),
+        Some(at) => Err(Error::new(
+            ErrorKind::InvalidStatement,
+            format!(
+                "the sql contains a NUL character at byte {at}, which would cut the statement short; \
+                 nothing was run. Pass text and bytes with NULs as parameters instead"
+            ),
+        )),
+    }
+}
+
 /// Rewrites every `$N` placeholder in `sql` to `{prefix}N`, leaving string literals, quoted identifiers
 /// and comments untouched. Returns `sql` unchanged (borrowed) when it has no placeholder to rewrite.
 ///
