@@ -5,6 +5,12 @@
 //!
 //! `ANYSQL_TORTURE_OPS` (default 2000) and `ANYSQL_TORTURE_SEED` (default: random, printed) set the
 //! size and the seed; `cargo xtask torture --ops 100000` runs a large one on every cell.
+//!
+//! The mix: point queries, streams dropped part-way, transfers with committed and with
+//! rolled-back savepoints, acknowledged inserts, transfers through `engine.transaction`, savepoint
+//! ends dropped right after their first poll, transactions opened with plain SQL and never ended,
+//! acquires from an engine that health-checks every connection, and (PostgreSQL) COPY through
+//! `execute`.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +47,9 @@ async fn torture(db: TestDb) -> Result<(), Error> {
     let seed = env_u64("ANYSQL_TORTURE_SEED").unwrap_or_else(|| fastrand::u64(..));
     let started = Instant::now();
     let engine = db.engine_with("max_size=4&acquire_timeout=30s");
+    // A second engine that health-checks every connection it hands out, so that acquires are
+    // dropped during health checks too.
+    let checked = db.engine_with("max_size=2&acquire_timeout=30s&health_check_after=0s");
     engine
         .execute(
             "CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL)",
@@ -66,6 +75,7 @@ async fn torture(db: TestDb) -> Result<(), Error> {
     let mut workers = Vec::new();
     for worker in 0..WORKERS {
         let engine = engine.clone();
+        let checked = checked.clone();
         let counts = Arc::clone(&counts);
         let acknowledged = Arc::clone(&acknowledged);
         let postgres = db.is_postgres();
@@ -74,7 +84,7 @@ async fn torture(db: TestDb) -> Result<(), Error> {
             let mut rng =
                 fastrand::Rng::with_seed(seed ^ (worker.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
             for i in 0..share {
-                let op = rng.u8(..6);
+                let op = rng.u8(..OPERATIONS);
                 // A third of the operations get room to finish; the rest are cut at a random point.
                 let budget = if rng.u8(..3) == 0 {
                     Duration::from_secs(30)
@@ -86,12 +96,15 @@ async fn torture(db: TestDb) -> Result<(), Error> {
                 let to = (from + rng.i64(1..ACCOUNTS)) % ACCOUNTS;
                 let amount = rng.i64(1..50);
                 let take = rng.usize(..40);
+                let variant = rng.u8(..4);
                 counts.operations.fetch_add(1, Ordering::Relaxed);
                 let outcome = with_timeout(
                     budget,
                     operation(
                         &engine,
+                        &checked,
                         op,
+                        variant,
                         postgres,
                         journal_id,
                         worker,
@@ -133,6 +146,25 @@ async fn torture(db: TestDb) -> Result<(), Error> {
     }
     let status = engine.status();
     assert!(settled, "connections leaked: {status:?}");
+    for _ in 0..1000 {
+        if checked.status().in_use == 0 {
+            break;
+        }
+        anysql_conformance::sleep(Duration::from_millis(10)).await;
+    }
+    let checked_status = checked.status();
+    assert_eq!(
+        checked_status.in_use, 0,
+        "connections leaked: {checked_status:?}"
+    );
+    assert_eq!(
+        checked_status.size, checked_status.idle,
+        "the pool's count drifted from its connections: {checked_status:?}"
+    );
+    assert!(checked_status.size <= 2, "{checked_status:?}");
+    let mut conn = checked.acquire().await?;
+    assert_eq!(conn.fetch_scalar::<i64>("SELECT $1 * 3", (5,)).await?, 15);
+    drop(conn);
     // Every connection the pool holds answers correctly and is outside any transaction.
     let mut held = Vec::new();
     for i in 0..4_i64 {
@@ -186,10 +218,15 @@ async fn torture(db: TestDb) -> Result<(), Error> {
     Ok(())
 }
 
+/// The number of kinds of operation in the mix.
+const OPERATIONS: u8 = 10;
+
 #[allow(clippy::too_many_arguments)] // one flat list of the random choices keeps the caller readable
 async fn operation(
     engine: &Engine,
+    checked: &Engine,
     op: u8,
+    variant: u8,
     postgres: bool,
     journal_id: u64,
     worker: u64,
@@ -272,6 +309,95 @@ async fn operation(
                 )
                 .await?;
             acknowledged.lock().unwrap().insert(journal_id);
+        }
+        // A transfer whose savepoint's commit or rollback is dropped right after its first poll:
+        // the transaction then goes on (the savepoint was rolled back) or refuses everything
+        // (its state was lost, and all of it was rolled back), but never commits half.
+        6 => {
+            let mut tx = engine.begin().await?;
+            tx.execute(
+                "UPDATE accounts SET balance = balance - $1 WHERE id = $2",
+                (amount, from),
+            )
+            .await?;
+            let kept = {
+                let mut inner = tx.begin().await?;
+                inner
+                    .execute(
+                        "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+                        (amount, to),
+                    )
+                    .await?;
+                if variant % 2 == 0 {
+                    matches!(
+                        futures_lite::future::poll_once(inner.commit()).await,
+                        Some(Ok(()))
+                    )
+                } else {
+                    let _ = futures_lite::future::poll_once(inner.rollback()).await;
+                    false
+                }
+            };
+            if !kept {
+                let credit = tx
+                    .execute(
+                        "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+                        (amount, to),
+                    )
+                    .await;
+                match credit {
+                    Ok(_) => {}
+                    Err(e) if e.is_retryable() => return Err(e),
+                    Err(_) => {
+                        let again = tx.execute("SELECT 1", ()).await.unwrap_err();
+                        assert_eq!(again.kind(), ErrorKind::Closed, "{again}");
+                        assert!(tx.commit().await.is_err(), "a lost transaction committed");
+                        return Ok(());
+                    }
+                }
+            }
+            tx.commit().await?;
+        }
+        // Transaction control in plain SQL, never ended: the pool must roll it back before anyone
+        // else gets the connection (the debit must never be committed).
+        7 => {
+            let mut conn = engine.acquire().await?;
+            let begin = match (postgres, variant) {
+                (_, 0) => "BEGIN",
+                (true, _) => "START TRANSACTION",
+                (false, 1) => "SAVEPOINT raw",
+                (false, _) => "BEGIN IMMEDIATE",
+            };
+            conn.execute(begin, ()).await?;
+            conn.execute(
+                "UPDATE accounts SET balance = balance - $1 WHERE id = $2",
+                (amount, from),
+            )
+            .await?;
+        }
+        // An acquire from an engine that health-checks every connection first.
+        8 => {
+            let mut conn = checked.acquire().await?;
+            let n: i64 = conn.fetch_scalar("SELECT $1 + 1", (from,)).await?;
+            assert_eq!(n, from + 1);
+        }
+        // COPY through `execute`, which PostgreSQL cannot run there: a clear error, and no other
+        // operation may fail for it. (SQLite has no COPY: a point query instead.)
+        9 => {
+            if postgres {
+                let sql = if variant % 2 == 0 {
+                    "COPY accounts FROM STDIN"
+                } else {
+                    "COPY accounts TO STDOUT"
+                };
+                let err = engine.execute(sql, ()).await.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::InvalidStatement, "{err}");
+            } else {
+                let balance: i64 = checked
+                    .fetch_scalar("SELECT balance FROM accounts WHERE id = $1", (to,))
+                    .await?;
+                assert!(balance > -1_000_000);
+            }
         }
         // A transfer through the transaction closure, with its own journal entry.
         _ => {

@@ -373,6 +373,12 @@ impl<E: From<Engine>> EngineBuilder<E> {
         self.setting(move |o| o.health_check = enabled)
     }
 
+    /// How long a connection must have been idle before it is pinged on its way out of the pool
+    /// (default 1 s; `0s` pings every time). URL form: `health_check_after=250ms`.
+    pub fn health_check_after(self, idle: Duration) -> Self {
+        self.setting(move |o| o.health_check_after = idle)
+    }
+
     /// Runs `hook` on every new connection before it is first handed out: `SET search_path`,
     /// `PRAGMA`s and the like. A failing hook fails the acquire with its error.
     ///

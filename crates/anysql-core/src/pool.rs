@@ -56,6 +56,7 @@ const URL_PARAMS: &[&str] = &[
     "idle_timeout",
     "max_lifetime",
     "health_check",
+    "health_check_after",
 ];
 
 impl PoolOptions {
@@ -85,6 +86,7 @@ impl PoolOptions {
             "health_check" => {
                 self.health_check = parse_bool(value).ok_or_else(|| bad("true or false"))?
             }
+            "health_check_after" => self.health_check_after = duration()?,
             _ => return Err(Error::configuration(format!("unknown pool option `{key}`"))),
         }
         Ok(())
