@@ -62,8 +62,8 @@ async fn a_cancelled_savepoint_end_never_lets_the_transaction_autocommit(
     let engine = db.engine_with("busy_poll=0");
     engine.execute("CREATE TABLE g (v INTEGER)", ()).await?;
     let mut refused = 0;
-    for round in 0..20 {
-        let commit_sp = round % 2 == 0;
+    for round in 0..20_u32 {
+        let commit_sp = round.is_multiple_of(2);
         let commit_outer = round % 4 < 2;
         let mut conn = engine.acquire().await?;
         let mut tx = conn.begin().await?;

@@ -328,7 +328,7 @@ async fn operation(
                         (amount, to),
                     )
                     .await?;
-                if variant % 2 == 0 {
+                if variant.is_multiple_of(2) {
                     matches!(
                         futures_lite::future::poll_once(inner.commit()).await,
                         Some(Ok(()))
@@ -385,7 +385,7 @@ async fn operation(
         // operation may fail for it. (SQLite has no COPY: a point query instead.)
         9 => {
             if postgres {
-                let sql = if variant % 2 == 0 {
+                let sql = if variant.is_multiple_of(2) {
                     "COPY accounts FROM STDIN"
                 } else {
                     "COPY accounts TO STDOUT"

@@ -168,6 +168,15 @@ impl Connection {
         param_sets: impl IntoIterator<Item = P, IntoIter: Send + 'a>,
     ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
         let sets: ParamSets<'a> = Box::new(param_sets.into_iter().map(Params::into_values));
+        self.execute_many_sets(sql, sets)
+    }
+
+    #[allow(clippy::manual_async_fn)] // the `Send` bound is part of the signature
+    pub(crate) fn execute_many_sets<'a>(
+        &'a mut self,
+        sql: &'a str,
+        sets: ParamSets<'a>,
+    ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
         async move { run!(self, sql sql, d => d.execute_many(sql, sets)) }
     }
 

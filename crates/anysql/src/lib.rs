@@ -49,9 +49,10 @@ use std::fmt;
 use std::ops::Deref;
 
 pub use anysql_core::{
-    CancelHandle, Columns, Connection, ConstraintKind, DatabaseError, Error, ErrorKind, FromRow,
-    FromValue, IsolationLevel, Params, PoolMetrics, PoolOptions, PoolStatus, Result, Row, RowIndex,
-    Rows, ToValue, Transaction, TransactionOptions, Value,
+    query, query_as, query_scalar, BoxStream, CancelHandle, Columns, Connection, ConstraintKind,
+    DatabaseError, Error, ErrorKind, Executor, FromRow, FromValue, IsolationLevel, Params,
+    PoolMetrics, PoolOptions, PoolStatus, Query, QueryAs, QueryScalar, Result, Row, RowIndex, Rows,
+    ToValue, Transaction, TransactionOptions, Value,
 };
 
 /// The traits and types a runtime or driver author needs.
@@ -212,8 +213,8 @@ pub fn create_async_engine(url: &str) -> Result<Engine> {
 /// The common imports: `use anysql::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        create_async_engine, Connection, Engine, Error, ErrorKind, FromRow, FromValue, Row,
-        ToValue, Transaction, Value,
+        create_async_engine, query, query_as, query_scalar, Connection, Engine, Error, ErrorKind,
+        Executor, FromRow, FromValue, Row, ToValue, Transaction, Value,
     };
     #[cfg(feature = "sqlite")]
     pub use anysql_sqlite::SqliteConnectionExt as _;

@@ -1,0 +1,251 @@
+//! The query builders and the `Executor` trait on every cell: one generic function over
+//! `impl Executor<'_>` serves an engine, a connection and a transaction; every finisher runs on
+//! each; streams from the engine own their pooled connection and return it clean when dropped.
+
+use std::time::Duration;
+
+use anysql::prelude::*;
+use anysql_conformance::{assert_pool_settles, TestDb};
+use futures_lite::StreamExt;
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod cell {
+            $(
+                #[test]
+                fn $name() {
+                    anysql_conformance::run(super::$name);
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    one_generic_function_serves_engine_connection_and_transaction,
+    every_finisher_runs_on_every_executor,
+    engine_streams_own_their_connection_and_return_it_clean,
+    owned_and_borrowed_sql_bind_the_same,
+);
+
+async fn add_user(db: impl Executor<'_>, id: i64, name: &str) -> Result<u64, Error> {
+    query("INSERT INTO users (id, name) VALUES ($1, $2)")
+        .bind(id)
+        .bind(name)
+        .execute(db)
+        .await
+}
+
+async fn user_name(db: impl Executor<'_>, id: i64) -> Result<Option<String>, Error> {
+    query_scalar("SELECT name FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+async fn create_users(engine: &Engine) -> Result<(), Error> {
+    query("CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT NOT NULL)")
+        .execute(engine)
+        .await
+        .map(drop)
+}
+
+async fn one_generic_function_serves_engine_connection_and_transaction(
+    db: TestDb,
+) -> Result<(), Error> {
+    let engine = db.engine();
+    create_users(&engine).await?;
+    assert_eq!(add_user(&engine, 1, "ada").await?, 1);
+    let mut conn = engine.acquire().await?;
+    assert_eq!(add_user(&mut conn, 2, "grace").await?, 1);
+    {
+        let mut tx = conn.begin().await?;
+        add_user(&mut tx, 3, "edsger").await?;
+        assert_eq!(user_name(&mut tx, 3).await?.as_deref(), Some("edsger"));
+        // Nested: a savepoint is an executor too.
+        let mut sp = tx.begin().await?;
+        add_user(&mut sp, 4, "barbara").await?;
+        sp.rollback().await?;
+        tx.commit().await?;
+    }
+    let mut tx = engine.begin().await?;
+    add_user(&mut tx, 5, "alan").await?;
+    tx.rollback().await?;
+    drop(conn);
+    for (id, name) in [
+        (1, Some("ada")),
+        (2, Some("grace")),
+        (3, Some("edsger")),
+        (4, None),
+        (5, None),
+    ] {
+        assert_eq!(user_name(&engine, id).await?.as_deref(), name, "user {id}");
+    }
+    Ok(())
+}
+
+async fn every_finisher_runs_on_every_executor(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    create_users(&engine).await?;
+    let names = ["a", "b", "c"];
+    let inserted = query("INSERT INTO users (id, name) VALUES ($1, $2)")
+        .execute_many(
+            &engine,
+            names.iter().enumerate().map(|(i, n)| (i as i64, *n)),
+        )
+        .await?;
+    assert_eq!(inserted, 3);
+    let mut conn = engine.acquire().await?;
+    let mut tx = engine.begin().await?;
+    macro_rules! on_each {
+        ($check:expr) => {{
+            $check(&engine).await?;
+            $check(&mut conn).await?;
+            $check(&mut tx).await?;
+        }};
+    }
+    async fn rows(db: impl Executor<'_>) -> Result<(), Error> {
+        let rows = query("SELECT id, name FROM users WHERE id >= $1 ORDER BY id")
+            .bind_all((1,))
+            .fetch_all(db)
+            .await?;
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].get::<String>("name")?, "b");
+        Ok(())
+    }
+    async fn one(db: impl Executor<'_>) -> Result<(), Error> {
+        let (id, name): (i64, String) = query_as("SELECT id, name FROM users WHERE id = $1")
+            .bind(2)
+            .fetch_one(db)
+            .await?;
+        assert_eq!((id, name.as_str()), (2, "c"));
+        Ok(())
+    }
+    async fn none(db: impl Executor<'_>) -> Result<(), Error> {
+        let err = query("SELECT id FROM users WHERE id = $1")
+            .bind(99)
+            .fetch_one(db)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RowNotFound);
+        Ok(())
+    }
+    async fn typed(db: impl Executor<'_>) -> Result<(), Error> {
+        let all: Vec<(i64, String)> = query_as("SELECT id, name FROM users ORDER BY id")
+            .fetch_all(db)
+            .await?;
+        assert_eq!(all.len(), 3);
+        Ok(())
+    }
+    async fn scalars(db: impl Executor<'_>) -> Result<(), Error> {
+        let ids: Vec<i64> = query_scalar("SELECT id FROM users ORDER BY id")
+            .fetch_all(db)
+            .await?;
+        assert_eq!(ids, [0, 1, 2]);
+        Ok(())
+    }
+    async fn streamed(db: impl Executor<'_>) -> Result<(), Error> {
+        let names: Vec<String> = query_scalar::<String>("SELECT name FROM users ORDER BY id")
+            .fetch(db)
+            .try_collect()
+            .await?;
+        assert_eq!(names, ["a", "b", "c"]);
+        Ok(())
+    }
+    async fn optional(db: impl Executor<'_>) -> Result<(), Error> {
+        let missing: Option<(i64,)> = query_as("SELECT id FROM users WHERE id = 99")
+            .fetch_optional(db)
+            .await?;
+        assert!(missing.is_none());
+        Ok(())
+    }
+    on_each!(rows);
+    on_each!(one);
+    on_each!(none);
+    on_each!(typed);
+    on_each!(scalars);
+    on_each!(streamed);
+    on_each!(optional);
+    let n = query("UPDATE users SET name = name WHERE id < $1")
+        .bind(2)
+        .execute(&mut tx)
+        .await?;
+    assert_eq!(n, 2);
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn engine_streams_own_their_connection_and_return_it_clean(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=1");
+    let sql = if db.is_postgres() {
+        "SELECT g FROM generate_series(1, 10000) AS g"
+    } else {
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 10000) SELECT n FROM s"
+    };
+    let total: i64 = query_scalar::<i64>(sql)
+        .fetch(&engine)
+        .try_fold(0_i64, |sum, n| Ok(sum + n))
+        .await?;
+    assert_eq!(total, 10000 * 10001 / 2);
+    for take in [0, 1, 300] {
+        let mut rows = query(sql).fetch(&engine);
+        for expected in 1..=take {
+            let row = rows.next().await.expect("a row")?;
+            assert_eq!(row.get::<i64>(0)?, expected);
+        }
+        assert_eq!(
+            engine.status().in_use,
+            usize::from(take > 0),
+            "the stream holds its connection"
+        );
+        drop(rows);
+        assert_pool_settles(&engine).await;
+        // The one connection serves again, outside any transaction.
+        let mut conn = engine.acquire().await?;
+        assert!(!conn.in_transaction());
+        let one: i64 = query_scalar("SELECT 1").fetch_one(&mut conn).await?;
+        assert_eq!(one, 1);
+    }
+    // A stream whose query fails yields the error, then ends.
+    let mut failing = query("SELECT * FROM no_such_table").fetch(&engine);
+    let err = failing.next().await.expect("an item").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    assert!(failing.next().await.is_none());
+    drop(failing);
+    // A stream cut by a timeout returns its connection too.
+    let cut = anysql_conformance::with_timeout(Duration::from_millis(1), async {
+        let mut rows = query(sql).fetch(&engine);
+        while rows.next().await.is_some() {}
+    })
+    .await;
+    let _ = cut;
+    assert_pool_settles(&engine).await;
+    assert_eq!(engine.status().size, 1);
+    Ok(())
+}
+
+async fn owned_and_borrowed_sql_bind_the_same(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    create_users(&engine).await?;
+    let table = "users";
+    let owned = format!("INSERT INTO {table} (id, name) VALUES ($1, $2)");
+    query(owned.clone())
+        .bind(1)
+        .bind("owned")
+        .execute(&engine)
+        .await?;
+    query(owned.as_str())
+        .bind_all(vec![Value::Int(2), Value::Text("borrowed".into())])
+        .execute(&engine)
+        .await?;
+    let mut conn = engine.acquire().await?;
+    let names: Vec<String> =
+        query_scalar::<String>(format!("SELECT name FROM {table} ORDER BY id"))
+            .fetch(&mut conn)
+            .try_collect()
+            .await?;
+    assert_eq!(names, ["owned", "borrowed"]);
+    let q = query("SELECT $1").bind("secret");
+    assert_eq!(format!("{q:?}"), "Query { sql: \"SELECT $1\", params: 1 }");
+    Ok(())
+}
