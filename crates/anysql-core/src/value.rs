@@ -355,7 +355,10 @@ mod tests {
         let err = f64::from_value_ref(&n).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode);
         assert!(err.message().contains("::float8"), "{err}");
-        assert_eq!(i64::from_value(Value::Numeric("-7.000".into())).unwrap(), -7);
+        assert_eq!(
+            i64::from_value(Value::Numeric("-7.000".into())).unwrap(),
+            -7
+        );
         assert!(i64::from_value_ref(&n).is_err());
         assert!(i8::from_value(Value::Numeric("300".into())).is_err());
         assert!(i64::from_value(Value::Numeric("1.5".into())).is_err());
@@ -364,10 +367,16 @@ mod tests {
 
     #[test]
     fn integers_become_floats_only_exactly() {
-        assert_eq!(f64::from_value(Value::Int(1 << 53)).unwrap(), 9007199254740992.0);
+        assert_eq!(
+            f64::from_value(Value::Int(1 << 53)).unwrap(),
+            9007199254740992.0
+        );
         assert!(f64::from_value(Value::Int((1 << 53) + 1)).is_err());
         assert!(f64::from_value(Value::Int(i64::MAX)).is_err());
-        assert_eq!(f64::from_value(Value::Int(i64::MIN)).unwrap(), -9.223372036854775808e18);
+        assert_eq!(
+            f64::from_value(Value::Int(i64::MIN)).unwrap(),
+            -9.223372036854775808e18
+        );
     }
 
     #[test]
