@@ -26,11 +26,11 @@ pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(200);
 const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
 
 /// The most `statement_cache_capacity` may be.
-pub const MAX_STATEMENT_CACHE_CAPACITY: usize = 10_000;
+pub(crate) const MAX_STATEMENT_CACHE_CAPACITY: usize = 10_000;
 
 /// The longest `connect_timeout`: one day (`86400`). The shortest one that is not `0` (no limit)
 /// is a millisecond.
-pub const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Every option this driver understands, in the URL query and in the `key=value` form.
 pub(crate) const KNOWN_OPTIONS: &[&str] = &[
@@ -105,8 +105,7 @@ impl fmt::Display for PgHost {
 ///
 /// Every value is checked when parsed, and one out of range is a configuration error naming the
 /// option and its limits: `port` 1 to 65535, `connect_timeout` 0 (no limit) or 0.001 to 86400
-/// seconds ([`MAX_CONNECT_TIMEOUT`]), `statement_cache_capacity` 0 to 10000
-/// ([`MAX_STATEMENT_CACHE_CAPACITY`]), `busy_poll` at most 10ms.
+/// seconds (1 day), `statement_cache_capacity` 0 to 10000, `busy_poll` at most 10ms.
 ///
 /// `Debug` never shows the password, nor, when the URL is ambiguous about where its password ends
 /// (an unencoded `#`, `/`, `?` or `@` in it), the hosts and database name that may hold part of it.
