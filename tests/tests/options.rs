@@ -205,7 +205,11 @@ async fn outputs(url: &str) -> Vec<String> {
     match ConnectOptions::parse(url) {
         Ok(options) => {
             shown.push(format!("{options} {options:?} {}", options.redacted()));
-            if let Ok(pg) = PgConnectOptions::parse(&options) {
+            let postgres = matches!(options.scheme(), "postgres" | "postgresql");
+            if let Some(pg) = postgres
+                .then(|| PgConnectOptions::parse(&options).ok())
+                .flatten()
+            {
                 shown.push(format!("{pg:?} {}", pg.redacted()));
             }
         }

@@ -218,7 +218,9 @@ impl ConnectOptions {
             .params
             .iter()
             .zip(&self.secret_params)
-            .any(|((k, _), secret)| *secret && k == key);
+            .any(|((k, _), secret)| *secret && k == key)
+            // A key of a `key=value` string inside a masked part (a password's tail).
+            || self.secret.iter().any(|r| self.raw[r.clone()].contains(key));
         let shown = if secret {
             "***".to_owned()
         } else {
@@ -321,6 +323,9 @@ fn key_value_spans(raw: &str) -> Vec<Range<usize>> {
     let at = |i: usize| bytes.get(i).map(|&(_, c)| c);
     let offset = |i: usize| bytes.get(i).map_or(raw.len(), |&(o, _)| o);
     let mut i = 0;
+    // After an unquoted password, a token whose key is not a libpq keyword's shape (lowercase
+    // letters and `_`) may be the password's tail after a space: it is masked too.
+    let mut after_unquoted_password = false;
     loop {
         while at(i).is_some_and(char::is_whitespace) {
             i += 1;
@@ -372,8 +377,20 @@ fn key_value_spans(raw: &str) -> Vec<Range<usize>> {
         }
         let i_end = i.min(bytes.len());
         let value = offset(value_start)..offset(i_end);
-        if is_password_key(key) {
-            spans.push(value);
+        let keyword = !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+        if after_unquoted_password && !keyword {
+            spans.push(offset(key_start)..offset(i_end));
+        } else if is_password_key(key) {
+            spans.push(value.clone());
+            after_unquoted_password = !raw[value.clone()].starts_with('\'');
+            i = i_end;
+            continue;
+        } else if raw[value.clone()]
+            .split_once('=')
+            .is_some_and(|(inner, _)| is_password_key(inner))
+        {
+            // `key= password=x`: libpq skips the space after `=`, and the value is `password=x`.
+            spans.push(value.clone());
         } else if raw[value.clone()].contains("://") || raw[value.clone()].contains('@') {
             // A URL as a value (`dbname=postgres://u:pw@h/db`): its own password.
             let inner = &raw[value.clone()];
@@ -383,6 +400,7 @@ fn key_value_spans(raw: &str) -> Vec<Range<usize>> {
                     .map(|r| value.start + r.start..value.start + r.end),
             );
         }
+        after_unquoted_password = after_unquoted_password && !keyword;
         i = i_end;
     }
 }
@@ -603,6 +621,14 @@ mod tests {
             // An unquoted password with a space: its tail does not parse, and is masked.
             ("host=h password=a b c", "host=h password=*** ***"),
             ("host=h password='open", "host=h password=***"),
+            (
+                "host=h port= password=x dbname=d",
+                "host=h port= *** dbname=d",
+            ),
+            (
+                "host=h password=a B=c dbname=d",
+                "host=h password=*** *** dbname=d",
+            ),
             (
                 "host=h password=a\\ b dbname=d",
                 "host=h password=*** dbname=d",

@@ -146,8 +146,9 @@ impl PgConnectOptions {
         } else {
             builder.parse_url_base(raw)?;
             for (index, (key, value)) in options.params().iter().enumerate() {
+                // A secret parameter's value is never quoted; the hosts it names still show in
+                // connect errors, as `?password=x&host=h1,h2` names them plainly.
                 builder.conceal = options.is_secret_param(index);
-                builder.concealed |= builder.conceal;
                 builder.apply(key, value)?;
             }
             builder.conceal = false;
@@ -719,8 +720,13 @@ fn parse_key_value(raw: &str, builder: &mut Builder<'_>) -> Result<(), Error> {
                 }
             }
         }
-        // Several hosts or ports are comma-separated, exactly as in the URL query.
+        // Several hosts or ports are comma-separated, exactly as in the URL query. A value is not
+        // quoted in messages when the string has a password (it may be part of it, as in
+        // `port= password=x`, where the value is `password=x`); the redacted string shows the
+        // others.
+        builder.conceal = builder.source.conceals(&value);
         builder.apply(&key, &value)?;
+        builder.conceal = false;
     }
 }
 
