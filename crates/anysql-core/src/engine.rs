@@ -349,27 +349,31 @@ impl<E: From<Engine>> EngineBuilder<E> {
         self
     }
 
-    /// The most connections the pool opens (default 10).
+    /// The most connections the pool opens (default 10): from 1 to [`PoolOptions::MAX_SIZE`]
+    /// (10 000); [`build`](Self::build) fails for any other value.
     pub fn max_size(self, max_size: usize) -> Self {
         self.setting(move |o| o.max_size = max_size)
     }
 
-    /// How many idle connections the pool tries to keep open (default 0).
+    /// How many idle connections the pool tries to keep open (default 0): at most `max_size`.
     pub fn min_idle(self, min_idle: usize) -> Self {
         self.setting(move |o| o.min_idle = min_idle)
     }
 
-    /// How long [`Engine::acquire`] waits for a connection before failing (default 30 s).
+    /// How long [`Engine::acquire`] waits for a connection before failing (default 30 s): at most
+    /// [`PoolOptions::MAX_ACQUIRE_TIMEOUT`] (1 day).
     pub fn acquire_timeout(self, timeout: Duration) -> Self {
         self.setting(move |o| o.acquire_timeout = timeout)
     }
 
-    /// How long a connection may sit idle before it is closed (default 10 min; `None` keeps it).
+    /// How long a connection may sit idle before it is closed (default 10 min; `None` keeps it): at
+    /// most [`PoolOptions::MAX_LIFETIME`] (365 days).
     pub fn idle_timeout(self, timeout: Option<Duration>) -> Self {
         self.setting(move |o| o.idle_timeout = timeout)
     }
 
-    /// How long a connection may live before it is closed (default 30 min; `None` keeps it).
+    /// How long a connection may live before it is closed (default 30 min; `None` keeps it): at most
+    /// [`PoolOptions::MAX_LIFETIME`] (365 days).
     pub fn max_lifetime(self, lifetime: Option<Duration>) -> Self {
         self.setting(move |o| o.max_lifetime = lifetime)
     }
@@ -408,7 +412,8 @@ impl<E: From<Engine>> EngineBuilder<E> {
     /// Builds the engine. No connection is opened yet.
     ///
     /// Fails with [`ErrorKind::Configuration`] for a malformed URL, an unknown scheme, a driver not
-    /// compiled in or an invalid option, and with [`ErrorKind::NoRuntime`] when no runtime is set
+    /// compiled in or an invalid option (one out of its range too, from the URL or from this
+    /// builder's methods; see [`PoolOptions`] for the limits), and with [`ErrorKind::NoRuntime`] when no runtime is set
     /// and none can be found.
     pub fn build(self) -> Result<E, Error> {
         let options = ConnectOptions::parse(&self.url)?;
@@ -427,8 +432,8 @@ impl<E: From<Engine>> EngineBuilder<E> {
             },
         };
         let mut pool = PoolOptions::default();
-        for (key, value) in options.pool_params() {
-            pool.apply_url_param(key, value)?;
+        for (i, (key, value)) in options.pool_params().iter().enumerate() {
+            pool.apply_url_param(key, value, options.is_secret_pool_param(i))?;
         }
         for apply in self.settings {
             apply(&mut pool);

@@ -22,6 +22,18 @@ pub type AfterConnect =
 /// `?max_size=8&acquire_timeout=5s`.
 ///
 /// Durations in URLs take a unit: `250ms`, `5s`, `2m`, `1h`; a bare number means seconds.
+///
+/// Every value is checked when the engine is built; one out of range fails the build with a
+/// configuration error naming the option and its limits:
+///
+/// | option | limits | default |
+/// |---|---|---|
+/// | `max_size` | 1 to 10 000 ([`PoolOptions::MAX_SIZE`]) | 10 |
+/// | `min_idle` | 0 to `max_size` | 0 |
+/// | `acquire_timeout` | 0 to 1 day ([`PoolOptions::MAX_ACQUIRE_TIMEOUT`]) | 30 s |
+/// | `idle_timeout` | `off`, or up to 365 days ([`PoolOptions::MAX_LIFETIME`]) | 10 min |
+/// | `max_lifetime` | `off`, or up to 365 days ([`PoolOptions::MAX_LIFETIME`]) | 30 min |
+/// | `health_check` | `true` or `false` | `true` |
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     pub(crate) max_size: usize,
@@ -60,29 +72,77 @@ const URL_PARAMS: &[&str] = &[
 ];
 
 impl PoolOptions {
+    /// The most connections a pool may open (`max_size`): far below what its semaphore can count,
+    /// and more than any database serves at once.
+    pub const MAX_SIZE: usize = 10_000;
+
+    /// The longest `acquire_timeout`: one day.
+    pub const MAX_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+    /// The longest `idle_timeout` and `max_lifetime`: 365 days (turn them off to keep connections
+    /// for ever).
+    pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
     pub(crate) fn is_url_param(key: &str) -> bool {
         URL_PARAMS.contains(&key)
     }
 
-    pub(crate) fn apply_url_param(&mut self, key: &str, value: &str) -> Result<(), Error> {
+    /// Applies one URL parameter; `secret` keeps its value out of the message (it may be part of a
+    /// password, see [`ConnectOptions::is_secret_pool_param`](crate::ConnectOptions::is_secret_pool_param)).
+    pub(crate) fn apply_url_param(
+        &mut self,
+        key: &str,
+        value: &str,
+        secret: bool,
+    ) -> Result<(), Error> {
         let bad = |what: &str| {
+            let shown = if secret {
+                "(not shown: it may be part of a password)".to_owned()
+            } else {
+                format!("`{value}`")
+            };
             Error::configuration(format!(
-                "invalid value `{value}` for pool option `{key}`: expected {what}"
+                "invalid value {shown} for pool option `{key}`: expected {what}"
             ))
         };
-        let count = || value.parse::<usize>().map_err(|_| bad("a whole number"));
-        let duration =
-            || parse_duration(value).ok_or_else(|| bad("a duration such as 500ms, 5s or 2m"));
-        let optional_duration = || match value {
+        let count = |max: usize| {
+            value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| bad(&format!("a whole number from 0 to {max}")))
+        };
+        let duration = |max: Duration, limit: &str| {
+            parse_duration(value).filter(|d| *d <= max).ok_or_else(|| {
+                bad(&format!(
+                    "a duration such as 500ms, 5s or 2m, at most {limit}"
+                ))
+            })
+        };
+        let optional_duration = |max: Duration, limit: &str| match value.trim() {
             "none" | "off" | "0" => Ok(None),
-            _ => duration().map(Some),
+            _ => duration(max, limit).map(Some),
         };
         match key {
-            "max_size" => self.max_size = count()?,
-            "min_idle" => self.min_idle = count()?,
-            "acquire_timeout" => self.acquire_timeout = duration()?,
-            "idle_timeout" => self.idle_timeout = optional_duration()?,
-            "max_lifetime" => self.max_lifetime = optional_duration()?,
+            "max_size" => {
+                self.max_size = value
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=Self::MAX_SIZE).contains(n))
+                    .ok_or_else(|| bad(&format!("a whole number from 1 to {}", Self::MAX_SIZE)))?
+            }
+            "min_idle" => self.min_idle = count(Self::MAX_SIZE)?,
+            "acquire_timeout" => {
+                self.acquire_timeout = duration(Self::MAX_ACQUIRE_TIMEOUT, "1 day (24h)")?
+            }
+            "idle_timeout" => {
+                self.idle_timeout = optional_duration(Self::MAX_LIFETIME, "365 days (8760h)")?
+            }
+            "max_lifetime" => {
+                self.max_lifetime = optional_duration(Self::MAX_LIFETIME, "365 days (8760h)")?
+            }
             "health_check" => {
                 self.health_check = parse_bool(value).ok_or_else(|| bad("true or false"))?
             }
@@ -92,17 +152,38 @@ impl PoolOptions {
         Ok(())
     }
 
+    /// Checks every setting, from the URL and from the builder's methods alike.
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        if self.max_size == 0 {
-            return Err(Error::configuration(
-                "the pool's max_size must be at least 1",
-            ));
+        if !(1..=Self::MAX_SIZE).contains(&self.max_size) {
+            return Err(Error::configuration(format!(
+                "the pool's max_size ({}) is out of range: it must be from 1 to {}",
+                self.max_size,
+                Self::MAX_SIZE
+            )));
         }
         if self.min_idle > self.max_size {
             return Err(Error::configuration(format!(
-                "the pool's min_idle ({}) is larger than its max_size ({})",
+                "the pool's min_idle ({}) is larger than its max_size ({}); it must be from 0 to max_size",
                 self.min_idle, self.max_size
             )));
+        }
+        if self.acquire_timeout > Self::MAX_ACQUIRE_TIMEOUT {
+            return Err(Error::configuration(format!(
+                "the pool's acquire_timeout ({:?}) is out of range: it must be at most 1 day (24h)",
+                self.acquire_timeout
+            )));
+        }
+        for (name, value) in [
+            ("idle_timeout", self.idle_timeout),
+            ("max_lifetime", self.max_lifetime),
+        ] {
+            if value.is_some_and(|d| d > Self::MAX_LIFETIME) {
+                return Err(Error::configuration(format!(
+                    "the pool's {name} ({:?}) is out of range: it must be at most 365 days (8760h), or None to \
+                     turn it off",
+                    value.unwrap_or_default()
+                )));
+            }
         }
         Ok(())
     }
@@ -559,12 +640,64 @@ mod tests {
     #[test]
     fn url_params_are_checked() {
         let mut o = PoolOptions::default();
-        o.apply_url_param("max_size", "3").unwrap();
-        o.apply_url_param("idle_timeout", "off").unwrap();
+        o.apply_url_param("max_size", "3", false).unwrap();
+        o.apply_url_param("idle_timeout", "off", false).unwrap();
         assert_eq!((o.max_size, o.idle_timeout), (3, None));
-        let err = o.apply_url_param("acquire_timeout", "soon").unwrap_err();
+        let err = o
+            .apply_url_param("acquire_timeout", "soon", false)
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Configuration);
         o.max_size = 0;
         assert!(o.validate().is_err());
+    }
+
+    /// Issue #10: `max_size=10000000000000000000` panicked in the semaphore.
+    #[test]
+    fn out_of_range_values_are_configuration_errors() {
+        for (key, value) in [
+            ("max_size", "10000000000000000000"),
+            ("max_size", "10001"),
+            ("max_size", "0"),
+            ("max_size", "-1"),
+            ("max_size", ""),
+            ("min_idle", "18446744073709551616"),
+            ("acquire_timeout", "25h"),
+            ("acquire_timeout", "1e20"),
+            ("acquire_timeout", "inf"),
+            ("acquire_timeout", "NaN"),
+            ("acquire_timeout", "-5s"),
+            ("idle_timeout", "100000h"),
+            ("max_lifetime", "18446744073709551616"),
+        ] {
+            let err = PoolOptions::default()
+                .apply_url_param(key, value, false)
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{key}={value}");
+            assert!(err.message().contains(key), "{err}");
+            assert!(
+                err.message().contains("at most") || err.message().contains(" to "),
+                "{err}"
+            );
+        }
+        let err = PoolOptions::default()
+            .apply_url_param("max_size", "pw", true)
+            .unwrap_err();
+        assert!(!err.message().contains("pw"), "{err}");
+        let mut o = PoolOptions::default();
+        o.apply_url_param("max_size", "10000", false).unwrap();
+        o.apply_url_param("acquire_timeout", "24h", false).unwrap();
+        o.validate().unwrap();
+        for set in [
+            (|o: &mut PoolOptions| o.max_size = usize::MAX) as fn(&mut PoolOptions),
+            |o| o.acquire_timeout = Duration::MAX,
+            |o| o.idle_timeout = Some(Duration::MAX),
+            |o| o.max_lifetime = Some(Duration::from_secs(366 * 24 * 3600)),
+            |o| o.min_idle = 11,
+        ] {
+            let mut o = PoolOptions::default();
+            set(&mut o);
+            let err = o.validate().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{o:?}");
+        }
     }
 }

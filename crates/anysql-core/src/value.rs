@@ -375,7 +375,7 @@ mod tests {
         assert!(f64::from_value(Value::Int(i64::MAX)).is_err());
         assert_eq!(
             f64::from_value(Value::Int(i64::MIN)).unwrap(),
-            -9.223372036854775808e18
+            -(2f64.powi(63))
         );
     }
 

@@ -158,22 +158,24 @@ impl PgConnection {
                 Err(attempt) => failures.push((host, attempt)),
             }
         }
-        Err(connect_error(options.redacted(), failures))
+        Err(connect_error(options, failures))
     }
 }
 
-fn connect_error(url: &str, mut failures: Vec<(&PgHost, Attempt)>) -> Error {
+fn connect_error(options: &PgConnectOptions, mut failures: Vec<(&PgHost, Attempt)>) -> Error {
+    let url = options.redacted();
     let Some((last_host, last)) = failures.pop() else {
         return Error::connection(format!("could not connect to `{url}`: it names no host"));
     };
     let hint = last.hint();
+    let last_host = options.shown_host(last_host);
     // The cause of the last attempt follows as the error's source: "…; tried h:5432: <cause>".
     let message = if failures.is_empty() {
         format!("could not connect to PostgreSQL for `{url}` ({hint}); tried {last_host}")
     } else {
         let earlier: Vec<String> = failures
             .iter()
-            .map(|(host, why)| format!("{host}: {why}"))
+            .map(|(host, why)| format!("{}: {why}", options.shown_host(host)))
             .collect();
         format!(
             "could not connect to any PostgreSQL host of `{url}` ({hint}); tried {}; then {last_host}",

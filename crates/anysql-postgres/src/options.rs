@@ -25,6 +25,13 @@ pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(200);
 /// The most `busy_poll` may be.
 const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
 
+/// The most `statement_cache_capacity` may be.
+pub(crate) const MAX_STATEMENT_CACHE_CAPACITY: usize = 10_000;
+
+/// The longest `connect_timeout`: one day (`86400`). The shortest one that is not `0` (no limit)
+/// is a millisecond.
+pub(crate) const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Every option this driver understands, in the URL query and in the `key=value` form.
 pub(crate) const KNOWN_OPTIONS: &[&str] = &[
     "host",
@@ -96,7 +103,12 @@ impl fmt::Display for PgHost {
 /// The PostgreSQL connection settings, parsed from a URL (`postgres://` or `postgresql://`) or a
 /// libpq `key=value` string.
 ///
-/// `Debug` never shows the password.
+/// Every value is checked when parsed, and one out of range is a configuration error naming the
+/// option and its limits: `port` 1 to 65535, `connect_timeout` 0 (no limit) or 0.001 to 86400
+/// seconds (1 day), `statement_cache_capacity` 0 to 10000, `busy_poll` at most 10ms.
+///
+/// `Debug` never shows the password, nor, when the URL is ambiguous about where its password ends
+/// (an unencoded `#`, `/`, `?` or `@` in it), the hosts and database name that may hold part of it.
 #[derive(Clone)]
 pub struct PgConnectOptions {
     pub(crate) hosts: Vec<PgHost>,
@@ -112,6 +124,9 @@ pub struct PgConnectOptions {
     pub(crate) busy_poll: Duration,
     pub(crate) shared: bool,
     pub(crate) redacted: String,
+    /// Whether the hosts, database name or other settings may hold part of a password (see
+    /// [`ConnectOptions::conceals`]): messages then show `***` for them.
+    pub(crate) concealed: bool,
 }
 
 /// A host as written, before ports and defaults are applied.
@@ -130,9 +145,13 @@ impl PgConnectOptions {
             parse_key_value(raw, &mut builder)?;
         } else {
             builder.parse_url_base(raw)?;
-            for (key, value) in options.params() {
+            for (index, (key, value)) in options.params().iter().enumerate() {
+                // A secret parameter's value is never quoted; the hosts it names still show in
+                // connect errors, as `?password=x&host=h1,h2` names them plainly.
+                builder.conceal = options.is_secret_param(index);
                 builder.apply(key, value)?;
             }
+            builder.conceal = false;
         }
         builder.finish()
     }
@@ -210,6 +229,15 @@ impl PgConnectOptions {
         &self.redacted
     }
 
+    /// `host` as messages show it: `***` when the URL is ambiguous about where its password ends.
+    pub(crate) fn shown_host(&self, host: &PgHost) -> String {
+        if self.concealed {
+            "***".to_owned()
+        } else {
+            host.to_string()
+        }
+    }
+
     pub(crate) fn to_config(&self) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
         if let Some(user) = &self.user {
@@ -235,13 +263,23 @@ impl PgConnectOptions {
 
 impl fmt::Debug for PgConnectOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |shown: &dyn fmt::Debug| -> String {
+            if self.concealed {
+                "***".to_owned()
+            } else {
+                format!("{shown:?}")
+            }
+        };
         f.debug_struct("PgConnectOptions")
-            .field("hosts", &self.hosts)
-            .field("user", &self.user)
+            .field("hosts", &format_args!("{}", hidden(&self.hosts)))
+            .field("user", &format_args!("{}", hidden(&self.user)))
             .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("dbname", &self.dbname)
-            .field("application_name", &self.application_name)
-            .field("options", &self.options)
+            .field("dbname", &format_args!("{}", hidden(&self.dbname)))
+            .field(
+                "application_name",
+                &format_args!("{}", hidden(&self.application_name)),
+            )
+            .field("options", &format_args!("{}", hidden(&self.options)))
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
             .field("pgbouncer", &self.pgbouncer)
@@ -267,6 +305,10 @@ struct Builder<'o> {
     drive: DriveMode,
     busy_poll: Duration,
     shared: bool,
+    /// Whether the value being applied may be part of a password: messages must not quote it.
+    conceal: bool,
+    /// Whether any part of the settings may hold part of a password.
+    concealed: bool,
 }
 
 impl<'o> Builder<'o> {
@@ -286,7 +328,24 @@ impl<'o> Builder<'o> {
             drive: DriveMode::Inline,
             busy_poll: DEFAULT_BUSY_POLL,
             shared: true,
+            conceal: false,
+            concealed: false,
         }
+    }
+
+    /// `text` quoted for a message, or a note that it is not shown when it may be part of a
+    /// password.
+    fn quote(&self, text: &str, secret: bool) -> String {
+        if secret {
+            "(not shown: it may be part of a password)".to_owned()
+        } else {
+            format!("`{text}`")
+        }
+    }
+
+    /// The value being applied, quoted for a message unless it may be part of a password.
+    fn value(&self, value: &str) -> String {
+        self.quote(value, self.conceal)
     }
 
     fn error(&self, what: impl fmt::Display) -> Error {
@@ -326,6 +385,9 @@ impl<'o> Builder<'o> {
             }
             None => authority,
         };
+        // A password with an unencoded `#`, `/`, `?` or `@` may end up in the hosts or the
+        // database name: then they are never shown.
+        self.concealed |= self.source.conceals(hostlist) || self.source.conceals(path);
         if !hostlist.is_empty() {
             for item in hostlist.split(',') {
                 let spec = self.parse_host_item(item)?;
@@ -339,15 +401,25 @@ impl<'o> Builder<'o> {
     }
 
     fn parse_host_item(&self, item: &str) -> Result<HostSpec, Error> {
+        let secret = self.source.conceals(item);
         let (host, port) = if let Some(bracketed) = item.strip_prefix('[') {
             let Some(close) = bracketed.find(']') else {
-                return Err(self.error(format!("unterminated `[` in host `{item}`")));
+                return Err(self.error(format!(
+                    "unterminated `[` in host {}",
+                    self.quote(item, secret)
+                )));
             };
             let after = &bracketed[close + 1..];
             let port = match after.strip_prefix(':') {
                 Some(port) => Some(port),
                 None if after.is_empty() => None,
-                None => return Err(self.error(format!("unexpected `{after}` after host `{item}`"))),
+                None => {
+                    return Err(self.error(format!(
+                        "unexpected {} after host {}",
+                        self.quote(after, secret),
+                        self.quote(item, secret)
+                    )))
+                }
             };
             (bracketed[..close].to_owned(), port)
         } else {
@@ -358,16 +430,17 @@ impl<'o> Builder<'o> {
         };
         let port = match port {
             None | Some("") => None,
-            Some(port) => Some(self.parse_port(port)?),
+            Some(port) => Some(self.parse_port(port, secret)?),
         };
         Ok(HostSpec { host, port })
     }
 
-    fn parse_port(&self, port: &str) -> Result<u16, Error> {
+    fn parse_port(&self, port: &str, secret: bool) -> Result<u16, Error> {
         match port.trim().parse::<u16>() {
             Ok(port) if port > 0 => Ok(port),
             _ => Err(self.error(format!(
-                "`{port}` is not a valid port; use a number from 1 to 65535"
+                "{} is not a valid port; use a number from 1 to 65535",
+                self.quote(port, secret)
             ))),
         }
     }
@@ -400,7 +473,7 @@ impl<'o> Builder<'o> {
                     ports.push(if port.is_empty() {
                         None
                     } else {
-                        Some(self.parse_port(port)?)
+                        Some(self.parse_port(port, self.conceal)?)
                     });
                 }
                 self.ports = Some(ports);
@@ -411,22 +484,32 @@ impl<'o> Builder<'o> {
             "application_name" => self.application_name = Some(value.to_owned()),
             "options" => self.options = Some(value.to_owned()),
             "connect_timeout" => {
-                let seconds: f64 = value
+                // Seconds, as libpq (fractions allowed); 0 means no limit.
+                let limit = value
                     .trim()
-                    .parse()
+                    .parse::<f64>()
                     .ok()
-                    .filter(|s: &f64| s.is_finite())
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .and_then(|s| {
+                        if s == 0.0 {
+                            Some(None)
+                        } else {
+                            Duration::try_from_secs_f64(s)
+                                .ok()
+                                .filter(|d| {
+                                    (Duration::from_millis(1)..=MAX_CONNECT_TIMEOUT).contains(d)
+                                })
+                                .map(Some)
+                        }
+                    })
                     .ok_or_else(|| {
                         self.error(format!(
-                            "connect_timeout `{value}` is not a number of seconds"
+                            "connect_timeout {} is out of range; use a number of seconds from 0.001 to \
+                             86400 (1 day), or 0 for no limit",
+                            self.value(value)
                         ))
                     })?;
-                // As libpq: zero or negative means wait indefinitely.
-                self.connect_timeout = if seconds > 0.0 {
-                    Some(Duration::from_secs_f64(seconds))
-                } else {
-                    None
-                };
+                self.connect_timeout = limit;
             }
             "sslmode" => match value {
                 "disable" | "allow" | "prefer" => {}
@@ -440,21 +523,31 @@ impl<'o> Builder<'o> {
                 }
                 other => {
                     return Err(self.error(format!(
-                        "unknown sslmode `{other}`; use disable, allow, prefer, require, verify-ca or verify-full"
+                        "unknown sslmode {}; use disable, allow, prefer, require, verify-ca or verify-full",
+                        self.value(other)
                     )));
                 }
             },
             "statement_cache_capacity" => {
-                self.statement_cache_capacity = value.trim().parse().map_err(|_| {
-                    self.error(format!(
-                        "statement_cache_capacity `{value}` is not a number; use 0 to disable the cache"
-                    ))
-                })?;
+                self.statement_cache_capacity = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= MAX_STATEMENT_CACHE_CAPACITY)
+                    .ok_or_else(|| {
+                        self.error(format!(
+                            "statement_cache_capacity {} is out of range; use a whole number from 0 to {}, 0 \
+                             to disable the cache",
+                            self.value(value),
+                            MAX_STATEMENT_CACHE_CAPACITY
+                        ))
+                    })?;
             }
             "pgbouncer" => {
                 self.pgbouncer = parse_bool(value).ok_or_else(|| {
                     self.error(format!(
-                        "pgbouncer `{value}` is not a boolean; use true or false"
+                        "pgbouncer {} is not a boolean; use true or false",
+                        self.value(value)
                     ))
                 })?;
             }
@@ -463,8 +556,10 @@ impl<'o> Builder<'o> {
                     "inline" => DriveMode::Inline,
                     "spawned" => DriveMode::Spawned,
                     other => {
-                        return Err(self
-                            .error(format!("drive `{other}` is unknown; use inline or spawned")));
+                        return Err(self.error(format!(
+                            "drive {} is unknown; use inline or spawned",
+                            self.value(other)
+                        )));
                     }
                 };
             }
@@ -473,15 +568,17 @@ impl<'o> Builder<'o> {
                     .filter(|d| *d <= MAX_BUSY_POLL)
                     .ok_or_else(|| {
                         self.error(format!(
-                            "busy_poll `{value}` is not a duration of at most 10ms; use one such as 50us \
-                             (0 turns busy-polling off)"
+                            "busy_poll {} is not a duration of at most 10ms; use one such as 50us \
+                             (0 turns busy-polling off)",
+                            self.value(value)
                         ))
                     })?;
             }
             "shared" => {
                 self.shared = parse_bool(value).ok_or_else(|| {
                     self.error(format!(
-                        "shared `{value}` is not a boolean; use true or false"
+                        "shared {} is not a boolean; use true or false",
+                        self.value(value)
                     ))
                 })?;
             }
@@ -548,6 +645,7 @@ impl<'o> Builder<'o> {
             busy_poll: self.busy_poll,
             shared: self.shared,
             redacted: self.source.redacted(),
+            concealed: self.concealed,
         })
     }
 }
@@ -592,9 +690,10 @@ fn parse_key_value(raw: &str, builder: &mut Builder<'_>) -> Result<(), Error> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
-            return Err(builder.error(format!(
-                "expected `=` after `{key}` in the key=value connection string"
-            )));
+            // The key is not quoted: it may be the tail of an unquoted password with a space.
+            return Err(
+                builder.error("expected `key=value` pairs in the key=value connection string")
+            );
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
@@ -621,8 +720,13 @@ fn parse_key_value(raw: &str, builder: &mut Builder<'_>) -> Result<(), Error> {
                 }
             }
         }
-        // Several hosts or ports are comma-separated, exactly as in the URL query.
+        // Several hosts or ports are comma-separated, exactly as in the URL query. A value is not
+        // quoted in messages when the string has a password (it may be part of it, as in
+        // `port= password=x`, where the value is `password=x`); the redacted string shows the
+        // others.
+        builder.conceal = builder.source.conceals(&value);
         builder.apply(&key, &value)?;
+        builder.conceal = false;
     }
 }
 
@@ -891,5 +995,81 @@ mod tests {
     fn percent_decoding() {
         assert_eq!(percent_decode("a%20b%2F").as_deref(), Some("a b/"));
         assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+    }
+
+    /// Issue #10: `connect_timeout=1e20` panicked in `Duration::from_secs_f64`.
+    #[test]
+    fn out_of_range_values_are_configuration_errors() {
+        for (option, value) in [
+            ("connect_timeout", "1e20"),
+            ("connect_timeout", "1e30"),
+            ("connect_timeout", "18446744073709551616"),
+            ("connect_timeout", "86401"),
+            ("connect_timeout", "-1"),
+            ("connect_timeout", "NaN"),
+            ("connect_timeout", "inf"),
+            ("connect_timeout", ""),
+            ("connect_timeout", "1e-9"),
+            ("statement_cache_capacity", "10001"),
+            ("statement_cache_capacity", "18446744073709551615"),
+            ("port", "65536"),
+            ("port", "-1"),
+            ("busy_poll", "1e20"),
+        ] {
+            for url in [
+                format!("postgres://h/db?{option}={value}"),
+                format!("host=h {option}='{value}'"),
+            ] {
+                let err = parse(&url).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Configuration, "{url}: {err}");
+                let message = err.message();
+                assert!(message.contains(option), "{url}: {message}");
+                assert!(
+                    message.contains(" to ") || message.contains("at most"),
+                    "names the limits: {message}"
+                );
+            }
+        }
+        let o = parse("host=h connect_timeout=86400 statement_cache_capacity=10000").unwrap();
+        assert_eq!(o.connect_timeout(), Some(MAX_CONNECT_TIMEOUT));
+        assert_eq!(o.statement_cache_capacity(), MAX_STATEMENT_CACHE_CAPACITY);
+        assert_eq!(
+            parse("postgres://h/db?connect_timeout=1.5")
+                .unwrap()
+                .connect_timeout(),
+            Some(Duration::from_millis(1500))
+        );
+    }
+
+    /// Issue #10: an unencoded `#` in the password made the parse error "`S3cr` is not a valid
+    /// port".
+    #[test]
+    fn pieces_of_a_password_are_never_quoted() {
+        for url in [
+            "postgres://root:S3cr#3tPw@host/test",
+            "postgres://root:S3cr/3tPw@host/test",
+            "postgres://root:S3cr?3tPw@host/test",
+            "postgres://root:[S3cr#3tPw@host/test",
+            "postgres://root:S3cr?connect_timeout=3tPw@host/test",
+            "postgres://root:S3cr?drive=3tPw@host/test",
+            "host=h password=S3cr 3tPw",
+        ] {
+            let err = parse(url).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{url}: {err}");
+            let shown = format!("{err} {err:?}");
+            assert!(
+                !shown.contains("S3cr") && !shown.contains("3tPw"),
+                "{url}: {shown}"
+            );
+        }
+        // It parses, as a port: the hosts and database name are never shown.
+        let o = parse("postgres://root:12#3tPw@host/test").unwrap();
+        let shown = format!("{o:?} {} {}", o.redacted(), o.shown_host(&o.hosts()[0]));
+        assert!(!shown.contains("12") && !shown.contains("3tPw"), "{shown}");
+        let o = parse("postgres://root:12/3tPw@host/test").unwrap();
+        assert!(!format!("{o:?}").contains("3tPw"), "{o:?}");
+        // A correct URL shows its hosts.
+        let o = parse("postgres://root:pw@host:6000/test").unwrap();
+        assert_eq!(o.shown_host(&o.hosts()[0]), "host:6000");
     }
 }

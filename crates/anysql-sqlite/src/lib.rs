@@ -21,17 +21,18 @@
 //! | option | values | default |
 //! |---|---|---|
 //! | `mode` | `ro` (read-only; the file must exist), `rw` (the file must exist), `rwc` (created if missing) | `rwc` |
-//! | `busy_timeout` | how long a statement waits for another connection's lock before failing with `SQLITE_BUSY`: `500ms`, `5s`, `2m` (a bare number is seconds); `0` fails at once | `5s` |
+//! | `busy_timeout` | how long a statement waits for another connection's lock before failing with `SQLITE_BUSY`: `500ms`, `5s`, `2m` (a bare number is seconds); at most `24h`; `0` fails at once | `5s` |
 //! | `journal_mode` | `wal`, `delete`, `truncate`, `persist`, `memory`, `off` | `wal` for files opened writable; SQLite's own otherwise |
 //! | `synchronous` | `off`, `normal`, `full`, `extra` | `normal` in WAL mode, SQLite's own (`full`) otherwise |
 //! | `foreign_keys` | `true`/`false` (`on`/`off`, `1`/`0`) | `true` |
-//! | `statement_cache_capacity` | prepared statements kept per connection (LRU); `0` turns the cache off | `128` |
+//! | `statement_cache_capacity` | prepared statements kept per connection (LRU): `0` to `10000`; `0` turns the cache off | `128` |
 //! | `busy_poll` | how long a caller busy-polls for a reply before its task sleeps, and the connection's thread for the next command before it blocks (see [Performance](#performance)); at most `10ms`; `0` turns spinning off | `50us` |
 //! | `writer_gate` | `true`/`false`: the engine's connections take turns to write, first come first served, instead of failing with `SQLITE_BUSY` (see [Writers take turns](#writers-take-turns)) | `true` |
 //! | `inline_limit` | a statement that took SQLite at most this long lately runs on the calling task's thread, without the hop to the connection's thread, where it may (read-only `fetch_one`/`fetch_optional`, and `execute` inside a write transaction in WAL mode: see [Inline statements](#inline-statements)); at most `1ms`; `0` sends every statement to the connection's thread | `20us` |
 //!
-//! An unknown option or a bad value fails when the engine is built, with an
-//! [`ErrorKind::Configuration`](anysql_core::ErrorKind::Configuration) error. An explicit
+//! An unknown option or a bad value (one out of its range too) fails when the engine is built, with
+//! an [`ErrorKind::Configuration`](anysql_core::ErrorKind::Configuration) error naming the option and
+//! its limits. An explicit
 //! `journal_mode` the database refuses fails the connection; the default WAL is best effort.
 //!
 //! ```

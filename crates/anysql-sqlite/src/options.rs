@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anysql_core::option_values::{parse_bool, parse_duration, percent_decode};
-use anysql_core::{ConnectOptions, Error};
+use anysql_core::{redact, ConnectOptions, Error};
 use rusqlite::OpenFlags;
 
 use crate::reply::DEFAULT_BUSY_POLL;
@@ -19,6 +19,12 @@ pub(crate) const DEFAULT_INLINE_LIMIT: Duration = Duration::from_micros(20);
 
 /// The most `inline_limit` may be.
 const MAX_INLINE_LIMIT: Duration = Duration::from_millis(1);
+
+/// The most `busy_timeout` may be: one day.
+const MAX_BUSY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The most `statement_cache_capacity` may be.
+const MAX_STATEMENT_CACHE_CAPACITY: usize = 10_000;
 
 /// The query parameters the SQLite driver knows.
 pub(crate) const KNOWN_PARAMS: &[&str] = &[
@@ -94,10 +100,16 @@ impl Config {
         let mut busy_poll = DEFAULT_BUSY_POLL;
         let mut writer_gate = true;
         let mut inline_limit = DEFAULT_INLINE_LIMIT;
-        for (key, value) in options.params() {
+        for (index, (key, value)) in options.params().iter().enumerate() {
+            let secret = options.is_secret_param(index);
             let bad = |expected: &str| {
+                let shown = if secret {
+                    "(not shown: it may be part of a password)".to_owned()
+                } else {
+                    format!("`{value}`")
+                };
                 Error::configuration(format!(
-                    "invalid value `{value}` for sqlite option `{key}`: expected {expected}"
+                    "invalid value {shown} for sqlite option `{key}`: expected {expected}"
                 ))
             };
             let lower = value.trim().to_ascii_lowercase();
@@ -112,9 +124,9 @@ impl Config {
                 }
                 "busy_timeout" => {
                     busy_timeout = parse_duration(&lower)
-                        .filter(|d| d.as_millis() <= i32::MAX as u128)
+                        .filter(|d| *d <= MAX_BUSY_TIMEOUT)
                         .ok_or_else(|| {
-                            bad("a duration such as 500ms, 5s or 2m (a bare number is seconds)")
+                            bad("a duration of at most 1 day (24h), such as 500ms, 5s or 2m (a bare number is seconds)")
                         })?;
                 }
                 "journal_mode" => {
@@ -140,8 +152,10 @@ impl Config {
                     statement_cache_capacity = lower
                         .parse::<usize>()
                         .ok()
-                        .filter(|n| *n <= 1_000_000)
-                        .ok_or_else(|| bad("a whole number (0 turns the cache off)"))?;
+                        .filter(|n| *n <= MAX_STATEMENT_CACHE_CAPACITY)
+                        .ok_or_else(|| {
+                            bad("a whole number from 0 to 10000 (0 turns the cache off)")
+                        })?;
                 }
                 "busy_poll" => {
                     busy_poll = parse_duration(&lower)
@@ -210,7 +224,8 @@ pub(crate) struct Describe<'a>(&'a Config);
 impl fmt::Display for Describe<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0.target {
-            Target::File(path) => write!(f, "`{}`", path.display()),
+            // A path from a URL with user info (`sqlite://u:pw@host/db`) would show the password.
+            Target::File(path) => write!(f, "`{}`", redact(&path.display().to_string())),
             Target::Memory(_) => f.write_str("`:memory:`"),
         }
     }
@@ -239,7 +254,8 @@ pub(crate) fn parse_location(location: &str) -> Result<Target, Error> {
     }
     let decoded = percent_decode(location).ok_or_else(|| {
         Error::configuration(format!(
-            "the sqlite database path `{location}` is not valid utf-8 once percent-decoded"
+            "the sqlite database path `{}` is not valid utf-8 once percent-decoded",
+            redact(location)
         ))
     })?;
     if decoded.contains('\0') {
@@ -250,7 +266,8 @@ pub(crate) fn parse_location(location: &str) -> Result<Target, Error> {
     let path = windows_drive_path(&decoded);
     let absolute = std::path::absolute(path).map_err(|e| {
         Error::configuration(format!(
-            "cannot resolve the sqlite database path `{decoded}` against the current directory: {e}"
+            "cannot resolve the sqlite database path `{}` against the current directory: {e}",
+            redact(&decoded)
         ))
     })?;
     Ok(Target::File(absolute))
@@ -404,5 +421,52 @@ mod tests {
             err.message().contains("busy_timeout"),
             "lists the known options: {err}"
         );
+    }
+
+    /// Issue #10: every value out of range is a configuration error naming the option and its
+    /// limits, never a panic.
+    #[test]
+    fn out_of_range_values_name_their_limits() {
+        for (url, needle) in [
+            ("sqlite:x.db?busy_timeout=25h", "at most 1 day"),
+            ("sqlite:x.db?busy_timeout=1e20", "at most 1 day"),
+            (
+                "sqlite:x.db?busy_timeout=18446744073709551616",
+                "at most 1 day",
+            ),
+            ("sqlite:x.db?busy_timeout=inf", "at most 1 day"),
+            ("sqlite:x.db?busy_timeout=", "at most 1 day"),
+            (
+                "sqlite:x.db?statement_cache_capacity=10001",
+                "from 0 to 10000",
+            ),
+            (
+                "sqlite:x.db?statement_cache_capacity=99999999999999999999999",
+                "from 0 to 10000",
+            ),
+            ("sqlite:x.db?busy_poll=1e30", "at most 10ms"),
+            ("sqlite:x.db?inline_limit=NaN", "at most 1ms"),
+        ] {
+            let err = config(url).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{url}");
+            let key = url.split(['?', '=']).nth(1).unwrap();
+            assert!(
+                err.message().contains(needle) && err.message().contains(key),
+                "{url}: {err}"
+            );
+        }
+        assert_eq!(
+            config("sqlite:x.db?busy_timeout=24h").unwrap().busy_timeout,
+            MAX_BUSY_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn values_that_may_be_a_password_are_not_quoted() {
+        let err = config("sqlite://u:pw?mode=Secr3t@x.db").unwrap_err();
+        assert!(!err.to_string().contains("Secr3t"), "{err}");
+        assert!(err.message().contains("mode"), "{err}");
+        let c = config("sqlite://u:Secr3t@host/x.db").unwrap();
+        assert!(!c.describe().to_string().contains("Secr3t"));
     }
 }
