@@ -386,7 +386,8 @@ impl FlatParams {
                 Value::Bool(v) => Cell::Int(i64::from(v)),
                 Value::Int(v) => Cell::Int(v),
                 Value::Float(v) => Cell::Real(v),
-                Value::Text(text) => {
+                // SQLite has no decimal type: a numeric goes in as its text, as `value::bind` does.
+                Value::Text(text) | Value::Numeric(text) => {
                     let Range { start, end } = ByteSink::append(&mut self.bytes, text.as_bytes());
                     Cell::Text { start, end }
                 }

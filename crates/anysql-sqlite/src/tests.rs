@@ -1910,12 +1910,21 @@ fn exact_decimals_in_text_columns_round_trip_digit_for_digit() {
         vec![exact.clone(), exact.clone(), exact.clone()],
     ))
     .unwrap();
+    // execute_many binds numerics as text too.
+    let sets = vec![
+        vec![exact.clone(), exact.clone(), exact.clone()],
+        vec![Value::Text(EXACT.into()), Value::Text(EXACT.into()), exact],
+    ];
+    assert_eq!(
+        block_on(conn.execute_many("INSERT INTO x VALUES ($1, $2, $3)", each(sets))).unwrap(),
+        2
+    );
     let rows = block_on(conn.fetch_all(
         "SELECT s, u, n, typeof(s), typeof(u), typeof(n) FROM x",
         vec![],
     ))
     .unwrap();
-    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.len(), 3);
     for row in &rows {
         assert_eq!(
             row.values(),
