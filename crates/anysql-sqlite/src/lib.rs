@@ -152,8 +152,9 @@
 //! - A `REAL` cell becomes the shortest decimal that reads back as the same `f64`, without an
 //!   exponent: `12.5`, `0.1`, `12345678901234567000` (for 1.2345678901234567e19); an infinity is
 //!   `Infinity` or `-Infinity`.
-//! - `TEXT`, `BLOB` and `NULL` cells stay as they are: a decimal column holds text only when SQLite
-//!   could not read it as a number, so it is no decimal.
+//! - `TEXT`, `BLOB` and `NULL` cells stay as they are (`Value::Text`, …): a table's decimal column
+//!   holds text only when SQLite could not read it as a number (`'n/a'`, `'0x1F'`), so that text is
+//!   no decimal literal.
 //!
 //! Only the declared type counts, not the affinity: `BOOLEAN`, `DATE` or `MONEY` columns have
 //! SQLite's NUMERIC affinity too, and read as before. Expressions (`price * 2`, `sum(price)`,
@@ -163,7 +164,8 @@
 //! **SQLite does not store decimals exactly.** NUMERIC affinity turns text that looks like a number
 //! into an `INTEGER` or, with a fraction or beyond 64 bits, a `REAL`, which keeps 15 to 17
 //! significant digits: `'12345678901234567890.0123456789'` inserted into a `NUMERIC(40,10)` column
-//! reads back as `12345678901234567000`. The driver reads back exactly what SQLite kept, never
+//! reads back as `12345678901234567000`; nor does it keep the scale (`'12.50'` reads back as
+//! `12.5`). The driver reads back exactly what SQLite kept, never
 //! less, but cannot bring back what it dropped. To keep every digit, store exact decimals in a
 //! `TEXT` column (or bind them as text to a column declared with no type): they then read back as
 //! the same text, digit for digit, as `Value::Text`, which decodes into `String`.

@@ -2010,13 +2010,29 @@ fn only_decimal_type_names_make_decimal_columns() {
     assert!(!is_decimal_type(None));
     let (_c, mut conn) = connect("sqlite::memory:");
     block_on(conn.execute(
-        "CREATE TABLE a (b BOOLEAN, d DATE); INSERT INTO a VALUES (1, 20240101)",
+        "CREATE TABLE a (b BOOLEAN, d DATE, n NUMERIC);
+         INSERT INTO a VALUES (1, 20240101, 'n/a'), (0, 20240102, '0x1F')",
         vec![],
     ))
     .unwrap();
-    let rows = block_on(conn.fetch_all("SELECT b, d FROM a", vec![])).unwrap();
+    let rows = block_on(conn.fetch_all("SELECT b, d, n, typeof(n) FROM a", vec![])).unwrap();
+    // Text SQLite could not read as a number stays text, even in a decimal column.
+    let text = |s: &str| Value::Text(s.to_owned());
     assert_eq!(
         values_of(&rows),
-        [vec![Value::Int(1), Value::Int(20240101)]]
+        [
+            vec![
+                Value::Int(1),
+                Value::Int(20240101),
+                text("n/a"),
+                text("text")
+            ],
+            vec![
+                Value::Int(0),
+                Value::Int(20240102),
+                text("0x1F"),
+                text("text")
+            ],
+        ]
     );
 }
