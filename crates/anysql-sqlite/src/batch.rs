@@ -14,7 +14,9 @@
 //! parameter sets, dropping its `String`s on its own thread, and the worker binds straight from the
 //! buffer.
 
+use std::fmt::{self, Write as _};
 use std::ops::Range;
+use std::sync::Arc;
 
 use anysql_core::{Columns, Error, Value};
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -37,6 +39,12 @@ enum Cell {
         start: usize,
         end: usize,
     },
+    /// A number of a column declared decimal, as its decimal text at `start..end` of the buffer
+    /// (see [`Decimals`]).
+    Numeric {
+        start: usize,
+        end: usize,
+    },
 }
 
 impl Cell {
@@ -46,16 +54,64 @@ impl Cell {
             Cell::Null => ValueRef::Null,
             Cell::Int(v) => ValueRef::Integer(v),
             Cell::Real(v) => ValueRef::Real(v),
-            Cell::Text { start, end } => ValueRef::Text(&bytes[start..end]),
+            Cell::Text { start, end } | Cell::Numeric { start, end } => {
+                ValueRef::Text(&bytes[start..end])
+            }
             Cell::Blob { start, end } => ValueRef::Blob(&bytes[start..end]),
         }
     }
+}
+
+/// Which result columns of a statement are declared with a decimal type: their numbers are read
+/// as [`Value::Numeric`] (see the crate docs, Decimal columns).
+///
+/// Worked out once per statement, with its column names, by the worker's
+/// [`Registry`](crate::statements::Registry), and again only after a schema change; it stays on the
+/// worker's side. For a statement without such columns it holds nothing, and reading a cell costs
+/// one test of that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Decimals(Option<Arc<[bool]>>);
+
+impl Decimals {
+    /// The decimal columns of `stmt`, by their declared types.
+    pub(crate) fn of(stmt: &Statement<'_>) -> Decimals {
+        let flags: Vec<bool> = stmt
+            .columns()
+            .map(|column| is_decimal_type(column.decl_type()))
+            .collect();
+        Decimals(flags.contains(&true).then(|| flags.into()))
+    }
+
+    /// Whether column `i` is declared decimal.
+    #[inline]
+    pub(crate) fn is(&self, i: usize) -> bool {
+        match &self.0 {
+            None => false,
+            Some(flags) => flags.get(i).copied().unwrap_or(false),
+        }
+    }
+}
+
+/// Whether a column's declared type (`sqlite3_column_decltype`: `None` for an expression) names a
+/// decimal type: whether it contains `NUMERIC` or `DECIMAL`, in any case (`NUMERIC(40,10)`,
+/// `decimal(10,2)`). Not decided by affinity: `BOOLEAN`, `DATE` and any unknown type name get
+/// SQLite's NUMERIC affinity too.
+pub(crate) fn is_decimal_type(declared: Option<&str>) -> bool {
+    declared.is_some_and(|declared| {
+        declared
+            .as_bytes()
+            .windows(7)
+            .any(|w| w.eq_ignore_ascii_case(b"NUMERIC") || w.eq_ignore_ascii_case(b"DECIMAL"))
+    })
 }
 
 /// Where a batch keeps the bytes of its text and blob cells.
 trait ByteSink {
     /// Appends `bytes` and returns where they are.
     fn append(&mut self, bytes: &[u8]) -> Range<usize>;
+
+    /// Where the next bytes appended will start.
+    fn end(&self) -> usize;
 }
 
 impl ByteSink for Vec<u8> {
@@ -64,12 +120,63 @@ impl ByteSink for Vec<u8> {
         self.extend_from_slice(bytes);
         start..self.len()
     }
+
+    fn end(&self) -> usize {
+        self.len()
+    }
 }
 
-/// Reads cell `i` of the current row, appending its text or blob bytes to `bytes`.
-fn read_cell(row: &rusqlite::Row<'_>, i: usize, bytes: &mut impl ByteSink) -> Result<Cell, Error> {
+/// Appends `number` as decimal text and returns where it is: no allocation, the digits go
+/// straight into the sink.
+fn append_number(bytes: &mut impl ByteSink, number: impl fmt::Display) -> Range<usize> {
+    struct Sink<'a, S>(&'a mut S);
+    impl<S: ByteSink> fmt::Write for Sink<'_, S> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0.append(s.as_bytes());
+            Ok(())
+        }
+    }
+    let start = bytes.end();
+    // Writing a number into a sink that never fails cannot fail.
+    let _ = write!(Sink(bytes), "{number}");
+    start..bytes.end()
+}
+
+/// A REAL of a decimal column as a [`Cell::Numeric`]: the shortest decimal that reads back as the
+/// same `f64` (what std's `Display` writes), always without an exponent
+/// (`1.2345678901234567e19` is `12345678901234567000`, `0.1` is `0.1`). SQLite stores no NaN (it
+/// binds one as NULL), but a column may hold an infinity: those are `Infinity` and `-Infinity`,
+/// as PostgreSQL spells them.
+fn real_numeric(v: f64, bytes: &mut impl ByteSink) -> Cell {
+    let Range { start, end } = if v.is_nan() {
+        bytes.append(b"NaN")
+    } else if v.is_infinite() {
+        bytes.append(if v > 0.0 { b"Infinity" } else { b"-Infinity" })
+    } else if v == 0.0 {
+        // Not `-0`: a decimal has no negative zero.
+        bytes.append(b"0")
+    } else {
+        append_number(bytes, v)
+    };
+    Cell::Numeric { start, end }
+}
+
+/// Reads cell `i` of the current row, appending its text or blob bytes to `bytes`. The numbers
+/// of a `decimal` column become [`Cell::Numeric`]; its text, blobs and NULLs stay as they are.
+#[inline]
+fn read_cell(
+    row: &rusqlite::Row<'_>,
+    i: usize,
+    decimal: bool,
+    bytes: &mut impl ByteSink,
+) -> Result<Cell, Error> {
     Ok(match row.get_ref(i).map_err(from_rusqlite)? {
         ValueRef::Null => Cell::Null,
+        ValueRef::Integer(v) if decimal => {
+            let Range { start, end } = append_number(bytes, v);
+            Cell::Numeric { start, end }
+        }
+        ValueRef::Real(v) if decimal => real_numeric(v, bytes),
         ValueRef::Integer(v) => Cell::Int(v),
         ValueRef::Real(v) => Cell::Real(v),
         ValueRef::Text(text) => {
@@ -100,6 +207,10 @@ fn fill_values(
                 Err(e) => return Err(not_utf8(columns, column, e)),
             },
             Cell::Blob { start, end } => Value::Blob(bytes[start..end].to_vec()),
+            Cell::Numeric { start, end } => match std::str::from_utf8(&bytes[start..end]) {
+                Ok(text) => Value::Numeric(text.to_owned()),
+                Err(e) => return Err(not_utf8(columns, column, e)),
+            },
         };
     }
     Ok(())
@@ -130,10 +241,15 @@ impl RowBatch {
         self.rows
     }
 
-    /// Appends the current row of a query. On the worker.
-    pub(crate) fn push(&mut self, row: &rusqlite::Row<'_>) -> Result<(), Error> {
+    /// Appends the current row of a query, whose `decimals` columns are declared decimal. On the
+    /// worker.
+    pub(crate) fn push(
+        &mut self,
+        row: &rusqlite::Row<'_>,
+        decimals: &Decimals,
+    ) -> Result<(), Error> {
         for i in 0..self.width {
-            let cell = read_cell(row, i, &mut self.bytes)?;
+            let cell = read_cell(row, i, decimals.is(i), &mut self.bytes)?;
             self.cells.push(cell);
         }
         self.rows += 1;
@@ -174,8 +290,13 @@ pub(crate) struct OneRow {
 }
 
 impl OneRow {
-    /// The current row of a query, if it is at most [`ONE_ROW_WIDTH`] cells wide. On the worker.
-    pub(crate) fn read(row: &rusqlite::Row<'_>, width: usize) -> Result<Option<OneRow>, Error> {
+    /// The current row of a query, if it is at most [`ONE_ROW_WIDTH`] cells wide, with its
+    /// `decimals` columns declared decimal. On the worker.
+    pub(crate) fn read(
+        row: &rusqlite::Row<'_>,
+        width: usize,
+        decimals: &Decimals,
+    ) -> Result<Option<OneRow>, Error> {
         if width > ONE_ROW_WIDTH {
             return Ok(None);
         }
@@ -189,7 +310,7 @@ impl OneRow {
             },
         };
         for i in 0..width {
-            one.cells[i] = read_cell(row, i, &mut one.bytes)?;
+            one.cells[i] = read_cell(row, i, decimals.is(i), &mut one.bytes)?;
         }
         Ok(Some(one))
     }
@@ -226,6 +347,10 @@ impl InlineBytes {
 }
 
 impl ByteSink for InlineBytes {
+    fn end(&self) -> usize {
+        self.len
+    }
+
     fn append(&mut self, bytes: &[u8]) -> Range<usize> {
         let start = self.len;
         let end = start + bytes.len();
@@ -261,7 +386,8 @@ impl FlatParams {
                 Value::Bool(v) => Cell::Int(i64::from(v)),
                 Value::Int(v) => Cell::Int(v),
                 Value::Float(v) => Cell::Real(v),
-                Value::Text(text) => {
+                // SQLite has no decimal type: a numeric goes in as its text, as `value::bind` does.
+                Value::Text(text) | Value::Numeric(text) => {
                     let Range { start, end } = ByteSink::append(&mut self.bytes, text.as_bytes());
                     Cell::Text { start, end }
                 }
@@ -328,7 +454,7 @@ mod tests {
         let mut batch = RowBatch::new(5);
         let mut rows = stmt.raw_query();
         while let Some(row) = rows.next().unwrap() {
-            batch.push(row).unwrap();
+            batch.push(row, &Decimals::default()).unwrap();
         }
         assert_eq!(batch.len(), 2);
         let columns = Columns::new((0..5).map(|i| format!("c{i}")));
@@ -365,7 +491,7 @@ mod tests {
         for second in ["tiny", long.as_str()] {
             let mut rows = stmt.query([second]).unwrap();
             let row = rows.next().unwrap().unwrap();
-            let one = OneRow::read(row, 6).unwrap().unwrap();
+            let one = OneRow::read(row, 6, &Decimals::default()).unwrap().unwrap();
             assert_eq!(one.bytes.spilled.is_empty(), second.len() < 50);
             assert_eq!(
                 one.values(&columns).unwrap(),
@@ -381,9 +507,11 @@ mod tests {
         }
         let mut wide = conn.prepare("SELECT 1, 2, 3, 4, 5, 6, 7, 8, 9").unwrap();
         let mut rows = wide.raw_query();
-        assert!(OneRow::read(rows.next().unwrap().unwrap(), 9)
-            .unwrap()
-            .is_none());
+        assert!(
+            OneRow::read(rows.next().unwrap().unwrap(), 9, &Decimals::default())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -430,7 +558,9 @@ mod tests {
         let mut stmt = conn.prepare("SELECT CAST(x'ff' AS TEXT) AS bad").unwrap();
         let mut batch = RowBatch::new(1);
         let mut rows = stmt.raw_query();
-        batch.push(rows.next().unwrap().unwrap()).unwrap();
+        batch
+            .push(rows.next().unwrap().unwrap(), &Decimals::default())
+            .unwrap();
         let err = batch
             .values(0, &Columns::new(["bad".to_string()]))
             .unwrap_err();

@@ -135,10 +135,41 @@
 //! reads and writes as before, and only the order in which writers reach SQLite changes.
 //!
 //! Values: `NULL`, `INTEGER` (`Value::Int`), `REAL` (`Value::Float`), `TEXT` and `BLOB` are read by
-//! each cell's storage class; `Value::Bool` is stored as the integer 0 or 1. Errors from SQLite carry
+//! each cell's storage class, except the numbers of decimal columns (below); `Value::Bool` is
+//! stored as the integer 0 or 1, `Value::Numeric` as its text. Errors from SQLite carry
 //! the extended result code name as [`Error::code`](anysql_core::Error::code)
 //! (`SQLITE_CONSTRAINT_UNIQUE`, …) and a constraint kind; `SQLITE_BUSY` and `SQLITE_LOCKED` are
 //! [retryable](anysql_core::Error::is_retryable).
+//!
+//! # Decimal columns
+//!
+//! A result column whose declared type (`sqlite3_column_decltype`) contains `NUMERIC` or `DECIMAL`,
+//! in any case (`NUMERIC(40,10)`, `decimal(10,2)`), reads its numbers as
+//! [`Value::Numeric`](anysql_core::Value::Numeric), an exact decimal as text: they decode into
+//! `String`, and into integer types when whole and in range, but not into `f64`. Cast in SQL to
+//! read a float: `SELECT CAST(price AS REAL) FROM t`.
+//!
+//! - An `INTEGER` cell becomes its digits: `12`.
+//! - A `REAL` cell becomes the shortest decimal that reads back as the same `f64`, without an
+//!   exponent: `12.5`, `0.1`, `12345678901234567000` (for 1.2345678901234567e19); an infinity is
+//!   `Infinity` or `-Infinity`.
+//! - `TEXT`, `BLOB` and `NULL` cells stay as they are (`Value::Text`, …): a table's decimal column
+//!   holds text only when SQLite could not read it as a number (`'n/a'`, `'0x1F'`), so that text is
+//!   no decimal literal.
+//!
+//! Only the declared type counts, not the affinity: `BOOLEAN`, `DATE` or `MONEY` columns have
+//! SQLite's NUMERIC affinity too, and read as before. Expressions (`price * 2`, `sum(price)`,
+//! `CAST(..)`) have no declared type and read by storage class. A statement's decimal columns are
+//! worked out once, with its column names, and again after a schema change.
+//!
+//! **SQLite does not store decimals exactly.** NUMERIC affinity turns text that looks like a number
+//! into an `INTEGER` or, with a fraction or beyond 64 bits, a `REAL`, which keeps 15 to 17
+//! significant digits: `'12345678901234567890.0123456789'` inserted into a `NUMERIC(40,10)` column
+//! reads back as `12345678901234567000`; nor does it keep the scale (`'12.50'` reads back as
+//! `12.5`). The driver reads back exactly what SQLite kept, never
+//! less, but cannot bring back what it dropped. To keep every digit, store exact decimals in a
+//! `TEXT` column (or bind them as text to a column declared with no type): they then read back as
+//! the same text, digit for digit, as `Value::Text`, which decodes into `String`.
 //!
 //! # The `run_sync` escape hatch
 //!

@@ -6,6 +6,9 @@
 //! with its own `Arc<Columns>`. Both save cache-line transfers between cores, which cost hundreds of
 //! nanoseconds each on a virtual machine: the difference matters for point queries.
 //!
+//! The worker also notes, with the names, which columns are declared decimal ([`Decimals`]), to read
+//! their numbers as exact decimal text; that stays on its side.
+//!
 //! The two sides stay in step because the worker handles every command it receives in order, and
 //! each command that could be answered with "the columns you know" carries the version the caller
 //! actually has, so a reply lost to a dropped future cannot desynchronise them.
@@ -17,7 +20,7 @@ use anysql_core::sql::rewrite_dollar_placeholders;
 use anysql_core::{Columns, Error, Row, RowSink, Value};
 use rusqlite::Statement;
 
-use crate::batch::{OneRow, RowBatch};
+use crate::batch::{is_decimal_type, Decimals, OneRow, RowBatch};
 use crate::error::from_rusqlite;
 
 /// The most statements each side remembers.
@@ -49,11 +52,14 @@ impl Sql {
     }
 }
 
+/// A statement's result columns under their version, as the worker sends them to the caller.
+pub(crate) type VersionedColumns = (u64, Arc<Columns>);
+
 /// Rows fetched by the worker, without their columns unless the caller lacks them.
 #[derive(Debug)]
 pub(crate) struct Fetched {
     /// The columns, with their version, when the caller does not have that version.
-    pub(crate) columns: Option<(u64, Arc<Columns>)>,
+    pub(crate) columns: Option<VersionedColumns>,
     pub(crate) rows: FetchedRows,
     /// The statement ran read-only, without pipelining, within the URL's `inline_limit`: its next
     /// run may be inline (see [`Worker::run_inline`](crate::worker::Worker::run_inline)).
@@ -74,13 +80,18 @@ pub(crate) enum FetchedRows {
 }
 
 impl FetchedRows {
-    /// The current row of a query, `width` cells wide, as the only row wanted.
-    pub(crate) fn one(row: &rusqlite::Row<'_>, width: usize) -> Result<FetchedRows, Error> {
-        if let Some(one) = OneRow::read(row, width)? {
+    /// The current row of a query, `width` cells wide, with its `decimals` columns declared
+    /// decimal, as the only row wanted.
+    pub(crate) fn one(
+        row: &rusqlite::Row<'_>,
+        width: usize,
+        decimals: &Decimals,
+    ) -> Result<FetchedRows, Error> {
+        if let Some(one) = OneRow::read(row, width, decimals)? {
             return Ok(FetchedRows::One(one));
         }
         let mut batch = RowBatch::new(width);
-        batch.push(row)?;
+        batch.push(row, decimals)?;
         Ok(FetchedRows::Many(batch))
     }
 
@@ -262,9 +273,42 @@ pub(crate) struct Registry {
 #[derive(Debug)]
 struct Registered {
     text: Arc<str>,
-    /// The version and names of the columns, as last seen. The worker's own copy: sharing an
-    /// `Arc<Columns>` with the caller would bounce its reference count between cores.
-    columns: Option<(u64, Vec<String>)>,
+    /// The columns, as last seen. The worker's own copy: sharing an `Arc<Columns>` with the
+    /// caller would bounce its reference count between cores.
+    columns: Option<Seen>,
+}
+
+/// A statement's result columns as the worker last saw them.
+#[derive(Debug)]
+struct Seen {
+    version: u64,
+    names: Vec<String>,
+    /// Which of them are declared decimal.
+    decimals: Decimals,
+}
+
+impl Seen {
+    fn new(version: u64, stmt: &Statement<'_>) -> Result<Seen, Error> {
+        Ok(Seen {
+            version,
+            names: column_names(stmt)?,
+            decimals: Decimals::of(stmt),
+        })
+    }
+
+    /// Whether `stmt` has these columns still: the same names, declared decimal or not alike (a
+    /// schema change may change a column's declared type and keep its name).
+    fn matches(&self, stmt: &Statement<'_>) -> bool {
+        self.names.len() == stmt.column_count()
+            && stmt
+                .columns()
+                .zip(&self.names)
+                .enumerate()
+                .all(|(i, (column, name))| {
+                    column.name() == name
+                        && is_decimal_type(column.decl_type()) == self.decimals.is(i)
+                })
+    }
 }
 
 impl Registry {
@@ -287,54 +331,54 @@ impl Registry {
         }
     }
 
-    /// The columns of statement `id` as `stmt` has them now, with their version, recording new
-    /// ones (the first time, or after a schema change) under a new version.
-    fn current(&mut self, id: u64, stmt: &Statement<'_>) -> Result<(u64, &[String]), Error> {
-        let count = stmt.column_count();
+    /// The columns of statement `id` as `stmt` has them now, recording new ones (the first time,
+    /// or after a schema change) under a new version.
+    fn current(&mut self, id: u64, stmt: &Statement<'_>) -> Result<&Seen, Error> {
         // Every statement is resolved before it runs, so the entry exists; an empty one is still
         // correct.
         let registered = self.map.entry(id).or_insert_with(|| Registered {
             text: Arc::from(""),
             columns: None,
         });
-        let unchanged = registered.columns.as_ref().is_some_and(|(_, names)| {
-            names.len() == count
-                && names
-                    .iter()
-                    .enumerate()
-                    .all(|(i, n)| stmt.column_name(i).ok() == Some(n.as_str()))
-        });
+        let unchanged = registered
+            .columns
+            .as_ref()
+            .is_some_and(|seen| seen.matches(stmt));
         if !unchanged {
-            let names = column_names(stmt)?;
             self.next_version += 1;
-            registered.columns = Some((self.next_version, names));
+            registered.columns = Some(Seen::new(self.next_version, stmt)?);
         }
-        match &registered.columns {
-            Some((version, names)) => Ok((*version, names)),
-            None => Err(Error::connection(
-                "the sqlite connection lost track of a statement's columns",
-            )),
-        }
+        registered.columns.as_ref().ok_or_else(|| {
+            Error::connection("the sqlite connection lost track of a statement's columns")
+        })
     }
 
-    /// The columns to send with a fetch reply: `None` if the caller has version `known` already.
+    /// The columns to send with a fetch reply (`None` if the caller has version `known` already),
+    /// and which of them are declared decimal.
     pub(crate) fn columns_for_caller(
         &mut self,
         id: u64,
         stmt: &Statement<'_>,
         known: u64,
-    ) -> Result<Option<(u64, Arc<Columns>)>, Error> {
-        let (version, names) = self.current(id, stmt)?;
-        if version == known {
-            return Ok(None);
-        }
-        Ok(Some((version, Columns::new(names.iter().cloned()))))
+    ) -> Result<(Option<VersionedColumns>, Decimals), Error> {
+        let seen = self.current(id, stmt)?;
+        let columns = (seen.version != known)
+            .then(|| (seen.version, Columns::new(seen.names.iter().cloned())));
+        Ok((columns, seen.decimals.clone()))
     }
 
-    /// The columns of statement `id`, for rows the worker builds itself (streams).
-    pub(crate) fn columns(&mut self, id: u64, stmt: &Statement<'_>) -> Result<Arc<Columns>, Error> {
-        let (_, names) = self.current(id, stmt)?;
-        Ok(Columns::new(names.iter().cloned()))
+    /// The columns of statement `id`, for rows the worker builds itself (streams), and which of
+    /// them are declared decimal.
+    pub(crate) fn columns(
+        &mut self,
+        id: u64,
+        stmt: &Statement<'_>,
+    ) -> Result<(Arc<Columns>, Decimals), Error> {
+        let seen = self.current(id, stmt)?;
+        Ok((
+            Columns::new(seen.names.iter().cloned()),
+            seen.decimals.clone(),
+        ))
     }
 }
 

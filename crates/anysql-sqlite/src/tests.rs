@@ -1700,3 +1700,339 @@ fn nothing_runs_inline_while_another_caller_of_the_engine_waits() {
     one(&mut a);
     assert_eq!(inline_runs(&mut a), 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Decimal columns
+
+/// A decimal with more digits than an f64 holds.
+const EXACT: &str = "12345678901234567890.0123456789";
+/// What SQLite keeps of [`EXACT`] in a NUMERIC column: a REAL, 1.2345678901234567e19.
+const EXACT_AS_REAL: &str = "12345678901234567000";
+
+const DECIMALS_SCHEMA: &str =
+    "CREATE TABLE t (n NUMERIC(40,10), d DECIMAL(10,2), i INTEGER, r REAL, s TEXT);
+     INSERT INTO t VALUES ('12345678901234567890.0123456789', '12.50', 7, 2.5,
+                           '12345678901234567890.0123456789');
+     INSERT INTO t VALUES (42, '-0.10', -3, 1.0, 'x');
+     INSERT INTO t VALUES (NULL, 9e999, NULL, NULL, NULL);";
+
+const SELECT_DECIMALS: &str =
+    "SELECT n, d, i, r, s, CAST(n AS REAL) AS nf, typeof(n) AS tn FROM t ORDER BY rowid";
+const SELECT_ONE_DECIMAL: &str =
+    "SELECT n, d, i, r, s, CAST(n AS REAL) AS nf, typeof(n) AS tn FROM t WHERE rowid = $1";
+
+/// The rows of [`SELECT_DECIMALS`], after [`DECIMALS_SCHEMA`] and one more row with numerics bound
+/// as parameters.
+fn decimal_rows() -> Vec<Vec<Value>> {
+    let numeric = |text: &str| Value::Numeric(text.to_owned());
+    let text = |text: &str| Value::Text(text.to_owned());
+    vec![
+        vec![
+            numeric(EXACT_AS_REAL),
+            numeric("12.5"),
+            Value::Int(7),
+            Value::Float(2.5),
+            text(EXACT),
+            Value::Float(1.2345678901234567e19),
+            text("real"),
+        ],
+        vec![
+            numeric("42"),
+            numeric("-0.1"),
+            Value::Int(-3),
+            Value::Float(1.0),
+            text("x"),
+            Value::Float(42.0),
+            text("integer"),
+        ],
+        vec![
+            Value::Null,
+            numeric("Infinity"),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            text("null"),
+        ],
+        // '1e3' is stored as the integer 1000.
+        vec![
+            numeric("0.1"),
+            numeric("1000"),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Float(0.1),
+            text("real"),
+        ],
+    ]
+}
+
+fn create_decimals(conn: &mut Box<dyn DriverConnection>) {
+    block_on(conn.execute(DECIMALS_SCHEMA, vec![])).unwrap();
+    let params = vec![Value::Numeric("0.1".into()), Value::Numeric("1e3".into())];
+    block_on(conn.execute("INSERT INTO t (n, d) VALUES ($1, $2)", params)).unwrap();
+}
+
+fn values_of(rows: &[Row]) -> Vec<Vec<Value>> {
+    rows.iter().map(|row| row.values().to_vec()).collect()
+}
+
+#[test]
+fn decimal_columns_read_as_exact_numerics_on_every_path() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    always_quick(&mut conn);
+    create_decimals(&mut conn);
+    let expected = decimal_rows();
+
+    // fetch_all (pipelined).
+    let rows = block_on(conn.fetch_all(SELECT_DECIMALS, vec![])).unwrap();
+    assert_eq!(values_of(&rows), expected);
+    let first = &rows[0];
+    assert_eq!(first.get::<String>("n").unwrap(), EXACT_AS_REAL);
+    assert_eq!(first.get::<String>("d").unwrap(), "12.5");
+    let err = first.get::<f64>("n").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+    assert!(err.message().contains("CAST(.. AS REAL)"), "{err}");
+    assert_eq!(first.get::<f64>("nf").unwrap(), 1.2345678901234567e19);
+    assert_eq!(first.get::<String>("s").unwrap(), EXACT);
+    assert_eq!(first.get::<i64>("i").unwrap(), 7);
+    assert_eq!(first.get::<f64>("r").unwrap(), 2.5);
+    assert!(first.get::<i64>("n").is_err());
+    assert_eq!(rows[1].get::<i64>("n").unwrap(), 42);
+
+    // fetch_optional, the one-row reply: through the thread first, then inline.
+    for _ in 0..2 {
+        for (rowid, want) in (1..).zip(&expected) {
+            let row = block_on(conn.fetch_optional(SELECT_ONE_DECIMAL, vec![Value::Int(rowid)]))
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.values(), &want[..], "row {rowid}");
+        }
+    }
+    assert!(inline_runs(&mut conn) >= 4);
+    // A row too wide to travel in place.
+    let wide = block_on(conn.fetch_optional(
+        "SELECT n, d, i, r, s, n, d, i, r, s FROM t WHERE rowid = 1",
+        vec![],
+    ))
+    .unwrap()
+    .unwrap();
+    assert_eq!(wide.values()[..5], expected[0][..5]);
+    assert_eq!(wide.values()[5..], expected[0][..5]);
+
+    // fetch_each.
+    let mut seen = Vec::new();
+    block_on(conn.fetch_each(SELECT_DECIMALS, vec![], &mut |row| {
+        seen.push(row.values().to_vec());
+        Ok(())
+    }))
+    .unwrap();
+    assert_eq!(seen, expected);
+
+    // A stream.
+    let streamed: Vec<Vec<Value>> = block_on(
+        conn.fetch(SELECT_DECIMALS, vec![])
+            .map(|row| row.unwrap().values().to_vec())
+            .collect(),
+    );
+    assert_eq!(streamed, expected);
+
+    // Many rows: several batches of a pipelined fetch, several chunks of a stream. Expressions
+    // have no declared type and read by storage class.
+    block_on(conn.execute(
+        "CREATE TABLE big (n DECIMAL);
+         INSERT INTO big WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000)
+         SELECT i + 0.25 FROM c",
+        vec![],
+    ))
+    .unwrap();
+    let check = |rows: Vec<Vec<Value>>| {
+        assert_eq!(rows.len(), 3000);
+        for (i, row) in (1..).zip(rows) {
+            assert_eq!(
+                row,
+                [
+                    Value::Numeric(format!("{i}.25")),
+                    Value::Float(i as f64 + 0.25)
+                ]
+            );
+        }
+    };
+    const SELECT_BIG: &str = "SELECT n, n + 0 FROM big ORDER BY rowid";
+    check(values_of(
+        &block_on(conn.fetch_all(SELECT_BIG, vec![])).unwrap(),
+    ));
+    check(block_on(
+        conn.fetch(SELECT_BIG, vec![])
+            .map(|row| row.unwrap().values().to_vec())
+            .collect(),
+    ));
+
+    // fetch_all_as, through an engine.
+    let engine = engine("sqlite::memory:?max_size=1");
+    block_on(async {
+        let mut conn = engine.acquire().await.unwrap();
+        conn.execute(DECIMALS_SCHEMA, ()).await.unwrap();
+        let typed: Vec<(String, String, i64, f64, String)> = conn
+            .fetch_all_as("SELECT n, d, i, r, s FROM t WHERE rowid = 1", ())
+            .await
+            .unwrap();
+        assert_eq!(
+            typed,
+            [(
+                EXACT_AS_REAL.to_owned(),
+                "12.5".to_owned(),
+                7,
+                2.5,
+                EXACT.to_owned()
+            )]
+        );
+        let err = conn
+            .fetch_all_as::<(f64,)>("SELECT n FROM t WHERE rowid = 1", ())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+        let cast: Vec<(f64,)> = conn
+            .fetch_all_as("SELECT CAST(n AS REAL) FROM t WHERE rowid = 1", ())
+            .await
+            .unwrap();
+        assert_eq!(cast, [(1.2345678901234567e19,)]);
+    });
+}
+
+#[test]
+fn exact_decimals_in_text_columns_round_trip_digit_for_digit() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    block_on(conn.execute("CREATE TABLE x (s TEXT, u, n NUMERIC)", vec![])).unwrap();
+    let exact = Value::Numeric(EXACT.into());
+    block_on(conn.execute(
+        "INSERT INTO x VALUES ($1, $2, $3)",
+        vec![exact.clone(), exact.clone(), exact.clone()],
+    ))
+    .unwrap();
+    // execute_many binds numerics as text too.
+    let sets = vec![
+        vec![exact.clone(), exact.clone(), exact.clone()],
+        vec![Value::Text(EXACT.into()), Value::Text(EXACT.into()), exact],
+    ];
+    assert_eq!(
+        block_on(conn.execute_many("INSERT INTO x VALUES ($1, $2, $3)", each(sets))).unwrap(),
+        2
+    );
+    let rows = block_on(conn.fetch_all(
+        "SELECT s, u, n, typeof(s), typeof(u), typeof(n) FROM x",
+        vec![],
+    ))
+    .unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(
+            row.values(),
+            &[
+                Value::Text(EXACT.into()),
+                Value::Text(EXACT.into()),
+                // What NUMERIC affinity kept.
+                Value::Numeric(EXACT_AS_REAL.into()),
+                Value::Text("text".into()),
+                Value::Text("text".into()),
+                Value::Text("real".into()),
+            ]
+        );
+        assert_eq!(row.get::<String>("s").unwrap(), EXACT);
+        assert_eq!(row.get::<String>("u").unwrap(), EXACT);
+    }
+}
+
+#[test]
+fn decimal_columns_follow_schema_changes() {
+    let (_c, mut conn) = connect("sqlite::memory:");
+    always_quick(&mut conn);
+    const SELECT: &str = "SELECT v FROM s";
+    let check = |conn: &mut Box<dyn DriverConnection>, want: Value| {
+        let rows = block_on(conn.fetch_all(SELECT, vec![])).unwrap();
+        assert_eq!(values_of(&rows), [vec![want.clone()]]);
+        let streamed: Vec<Row> = block_on(conn.fetch(SELECT, vec![]).map(Result::unwrap).collect());
+        assert_eq!(values_of(&streamed), [vec![want.clone()]]);
+        let before = inline_runs(conn);
+        for _ in 0..2 {
+            let row = block_on(conn.fetch_optional(SELECT, vec![]))
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.values(), std::slice::from_ref(&want));
+        }
+        assert!(inline_runs(conn) > before);
+    };
+    block_on(conn.execute(
+        "CREATE TABLE s (v NUMERIC); INSERT INTO s VALUES (5)",
+        vec![],
+    ))
+    .unwrap();
+    check(&mut conn, Value::Numeric("5".into()));
+    // The same statement, the same column name, another declared type.
+    block_on(conn.execute(
+        "DROP TABLE s; CREATE TABLE s (v INTEGER); INSERT INTO s VALUES (5)",
+        vec![],
+    ))
+    .unwrap();
+    check(&mut conn, Value::Int(5));
+    block_on(conn.execute(
+        "DROP TABLE s; CREATE TABLE s (v decimal(3, 1)); INSERT INTO s VALUES (5.5)",
+        vec![],
+    ))
+    .unwrap();
+    check(&mut conn, Value::Numeric("5.5".into()));
+    block_on(conn.execute(
+        "DROP TABLE s; CREATE TABLE s (v REAL); INSERT INTO s VALUES (5.5)",
+        vec![],
+    ))
+    .unwrap();
+    check(&mut conn, Value::Float(5.5));
+}
+
+#[test]
+fn only_decimal_type_names_make_decimal_columns() {
+    use crate::batch::is_decimal_type;
+    for decimal in [
+        "NUMERIC",
+        "numeric(40,10)",
+        "DECIMAL(10,2)",
+        "Decimal",
+        "UNSIGNED DECIMAL",
+    ] {
+        assert!(is_decimal_type(Some(decimal)), "{decimal}");
+    }
+    // NUMERIC affinity, but no decimal.
+    for other in [
+        "BOOLEAN", "DATE", "DATETIME", "MONEY", "INTEGER", "REAL", "TEXT", "", "NUM", "DEC",
+    ] {
+        assert!(!is_decimal_type(Some(other)), "{other}");
+    }
+    assert!(!is_decimal_type(None));
+    let (_c, mut conn) = connect("sqlite::memory:");
+    block_on(conn.execute(
+        "CREATE TABLE a (b BOOLEAN, d DATE, n NUMERIC);
+         INSERT INTO a VALUES (1, 20240101, 'n/a'), (0, 20240102, '0x1F')",
+        vec![],
+    ))
+    .unwrap();
+    let rows = block_on(conn.fetch_all("SELECT b, d, n, typeof(n) FROM a", vec![])).unwrap();
+    // Text SQLite could not read as a number stays text, even in a decimal column.
+    let text = |s: &str| Value::Text(s.to_owned());
+    assert_eq!(
+        values_of(&rows),
+        [
+            vec![
+                Value::Int(1),
+                Value::Int(20240101),
+                text("n/a"),
+                text("text")
+            ],
+            vec![
+                Value::Int(0),
+                Value::Int(20240102),
+                text("0x1F"),
+                text("text")
+            ],
+        ]
+    );
+}

@@ -11,7 +11,7 @@ use anysql_core::{Columns, DatabaseError, Error, Value};
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::{ffi, InterruptHandle};
 
-use crate::batch::{FlatParams, RowBatch};
+use crate::batch::{Decimals, FlatParams, RowBatch};
 use crate::error::{self, from_rusqlite};
 use crate::gate::{GateHeld, WriterGate};
 use crate::options::{Config, Target};
@@ -1145,6 +1145,7 @@ impl Worker {
             quick: false,
         };
         let mut batch: Option<RowBatch> = None;
+        let mut decimals = Decimals::default();
         let mut fetched_rows = 0;
         let mut next_partial = FIRST_PARTIAL_ROWS;
         let mut rows = stmt.raw_query();
@@ -1155,19 +1156,19 @@ impl Worker {
                     // Taken after the first step, when SQLite has re-prepared the statement if the
                     // schema changed.
                     if fetched_rows == 0 {
-                        fetched.columns =
+                        (fetched.columns, decimals) =
                             self.statements
                                 .columns_for_caller(id, row.as_ref(), known_columns)?;
                     }
                     let width = row.as_ref().column_count();
                     if limit == 1 {
-                        fetched.rows = FetchedRows::one(row, width)?;
+                        fetched.rows = FetchedRows::one(row, width, &decimals)?;
                         break;
                     }
                     batch.insert(RowBatch::new(width))
                 }
             };
-            current.push(row)?;
+            current.push(row, &decimals)?;
             fetched_rows += 1;
             if fetched_rows >= limit {
                 break;
@@ -1213,6 +1214,7 @@ impl Worker {
         let mut chunk: Option<StreamChunk> = None;
         // The columns go with the first chunk only.
         let mut columns_sent = false;
+        let mut decimals = Decimals::default();
         let mut rows = stmt.raw_query();
         while let Some(row) = rows.next().map_err(from_rusqlite)? {
             let current = match &mut chunk {
@@ -1222,7 +1224,9 @@ impl Worker {
                         None
                     } else {
                         columns_sent = true;
-                        Some(self.statements.columns(id, row.as_ref())?)
+                        let (columns, decimal) = self.statements.columns(id, row.as_ref())?;
+                        decimals = decimal;
+                        Some(columns)
                     };
                     chunk.insert(StreamChunk {
                         columns,
@@ -1230,7 +1234,7 @@ impl Worker {
                     })
                 }
             };
-            current.rows.push(row)?;
+            current.rows.push(row, &decimals)?;
             if current.rows.len() >= chunk_size {
                 let Some(full) = chunk.take() else { break };
                 #[cfg(test)]
