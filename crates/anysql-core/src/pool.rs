@@ -34,6 +34,7 @@ pub type AfterConnect =
 /// | `idle_timeout` | `off`, or up to 365 days ([`PoolOptions::MAX_LIFETIME`]) | 10 min |
 /// | `max_lifetime` | `off`, or up to 365 days ([`PoolOptions::MAX_LIFETIME`]) | 30 min |
 /// | `health_check` | `true` or `false` | `true` |
+/// | `health_check_after` | 0 to 1 day: how long a connection must have been idle to be pinged on its way out (`0s`: always) | 1 s |
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     pub(crate) max_size: usize,
@@ -146,7 +147,9 @@ impl PoolOptions {
             "health_check" => {
                 self.health_check = parse_bool(value).ok_or_else(|| bad("true or false"))?
             }
-            "health_check_after" => self.health_check_after = duration()?,
+            "health_check_after" => {
+                self.health_check_after = duration(Self::MAX_ACQUIRE_TIMEOUT, "1 day (24h)")?
+            }
             _ => return Err(Error::configuration(format!("unknown pool option `{key}`"))),
         }
         Ok(())
@@ -171,6 +174,12 @@ impl PoolOptions {
             return Err(Error::configuration(format!(
                 "the pool's acquire_timeout ({:?}) is out of range: it must be at most 1 day (24h)",
                 self.acquire_timeout
+            )));
+        }
+        if self.health_check_after > Self::MAX_ACQUIRE_TIMEOUT {
+            return Err(Error::configuration(format!(
+                "the pool's health_check_after ({:?}) is out of range: it must be at most 1 day (24h)",
+                self.health_check_after
             )));
         }
         for (name, value) in [
