@@ -232,14 +232,14 @@ pub(crate) fn expand(mut input: DeriveInput) -> syn::Result<TokenStream> {
     let fields = match &input.data {
         Data::Struct(data) => &data.fields,
         Data::Enum(data) => {
-            return Err(syn::Error::new_spanned(
-                &data.enum_token,
+            return Err(syn::Error::new(
+                data.enum_token.span,
                 "FromRow can be derived for structs only, not enums",
             ))
         }
         Data::Union(data) => {
-            return Err(syn::Error::new_spanned(
-                &data.union_token,
+            return Err(syn::Error::new(
+                data.union_token.span,
                 "FromRow can be derived for structs only, not unions",
             ))
         }

@@ -18,8 +18,9 @@ use proc_macro::TokenStream;
 ///
 /// A missing column or one that does not decode into the field's type is an
 /// [`ErrorKind::Decode`](https://docs.rs/anysql/latest/anysql/enum.ErrorKind.html) error that
-/// names the field and the column: `decoding field `age` of User: column 2 ("age"): cannot decode
-/// a text value into i64`.
+/// names the field and the column: ``decoding field `age` of User: column 2 ("age"): cannot decode
+/// a text value into i64`` or ``decoding field `age` of User: no column named "age"; the row has
+/// ["id", "name"]``.
 ///
 /// ```
 /// use anysql::{Columns, FromRow, Row, Value};

@@ -62,8 +62,8 @@ async fn many_rows_decode_through_the_reused_row_buffer() {
     )
     .await
     .unwrap();
-    for i in 0..50 {
-        let email = (i % 2 == 0).then(|| format!("u{i}@example.com"));
+    for i in 0..50u32 {
+        let email = i.is_multiple_of(2).then(|| format!("u{i}@example.com"));
         conn.execute(
             "INSERT INTO users (name, email) VALUES ($1, $2)",
             (format!("user {i}"), email),
@@ -81,7 +81,7 @@ async fn many_rows_decode_through_the_reused_row_buffer() {
         assert_eq!(user.name, format!("user {i}"));
         assert_eq!(
             user.email,
-            (i % 2 == 0).then(|| format!("u{i}@example.com"))
+            i.is_multiple_of(2).then(|| format!("u{i}@example.com"))
         );
     }
 }
