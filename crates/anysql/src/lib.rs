@@ -10,6 +10,7 @@
 //! | `runtime-async-std` | [`runtime::AsyncStdRuntime`] |
 //! | `sqlite` (default) | `sqlite:` URLs, over rusqlite with a bundled SQLite ([`sqlite`]) |
 //! | `postgres` | `postgres://` URLs, over tokio-postgres ([`postgres`]) |
+//! | `macros` (default) | `#[derive(FromRow)]` ([`FromRow`](derive@FromRow)) |
 //!
 //! A library should depend on `anysql` with `default-features = false` and take an [`Engine`]: it
 //! then never picks an executor or a database, and its users do.
@@ -38,6 +39,40 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Decoding rows into structs
+//!
+//! `#[derive(FromRow)]` (the `macros` feature) decodes each row into a struct, by column name; see
+//! [the derive's documentation](derive@FromRow) for its attributes.
+//!
+//! ```
+//! # #[cfg(all(feature = "sqlite", feature = "runtime-tokio", feature = "macros"))]
+//! # fn main() -> Result<(), anysql::Error> {
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use anysql::FromRow;
+//!
+//! #[derive(FromRow, Debug, PartialEq)]
+//! struct Person {
+//!     id: i64,
+//!     #[anysql(rename = "full_name")]
+//!     name: String,
+//!     nickname: Option<String>,
+//! }
+//!
+//! let engine = anysql::create_async_engine("sqlite::memory:")?;
+//! let mut conn = engine.acquire().await?;
+//! conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, full_name TEXT, nickname TEXT)", ())
+//!     .await?;
+//! conn.execute("INSERT INTO people (full_name) VALUES ($1)", ("Ada",)).await?;
+//!
+//! let people: Vec<Person> = conn.fetch_all_as("SELECT * FROM people", ()).await?;
+//! assert_eq!(people, [Person { id: 1, name: "Ada".into(), nickname: None }]);
+//! # Ok(())
+//! # })
+//! # }
+//! # #[cfg(not(all(feature = "sqlite", feature = "runtime-tokio", feature = "macros")))]
+//! # fn main() {}
+//! ```
+//!
 //! # Choosing the runtime
 //!
 //! [`create_async_engine`] uses the runtime the caller is running on: tokio when called inside a
@@ -57,6 +92,11 @@ pub use anysql_core::{
 
 /// The traits and types a runtime or driver author needs.
 pub use anysql_core as core;
+
+/// Derives [`FromRow`](trait@FromRow) for a struct (the `macros` feature). The derive and the trait
+/// share the name, so `use anysql::FromRow;` imports both.
+#[cfg(feature = "macros")]
+pub use anysql_macros::FromRow;
 
 /// Executors: the [`Runtime`](runtime::Runtime) trait and the compiled-in implementations.
 pub mod runtime {
@@ -210,7 +250,8 @@ pub fn create_async_engine(url: &str) -> Result<Engine> {
     Engine::builder(url).build()
 }
 
-/// The common imports: `use anysql::prelude::*;`.
+/// The common imports: `use anysql::prelude::*;` (with the `macros` feature, `FromRow` is both the
+/// trait and its derive).
 pub mod prelude {
     pub use crate::{
         create_async_engine, query, query_as, query_scalar, Connection, Engine, Error, ErrorKind,
