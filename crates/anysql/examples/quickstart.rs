@@ -21,11 +21,13 @@ async fn run() -> Result<(), Error> {
     println!("engine: {} on {}", engine.url(), engine.runtime().name());
 
     let mut conn = engine.acquire().await?;
-    conn.execute("DROP TABLE IF EXISTS tasks", ()).await?;
-    conn.execute(
+    query("DROP TABLE IF EXISTS tasks")
+        .execute(&mut conn)
+        .await?;
+    query(
         "CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done BOOLEAN NOT NULL, hours REAL)",
-        (),
     )
+    .execute(&mut conn)
     .await?;
 
     // A transaction commits all its inserts at once, or none of them.
@@ -34,32 +36,33 @@ async fn run() -> Result<(), Error> {
         ("write the docs", true, Some(1.5)),
         ("ship it", false, None),
     ] {
-        tx.execute(
-            "INSERT INTO tasks (title, done, hours) VALUES ($1, $2, $3)",
-            (title, done, hours),
-        )
-        .await?;
+        query("INSERT INTO tasks (title, done, hours) VALUES ($1, $2, $3)")
+            .bind(title)
+            .bind(done)
+            .bind(hours)
+            .execute(&mut tx)
+            .await?;
     }
     tx.commit().await?;
 
     // A transaction dropped without commit rolls back.
     {
         let mut tx = conn.begin().await?;
-        tx.execute(
-            "INSERT INTO tasks (title, done) VALUES ($1, $2)",
-            ("never seen", false),
-        )
-        .await?;
+        query("INSERT INTO tasks (title, done) VALUES ($1, $2)")
+            .bind_all(("never seen", false))
+            .execute(&mut tx)
+            .await?;
     }
 
-    let tasks: Vec<(i64, String, bool, Option<f64>)> = conn
-        .fetch_all_as("SELECT id, title, done, hours FROM tasks ORDER BY id", ())
-        .await?;
+    let tasks: Vec<(i64, String, bool, Option<f64>)> =
+        query_as("SELECT id, title, done, hours FROM tasks ORDER BY id")
+            .fetch_all(&mut conn)
+            .await?;
     for (id, title, done, hours) in &tasks {
         println!("task {id}: {title:<16} done={done:<5} hours={hours:?}");
     }
-    let open: i64 = conn
-        .fetch_scalar("SELECT count(*) FROM tasks WHERE NOT done", ())
+    let open: i64 = query_scalar("SELECT count(*) FROM tasks WHERE NOT done")
+        .fetch_one(&mut conn)
         .await?;
     println!("{} tasks, {open} open", tasks.len());
 
