@@ -511,7 +511,8 @@ impl PgConnection {
                 .io
                 .end_reason()
                 .unwrap_or_else(|| "the server closed it".to_owned());
-            return Err(Error::closed(format!(
+            // The server (or the network) ended it, not the application: a connection error.
+            return Err(Error::connection(format!(
                 "the connection to PostgreSQL has ended ({reason}); acquire a new connection"
             )));
         }

@@ -191,7 +191,7 @@
 //!   `statement_timeout` (`options=-c%20statement_timeout%3D5s`).
 //!   A statement that fails on the server fails alone (each is its own implicit transaction).
 //!   When the session ends (terminated, server restart), statements in flight fail with
-//!   [`Closed`] errors and the next statement opens a new shared connection.
+//!   [`Connection`] errors and the next statement opens a new shared connection.
 //! - Named statements are cached per shared connection as on pooled ones (the cache is locked only
 //!   to look a statement up, never while a query runs). A statement prepared for a future that is
 //!   dropped during its preparation stays on the server until the connection closes.
@@ -257,9 +257,12 @@
 //!   the constraint kind (`23505` unique, `23503` foreign key, `23502` not null, `23514` check),
 //!   constraint and table names, and [`is_retryable`](anysql_core::Error::is_retryable) for
 //!   `40001` and `40P01`. The message carries the server's detail and hint.
-//! - A session the server ends (`pg_terminate_backend`, shutdown: FATAL errors and `57P0x`) and a
-//!   closed socket are [`Closed`] errors; other I/O errors are [`Connection`] errors. Either
-//!   way the connection reports [`is_broken`](anysql_core::DriverConnection::is_broken) from then on.
+//! - A session the server ends (`pg_terminate_backend`, shutdown, restart: FATAL errors, `57P0x`
+//!   and class `08`), a closed socket and other I/O errors are [`Connection`] errors, so
+//!   [`is_connection`](anysql_core::Error::is_connection) is true; the message names the SQLSTATE
+//!   (`… (code 57P01)`) and the source is the server's error. Either way the connection reports
+//!   [`is_broken`](anysql_core::DriverConnection::is_broken) from then on. ([`Closed`] is for
+//!   engines and connections the application closed.)
 //! - Connect failures are [`Connection`] errors whose message names the URL (without password) and
 //!   every host tried, and whose source is the last cause. A login the server rejects (wrong
 //!   password `28P01`, unknown role `28000`, unknown database `3D000`) is a connect failure too, of

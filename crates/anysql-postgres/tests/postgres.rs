@@ -1012,18 +1012,55 @@ async fn a_terminated_backend_breaks_the_connection() {
             victim.is_broken(),
             "{mode}: idle connection not seen as broken"
         );
+        // A connection error (the server ended the session), not `Closed` (for what the
+        // application closed).
         let err = victim.fetch_all("SELECT 1", vec![]).await.unwrap_err();
-        assert!(
-            matches!(err.kind(), ErrorKind::Closed | ErrorKind::Connection),
-            "{mode}: {err:?}"
-        );
+        assert_eq!(err.kind(), ErrorKind::Connection, "{mode}: {err:?}");
+        assert!(err.is_connection() && !err.is_closed(), "{mode}: {err:?}");
         assert!(victim.is_broken(), "{mode}");
         let again = victim.execute("SELECT 1", vec![]).await.unwrap_err();
-        assert!(
-            matches!(again.kind(), ErrorKind::Closed | ErrorKind::Connection),
-            "{again:?}"
-        );
+        assert_eq!(again.kind(), ErrorKind::Connection, "{again:?}");
         assert!(victim.ping().await.is_err());
+    }
+}
+
+/// Issue #10, 11: a session terminated while a statement runs (SQLSTATE 57P01) is a connection
+/// error naming the SQLSTATE, on every path, and the connection is broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_terminated_mid_statement_is_a_connection_error() {
+    for mode in MODES {
+        let mut victim = conn!(url_with(mode));
+        let mut killer = conn!(base_url());
+        let victim_pid = pid(&mut victim).await;
+        let kill = async {
+            // Until the victim's statement is running.
+            for _ in 0..100 {
+                let running = scalar(
+                    &mut killer,
+                    "SELECT count(*)::int8 FROM pg_stat_activity \
+                     WHERE pid = $1::int4 AND query LIKE 'SELECT pg_sleep%' AND state = 'active'",
+                    vec![Value::Int(victim_pid)],
+                )
+                .await;
+                if running == Value::Int(1) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            scalar(
+                &mut killer,
+                "SELECT pg_terminate_backend($1::int4)",
+                vec![Value::Int(victim_pid)],
+            )
+            .await
+        };
+        let (result, killed) = tokio::join!(victim.execute("SELECT pg_sleep(10)", vec![]), kill);
+        assert_eq!(killed, Value::Bool(true), "{mode}");
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connection, "{mode}: {err:?}");
+        assert!(err.is_connection(), "{mode}: {err:?}");
+        assert!(err.to_string().contains("57P01"), "{mode}: {err}");
+        assert!(victim.is_broken(), "{mode}");
     }
 }
 
