@@ -539,8 +539,9 @@ impl PgConnection {
         limit: Option<usize>,
         sink: &mut RowSink<'_>,
     ) -> Result<(), Error> {
-        self.start()?;
         let info = sql::scan(sql);
+        info.check(params.len())?;
+        self.start()?;
         let Self {
             client,
             statements,
@@ -749,8 +750,9 @@ fn record(
 #[async_trait]
 impl DriverConnection for PgConnection {
     async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
-        self.start()?;
         let info = sql::scan(sql);
+        info.check(params.len())?;
+        self.start()?;
         let Self {
             client,
             statements,
@@ -782,6 +784,7 @@ impl DriverConnection for PgConnection {
             return Ok(0);
         }
         let info = sql::scan(sql);
+        info.check(param_sets.iter().map(Vec::len).max().unwrap_or(0))?;
         if self.session.txn == Txn::Unknown || !info.effects.is_empty() {
             // Nothing safe to pipeline around: one by one, stopping at the first error.
             let mut total = 0;
@@ -823,10 +826,10 @@ impl DriverConnection for PgConnection {
     }
 
     fn fetch<'a>(&'a mut self, sql: &'a str, params: Vec<Value>) -> RowStream<'a> {
-        if let Err(e) = self.start() {
+        let info = sql::scan(sql);
+        if let Err(e) = info.check(params.len()).and_then(|()| self.start()) {
             return Box::pin(futures_lite::stream::once(Err(e)));
         }
-        let info = sql::scan(sql);
         let Self {
             client,
             statements,
