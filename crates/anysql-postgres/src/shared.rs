@@ -6,7 +6,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use anysql_core::{Error, Row, SharedConnection, Value};
+use anysql_core::{DriverConnection as _, Error, Row, SharedConnection, Value};
 use async_trait::async_trait;
 use futures_lite::StreamExt;
 use postgres_types::Type;
@@ -194,9 +194,12 @@ impl SharedConnection for PgShared {
             .next())
     }
 
-    /// Also when an error showed the session to be out of step.
+    /// Also when the session is out of step (an error that broke it, a COPY response) or, against
+    /// every check, in a transaction: the server's ReadyForQuery status says so.
     fn is_broken(&self) -> bool {
-        self.broken.load(Ordering::Acquire) || self.conn.client().is_closed()
+        self.broken.load(Ordering::Acquire)
+            || self.conn.server_reported_transaction()
+            || self.conn.is_broken()
     }
 }
 

@@ -60,6 +60,86 @@ fn engine(options: &str, runtime: &SharedRuntime) -> Engine {
         .unwrap()
 }
 
+async fn count(observer: &Engine, table: &str) -> i64 {
+    observer
+        .fetch_scalar(&format!("SELECT count(*)::int8 FROM {table}"), ())
+        .await
+        .unwrap()
+}
+
+/// Issue #10, 2: a transaction opened with raw SQL (`BEGIN` through `execute`, in a
+/// multi-statement string, through `fetch`, through the raw client) never goes back to the pool
+/// open: the next user's statements are autocommitted and seen by everyone.
+#[test]
+fn a_transaction_opened_with_raw_sql_is_rolled_back_before_reuse() {
+    on_every_runtime(|rt| async move {
+        let observer = engine("max_size=1&shared=false", &rt);
+        let table = unique("raw_begin");
+        observer
+            .execute(&format!("CREATE TABLE {table} (id int8)"), ())
+            .await
+            .unwrap();
+        for options in [
+            "max_size=1&shared=false",
+            "max_size=1&shared=false&drive=spawned",
+            "max_size=1&pgbouncer=true",
+            "max_size=1",
+        ] {
+            let engine = engine(options, &rt);
+            let openers = [
+                "BEGIN".to_owned(),
+                "start transaction isolation level repeatable read".to_owned(),
+                format!("BEGIN; INSERT INTO {table} VALUES (-1)"),
+                // A failed transaction block (status `E`).
+                "BEGIN; SELECT 1/0".to_owned(),
+                "fetch:BEGIN".to_owned(),
+                "client:BEGIN".to_owned(),
+            ];
+            for opener in &openers {
+                let before = count(&observer, &table).await;
+                let mut conn = engine.acquire().await.unwrap();
+                if let Some(sql) = opener.strip_prefix("fetch:") {
+                    conn.fetch_all(sql, ()).await.unwrap();
+                } else if let Some(sql) = opener.strip_prefix("client:") {
+                    let pg = conn.driver_connection::<PgConnection>().unwrap();
+                    let sql = sql.to_owned();
+                    pg.with_client(move |client| {
+                        Box::pin(async move { client.batch_execute(&sql).await })
+                    })
+                    .await
+                    .unwrap();
+                } else {
+                    let _ = conn.execute(opener.as_str(), ()).await;
+                }
+                drop(conn);
+                let n = engine
+                    .execute(&format!("INSERT INTO {table} VALUES (1)"), ())
+                    .await
+                    .unwrap();
+                assert_eq!(n, 1, "{options}: {opener}");
+                assert_eq!(
+                    count(&observer, &table).await,
+                    before + 1,
+                    "{options}: after {opener:?}, the next user's insert is not committed"
+                );
+                // And the connection is usable in every way afterwards.
+                let mut tx = engine.begin().await.unwrap();
+                tx.execute(&format!("INSERT INTO {table} VALUES (2)"), ())
+                    .await
+                    .unwrap();
+                tx.rollback().await.unwrap();
+                assert_eq!(count(&observer, &table).await, before + 1);
+            }
+            engine.close().await;
+        }
+        observer
+            .execute(&format!("DROP TABLE {table}"), ())
+            .await
+            .unwrap();
+        observer.close().await;
+    });
+}
+
 /// Issue #10, 5: `COPY … FROM STDIN` / `COPY … TO STDOUT` through the query methods is a clear
 /// error before anything is sent, on every entry point, the shared and the pooled connection, and
 /// no other caller ever sees a failure. COPY with a server file is unaffected.
@@ -156,6 +236,53 @@ fn copy_to_or_from_the_client_is_refused_before_sending() {
             .unwrap();
         setup.close().await;
     });
+}
+
+/// Issue #10, 5, defence in depth: if the server ever starts a COPY that the driver did not
+/// expect (here through the raw client, which bypasses every check), the connection is broken
+/// and never handed out again, so the next caller does not fail.
+#[test]
+fn an_unexpected_copy_response_breaks_the_connection() {
+    on_every_runtime(|rt| async move {
+        let table = unique("copy_raw");
+        let engine = engine("max_size=1&shared=false", &rt);
+        engine
+            .execute(&format!("CREATE TABLE {table} (id int8)"), ())
+            .await
+            .unwrap();
+        let mut conn = engine.acquire().await.unwrap();
+        let pg = conn.driver_connection::<PgConnection>().unwrap();
+        let sql = format!("COPY {table} FROM STDIN");
+        let raw = pg
+            .with_client(move |client| {
+                Box::pin(async move { client.simple_query(&sql).await.map(drop) })
+            })
+            .await;
+        assert!(raw.is_err(), "tokio-postgres refuses the COPY response");
+        assert!(
+            DriverConnectionExt::broken(pg),
+            "a session in COPY mode must count as broken"
+        );
+        drop(conn);
+        let n: i64 = engine.fetch_scalar("SELECT 3::int8", ()).await.unwrap();
+        assert_eq!(n, 3);
+        engine
+            .execute(&format!("DROP TABLE {table}"), ())
+            .await
+            .unwrap();
+        engine.close().await;
+    });
+}
+
+/// `is_broken` through the trait, without importing it into every test.
+trait DriverConnectionExt {
+    fn broken(&self) -> bool;
+}
+
+impl DriverConnectionExt for PgConnection {
+    fn broken(&self) -> bool {
+        anysql_core::DriverConnection::is_broken(self)
+    }
 }
 
 /// `SELECT 1 WHERE 1 IN ($1, …, $n)` and `n` parameters.
