@@ -228,7 +228,7 @@
 //! |---|---|
 //! | `int2`, `int4`, `int8`, `oid` | `Int` |
 //! | `float4`, `float8` | `Float` |
-//! | `numeric` | `Int` when integral and within `i64`, else the nearest `Float` (as SQLite's NUMERIC affinity stores it; `sum(bigint)` is `numeric`) |
+//! | `numeric` | `Numeric`: the exact decimal text PostgreSQL prints, scale kept (`1.50` for `numeric(10,2)`), `NaN`, `Infinity`, `-Infinity`; it decodes into `String`, and into integers when whole and in range (`sum(bigint)` is `numeric`), never silently into `f64` (cast to `float8` for that) |
 //! | `text`, `varchar`, `char(n)`, `name`, `json`, `jsonb`, enums, `citext`, unknown literals | `Text` |
 //! | `bytea` | `Blob` |
 //! | `bool` | `Bool` |
@@ -236,13 +236,16 @@
 //!
 //! Domains decode as their base type. Any other column type (dates and times, `uuid`, arrays, …)
 //! is a [`Decode`] error when a row is decoded, naming the column and its type and suggesting a
-//! cast to `text`; cast `numeric` to `text` too to keep every digit.
+//! cast to `text`.
 //!
 //! Parameters take their type from the prepared statement. NULL binds to anything. An `Int` binds
 //! to the integer types (range-checked: 70000 for an `int2` is a [`Parameter`] error naming `$n`),
 //! to the float types (converted) and to `numeric`; a `Float` to the float types and `numeric`; a
 //! `Bool` to `bool`; a `Blob` to `bytea`; a `Text` to the text types and, through PostgreSQL's
-//! text input, to the types anysql has no value for (`date`, `numeric`, `uuid`, `jsonb`, …).
+//! text input, to the types anysql has no value for (`date`, `numeric`, `uuid`, `jsonb`, …); a
+//! `Numeric`, as its exact text, to `numeric`, the text types and those same types (not to the
+//! integer, float, `bool` or `bytea` types, which would round it or refuse it: cast the
+//! placeholder, `$1::numeric`).
 //! Anything else is a [`Parameter`] error naming the placeholder and both types, raised before
 //! anything is sent. One exception: a placeholder that nothing in the statement types, which
 //! PostgreSQL makes `text` (`SELECT $1`), takes the type of an integer, float, bool or bytes value

@@ -512,29 +512,48 @@ async fn unsupported_column_types_name_the_type_and_a_cast() {
     assert_eq!(scalar(&mut conn, "SELECT 2", vec![]).await, Value::Int(2));
 }
 
+/// `numeric` is exact: [`Value::Numeric`] with PostgreSQL's own text, whole values decode into
+/// integers, and nothing becomes a float silently (issue #10, 4).
 #[tokio::test]
-async fn numerics_decode_as_integers_or_floats() {
+async fn numerics_decode_exactly() {
     for mode in ["", "pgbouncer=true"] {
         let mut conn = conn!(url_with(mode));
         let row = conn
             .fetch_optional(
                 "SELECT sum(x) AS s, avg(x) AS a, 1.5::numeric AS f, (-12345678901234)::numeric AS i, \
                  2.000::numeric AS two, 'NaN'::numeric AS nan, 1e30::numeric AS big, 0.1::numeric AS tenth, \
-                 $1::numeric AS bound FROM (VALUES (1::int8), (2), (4000)) v(x)",
+                 $1::numeric AS bound, \
+                 12345678901234567890.0123456789::numeric(40,10) AS wide \
+                 FROM (VALUES (1::int8), (2), (4000)) v(x)",
                 vec![Value::Float(0.25)],
             )
             .await
             .unwrap()
             .unwrap();
+        let numeric = |s: &str| Value::Numeric(s.to_owned());
         assert_eq!(row.get::<i64>("s").unwrap(), 4003, "{mode}");
-        assert_eq!(row.get::<f64>("a").unwrap(), 4003.0 / 3.0);
-        assert_eq!(row.values()[2], Value::Float(1.5));
-        assert_eq!(row.values()[3], Value::Int(-12_345_678_901_234));
-        assert_eq!(row.values()[4], Value::Int(2));
-        assert!(matches!(row.values()[5], Value::Float(f) if f.is_nan()));
-        assert_eq!(row.values()[6], Value::Float(1e30));
-        assert_eq!(row.values()[7], Value::Float(0.1));
-        assert_eq!(row.values()[8], Value::Float(0.25));
+        assert_eq!(row.values()[1], numeric("1334.3333333333333333"));
+        assert_eq!(
+            row.get::<f64>("a").unwrap_err().kind(),
+            ErrorKind::Decode,
+            "never a float silently"
+        );
+        assert_eq!(row.values()[2], numeric("1.5"));
+        assert_eq!(row.values()[3], numeric("-12345678901234"));
+        assert_eq!(row.get::<i64>("i").unwrap(), -12_345_678_901_234);
+        assert_eq!(row.values()[4], numeric("2.000"));
+        assert_eq!(row.get::<i64>("two").unwrap(), 2);
+        assert_eq!(row.values()[5], numeric("NaN"));
+        assert_eq!(
+            row.values()[6],
+            numeric("1000000000000000000000000000000")
+        );
+        assert_eq!(row.values()[7], numeric("0.1"));
+        assert_eq!(row.values()[8], numeric("0.25"));
+        assert_eq!(
+            row.get::<String>("wide").unwrap(),
+            "12345678901234567890.0123456789"
+        );
     }
 }
 

@@ -391,3 +391,103 @@ fn too_many_parameters_are_refused_before_sending() {
         }
     });
 }
+
+/// Issue #10, 4: `numeric` comes back digit for digit as [`Value::Numeric`], scale respected, and
+/// binds exactly.
+#[test]
+fn numerics_keep_every_digit() {
+    on_every_runtime(|rt| async move {
+        for options in ["", "shared=false", "pgbouncer=true"] {
+            let engine = engine(options, &rt);
+            let table = unique("numeric");
+            engine
+                .execute(
+                    &format!("CREATE TABLE {table} (id int8, n numeric(40,10), free numeric)"),
+                    (),
+                )
+                .await
+                .unwrap();
+            let exact = "12345678901234567890.0123456789";
+            engine
+                .execute(
+                    &format!("INSERT INTO {table} VALUES (1, $1, $2)"),
+                    (
+                        Value::Numeric(exact.to_owned()),
+                        Value::Numeric("-0.000000000000000000000000000001".to_owned()),
+                    ),
+                )
+                .await
+                .unwrap();
+            engine
+                .execute(
+                    &format!("INSERT INTO {table} VALUES (2, 1.5, 'NaN'), (3, 0, 'Infinity'), (4, -2, '-Infinity')"),
+                    (),
+                )
+                .await
+                .unwrap();
+            let rows = engine
+                .fetch_all(&format!("SELECT n, free, n::text AS t FROM {table} ORDER BY id"), ())
+                .await
+                .unwrap();
+            let got: Vec<(Value, Value)> = rows
+                .iter()
+                .map(|r| (r.values()[0].clone(), r.values()[1].clone()))
+                .collect();
+            let numeric = |s: &str| Value::Numeric(s.to_owned());
+            assert_eq!(
+                got,
+                [
+                    (numeric(exact), numeric("-0.000000000000000000000000000001")),
+                    (numeric("1.5000000000"), numeric("NaN")),
+                    (numeric("0.0000000000"), numeric("Infinity")),
+                    (numeric("-2.0000000000"), numeric("-Infinity")),
+                ],
+                "{options}"
+            );
+            // Digit for digit as PostgreSQL prints it.
+            for row in &rows {
+                let Value::Numeric(n) = &row.values()[0] else {
+                    panic!("{row:?}")
+                };
+                assert_eq!(Some(n.as_str()), row.get::<Option<String>>("t").unwrap().as_deref());
+            }
+            let s: String = engine
+                .fetch_scalar(&format!("SELECT n FROM {table} WHERE id = 1"), ())
+                .await
+                .unwrap();
+            assert_eq!(s, exact);
+            let sum: i64 = engine
+                .fetch_scalar("SELECT sum(x) FROM (VALUES (1::int8), (2), (4000)) v(x)", ())
+                .await
+                .unwrap();
+            assert_eq!(sum, 4003);
+            // Bound: to numeric exactly (found again by equality), to text as its text; refused by
+            // an integer parameter, as text is.
+            let id: i64 = engine
+                .fetch_scalar(
+                    &format!("SELECT id FROM {table} WHERE n = $1"),
+                    (Value::Numeric(exact.to_owned()),),
+                )
+                .await
+                .unwrap();
+            assert_eq!(id, 1);
+            let t: String = engine
+                .fetch_scalar("SELECT $1::text", (Value::Numeric("1.10".to_owned()),))
+                .await
+                .unwrap();
+            assert_eq!(t, "1.10");
+            if !options.contains("pgbouncer") {
+                let err = engine
+                    .fetch_scalar::<i64>("SELECT $1::int8", (Value::Numeric("1".to_owned()),))
+                    .await
+                    .unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Parameter, "{err:?}");
+            }
+            engine
+                .execute(&format!("DROP TABLE {table}"), ())
+                .await
+                .unwrap();
+            engine.close().await;
+        }
+    });
+}
