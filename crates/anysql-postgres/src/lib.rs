@@ -222,6 +222,12 @@
 //! A statement without parameters runs through the simple query protocol: one round trip, no
 //! prepared statement, and several statements separated by `;` are allowed.
 //!
+//! Refused before anything is sent, whatever the entry point: `COPY … FROM STDIN` and
+//! `COPY … TO STDOUT` (also inside a multi-statement string; a [`Database`] error with code
+//! `0A000`; COPY with a file on the server runs as usual), and a statement with more than 65,535
+//! parameters, the protocol's limit (a [`Parameter`] error naming the limit and the count). The
+//! connection stays usable.
+//!
 //! # Types
 //!
 //! | PostgreSQL | anysql [`Value`](anysql_core::Value) |
@@ -284,17 +290,26 @@
 //! cancel request, so a dropped `pg_sleep(10)` costs about 50 ms, not 10 s. It then absorbs a late
 //! cancel signal before declaring the connection clean.
 //!
+//! Whether a transaction is open is the server's word, not the driver's bookkeeping: the driver
+//! follows the message framing of the bytes it reads and keeps the transaction status of each
+//! ReadyForQuery message (`I` idle, `T` in a transaction, `E` in a failed one), at a cost per
+//! message, not per byte. [`in_transaction`](anysql_core::DriverConnection::in_transaction)
+//! reports it (and `true` while a reply is still unread), so a connection that ran `BEGIN` through
+//! `execute`, in a multi-statement string or through the raw client is rolled back before it goes
+//! back to the pool; `reset` fails, and the connection is discarded, if the server still reports a
+//! transaction after its `ROLLBACK`.
+//!
 //! # Batches
 //!
 //! [`execute_many`](anysql_core::DriverConnection::execute_many) prepares once, checks every
 //! parameter set, then pipelines the executes (up to 256 in flight) behind a `BEGIN` and before a
 //! `COMMIT` of its own when no transaction is open: about one round trip for the whole batch, and
 //! atomic (if one set fails, none is applied, as asyncpg's `executemany`). Inside a transaction the
-//! batch joins it, and a failure aborts the transaction as any failed statement does. (After
-//! [`PgConnection::with_client`] the driver no longer knows whether a transaction is open, and for
-//! transaction-control SQL it would be wrong to wrap it: then the sets run one by one, stopping at
-//! the first error.) The driver learns of transactions opened and closed with SQL (`BEGIN`,
-//! `COMMIT`, …) too.
+//! batch joins it, and a failure aborts the transaction as any failed statement does. Whether a
+//! transaction is open is what the server last reported (see above), so transactions opened with
+//! SQL or through [`PgConnection::with_client`] count. (For transaction-control SQL it would be
+//! wrong to wrap the batch, and while the server's status is not known: then the sets run one by
+//! one, stopping at the first error.)
 //!
 //! # The raw client
 //!
