@@ -1024,10 +1024,7 @@ impl DriverConnection for PgConnection {
     }
 
     fn is_broken(&self) -> bool {
-        self.session.broken
-            || self.server.copy_seen()
-            || self.client.is_closed()
-            || self.io.probe()
+        self.session.broken || self.server.copy_seen() || self.client.is_closed() || self.io.probe()
     }
 
     async fn close(mut self: Box<Self>) -> Result<(), Error> {

@@ -230,8 +230,7 @@ fn is_transaction_control(words: &[&str]) -> bool {
         return false;
     };
     let keyword = |k: &str| first.eq_ignore_ascii_case(k);
-    let second_is =
-        |k: &str| words.get(1).is_some_and(|w| w.eq_ignore_ascii_case(k));
+    let second_is = |k: &str| words.get(1).is_some_and(|w| w.eq_ignore_ascii_case(k));
     keyword("BEGIN")
         || keyword("COMMIT")
         || keyword("END")
@@ -476,7 +475,9 @@ mod tests {
         );
         assert!(scan("SELECT $65536").check(0).is_err());
         let err = scan("COPY t FROM STDIN").check(0).unwrap_err();
-        assert!(err.message().contains("COPY FROM STDIN / TO STDOUT is not supported"));
+        assert!(err
+            .message()
+            .contains("COPY FROM STDIN / TO STDOUT is not supported"));
         assert_eq!(err.code(), Some("0A000"));
     }
 

@@ -732,7 +732,13 @@ mod tests {
         assert_eq!(value(1, 0, 0, 3, &[2]), "2.000");
         // numeric(40,10) 12345678901234567890.0123456789
         assert_eq!(
-            value(8, 4, 0, 10, &[1234, 5678, 9012, 3456, 7890, 123, 4567, 8900]),
+            value(
+                8,
+                4,
+                0,
+                10,
+                &[1234, 5678, 9012, 3456, 7890, 123, 4567, 8900]
+            ),
             "12345678901234567890.0123456789"
         );
         // 2^63, past i64.
@@ -757,7 +763,13 @@ mod tests {
         assert_eq!(encode(big.clone(), &Type::TEXT).unwrap().1, text);
         assert_eq!(encode(big.clone(), &Type::VARCHAR).unwrap().1, text);
         assert_eq!(encode(big.clone(), &unspecified_type()).unwrap().1, text);
-        for ty in [Type::INT4, Type::INT8, Type::FLOAT8, Type::BOOL, Type::BYTEA] {
+        for ty in [
+            Type::INT4,
+            Type::INT8,
+            Type::FLOAT8,
+            Type::BOOL,
+            Type::BYTEA,
+        ] {
             let err = check_params(std::slice::from_ref(&big), &[ty]).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Parameter);
             assert!(err.message().contains("$1::numeric"), "{err}");

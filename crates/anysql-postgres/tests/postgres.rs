@@ -544,10 +544,7 @@ async fn numerics_decode_exactly() {
         assert_eq!(row.values()[4], numeric("2.000"));
         assert_eq!(row.get::<i64>("two").unwrap(), 2);
         assert_eq!(row.values()[5], numeric("NaN"));
-        assert_eq!(
-            row.values()[6],
-            numeric("1000000000000000000000000000000")
-        );
+        assert_eq!(row.values()[6], numeric("1000000000000000000000000000000"));
         assert_eq!(row.values()[7], numeric("0.1"));
         assert_eq!(row.values()[8], numeric("0.25"));
         assert_eq!(

@@ -153,7 +153,10 @@ fn copy_to_or_from_the_client_is_refused_before_sending() {
             .await
             .unwrap();
         let superuser: bool = setup
-            .fetch_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", ())
+            .fetch_scalar(
+                "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+                (),
+            )
             .await
             .unwrap();
         let statements = [
@@ -206,7 +209,10 @@ fn copy_to_or_from_the_client_is_refused_before_sending() {
                 refused(conn.execute(sql, ()).await.unwrap_err(), &what);
                 refused(conn.fetch_all(sql, ()).await.unwrap_err(), &what);
                 refused(conn.fetch_optional(sql, ()).await.unwrap_err(), &what);
-                refused(conn.fetch_all_as::<(i64,)>(sql, ()).await.unwrap_err(), &what);
+                refused(
+                    conn.fetch_all_as::<(i64,)>(sql, ()).await.unwrap_err(),
+                    &what,
+                );
                 let mut rows = conn.fetch(sql, ());
                 refused(rows.next().await.unwrap().unwrap_err(), &what);
                 drop(rows);
@@ -354,7 +360,10 @@ fn too_many_parameters_are_refused_before_sending() {
                     .fetch_scalar("SELECT pg_backend_pid()::int8", ())
                     .await
                     .unwrap();
-                refused(conn.execute(sql, params.clone()).await.unwrap_err(), options);
+                refused(
+                    conn.execute(sql, params.clone()).await.unwrap_err(),
+                    options,
+                );
                 refused(
                     conn.fetch_all(sql, params.clone()).await.unwrap_err(),
                     options,
@@ -426,7 +435,10 @@ fn numerics_keep_every_digit() {
                 .await
                 .unwrap();
             let rows = engine
-                .fetch_all(&format!("SELECT n, free, n::text AS t FROM {table} ORDER BY id"), ())
+                .fetch_all(
+                    &format!("SELECT n, free, n::text AS t FROM {table} ORDER BY id"),
+                    (),
+                )
                 .await
                 .unwrap();
             let got: Vec<(Value, Value)> = rows
@@ -449,7 +461,10 @@ fn numerics_keep_every_digit() {
                 let Value::Numeric(n) = &row.values()[0] else {
                     panic!("{row:?}")
                 };
-                assert_eq!(Some(n.as_str()), row.get::<Option<String>>("t").unwrap().as_deref());
+                assert_eq!(
+                    Some(n.as_str()),
+                    row.get::<Option<String>>("t").unwrap().as_deref()
+                );
             }
             let s: String = engine
                 .fetch_scalar(&format!("SELECT n FROM {table} WHERE id = 1"), ())
@@ -457,7 +472,10 @@ fn numerics_keep_every_digit() {
                 .unwrap();
             assert_eq!(s, exact);
             let sum: i64 = engine
-                .fetch_scalar("SELECT sum(x) FROM (VALUES (1::int8), (2), (4000)) v(x)", ())
+                .fetch_scalar(
+                    "SELECT sum(x) FROM (VALUES (1::int8), (2), (4000)) v(x)",
+                    (),
+                )
                 .await
                 .unwrap();
             assert_eq!(sum, 4003);
