@@ -1024,7 +1024,10 @@ impl DriverConnection for PgConnection {
     }
 
     fn is_broken(&self) -> bool {
-        self.session.broken || self.server.copy_seen() || self.client.is_closed() || self.io.probe()
+        self.session.broken
+            || self.server.copy_in_open()
+            || self.client.is_closed()
+            || self.io.probe()
     }
 
     async fn close(mut self: Box<Self>) -> Result<(), Error> {

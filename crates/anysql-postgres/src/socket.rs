@@ -16,7 +16,7 @@
 //! Every byte handed to tokio-postgres also passes [`Frames`], which follows the backend's message
 //! framing (a type byte, then a 4-byte big-endian length that counts itself) and remembers what
 //! tokio-postgres does not expose: the transaction status of the last ReadyForQuery (`Z`) message,
-//! and whether the server ever started a COPY. Every byte tokio-postgres writes passes another
+//! and whether the server waits for COPY data. Every byte tokio-postgres writes passes another
 //! [`Frames`], which counts the requests that the server answers with a ReadyForQuery (`Query`,
 //! `Sync`), so that the status is known to be current only when every one was answered. Both look
 //! at the 5 header bytes of each message and skip its body in one step, so their cost is per
@@ -54,9 +54,10 @@ struct Shared {
     /// The transaction status byte of the last ReadyForQuery message read: `I` idle, `T` in a
     /// transaction block, `E` in a failed one. `I` until the first one arrives.
     status: AtomicU8,
-    /// Whether the server answered anything with a CopyInResponse, CopyOutResponse or
-    /// CopyBothResponse, which tokio-postgres' query paths do not expect.
-    copy_seen: AtomicBool,
+    /// Whether the server is in COPY FROM STDIN mode, waiting for data: from its CopyInResponse
+    /// (or CopyBothResponse) until the client writes CopyDone or CopyFail. tokio-postgres' own
+    /// COPY API always ends it; a COPY started through a query method never does.
+    copy_in: AtomicBool,
     /// How many ReadyForQuery messages the requests written so far will bring (the startup's one
     /// included), and how many were read.
     readies_owed: AtomicU64,
@@ -140,8 +141,10 @@ impl Frames {
             self.body = length.saturating_sub(4);
             match (self.backend, kind) {
                 (true, b'Z') => self.status_next = self.body > 0,
-                // CopyInResponse, CopyOutResponse, CopyBothResponse.
-                (true, b'G' | b'H' | b'W') => shared.copy_seen.store(true, Ordering::Release),
+                // CopyInResponse, CopyBothResponse.
+                (true, b'G' | b'W') => shared.copy_in.store(true, Ordering::Release),
+                // CopyDone, CopyFail.
+                (false, b'c' | b'f') => shared.copy_in.store(false, Ordering::Release),
                 // Query, Sync and FunctionCall end with a ReadyForQuery.
                 (false, b'Q' | b'S' | b'F') => {
                     shared.readies_owed.fetch_add(1, Ordering::AcqRel);
@@ -194,7 +197,7 @@ impl PgSocket {
                 requests: Frames::frontend(),
             }),
             status: AtomicU8::new(b'I'),
-            copy_seen: AtomicBool::new(false),
+            copy_in: AtomicBool::new(false),
             // The startup message is answered with one, without a Sync.
             readies_owed: AtomicU64::new(1),
             readies_read: AtomicU64::new(0),
@@ -275,10 +278,12 @@ impl SocketHandle {
         read >= self.shared.readies_owed.load(Ordering::Acquire)
     }
 
-    /// Whether the server ever answered with a COPY response: tokio-postgres' query paths do not
-    /// expect one, so the session is out of step and must be discarded.
-    pub(crate) fn copy_seen(&self) -> bool {
-        self.shared.copy_seen.load(Ordering::Acquire)
+    /// Whether the server waits for COPY data that nobody sends: a COPY FROM STDIN that the server
+    /// started but the client never ended (tokio-postgres' query paths refuse the CopyInResponse
+    /// and move on). The next request would be taken as COPY data, so the session is out of step
+    /// and must be discarded.
+    pub(crate) fn copy_in_open(&self) -> bool {
+        self.shared.copy_in.load(Ordering::Acquire)
     }
 }
 
@@ -463,9 +468,19 @@ mod tests {
             frames.observe(&message(b'Z', b"I"), &handle.shared);
             assert_eq!(handle.txn_status(), TxnStatus::Idle);
         }
-        assert!(!handle.copy_seen());
+        assert!(!handle.copy_in_open());
         Frames::backend().observe(&message(b'G', &[0, 0, 0]), &handle.shared);
-        assert!(handle.copy_seen());
+        assert!(handle.copy_in_open());
+        let mut requests = Frames::frontend();
+        // The startup message (untyped: length, then body), then CopyData, then CopyDone.
+        requests.observe(&[0, 0, 0, 8, 0, 3, 0, 0], &handle.shared);
+        requests.observe(&message(b'd', b"1\n"), &handle.shared);
+        assert!(handle.copy_in_open());
+        requests.observe(&message(b'c', b""), &handle.shared);
+        assert!(!handle.copy_in_open());
+        // A CopyOutResponse ends by itself.
+        Frames::backend().observe(&message(b'H', &[0, 0, 0]), &handle.shared);
+        assert!(!handle.copy_in_open());
     }
 
     #[test]

@@ -256,6 +256,41 @@ fn an_unexpected_copy_response_breaks_the_connection() {
             .execute(&format!("CREATE TABLE {table} (id int8)"), ())
             .await
             .unwrap();
+        // tokio-postgres' own COPY API through the raw client is fine: the connection stays.
+        let mut conn = engine.acquire().await.unwrap();
+        let pid: i64 = conn
+            .fetch_scalar("SELECT pg_backend_pid()::int8", ())
+            .await
+            .unwrap();
+        let pg = conn.driver_connection::<PgConnection>().unwrap();
+        let (copy_in, copy_out) = (
+            format!("COPY {table} FROM STDIN"),
+            format!("COPY {table} TO STDOUT"),
+        );
+        let copied = pg
+            .with_client(move |client| {
+                Box::pin(async move {
+                    let sink = client.copy_in::<_, &'static [u8]>(&copy_in).await?;
+                    let n = std::pin::pin!(sink).finish().await?;
+                    let out = client.copy_out(&copy_out).await?;
+                    let chunks = out.count().await;
+                    Ok::<_, tokio_postgres::Error>((n, chunks))
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(copied, (0, 0));
+        assert!(!DriverConnectionExt::broken(pg));
+        drop(conn);
+        let same: i64 = engine
+            .fetch_scalar("SELECT pg_backend_pid()::int8", ())
+            .await
+            .unwrap();
+        assert_eq!(
+            same, pid,
+            "a COPY through tokio-postgres' API keeps the connection"
+        );
+
         let mut conn = engine.acquire().await.unwrap();
         let pg = conn.driver_connection::<PgConnection>().unwrap();
         let sql = format!("COPY {table} FROM STDIN");
