@@ -89,6 +89,8 @@ struct Frames {
     body: usize,
     /// The next body byte is the status byte of a ReadyForQuery message.
     status_next: bool,
+    /// The type of the previous message.
+    previous: u8,
 }
 
 impl Frames {
@@ -100,6 +102,7 @@ impl Frames {
             have: 0,
             body: 0,
             status_next: false,
+            previous: 0,
         }
     }
 
@@ -111,6 +114,7 @@ impl Frames {
             have: 1,
             body: 0,
             status_next: false,
+            previous: 0,
         }
     }
 
@@ -139,13 +143,24 @@ impl Frames {
             let [kind, a, b, c, d] = self.header;
             let length = u32::from_be_bytes([a, b, c, d]) as usize;
             self.body = length.saturating_sub(4);
+            let previous = std::mem::replace(&mut self.previous, kind);
             match (self.backend, kind) {
                 (true, b'Z') => self.status_next = self.body > 0,
                 // CopyInResponse, CopyBothResponse.
-                (true, b'G' | b'W') => shared.copy_in.store(true, Ordering::Release),
+                (true, b'G' | b'W') => {
+                    shared.copy_in.store(true, Ordering::Release);
+                    if previous == b'2' {
+                        // After a BindComplete: a COPY of the extended protocol, whose Execute
+                        // was followed by a Sync, which the server ignores in COPY IN mode. Its
+                        // ReadyForQuery comes after the Sync that follows CopyDone or CopyFail.
+                        shared.readies_owed.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
                 // CopyDone, CopyFail.
                 (false, b'c' | b'f') => shared.copy_in.store(false, Ordering::Release),
-                // Query, Sync and FunctionCall end with a ReadyForQuery.
+                // Query, Sync and FunctionCall end with a ReadyForQuery, except a Sync in COPY IN
+                // mode.
+                (false, b'S') if shared.copy_in.load(Ordering::Acquire) => {}
                 (false, b'Q' | b'S' | b'F') => {
                     shared.readies_owed.fetch_add(1, Ordering::AcqRel);
                 }

@@ -281,6 +281,10 @@ fn an_unexpected_copy_response_breaks_the_connection() {
             .unwrap();
         assert_eq!(copied, (0, 0));
         assert!(!DriverConnectionExt::broken(pg));
+        assert!(
+            !DriverConnectionExt::in_tx(pg),
+            "every reply read, and no transaction"
+        );
         drop(conn);
         let same: i64 = engine
             .fetch_scalar("SELECT pg_backend_pid()::int8", ())
@@ -315,14 +319,19 @@ fn an_unexpected_copy_response_breaks_the_connection() {
     });
 }
 
-/// `is_broken` through the trait, without importing it into every test.
+/// `is_broken` and `in_transaction` through the trait, without importing it into every test.
 trait DriverConnectionExt {
     fn broken(&self) -> bool;
+    fn in_tx(&self) -> bool;
 }
 
 impl DriverConnectionExt for PgConnection {
     fn broken(&self) -> bool {
         anysql_core::DriverConnection::is_broken(self)
+    }
+
+    fn in_tx(&self) -> bool {
+        anysql_core::DriverConnection::in_transaction(self)
     }
 }
 
