@@ -194,7 +194,7 @@ impl SharedConnection for PgShared {
             .next())
     }
 
-    /// Also when the session is out of step (an error that broke it, a COPY response) or, against
+    /// Also when the session is out of step (an error that broke it, a COPY left open) or, against
     /// every check, in a transaction: the server's ReadyForQuery status says so.
     fn is_broken(&self) -> bool {
         self.broken.load(Ordering::Acquire)

@@ -140,6 +140,46 @@ fn a_transaction_opened_with_raw_sql_is_rolled_back_before_reuse() {
     });
 }
 
+/// Issue #10, 2: the engine's shared connection never takes transaction control, in any form:
+/// each goes to a pooled connection (which the pool then opens).
+#[test]
+fn the_shared_connection_refuses_every_form_of_transaction_control() {
+    on_every_runtime(|rt| async move {
+        for sql in [
+            "BEGIN",
+            "START TRANSACTION",
+            "BEGIN; SELECT 1",
+            "SELECT 1; COMMIT",
+            "COMMIT AND CHAIN",
+            "ROLLBACK AND CHAIN",
+            "SAVEPOINT s",
+            "RELEASE SAVEPOINT s",
+            "ROLLBACK TO SAVEPOINT s",
+            "ROLLBACK PREPARED 'anysql_none'",
+            "COMMIT PREPARED 'anysql_none'",
+            "END",
+            "ABORT",
+        ] {
+            let engine = engine("", &rt);
+            let n: i64 = engine.fetch_scalar("SELECT 1::int8", ()).await.unwrap();
+            assert_eq!(n, 1);
+            assert_eq!(
+                engine.status().size,
+                0,
+                "the shared connection is not pooled"
+            );
+            // Most of these fail outside a transaction; where they run is the point.
+            let _ = engine.execute(sql, ()).await;
+            assert_eq!(
+                engine.status().size,
+                1,
+                "{sql:?} ran on the shared connection, not a pooled one"
+            );
+            engine.close().await;
+        }
+    });
+}
+
 /// Issue #10, 5: `COPY … FROM STDIN` / `COPY … TO STDOUT` through the query methods is a clear
 /// error before anything is sent, on every entry point, the shared and the pooled connection, and
 /// no other caller ever sees a failure. COPY with a server file is unaffected.
