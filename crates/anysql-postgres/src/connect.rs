@@ -138,6 +138,7 @@ impl PgConnection {
                         host.clone(),
                         options.connect_timeout,
                     ));
+                    let server = socket.clone();
                     let io = Io::start(
                         conn,
                         socket,
@@ -149,6 +150,7 @@ impl PgConnection {
                     return Ok(PgConnection::new(
                         client,
                         io,
+                        server,
                         Arc::clone(runtime),
                         canceller,
                         options.statement_cache_capacity,

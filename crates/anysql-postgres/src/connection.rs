@@ -25,6 +25,7 @@ use crate::cancel::PgCanceller;
 use crate::error::{self, Fate};
 use crate::io::Io;
 use crate::options::DriveMode;
+use crate::socket::{SocketHandle, TxnStatus};
 use crate::sql::{self, SqlInfo, TxnEffect};
 use crate::types::{self, check_params, unnamed_param_type, PgParam, RowPlan};
 
@@ -420,6 +421,8 @@ pub struct PgConnection {
     unspecified: Type,
     runtime: SharedRuntime,
     canceller: Arc<PgCanceller>,
+    /// What the server said about the session in the messages read so far.
+    server: SocketHandle,
     io: Io,
 }
 
@@ -427,6 +430,7 @@ impl PgConnection {
     pub(crate) fn new(
         client: Client,
         io: Io,
+        server: SocketHandle,
         runtime: SharedRuntime,
         canceller: Arc<PgCanceller>,
         cache_capacity: usize,
@@ -444,6 +448,7 @@ impl PgConnection {
             unspecified: types::unspecified_type(),
             runtime,
             canceller,
+            server,
             io,
         }
     }
@@ -474,9 +479,9 @@ impl PgConnection {
     /// # }
     /// ```
     ///
-    /// After this, the driver no longer knows whether a transaction is open, so
-    /// [`execute_many`](DriverConnection::execute_many) runs its statements one by one instead of
-    /// pipelining them in a transaction of its own.
+    /// Whatever `f` does to the session, the driver then learns from the server whether a
+    /// transaction is open (the transaction status of the last ReadyForQuery message), and a
+    /// connection dropped inside one is rolled back before it goes back to the pool.
     pub async fn with_client<T, F>(&mut self, f: F) -> T
     where
         F: for<'c> FnOnce(&'c Client) -> Pin<Box<dyn Future<Output = T> + Send + 'c>>,
@@ -485,6 +490,7 @@ impl PgConnection {
         self.session.txn = Txn::Unknown;
         let out = self.io.drive(f(&self.client)).await;
         self.session.in_flight = false;
+        self.sync_txn();
         out
     }
 
@@ -503,6 +509,27 @@ impl PgConnection {
         self.statements.unnamed()
     }
 
+    /// Whether the last ReadyForQuery message read said that a transaction block is open (or
+    /// failed), however stale that may be.
+    pub(crate) fn server_reported_transaction(&self) -> bool {
+        self.server.txn_status() != TxnStatus::Idle
+    }
+
+    /// Takes the server's word for the transaction state (the status of the last ReadyForQuery
+    /// message), unless a reply is still to come and that status may be stale.
+    fn sync_txn(&mut self) {
+        if self.session.in_flight || !self.server.settled() {
+            return;
+        }
+        let (txn, failed) = match self.server.txn_status() {
+            TxnStatus::Idle => (Txn::Idle, false),
+            TxnStatus::InTransaction => (Txn::Active, false),
+            TxnStatus::Failed => (Txn::Active, true),
+        };
+        self.session.txn = txn;
+        self.session.txn_failed = failed;
+    }
+
     /// Starts an operation, refusing if the connection is known to be gone.
     fn start(&mut self) -> Result<(), Error> {
         if self.io.has_ended() || self.client.is_closed() {
@@ -511,7 +538,8 @@ impl PgConnection {
                 .io
                 .end_reason()
                 .unwrap_or_else(|| "the server closed it".to_owned());
-            return Err(Error::closed(format!(
+            // The server (or the network) ended it, not the application: a connection error.
+            return Err(Error::connection(format!(
                 "the connection to PostgreSQL has ended ({reason}); acquire a new connection"
             )));
         }
@@ -538,8 +566,9 @@ impl PgConnection {
         limit: Option<usize>,
         sink: &mut RowSink<'_>,
     ) -> Result<(), Error> {
-        self.start()?;
         let info = sql::scan(sql);
+        info.check(params.len())?;
+        self.start()?;
         let Self {
             client,
             statements,
@@ -748,8 +777,9 @@ fn record(
 #[async_trait]
 impl DriverConnection for PgConnection {
     async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
-        self.start()?;
         let info = sql::scan(sql);
+        info.check(params.len())?;
+        self.start()?;
         let Self {
             client,
             statements,
@@ -781,6 +811,8 @@ impl DriverConnection for PgConnection {
             return Ok(0);
         }
         let info = sql::scan(sql);
+        info.check(param_sets.iter().map(Vec::len).max().unwrap_or(0))?;
+        self.sync_txn();
         if self.session.txn == Txn::Unknown || !info.effects.is_empty() {
             // Nothing safe to pipeline around: one by one, stopping at the first error.
             let mut total = 0;
@@ -822,10 +854,10 @@ impl DriverConnection for PgConnection {
     }
 
     fn fetch<'a>(&'a mut self, sql: &'a str, params: Vec<Value>) -> RowStream<'a> {
-        if let Err(e) = self.start() {
+        let info = sql::scan(sql);
+        if let Err(e) = info.check(params.len()).and_then(|()| self.start()) {
             return Box::pin(futures_lite::stream::once(Err(e)));
         }
-        let info = sql::scan(sql);
         let Self {
             client,
             statements,
@@ -872,6 +904,7 @@ impl DriverConnection for PgConnection {
     }
 
     async fn commit(&mut self) -> Result<(), Error> {
+        self.sync_txn();
         if self.session.txn_failed && self.session.txn == Txn::Active {
             // PostgreSQL answers COMMIT of a failed transaction with a silent ROLLBACK; say so.
             self.simple("ROLLBACK").await?;
@@ -954,6 +987,14 @@ impl DriverConnection for PgConnection {
                 break;
             }
         }
+        if result.is_ok() && self.server.txn_status() != TxnStatus::Idle {
+            // Never hand out a connection that the server says is still in a transaction.
+            self.session.broken = true;
+            return Err(Error::connection(
+                "resetting the connection failed: the server still reports an open transaction \
+                 after ROLLBACK",
+            ));
+        }
         match result {
             Ok(()) => {
                 self.session = Session {
@@ -971,12 +1012,22 @@ impl DriverConnection for PgConnection {
         }
     }
 
+    /// The server's word, from the transaction status of the last ReadyForQuery message read:
+    /// `BEGIN` run through [`execute`](DriverConnection::execute), inside a multi-statement string
+    /// or through [`with_client`](PgConnection::with_client) counts as much as
+    /// [`begin`](DriverConnection::begin). While a request written is still unanswered (a
+    /// statement that failed before its ReadyForQuery was read, a result left unread) that status
+    /// may be stale, and this says `true` so that [`reset`](DriverConnection::reset) rolls back
+    /// after the last reply.
     fn in_transaction(&self) -> bool {
-        false
+        self.server_reported_transaction() || !self.server.settled()
     }
 
     fn is_broken(&self) -> bool {
-        self.session.broken || self.client.is_closed() || self.io.probe()
+        self.session.broken
+            || self.server.copy_in_open()
+            || self.client.is_closed()
+            || self.io.probe()
     }
 
     async fn close(mut self: Box<Self>) -> Result<(), Error> {

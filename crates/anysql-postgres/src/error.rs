@@ -17,11 +17,14 @@ pub(crate) enum Fate {
     Broken,
 }
 
-/// Whether a server error ends the session: FATAL/PANIC severity or an operator intervention.
+/// Whether a server error ends the session: FATAL/PANIC severity, an operator intervention
+/// (`57P01` admin_shutdown from `pg_terminate_backend` or a server shutdown, `57P02`
+/// crash_shutdown, `57P03` cannot_connect_now) or a connection exception (class `08`).
 fn is_fatal(db: &DbError) -> bool {
+    let code = db.code().code();
     matches!(db.severity(), "FATAL" | "PANIC")
-        // admin_shutdown (pg_terminate_backend), crash_shutdown, cannot_connect_now
-        || matches!(db.code().code(), "57P01" | "57P02" | "57P03")
+        || matches!(code, "57P01" | "57P02" | "57P03")
+        || code.starts_with("08")
 }
 
 /// The server's error details as an anysql [`DatabaseError`].
@@ -70,13 +73,16 @@ pub(crate) fn map(error: tokio_postgres::Error) -> (Error, Fate) {
                 db.message(),
                 db.code().code()
             );
-            return (Error::closed(message).with_source(error), Fate::Broken);
+            // A connection error, not `Closed` (which is for connections and engines the
+            // application closed): the session broke under it, and a retry on a new connection
+            // may well succeed. The SQLSTATE stays in the message and in the source's details.
+            return (Error::connection(message).with_source(error), Fate::Broken);
         }
         return (Error::database(database_error(db)), Fate::StatementFailed);
     }
     if error.is_closed() {
         return (
-            Error::closed(
+            Error::connection(
                 "the server closed the connection; acquire a new connection and retry \
                  (the server may have restarted, or the session was terminated)",
             )

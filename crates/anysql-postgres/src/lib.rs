@@ -191,7 +191,7 @@
 //!   `statement_timeout` (`options=-c%20statement_timeout%3D5s`).
 //!   A statement that fails on the server fails alone (each is its own implicit transaction).
 //!   When the session ends (terminated, server restart), statements in flight fail with
-//!   [`Closed`] errors and the next statement opens a new shared connection.
+//!   [`Connection`] errors and the next statement opens a new shared connection.
 //! - Named statements are cached per shared connection as on pooled ones (the cache is locked only
 //!   to look a statement up, never while a query runs). A statement prepared for a future that is
 //!   dropped during its preparation stays on the server until the connection closes.
@@ -222,13 +222,19 @@
 //! A statement without parameters runs through the simple query protocol: one round trip, no
 //! prepared statement, and several statements separated by `;` are allowed.
 //!
+//! Refused before anything is sent, whatever the entry point: `COPY … FROM STDIN` and
+//! `COPY … TO STDOUT` (also inside a multi-statement string; a [`Database`] error with code
+//! `0A000`; COPY with a file on the server runs as usual), and a statement with more than 65,535
+//! parameters, the protocol's limit (a [`Parameter`] error naming the limit and the count). The
+//! connection stays usable.
+//!
 //! # Types
 //!
 //! | PostgreSQL | anysql [`Value`](anysql_core::Value) |
 //! |---|---|
 //! | `int2`, `int4`, `int8`, `oid` | `Int` |
 //! | `float4`, `float8` | `Float` |
-//! | `numeric` | `Int` when integral and within `i64`, else the nearest `Float` (as SQLite's NUMERIC affinity stores it; `sum(bigint)` is `numeric`) |
+//! | `numeric` | `Numeric`: the exact decimal text PostgreSQL prints, scale kept (`1.50` for `numeric(10,2)`), `NaN`, `Infinity`, `-Infinity`; it decodes into `String`, and into integers when whole and in range (`sum(bigint)` is `numeric`), never silently into `f64` (cast to `float8` for that) |
 //! | `text`, `varchar`, `char(n)`, `name`, `json`, `jsonb`, enums, `citext`, unknown literals | `Text` |
 //! | `bytea` | `Blob` |
 //! | `bool` | `Bool` |
@@ -236,13 +242,16 @@
 //!
 //! Domains decode as their base type. Any other column type (dates and times, `uuid`, arrays, …)
 //! is a [`Decode`] error when a row is decoded, naming the column and its type and suggesting a
-//! cast to `text`; cast `numeric` to `text` too to keep every digit.
+//! cast to `text`.
 //!
 //! Parameters take their type from the prepared statement. NULL binds to anything. An `Int` binds
 //! to the integer types (range-checked: 70000 for an `int2` is a [`Parameter`] error naming `$n`),
 //! to the float types (converted) and to `numeric`; a `Float` to the float types and `numeric`; a
 //! `Bool` to `bool`; a `Blob` to `bytea`; a `Text` to the text types and, through PostgreSQL's
-//! text input, to the types anysql has no value for (`date`, `numeric`, `uuid`, `jsonb`, …).
+//! text input, to the types anysql has no value for (`date`, `numeric`, `uuid`, `jsonb`, …); a
+//! `Numeric`, as its exact text, to `numeric`, the text types and those same types (not to the
+//! integer, float, `bool` or `bytea` types, which would round it or refuse it: cast the
+//! placeholder, `$1::numeric`).
 //! Anything else is a [`Parameter`] error naming the placeholder and both types, raised before
 //! anything is sent. One exception: a placeholder that nothing in the statement types, which
 //! PostgreSQL makes `text` (`SELECT $1`), takes the type of an integer, float, bool or bytes value
@@ -257,9 +266,12 @@
 //!   the constraint kind (`23505` unique, `23503` foreign key, `23502` not null, `23514` check),
 //!   constraint and table names, and [`is_retryable`](anysql_core::Error::is_retryable) for
 //!   `40001` and `40P01`. The message carries the server's detail and hint.
-//! - A session the server ends (`pg_terminate_backend`, shutdown: FATAL errors and `57P0x`) and a
-//!   closed socket are [`Closed`] errors; other I/O errors are [`Connection`] errors. Either
-//!   way the connection reports [`is_broken`](anysql_core::DriverConnection::is_broken) from then on.
+//! - A session the server ends (`pg_terminate_backend`, shutdown, restart: FATAL errors, `57P0x`
+//!   and class `08`), a closed socket and other I/O errors are [`Connection`] errors, so
+//!   [`is_connection`](anysql_core::Error::is_connection) is true; the message names the SQLSTATE
+//!   (`… (code 57P01)`) and the source is the server's error. Either way the connection reports
+//!   [`is_broken`](anysql_core::DriverConnection::is_broken) from then on. ([`Closed`] is for
+//!   engines and connections the application closed.)
 //! - Connect failures are [`Connection`] errors whose message names the URL (without password) and
 //!   every host tried, and whose source is the last cause. A login the server rejects (wrong
 //!   password `28P01`, unknown role `28000`, unknown database `3D000`) is a connect failure too, of
@@ -278,17 +290,26 @@
 //! cancel request, so a dropped `pg_sleep(10)` costs about 50 ms, not 10 s. It then absorbs a late
 //! cancel signal before declaring the connection clean.
 //!
+//! Whether a transaction is open is the server's word, not the driver's bookkeeping: the driver
+//! follows the message framing of the bytes it reads and keeps the transaction status of each
+//! ReadyForQuery message (`I` idle, `T` in a transaction, `E` in a failed one), at a cost per
+//! message, not per byte. [`in_transaction`](anysql_core::DriverConnection::in_transaction)
+//! reports it (and `true` while a reply is still unread), so a connection that ran `BEGIN` through
+//! `execute`, in a multi-statement string or through the raw client is rolled back before it goes
+//! back to the pool; `reset` fails, and the connection is discarded, if the server still reports a
+//! transaction after its `ROLLBACK`.
+//!
 //! # Batches
 //!
 //! [`execute_many`](anysql_core::DriverConnection::execute_many) prepares once, checks every
 //! parameter set, then pipelines the executes (up to 256 in flight) behind a `BEGIN` and before a
 //! `COMMIT` of its own when no transaction is open: about one round trip for the whole batch, and
 //! atomic (if one set fails, none is applied, as asyncpg's `executemany`). Inside a transaction the
-//! batch joins it, and a failure aborts the transaction as any failed statement does. (After
-//! [`PgConnection::with_client`] the driver no longer knows whether a transaction is open, and for
-//! transaction-control SQL it would be wrong to wrap it: then the sets run one by one, stopping at
-//! the first error.) The driver learns of transactions opened and closed with SQL (`BEGIN`,
-//! `COMMIT`, …) too.
+//! batch joins it, and a failure aborts the transaction as any failed statement does. Whether a
+//! transaction is open is what the server last reported (see above), so transactions opened with
+//! SQL or through [`PgConnection::with_client`] count. (For transaction-control SQL it would be
+//! wrong to wrap the batch, and while the server's status is not known: then the sets run one by
+//! one, stopping at the first error.)
 //!
 //! # The raw client
 //!

@@ -3,9 +3,10 @@
 
 use std::fmt;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use anysql_core::{Error, Row, SharedConnection, Value};
+use anysql_core::{DriverConnection as _, Error, Row, SharedConnection, Value};
 use async_trait::async_trait;
 use futures_lite::StreamExt;
 use postgres_types::Type;
@@ -34,6 +35,8 @@ pub(crate) struct PgShared {
     /// Unnamed statements only (`statement_cache_capacity=0`).
     unnamed: bool,
     unspecified: Type,
+    /// An error showed that the session is unusable.
+    broken: AtomicBool,
 }
 
 impl PgShared {
@@ -45,6 +48,7 @@ impl PgShared {
             cache_capacity,
             unnamed,
             unspecified: types::unspecified_type(),
+            broken: AtomicBool::new(false),
         }
     }
 
@@ -57,8 +61,10 @@ impl PgShared {
         let client = self.conn.client();
         let result: Result<Vec<Row>, Failure> = async {
             let (stream, mut plan) = if self.unnamed {
-                // Named statements count their parameters themselves; unnamed ones need the scan.
+                // Named statements count their parameters themselves, and are checked when they
+                // are prepared; unnamed ones need the scan.
                 let info = sql::scan(sql);
+                info.check(params.len())?;
                 if params.len() != info.max_param {
                     return Err(Error::parameter_count(info.max_param, params.len()).into());
                 }
@@ -66,6 +72,7 @@ impl PgShared {
                     .map(|p| (p, unnamed_param_type(p.value, &self.unspecified)));
                 (client.query_typed_raw(sql, typed).await?, None)
             } else {
+                sql::check_param_limit(params.len())?;
                 let prepared = self.prepared(sql, &params).await?;
                 let rows = client
                     .query_raw(&prepared.statement, types::params(&params))
@@ -110,6 +117,8 @@ impl PgShared {
         if let Some(prepared) = self.statements().cached_for_params(sql, params) {
             return Ok(prepared);
         }
+        // Only what passes this check is ever cached, so a hit needs no scan.
+        sql::scan(sql).check(params.len())?;
         // Prepared into a scratch cache, without holding the cache's lock across the round trip.
         let mut scratch = Statements::new(self.cache_capacity.max(2), false);
         let prepared = scratch.for_params(self.conn.client(), sql, params).await?;
@@ -127,6 +136,10 @@ impl PgShared {
             Failure::Pg(e) => error::map(e),
             Failure::Any(e) => (e, Fate::Untouched),
         };
+        if fate == Fate::Broken {
+            // Replaced before the next statement: the callers after this one must not fail.
+            self.broken.store(true, Ordering::Release);
+        }
         if fate == Fate::StatementFailed {
             match error.code() {
                 // "cached plan must not change result type": the table changed.
@@ -145,11 +158,12 @@ impl SharedConnection for PgShared {
     /// Anything but transaction control (`BEGIN`, `COMMIT`, `SAVEPOINT`, …), which would change
     /// the session under the other callers' statements.
     fn accepts(&self, sql: &str) -> bool {
-        sql::scan(sql).effects.is_empty()
+        !sql::scan(sql).transaction_control
     }
 
     async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
         let info: SqlInfo = sql::scan(sql);
+        info.check(params.len())?;
         let client = self.conn.client();
         let result = if params.is_empty() || self.unnamed {
             // No statement cache involved: nothing to lock.
@@ -180,8 +194,12 @@ impl SharedConnection for PgShared {
             .next())
     }
 
+    /// Also when the session is out of step (an error that broke it, a COPY left open) or, against
+    /// every check, in a transaction: the server's ReadyForQuery status says so.
     fn is_broken(&self) -> bool {
-        self.conn.client().is_closed()
+        self.broken.load(Ordering::Acquire)
+            || self.conn.server_reported_transaction()
+            || self.conn.is_broken()
     }
 }
 

@@ -2,6 +2,11 @@
 //! keywords of each statement, skipping string literals (including `E'…'` and dollar-quoted
 //! strings), quoted identifiers and comments.
 
+use anysql_core::{DatabaseError, Error};
+
+/// The most parameters one statement can take: the protocol counts them in 16 bits.
+pub(crate) const MAX_PARAMS: usize = u16::MAX as usize;
+
 /// What the driver needs to know about a SQL string before sending it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SqlInfo {
@@ -11,6 +16,47 @@ pub(crate) struct SqlInfo {
     pub(crate) multiple_statements: bool,
     /// The effect of the string's statements on the transaction state, in order.
     pub(crate) effects: Vec<TxnEffect>,
+    /// Whether a statement is transaction control (`BEGIN`, `START TRANSACTION`, `COMMIT`,
+    /// `END`, `ROLLBACK`, `ABORT`, `SAVEPOINT`, `RELEASE`, `PREPARE TRANSACTION`, in any form),
+    /// whatever its effect.
+    pub(crate) transaction_control: bool,
+    /// Whether a statement is `COPY … FROM STDIN` or `COPY … TO STDOUT`, which needs the COPY
+    /// sub-protocol.
+    pub(crate) copy_stdio: bool,
+}
+
+impl SqlInfo {
+    /// Refuses, before anything is sent, what the connection must not send: a COPY to or from the
+    /// client, or more parameters than the protocol can count (`params` given, or `$N` in the
+    /// SQL).
+    pub(crate) fn check(&self, params: usize) -> Result<(), Error> {
+        if self.copy_stdio {
+            return Err(copy_error());
+        }
+        check_param_limit(params.max(self.max_param))
+    }
+}
+
+/// The error for `COPY … FROM STDIN` / `COPY … TO STDOUT` sent through a query method.
+pub(crate) fn copy_error() -> Error {
+    Error::database(DatabaseError::new(
+        "COPY FROM STDIN / TO STDOUT is not supported through execute/fetch; use copy_in / \
+         copy_out instead (COPY to or from a file on the server works through execute)",
+        // feature_not_supported, as PostgreSQL says for what it cannot do.
+        Some("0A000".to_owned()),
+    ))
+}
+
+/// Refuses a statement with more than [`MAX_PARAMS`] parameters.
+pub(crate) fn check_param_limit(count: usize) -> Result<(), Error> {
+    if count > MAX_PARAMS {
+        return Err(Error::parameter(format!(
+            "PostgreSQL takes at most {MAX_PARAMS} parameters per statement, but this one has \
+             {count}; split it into several statements, or pass the values as one array \
+             parameter (`= ANY($1)`, `unnest($1)`)"
+        )));
+    }
+    Ok(())
 }
 
 /// How a statement changes the transaction state of its session.
@@ -37,6 +83,9 @@ pub(crate) fn scan(sql: &str) -> SqlInfo {
     // The first words of the current statement: all that `classify` looks at. No allocation, as
     // this runs for every statement.
     let mut words: Words<'_> = Words::default();
+    // For `COPY` statements only: the parenthesis depth and the previous top-level word, to find
+    // `FROM STDIN` and `TO STDOUT` outside a `(query)` or column list.
+    let mut copy = Copy::default();
     let mut statements = 0usize;
     let mut has_content = false;
     let mut i = 0;
@@ -65,12 +114,22 @@ pub(crate) fn scan(sql: &str) -> SqlInfo {
             b';' => {
                 if has_content {
                     statements += 1;
-                    if let Some(effect) = classify(words.as_slice()) {
-                        info.effects.push(effect);
-                    }
+                    end_statement(&mut info, words.as_slice(), &copy);
                 }
                 words = Words::default();
+                copy = Copy::default();
                 has_content = false;
+                i += 1;
+            }
+            b'(' | b')' => {
+                if copy.active {
+                    if b == b'(' {
+                        copy.depth += 1;
+                    } else {
+                        copy.depth = copy.depth.saturating_sub(1);
+                    }
+                }
+                has_content = true;
                 i += 1;
             }
             b'$' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
@@ -98,7 +157,13 @@ pub(crate) fn scan(sql: &str) -> SqlInfo {
                     i += 1;
                 }
                 if bytes[start].is_ascii_alphabetic() {
-                    words.push(&sql[start..i]);
+                    let word = &sql[start..i];
+                    if words.len == 0 {
+                        copy.active = word.eq_ignore_ascii_case("COPY");
+                    } else if copy.active && copy.depth == 0 {
+                        copy.see(word);
+                    }
+                    words.push(word);
                 }
                 has_content = true;
             }
@@ -112,12 +177,69 @@ pub(crate) fn scan(sql: &str) -> SqlInfo {
     }
     if has_content {
         statements += 1;
-        if let Some(effect) = classify(words.as_slice()) {
-            info.effects.push(effect);
-        }
+        end_statement(&mut info, words.as_slice(), &copy);
     }
     info.multiple_statements = statements > 1;
     info
+}
+
+/// Records what one statement, whose first words are `words`, means for the string.
+fn end_statement(info: &mut SqlInfo, words: &[&str], copy: &Copy) {
+    if let Some(effect) = classify(words) {
+        info.effects.push(effect);
+    }
+    info.transaction_control |= is_transaction_control(words);
+    info.copy_stdio |= copy.stdio;
+}
+
+/// What the scanner follows of a `COPY` statement.
+#[derive(Default)]
+struct Copy {
+    /// The statement starts with `COPY`.
+    active: bool,
+    /// Parenthesis depth.
+    depth: usize,
+    /// The previous top-level word was `FROM` (`Some(true)`) or `TO` (`Some(false)`).
+    after: Option<bool>,
+    /// `FROM STDIN` or `TO STDOUT` was seen.
+    stdio: bool,
+}
+
+impl Copy {
+    fn see(&mut self, word: &str) {
+        let is = |k: &str| word.eq_ignore_ascii_case(k);
+        self.stdio |= match self.after {
+            Some(true) => is("STDIN"),
+            Some(false) => is("STDOUT"),
+            None => false,
+        };
+        self.after = if is("FROM") {
+            Some(true)
+        } else if is("TO") {
+            Some(false)
+        } else {
+            None
+        };
+    }
+}
+
+/// Whether a statement starting with `words` controls the transaction (see
+/// [`SqlInfo::transaction_control`]).
+fn is_transaction_control(words: &[&str]) -> bool {
+    let Some(first) = words.first() else {
+        return false;
+    };
+    let keyword = |k: &str| first.eq_ignore_ascii_case(k);
+    let second_is = |k: &str| words.get(1).is_some_and(|w| w.eq_ignore_ascii_case(k));
+    keyword("BEGIN")
+        || keyword("COMMIT")
+        || keyword("END")
+        || keyword("ROLLBACK")
+        || keyword("ABORT")
+        || keyword("SAVEPOINT")
+        || keyword("RELEASE")
+        || (keyword("START") && second_is("TRANSACTION"))
+        || (keyword("PREPARE") && second_is("TRANSACTION"))
 }
 
 /// Skips a `'…'` or `"…"` run (the quote is `bytes[from - 1]`), where a doubled quote is an escaped
@@ -276,6 +398,87 @@ mod tests {
         assert!(scan("CREATE TABLE t (a int); INSERT INTO t VALUES (1)").multiple_statements);
         assert!(!scan("SELECT ';'").multiple_statements);
         assert!(!scan("DO $$ BEGIN PERFORM 1; END $$").multiple_statements);
+    }
+
+    #[test]
+    fn finds_copy_to_and_from_the_client() {
+        let copy = |sql: &str| scan(sql).copy_stdio;
+        assert!(copy("COPY t FROM STDIN"));
+        assert!(copy("copy t (a, b) from stdin with (format csv)"));
+        assert!(copy("COPY t TO STDOUT"));
+        assert!(copy("COPY (SELECT a FROM u) TO STDOUT"));
+        assert!(copy("COPY t FROM /* where */ STDIN"));
+        assert!(copy("SELECT 1; COPY t FROM STDIN"));
+        assert!(copy("COPY t FROM STDIN; SELECT 1"));
+        assert!(copy("  -- load\n COPY BINARY t FROM stdin"));
+        assert!(!copy("COPY t TO '/tmp/x'"));
+        assert!(!copy("COPY t FROM '/tmp/stdin'"));
+        assert!(!copy("COPY t FROM PROGRAM 'cat stdin'"));
+        assert!(!copy("COPY (SELECT stdin FROM stdout) TO '/tmp/x'"));
+        assert!(!copy("COPY (SELECT 1 FROM stdin) TO '/tmp/x'"));
+        assert!(!copy("SELECT 'COPY t FROM STDIN'"));
+        assert!(!copy("SELECT \"COPY\" FROM stdin"));
+        assert!(!copy("SELECT 1 -- COPY t FROM STDIN"));
+        assert!(!copy("SELECT $$; COPY t FROM STDIN$$"));
+        assert!(!copy("SELECT * FROM stdin"));
+        assert!(!copy("INSERT INTO t SELECT 1 FROM stdin"));
+        assert!(!copy("COPY t TO \"stdout\""));
+    }
+
+    #[test]
+    fn flags_every_form_of_transaction_control() {
+        let control = |sql: &str| scan(sql).transaction_control;
+        for sql in [
+            "BEGIN",
+            "begin isolation level serializable",
+            "START TRANSACTION",
+            "COMMIT",
+            "COMMIT AND CHAIN",
+            "COMMIT PREPARED 'x'",
+            "END",
+            "ROLLBACK",
+            "ROLLBACK PREPARED 'x'",
+            "ROLLBACK TO SAVEPOINT s",
+            "ABORT",
+            "SAVEPOINT s",
+            "RELEASE SAVEPOINT s",
+            "release s",
+            "PREPARE TRANSACTION 'x'",
+            "BEGIN; INSERT INTO t VALUES (1)",
+            "INSERT INTO t VALUES (1); COMMIT",
+            "/* c */ BEGIN",
+        ] {
+            assert!(control(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT 1",
+            "DO $$ BEGIN PERFORM 1; END $$",
+            "SELECT 'BEGIN'",
+            "SELECT 1 -- COMMIT",
+            "PREPARE q AS SELECT 1",
+            "START_X",
+            "INSERT INTO \"begin\" VALUES (1)",
+        ] {
+            assert!(!control(sql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn refuses_copy_and_too_many_parameters() {
+        assert!(scan("SELECT $1").check(1).is_ok());
+        assert!(scan("SELECT $65535").check(65_535).is_ok());
+        let err = scan("SELECT 1").check(65_536).unwrap_err();
+        assert_eq!(err.kind(), anysql_core::ErrorKind::Parameter);
+        assert!(
+            err.message().contains("65535") && err.message().contains("65536"),
+            "{err}"
+        );
+        assert!(scan("SELECT $65536").check(0).is_err());
+        let err = scan("COPY t FROM STDIN").check(0).unwrap_err();
+        assert!(err
+            .message()
+            .contains("COPY FROM STDIN / TO STDOUT is not supported"));
+        assert_eq!(err.code(), Some("0A000"));
     }
 
     #[test]

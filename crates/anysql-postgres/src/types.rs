@@ -134,6 +134,7 @@ fn cast_hint(value: &Value) -> &'static str {
         Value::Float(_) => "float8",
         Value::Bool(_) => "boolean",
         Value::Blob(_) => "bytea",
+        Value::Numeric(_) => "numeric",
         _ => "text",
     }
 }
@@ -199,6 +200,17 @@ fn encoding(value: &Value, declared: &Type, position: usize) -> Result<Encoding,
             _ if unspecified => Encoding::Text,
             _ => return Err(mismatch(value, declared, position)),
         },
+        // As text does, except that the text types take it in text format: `numeric` (exact,
+        // whatever the precision), the text types, and the types PostgreSQL's text input parses
+        // (a numeric domain, `money`, …); never an integer, float, bool or bytea parameter, which
+        // would round or refuse digits silently: cast the placeholder (`$1::numeric`) instead.
+        Value::Numeric(_) => {
+            if unspecified || is_text_like(ty) || !has_native_value(ty) {
+                Encoding::Text
+            } else {
+                return Err(mismatch(value, declared, position));
+            }
+        }
         _ => {
             return Err(BindError(format!(
                 "parameter ${position}: anysql-postgres cannot bind a {} value yet",
@@ -239,7 +251,7 @@ fn write_text(value: &Value, out: &mut BytesMut) {
                 let _ = write!(out, "{v:?}");
             }
         }
-        Value::Text(v) => out.put_slice(v.as_bytes()),
+        Value::Text(v) | Value::Numeric(v) => out.put_slice(v.as_bytes()),
         Value::Blob(v) => {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.reserve(2 + v.len() * 2);
@@ -308,7 +320,9 @@ impl ToSql for PgParam<'_> {
 ///
 /// The rules: NULL binds to anything. An integer binds to `int2`/`int4`/`int8`/`oid` (range-checked),
 /// `float4`/`float8` (converted) and `numeric`. A float binds to `float4`/`float8` and `numeric`. A
-/// bool binds to `bool`, bytes to `bytea`. Text binds to the text types (`text`, `varchar`, `char(n)`,
+/// bool binds to `bool`, bytes to `bytea`. A [`Value::Numeric`] binds, as its exact text, to
+/// `numeric`, the text types and every type anysql has no value for, but not to the integer,
+/// float, `bool` and `bytea` types. Text binds to the text types (`text`, `varchar`, `char(n)`,
 /// `name`, `json`, enums, `citext`) and, through PostgreSQL's text input, to every type anysql has no
 /// value for (`numeric`, dates and times, `uuid`, `jsonb`, arrays, …), but not to the integer, float,
 /// `bool` and `bytea` types. Domains follow their base type.
@@ -468,72 +482,94 @@ fn decode_value(decoder: Decoder, raw: &[u8]) -> Result<Value, Problem> {
     })
 }
 
-/// Decodes PostgreSQL's binary `numeric` as SQLite's NUMERIC affinity stores a value: an integral
-/// value that fits an `i64` is an `Int`, anything else the nearest `Float` (NaN and the infinities
-/// included). Cast to `text` in the SQL to keep every digit.
+/// Decodes PostgreSQL's binary `numeric` into [`Value::Numeric`] with the text PostgreSQL
+/// itself prints: every digit, the column's scale respected (`1.50` for `numeric(10,2)`), `NaN`,
+/// `Infinity` and `-Infinity`.
+///
+/// The binary form is `ndigits`, `weight`, `sign` and `dscale` (16 bits each), then `ndigits`
+/// base-10000 digits, the first worth 10000^`weight`; `dscale` is the number of decimal digits
+/// after the point.
 fn numeric(raw: &[u8]) -> Result<Value, Problem> {
     let malformed = || Problem::Malformed("bad numeric");
-    let word = |i: usize| -> Result<i16, Problem> {
+    let word = |i: usize| -> Result<u16, Problem> {
         raw.get(i * 2..i * 2 + 2)
-            .map(|b| i16::from_be_bytes([b[0], b[1]]))
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
             .ok_or_else(malformed)
     };
-    let ndigits = usize::try_from(word(0)?).map_err(|_| malformed())?;
-    let weight = i64::from(word(1)?);
-    let sign = word(2)? as u16;
+    let ndigits = usize::from(word(0)?);
+    let weight = i64::from(word(1)? as i16);
+    let sign = word(2)?;
+    let dscale = usize::from(word(3)?);
     match sign {
-        0xC000 => return Ok(Value::Float(f64::NAN)),
-        0xD000 => return Ok(Value::Float(f64::INFINITY)),
-        0xF000 => return Ok(Value::Float(f64::NEG_INFINITY)),
+        0xC000 => return Ok(Value::Numeric("NaN".to_owned())),
+        0xD000 => return Ok(Value::Numeric("Infinity".to_owned())),
+        0xF000 => return Ok(Value::Numeric("-Infinity".to_owned())),
         0x0000 | 0x4000 => {}
         _ => return Err(malformed()),
     }
-    let negative = sign == 0x4000;
-    let mut digits = Vec::with_capacity(ndigits);
-    for i in 0..ndigits {
-        let digit = word(4 + i)?;
-        if !(0..10_000).contains(&digit) {
-            return Err(malformed());
-        }
-        digits.push(digit);
+    // ndigits and dscale are non-negative 16-bit fields; PostgreSQL's largest scale is 16383.
+    if ndigits > i16::MAX as usize || dscale > 0x3FFF || raw.len() != 8 + 2 * ndigits {
+        return Err(malformed());
     }
-    // Digit i is worth 10000^(weight - i).
-    let integral = digits
-        .iter()
-        .enumerate()
-        .all(|(i, d)| *d == 0 || weight - i as i64 >= 0);
-    if integral {
-        let mut value: Option<i128> = Some(0);
-        for position in 0..=weight.max(-1) {
-            let digit = usize::try_from(position)
-                .ok()
-                .and_then(|p| digits.get(p))
-                .copied()
-                .unwrap_or(0);
-            value = value
-                .and_then(|v| v.checked_mul(10_000))
-                .and_then(|v| v.checked_add(i128::from(digit)));
+    let digit = |group: i64| -> Result<u16, Problem> {
+        match usize::try_from(group) {
+            Ok(g) if g < ndigits => {
+                let d = word(4 + g)?;
+                if d < 10_000 {
+                    Ok(d)
+                } else {
+                    Err(malformed())
+                }
+            }
+            _ => Ok(0),
         }
-        if let Some(value) = value
-            .map(|v| if negative { -v } else { v })
-            .and_then(|v| i64::try_from(v).ok())
-        {
-            return Ok(Value::Int(value));
-        }
-    }
-    let mut text = String::with_capacity(2 + digits.len() * 4 + 8);
-    if negative {
+    };
+    let integral_groups = usize::try_from(weight + 1).unwrap_or(0);
+    let mut text = String::with_capacity(2 + integral_groups * 4 + 1 + dscale + 3);
+    if sign == 0x4000 {
         text.push('-');
     }
-    text.push('0');
-    for digit in &digits {
-        text.push_str(&format!("{digit:04}"));
+    if weight < 0 {
+        text.push('0');
+    } else {
+        for group in 0..=weight {
+            let d = digit(group)?;
+            if group == 0 {
+                // The first group without leading zeros.
+                let mut buf = [0u8; 4];
+                let all = push_group(&mut buf, d);
+                let first = all.iter().position(|&c| c != b'0').unwrap_or(3);
+                text.extend(all[first..].iter().map(|&c| char::from(c)));
+            } else {
+                let mut buf = [0u8; 4];
+                text.extend(push_group(&mut buf, d).iter().map(|&c| char::from(c)));
+            }
+        }
     }
-    let exponent = (weight + 1 - digits.len() as i64) * 4;
-    text.push_str(&format!("e{exponent}"));
-    text.parse::<f64>()
-        .map(Value::Float)
-        .map_err(|_| malformed())
+    if dscale > 0 {
+        text.push('.');
+        let mut left = dscale;
+        let mut group = weight + 1;
+        while left > 0 {
+            let mut buf = [0u8; 4];
+            let all = push_group(&mut buf, digit(group)?);
+            let take = left.min(4);
+            text.extend(all[..take].iter().map(|&c| char::from(c)));
+            left -= take;
+            group += 1;
+        }
+    }
+    Ok(Value::Numeric(text))
+}
+
+/// The four decimal digits of a base-10000 digit, zero-padded.
+fn push_group(buf: &mut [u8; 4], mut d: u16) -> &[u8; 4] {
+    for slot in buf.iter_mut().rev() {
+        // `d % 10` is a single decimal digit.
+        *slot = b'0' + (d % 10) as u8;
+        d /= 10;
+    }
+    buf
 }
 
 /// A column's raw binary value, whatever its type.
@@ -678,31 +714,72 @@ mod tests {
     }
 
     #[test]
-    fn numerics_decode_like_sqlite_numeric_affinity() {
-        let value = |n, w, s, d, digits: &[i16]| numeric(&numeric_bytes(n, w, s, d, digits)).ok();
-        assert_eq!(value(0, 0, 0, 0, &[]), Some(Value::Int(0)));
-        assert_eq!(value(1, 0, 0, 0, &[4000]), Some(Value::Int(4000)));
+    fn numerics_decode_digit_for_digit() {
+        let value = |n, w, s, d, digits: &[i16]| match numeric(&numeric_bytes(n, w, s, d, digits)) {
+            Ok(Value::Numeric(text)) => text,
+            Ok(other) => panic!("{other:?}"),
+            Err(_) => panic!("malformed"),
+        };
+        assert_eq!(value(0, 0, 0, 0, &[]), "0");
+        assert_eq!(value(0, 0, 0, 3, &[]), "0.000");
+        assert_eq!(value(1, 0, 0, 0, &[4000]), "4000");
+        assert_eq!(value(2, 1, 0x4000, 0, &[12, 3456]), "-123456");
+        assert_eq!(value(1, 2, 0, 0, &[7]), "700000000", "trailing zero groups");
+        assert_eq!(value(2, 0, 0, 1, &[1, 5000]), "1.5");
+        assert_eq!(value(2, 0, 0, 2, &[1, 5000]), "1.50", "the scale is kept");
+        assert_eq!(value(1, -1, 0x4000, 2, &[2500]), "-0.25");
+        assert_eq!(value(1, -2, 0, 8, &[12]), "0.00000012");
+        assert_eq!(value(1, 0, 0, 3, &[2]), "2.000");
+        // numeric(40,10) 12345678901234567890.0123456789
         assert_eq!(
-            value(2, 1, 0x4000, 0, &[12, 3456]),
-            Some(Value::Int(-123_456))
+            value(
+                8,
+                4,
+                0,
+                10,
+                &[1234, 5678, 9012, 3456, 7890, 123, 4567, 8900]
+            ),
+            "12345678901234567890.0123456789"
         );
+        // 2^63, past i64.
         assert_eq!(
-            value(1, 2, 0, 0, &[7]),
-            Some(Value::Int(700_000_000)),
-            "trailing zero groups"
+            value(5, 4, 0, 0, &[922, 3372, 368, 5477, 5808]),
+            "9223372036854775808"
         );
-        assert_eq!(value(2, 0, 0, 1, &[1, 5000]), Some(Value::Float(1.5)));
-        assert_eq!(value(1, -1, 0x4000, 2, &[2500]), Some(Value::Float(-0.25)));
-        assert_eq!(
-            value(2, 0, 0, 1, &[2, 0]),
-            Some(Value::Int(2)),
-            "2.0 is integral"
-        );
-        // 2^63 does not fit an i64: the nearest float.
-        let big = value(5, 4, 0, 0, &[922, 3372, 368, 5477, 5808]);
-        assert_eq!(big, Some(Value::Float(9_223_372_036_854_775_808.0)));
-        assert!(matches!(value(0, 0, 0xC000, 0, &[]), Some(Value::Float(f)) if f.is_nan()));
+        assert_eq!(value(0, 0, 0xC000, 0, &[]), "NaN");
+        assert_eq!(value(0, 0, 0xD000, 0, &[]), "Infinity");
+        assert_eq!(value(0, 0, 0xF000, 0, &[]), "-Infinity");
         assert!(numeric(&[0, 1]).is_err());
+        assert!(numeric(&numeric_bytes(1, 0, 0, 0, &[10_000])).is_err());
+        assert!(numeric(&numeric_bytes(2, 0, 0, 0, &[1])).is_err(), "short");
+        assert!(numeric(&numeric_bytes(0, 0, 0x1234, 0, &[])).is_err());
+    }
+
+    #[test]
+    fn numerics_bind_as_exact_text() {
+        let big = Value::Numeric("12345678901234567890.0123456789".into());
+        let (format, text) = encode(big.clone(), &Type::NUMERIC).unwrap();
+        assert!(is_text(format) && text == b"12345678901234567890.0123456789");
+        assert_eq!(encode(big.clone(), &Type::TEXT).unwrap().1, text);
+        assert_eq!(encode(big.clone(), &Type::VARCHAR).unwrap().1, text);
+        assert_eq!(encode(big.clone(), &unspecified_type()).unwrap().1, text);
+        for ty in [
+            Type::INT4,
+            Type::INT8,
+            Type::FLOAT8,
+            Type::BOOL,
+            Type::BYTEA,
+        ] {
+            let err = check_params(std::slice::from_ref(&big), &[ty]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Parameter);
+            assert!(err.message().contains("$1::numeric"), "{err}");
+        }
+        assert!(check_params(&[Value::Numeric("1".into())], &[Type::NUMERIC]).is_ok());
+        assert_eq!(
+            unnamed_param_type(&big, &unspecified_type()).oid(),
+            0,
+            "left to the server, as text"
+        );
     }
 
     #[test]

@@ -512,29 +512,45 @@ async fn unsupported_column_types_name_the_type_and_a_cast() {
     assert_eq!(scalar(&mut conn, "SELECT 2", vec![]).await, Value::Int(2));
 }
 
+/// `numeric` is exact: [`Value::Numeric`] with PostgreSQL's own text, whole values decode into
+/// integers, and nothing becomes a float silently (issue #10, 4).
 #[tokio::test]
-async fn numerics_decode_as_integers_or_floats() {
+async fn numerics_decode_exactly() {
     for mode in ["", "pgbouncer=true"] {
         let mut conn = conn!(url_with(mode));
         let row = conn
             .fetch_optional(
                 "SELECT sum(x) AS s, avg(x) AS a, 1.5::numeric AS f, (-12345678901234)::numeric AS i, \
                  2.000::numeric AS two, 'NaN'::numeric AS nan, 1e30::numeric AS big, 0.1::numeric AS tenth, \
-                 $1::numeric AS bound FROM (VALUES (1::int8), (2), (4000)) v(x)",
+                 $1::numeric AS bound, \
+                 12345678901234567890.0123456789::numeric(40,10) AS wide \
+                 FROM (VALUES (1::int8), (2), (4000)) v(x)",
                 vec![Value::Float(0.25)],
             )
             .await
             .unwrap()
             .unwrap();
+        let numeric = |s: &str| Value::Numeric(s.to_owned());
         assert_eq!(row.get::<i64>("s").unwrap(), 4003, "{mode}");
-        assert_eq!(row.get::<f64>("a").unwrap(), 4003.0 / 3.0);
-        assert_eq!(row.values()[2], Value::Float(1.5));
-        assert_eq!(row.values()[3], Value::Int(-12_345_678_901_234));
-        assert_eq!(row.values()[4], Value::Int(2));
-        assert!(matches!(row.values()[5], Value::Float(f) if f.is_nan()));
-        assert_eq!(row.values()[6], Value::Float(1e30));
-        assert_eq!(row.values()[7], Value::Float(0.1));
-        assert_eq!(row.values()[8], Value::Float(0.25));
+        assert_eq!(row.values()[1], numeric("1334.3333333333333333"));
+        assert_eq!(
+            row.get::<f64>("a").unwrap_err().kind(),
+            ErrorKind::Decode,
+            "never a float silently"
+        );
+        assert_eq!(row.values()[2], numeric("1.5"));
+        assert_eq!(row.values()[3], numeric("-12345678901234"));
+        assert_eq!(row.get::<i64>("i").unwrap(), -12_345_678_901_234);
+        assert_eq!(row.values()[4], numeric("2.000"));
+        assert_eq!(row.get::<i64>("two").unwrap(), 2);
+        assert_eq!(row.values()[5], numeric("NaN"));
+        assert_eq!(row.values()[6], numeric("1000000000000000000000000000000"));
+        assert_eq!(row.values()[7], numeric("0.1"));
+        assert_eq!(row.values()[8], numeric("0.25"));
+        assert_eq!(
+            row.get::<String>("wide").unwrap(),
+            "12345678901234567890.0123456789"
+        );
     }
 }
 
@@ -1012,18 +1028,55 @@ async fn a_terminated_backend_breaks_the_connection() {
             victim.is_broken(),
             "{mode}: idle connection not seen as broken"
         );
+        // A connection error (the server ended the session), not `Closed` (for what the
+        // application closed).
         let err = victim.fetch_all("SELECT 1", vec![]).await.unwrap_err();
-        assert!(
-            matches!(err.kind(), ErrorKind::Closed | ErrorKind::Connection),
-            "{mode}: {err:?}"
-        );
+        assert_eq!(err.kind(), ErrorKind::Connection, "{mode}: {err:?}");
+        assert!(err.is_connection() && !err.is_closed(), "{mode}: {err:?}");
         assert!(victim.is_broken(), "{mode}");
         let again = victim.execute("SELECT 1", vec![]).await.unwrap_err();
-        assert!(
-            matches!(again.kind(), ErrorKind::Closed | ErrorKind::Connection),
-            "{again:?}"
-        );
+        assert_eq!(again.kind(), ErrorKind::Connection, "{again:?}");
         assert!(victim.ping().await.is_err());
+    }
+}
+
+/// Issue #10, 11: a session terminated while a statement runs (SQLSTATE 57P01) is a connection
+/// error naming the SQLSTATE, on every path, and the connection is broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_terminated_mid_statement_is_a_connection_error() {
+    for mode in MODES {
+        let mut victim = conn!(url_with(mode));
+        let mut killer = conn!(base_url());
+        let victim_pid = pid(&mut victim).await;
+        let kill = async {
+            // Until the victim's statement is running.
+            for _ in 0..100 {
+                let running = scalar(
+                    &mut killer,
+                    "SELECT count(*)::int8 FROM pg_stat_activity \
+                     WHERE pid = $1::int4 AND query LIKE 'SELECT pg_sleep%' AND state = 'active'",
+                    vec![Value::Int(victim_pid)],
+                )
+                .await;
+                if running == Value::Int(1) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            scalar(
+                &mut killer,
+                "SELECT pg_terminate_backend($1::int4)",
+                vec![Value::Int(victim_pid)],
+            )
+            .await
+        };
+        let (result, killed) = tokio::join!(victim.execute("SELECT pg_sleep(10)", vec![]), kill);
+        assert_eq!(killed, Value::Bool(true), "{mode}");
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connection, "{mode}: {err:?}");
+        assert!(err.is_connection(), "{mode}: {err:?}");
+        assert!(err.to_string().contains("57P01"), "{mode}: {err}");
+        assert!(victim.is_broken(), "{mode}");
     }
 }
 
