@@ -117,6 +117,14 @@ impl Error {
         self
     }
 
+    /// Attaches what the database reported, keeping this error's kind: a session the server
+    /// ended (PostgreSQL's `57P01`) is a [`ErrorKind::Connection`] error whose
+    /// [`code`](Self::code) is still the SQLSTATE.
+    pub fn with_database(mut self, details: DatabaseError) -> Self {
+        self.0.database = Some(details);
+        self
+    }
+
     /// An error reported by the database.
     pub fn database(details: DatabaseError) -> Self {
         let mut error = Error::new(ErrorKind::Database, details.message.clone());

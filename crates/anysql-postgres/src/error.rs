@@ -69,14 +69,16 @@ pub(crate) fn map(error: tokio_postgres::Error) -> (Error, Fate) {
     if let Some(db) = error.as_db_error() {
         if is_fatal(db) {
             let message = format!(
-                "the server closed the connection: {} (code {}); acquire a new connection and retry",
+                "the server closed the connection: {}; acquire a new connection and retry",
                 db.message(),
-                db.code().code()
             );
             // A connection error, not `Closed` (which is for connections and engines the
             // application closed): the session broke under it, and a retry on a new connection
-            // may well succeed. The SQLSTATE stays in the message and in the source's details.
-            return (Error::connection(message).with_source(error), Fate::Broken);
+            // may well succeed. The SQLSTATE stays: `code()` returns it, and Display shows it.
+            return (
+                Error::connection(message).with_database(database_error(db)),
+                Fate::Broken,
+            );
         }
         return (Error::database(database_error(db)), Fate::StatementFailed);
     }

@@ -223,8 +223,8 @@
 //! prepared statement, and several statements separated by `;` are allowed.
 //!
 //! Refused before anything is sent, whatever the entry point: `COPY … FROM STDIN` and
-//! `COPY … TO STDOUT` (also inside a multi-statement string; a [`Database`] error with code
-//! `0A000`; COPY with a file on the server runs as usual), and a statement with more than 65,535
+//! `COPY … TO STDOUT` (also inside a multi-statement string; an [`InvalidStatement`] error; COPY
+//! with a file on the server runs as usual), and a statement with more than 65,535
 //! parameters, the protocol's limit (a [`Parameter`] error naming the limit and the count). The
 //! connection stays usable.
 //!
@@ -329,6 +329,7 @@
 //! [`Parameter`]: anysql_core::ErrorKind::Parameter
 //! [`Decode`]: anysql_core::ErrorKind::Decode
 //! [`Database`]: anysql_core::ErrorKind::Database
+//! [`InvalidStatement`]: anysql_core::ErrorKind::InvalidStatement
 //! [`Closed`]: anysql_core::ErrorKind::Closed
 //! [`Connection`]: anysql_core::ErrorKind::Connection
 

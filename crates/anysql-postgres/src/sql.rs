@@ -2,7 +2,7 @@
 //! keywords of each statement, skipping string literals (including `E'…'` and dollar-quoted
 //! strings), quoted identifiers and comments.
 
-use anysql_core::{DatabaseError, Error};
+use anysql_core::{Error, ErrorKind};
 
 /// The most parameters one statement can take: the protocol counts them in 16 bits.
 pub(crate) const MAX_PARAMS: usize = u16::MAX as usize;
@@ -39,12 +39,12 @@ impl SqlInfo {
 
 /// The error for `COPY … FROM STDIN` / `COPY … TO STDOUT` sent through a query method.
 pub(crate) fn copy_error() -> Error {
-    Error::database(DatabaseError::new(
-        "COPY FROM STDIN / TO STDOUT is not supported through execute/fetch; use copy_in / \
-         copy_out instead (COPY to or from a file on the server works through execute)",
-        // feature_not_supported, as PostgreSQL says for what it cannot do.
-        Some("0A000".to_owned()),
-    ))
+    Error::new(
+        ErrorKind::InvalidStatement,
+        "COPY FROM STDIN / TO STDOUT cannot run through execute or fetch, and nothing was sent; \
+         run it with tokio-postgres's copy_in / copy_out through PgConnection::with_client \
+         (COPY to or from a file on the server works through execute)",
+    )
 }
 
 /// Refuses a statement with more than [`MAX_PARAMS`] parameters.
@@ -477,8 +477,8 @@ mod tests {
         let err = scan("COPY t FROM STDIN").check(0).unwrap_err();
         assert!(err
             .message()
-            .contains("COPY FROM STDIN / TO STDOUT is not supported"));
-        assert_eq!(err.code(), Some("0A000"));
+            .contains("COPY FROM STDIN / TO STDOUT cannot run through execute"));
+        assert_eq!(err.kind(), ErrorKind::InvalidStatement);
     }
 
     #[test]

@@ -1076,6 +1076,7 @@ async fn a_backend_terminated_mid_statement_is_a_connection_error() {
         assert_eq!(err.kind(), ErrorKind::Connection, "{mode}: {err:?}");
         assert!(err.is_connection(), "{mode}: {err:?}");
         assert!(err.to_string().contains("57P01"), "{mode}: {err}");
+        assert_eq!(err.code(), Some("57P01"), "{mode}: {err:?}");
         assert!(victim.is_broken(), "{mode}");
     }
 }
