@@ -104,9 +104,11 @@ impl Connection {
         &mut self,
     ) -> Result<(&mut dyn DriverConnection, &mut ConnectionState), Error> {
         if self.driver.is_broken() {
-            return Err(Error::connection(
-                "the connection is broken; drop it and acquire another from the engine",
-            ));
+            return Err(self.driver.broken_error().unwrap_or_else(|| {
+                Error::connection(
+                    "the connection is broken; drop it and acquire another from the engine",
+                )
+            }));
         }
         if self.state.lost > 0 {
             return Err(lost_transaction());

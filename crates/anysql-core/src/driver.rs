@@ -208,6 +208,13 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
     /// reports.
     fn in_transaction(&self) -> bool;
 
+    /// Why the connection broke, once [`is_broken`](Self::is_broken) says it did, if the driver
+    /// knows: the error the next operation on it fails with (a PostgreSQL session the server
+    /// terminated keeps its SQLSTATE). `None` (the default) gives a generic connection error.
+    fn broken_error(&self) -> Option<Error> {
+        None
+    }
+
     /// Closes the connection gracefully.
     async fn close(self: Box<Self>) -> Result<(), Error>;
 

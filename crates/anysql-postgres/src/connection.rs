@@ -534,16 +534,25 @@ impl PgConnection {
     fn start(&mut self) -> Result<(), Error> {
         if self.io.has_ended() || self.client.is_closed() {
             self.session.broken = true;
-            let reason = self
-                .io
-                .end_reason()
-                .unwrap_or_else(|| "the server closed it".to_owned());
-            // The server (or the network) ended it, not the application: a connection error.
-            return Err(Error::connection(format!(
-                "the connection to PostgreSQL has ended ({reason}); acquire a new connection"
-            )));
+            return Err(self.ended_error());
         }
         self.session.start()
+    }
+
+    /// The error for a connection the server (or the network) ended, not the application: a
+    /// connection error, with the server's SQLSTATE when it said why.
+    fn ended_error(&self) -> Error {
+        let ended = self.io.end_reason();
+        let reason = ended
+            .as_ref()
+            .map_or("the server closed it", |e| e.reason.as_str());
+        let error = Error::connection(format!(
+            "the connection to PostgreSQL has ended ({reason}); acquire a new connection"
+        ));
+        match ended.and_then(|e| e.database) {
+            Some(database) => error.with_database(database),
+            None => error,
+        }
     }
 
     async fn simple(&mut self, sql: &str) -> Result<(), Error> {
@@ -1028,6 +1037,10 @@ impl DriverConnection for PgConnection {
             || self.server.copy_in_open()
             || self.client.is_closed()
             || self.io.probe()
+    }
+
+    fn broken_error(&self) -> Option<Error> {
+        self.io.end_reason().map(|_| self.ended_error())
     }
 
     async fn close(mut self: Box<Self>) -> Result<(), Error> {

@@ -51,7 +51,15 @@ pub(crate) struct Inline {
 struct InlineState {
     /// `None` once the connection has ended.
     conn: Option<Pin<Box<RawConnection>>>,
-    ended: Option<String>,
+    ended: Option<Ended>,
+}
+
+/// Why an inline connection ended: the message, and what the server said if it said why (a
+/// terminated session's `57P01`).
+#[derive(Clone)]
+pub(crate) struct Ended {
+    pub(crate) reason: String,
+    pub(crate) database: Option<anysql_core::DatabaseError>,
 }
 
 impl InlineState {
@@ -61,8 +69,14 @@ impl InlineState {
         if let Some(conn) = &mut self.conn {
             if let Poll::Ready(result) = conn.as_mut().poll(cx) {
                 self.ended = Some(match result {
-                    Ok(()) => "the connection was closed".to_owned(),
-                    Err(e) => e.to_string(),
+                    Ok(()) => Ended {
+                        reason: "the connection was closed".to_owned(),
+                        database: None,
+                    },
+                    Err(e) => Ended {
+                        reason: e.to_string(),
+                        database: e.as_db_error().map(crate::error::database_error),
+                    },
                 });
                 // Dropping the connection drops the senders of pending requests, which then fail
                 // with "connection closed" instead of waiting forever.
@@ -146,9 +160,9 @@ impl Io {
     }
 
     /// Why the inline connection ended, if it did and said why.
-    pub(crate) fn end_reason(&mut self) -> Option<String> {
+    pub(crate) fn end_reason(&self) -> Option<Ended> {
         match self {
-            Io::Inline(inline) => lock(inline.state.get_mut()).ended.clone(),
+            Io::Inline(inline) => inline.state.try_lock().ok()?.ended.clone(),
             Io::Spawned { .. } => None,
         }
     }
