@@ -338,6 +338,14 @@ fn key_value_spans(raw: &str) -> Vec<Range<usize>> {
             i += 1;
         }
         let key = &raw[offset(key_start)..offset(i)];
+        let keyword = !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+        // Where a span that runs to the end starts: at the key when the key may itself be the
+        // tail of a password.
+        let tail_start = if after_unquoted_password && !keyword {
+            key_start
+        } else {
+            usize::MAX
+        };
         while at(i).is_some_and(char::is_whitespace) {
             i += 1;
         }
@@ -362,7 +370,7 @@ fn key_value_spans(raw: &str) -> Vec<Range<usize>> {
                     }
                     Some(_) => i += 1,
                     None => {
-                        spans.push(offset(value_start)..raw.len());
+                        spans.push(offset(tail_start.min(value_start))..raw.len());
                         return spans;
                     }
                 }
@@ -377,7 +385,6 @@ fn key_value_spans(raw: &str) -> Vec<Range<usize>> {
         }
         let i_end = i.min(bytes.len());
         let value = offset(value_start)..offset(i_end);
-        let keyword = !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_');
         if after_unquoted_password && !keyword {
             spans.push(offset(key_start)..offset(i_end));
         } else if is_password_key(key) {
@@ -466,6 +473,9 @@ mod tests {
         let kv = ConnectOptions::parse("host=/tmp password='a b\\'c' dbname=x").unwrap();
         assert_eq!(kv.to_string(), "host=/tmp password=*** dbname=x");
         assert_eq!(redact("user=a password=xyz"), "user=a password=***");
+        // Found by the property test: the tail of a password with a tab in it, whose quote
+        // never ends.
+        assert!(!redact("host=h port=1 password=Zqxv\tZqxv=' max_size=0").contains("Zqxv"));
         assert_eq!(
             redact("postgres://h/db?password=xyz"),
             "postgres://h/db?password=***"

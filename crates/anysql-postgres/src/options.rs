@@ -358,7 +358,13 @@ impl<'o> Builder<'o> {
     /// Parses `scheme://[user[:password]@][host[:port][,host[:port]...]][/dbname]`, without the
     /// query, which the core has already split off and decoded.
     fn parse_url_base(&mut self, raw: &str) -> Result<(), Error> {
-        let Some((_, rest)) = raw.split_once("://") else {
+        let Some((_, rest)) = raw.split_once("://").filter(|(scheme, _)| {
+            scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        }) else {
+            // No `://` right after the scheme (`postgres:user://..`): whatever follows may be a
+            // password, so it is neither parsed nor shown.
             return Err(self.error(
                 "expected `postgres://user@host:port/dbname` or a `key=value` connection string",
             ));
@@ -376,6 +382,8 @@ impl<'o> Builder<'o> {
                     None => (userinfo, None),
                 };
                 if !user.is_empty() {
+                    // A user name inside a masked part is a piece of a password.
+                    self.concealed |= self.source.conceals(user);
                     self.user = Some(self.decode(user, "user name")?);
                 }
                 if let Some(password) = password {
@@ -725,6 +733,9 @@ fn parse_key_value(raw: &str, builder: &mut Builder<'_>) -> Result<(), Error> {
         // `port= password=x`, where the value is `password=x`); the redacted string shows the
         // others.
         builder.conceal = builder.source.conceals(&value);
+        // A value holding `=` swallowed the next pair (`host= password=x` sets the host to
+        // `password=x`, as libpq reads it): the hosts and names it lands in are never shown.
+        builder.concealed |= builder.conceal && value.contains('=');
         builder.apply(&key, &value)?;
         builder.conceal = false;
     }
@@ -737,6 +748,24 @@ mod tests {
 
     fn parse(url: &str) -> Result<PgConnectOptions, Error> {
         PgConnectOptions::parse(&ConnectOptions::parse(url)?)
+    }
+
+    /// Found by the property test: a password holding `//` made `postgres:user://pw@h` parse
+    /// with the password as the user name.
+    #[test]
+    fn a_url_whose_scheme_is_not_followed_by_slashes_never_shows_its_tail() {
+        let err = parse("postgres:user://Zqxv@127.0.0.1:1/db?host=0").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(!err.to_string().contains("Zqxv"), "{err}");
+    }
+
+    /// Found by the property test: an empty `host=` takes the next pair as its value, as libpq
+    /// reads it, and the host then holds the password.
+    #[test]
+    fn a_value_that_swallowed_a_password_never_shows() {
+        let options = parse("host=127.0.0.1 host= password=Zqxv dbname=db").unwrap();
+        let shown = format!("{options:?} {}", options.redacted());
+        assert!(!shown.contains("Zqxv"), "{shown}");
     }
 
     fn tcp(host: &str, port: u16) -> PgHost {
