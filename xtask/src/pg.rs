@@ -1,6 +1,6 @@
 //! Finding a PostgreSQL server for the PostgreSQL cells.
 //!
-//! In order (DESIGN.md, "Testing"):
+//! In order:
 //! 1. `ANYSQL_PG_URL`, if set and something listens there. When it is set but closed, the default
 //!    service is *not* tried: the user asked for a specific server, and falling back to another one
 //!    silently would test the wrong thing.

@@ -70,35 +70,10 @@
 //! - **spawned**: the future runs as a task on the runtime, as in tokio-postgres' README. Each
 //!   query then takes a wake-up of that task, and another back, possibly across threads.
 //!
-//! P1 from BENCHMARKS.md (sequential point selects by primary key from one task, cached
-//! statement), measured by `examples/drive_modes.rs` against PostgreSQL 15 on loopback, on a shared
-//! 2-core machine, with raw tokio-postgres (connection spawned on the same runtime) in the same run.
-//! µs per query, best of 15 rounds of 2,000 queries, the three contenders alternating round by round;
-//! the ranges span several runs:
-//!
-//! | runtime | raw tokio-postgres | anysql inline | anysql spawned | inline ÷ raw, per run |
-//! |---|---|---|---|---|
-//! | tokio multi-thread, 2 workers | 11.6–16.9 | 12.5–18.2 | 12.2–16.9 | 1.06–1.14 |
-//! | tokio current-thread | 13.0–16.0 | 14.0–16.6 | 14.1–16.5 | 0.99–1.13 |
-//! | smol (`block_on`; spawned tasks run on smol's global executor thread) | 18.0–25.6 | 14.0–18.6 | 19.1–28.3 | 0.73–0.85 |
-//! | async-std (a task on its pool) | 17.2–23.8 | 17.6–26.9 | 17.3–27.7 | 1.00–1.13 |
-//!
-//! (Six runs, 2026-11-26, with other engineers' builds and benchmarks loading the machine: load
-//! average 3.5–5 on 2 cores; medians were noisier still. A loopback round trip here is about
-//! 12 µs, far shorter than the 60–80 µs of BENCHMARKS.md's reference machine, so the fixed
-//! per-query costs weigh more.) Run alone under `perf stat` on tokio current-thread, the inline
-//! driver spends less CPU per query than raw tokio-postgres (about 5.7 µs against 7.5 µs of task
-//! clock, set-up included) at the same latency: the time is the kernel's and the server's.
-//!
-//! Inline is the default. Where the spawned connection task runs on another thread than the
-//! caller (smol's global executor) inline saves the cross-thread hand-off on every query, about a
-//! quarter of the time. On tokio, which runs a woken task on the worker that woke it, the two
-//! modes are within the noise of each other and within about a microsecond of raw tokio-postgres;
-//! that microsecond is anysql's own per-query work (finding the cached statement, checking and
-//! encoding the parameters, building the [`Row`](anysql_core::Row) with its text values). So the
-//! P1 target of 0.85 × raw is reached on smol but not on tokio on this machine, whose wake-ups are
-//! cheap; on the reference machine, where a cross-thread wake-up cost about 20 µs, that is exactly
-//! what inline driving removes.
+//! Inline is the default: where the spawned connection task runs on another thread than the
+//! caller (smol's global executor), inline driving saves the cross-thread hand-off on every query;
+//! on tokio the two modes are within the noise of each other. The measurements behind this choice
+//! are in the repository's `docs/benchmarks.md` ("PostgreSQL drive modes").
 //!
 //! # Busy-polling
 //!

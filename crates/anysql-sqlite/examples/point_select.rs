@@ -4,7 +4,7 @@
 //! cargo run --release -p anysql-sqlite --example point_select [queries per round] [rounds]
 //! ```
 //!
-//! Workloads (as in BENCHMARKS.md, on a WAL file database with synchronous=NORMAL):
+//! Workloads (those of `docs/benchmarks.md`, on a WAL file database with synchronous=NORMAL):
 //! - S1: point select by primary key, sequential, cached statement, row decoded into a tuple;
 //! - S2: insert rows in one transaction, one call per row;
 //! - S3: the same inserts through `execute_many`;

@@ -71,13 +71,50 @@ impl TokioRuntime {
 
     fn check_timers(&self) -> Result<(), Error> {
         let _enter = self.handle.enter();
-        // tokio panics when a timer is created on a runtime without timers; find out now, once.
-        catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).map_err(|_| {
+        // tokio panics when a timer is created on a runtime without timers, and has no way to ask;
+        // find out now, once, without the panic message reaching the user's stderr.
+        quietly(|| catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)))).map_err(|_| {
             Error::new(
                 ErrorKind::NoRuntime,
                 "the tokio runtime has timers disabled: build it with enable_all() or enable_time()",
             )
         })
+    }
+}
+
+thread_local! {
+    /// Set while this thread runs code whose panic is expected and caught (a probe of tokio's
+    /// configuration): the panic hook then stays silent.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `probe` with panics on this thread kept off stderr; panics elsewhere, and outside the
+/// probe, reach the hook that was installed before (the default one prints them as usual).
+fn quietly<T>(probe: impl FnOnce() -> T) -> T {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|quiet| quiet.replace(true));
+    let result = probe();
+    QUIET.with(|quiet| quiet.set(was));
+    result
+}
+
+/// Polls a future quietly (see [`quietly`]): tokio panics when a socket is opened on a runtime
+/// without I/O, and the caller turns that panic into an error.
+struct Quiet<F>(F);
+
+impl<F: Future + Unpin> Future for Quiet<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        quietly(|| Pin::new(&mut self.0).poll(cx))
     }
 }
 
@@ -104,7 +141,7 @@ impl TokioRuntime {
             handle: self.handle.clone(),
             future: Box::pin(future),
         };
-        futures_lite::FutureExt::catch_unwind(AssertUnwindSafe(entered))
+        futures_lite::FutureExt::catch_unwind(AssertUnwindSafe(Quiet(entered)))
             .await
             .map_err(|_| {
                 io::Error::other(
@@ -188,6 +225,44 @@ mod tests {
             .unwrap();
         let err = rt.block_on(async { TokioRuntime::current() }).unwrap_err();
         assert!(err.message().contains("timers disabled"), "{err}");
+    }
+
+    /// Regression: the clear error for a runtime without timers or I/O came after a panic message
+    /// and backtrace on stderr. The probes run in a child process, whose stderr is checked.
+    #[test]
+    fn a_misconfigured_runtime_gives_the_error_and_prints_nothing() {
+        if std::env::var_os("ANYSQL_TOKIO_PROBE_CHILD").is_some() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let err = rt.block_on(async { TokioRuntime::current() }).unwrap_err();
+            assert!(err.message().contains("timers disabled"), "{err}");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let runtime = rt.block_on(async { TokioRuntime::current() }).unwrap();
+            let err = rt
+                .block_on(runtime.connect_tcp("127.0.0.1", 1))
+                .map(drop)
+                .unwrap_err();
+            assert!(err.to_string().contains("I/O disabled"), "{err}");
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "tests::a_misconfigured_runtime_gives_the_error_and_prints_nothing",
+                "--nocapture",
+            ])
+            .env("ANYSQL_TOKIO_PROBE_CHILD", "1")
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+        assert!(!stderr.contains("panicked"), "{stderr}");
     }
 
     #[test]
