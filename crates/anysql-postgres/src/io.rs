@@ -51,7 +51,7 @@ pub(crate) struct Inline {
 struct InlineState {
     /// `None` once the connection has ended.
     conn: Option<Pin<Box<RawConnection>>>,
-    ended: Option<Ended>,
+    ended: Option<Box<Ended>>,
 }
 
 /// Why an inline connection ended: the message, and what the server said if it said why (a
@@ -68,7 +68,7 @@ impl InlineState {
     fn poll(&mut self, cx: &mut Context<'_>) {
         if let Some(conn) = &mut self.conn {
             if let Poll::Ready(result) = conn.as_mut().poll(cx) {
-                self.ended = Some(match result {
+                self.ended = Some(Box::new(match result {
                     Ok(()) => Ended {
                         reason: "the connection was closed".to_owned(),
                         database: None,
@@ -77,7 +77,7 @@ impl InlineState {
                         reason: e.to_string(),
                         database: e.as_db_error().map(crate::error::database_error),
                     },
-                });
+                }));
                 // Dropping the connection drops the senders of pending requests, which then fail
                 // with "connection closed" instead of waiting forever.
                 self.conn = None;
@@ -162,7 +162,7 @@ impl Io {
     /// Why the inline connection ended, if it did and said why.
     pub(crate) fn end_reason(&self) -> Option<Ended> {
         match self {
-            Io::Inline(inline) => inline.state.try_lock().ok()?.ended.clone(),
+            Io::Inline(inline) => inline.state.try_lock().ok()?.ended.as_deref().cloned(),
             Io::Spawned { .. } => None,
         }
     }
