@@ -26,6 +26,7 @@ conformance!(
     every_finisher_runs_on_every_executor,
     engine_streams_own_their_connection_and_return_it_clean,
     owned_and_borrowed_sql_bind_the_same,
+    the_engine_shorthands_run_on_the_same_path,
 );
 
 async fn add_user(db: impl Executor<'_>, id: i64, name: &str) -> Result<u64, Error> {
@@ -247,5 +248,33 @@ async fn owned_and_borrowed_sql_bind_the_same(db: TestDb) -> Result<(), Error> {
     assert_eq!(names, ["owned", "borrowed"]);
     let q = query("SELECT $1").bind("secret");
     assert_eq!(format!("{q:?}"), "Query { sql: \"SELECT $1\", params: 1 }");
+    Ok(())
+}
+
+async fn the_engine_shorthands_run_on_the_same_path(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=1");
+    create_users(&engine).await?;
+    let n = engine
+        .execute_many(
+            "INSERT INTO users (id, name) VALUES ($1, $2)",
+            [(1, "ada"), (2, "grace")],
+        )
+        .await?;
+    assert_eq!(n, 2);
+    let (name,): (String,) = engine
+        .fetch_one_as("SELECT name FROM users WHERE id = $1", (2,))
+        .await?;
+    assert_eq!(name, "grace");
+    let none: Option<(String,)> = engine
+        .fetch_optional_as("SELECT name FROM users WHERE id = $1", (3,))
+        .await?;
+    assert!(none.is_none());
+    let ids: Vec<i64> = engine
+        .fetch("SELECT id FROM users ORDER BY id", ())
+        .map(|row| row.and_then(|row| row.get::<i64>(0)))
+        .try_collect()
+        .await?;
+    assert_eq!(ids, [1, 2]);
+    assert_pool_settles(&engine).await;
     Ok(())
 }

@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind};
 use crate::options::ConnectOptions;
 use crate::params::Params;
 use crate::pool::{AfterConnect, PoolMetrics, PoolOptions, PoolShared, PoolStatus};
+use crate::query::BoxStream;
 use crate::retry::RetryPolicy;
 use crate::row::{FromRow, Row};
 use crate::runtime::{BoxFuture, Runtime, SharedRuntime};
@@ -234,6 +235,48 @@ impl Engine {
     ) -> impl Future<Output = Result<T, Error>> + Send + 'a {
         let one = self.fetch_one(sql, params);
         async move { first_column(one.await?) }
+    }
+
+    /// Runs a query and decodes its first row into `T`, or fails with [`ErrorKind::RowNotFound`]
+    /// (see [`execute`](Self::execute) for where). The same as
+    /// `query_as::<T>(sql).bind_all(params).fetch_one(engine)`.
+    pub fn fetch_one_as<'a, T: FromRow + Send + 'a>(
+        &'a self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'a {
+        crate::query::query_as::<T>(sql)
+            .bind_all(params)
+            .fetch_one(self)
+    }
+
+    /// Runs a query and decodes its first row into `T`, if there is one (see
+    /// [`execute`](Self::execute) for where).
+    pub fn fetch_optional_as<'a, T: FromRow + Send + 'a>(
+        &'a self,
+        sql: &'a str,
+        params: impl Params,
+    ) -> impl Future<Output = Result<Option<T>, Error>> + Send + 'a {
+        crate::query::query_as::<T>(sql)
+            .bind_all(params)
+            .fetch_optional(self)
+    }
+
+    /// Runs a query and streams its rows, holding a bounded number in memory. The stream holds a
+    /// pooled connection until it ends; dropping it early returns the connection clean. The same
+    /// as `query(sql).bind_all(params).fetch(engine)`.
+    pub fn fetch<'a>(&'a self, sql: &'a str, params: impl Params) -> BoxStream<'a, Row> {
+        crate::query::query(sql).bind_all(params).fetch(self)
+    }
+
+    /// Runs one statement once for each parameter set on a pooled connection, preparing it once
+    /// (see [`Connection::execute_many`]). Returns the total of rows changed.
+    pub fn execute_many<'a, P: Params + 'a>(
+        &'a self,
+        sql: &'a str,
+        param_sets: impl IntoIterator<Item = P, IntoIter: Send + 'a>,
+    ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
+        crate::query::query(sql).execute_many(self, param_sets)
     }
 
     /// A snapshot of the pool: open, idle, in use and waiting.
