@@ -344,3 +344,28 @@ pub async fn with_timeout<F: Future>(duration: Duration, future: F) -> Option<F:
         })
         .await
 }
+
+/// Declares a module of `#[test]` functions, each running the async test body of the same name
+/// (in the calling file) on the current cell with [`run`]. With a driver (`Some(DriverKind::..)`)
+/// the tests return at once on the other database, and `cargo xtask test-matrix` skips them there
+/// by the module's name (`pg_only`, `sqlite_only`); with `None` they run on every cell.
+#[macro_export]
+macro_rules! cell_tests {
+    ($module:ident, $driver:expr, $($name:ident),* $(,)?) => {
+        mod $module {
+            $(
+                #[test]
+                fn $name() {
+                    let only: Option<$crate::DriverKind> = $driver;
+                    if let Some(driver) = only {
+                        if $crate::driver_kind() != driver {
+                            eprintln!("{} runs on {:?} only", stringify!($name), driver);
+                            return;
+                        }
+                    }
+                    $crate::run(super::$name);
+                }
+            )*
+        }
+    };
+}

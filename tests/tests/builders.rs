@@ -8,20 +8,9 @@ use anysql::prelude::*;
 use anysql_conformance::{assert_pool_settles, TestDb};
 use futures_lite::StreamExt;
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod cell {
-            $(
-                #[test]
-                fn $name() {
-                    anysql_conformance::run(super::$name);
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+anysql_conformance::cell_tests!(
+    cell,
+    None,
     one_generic_function_serves_engine_connection_and_transaction,
     every_finisher_runs_on_every_executor,
     engine_streams_own_their_connection_and_return_it_clean,

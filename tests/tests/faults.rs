@@ -9,26 +9,9 @@ use std::time::Duration;
 use anysql::prelude::*;
 use anysql_conformance::{assert_pool_settles, driver_kind, spawn, DriverKind, TestDb};
 
-macro_rules! cell_tests {
-    ($module:ident, $driver:expr, $($name:ident),* $(,)?) => {
-        mod $module {
-            $(
-                #[test]
-                fn $name() {
-                    if anysql_conformance::driver_kind() != $driver {
-                        eprintln!("{} runs on {:?} only", stringify!($name), $driver);
-                        return;
-                    }
-                    anysql_conformance::run(super::$name);
-                }
-            )*
-        }
-    };
-}
-
-cell_tests!(
+anysql_conformance::cell_tests!(
     pg_only,
-    anysql_conformance::DriverKind::Postgres,
+    Some(anysql_conformance::DriverKind::Postgres),
     terminated_sessions_under_load_fail_in_flight_work_then_recover,
     terminated_idle_connection_is_replaced,
     connects_over_the_unix_socket,
@@ -37,9 +20,9 @@ cell_tests!(
     engine_survives_a_server_restart_without_being_rebuilt,
     isolation_read_only_and_serialization_failures,
 );
-cell_tests!(
+anysql_conformance::cell_tests!(
     sqlite_only,
-    anysql_conformance::DriverKind::Sqlite,
+    Some(anysql_conformance::DriverKind::Sqlite),
     eight_writers_and_four_readers_never_see_locked,
     immediate_transactions_take_the_write_lock_at_begin,
     run_sync_never_sees_an_abandoned_transaction,

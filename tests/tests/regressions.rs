@@ -12,35 +12,16 @@ use anysql::prelude::*;
 use anysql_conformance::{assert_pool_settles, spawn, with_timeout, TestDb};
 use futures_lite::StreamExt;
 
-macro_rules! cell_tests {
-    ($module:ident, $driver:expr, $($name:ident),* $(,)?) => {
-        mod $module {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(driver) = $driver {
-                        if anysql_conformance::driver_kind() != driver {
-                            eprintln!("{} runs on {:?} only", stringify!($name), driver);
-                            return;
-                        }
-                    }
-                    anysql_conformance::run(super::$name);
-                }
-            )*
-        }
-    };
-}
-
-cell_tests!(
+anysql_conformance::cell_tests!(
     every_cell,
-    None::<anysql_conformance::DriverKind>,
+    None,
     a_cancelled_savepoint_end_never_lets_the_transaction_autocommit,
     sql_that_opens_a_transaction_never_goes_back_to_the_pool_open,
     a_nul_in_sql_is_an_error_and_nothing_runs,
     acquires_dropped_during_health_checks_keep_the_pool_count_exact,
     numeric_values_come_back_digit_for_digit,
 );
-cell_tests!(
+anysql_conformance::cell_tests!(
     pg_only,
     Some(anysql_conformance::DriverKind::Postgres),
     engine_statements_honour_the_acquire_timeout_against_a_silent_server,

@@ -54,7 +54,10 @@ pub use error::{ConstraintKind, DatabaseError, Error, ErrorKind, Result};
 pub use options::{redact, ConnectOptions};
 pub use params::Params;
 pub use pool::{AfterConnect, PoolMetrics, PoolOptions, PoolStatus};
-pub use query::{query, query_as, query_scalar, BoxStream, Executor, Query, QueryAs, QueryScalar};
+pub use query::{
+    query, query_as, query_scalar, BoxStream, Decoding, Executor, FirstColumn, Query, QueryAs,
+    QueryScalar, Typed, WholeRow,
+};
 pub use retry::RetryPolicy;
 pub use row::{Columns, FromRow, Row, RowIndex};
 pub use runtime::{BoxSocket, Runtime, RuntimeExt, SharedRuntime, Socket};

@@ -275,19 +275,13 @@ pub fn query<'q>(sql: impl Into<Cow<'q, str>>) -> Query<'q> {
 
 /// Starts a query whose rows decode into `T`: a tuple, or a type that implements [`FromRow`]
 /// (`#[derive(FromRow)]`).
-pub fn query_as<'q, T: FromRow>(sql: impl Into<Cow<'q, str>>) -> QueryAs<'q, T> {
-    QueryAs {
-        query: query(sql),
-        _row: PhantomData,
-    }
+pub fn query_as<'q, T: FromRow + Send>(sql: impl Into<Cow<'q, str>>) -> QueryAs<'q, T> {
+    Typed::new(query(sql))
 }
 
 /// Starts a query whose first column decodes into `T`: `count(*)`, a single value.
-pub fn query_scalar<'q, T: FromValue>(sql: impl Into<Cow<'q, str>>) -> QueryScalar<'q, T> {
-    QueryScalar {
-        query: query(sql),
-        _value: PhantomData,
-    }
+pub fn query_scalar<'q, T: FromValue + Send>(sql: impl Into<Cow<'q, str>>) -> QueryScalar<'q, T> {
+    Typed::new(query(sql))
 }
 
 impl<'q> Query<'q> {
@@ -406,13 +400,60 @@ impl fmt::Debug for Query<'_> {
 }
 
 /// A query whose rows decode into `T`: from [`query_as`].
-#[must_use = "a query does nothing until a finisher such as fetch_all runs it"]
-pub struct QueryAs<'q, T> {
-    query: Query<'q>,
-    _row: PhantomData<fn() -> T>,
+pub type QueryAs<'q, T> = Typed<'q, T, WholeRow>;
+
+/// A query whose first column decodes into `T`: from [`query_scalar`].
+pub type QueryScalar<'q, T> = Typed<'q, T, FirstColumn>;
+
+/// How a [`Typed`] query turns a row into its `T`: [`WholeRow`] or [`FirstColumn`].
+pub trait Decoding<T>: sealed::Sealed {
+    #[doc(hidden)]
+    type Decoded: FromRow + Send;
+    #[doc(hidden)]
+    fn unwrap(decoded: Self::Decoded) -> T;
 }
 
-impl<'q, T: FromRow + Send> QueryAs<'q, T> {
+/// Decodes the whole row, with `T`'s [`FromRow`]: [`QueryAs`].
+#[derive(Debug)]
+pub enum WholeRow {}
+
+/// Decodes the first column, with `T`'s [`FromValue`]: [`QueryScalar`].
+#[derive(Debug)]
+pub enum FirstColumn {}
+
+impl sealed::Sealed for WholeRow {}
+impl sealed::Sealed for FirstColumn {}
+
+impl<T: FromRow + Send> Decoding<T> for WholeRow {
+    type Decoded = T;
+    fn unwrap(decoded: T) -> T {
+        decoded
+    }
+}
+
+impl<T: FromValue + Send> Decoding<T> for FirstColumn {
+    type Decoded = Scalar<T>;
+    fn unwrap(Scalar(value): Scalar<T>) -> T {
+        value
+    }
+}
+
+/// A query whose rows decode into `T`, the whole row or its first column as `D` says: what
+/// [`query_as`] and [`query_scalar`] start ([`QueryAs`], [`QueryScalar`]).
+#[must_use = "a query does nothing until a finisher such as fetch_all runs it"]
+pub struct Typed<'q, T, D> {
+    query: Query<'q>,
+    _decoding: PhantomData<fn() -> (T, D)>,
+}
+
+impl<'q, T: Send, D: Decoding<T>> Typed<'q, T, D> {
+    fn new(query: Query<'q>) -> Self {
+        Typed {
+            query,
+            _decoding: PhantomData,
+        }
+    }
+
     /// Binds the next parameter (`$1` first).
     pub fn bind(mut self, value: impl ToValue) -> Self {
         self.query = self.query.bind(value);
@@ -432,10 +473,11 @@ impl<'q, T: FromRow + Send> QueryAs<'q, T> {
     ) -> impl Future<Output = Result<Vec<T>, Error>> + Send + 'c
     where
         'q: 'c,
-        T: 'c,
+        D::Decoded: 'c,
     {
         let Query { sql, params } = self.query;
-        executor.run_fetch_all(sql, params)
+        let rows = executor.run_fetch_all::<D::Decoded>(sql, params);
+        async move { Ok(rows.await?.into_iter().map(D::unwrap).collect()) }
     }
 
     /// Runs the query and decodes its first row, or fails with
@@ -448,7 +490,7 @@ impl<'q, T: FromRow + Send> QueryAs<'q, T> {
         'q: 'c,
     {
         let one = self.query.fetch_one(executor);
-        async move { T::from_row(one.await?) }
+        async move { decode::<T, D>(one.await?) }
     }
 
     /// Runs the query and decodes its first row, if any.
@@ -460,7 +502,7 @@ impl<'q, T: FromRow + Send> QueryAs<'q, T> {
         'q: 'c,
     {
         let optional = self.query.fetch_optional(executor);
-        async move { optional.await?.map(T::from_row).transpose() }
+        async move { optional.await?.map(decode::<T, D>).transpose() }
     }
 
     /// Runs the query and streams its rows decoded, holding a bounded number in memory (see
@@ -473,98 +515,25 @@ impl<'q, T: FromRow + Send> QueryAs<'q, T> {
         Box::pin(
             self.query
                 .fetch(executor)
-                .map(|row| row.and_then(T::from_row)),
+                .map(|row| row.and_then(decode::<T, D>)),
         )
     }
 }
 
-impl<T> fmt::Debug for QueryAs<'_, T> {
+fn decode<T, D: Decoding<T>>(row: Row) -> Result<T, Error> {
+    D::Decoded::from_row(row).map(D::unwrap)
+}
+
+impl<T, D> fmt::Debug for Typed<'_, T, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("QueryAs").field(&self.query).finish()
+        f.debug_tuple("Typed").field(&self.query).finish()
     }
 }
 
-/// A query whose first column decodes into `T`: from [`query_scalar`].
-#[must_use = "a query does nothing until a finisher such as fetch_one runs it"]
-pub struct QueryScalar<'q, T> {
-    query: Query<'q>,
-    _value: PhantomData<fn() -> T>,
-}
-
-impl<'q, T: FromValue + Send> QueryScalar<'q, T> {
-    /// Binds the next parameter (`$1` first).
-    pub fn bind(mut self, value: impl ToValue) -> Self {
-        self.query = self.query.bind(value);
-        self
-    }
-
-    /// Binds several parameters at once (see [`Query::bind_all`]).
-    pub fn bind_all(mut self, params: impl Params) -> Self {
-        self.query = self.query.bind_all(params);
-        self
-    }
-
-    /// Runs the query and decodes the first column of every row.
-    pub fn fetch_all<'c, E: Executor<'c>>(
-        self,
-        executor: E,
-    ) -> impl Future<Output = Result<Vec<T>, Error>> + Send + 'c
-    where
-        'q: 'c,
-        T: 'c,
-    {
-        let Query { sql, params } = self.query;
-        let rows = executor.run_fetch_all::<Scalar<T>>(sql, params);
-        async move { Ok(rows.await?.into_iter().map(|Scalar(v)| v).collect()) }
-    }
-
-    /// Runs the query and decodes the first column of its first row, or fails with
-    /// [`ErrorKind::RowNotFound`](crate::ErrorKind::RowNotFound).
-    pub fn fetch_one<'c, E: Executor<'c>>(
-        self,
-        executor: E,
-    ) -> impl Future<Output = Result<T, Error>> + Send + 'c
-    where
-        'q: 'c,
-    {
-        let one = self.query.fetch_one(executor);
-        async move { first_column(one.await?) }
-    }
-
-    /// Runs the query and decodes the first column of its first row, if there is a row.
-    pub fn fetch_optional<'c, E: Executor<'c>>(
-        self,
-        executor: E,
-    ) -> impl Future<Output = Result<Option<T>, Error>> + Send + 'c
-    where
-        'q: 'c,
-    {
-        let optional = self.query.fetch_optional(executor);
-        async move { optional.await?.map(first_column).transpose() }
-    }
-
-    /// Runs the query and streams the first column of its rows (see [`Query::fetch`]).
-    pub fn fetch<'c, E: Executor<'c>>(self, executor: E) -> BoxStream<'c, T>
-    where
-        'q: 'c,
-        T: 'c,
-    {
-        Box::pin(
-            self.query
-                .fetch(executor)
-                .map(|row| row.and_then(first_column)),
-        )
-    }
-}
-
-impl<T> fmt::Debug for QueryScalar<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("QueryScalar").field(&self.query).finish()
-    }
-}
-
-/// The first column of a row, as a [`FromRow`] type, for [`QueryScalar::fetch_all`].
-struct Scalar<T>(T);
+/// The first column of a row, as a [`FromRow`] type, for [`QueryScalar`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Scalar<T>(T);
 
 impl<T: FromValue> FromRow for Scalar<T> {
     fn from_row(row: Row) -> Result<Self, Error> {

@@ -87,7 +87,7 @@ pub use anysql_core::{
     query, query_as, query_scalar, BoxStream, CancelHandle, Columns, Connection, ConstraintKind,
     DatabaseError, Error, ErrorKind, Executor, FromRow, FromValue, IsolationLevel, Params,
     PoolMetrics, PoolOptions, PoolStatus, Query, QueryAs, QueryScalar, Result, Row, RowIndex, Rows,
-    ToValue, Transaction, TransactionOptions, Value,
+    ToValue, Transaction, TransactionOptions, Typed, Value,
 };
 
 /// The traits and types a runtime or driver author needs.
