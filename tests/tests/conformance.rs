@@ -541,14 +541,22 @@ async fn bad_urls_are_configuration_errors(_db: TestDb) -> Result<(), Error> {
 }
 
 async fn driver_not_compiled_in_is_a_clear_error(_db: TestDb) -> Result<(), Error> {
-    // The core builder with no drivers registered is what an application sees when the `sqlite` or
-    // `postgres` feature is off.
+    // The facade registers each driver feature that is off as a missing driver; this is what an
+    // application sees then (the facade's own tests build it without features).
     for (url, feature) in [
         ("sqlite::memory:", "sqlite"),
         ("postgres://localhost/db", "postgres"),
     ] {
         let err = anysql::core::Engine::builder(url)
             .shared_runtime(anysql::runtime::detect()?)
+            .missing_driver(
+                &["sqlite"],
+                "enable the `sqlite` feature of the anysql crate",
+            )
+            .missing_driver(
+                &["postgres", "postgresql"],
+                "enable the `postgres` feature of the anysql crate",
+            )
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Configuration);

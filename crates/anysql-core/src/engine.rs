@@ -22,13 +22,6 @@ use crate::transaction::Transaction;
 use crate::transaction_options::TransactionOptions;
 use crate::value::FromValue;
 
-/// Schemes whose drivers ship with anysql, and the facade feature that compiles each in.
-const BUILTIN_SCHEMES: &[(&str, &str)] = &[
-    ("sqlite", "sqlite"),
-    ("postgres", "postgres"),
-    ("postgresql", "postgres"),
-];
-
 /// A pool of connections to one database, doing its I/O on one runtime. Cheap to clone: clones share
 /// the pool.
 ///
@@ -341,6 +334,8 @@ type PoolSetting = Box<dyn FnOnce(&mut PoolOptions) + Send>;
 pub struct EngineBuilder<E = Engine> {
     url: String,
     drivers: Vec<Arc<dyn AsyncDriver>>,
+    /// Schemes whose driver exists but is not compiled in, with what to do about it.
+    missing: Vec<(&'static [&'static str], &'static str)>,
     runtime: Option<SharedRuntime>,
     default_runtime: Option<fn() -> Result<SharedRuntime, Error>>,
     settings: Vec<PoolSetting>,
@@ -354,6 +349,7 @@ impl<E: From<Engine>> EngineBuilder<E> {
         EngineBuilder {
             url: url.to_owned(),
             drivers: Vec::new(),
+            missing: Vec::new(),
             runtime: None,
             default_runtime: None,
             settings: Vec::new(),
@@ -365,6 +361,14 @@ impl<E: From<Engine>> EngineBuilder<E> {
     /// Registers a driver; the one serving the URL's scheme is used.
     pub fn driver(mut self, driver: impl AsyncDriver) -> Self {
         self.drivers.push(Arc::new(driver));
+        self
+    }
+
+    /// Names a driver that exists but is not compiled in, so that a URL with one of its `schemes`
+    /// fails with `hint` (what to enable) rather than as an unknown scheme. The `anysql` facade
+    /// registers one for each of its driver features that is off.
+    pub fn missing_driver(mut self, schemes: &'static [&'static str], hint: &'static str) -> Self {
+        self.missing.push((schemes, hint));
         self
     }
 
@@ -500,18 +504,23 @@ impl<E: From<Engine>> EngineBuilder<E> {
         if let Some(driver) = self.drivers.iter().find(|d| d.schemes().contains(&scheme)) {
             return Ok(Arc::clone(driver));
         }
-        if let Some((_, feature)) = BUILTIN_SCHEMES.iter().find(|(s, _)| *s == scheme) {
+        if let Some((_, hint)) = self.missing.iter().find(|(s, _)| s.contains(&scheme)) {
             return Err(Error::configuration(format!(
-                "the {feature} driver is not compiled in: enable the `{feature}` feature of the anysql crate"
+                "the driver for `{scheme}` urls is not compiled in: {hint}"
             )));
         }
-        let mut known: Vec<&str> = self
+        let known: Vec<&str> = self
             .drivers
             .iter()
             .flat_map(|d| d.schemes().iter().copied())
+            .chain(self.missing.iter().flat_map(|(s, _)| s.iter().copied()))
             .collect();
         if known.is_empty() {
-            known = BUILTIN_SCHEMES.iter().map(|(s, _)| *s).collect();
+            return Err(Error::configuration(format!(
+                "unknown database url scheme `{scheme}`: no driver is registered; register one with \
+                 EngineBuilder::driver, or build the engine with the anysql crate, which registers \
+                 those its features compile in"
+            )));
         }
         Err(Error::configuration(format!(
             "unknown database url scheme `{scheme}`; supported schemes are: {}",

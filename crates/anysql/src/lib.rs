@@ -203,6 +203,16 @@ impl Engine {
         let builder = builder.driver(anysql_sqlite::SqliteDriver::new());
         #[cfg(feature = "postgres")]
         let builder = builder.driver(anysql_postgres::PostgresDriver);
+        #[cfg(not(feature = "sqlite"))]
+        let builder = builder.missing_driver(
+            &["sqlite"],
+            "enable the `sqlite` feature of the anysql crate",
+        );
+        #[cfg(not(feature = "postgres"))]
+        let builder = builder.missing_driver(
+            &["postgres", "postgresql"],
+            "enable the `postgres` feature of the anysql crate",
+        );
         builder
     }
 
