@@ -12,8 +12,14 @@
 //! | `postgres` | `postgres://` URLs, over tokio-postgres ([`postgres`]) |
 //! | `macros` (default) | `#[derive(FromRow)]` ([`FromRow`](derive@FromRow)) |
 //!
-//! A library should depend on `anysql` with `default-features = false` and take an [`Engine`]: it
-//! then never picks an executor or a database, and its users do.
+//! SQL runs through the query builders — [`query`], [`query_as`] (rows into a tuple or a
+//! `#[derive(FromRow)]` struct) and [`query_scalar`] — whose finishers (`execute`, `execute_many`,
+//! `fetch_all`, `fetch_one`, `fetch_optional`, `fetch`) run on any [`Executor`]: `&engine`,
+//! `&mut conn` or `&mut tx`. The engine's and the connection's own methods (`engine.fetch_all(sql,
+//! params)` and the like) are shorthands for the same path.
+//!
+//! A library should depend on `anysql` with `default-features = false` and take an [`Engine`] or
+//! an `impl Executor<'_>`: it then never picks an executor or a database, and its users do.
 //!
 //! # Examples
 //!
@@ -21,17 +27,29 @@
 //! # #[cfg(all(feature = "sqlite", feature = "runtime-tokio"))]
 //! # fn main() -> Result<(), anysql::Error> {
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use anysql::{query, query_as, query_scalar, Executor};
+//!
+//! // One function for an engine, a connection or a transaction.
+//! async fn add_person(db: impl Executor<'_>, name: &str) -> Result<u64, anysql::Error> {
+//!     query("INSERT INTO people (name) VALUES ($1)").bind(name).execute(db).await
+//! }
+//!
 //! let engine = anysql::create_async_engine("sqlite::memory:")?;
-//! let mut conn = engine.acquire().await?;
-//! conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)", ()).await?;
+//! query("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+//!     .execute(&engine)
+//!     .await?;
 //!
-//! let mut tx = conn.begin().await?;
-//! tx.execute("INSERT INTO people (name) VALUES ($1), ($2)", ("Ada", "Grace")).await?;
-//! tx.commit().await?;
+//! let mut tx = engine.begin().await?;
+//! add_person(&mut tx, "Ada").await?;
+//! add_person(&mut tx, "Grace").await?;
+//! tx.commit().await?; // dropped without commit = rolled back
 //!
-//! let people: Vec<(i64, String)> =
-//!     conn.fetch_all_as("SELECT id, name FROM people ORDER BY id", ()).await?;
+//! let people: Vec<(i64, String)> = query_as("SELECT id, name FROM people ORDER BY id")
+//!     .fetch_all(&engine)
+//!     .await?;
 //! assert_eq!(people, [(1, "Ada".to_string()), (2, "Grace".to_string())]);
+//! let n: i64 = query_scalar("SELECT count(*) FROM people").fetch_one(&engine).await?;
+//! assert_eq!(n, 2);
 //! # Ok(())
 //! # })
 //! # }
