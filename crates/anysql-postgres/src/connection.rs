@@ -4,29 +4,29 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::num::NonZeroUsize;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anysql_core::{
-    CancelHandle, DatabaseError, DriverConnection, Error, FromRow, ParamSets, Row, RowSink,
-    RowStream, SharedRuntime, TransactionOptions, Value,
+    CancelHandle, DriverConnection, Error, FromRow, ParamSets, Row, RowSink, RowStream,
+    SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 use futures_core::Stream;
 use futures_lite::StreamExt;
-use lru::LruCache;
 use postgres_types::{ToSql, Type};
-use tokio_postgres::{Client, SimpleQueryMessage, Statement};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::cancel::PgCanceller;
-use crate::error::{self, Fate};
+use crate::error;
 use crate::io::Io;
 use crate::options::DriveMode;
+use crate::session::{is_query_canceled, rolled_back_error, Session, Txn};
 use crate::socket::{SocketHandle, TxnStatus};
 use crate::sql::{self, SqlInfo, TxnEffect};
+use crate::statements::{Failure, Prepared, Statements};
 use crate::types::{self, check_params, unnamed_param_type, PgParam, RowPlan};
 
 /// How many statements of an [`execute_many`](DriverConnection::execute_many) batch are in flight at
@@ -42,293 +42,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A boxed, sendable future.
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// An error before it is mapped: from tokio-postgres, or already an anysql error.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    Pg(tokio_postgres::Error),
-    Any(Error),
-}
-
-impl From<tokio_postgres::Error> for Failure {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Failure::Pg(e)
-    }
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Any(e)
-    }
-}
-
-/// A prepared statement and how to decode its rows.
-#[derive(Debug)]
-pub(crate) struct Prepared {
-    pub(crate) statement: Statement,
-    pub(crate) plan: Arc<RowPlan>,
-}
-
-/// The bounded LRU of named prepared statements, keyed by SQL text; `None` in unnamed mode.
-/// An evicted [`Statement`] is dropped, and tokio-postgres then closes it on the server.
-pub(crate) struct Statements {
-    cache: Option<LruCache<String, Arc<Prepared>>>,
-}
-
-impl Statements {
-    pub(crate) fn new(capacity: usize, unnamed: bool) -> Self {
-        let cache = if unnamed {
-            None
-        } else {
-            NonZeroUsize::new(capacity).map(LruCache::new)
-        };
-        Statements { cache }
-    }
-
-    pub(crate) fn unnamed(&self) -> bool {
-        self.cache.is_none()
-    }
-
-    fn len(&self) -> usize {
-        self.cache.as_ref().map_or(0, LruCache::len)
-    }
-
-    /// Drops the statements prepared for `sql`, with any parameter types.
-    pub(crate) fn forget(&mut self, sql: &str) {
-        if let Some(cache) = &mut self.cache {
-            let retyped: Vec<String> = cache
-                .iter()
-                .map(|(key, _)| key)
-                .filter(|key| {
-                    key.strip_prefix(sql)
-                        .is_some_and(|rest| rest.starts_with('\0'))
-                })
-                .cloned()
-                .collect();
-            cache.pop(sql);
-            for key in retyped {
-                cache.pop(&key);
-            }
-        }
-    }
-
-    pub(crate) fn clear(&mut self) {
-        if let Some(cache) = &mut self.cache {
-            cache.clear();
-        }
-    }
-
-    /// What [`for_params`](Self::for_params) returns, if the cache has it: no I/O, no await.
-    pub(crate) fn cached_for_params(
-        &mut self,
-        sql: &str,
-        params: &[Value],
-    ) -> Option<Arc<Prepared>> {
-        let cache = self.cache.as_mut()?;
-        let prepared = Arc::clone(cache.get(sql)?);
-        if check_params(params, prepared.statement.params()).is_ok() {
-            return Some(prepared);
-        }
-        let (signature, _) = types::retype(params, prepared.statement.params())?;
-        let retyped = Arc::clone(cache.get(&format!("{sql}\0{signature}"))?);
-        check_params(params, retyped.statement.params())
-            .is_ok()
-            .then_some(retyped)
-    }
-
-    /// Adds the statements `other` has cached.
-    pub(crate) fn absorb(&mut self, other: Statements) {
-        if let (Some(cache), Some(other)) = (&mut self.cache, other.cache) {
-            for (key, prepared) in other {
-                cache.push(key, prepared);
-            }
-        }
-    }
-
-    /// The cached statement under `key`, preparing `sql` with parameter `types` (empty: all
-    /// inferred by the server) on a miss.
-    async fn prepare(
-        &mut self,
-        client: &Client,
-        key: &str,
-        sql: &str,
-        types: &[Type],
-    ) -> Result<Arc<Prepared>, Failure> {
-        let cache = self
-            .cache
-            .as_mut()
-            .expect("named statements need the cache");
-        if let Some(prepared) = cache.get(key) {
-            return Ok(Arc::clone(prepared));
-        }
-        let statement = if types.is_empty() {
-            client.prepare(sql).await?
-        } else {
-            client.prepare_typed(sql, types).await?
-        };
-        let prepared = Arc::new(Prepared {
-            plan: Arc::new(RowPlan::new(statement.columns())),
-            statement,
-        });
-        cache.push(key.to_owned(), Arc::clone(&prepared));
-        Ok(prepared)
-    }
-
-    /// The statement for `sql` with these parameters, checked against them.
-    ///
-    /// PostgreSQL types a placeholder that nothing in the statement constrains (`SELECT $1`) as
-    /// `text`; if such a placeholder gets an integer, float, bool or bytes, the statement is
-    /// prepared again (and cached separately) with that placeholder declared `int8`, `float8`,
-    /// `bool` or `bytea`, so that `SELECT $1` returns what was bound, as on SQLite.
-    pub(crate) async fn for_params(
-        &mut self,
-        client: &Client,
-        sql: &str,
-        params: &[Value],
-    ) -> Result<Arc<Prepared>, Failure> {
-        let prepared = self.prepare(client, sql, sql, &[]).await?;
-        let Err(mismatch) = check_params(params, prepared.statement.params()) else {
-            return Ok(prepared);
-        };
-        let Some((signature, declared)) = types::retype(params, prepared.statement.params()) else {
-            return Err(mismatch.into());
-        };
-        let key = format!("{sql}\0{signature}");
-        // If the server refuses the declared types (`WHERE name = $1` with an integer: no operator
-        // `text = bigint`), that is the error to report: it also aborted any open transaction.
-        let retyped = self.prepare(client, &key, sql, &declared).await?;
-        check_params(params, retyped.statement.params())?;
-        Ok(retyped)
-    }
-}
-
-/// What the driver knows about the session's transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Txn {
-    /// Autocommit: no transaction block is open.
-    Idle,
-    /// A transaction block is open.
-    Active,
-    /// The raw client was used directly; the state is unknown.
-    Unknown,
-}
-
-/// Per-connection bookkeeping.
-#[derive(Debug)]
-struct Session {
-    /// An operation started and has not finished (its future may have been dropped).
-    in_flight: bool,
-    txn: Txn,
-    /// A statement failed inside the open transaction, so PostgreSQL will roll it back.
-    txn_failed: bool,
-    /// The connection is known to be unusable.
-    broken: bool,
-}
-
-impl Session {
-    fn start(&mut self) -> Result<(), Error> {
-        if self.broken {
-            return Err(Error::connection(
-                "the connection is broken; drop it and acquire another from the engine",
-            ));
-        }
-        self.in_flight = true;
-        Ok(())
-    }
-
-    /// Ends an operation: maps its error, records what it did to the session, and invalidates
-    /// statements the server no longer accepts.
-    fn settle<T>(
-        &mut self,
-        statements: Option<&mut Statements>,
-        sql: &str,
-        effects: &[TxnEffect],
-        result: Result<T, Failure>,
-    ) -> Result<T, Error> {
-        self.in_flight = false;
-        match result {
-            Ok(value) => {
-                let was_failed = self.txn_failed && self.txn == Txn::Active;
-                let mut rolled_back = false;
-                for effect in effects {
-                    match effect {
-                        TxnEffect::Begin => {
-                            self.txn = Txn::Active;
-                            self.txn_failed = false;
-                        }
-                        TxnEffect::Commit => {
-                            rolled_back |= was_failed;
-                            self.txn = Txn::Idle;
-                            self.txn_failed = false;
-                        }
-                        TxnEffect::Rollback => {
-                            self.txn = Txn::Idle;
-                            self.txn_failed = false;
-                        }
-                        TxnEffect::Recover => self.txn_failed = false,
-                    }
-                }
-                if rolled_back {
-                    return Err(rolled_back_error());
-                }
-                Ok(value)
-            }
-            Err(failure) => {
-                let (error, fate) = match failure {
-                    Failure::Pg(e) => error::map(e),
-                    Failure::Any(e) => (e, Fate::Untouched),
-                };
-                match fate {
-                    Fate::Broken => self.broken = true,
-                    Fate::StatementFailed => {
-                        if effects.len() > 1 {
-                            // Several transaction-control statements in one string, one of which
-                            // may not have run: the state is anyone's guess.
-                            self.txn = Txn::Unknown;
-                            self.txn_failed = true;
-                        } else if effects
-                            .iter()
-                            .any(|e| matches!(e, TxnEffect::Commit | TxnEffect::Rollback))
-                        {
-                            self.txn = Txn::Idle;
-                            self.txn_failed = false;
-                        } else if self.txn != Txn::Idle {
-                            self.txn_failed = true;
-                        }
-                        if let Some(statements) = statements {
-                            match error.code() {
-                                // "cached plan must not change result type": the table changed.
-                                Some("0A000") => statements.forget(sql),
-                                // A prepared statement vanished (DISCARD ALL, DEALLOCATE ALL).
-                                Some("26000") => statements.clear(),
-                                _ => {}
-                            }
-                        }
-                    }
-                    Fate::Untouched => {}
-                }
-                Err(error)
-            }
-        }
-    }
-}
-
-fn is_query_canceled<T>(result: &Result<T, tokio_postgres::Error>) -> bool {
-    result
-        .as_ref()
-        .err()
-        .and_then(tokio_postgres::Error::code)
-        .map(|c| c.code())
-        == Some("57014")
-}
-
-fn rolled_back_error() -> Error {
-    Error::database(DatabaseError::new(
-        "the transaction was rolled back, not committed, because a statement in it failed; handle \
-         that statement's error and retry the whole transaction",
-        Some("25P02".to_owned()),
-    ))
-}
 
 /// A row stream of tokio-postgres, with how to decode it (known after the first row for unnamed
 /// statements).

@@ -314,9 +314,11 @@ mod connection;
 mod error;
 mod io;
 mod options;
+mod session;
 mod shared;
 mod socket;
 mod sql;
+mod statements;
 mod types;
 
 use std::sync::Arc;

@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use futures_lite::StreamExt;
 use postgres_types::Type;
 
-use crate::connection::{decode, execute_one, Failure, PgConnection, Prepared, Statements};
+use crate::connection::{decode, execute_one, PgConnection};
 use crate::error::{self, Fate};
 use crate::sql::{self, SqlInfo};
+use crate::statements::{Failure, Prepared, Statements};
 use crate::types::{self, unnamed_param_type};
 
 /// One connection that every task of an engine uses at once for statements outside
