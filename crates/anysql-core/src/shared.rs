@@ -34,7 +34,6 @@ impl SharedSlot {
         pool: &PoolShared,
         sql: &str,
     ) -> Result<Option<Arc<dyn SharedConnection>>, Error> {
-        crate::sql::check_statement(sql)?;
         if self.unsupported.load(Ordering::Relaxed)
             || pool.after_connect.is_some()
             || pool.is_closed()
@@ -66,7 +65,13 @@ impl SharedSlot {
                 }
             }
         };
-        Ok(conn.accepts(sql).then_some(conn))
+        if !conn.accepts(sql) {
+            return Ok(None);
+        }
+        // Checked here, where the statement is known to run on the shared connection: one that
+        // falls back to a pooled connection is checked there, so no statement is scanned twice.
+        crate::sql::check_statement(sql)?;
+        Ok(Some(conn))
     }
 
     /// Opens the shared connection, or waits for the task that is opening it; `None` when the
