@@ -266,27 +266,55 @@ impl TestDb {
 
 /// Runs one conformance test on the current cell: creates its database, runs `test`, removes the
 /// database (also when the test panics), and fails the test on a panic or an error.
+///
+/// The test's future must be `Send`, as a service's are: on tokio it runs on a worker thread.
 pub fn run<F, Fut>(test: F)
 where
     F: FnOnce(TestDb) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), Error>> + Send + 'static,
 {
-    block_on(async move {
-        let db = TestDb::create().await.expect("creating the test database");
-        let cleanup = TestDb {
-            driver: db.driver,
-            url: db.url.clone(),
-            schema: db.schema.clone(),
-            sqlite_dir: db.sqlite_dir.clone(),
-        };
-        let outcome = AssertUnwindSafe(test(db)).catch_unwind().await;
-        cleanup.drop_database().await;
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("test failed with an error: {e} ({e:?})"),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    });
+    block_on(with_database(test));
+}
+
+/// Like [`run`], for a test whose future is not `Send`: on tokio it runs on the thread that
+/// blocks on it (the runtime's workers still do the I/O).
+pub fn run_local<F, Fut>(test: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
+    let body = with_database(test);
+    match runtime_kind() {
+        RuntimeKind::Tokio => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+            .block_on(body),
+        RuntimeKind::Smol => smol::block_on(body),
+        RuntimeKind::AsyncStd => async_std::task::block_on(body),
+    }
+}
+
+async fn with_database<F, Fut>(test: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
+    let db = TestDb::create().await.expect("creating the test database");
+    let cleanup = TestDb {
+        driver: db.driver,
+        url: db.url.clone(),
+        schema: db.schema.clone(),
+        sqlite_dir: db.sqlite_dir.clone(),
+    };
+    let outcome = AssertUnwindSafe(test(db)).catch_unwind().await;
+    cleanup.drop_database().await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("test failed with an error: {e} ({e:?})"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// Waits until background resets of released connections finish, then checks that no connection

@@ -16,7 +16,14 @@ anysql_conformance::cell_tests!(
     engine_streams_own_their_connection_and_return_it_clean,
     owned_and_borrowed_sql_bind_the_same,
     the_engine_shorthands_run_on_the_same_path,
+    an_owning_transaction_closure_is_send,
 );
+
+/// Not `Send` (see `transaction_work_borrows_the_callers_locals`), so run by `run_local`.
+#[test]
+fn transaction_work_borrows_the_callers_locals_on_the_cell() {
+    anysql_conformance::run_local(transaction_work_borrows_the_callers_locals);
+}
 
 async fn add_user(db: impl Executor<'_>, id: i64, name: &str) -> Result<u64, Error> {
     query("INSERT INTO users (id, name) VALUES ($1, $2)")
@@ -71,6 +78,62 @@ async fn one_generic_function_serves_engine_connection_and_transaction(
     ] {
         assert_eq!(user_name(&engine, id).await?.as_deref(), name, "user {id}");
     }
+    Ok(())
+}
+
+/// `engine.transaction(async |tx| ..)` borrows the caller's locals (shared and mutable), calls
+/// `Executor` functions and nests a savepoint; the retrying form borrows too. (A future holding
+/// such a borrow across an await is not provably `Send` with today's compiler, rust-lang/rust#110338;
+/// the engine's docs say so.)
+async fn transaction_work_borrows_the_callers_locals(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    create_users(&engine).await?;
+    let names = vec!["ada".to_string(), "grace".to_string()];
+    let mut added = 0;
+    engine
+        .transaction(async |tx| {
+            for (id, name) in names.iter().enumerate() {
+                added += add_user(&mut *tx, id as i64, name).await?;
+            }
+            let mut sp = tx.begin().await?;
+            add_user(&mut sp, 99, &names[0]).await?;
+            sp.rollback().await?;
+            Ok::<_, Error>(())
+        })
+        .await?;
+    assert_eq!(added, 2);
+    let mut attempts = 0;
+    let policy = anysql::core::RetryPolicy::new();
+    let count: i64 = engine
+        .transaction_with(anysql::TransactionOptions::new(), policy, async |tx| {
+            attempts += 1;
+            assert_eq!(
+                user_name(&mut *tx, 1).await?.as_deref(),
+                Some(names[1].as_str())
+            );
+            query_scalar("SELECT count(*) FROM users")
+                .fetch_one(&mut *tx)
+                .await
+        })
+        .await?;
+    assert_eq!((count, attempts), (2, 1));
+    assert_eq!(user_name(&engine, 99).await?, None);
+    Ok(())
+}
+
+/// A transaction closure that owns what it uses (`async move`) runs in a spawned task.
+async fn an_owning_transaction_closure_is_send(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    create_users(&engine).await?;
+    let spawned = engine.clone();
+    let name = String::from("edsger");
+    let task = anysql_conformance::spawn(async move {
+        spawned
+            .transaction(async move |tx| add_user(&mut *tx, 3, &name).await)
+            .await
+    });
+    assert_eq!(task.await?, 1);
+    assert_eq!(user_name(&engine, 3).await?.as_deref(), Some("edsger"));
     Ok(())
 }
 

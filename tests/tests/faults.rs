@@ -209,15 +209,13 @@ async fn panic_in_transaction_closure_keeps_the_engine_serving(db: TestDb) -> Re
     let engine2 = engine.clone();
     let task = spawn(async move {
         futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(engine2.transaction(
-            |tx| {
-                Box::pin(async move {
-                    tx.execute("INSERT INTO notes (id, body) VALUES (1, 'lost')", ())
-                        .await?;
-                    if tx.level() == 1 {
-                        panic!("user code panicked inside the transaction closure");
-                    }
-                    Ok::<_, Error>(())
-                })
+            async move |tx| {
+                tx.execute("INSERT INTO notes (id, body) VALUES (1, 'lost')", ())
+                    .await?;
+                if tx.level() == 1 {
+                    panic!("user code panicked inside the transaction closure");
+                }
+                Ok::<_, Error>(())
             },
         )))
         .await
@@ -483,18 +481,16 @@ async fn isolation_read_only_and_serialization_failures(db: TestDb) -> Result<()
     assert_eq!(err.code(), Some("40001"), "{err:?}");
     assert!(err.is_retryable());
     let retried = engine
-        .transaction_with(serializable, anysql::core::RetryPolicy::new(), |tx| {
-            Box::pin(async move {
-                let sum: i64 = tx
-                    .fetch_scalar("SELECT sum(amount)::int8 FROM ledger", ())
-                    .await?;
-                tx.execute(
-                    "INSERT INTO ledger (id, amount) VALUES (20, $1)",
-                    (sum + 1,),
-                )
+        .transaction_with(serializable, anysql::core::RetryPolicy::new(), async |tx| {
+            let sum: i64 = tx
+                .fetch_scalar("SELECT sum(amount)::int8 FROM ledger", ())
                 .await?;
-                Ok(sum)
-            })
+            tx.execute(
+                "INSERT INTO ledger (id, amount) VALUES (20, $1)",
+                (sum + 1,),
+            )
+            .await?;
+            Ok(sum)
         })
         .await?;
     assert_eq!(retried, 1);

@@ -402,25 +402,23 @@ async fn operation(
         // A transfer through the transaction closure, with its own journal entry.
         _ => {
             engine
-                .transaction(|tx| {
-                    Box::pin(async move {
-                        tx.execute(
-                            "UPDATE accounts SET balance = balance - $1 WHERE id = $2",
-                            (amount, from),
-                        )
-                        .await?;
-                        tx.execute(
-                            "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
-                            (amount, to),
-                        )
-                        .await?;
-                        tx.execute(
-                            "INSERT INTO journal (id, worker) VALUES ($1, $2)",
-                            (journal_id, worker as i64),
-                        )
-                        .await?;
-                        Ok::<_, Error>(())
-                    })
+                .transaction(async move |tx| {
+                    tx.execute(
+                        "UPDATE accounts SET balance = balance - $1 WHERE id = $2",
+                        (amount, from),
+                    )
+                    .await?;
+                    tx.execute(
+                        "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+                        (amount, to),
+                    )
+                    .await?;
+                    tx.execute(
+                        "INSERT INTO journal (id, worker) VALUES ($1, $2)",
+                        (journal_id, worker as i64),
+                    )
+                    .await?;
+                    Ok::<_, Error>(())
                 })
                 .await?;
             acknowledged.lock().unwrap().insert(journal_id);

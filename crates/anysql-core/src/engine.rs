@@ -68,23 +68,55 @@ impl Engine {
     /// Runs `work` in a transaction: commits when it returns `Ok`, rolls back when it returns `Err`
     /// (or panics, or the future is dropped).
     ///
+    /// `work` is an async closure, so it may borrow the caller's locals:
+    ///
     /// ```
-    /// # use anysql_core::{Engine, Error};
-    /// async fn transfer(engine: &Engine, from: i64, to: i64, amount: i64) -> Result<(), Error> {
+    /// # use anysql_core::{query, Engine, Error};
+    /// async fn transfer(engine: &Engine, from: i64, to: i64, amount: i64) -> Result<u64, Error> {
+    ///     let mut statements = 0; // a local the transaction's work updates
     ///     engine
-    ///         .transaction(|tx| {
-    ///             Box::pin(async move {
-    ///                 tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", (amount, from)).await?;
-    ///                 tx.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", (amount, to)).await?;
-    ///                 Ok(())
-    ///             })
+    ///         .transaction(async |tx| {
+    ///             query("UPDATE accounts SET balance = balance - $1 WHERE id = $2")
+    ///                 .bind(amount)
+    ///                 .bind(from)
+    ///                 .execute(&mut *tx)
+    ///                 .await?;
+    ///             statements += 1;
+    ///             query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+    ///                 .bind(amount)
+    ///                 .bind(to)
+    ///                 .execute(&mut *tx)
+    ///                 .await?;
+    ///             statements += 1;
+    ///             Ok::<_, Error>(())
     ///         })
-    ///         .await
+    ///         .await?;
+    ///     Ok(statements)
+    /// }
+    /// ```
+    ///
+    /// Where the caller's future must be `Send` (a spawned task, a web handler), today's compiler
+    /// cannot always prove it is when the closure holds a borrow of a local across an `.await`
+    /// (it reports "implementation of `Send` is not general enough"; rust-lang/rust#110338). Move
+    /// owned values into the closure there (`async move |tx| ..`), or use [`begin`](Self::begin)
+    /// and [`Transaction::commit`] directly:
+    ///
+    /// ```
+    /// # use std::future::Future;
+    /// # use anysql_core::{query, Engine, Error};
+    /// fn add_note(engine: Engine, body: String) -> impl Future<Output = Result<u64, Error>> + Send {
+    ///     async move {
+    ///         engine
+    ///             .transaction(async move |tx| {
+    ///                 query("INSERT INTO notes (body) VALUES ($1)").bind(body).execute(&mut *tx).await
+    ///             })
+    ///             .await
+    ///     }
     /// }
     /// ```
     pub async fn transaction<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: for<'t> FnOnce(&'t mut Transaction<'static>) -> BoxFuture<'t, Result<T, E>>,
+        F: AsyncFnOnce(&mut Transaction<'_>) -> Result<T, E>,
         E: From<Error>,
     {
         let mut tx = self.begin().await?;
@@ -107,7 +139,23 @@ impl Engine {
     /// PostgreSQL, a busy database on SQLite), as `retry` allows.
     ///
     /// `work` may run several times, so it must not have effects outside the transaction that
-    /// cannot be repeated.
+    /// cannot be repeated. Like [`transaction`](Self::transaction)'s, it is an async closure and may
+    /// borrow the caller's locals.
+    ///
+    /// ```
+    /// # use anysql_core::{query_scalar, Engine, Error, IsolationLevel, RetryPolicy, TransactionOptions};
+    /// async fn next_invoice(engine: &Engine, customer: &str) -> Result<i64, Error> {
+    ///     let serializable = TransactionOptions::new().isolation(IsolationLevel::Serializable);
+    ///     engine
+    ///         .transaction_with(serializable, RetryPolicy::new(), async |tx| {
+    ///             query_scalar("INSERT INTO invoices (customer) VALUES ($1) RETURNING id")
+    ///                 .bind(customer)
+    ///                 .fetch_one(&mut *tx)
+    ///                 .await
+    ///         })
+    ///         .await
+    /// }
+    /// ```
     pub async fn transaction_with<T, F>(
         &self,
         options: TransactionOptions,
@@ -115,7 +163,7 @@ impl Engine {
         mut work: F,
     ) -> Result<T, Error>
     where
-        F: for<'t> FnMut(&'t mut Transaction<'static>) -> BoxFuture<'t, Result<T, Error>>,
+        F: AsyncFnMut(&mut Transaction<'_>) -> Result<T, Error>,
     {
         let mut attempt = 1;
         loop {

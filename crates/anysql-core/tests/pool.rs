@@ -490,16 +490,14 @@ fn transaction_closure_commits_on_ok_and_rolls_back_on_err() {
     smol::block_on(async {
         let (engine, script) = engine("");
         let value = engine
-            .transaction(|tx| Box::pin(async move { tx.fetch_scalar::<i64>("id", ()).await }))
+            .transaction(async |tx| tx.fetch_scalar::<i64>("id", ()).await)
             .await
             .unwrap();
         assert_eq!(value, 0);
         let err = engine
-            .transaction::<(), Error, _>(|tx| {
-                Box::pin(async move {
-                    tx.execute("work", ()).await?;
-                    Err(Error::configuration("user says no"))
-                })
+            .transaction::<(), Error, _>(async |tx| {
+                tx.execute("work", ()).await?;
+                Err(Error::configuration("user says no"))
             })
             .await
             .unwrap_err();
@@ -515,6 +513,45 @@ fn transaction_closure_commits_on_ok_and_rolls_back_on_err() {
     });
 }
 
+/// The work of `transaction` and `transaction_with` may borrow the caller's locals, shared and
+/// mutably (it once had to be `'static`: E0597 "borrowed for 'static"), and nest a savepoint.
+#[test]
+fn transaction_work_borrows_the_callers_locals() {
+    use anysql_core::{RetryPolicy, TransactionOptions};
+    smol::block_on(async {
+        let (engine, script) = engine("");
+        let statement = String::from("work");
+        let mut done = Vec::new();
+        let level = engine
+            .transaction(async |tx| {
+                tx.execute(statement.as_str(), ()).await?;
+                done.push(statement.clone());
+                let inner = tx.begin().await?;
+                let level = inner.level();
+                inner.commit().await?;
+                Ok::<_, Error>(level)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (level, done.as_slice()),
+            (2, [statement.clone()].as_slice())
+        );
+        let mut attempts = 0;
+        let policy = RetryPolicy::new().initial_backoff(Duration::from_millis(1));
+        engine
+            .transaction_with(TransactionOptions::new(), policy, async |tx| {
+                attempts += 1;
+                tx.execute(statement.as_str(), ()).await
+            })
+            .await
+            .unwrap();
+        assert_eq!(attempts, 1);
+        assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
+        settle(&engine).await;
+    });
+}
+
 #[test]
 fn transaction_with_retries_retryable_errors_within_its_bound() {
     use anysql_core::{RetryPolicy, TransactionOptions};
@@ -526,13 +563,11 @@ fn transaction_with_retries_retryable_errors_within_its_bound() {
         // Fails twice with a retryable error, then succeeds: three attempts, one commit.
         let attempts = AtomicUsize::new(0);
         let value = engine
-            .transaction_with(TransactionOptions::new(), policy, |tx| {
+            .transaction_with(TransactionOptions::new(), policy, async |tx| {
                 let attempt = attempts.fetch_add(1, Ordering::SeqCst);
-                Box::pin(async move {
-                    tx.execute(if attempt < 2 { "busy" } else { "work" }, ())
-                        .await?;
-                    Ok(attempt)
-                })
+                tx.execute(if attempt < 2 { "busy" } else { "work" }, ())
+                    .await?;
+                Ok(attempt)
             })
             .await
             .unwrap();
@@ -541,9 +576,9 @@ fn transaction_with_retries_retryable_errors_within_its_bound() {
         // Always retryable: gives up after max_attempts, with the last error.
         let attempts = AtomicUsize::new(0);
         let err = engine
-            .transaction_with(TransactionOptions::new(), policy, |tx| {
+            .transaction_with(TransactionOptions::new(), policy, async |tx| {
                 attempts.fetch_add(1, Ordering::SeqCst);
-                Box::pin(async move { tx.execute("busy", ()).await })
+                tx.execute("busy", ()).await
             })
             .await
             .unwrap_err();
@@ -552,9 +587,9 @@ fn transaction_with_retries_retryable_errors_within_its_bound() {
         // Not retryable: one attempt only.
         let attempts = AtomicUsize::new(0);
         let err = engine
-            .transaction_with(TransactionOptions::new(), policy, |tx| {
+            .transaction_with(TransactionOptions::new(), policy, async |tx| {
                 attempts.fetch_add(1, Ordering::SeqCst);
-                Box::pin(async move { tx.execute("break", ()).await })
+                tx.execute("break", ()).await
             })
             .await
             .unwrap_err();
