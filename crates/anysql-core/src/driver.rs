@@ -36,6 +36,13 @@ pub trait AsyncDriver: Send + Sync + fmt::Debug + 'static {
     /// The URL schemes this driver serves, such as `["postgres", "postgresql"]`.
     fn schemes(&self) -> &'static [&'static str];
 
+    /// Whether this driver also serves scheme-less `key=value` connection strings
+    /// (`host=/run/postgresql dbname=test`, libpq's form; see
+    /// [`ConnectOptions::is_key_value`]). The first registered driver that does gets them.
+    fn accepts_key_value(&self) -> bool {
+        false
+    }
+
     /// Validates `options` once, when the engine is built, and returns the connector the pool uses to
     /// open connections.
     ///

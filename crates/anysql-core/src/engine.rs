@@ -512,7 +512,7 @@ impl<E: From<Engine>> EngineBuilder<E> {
     /// and none can be found.
     pub fn build(self) -> Result<E, Error> {
         let options = ConnectOptions::parse(&self.url)?;
-        let driver = self.find_driver(options.scheme())?;
+        let driver = self.find_driver(&options)?;
         let runtime = match self.runtime {
             Some(runtime) => runtime,
             None => match self.default_runtime {
@@ -548,7 +548,21 @@ impl<E: From<Engine>> EngineBuilder<E> {
         }))
     }
 
-    fn find_driver(&self, scheme: &str) -> Result<Arc<dyn AsyncDriver>, Error> {
+    fn find_driver(&self, options: &ConnectOptions) -> Result<Arc<dyn AsyncDriver>, Error> {
+        if options.is_key_value() {
+            if let Some(driver) = self.drivers.iter().find(|d| d.accepts_key_value()) {
+                return Ok(Arc::clone(driver));
+            }
+            let mut message = String::from(
+                "a `key=value` connection string needs a driver that accepts them, and none of the \
+                 registered drivers does",
+            );
+            for (schemes, hint) in &self.missing {
+                message.push_str(&format!("; for `{}` databases, {hint}", schemes[0]));
+            }
+            return Err(Error::configuration(message));
+        }
+        let scheme = options.scheme();
         if let Some(driver) = self.drivers.iter().find(|d| d.schemes().contains(&scheme)) {
             return Ok(Arc::clone(driver));
         }

@@ -21,6 +21,7 @@ use crate::pool::PoolOptions;
 pub struct ConnectOptions {
     raw: String,
     scheme: String,
+    key_value: bool,
     url: Option<Url>,
     params: Vec<(String, String)>,
     secret_params: Vec<bool>,
@@ -33,8 +34,9 @@ pub struct ConnectOptions {
 impl ConnectOptions {
     /// Parses a database URL such as `sqlite://data.db` or `postgres://user@host/db`.
     ///
-    /// A string with no scheme whose first word is `key=value` is taken as a libpq connection string
-    /// for PostgreSQL (`host=/run/postgresql dbname=test`).
+    /// A string with no scheme whose first word is `key=value` (`host=/run/postgresql dbname=test`,
+    /// libpq's form) is a [key=value string](Self::is_key_value): it has no scheme, and it goes to
+    /// the driver that [accepts such strings](crate::AsyncDriver::accepts_key_value).
     pub fn parse(raw: &str) -> Result<Self, Error> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
@@ -47,7 +49,8 @@ impl ConnectOptions {
         if is_key_value {
             return Ok(ConnectOptions {
                 raw: trimmed.to_owned(),
-                scheme: "postgres".to_owned(),
+                scheme: String::new(),
+                key_value: true,
                 url: None,
                 params: Vec::new(),
                 secret_params: Vec::new(),
@@ -116,25 +119,16 @@ impl ConnectOptions {
         } else {
             format!("{base}?{}", driver_pairs.join("&"))
         };
-        let url = match Url::parse(&rebuilt) {
-            Ok(url) => Some(url),
-            // libpq URLs may name several hosts (`h1:5432,h2:5433`) or none (`postgres://u@/db`),
-            // and SQLite paths are not hosts (`sqlite://:memory:`, `sqlite://my data.db`): the
-            // `url` crate rejects those, and the drivers parse them themselves.
-            Err(_) if matches!(scheme.as_str(), "postgres" | "postgresql" | "sqlite") => None,
-            // A hierarchical URL must parse; opaque forms such as `sqlite::memory:` are the driver's.
-            Err(e) if trimmed[colon..].starts_with("://") => {
-                return Err(Error::configuration(format!(
-                    "malformed database url `{}`: {e}",
-                    redact(trimmed)
-                )));
-            }
-            Err(_) => None,
-        };
+        // The `url` crate rejects some forms that drivers accept: libpq URLs naming several hosts
+        // (`h1:5432,h2:5433`) or none (`postgres://u@/db`), SQLite paths that are not hosts
+        // (`sqlite://:memory:`, `sqlite://my data.db`) and opaque forms (`sqlite::memory:`). Those
+        // have no `url()`, and the driver parses the string itself, or rejects it.
+        let url = Url::parse(&rebuilt).ok();
         let secret = secret_spans(&rebuilt);
         Ok(ConnectOptions {
             raw: rebuilt,
             scheme,
+            key_value: false,
             url,
             params,
             secret_params,
@@ -144,9 +138,16 @@ impl ConnectOptions {
         })
     }
 
-    /// The scheme, lowercased: `sqlite`, `postgres`, …
+    /// The scheme, lowercased: `sqlite`, `postgres`, …; empty for a
+    /// [key=value string](Self::is_key_value).
     pub fn scheme(&self) -> &str {
         &self.scheme
+    }
+
+    /// Whether the string is a libpq-style `key=value` connection string
+    /// (`host=/run/postgresql dbname=test`) rather than a URL.
+    pub fn is_key_value(&self) -> bool {
+        self.key_value
     }
 
     /// The URL, when the string is one (`None` for a libpq `key=value` string and for opaque forms
@@ -163,6 +164,9 @@ impl ConnectOptions {
     /// The part after `scheme:` and before `?`, for drivers with their own URL forms
     /// (`sqlite:data.db`, `sqlite::memory:`).
     pub fn location(&self) -> &str {
+        if self.key_value {
+            return &self.raw;
+        }
         let rest = &self.raw[self.scheme.len() + 1..];
         rest.split_once('?').map_or(rest, |(location, _)| location)
     }
@@ -229,7 +233,7 @@ impl ConnectOptions {
         Error::configuration(format!(
             "unknown option {shown} in database url `{}`; {} options are: {}",
             self.redacted(),
-            self.scheme,
+            if self.key_value { "its" } else { &self.scheme },
             known.join(", ")
         ))
     }
@@ -507,25 +511,21 @@ mod tests {
             assert_eq!(o.location(), &path["sqlite:".len()..]);
         }
         let o = ConnectOptions::parse("host=localhost port=5432").unwrap();
-        assert_eq!(o.scheme(), "postgres");
+        assert!(o.is_key_value());
+        assert_eq!((o.scheme(), o.location()), ("", "host=localhost port=5432"));
         assert!(o.url().is_none());
     }
 
     #[test]
     fn malformed_urls_are_configuration_errors() {
-        for bad in [
-            "",
-            "   ",
-            "no-scheme-here",
-            "1x://a",
-            "mysql://u@h:notaport/db",
-            "post gres://x",
-        ] {
+        for bad in ["", "   ", "no-scheme-here", "1x://a", "post gres://x"] {
             let err = ConnectOptions::parse(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Configuration, "{bad}: {err}");
         }
-        let err = ConnectOptions::parse("mysql://u:pw@h:bad/db").unwrap_err();
-        assert!(!err.to_string().contains("pw@"), "{err}");
+        // What the `url` crate rejects is the driver's to parse or reject, and stays masked.
+        let odd = ConnectOptions::parse("mysql://u:pw@h:bad/db").unwrap();
+        assert!(odd.url().is_none());
+        assert!(!odd.to_string().contains("pw@"), "{odd}");
         let multi = ConnectOptions::parse("postgres://u:pw@h1:5432,h2:5433/db").unwrap();
         assert!(multi.url().is_none());
         assert_eq!(multi.to_string(), "postgres://u:***@h1:5432,h2:5433/db");

@@ -347,6 +347,10 @@ impl AsyncDriver for PostgresDriver {
         &["postgres", "postgresql"]
     }
 
+    fn accepts_key_value(&self) -> bool {
+        true
+    }
+
     fn connector(&self, options: &ConnectOptions) -> Result<Arc<dyn Connector>, Error> {
         Ok(Arc::new(PgConnector::new(PgConnectOptions::parse(
             options,

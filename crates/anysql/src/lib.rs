@@ -319,6 +319,19 @@ mod tests {
         );
     }
 
+    /// A `key=value` string goes to the driver that accepts them (PostgreSQL's): without it, the
+    /// error says which feature to enable.
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn without_the_postgres_feature_a_key_value_string_names_the_feature() {
+        let err = crate::create_async_engine("host=localhost dbname=test").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Configuration);
+        assert!(
+            err.to_string().contains("enable the `postgres` feature"),
+            "{err}"
+        );
+    }
+
     /// A driver for the `postgres` scheme that is never asked to connect: it lets the runtime check
     /// run with no real driver compiled in.
     #[cfg(not(any(
