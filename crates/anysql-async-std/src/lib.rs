@@ -1,8 +1,9 @@
 //! The async-std runtime for anysql.
 //!
 //! [`AsyncStdRuntime`] implements [`anysql_core::Runtime`] on async-std's global runtime, which runs
-//! on its own threads: it works from any thread. futures-io sockets are adapted once to the tokio io
-//! traits the drivers speak (`tokio_util::compat`).
+//! on its own threads: it works from any thread. Its sockets are adapted to the tokio io traits the
+//! drivers speak by [`DirectSocket::futures_io`](anysql_core::runtime::DirectSocket::futures_io),
+//! which anysql-smol shares.
 //!
 //! async-std is discontinued upstream; this crate is kept for the applications that still run on it.
 //!
@@ -27,27 +28,6 @@ use std::time::Duration;
 use anysql_core::runtime::BoxFuture;
 use anysql_core::runtime::DirectSocket;
 use anysql_core::{BoxSocket, Runtime};
-use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
-
-/// Adapts a futures-io stream to the tokio io traits and lets drivers busy-poll it
-/// ([`Socket::try_read_direct`]) through a duplicate of its descriptor.
-///
-/// Reading through the duplicate bypasses async-io's reactor. It cannot lose a wake-up: async-io
-/// registers interest one-shot and re-arms it each time a read finds nothing and the task waits,
-/// and the re-armed (level-triggered) interest fires for any data present then or arriving
-/// later. Bytes read directly can only make the next read find nothing and wait again.
-///
-/// [`Socket::try_read_direct`]: anysql_core::Socket::try_read_direct
-#[cfg(unix)]
-fn direct<S: FuturesAsyncReadCompatExt + std::os::fd::AsFd>(stream: S) -> DirectSocket<Compat<S>> {
-    let fd = stream.as_fd().try_clone_to_owned().ok();
-    DirectSocket::new(stream.compat(), fd)
-}
-
-#[cfg(not(unix))]
-fn direct<S: FuturesAsyncReadCompatExt>(stream: S) -> DirectSocket<Compat<S>> {
-    DirectSocket::plain(stream.compat())
-}
 
 /// anysql's [`Runtime`] on async-std.
 #[derive(Debug, Clone, Copy, Default)]
@@ -84,13 +64,13 @@ impl Runtime for AsyncStdRuntime {
     async fn connect_tcp(&self, host: &str, port: u16) -> io::Result<BoxSocket> {
         let stream = async_std::net::TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
-        Ok(Box::new(direct(stream)))
+        Ok(Box::new(DirectSocket::futures_io(stream)))
     }
 
     #[cfg(unix)]
     async fn connect_unix(&self, path: &Path) -> io::Result<BoxSocket> {
         let stream = async_std::os::unix::net::UnixStream::connect(path).await?;
-        Ok(Box::new(direct(stream)))
+        Ok(Box::new(DirectSocket::futures_io(stream)))
     }
 
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {

@@ -113,6 +113,33 @@ impl<S> DirectSocket<S> {
     }
 }
 
+/// A futures-io stream (smol's, async-std's: both on async-io) made a [`Socket`] (the `futures-io`
+/// feature): adapted once to the tokio io traits the drivers speak, with direct reads through a
+/// duplicate of its descriptor on Unix.
+///
+/// Reading through the duplicate bypasses async-io's reactor, and cannot lose a wake-up: async-io
+/// registers interest one-shot and re-arms it each time a read finds nothing and the task waits,
+/// and the re-armed (level-triggered) interest fires for any data present then or arriving later.
+/// Bytes read directly can only make the next read find nothing and wait again.
+#[cfg(feature = "futures-io")]
+impl<S: tokio_util::compat::FuturesAsyncReadCompatExt> DirectSocket<tokio_util::compat::Compat<S>> {
+    /// Wraps a futures-io `stream`, such as a connected `smol::net::TcpStream`.
+    #[cfg(unix)]
+    pub fn futures_io(stream: S) -> Self
+    where
+        S: std::os::fd::AsFd,
+    {
+        let fd = stream.as_fd().try_clone_to_owned().ok();
+        DirectSocket::new(stream.compat(), fd)
+    }
+
+    /// Wraps a futures-io `stream`, such as a connected `smol::net::TcpStream`.
+    #[cfg(not(unix))]
+    pub fn futures_io(stream: S) -> Self {
+        DirectSocket::plain(stream.compat())
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for DirectSocket<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
