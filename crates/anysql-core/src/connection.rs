@@ -44,6 +44,26 @@ macro_rules! run {
 ///
 /// Parameters are written `$1, $2, …` on every database and passed as a tuple, an array or a `Vec`
 /// (see [`Params`]).
+///
+/// Hold a connection when statements must share a session (a temporary table, a `SET`); `&mut
+/// conn` is an [`Executor`](crate::Executor) for the query builders:
+///
+/// ```
+/// # smol::block_on(async {
+/// # let engine: anysql_core::Engine = anysql_core::EngineBuilder::new("sqlite::memory:")
+/// #     .driver(anysql_sqlite::SqliteDriver::new())
+/// #     .runtime(anysql_smol::SmolRuntime::new())
+/// #     .build()?;
+/// use anysql_core::{query, query_scalar};
+///
+/// let mut conn = engine.acquire().await?;
+/// query("CREATE TEMP TABLE seen (id INTEGER)").execute(&mut conn).await?;
+/// query("INSERT INTO seen VALUES ($1), ($2)").bind(1).bind(2).execute(&mut conn).await?;
+/// let n: i64 = query_scalar("SELECT count(*) FROM seen").fetch_one(&mut conn).await?;
+/// assert_eq!(n, 2);
+/// drop(conn); // back to the pool
+/// # Ok::<(), anysql_core::Error>(())
+/// # }).unwrap();
 pub struct Connection {
     driver: Box<dyn DriverConnection>,
     lease: Option<Lease>,

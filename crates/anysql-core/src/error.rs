@@ -88,6 +88,26 @@ impl DatabaseError {
 /// It is opaque: ask it what happened with [`kind`](Self::kind), [`code`](Self::code),
 /// [`constraint_kind`](Self::constraint_kind) and the `is_*` methods. Messages are lowercase, say what
 /// to do where that is known, and never contain a password.
+///
+/// ```
+/// # smol::block_on(async {
+/// # let engine: anysql_core::Engine = anysql_core::EngineBuilder::new("sqlite::memory:")
+/// #     .driver(anysql_sqlite::SqliteDriver::new())
+/// #     .runtime(anysql_smol::SmolRuntime::new())
+/// #     .build()?;
+/// use anysql_core::{query, ErrorKind};
+///
+/// query("CREATE TABLE users (name TEXT UNIQUE)").execute(&engine).await?;
+/// query("INSERT INTO users VALUES ('ada')").execute(&engine).await?;
+/// let err = query("INSERT INTO users VALUES ('ada')").execute(&engine).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Database);
+/// assert!(err.is_unique_violation());
+/// assert!(!err.is_retryable()); // a serialization failure or a deadlock would be
+///
+/// let err = query("SELECT * FROM missing").execute(&engine).await.unwrap_err();
+/// assert!(err.to_string().contains("missing"), "{err}");
+/// # Ok::<(), anysql_core::Error>(())
+/// # }).unwrap();
 pub struct Error(Box<Inner>);
 
 struct Inner {

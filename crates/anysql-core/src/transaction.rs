@@ -14,7 +14,33 @@ use crate::error::Error;
 ///
 /// Calling [`begin`](Connection::begin) on a transaction starts a nested transaction, which is a
 /// savepoint: committing it keeps its work inside the outer transaction, rolling it back undoes only
-/// its own work.
+/// its own work. `&mut tx` is an [`Executor`](crate::Executor) for the query builders.
+///
+/// ```
+/// # smol::block_on(async {
+/// # let engine: anysql_core::Engine = anysql_core::EngineBuilder::new("sqlite::memory:")
+/// #     .driver(anysql_sqlite::SqliteDriver::new())
+/// #     .runtime(anysql_smol::SmolRuntime::new())
+/// #     .build()?;
+/// use anysql_core::{query, query_scalar};
+///
+/// let mut conn = engine.acquire().await?;
+/// query("CREATE TABLE log (line TEXT)").execute(&mut conn).await?;
+///
+/// let mut tx = conn.begin().await?;
+/// query("INSERT INTO log VALUES ('kept')").execute(&mut tx).await?;
+/// let mut savepoint = tx.begin().await?;
+/// query("INSERT INTO log VALUES ('undone')").execute(&mut savepoint).await?;
+/// savepoint.rollback().await?;
+/// tx.commit().await?;
+///
+/// let tx = conn.begin().await?;
+/// drop(tx); // dropped without commit: rolled back
+///
+/// let lines: Vec<String> = query_scalar("SELECT line FROM log").fetch_all(&mut conn).await?;
+/// assert_eq!(lines, ["kept"]);
+/// # Ok::<(), anysql_core::Error>(())
+/// # }).unwrap();
 pub struct Transaction<'c> {
     conn: TransactionConnection<'c>,
     level: u32,

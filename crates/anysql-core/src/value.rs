@@ -8,6 +8,17 @@ use crate::error::Error;
 ///
 /// Integers are carried as `i64` and floats as `f64` whatever their column width; drivers check the
 /// range against the column type when they bind, and [`FromValue`] checks it when it decodes.
+///
+/// ```
+/// use anysql_core::{FromValue, ToValue, Value};
+///
+/// assert_eq!(7u8.to_value(), Value::Int(7));
+/// assert_eq!(None::<&str>.to_value(), Value::Null);
+/// assert_eq!(u8::from_value(Value::Int(7))?, 7);
+/// assert!(u8::from_value(Value::Int(300)).is_err()); // out of range: an error, not a wrap
+/// assert_eq!(Option::<String>::from_value(Value::Null)?, None);
+/// # Ok::<(), anysql_core::Error>(())
+/// ```
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Value {
@@ -67,6 +78,23 @@ impl fmt::Debug for Value {
 }
 
 /// Converts a Rust value into a SQL [`Value`], for parameters.
+///
+/// Implement it to bind your own types:
+///
+/// ```
+/// use anysql_core::{ToValue, Value};
+///
+/// struct UserId(u32);
+///
+/// impl ToValue for UserId {
+///     fn to_value(&self) -> Value {
+///         Value::Int(self.0.into())
+///     }
+/// }
+///
+/// assert_eq!(UserId(7).to_value(), Value::Int(7));
+/// // Now `query("SELECT name FROM users WHERE id = $1").bind(UserId(7))` works.
+/// ```
 pub trait ToValue {
     /// The SQL value.
     fn to_value(&self) -> Value;
@@ -77,6 +105,30 @@ pub trait ToValue {
 /// Conversions are checked: an integer out of the target's range, a NULL into a non-`Option`, or a
 /// value of another type is an [`ErrorKind::Decode`](crate::ErrorKind::Decode) error, never a panic or a
 /// silent truncation.
+///
+/// Implement it to decode columns into your own types:
+///
+/// ```
+/// use anysql_core::{Error, FromValue, Value};
+///
+/// #[derive(Debug, PartialEq)]
+/// struct Email(String);
+///
+/// impl FromValue for Email {
+///     fn from_value_ref(value: &Value) -> Result<Self, Error> {
+///         let text = String::from_value_ref(value)?;
+///         if text.contains('@') {
+///             Ok(Email(text))
+///         } else {
+///             Err(Error::decode(format!("`{text}` is not an email address")))
+///         }
+///     }
+/// }
+///
+/// assert_eq!(Email::from_value(Value::Text("a@b.c".into()))?, Email("a@b.c".into()));
+/// assert!(Email::from_value(Value::Text("nope".into())).is_err());
+/// # Ok::<(), Error>(())
+/// ```
 pub trait FromValue: Sized {
     /// Decodes a borrowed value.
     fn from_value_ref(value: &Value) -> Result<Self, Error>;
