@@ -39,11 +39,8 @@ use std::time::Duration;
 /// twice the limit. (Samples are capped at four times the limit, so one wait preempted for
 /// milliseconds cannot turn spinning off for long.)
 ///
-/// Two alternatives were measured and dropped, on the shared 2-core machines this was built on:
-/// choosing between spinning and sleeping by comparing their measured costs (an epsilon-greedy
-/// bandit) settled on sleeping too often and was slower everywhere; yielding the OS thread between
-/// polls after a few microseconds halved the throughput of four readers and a writer on two cores,
-/// because on a crowded machine a yield can hand the CPU away for a whole time slice.
+/// Why this rule and not a cleverer one: see the repository's `docs/benchmarks.md` ("Spinning: the
+/// alternatives that were dropped").
 #[derive(Debug, Clone)]
 pub struct SpinPolicy {
     limit_ns: u64,

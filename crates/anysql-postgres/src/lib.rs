@@ -105,32 +105,8 @@
 //! runs in spawned mode, on the engine's shared connection, in the pool's health check or when a
 //! connection is dropped.
 //!
-//! Measured with `anysql-benches run --only P1,P4` (5 rounds of 5,000 point selects, one process,
-//! raw tokio-postgres on tokio with its connection spawned; `ANYSQL_PG_OPTIONS=busy_poll=…` sets
-//! the option for anysql only), 2026-11-27, on the 2-vCPU VM with PostgreSQL on the same cores.
-//! P1 µs per query, the range of the round medians over several runs:
-//!
-//! | machine state | `busy_poll` | raw | anysql tokio | smol | async-std |
-//! |---|---|---|---|---|---|
-//! | idle vCPUs halt (raw slow) | `50us` | 42–60 | 23–36 | 24–31 | 23–33 |
-//! | idle vCPUs halt (raw slow) | `0` | 45–47 | 35 | 46–47 | 52–53 |
-//! | vCPUs kept busy by other load (raw fast) | `50us` | 19.0–19.3 | 20.8–22.0 | 21.3–22.8 | 21.5–27.4 |
-//! | vCPUs kept busy by other load (raw fast) | `0` | 18.7–19.1 | 19.4–20.0 | 20.8–22.1 | 28.8–30.8 |
-//! | idle vCPUs halt, slower wake-ups (a later session) | `0` | 110–116 | 118–123 | 124–126 | 147–153 |
-//! | idle vCPUs halt, slower wake-ups (a later session) | `50us` | 111–146 | 66–117 | 51–100 | 86–156 |
-//! | idle vCPUs halt, slower wake-ups (a later session) | `200us` | 112–159 | 47–67 | 54–73 | 54–98 |
-//!
-//! The default was 50 µs until the third state showed up: there a busy-polled round trip takes
-//! 45–80 µs, so a 50 µs budget often ran out just before the reply and the wait slept after all;
-//! 200 µs brings P1 to 0.42–0.59 × raw in it, and changes nothing in the other two, where replies
-//! come well within 50 µs.
-//!
-//! In the first state busy-polling is what brings P1 to 0.5–0.75 × raw on every runtime. In the
-//! second, raw tokio-postgres already hands the CPU from client to server and back without a halt
-//! (most likely the kernel wakes the server on the client's core and back), which is
-//! the floor: busy-polling cannot beat it, costs tokio and smol about a microsecond (the spinning
-//! thread competes with the server and the other load for the two cores), and still saves
-//! async-std its reactor-thread hop.
+//! The measurements behind the default `busy_poll` are in the repository's `docs/benchmarks.md`
+//! ("Busy-polling: the PostgreSQL `busy_poll` budget").
 //!
 //! A pooled connection serves one operation at a time (the core only uses `&mut self`);
 //! tokio-postgres pipelines the requests of one operation, which
@@ -147,8 +123,8 @@
 //! the runtime (spawned mode: replies must reach whichever caller waits), so the requests of
 //! concurrent callers are written back to back and answered in order by one server session, as
 //! with a tokio-postgres `Client` shared between tasks. With many tasks querying, the server then
-//! reads and answers several requests per wake-up instead of waking one backend per query: P2 (64
-//! tasks × 200 point selects) went from 1.8–2.8 × raw tokio-postgres with a pool of 8 to 0.9–1.0 ×.
+//! reads and answers several requests per wake-up instead of waking one backend per query
+//! (`docs/benchmarks.md` in the repository has the figures).
 //!
 //! - `engine.acquire()`, `engine.begin()` and transactions use pooled connections, exclusively,
 //!   as before; so does transaction-control SQL sent through the engine (`BEGIN`, `COMMIT`,

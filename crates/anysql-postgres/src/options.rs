@@ -13,13 +13,9 @@ pub const DEFAULT_PORT: u16 = 5432;
 /// The default size of the per-connection statement cache.
 pub const DEFAULT_STATEMENT_CACHE_CAPACITY: usize = 100;
 
-/// How long a caller busy-polls the socket for a reply by default (the `busy_poll` option).
-///
-/// 200 µs, not the 50 µs Linux suggests for its own `busy_read`: on the 2-vCPU virtual machine this
-/// was measured on, a round trip to a server whose idle vCPU has halted takes 110–185 µs, and
-/// one that busy-polls 45–80 µs. A 50 µs budget ran out before most replies came (P1 0.45–1.4 ×
-/// raw, by run), 200 µs did not (0.42–0.59 ×); waits that take longer than that turn spinning
-/// off on their own (see the crate docs, Busy-polling).
+/// How long a caller busy-polls the socket for a reply by default (the `busy_poll` option): long
+/// enough for a round trip to a server whose vCPU has to wake up; waits that take longer than
+/// that turn spinning off on their own (see the crate docs, Busy-polling).
 pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(200);
 
 /// The most `busy_poll` may be.

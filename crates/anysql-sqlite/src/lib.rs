@@ -266,21 +266,8 @@
 //! streams, `execute_many`, scripts, transaction control and writes outside a write transaction
 //! always go to the connection's thread. `inline_limit=0` turns inline statements off.
 //!
-//! On the 2-vCPU machine of `docs/benchmarks.md`, S1 (point selects) went from 1.45–1.92 × raw
-//! rusqlite to 1.2–1.5 ×, and S2 (inserts in a transaction, one call each) from 3.4–3.5 × to
-//! 1.4–2.8 ×, over A/B runs and full runs at cache-line round trips between its vCPUs from 85 to
-//! 360 ns. What remains is anysql's own work per statement: the parameters and the row as
-//! [`Value`](anysql_core::Value)s, its statement lookup, checking the result's columns for schema
-//! changes.
-//!
-//! ## Through the connection's thread
-//!
-//! What remains of a point select's cost on the connection's thread is the hop itself: two handoffs between cores (the
-//! command, then the reply), each a few dependent cache misses, plus the work of building the
-//! command and the `Row`. On the 2-vCPU machines this is measured on, that is 0.8–1.2 µs over raw
-//! rusqlite's 2.3–2.5 µs while the two vCPUs share a cache, and about 2 µs when the hypervisor puts
-//! them far apart (a cache line's round trip between them then takes 366–560 ns instead of
-//! 44–94 ns).
+//! What inline statements saved, and where the rest of a point select's time goes, is measured
+//! in the repository's `docs/benchmarks.md` ("SQLite: inline statements and the hop").
 
 mod batch;
 mod connection;
