@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anysql::{Engine, EngineBuilder, Error};
+use anysql::{query, query_scalar, Engine, EngineBuilder, Error};
 use futures_lite::FutureExt;
 
 /// The executor of the current cell.
@@ -158,8 +158,8 @@ impl TestDb {
             DriverKind::Postgres => {
                 let schema = unique_name("anysql_t");
                 let admin = Engine::builder(&pg_url()).max_size(1).build()?;
-                admin
-                    .execute(&format!("CREATE SCHEMA {schema}"), ())
+                query(format!("CREATE SCHEMA {schema}"))
+                    .execute(&admin)
                     .await?;
                 admin.close().await;
                 let base = pg_url();
@@ -229,13 +229,13 @@ impl TestDb {
             None => Ok(0),
             Some(schema) => {
                 let admin = Engine::builder(&pg_url()).max_size(1).build()?;
-                let n = admin
-                    .fetch_scalar(
-                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
-                         AND state LIKE 'idle in transaction%'",
-                        (schema.as_str(),),
-                    )
-                    .await;
+                let n = query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
+                     AND state LIKE 'idle in transaction%'",
+                )
+                .bind(schema.as_str())
+                .fetch_one(&admin)
+                .await;
                 admin.close().await;
                 n
             }
@@ -246,14 +246,14 @@ impl TestDb {
         if let Some(schema) = &self.schema {
             if let Ok(admin) = Engine::builder(&pg_url()).max_size(1).build() {
                 // Sessions of this test still open would hold locks on the schema's tables.
-                let _ = admin
-                    .execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-                        (schema.as_str(),),
-                    )
-                    .await;
-                let _ = admin
-                    .execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"), ())
+                let _ = query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                )
+                .bind(schema.as_str())
+                .execute(&admin)
+                .await;
+                let _ = query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&admin)
                     .await;
                 admin.close().await;
             }
