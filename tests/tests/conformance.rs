@@ -85,7 +85,7 @@ async fn create_all_types(conn: &mut Connection, db: &TestDb) -> Result<(), Erro
         db.double_type(),
         db.blob_type()
     );
-    conn.execute(&sql, ()).await.map(drop)
+    query(sql).execute(conn).await.map(drop)
 }
 
 async fn round_trips_every_type(db: TestDb) -> Result<(), Error> {
@@ -134,18 +134,29 @@ async fn round_trips_every_type(db: TestDb) -> Result<(), Error> {
         ),
     ];
     for (id, b, a, c, d, e, f, g, h, s, bytes) in cases {
-        conn.execute(
+        query(
             "INSERT INTO all_types (id, b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            (id, b, a, c, d, e, f, g, h, s, bytes),
         )
+        .bind(id)
+        .bind(b)
+        .bind(a)
+        .bind(c)
+        .bind(d)
+        .bind(e)
+        .bind(f)
+        .bind(g)
+        .bind(h)
+        .bind(s)
+        .bind(bytes)
+        .execute(&mut conn)
         .await?;
-        let row = conn
-            .fetch_one(
-                "SELECT b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes FROM all_types WHERE id = $1",
-                (id,),
-            )
-            .await?;
+        let row = query(
+            "SELECT b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes FROM all_types WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut conn)
+        .await?;
         assert_eq!(row.get::<bool>("b")?, b);
         assert_eq!(row.get::<i8>("i8v")?, a);
         assert_eq!(row.get::<i16>("i16v")?, c);
@@ -162,20 +173,23 @@ async fn round_trips_every_type(db: TestDb) -> Result<(), Error> {
     // Borrowed and owned parameter forms bind the same.
     let owned = String::from("owned");
     let blob = vec![9_u8, 8];
-    conn.execute(
-        "INSERT INTO all_types (id, s, bytes) VALUES ($1, $2, $3)",
-        (4, &owned, &blob),
-    )
-    .await?;
-    let (s, bytes): (String, Vec<u8>) = conn
-        .fetch_one_as("SELECT s, bytes FROM all_types WHERE id = $1", [4])
+    query("INSERT INTO all_types (id, s, bytes) VALUES ($1, $2, $3)")
+        .bind_all((4, &owned, &blob))
+        .execute(&mut conn)
+        .await?;
+    let (s, bytes): (String, Vec<u8>) = query_as("SELECT s, bytes FROM all_types WHERE id = $1")
+        .bind_all([4])
+        .fetch_one(&mut conn)
         .await?;
     assert_eq!((s.as_str(), bytes.as_slice()), ("owned", &[9, 8][..]));
     let mixed: &[&dyn ToValue] = &[&5_i64, &"dyn"];
-    conn.execute("INSERT INTO all_types (id, s) VALUES ($1, $2)", mixed)
+    query("INSERT INTO all_types (id, s) VALUES ($1, $2)")
+        .bind_all(mixed)
+        .execute(&mut conn)
         .await?;
     assert_eq!(
-        conn.fetch_scalar::<String>("SELECT s FROM all_types WHERE id = 5", ())
+        query_scalar::<String>("SELECT s FROM all_types WHERE id = 5")
+            .fetch_one(&mut conn)
             .await?,
         "dyn"
     );
@@ -186,29 +200,25 @@ async fn null_round_trips_in_every_column(db: TestDb) -> Result<(), Error> {
     let engine = db.engine();
     let mut conn = engine.acquire().await?;
     create_all_types(&mut conn, &db).await?;
-    conn.execute(
+    query(
         "INSERT INTO all_types (id, b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        (
-            1,
-            None::<bool>,
-            None::<i8>,
-            None::<i16>,
-            None::<i32>,
-            None::<i64>,
-            None::<u32>,
-            None::<f32>,
-            None::<f64>,
-            None::<&str>,
-            None::<Vec<u8>>,
-        ),
     )
+    .bind(1)
+    .bind(None::<bool>)
+    .bind(None::<i8>)
+    .bind(None::<i16>)
+    .bind(None::<i32>)
+    .bind(None::<i64>)
+    .bind(None::<u32>)
+    .bind(None::<f32>)
+    .bind(None::<f64>)
+    .bind(None::<&str>)
+    .bind(None::<Vec<u8>>)
+    .execute(&mut conn)
     .await?;
-    let row = conn
-        .fetch_one(
-            "SELECT b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes FROM all_types",
-            (),
-        )
+    let row = query("SELECT b, i8v, i16v, i32v, i64v, u32v, f32v, f64v, s, bytes FROM all_types")
+        .fetch_one(&mut conn)
         .await?;
     assert!(row.values().iter().all(Value::is_null), "{row:?}");
     let typed: AllTypesNullable = row.clone().decode()?;
@@ -219,13 +229,14 @@ async fn null_round_trips_in_every_column(db: TestDb) -> Result<(), Error> {
     let err = row.get::<i64>("i64v").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     // Some(..) of each type binds as the value, not as NULL.
-    conn.execute(
-        "UPDATE all_types SET i64v = $1, s = $2",
-        (Some(5_i64), Some("x")),
-    )
-    .await?;
+    query("UPDATE all_types SET i64v = $1, s = $2")
+        .bind(Some(5_i64))
+        .bind(Some("x"))
+        .execute(&mut conn)
+        .await?;
     assert_eq!(
-        conn.fetch_scalar::<Option<i64>>("SELECT i64v FROM all_types", ())
+        query_scalar::<Option<i64>>("SELECT i64v FROM all_types")
+            .fetch_one(&mut conn)
             .await?,
         Some(5)
     );
@@ -235,22 +246,27 @@ async fn null_round_trips_in_every_column(db: TestDb) -> Result<(), Error> {
 async fn placeholders_skip_strings_and_comments(db: TestDb) -> Result<(), Error> {
     let engine = db.engine();
     let mut conn = engine.acquire().await?;
-    let row = conn
-        .fetch_one(
-            "SELECT '$1' AS literal, $2 AS second, /* $1 */ $1 AS first -- $3 is in a comment\n, 'it''s $2' AS quoted",
-            ("one", "two"),
-        )
-        .await?;
+    let row = query(
+        "SELECT '$1' AS literal, $2 AS second, /* $1 */ $1 AS first -- $3 is in a comment\n, 'it''s $2' AS quoted",
+    )
+    .bind("one")
+    .bind("two")
+    .fetch_one(&mut conn)
+    .await?;
     assert_eq!(row.get::<String>("literal")?, "$1");
     assert_eq!(row.get::<String>("second")?, "two");
     assert_eq!(row.get::<String>("first")?, "one");
     assert_eq!(row.get::<String>("quoted")?, "it's $2");
-    conn.execute("CREATE TABLE \"odd $1 name\" (v TEXT)", ())
+    query("CREATE TABLE \"odd $1 name\" (v TEXT)")
+        .execute(&mut conn)
         .await?;
-    conn.execute("INSERT INTO \"odd $1 name\" (v) VALUES ($1)", ("in",))
+    query("INSERT INTO \"odd $1 name\" (v) VALUES ($1)")
+        .bind("in")
+        .execute(&mut conn)
         .await?;
     assert_eq!(
-        conn.fetch_scalar::<String>("SELECT v FROM \"odd $1 name\"", ())
+        query_scalar::<String>("SELECT v FROM \"odd $1 name\"")
+            .fetch_one(&mut conn)
             .await?,
         "in"
     );
@@ -258,17 +274,16 @@ async fn placeholders_skip_strings_and_comments(db: TestDb) -> Result<(), Error>
 }
 
 async fn setup_items(engine: &Engine) -> Result<(), Error> {
-    engine
-        .execute(
-            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
-            (),
-        )
+    query("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
+        .execute(engine)
         .await?;
     Ok(())
 }
 
 async fn count_items(engine: &Engine) -> Result<i64, Error> {
-    engine.fetch_scalar("SELECT count(*) FROM items", ()).await
+    query_scalar("SELECT count(*) FROM items")
+        .fetch_one(engine)
+        .await
 }
 
 async fn commit_keeps_rollback_discards(db: TestDb) -> Result<(), Error> {
@@ -277,31 +292,38 @@ async fn commit_keeps_rollback_discards(db: TestDb) -> Result<(), Error> {
     let mut conn = engine.acquire().await?;
     let mut tx = conn.begin().await?;
     assert!(tx.in_transaction());
-    tx.execute("INSERT INTO items (id, name) VALUES ($1, $2)", (1, "kept"))
+    query("INSERT INTO items (id, name) VALUES ($1, $2)")
+        .bind(1)
+        .bind("kept")
+        .execute(&mut tx)
         .await?;
     tx.commit().await?;
     assert!(!conn.in_transaction());
     let mut tx = conn.begin().await?;
-    tx.execute(
-        "INSERT INTO items (id, name) VALUES ($1, $2)",
-        (2, "discarded"),
-    )
-    .await?;
+    query("INSERT INTO items (id, name) VALUES ($1, $2)")
+        .bind(2)
+        .bind("discarded")
+        .execute(&mut tx)
+        .await?;
     // Inside the transaction the row is visible...
     assert_eq!(
-        tx.fetch_scalar::<i64>("SELECT count(*) FROM items", ())
+        query_scalar::<i64>("SELECT count(*) FROM items")
+            .fetch_one(&mut tx)
             .await?,
         2
     );
     tx.rollback().await?;
     // ...and after rollback it is gone, from this connection and from another.
     assert_eq!(
-        conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ())
+        query_scalar::<i64>("SELECT count(*) FROM items")
+            .fetch_one(&mut conn)
             .await?,
         1
     );
     drop(conn);
-    let names: Vec<(String,)> = engine.fetch_all_as("SELECT name FROM items", ()).await?;
+    let names: Vec<(String,)> = query_as("SELECT name FROM items")
+        .fetch_all(&engine)
+        .await?;
     assert_eq!(names, [("kept".to_string(),)]);
     Ok(())
 }
@@ -312,12 +334,14 @@ async fn dropped_transaction_rolls_back(db: TestDb) -> Result<(), Error> {
     let mut conn = engine.acquire().await?;
     {
         let mut tx = conn.begin().await?;
-        tx.execute("INSERT INTO items (id, name) VALUES (1, 'dropped')", ())
+        query("INSERT INTO items (id, name) VALUES (1, 'dropped')")
+            .execute(&mut tx)
             .await?;
     }
     // The same connection, used again right away, no longer sees the row.
     assert_eq!(
-        conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ())
+        query_scalar::<i64>("SELECT count(*) FROM items")
+            .fetch_one(&mut conn)
             .await?,
         0
     );
@@ -325,21 +349,25 @@ async fn dropped_transaction_rolls_back(db: TestDb) -> Result<(), Error> {
     // An early return with `?` is a drop too.
     async fn fails_half_way(conn: &mut Connection) -> Result<(), Error> {
         let mut tx = conn.begin().await?;
-        tx.execute("INSERT INTO items (id, name) VALUES (2, 'half')", ())
+        query("INSERT INTO items (id, name) VALUES (2, 'half')")
+            .execute(&mut tx)
             .await?;
-        tx.execute("INSERT INTO items (id, name) VALUES (3, 'half')", ())
+        query("INSERT INTO items (id, name) VALUES (3, 'half')")
+            .execute(&mut tx)
             .await?; // unique violation
         tx.commit().await
     }
     assert!(fails_half_way(&mut conn).await.is_err());
     assert_eq!(
-        conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ())
+        query_scalar::<i64>("SELECT count(*) FROM items")
+            .fetch_one(&mut conn)
             .await?,
         0
     );
     // A connection dropped right after its transaction goes back to the pool rolled back.
     let mut tx = conn.begin().await?;
-    tx.execute("INSERT INTO items (id, name) VALUES (4, 'pooled')", ())
+    query("INSERT INTO items (id, name) VALUES (4, 'pooled')")
+        .execute(&mut tx)
         .await?;
     drop(tx);
     drop(conn);
@@ -356,13 +384,15 @@ async fn engine_transaction_rolls_back_on_drop(db: TestDb) -> Result<(), Error> 
     setup_items(&engine).await?;
     {
         let mut tx = engine.begin().await?;
-        tx.execute("INSERT INTO items (id, name) VALUES (1, 'x')", ())
+        query("INSERT INTO items (id, name) VALUES (1, 'x')")
+            .execute(&mut tx)
             .await?;
     }
     // With one connection, the next acquire gets the same one, reset.
     assert_eq!(count_items(&engine).await?, 0);
     let mut tx = engine.begin().await?;
-    tx.execute("INSERT INTO items (id, name) VALUES (2, 'y')", ())
+    query("INSERT INTO items (id, name) VALUES (2, 'y')")
+        .execute(&mut tx)
         .await?;
     tx.commit().await?;
     assert_eq!(count_items(&engine).await?, 1);
@@ -375,44 +405,38 @@ async fn nested_transactions_are_savepoints(db: TestDb) -> Result<(), Error> {
     setup_items(&engine).await?;
     let mut conn = engine.acquire().await?;
     let mut outer = conn.begin().await?;
-    outer
-        .execute("INSERT INTO items (id, name) VALUES (1, 'outer')", ())
+    query("INSERT INTO items (id, name) VALUES (1, 'outer')")
+        .execute(&mut outer)
         .await?;
     {
         let mut inner = outer.begin().await?;
         assert_eq!(inner.level(), 2);
-        inner
-            .execute(
-                "INSERT INTO items (id, name) VALUES (2, 'inner rolled back')",
-                (),
-            )
+        query("INSERT INTO items (id, name) VALUES (2, 'inner rolled back')")
+            .execute(&mut inner)
             .await?;
         inner.rollback().await?;
     }
     {
         let mut inner = outer.begin().await?;
-        inner
-            .execute("INSERT INTO items (id, name) VALUES (3, 'inner kept')", ())
+        query("INSERT INTO items (id, name) VALUES (3, 'inner kept')")
+            .execute(&mut inner)
             .await?;
         inner.commit().await?;
     }
     {
         let mut inner = outer.begin().await?;
-        inner
-            .execute(
-                "INSERT INTO items (id, name) VALUES (4, 'inner dropped')",
-                (),
-            )
+        query("INSERT INTO items (id, name) VALUES (4, 'inner dropped')")
+            .execute(&mut inner)
             .await?;
     }
-    let ids: Vec<(i64,)> = outer
-        .fetch_all_as("SELECT id FROM items ORDER BY id", ())
+    let ids: Vec<(i64,)> = query_as("SELECT id FROM items ORDER BY id")
+        .fetch_all(&mut outer)
         .await?;
     assert_eq!(ids, [(1,), (3,)]);
     outer.commit().await?;
     drop(conn);
-    let ids: Vec<(i64,)> = engine
-        .fetch_all_as("SELECT id FROM items ORDER BY id", ())
+    let ids: Vec<(i64,)> = query_as("SELECT id FROM items ORDER BY id")
+        .fetch_all(&engine)
         .await?;
     assert_eq!(ids, [(1,), (3,)]);
     Ok(())
@@ -421,29 +445,38 @@ async fn nested_transactions_are_savepoints(db: TestDb) -> Result<(), Error> {
 async fn syntax_error_is_a_database_error_and_connection_survives(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=1");
     let mut conn = engine.acquire().await?;
-    let err = conn.execute("SELEKT 1", ()).await.unwrap_err();
+    let err = query("SELEKT 1").execute(&mut conn).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Database, "{err:?}");
     assert!(err.code().is_some(), "{err:?}");
     if db.is_postgres() {
         assert_eq!(err.code(), Some("42601"));
     }
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT 1", ()).await?, 1);
+    assert_eq!(
+        query_scalar::<i64>("SELECT 1").fetch_one(&mut conn).await?,
+        1
+    );
     // Inside a transaction too: after rollback the connection is fine.
     let mut tx = conn.begin().await?;
-    assert!(tx.execute("SELECT * FROM no_such_table", ()).await.is_err());
+    assert!(query("SELECT * FROM no_such_table")
+        .execute(&mut tx)
+        .await
+        .is_err());
     tx.rollback().await?;
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT 2", ()).await?, 2);
+    assert_eq!(
+        query_scalar::<i64>("SELECT 2").fetch_one(&mut conn).await?,
+        2
+    );
     Ok(())
 }
 
 async fn unique_violation_has_kind_and_code(db: TestDb) -> Result<(), Error> {
     let engine = db.engine();
     setup_items(&engine).await?;
-    engine
-        .execute("INSERT INTO items (id, name) VALUES (1, 'a')", ())
+    query("INSERT INTO items (id, name) VALUES (1, 'a')")
+        .execute(&engine)
         .await?;
-    let err = engine
-        .execute("INSERT INTO items (id, name) VALUES (2, 'a')", ())
+    let err = query("INSERT INTO items (id, name) VALUES (2, 'a')")
+        .execute(&engine)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Database);
@@ -459,8 +492,8 @@ async fn unique_violation_has_kind_and_code(db: TestDb) -> Result<(), Error> {
         "SQLITE_CONSTRAINT_UNIQUE"
     };
     assert_eq!(err.code(), Some(expected));
-    let err = engine
-        .execute("INSERT INTO items (id, name) VALUES (3, NULL)", ())
+    let err = query("INSERT INTO items (id, name) VALUES (3, NULL)")
+        .execute(&engine)
         .await
         .unwrap_err();
     assert_eq!(
@@ -475,38 +508,62 @@ async fn unique_violation_has_kind_and_code(db: TestDb) -> Result<(), Error> {
 async fn decode_mismatch_is_a_decode_error(db: TestDb) -> Result<(), Error> {
     let engine = db.engine();
     let mut conn = engine.acquire().await?;
-    let row = conn.fetch_one("SELECT 'text' AS t, 300 AS n", ()).await?;
+    let row = query("SELECT 'text' AS t, 300 AS n")
+        .fetch_one(&mut conn)
+        .await?;
     let err = row.get::<i64>("t").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     let err = row.get::<i8>("n").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     assert!(err.to_string().contains("out of range"), "{err}");
-    let err = conn
-        .fetch_scalar::<Vec<u8>>("SELECT 1.5", ())
+    let err = query_scalar::<Vec<u8>>("SELECT 1.5")
+        .fetch_one(&mut conn)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     let err = row.get::<String>("missing").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
-    let err = conn
-        .fetch_one_as::<(i64, i64, i64)>("SELECT 1, 2", ())
+    let err = query_as::<(i64, i64, i64)>("SELECT 1, 2")
+        .fetch_one(&mut conn)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT 3", ()).await?, 3);
+    assert_eq!(
+        query_scalar::<i64>("SELECT 3").fetch_one(&mut conn).await?,
+        3
+    );
     Ok(())
 }
 
 async fn wrong_parameter_count_is_a_parameter_error(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=1");
     let mut conn = engine.acquire().await?;
-    let err = conn.fetch_all("SELECT $1, $2", (1,)).await.unwrap_err();
+    let err = query("SELECT $1, $2")
+        .bind(1)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Parameter, "{err:?}");
-    let err = conn.fetch_all("SELECT $1", (1, 2)).await.unwrap_err();
+    let err = query("SELECT $1")
+        .bind(1)
+        .bind(2)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Parameter, "{err:?}");
-    let err = conn.execute("SELECT 1", [7]).await.unwrap_err();
+    let err = query("SELECT 1")
+        .bind_all([7])
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Parameter, "{err:?}");
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT $1", (5,)).await?, 5);
+    assert_eq!(
+        query_scalar::<i64>("SELECT $1")
+            .bind(5)
+            .fetch_one(&mut conn)
+            .await?,
+        5
+    );
     Ok(())
 }
 
@@ -576,18 +633,19 @@ async fn driver_not_compiled_in_is_a_clear_error(_db: TestDb) -> Result<(), Erro
 async fn fetch_one_on_no_rows_is_row_not_found(db: TestDb) -> Result<(), Error> {
     let engine = db.engine();
     setup_items(&engine).await?;
-    let err = engine
-        .fetch_one("SELECT id FROM items WHERE id = $1", (1,))
+    let err = query("SELECT id FROM items WHERE id = $1")
+        .bind(1)
+        .fetch_one(&engine)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RowNotFound);
-    assert!(engine
-        .fetch_optional("SELECT id FROM items", ())
+    assert!(query("SELECT id FROM items")
+        .fetch_optional(&engine)
         .await?
         .is_none());
     assert_eq!(
-        engine
-            .fetch_scalar::<i64>("SELECT id FROM items", ())
+        query_scalar::<i64>("SELECT id FROM items")
+            .fetch_one(&engine)
             .await
             .unwrap_err()
             .kind(),
@@ -611,35 +669,54 @@ async fn fetch_all_as_decodes_every_row_and_a_bad_row_fails_cleanly(
     };
     let mut conn = engine.acquire().await?;
     for _ in 0..2 {
-        let rows: Vec<(i64, String)> = conn.fetch_all_as(sql, (ROWS, -1_i64)).await?;
+        let rows: Vec<(i64, String)> = query_as(sql)
+            .bind(ROWS)
+            .bind(-1_i64)
+            .fetch_all(&mut conn)
+            .await?;
         assert_eq!(rows.len() as i64, ROWS);
         assert!(rows
             .iter()
             .enumerate()
             .all(|(i, (n, label))| *n == i as i64 + 1 && *label == format!("row {n}")));
-        let err = conn
-            .fetch_all_as::<(i64, String)>(sql, (ROWS, 15_000_i64))
+        let err = query_as::<(i64, String)>(sql)
+            .bind(ROWS)
+            .bind(15_000_i64)
+            .fetch_all(&mut conn)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
         // Nothing of the failed fetch reaches the next statements on the same connection.
-        assert_eq!(conn.fetch_scalar::<i64>("SELECT 7", ()).await?, 7);
-        let all = conn.fetch_all(sql, (3_i64, -1_i64)).await?;
+        assert_eq!(
+            query_scalar::<i64>("SELECT 7").fetch_one(&mut conn).await?,
+            7
+        );
+        let all = query(sql)
+            .bind(3_i64)
+            .bind(-1_i64)
+            .fetch_all(&mut conn)
+            .await?;
         assert_eq!(all.len(), 3);
     }
     drop(conn);
     // Through the engine (PostgreSQL: its shared connection) too.
-    let rows: Vec<(i64, String)> = engine.fetch_all_as(sql, (ROWS, -1_i64)).await?;
+    let rows: Vec<(i64, String)> = query_as(sql)
+        .bind(ROWS)
+        .bind(-1_i64)
+        .fetch_all(&engine)
+        .await?;
     assert_eq!(rows.len() as i64, ROWS);
     assert_eq!(
-        engine
-            .fetch_all_as::<(i64, String)>(sql, (ROWS, 15_000_i64))
+        query_as::<(i64, String)>(sql)
+            .bind(ROWS)
+            .bind(15_000_i64)
+            .fetch_all(&engine)
             .await
             .unwrap_err()
             .kind(),
         ErrorKind::Decode
     );
-    assert_eq!(engine.fetch_scalar::<i64>("SELECT 8", ()).await?, 8);
+    assert_eq!(query_scalar::<i64>("SELECT 8").fetch_one(&engine).await?, 8);
     Ok(())
 }
 
@@ -652,7 +729,7 @@ async fn streams_100k_rows_without_collecting(db: TestDb) -> Result<(), Error> {
     } else {
         "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) SELECT n, 'row ' || n AS label FROM s"
     };
-    let mut rows = conn.fetch(sql, (ROWS,));
+    let mut rows = query(sql).bind(ROWS).fetch(&mut conn);
     let (mut count, mut sum) = (0_i64, 0_i64);
     while let Some(row) = rows.next().await {
         let row = row?;
@@ -666,17 +743,17 @@ async fn streams_100k_rows_without_collecting(db: TestDb) -> Result<(), Error> {
     drop(rows);
     assert_eq!(count, ROWS);
     assert_eq!(sum, ROWS * (ROWS + 1) / 2);
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT 7", ()).await?, 7);
+    assert_eq!(
+        query_scalar::<i64>("SELECT 7").fetch_one(&mut conn).await?,
+        7
+    );
     Ok(())
 }
 
 async fn fifty_tasks_share_a_pool_of_four(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=4");
-    engine
-        .execute(
-            "CREATE TABLE hits (task INTEGER NOT NULL, i INTEGER NOT NULL)",
-            (),
-        )
+    query("CREATE TABLE hits (task INTEGER NOT NULL, i INTEGER NOT NULL)")
+        .execute(&engine)
         .await?;
     let mut tasks = Vec::new();
     for task in 0..50_i64 {
@@ -684,12 +761,17 @@ async fn fifty_tasks_share_a_pool_of_four(db: TestDb) -> Result<(), Error> {
         tasks.push(spawn(async move {
             for i in 0..20_i64 {
                 let mut conn = engine.acquire().await?;
-                let echoed: i64 = conn
-                    .fetch_scalar("SELECT $1 * 1000 + $2", (task, i))
+                let echoed: i64 = query_scalar("SELECT $1 * 1000 + $2")
+                    .bind(task)
+                    .bind(i)
+                    .fetch_one(&mut conn)
                     .await?;
                 assert_eq!(echoed, task * 1000 + i);
                 if i % 5 == 0 {
-                    conn.execute("INSERT INTO hits (task, i) VALUES ($1, $2)", (task, i))
+                    query("INSERT INTO hits (task, i) VALUES ($1, $2)")
+                        .bind(task)
+                        .bind(i)
+                        .execute(&mut conn)
                         .await?;
                 }
                 assert!(engine.status().size <= 4);
@@ -701,8 +783,8 @@ async fn fifty_tasks_share_a_pool_of_four(db: TestDb) -> Result<(), Error> {
         task.await?;
     }
     assert_eq!(
-        engine
-            .fetch_scalar::<i64>("SELECT count(*) FROM hits", ())
+        query_scalar::<i64>("SELECT count(*) FROM hits")
+            .fetch_one(&engine)
             .await?,
         200
     );
@@ -730,13 +812,13 @@ async fn cancelled_queries_leave_the_pool_exact(db: TestDb) -> Result<(), Error>
         let budget = Duration::from_micros((i * 137) % 3000);
         let outcome = with_timeout(budget, async {
             let mut conn = engine.acquire().await?;
-            let n: i64 = conn.fetch_scalar(slow, ()).await?;
+            let n: i64 = query_scalar(slow).fetch_one(&mut conn).await?;
             assert_eq!(n, 300_000);
-            conn.execute(
-                "INSERT INTO items (id, name) VALUES ($1, $2)",
-                (i as i64, format!("n{i}")),
-            )
-            .await?;
+            query("INSERT INTO items (id, name) VALUES ($1, $2)")
+                .bind(i as i64)
+                .bind(format!("n{i}"))
+                .execute(&mut conn)
+                .await?;
             Ok::<_, Error>(())
         })
         .await;
@@ -750,7 +832,13 @@ async fn cancelled_queries_leave_the_pool_exact(db: TestDb) -> Result<(), Error>
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut conn = engine.acquire().await?;
-        assert_eq!(conn.fetch_scalar::<i64>("SELECT $1 + 1", (41,)).await?, 42);
+        assert_eq!(
+            query_scalar::<i64>("SELECT $1 + 1")
+                .bind(41)
+                .fetch_one(&mut conn)
+                .await?,
+            42
+        );
         assert!(!conn.in_transaction());
         held.push(conn);
     }
@@ -774,13 +862,15 @@ async fn cancelled_streams_leave_the_connection_usable(db: TestDb) -> Result<(),
     let mut conn = engine.acquire().await?;
     for take in [0_usize, 1, 10, 300, 5000] {
         // Dropped after `take` rows, on the same connection.
-        let mut rows = conn.fetch(sql, ());
+        let mut rows = query(sql).fetch(&mut conn);
         for _ in 0..take {
             rows.next().await.expect("a row")?;
         }
         drop(rows);
         assert_eq!(
-            conn.fetch_scalar::<i64>("SELECT $1", (take as i64,))
+            query_scalar::<i64>("SELECT $1")
+                .bind(take as i64)
+                .fetch_one(&mut conn)
                 .await?,
             take as i64
         );
@@ -791,7 +881,7 @@ async fn cancelled_streams_leave_the_connection_usable(db: TestDb) -> Result<(),
         let budget = Duration::from_micros(200 + i * 150);
         let _ = with_timeout(budget, async {
             let mut conn = engine.acquire().await?;
-            let mut rows = conn.fetch(sql, ());
+            let mut rows = query(sql).fetch(&mut conn);
             while let Some(row) = rows.next().await {
                 row?;
             }
@@ -801,25 +891,23 @@ async fn cancelled_streams_leave_the_connection_usable(db: TestDb) -> Result<(),
     }
     assert_pool_settles(&engine).await;
     for _ in 0..4 {
-        assert_eq!(engine.fetch_scalar::<i64>("SELECT 11", ()).await?, 11);
+        assert_eq!(
+            query_scalar::<i64>("SELECT 11").fetch_one(&engine).await?,
+            11
+        );
     }
     Ok(())
 }
 
 async fn cancelled_transactions_are_rolled_back(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=2");
-    engine
-        .execute(
-            "CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL)",
-            (),
-        )
+    query("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL)")
+        .execute(&engine)
         .await?;
     for id in 0..4_i64 {
-        engine
-            .execute(
-                "INSERT INTO accounts (id, balance) VALUES ($1, 1000)",
-                (id,),
-            )
+        query("INSERT INTO accounts (id, balance) VALUES ($1, 1000)")
+            .bind(id)
+            .execute(&engine)
             .await?;
     }
     let mut finished = 0;
@@ -829,18 +917,15 @@ async fn cancelled_transactions_are_rolled_back(db: TestDb) -> Result<(), Error>
         let to = ((i + 1) % 4) as i64;
         let outcome = with_timeout(budget, async {
             let mut tx = engine.begin().await?;
-            tx.execute(
-                "UPDATE accounts SET balance = balance - 10 WHERE id = $1",
-                (from,),
-            )
-            .await?;
+            query("UPDATE accounts SET balance = balance - 10 WHERE id = $1")
+                .bind(from)
+                .execute(&mut tx)
+                .await?;
             {
                 let mut inner = tx.begin().await?;
-                inner
-                    .execute(
-                        "UPDATE accounts SET balance = balance + 10 WHERE id = $1",
-                        (to,),
-                    )
+                query("UPDATE accounts SET balance = balance + 10 WHERE id = $1")
+                    .bind(to)
+                    .execute(&mut inner)
                     .await?;
                 inner.commit().await?;
             }
@@ -853,8 +938,8 @@ async fn cancelled_transactions_are_rolled_back(db: TestDb) -> Result<(), Error>
         }
     }
     assert_pool_settles(&engine).await;
-    let total: i64 = engine
-        .fetch_scalar("SELECT sum(balance) FROM accounts", ())
+    let total: i64 = query_scalar("SELECT sum(balance) FROM accounts")
+        .fetch_one(&engine)
         .await?;
     assert_eq!(
         total, 4000,
@@ -883,7 +968,8 @@ async fn panic_while_holding_a_connection_keeps_the_engine_serving(
     let engine2 = engine.clone();
     let outcome = futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async move {
         let mut tx = engine2.begin().await.unwrap();
-        tx.execute("INSERT INTO items (id, name) VALUES (1, 'panicked')", ())
+        query("INSERT INTO items (id, name) VALUES (1, 'panicked')")
+            .execute(&mut tx)
             .await
             .unwrap();
         panic!("user code panicked mid-transaction");
@@ -906,12 +992,15 @@ async fn panic_while_holding_a_connection_keeps_the_engine_serving(
         assert_eq!(n.map_err(|e| Error::decode(e.to_string()))?, 42);
         drop(conn);
     }
-    assert_eq!(engine.fetch_scalar::<i64>("SELECT 5", ()).await?, 5);
+    assert_eq!(query_scalar::<i64>("SELECT 5").fetch_one(&engine).await?, 5);
     // The connection the panicking task held comes back to the pool once it is reset (the
     // engine's own statements above may not have needed it: on PostgreSQL they run on the shared
     // connection): the pool's only slot can be acquired again, and nothing is left in use.
     let mut conn = engine.acquire().await?;
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT 6", ()).await?, 6);
+    assert_eq!(
+        query_scalar::<i64>("SELECT 6").fetch_one(&mut conn).await?,
+        6
+    );
     drop(conn);
     assert_pool_settles(&engine).await;
     Ok(())
@@ -922,31 +1011,27 @@ async fn execute_many_inserts_every_set(db: TestDb) -> Result<(), Error> {
     setup_items(&engine).await?;
     let mut conn = engine.acquire().await?;
     let sets: Vec<(i64, String)> = (0..500).map(|i| (i, format!("item {i}"))).collect();
-    let changed = conn
-        .execute_many(
-            "INSERT INTO items (id, name) VALUES ($1, $2)",
-            sets.iter().map(|(i, s)| (*i, s.as_str())),
-        )
+    let changed = query("INSERT INTO items (id, name) VALUES ($1, $2)")
+        .execute_many(&mut conn, sets.iter().map(|(i, s)| (*i, s.as_str())))
         .await?;
     assert_eq!(changed, 500);
     assert_eq!(
-        conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ())
+        query_scalar::<i64>("SELECT count(*) FROM items")
+            .fetch_one(&mut conn)
             .await?,
         500
     );
     // A failing set stops the batch with the database's error; inside a transaction nothing stays.
     let mut tx = conn.begin().await?;
-    let err = tx
-        .execute_many(
-            "INSERT INTO items (id, name) VALUES ($1, $2)",
-            [(1000_i64, "new"), (1001, "item 3")],
-        )
+    let err = query("INSERT INTO items (id, name) VALUES ($1, $2)")
+        .execute_many(&mut tx, [(1000_i64, "new"), (1001, "item 3")])
         .await
         .unwrap_err();
     assert!(err.is_unique_violation(), "{err:?}");
     tx.rollback().await?;
     assert_eq!(
-        conn.fetch_scalar::<i64>("SELECT count(*) FROM items", ())
+        query_scalar::<i64>("SELECT count(*) FROM items")
+            .fetch_one(&mut conn)
             .await?,
         500
     );
@@ -955,7 +1040,7 @@ async fn execute_many_inserts_every_set(db: TestDb) -> Result<(), Error> {
 
 async fn closed_engine_refuses_new_work(db: TestDb) -> Result<(), Error> {
     let engine = db.engine();
-    assert_eq!(engine.fetch_scalar::<i64>("SELECT 1", ()).await?, 1);
+    assert_eq!(query_scalar::<i64>("SELECT 1").fetch_one(&engine).await?, 1);
     engine.close().await;
     assert!(engine.is_closed());
     let err = engine.acquire().await.unwrap_err();
