@@ -41,7 +41,7 @@ async fn a_cancelled_savepoint_end_never_lets_the_transaction_autocommit(
 ) -> Result<(), Error> {
     // No busy-polling, so that the first poll of the savepoint's end returns before its reply.
     let engine = db.engine_with("busy_poll=0");
-    engine.execute("CREATE TABLE g (v INTEGER)", ()).await?;
+    query("CREATE TABLE g (v INTEGER)").execute(&engine).await?;
     let mut refused = 0;
     for round in 0..20_u32 {
         let commit_sp = round.is_multiple_of(2);
@@ -52,7 +52,7 @@ async fn a_cancelled_savepoint_end_never_lets_the_transaction_autocommit(
         // as abandoned and is rolled back, or its transaction is lost.
         let sp_committed = {
             let mut sp = tx.begin().await?;
-            sp.execute("INSERT INTO g VALUES (1)", ()).await?;
+            query("INSERT INTO g VALUES (1)").execute(&mut sp).await?;
             if commit_sp {
                 matches!(
                     futures_lite::future::poll_once(sp.commit()).await,
@@ -67,7 +67,11 @@ async fn a_cancelled_savepoint_end_never_lets_the_transaction_autocommit(
         let mut failed = false;
         let mut inserted = 0;
         for v in [3, 4] {
-            match tx.execute("INSERT INTO g VALUES ($1)", (v,)).await {
+            match query("INSERT INTO g VALUES ($1)")
+                .bind(v)
+                .execute(&mut tx)
+                .await
+            {
                 Ok(n) => {
                     assert!(
                         !failed,
@@ -95,7 +99,9 @@ async fn a_cancelled_savepoint_end_never_lets_the_transaction_autocommit(
             );
         }
         drop(conn);
-        let rows: i64 = engine.fetch_scalar("SELECT count(*) FROM g", ()).await?;
+        let rows: i64 = query_scalar("SELECT count(*) FROM g")
+            .fetch_one(&engine)
+            .await?;
         let expected = if commit_outer && ended.is_ok() {
             // The savepoint's own row is kept only when its commit finished.
             i64::try_from(inserted).unwrap() + i64::from(sp_committed)
@@ -106,7 +112,7 @@ async fn a_cancelled_savepoint_end_never_lets_the_transaction_autocommit(
             rows, expected,
             "round {round}: commit_sp={commit_sp} failed={failed}"
         );
-        engine.execute("DELETE FROM g", ()).await?;
+        query("DELETE FROM g").execute(&engine).await?;
     }
     eprintln!("{refused} of 20 rounds lost their transaction and refused later statements");
     assert_pool_settles(&engine).await;
@@ -122,7 +128,7 @@ async fn sql_that_opens_a_transaction_never_goes_back_to_the_pool_open(
 ) -> Result<(), Error> {
     let engine = db.engine_with("max_size=1");
     let observer = db.engine_with("max_size=1");
-    engine.execute("CREATE TABLE r (v INTEGER)", ()).await?;
+    query("CREATE TABLE r (v INTEGER)").execute(&engine).await?;
     let mut opening = vec![
         "BEGIN",
         "BEGIN; INSERT INTO r VALUES (100)",
@@ -137,20 +143,20 @@ async fn sql_that_opens_a_transaction_never_goes_back_to_the_pool_open(
     }
     for sql in opening {
         let mut conn = engine.acquire().await?;
-        conn.execute(sql, ()).await?;
+        query(sql).execute(&mut conn).await?;
         drop(conn);
         let mut conn = engine.acquire().await?;
-        conn.execute("INSERT INTO r VALUES (1)", ()).await?;
+        query("INSERT INTO r VALUES (1)").execute(&mut conn).await?;
         drop(conn);
-        engine.execute("INSERT INTO r VALUES (2)", ()).await?;
-        let seen: Vec<i64> = observer
-            .fetch_all_as::<(i64,)>("SELECT v FROM r ORDER BY v", ())
+        query("INSERT INTO r VALUES (2)").execute(&engine).await?;
+        let seen: Vec<i64> = query_as::<(i64,)>("SELECT v FROM r ORDER BY v")
+            .fetch_all(&observer)
             .await?
             .into_iter()
             .map(|(v,)| v)
             .collect();
         assert_eq!(seen, [1, 2], "after `{sql}`");
-        engine.execute("DELETE FROM r", ()).await?;
+        query("DELETE FROM r").execute(&engine).await?;
     }
     assert_pool_settles(&engine).await;
     assert_eq!(db.idle_in_transaction().await?, 0);
@@ -161,13 +167,11 @@ async fn sql_that_opens_a_transaction_never_goes_back_to_the_pool_open(
 /// `DELETE FROM t\0 WHERE id = 1` deleted every row; PostgreSQL discarded the connection.
 async fn a_nul_in_sql_is_an_error_and_nothing_runs(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=1");
-    engine
-        .execute("CREATE TABLE t (id INTEGER PRIMARY KEY)", ())
+    query("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        .execute(&engine)
         .await?;
-    engine
-        .acquire()
-        .await?
-        .execute_many("INSERT INTO t VALUES ($1)", [[1], [2], [3]])
+    query("INSERT INTO t VALUES ($1)")
+        .execute_many(&mut engine.acquire().await?, [[1], [2], [3]])
         .await?;
     let check = |result: Result<(), Error>, what: &str| {
         let err = result.expect_err(what);
@@ -176,6 +180,7 @@ async fn a_nul_in_sql_is_an_error_and_nothing_runs(db: TestDb) -> Result<(), Err
     };
     let delete = "DELETE FROM t\0 WHERE id = 1";
     let select = "SELECT id FROM t\0 WHERE id = 1";
+    // Every entry point: the shorthands first (kept as sugar, so they are checked too).
     check(engine.execute(delete, ()).await.map(drop), "engine.execute");
     check(
         engine.fetch_all(select, ()).await.map(drop),
@@ -184,6 +189,31 @@ async fn a_nul_in_sql_is_an_error_and_nothing_runs(db: TestDb) -> Result<(), Err
     check(
         engine.fetch_optional(select, ()).await.map(drop),
         "engine.fetch_optional",
+    );
+    // The builders, on every executor: the path the shorthands above are sugar for.
+    check(
+        query(delete).execute(&engine).await.map(drop),
+        "query.execute(&engine)",
+    );
+    check(
+        query(select).fetch_all(&engine).await.map(drop),
+        "query.fetch_all(&engine)",
+    );
+    check(
+        query_as::<(i64,)>(select)
+            .fetch_one(&engine)
+            .await
+            .map(drop),
+        "query_as.fetch_one(&engine)",
+    );
+    let first = query(select).fetch(&engine).next().await.expect("an item");
+    check(first.map(drop), "query.fetch(&engine)");
+    check(
+        query("DELETE FROM t\0 WHERE id = $1")
+            .execute_many(&engine, [[1], [2]])
+            .await
+            .map(drop),
+        "query.execute_many(&engine)",
     );
     let mut conn = engine.acquire().await?;
     check(conn.execute(delete, ()).await.map(drop), "conn.execute");
@@ -201,10 +231,47 @@ async fn a_nul_in_sql_is_an_error_and_nothing_runs(db: TestDb) -> Result<(), Err
     );
     let first = conn.fetch(select, ()).next().await.expect("an item");
     check(first.map(drop), "conn.fetch");
+    check(
+        query(delete).execute(&mut conn).await.map(drop),
+        "query.execute(&mut conn)",
+    );
+    check(
+        query_scalar::<i64>(select)
+            .fetch_optional(&mut conn)
+            .await
+            .map(drop),
+        "query_scalar.fetch_optional(&mut conn)",
+    );
+    check(
+        query("DELETE FROM t\0 WHERE id = $1")
+            .execute_many(&mut conn, [[1], [2]])
+            .await
+            .map(drop),
+        "query.execute_many(&mut conn)",
+    );
+    let first = query(select)
+        .fetch(&mut conn)
+        .next()
+        .await
+        .expect("an item");
+    check(first.map(drop), "query.fetch(&mut conn)");
+    // Owned SQL takes the other branch of the connection's stream.
+    let first = query(select.to_owned())
+        .fetch(&mut conn)
+        .next()
+        .await
+        .expect("an item");
+    check(first.map(drop), "query(String).fetch(&mut conn)");
     let mut tx = conn.begin().await?;
     check(tx.execute(delete, ()).await.map(drop), "tx.execute");
+    check(
+        query(delete).execute(&mut tx).await.map(drop),
+        "query.execute(&mut tx)",
+    );
     tx.rollback().await?;
-    let rows: i64 = conn.fetch_scalar("SELECT count(*) FROM t", ()).await?;
+    let rows: i64 = query_scalar("SELECT count(*) FROM t")
+        .fetch_one(&mut conn)
+        .await?;
     assert_eq!(rows, 3, "nothing ran");
     drop(conn);
     assert_eq!(engine.status().size, 1, "the connection was kept");
@@ -241,12 +308,11 @@ async fn acquires_dropped_during_health_checks_keep_the_pool_count_exact(
             let admin = Engine::builder(&anysql_conformance::pg_url())
                 .max_size(1)
                 .build()?;
-            let open: i64 = admin
-                .fetch_scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                    (schema.as_str(),),
-                )
-                .await?;
+            let open: i64 =
+                query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+                    .bind(schema.as_str())
+                    .fetch_one(&admin)
+                    .await?;
             admin.close().await;
             // A discarded connection's backend may take a moment to leave.
             assert!(
@@ -270,50 +336,52 @@ async fn numeric_values_come_back_digit_for_digit(db: TestDb) -> Result<(), Erro
     let engine = db.engine();
     let digits = "12345678901234567890.0123456789";
     if db.is_postgres() {
-        engine
-            .execute("CREATE TABLE n (v numeric(40,10), w numeric)", ())
+        query("CREATE TABLE n (v numeric(40,10), w numeric)")
+            .execute(&engine)
             .await?;
-        engine
-            .execute(
-                "INSERT INTO n VALUES ($1::text::numeric, $2)",
-                (digits, Value::Numeric("-0.000000000000000000001".into())),
-            )
+        query("INSERT INTO n VALUES ($1::text::numeric, $2)")
+            .bind(digits)
+            .bind(Value::Numeric("-0.000000000000000000001".into()))
+            .execute(&engine)
             .await?;
-        let row = engine.fetch_one("SELECT v, w FROM n", ()).await?;
+        let row = query("SELECT v, w FROM n").fetch_one(&engine).await?;
         assert_eq!(row.get::<String>("v")?, digits);
         assert_eq!(row.get::<Value>("v")?, Value::Numeric(digits.into()));
         assert_eq!(row.get::<String>("w")?, "-0.000000000000000000001");
         let err = row.get::<f64>("v").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
-        let float: f64 = engine.fetch_scalar("SELECT v::float8 FROM n", ()).await?;
+        let float: f64 = query_scalar("SELECT v::float8 FROM n")
+            .fetch_one(&engine)
+            .await?;
         assert!((float - 1.2345678901234567e19).abs() < 1e4);
-        let whole: i64 = engine.fetch_scalar("SELECT 42::numeric(10,2)", ()).await?;
+        let whole: i64 = query_scalar("SELECT 42::numeric(10,2)")
+            .fetch_one(&engine)
+            .await?;
         assert_eq!(whole, 42);
-        let nan: String = engine.fetch_scalar("SELECT 'NaN'::numeric", ()).await?;
+        let nan: String = query_scalar("SELECT 'NaN'::numeric")
+            .fetch_one(&engine)
+            .await?;
         assert_eq!(nan, "NaN");
     } else {
         // SQLite's NUMERIC affinity stores at most ~15 significant digits (its own rule); an
         // exact decimal kept as TEXT comes back digit for digit.
-        engine
-            .execute(
-                "CREATE TABLE n (v NUMERIC(40,10), d DECIMAL(10,2), s TEXT)",
-                (),
-            )
+        query("CREATE TABLE n (v NUMERIC(40,10), d DECIMAL(10,2), s TEXT)")
+            .execute(&engine)
             .await?;
-        engine
-            .execute(
-                "INSERT INTO n VALUES ($1, $2, $3)",
-                (Value::Numeric("2.5".into()), "1.10", digits),
-            )
+        query("INSERT INTO n VALUES ($1, $2, $3)")
+            .bind(Value::Numeric("2.5".into()))
+            .bind("1.10")
+            .bind(digits)
+            .execute(&engine)
             .await?;
-        let row = engine.fetch_one("SELECT v, d, s FROM n", ()).await?;
+        let row = query("SELECT v, d, s FROM n").fetch_one(&engine).await?;
         assert_eq!(row.get::<String>("s")?, digits);
         assert_eq!(row.get::<String>("v")?, "2.5");
         assert_eq!(row.get::<String>("d")?, "1.1");
         let err = row.get::<f64>("v").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
-        let float: f64 = engine
-            .fetch_scalar("SELECT CAST(v AS REAL) FROM n", ())
+        let float: f64 = query_scalar("SELECT CAST(v AS REAL) FROM n")
+            .fetch_one(&engine)
             .await?;
         assert_eq!(float, 2.5);
     }
@@ -377,8 +445,8 @@ async fn engine_statements_honour_the_acquire_timeout_against_a_silent_server(
     .build()?;
     let started = Instant::now();
     let outcome = with_timeout(Duration::from_secs(10), async {
-        let scalar = engine.fetch_scalar::<i64>("SELECT 1", ()).await;
-        let executed = engine.execute("SELECT 1", ()).await;
+        let scalar = query_scalar::<i64>("SELECT 1").fetch_one(&engine).await;
+        let executed = query("SELECT 1").execute(&engine).await;
         let acquired = engine.acquire().await.map(drop);
         let begun = engine.begin().await.map(drop);
         [scalar.map(drop), executed.map(drop), acquired, begun]
@@ -401,8 +469,8 @@ async fn copy_through_execute_is_a_clear_error_and_no_other_caller_fails(
     db: TestDb,
 ) -> Result<(), Error> {
     let engine = db.engine_with("max_size=2");
-    engine
-        .execute("CREATE TABLE c (id INTEGER, name TEXT)", ())
+    query("CREATE TABLE c (id INTEGER, name TEXT)")
+        .execute(&engine)
         .await?;
     let stop = Arc::new(AtomicBool::new(false));
     let mut others = Vec::new();
@@ -412,8 +480,8 @@ async fn copy_through_execute_is_a_clear_error_and_no_other_caller_fails(
         others.push(spawn(async move {
             let mut served = 0_u64;
             while !stop.load(Ordering::SeqCst) || served == 0 {
-                let one: i64 = engine
-                    .fetch_scalar("SELECT 1", ())
+                let one: i64 = query_scalar("SELECT 1")
+                    .fetch_one(&engine)
                     .await
                     .expect("an unrelated statement failed");
                 assert_eq!(one, 1);
@@ -435,16 +503,23 @@ async fn copy_through_execute_is_a_clear_error_and_no_other_caller_fails(
         assert!(err.to_string().contains("copy_in"), "{what}: {err}");
     };
     for sql in copies {
+        // Through the shorthands and through the builders they are sugar for.
         check(engine.execute(sql, ()).await.map(drop), sql);
         check(engine.fetch_all(sql, ()).await.map(drop), sql);
-        let one: i64 = engine.fetch_scalar("SELECT 1", ()).await?;
+        check(query(sql).execute(&engine).await.map(drop), sql);
+        check(query(sql).fetch_all(&engine).await.map(drop), sql);
+        let one: i64 = query_scalar("SELECT 1").fetch_one(&engine).await?;
         assert_eq!(one, 1, "right after `{sql}`");
         let mut conn = engine.acquire().await?;
         check(conn.execute(sql, ()).await.map(drop), sql);
         check(conn.fetch_optional(sql, ()).await.map(drop), sql);
         let first = conn.fetch(sql, ()).next().await.expect("an item");
         check(first.map(drop), sql);
-        let one: i64 = conn.fetch_scalar("SELECT 1", ()).await?;
+        check(query(sql).execute(&mut conn).await.map(drop), sql);
+        check(query(sql).fetch_optional(&mut conn).await.map(drop), sql);
+        let first = query(sql).fetch(&mut conn).next().await.expect("an item");
+        check(first.map(drop), sql);
+        let one: i64 = query_scalar("SELECT 1").fetch_one(&mut conn).await?;
         assert_eq!(one, 1, "on the same connection after `{sql}`");
     }
     stop.store(true, Ordering::SeqCst);
@@ -472,17 +547,36 @@ async fn too_many_parameters_is_a_parameter_error_and_the_connection_stays(
     let params = |n: usize| (1..=n).map(|i| Value::Int(i as i64)).collect::<Vec<_>>();
     let too_many = sql(65_536);
     let mut conn = engine.acquire().await?;
+    // The shorthands, then the builders.
     for result in [
         conn.execute(&too_many, params(65_536)).await.map(drop),
         conn.fetch_all(&too_many, params(65_536)).await.map(drop),
         engine.fetch_all(&too_many, params(65_536)).await.map(drop),
+        query(&too_many)
+            .bind_all(params(65_536))
+            .execute(&mut conn)
+            .await
+            .map(drop),
+        query(&too_many)
+            .bind_all(params(65_536))
+            .fetch_all(&mut conn)
+            .await
+            .map(drop),
+        query(&too_many)
+            .bind_all(params(65_536))
+            .fetch_all(&engine)
+            .await
+            .map(drop),
     ] {
         let err = result.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Parameter, "{err}");
         assert!(err.to_string().contains("65535"), "{err}");
     }
     let most = sql(65_535);
-    let n: i64 = conn.fetch_scalar(&most, params(65_535)).await?;
+    let n: i64 = query_scalar(&most)
+        .bind_all(params(65_535))
+        .fetch_one(&mut conn)
+        .await?;
     assert_eq!(n, 1);
     drop(conn);
     assert_eq!(engine.metrics().connections_closed_broken, 0);
@@ -500,32 +594,36 @@ async fn killed_sessions_are_connection_errors_with_their_sqlstate(
         .build()?;
     for in_flight in [false, true] {
         let mut conn = engine.acquire().await?;
-        let pid: i32 = conn.fetch_scalar("SELECT pg_backend_pid()", ()).await?;
+        let pid: i32 = query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await?;
         let err = if in_flight {
             let running = spawn(async move {
-                let result = conn.execute("SELECT pg_sleep(10)", ()).await;
+                let result = query("SELECT pg_sleep(10)").execute(&mut conn).await;
                 (conn, result)
             });
             anysql_conformance::sleep(Duration::from_millis(200)).await;
-            admin
-                .execute("SELECT pg_terminate_backend($1)", (pid,))
+            query("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .execute(&admin)
                 .await?;
             let (conn, result) = running.await;
             drop(conn);
             result.unwrap_err()
         } else {
-            admin
-                .execute("SELECT pg_terminate_backend($1)", (pid,))
+            query("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .execute(&admin)
                 .await?;
             anysql_conformance::sleep(Duration::from_millis(200)).await;
-            let result = conn.execute("SELECT 1", ()).await;
+            let result = query("SELECT 1").execute(&mut conn).await;
             drop(conn);
             result.unwrap_err()
         };
         assert!(err.is_connection(), "in_flight={in_flight}: {err:?}");
         assert_eq!(err.kind(), ErrorKind::Connection, "{err:?}");
         assert_eq!(err.code(), Some("57P01"), "in_flight={in_flight}: {err:?}");
-        let one: i64 = engine.fetch_scalar("SELECT 1", ()).await?;
+        let one: i64 = query_scalar("SELECT 1").fetch_one(&engine).await?;
         assert_eq!(one, 1);
     }
     admin.close().await;
