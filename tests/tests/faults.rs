@@ -40,12 +40,12 @@ async fn terminate_sessions(db: &TestDb) -> Result<i64, Error> {
         .max_size(1)
         .build()?;
     let schema = db.schema.as_deref().unwrap_or_default();
-    let killed: i64 = admin
-        .fetch_scalar(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-            (schema,),
-        )
-        .await?;
+    let killed: i64 = query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(schema)
+    .fetch_one(&admin)
+    .await?;
     admin.close().await;
     Ok(killed)
 }
@@ -55,11 +55,8 @@ async fn terminated_sessions_under_load_fail_in_flight_work_then_recover(
 ) -> Result<(), Error> {
     assert_eq!(driver_kind(), DriverKind::Postgres);
     let engine = db.engine_with("max_size=4&acquire_timeout=20s");
-    engine
-        .execute(
-            "CREATE TABLE load (id BIGSERIAL PRIMARY KEY, worker BIGINT NOT NULL)",
-            (),
-        )
+    query("CREATE TABLE load (id BIGSERIAL PRIMARY KEY, worker BIGINT NOT NULL)")
+        .execute(&engine)
         .await?;
     let failures = Arc::new(AtomicU64::new(0));
     let successes = Arc::new(AtomicU64::new(0));
@@ -72,9 +69,12 @@ async fn terminated_sessions_under_load_fail_in_flight_work_then_recover(
             for _ in 0..150 {
                 let result: Result<i64, Error> = async {
                     let mut conn = engine.acquire().await?;
-                    conn.execute("INSERT INTO load (worker) VALUES ($1)", (worker,))
+                    query("INSERT INTO load (worker) VALUES ($1)")
+                        .bind(worker)
+                        .execute(&mut conn)
                         .await?;
-                    conn.fetch_scalar("SELECT count(*) FROM pg_sleep(0.001)", ())
+                    query_scalar("SELECT count(*) FROM pg_sleep(0.001)")
+                        .fetch_one(&mut conn)
                         .await
                 }
                 .await;
@@ -110,8 +110,9 @@ async fn terminated_sessions_under_load_fail_in_flight_work_then_recover(
     // Later work succeeds on fresh connections.
     for i in 0..10_i64 {
         assert_eq!(
-            engine
-                .fetch_scalar::<i64>("SELECT $1::bigint", (i,))
+            query_scalar::<i64>("SELECT $1::bigint")
+                .bind(i)
+                .fetch_one(&engine)
                 .await?,
             i
         );
@@ -129,35 +130,45 @@ async fn terminated_sessions_under_load_fail_in_flight_work_then_recover(
 async fn terminated_idle_connection_is_replaced(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=1");
     let mut conn = engine.acquire().await?;
-    let pid: i32 = conn.fetch_scalar("SELECT pg_backend_pid()", ()).await?;
+    let pid: i32 = query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await?;
     terminate_sessions(&db).await?;
     // The next use of that very connection reports the loss as a connection error...
-    let err = conn.fetch_scalar::<i64>("SELECT 1", ()).await.unwrap_err();
+    let err = query_scalar::<i64>("SELECT 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err.kind(), ErrorKind::Connection | ErrorKind::Closed),
         "{err:?}"
     );
     drop(conn);
     // ...and the engine then serves from a fresh connection.
-    let new_pid: i32 = engine.fetch_scalar("SELECT pg_backend_pid()", ()).await?;
+    let new_pid: i32 = query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&engine)
+        .await?;
     assert_ne!(pid, new_pid);
     Ok(())
 }
 
 async fn eight_writers_and_four_readers_never_see_locked(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=12");
-    engine.execute("CREATE TABLE writes (id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, n INTEGER NOT NULL)", ()).await?;
+    query(
+        "CREATE TABLE writes (id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, n INTEGER NOT NULL)",
+    )
+    .execute(&engine)
+    .await?;
     let reads = Arc::new(AtomicU64::new(0));
     let mut writers = Vec::new();
     for writer in 0..8_i64 {
         let engine = engine.clone();
         writers.push(spawn(async move {
             for n in 0..1000_i64 {
-                engine
-                    .execute(
-                        "INSERT INTO writes (writer, n) VALUES ($1, $2)",
-                        (writer, n),
-                    )
+                query("INSERT INTO writes (writer, n) VALUES ($1, $2)")
+                    .bind(writer)
+                    .bind(n)
+                    .execute(&engine)
                     .await?;
             }
             Ok::<_, Error>(())
@@ -169,8 +180,8 @@ async fn eight_writers_and_four_readers_never_see_locked(db: TestDb) -> Result<(
         let reads = Arc::clone(&reads);
         readers.push(spawn(async move {
             for _ in 0..300 {
-                let n: i64 = engine
-                    .fetch_scalar("SELECT count(*) FROM writes", ())
+                let n: i64 = query_scalar("SELECT count(*) FROM writes")
+                    .fetch_one(&engine)
                     .await?;
                 assert!((0..=8000).contains(&n));
                 reads.fetch_add(1, Ordering::Relaxed);
@@ -186,14 +197,14 @@ async fn eight_writers_and_four_readers_never_see_locked(db: TestDb) -> Result<(
         reader.await?;
     }
     assert_eq!(
-        engine
-            .fetch_scalar::<i64>("SELECT count(*) FROM writes", ())
+        query_scalar::<i64>("SELECT count(*) FROM writes")
+            .fetch_one(&engine)
             .await?,
         8000
     );
     assert_eq!(
-        engine
-            .fetch_scalar::<i64>("SELECT count(DISTINCT writer * 10000 + n) FROM writes", ())
+        query_scalar::<i64>("SELECT count(DISTINCT writer * 10000 + n) FROM writes")
+            .fetch_one(&engine)
             .await?,
         8000
     );
@@ -203,14 +214,15 @@ async fn eight_writers_and_four_readers_never_see_locked(db: TestDb) -> Result<(
 
 async fn panic_in_transaction_closure_keeps_the_engine_serving(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=1");
-    engine
-        .execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", ())
+    query("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        .execute(&engine)
         .await?;
     let engine2 = engine.clone();
     let task = spawn(async move {
         futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(engine2.transaction(
             async move |tx| {
-                tx.execute("INSERT INTO notes (id, body) VALUES (1, 'lost')", ())
+                query("INSERT INTO notes (id, body) VALUES (1, 'lost')")
+                    .execute(&mut *tx)
                     .await?;
                 if tx.level() == 1 {
                     panic!("user code panicked inside the transaction closure");
@@ -223,17 +235,17 @@ async fn panic_in_transaction_closure_keeps_the_engine_serving(db: TestDb) -> Re
     });
     assert!(task.await, "the closure panicked");
     assert_eq!(
-        engine
-            .fetch_scalar::<i64>("SELECT count(*) FROM notes", ())
+        query_scalar::<i64>("SELECT count(*) FROM notes")
+            .fetch_one(&engine)
             .await?,
         0
     );
-    engine
-        .execute("INSERT INTO notes (id, body) VALUES (2, 'kept')", ())
+    query("INSERT INTO notes (id, body) VALUES (2, 'kept')")
+        .execute(&engine)
         .await?;
     assert_eq!(
-        engine
-            .fetch_scalar::<i64>("SELECT count(*) FROM notes", ())
+        query_scalar::<i64>("SELECT count(*) FROM notes")
+            .fetch_one(&engine)
             .await?,
         1
     );
@@ -263,16 +275,17 @@ async fn connects_over_the_unix_socket(db: TestDb) -> Result<(), Error> {
         db.schema.as_deref().unwrap_or_default()
     );
     let engine = Engine::builder(&unix_url).max_size(1).build()?;
-    let over_unix: Option<String> = engine
-        .fetch_scalar("SELECT inet_client_addr()::text", ())
+    let over_unix: Option<String> = query_scalar("SELECT inet_client_addr()::text")
+        .fetch_one(&engine)
         .await?;
     assert_eq!(
         over_unix, None,
         "a Unix-socket session has no client address"
     );
     assert_eq!(
-        engine
-            .fetch_scalar::<i64>("SELECT $1::int8 * 2", (21,))
+        query_scalar::<i64>("SELECT $1::int8 * 2")
+            .bind(21)
+            .fetch_one(&engine)
             .await?,
         42
     );
@@ -291,13 +304,19 @@ async fn cancel_handle_stops_a_long_query_within_a_second(db: TestDb) -> Result<
         cancel.cancel().await
     });
     let started = std::time::Instant::now();
-    let err = conn.execute("SELECT pg_sleep(10)", ()).await.unwrap_err();
+    let err = query("SELECT pg_sleep(10)")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
     let took = started.elapsed();
     canceller.await?;
     assert_eq!(err.code(), Some("57014"), "query_canceled, got {err:?}");
     assert!(took < Duration::from_secs(1), "the cancel took {took:?}");
     // The connection is still good.
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT 3", ()).await?, 3);
+    assert_eq!(
+        query_scalar::<i64>("SELECT 3").fetch_one(&mut conn).await?,
+        3
+    );
     Ok(())
 }
 
@@ -306,13 +325,15 @@ async fn statements_are_named_only_outside_pgbouncer_mode(db: TestDb) -> Result<
     let mut conn = engine.acquire().await?;
     for i in 0..3_i64 {
         assert_eq!(
-            conn.fetch_scalar::<i64>("SELECT $1::int8 + 1", (i,))
+            query_scalar::<i64>("SELECT $1::int8 + 1")
+                .bind(i)
+                .fetch_one(&mut conn)
                 .await?,
             i + 1
         );
     }
-    let named: i64 = conn
-        .fetch_scalar("SELECT count(*) FROM pg_prepared_statements", ())
+    let named: i64 = query_scalar("SELECT count(*) FROM pg_prepared_statements")
+        .fetch_one(&mut conn)
         .await?;
     if anysql_conformance::pgbouncer_mode() {
         assert_eq!(
@@ -359,14 +380,16 @@ async fn engine_survives_a_server_restart_without_being_rebuilt(_db: TestDb) -> 
         .max_size(2)
         .acquire_timeout(Duration::from_secs(20))
         .build()?;
-    engine
-        .execute("CREATE TABLE survivors (id INTEGER PRIMARY KEY)", ())
+    query("CREATE TABLE survivors (id INTEGER PRIMARY KEY)")
+        .execute(&engine)
         .await?;
     let mut a = engine.acquire().await?;
     let mut b = engine.acquire().await?;
-    a.execute("INSERT INTO survivors (id) VALUES (1)", ())
+    query("INSERT INTO survivors (id) VALUES (1)")
+        .execute(&mut a)
         .await?;
-    b.execute("INSERT INTO survivors (id) VALUES (2)", ())
+    query("INSERT INTO survivors (id) VALUES (2)")
+        .execute(&mut b)
         .await?;
     drop((a, b));
 
@@ -384,8 +407,8 @@ async fn engine_survives_a_server_restart_without_being_rebuilt(_db: TestDb) -> 
     let mut failures = 0;
     let mut rows = None;
     for _ in 0..10 {
-        match engine
-            .fetch_scalar::<i64>("SELECT count(*) FROM survivors", ())
+        match query_scalar::<i64>("SELECT count(*) FROM survivors")
+            .fetch_one(&engine)
             .await
         {
             Ok(n) => {
@@ -409,7 +432,10 @@ async fn engine_survives_a_server_restart_without_being_rebuilt(_db: TestDb) -> 
     assert!(failures <= 2, "{failures} failures for a pool of 2");
     for i in 0..5_i64 {
         assert_eq!(
-            engine.fetch_scalar::<i64>("SELECT $1::int8", (i,)).await?,
+            query_scalar::<i64>("SELECT $1::int8")
+                .bind(i)
+                .fetch_one(&engine)
+                .await?,
             i
         );
     }
@@ -424,33 +450,33 @@ async fn engine_survives_a_server_restart_without_being_rebuilt(_db: TestDb) -> 
 async fn isolation_read_only_and_serialization_failures(db: TestDb) -> Result<(), Error> {
     use anysql::{IsolationLevel, TransactionOptions};
     let engine = db.engine_with("max_size=2");
-    engine
-        .execute(
-            "CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount BIGINT NOT NULL)",
-            (),
-        )
+    query("CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount BIGINT NOT NULL)")
+        .execute(&engine)
         .await?;
     let serializable = TransactionOptions::new().isolation(IsolationLevel::Serializable);
     let mut tx = engine
         .begin_with(serializable.read_only(true).deferrable(true))
         .await?;
     assert_eq!(
-        tx.fetch_scalar::<String>("SHOW transaction_isolation", ())
+        query_scalar::<String>("SHOW transaction_isolation")
+            .fetch_one(&mut tx)
             .await?,
         "serializable"
     );
     assert_eq!(
-        tx.fetch_scalar::<String>("SHOW transaction_read_only", ())
+        query_scalar::<String>("SHOW transaction_read_only")
+            .fetch_one(&mut tx)
             .await?,
         "on"
     );
     assert_eq!(
-        tx.fetch_scalar::<String>("SHOW transaction_deferrable", ())
+        query_scalar::<String>("SHOW transaction_deferrable")
+            .fetch_one(&mut tx)
             .await?,
         "on"
     );
-    let err = tx
-        .execute("INSERT INTO ledger (id, amount) VALUES (1, 1)", ())
+    let err = query("INSERT INTO ledger (id, amount) VALUES (1, 1)")
+        .execute(&mut tx)
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("25006"), "read-only transaction: {err:?}");
@@ -460,36 +486,33 @@ async fn isolation_read_only_and_serialization_failures(db: TestDb) -> Result<()
     // 40001, which is retryable, and a retry then succeeds.
     let mut a = engine.begin_with(serializable).await?;
     let mut b = engine.begin_with(serializable).await?;
-    let sum_a: i64 = a
-        .fetch_scalar("SELECT coalesce(sum(amount), 0)::int8 FROM ledger", ())
+    let sum_a: i64 = query_scalar("SELECT coalesce(sum(amount), 0)::int8 FROM ledger")
+        .fetch_one(&mut a)
         .await?;
-    let sum_b: i64 = b
-        .fetch_scalar("SELECT coalesce(sum(amount), 0)::int8 FROM ledger", ())
+    let sum_b: i64 = query_scalar("SELECT coalesce(sum(amount), 0)::int8 FROM ledger")
+        .fetch_one(&mut b)
         .await?;
-    a.execute(
-        "INSERT INTO ledger (id, amount) VALUES (10, $1)",
-        (sum_a + 1,),
-    )
-    .await?;
-    b.execute(
-        "INSERT INTO ledger (id, amount) VALUES (20, $1)",
-        (sum_b + 1,),
-    )
-    .await?;
+    query("INSERT INTO ledger (id, amount) VALUES (10, $1)")
+        .bind(sum_a + 1)
+        .execute(&mut a)
+        .await?;
+    query("INSERT INTO ledger (id, amount) VALUES (20, $1)")
+        .bind(sum_b + 1)
+        .execute(&mut b)
+        .await?;
     a.commit().await?;
     let err = b.commit().await.unwrap_err();
     assert_eq!(err.code(), Some("40001"), "{err:?}");
     assert!(err.is_retryable());
     let retried = engine
         .transaction_with(serializable, anysql::core::RetryPolicy::new(), async |tx| {
-            let sum: i64 = tx
-                .fetch_scalar("SELECT sum(amount)::int8 FROM ledger", ())
+            let sum: i64 = query_scalar("SELECT sum(amount)::int8 FROM ledger")
+                .fetch_one(&mut *tx)
                 .await?;
-            tx.execute(
-                "INSERT INTO ledger (id, amount) VALUES (20, $1)",
-                (sum + 1,),
-            )
-            .await?;
+            query("INSERT INTO ledger (id, amount) VALUES (20, $1)")
+                .bind(sum + 1)
+                .execute(&mut *tx)
+                .await?;
             Ok(sum)
         })
         .await?;
@@ -502,21 +525,23 @@ async fn immediate_transactions_take_the_write_lock_at_begin(db: TestDb) -> Resu
     // No busy timeout and no writer gate: a second writer fails at once instead of waiting, which
     // shows who holds the write lock.
     let engine = db.engine_with("max_size=2&busy_timeout=0&writer_gate=false");
-    engine
-        .execute("CREATE TABLE t (id INTEGER PRIMARY KEY)", ())
+    query("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        .execute(&engine)
         .await?;
     let mut a = engine.acquire().await?;
     let mut b = engine.acquire().await?;
     // A deferred BEGIN takes no lock until the first write.
     let deferred = a.begin().await?;
-    b.execute("INSERT INTO t (id) VALUES (1)", ()).await?;
+    query("INSERT INTO t (id) VALUES (1)")
+        .execute(&mut b)
+        .await?;
     deferred.rollback().await?;
     // BEGIN IMMEDIATE takes it at once.
     let immediate = a
         .begin_with(TransactionOptions::new().immediate(true))
         .await?;
-    let err = b
-        .execute("INSERT INTO t (id) VALUES (2)", ())
+    let err = query("INSERT INTO t (id) VALUES (2)")
+        .execute(&mut b)
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "SQLITE_BUSY is retryable: {err:?}");
@@ -525,20 +550,24 @@ async fn immediate_transactions_take_the_write_lock_at_begin(db: TestDb) -> Resu
         "{err:?}"
     );
     immediate.commit().await?;
-    b.execute("INSERT INTO t (id) VALUES (2)", ()).await?;
+    query("INSERT INTO t (id) VALUES (2)")
+        .execute(&mut b)
+        .await?;
     Ok(())
 }
 
 async fn run_sync_never_sees_an_abandoned_transaction(db: TestDb) -> Result<(), Error> {
     use anysql::sqlite::SqliteConnectionExt;
     let engine = db.engine_with("max_size=1");
-    engine
-        .execute("CREATE TABLE t (id INTEGER PRIMARY KEY)", ())
+    query("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        .execute(&engine)
         .await?;
     let mut conn = engine.acquire().await?;
     {
         let mut tx = conn.begin().await?;
-        tx.execute("INSERT INTO t (id) VALUES (1)", ()).await?;
+        query("INSERT INTO t (id) VALUES (1)")
+            .execute(&mut tx)
+            .await?;
     }
     // The dropped transaction is rolled back before the closure runs on the raw connection.
     let (autocommit, rows) = conn

@@ -50,24 +50,16 @@ async fn torture(db: TestDb) -> Result<(), Error> {
     // A second engine that health-checks every connection it hands out, so that acquires are
     // dropped during health checks too.
     let checked = db.engine_with("max_size=2&acquire_timeout=30s&health_check_after=0s");
-    engine
-        .execute(
-            "CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL)",
-            (),
-        )
+    query("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL)")
+        .execute(&engine)
         .await?;
-    engine
-        .execute(
-            "CREATE TABLE journal (id BIGINT PRIMARY KEY, worker BIGINT NOT NULL)",
-            (),
-        )
+    query("CREATE TABLE journal (id BIGINT PRIMARY KEY, worker BIGINT NOT NULL)")
+        .execute(&engine)
         .await?;
     let mut conn = engine.acquire().await?;
-    conn.execute_many(
-        "INSERT INTO accounts (id, balance) VALUES ($1, $2)",
-        (0..ACCOUNTS).map(|id| (id, START_BALANCE)),
-    )
-    .await?;
+    query("INSERT INTO accounts (id, balance) VALUES ($1, $2)")
+        .execute_many(&mut conn, (0..ACCOUNTS).map(|id| (id, START_BALANCE)))
+        .await?;
     drop(conn);
 
     let counts = Arc::new(Counts::default());
@@ -163,14 +155,23 @@ async fn torture(db: TestDb) -> Result<(), Error> {
     );
     assert!(checked_status.size <= 2, "{checked_status:?}");
     let mut conn = checked.acquire().await?;
-    assert_eq!(conn.fetch_scalar::<i64>("SELECT $1 * 3", (5,)).await?, 15);
+    assert_eq!(
+        query_scalar::<i64>("SELECT $1 * 3")
+            .bind(5)
+            .fetch_one(&mut conn)
+            .await?,
+        15
+    );
     drop(conn);
     // Every connection the pool holds answers correctly and is outside any transaction.
     let mut held = Vec::new();
     for i in 0..4_i64 {
         let mut conn = engine.acquire().await?;
         assert_eq!(
-            conn.fetch_scalar::<i64>("SELECT $1 * 2", (i,)).await?,
+            query_scalar::<i64>("SELECT $1 * 2")
+                .bind(i)
+                .fetch_one(&mut conn)
+                .await?,
             i * 2
         );
         assert!(!conn.in_transaction());
@@ -180,11 +181,11 @@ async fn torture(db: TestDb) -> Result<(), Error> {
     }
     drop(held);
     let idle_in_transaction = db.idle_in_transaction().await?;
-    let total: i64 = engine
-        .fetch_scalar("SELECT sum(balance) FROM accounts", ())
+    let total: i64 = query_scalar("SELECT sum(balance) FROM accounts")
+        .fetch_one(&engine)
         .await?;
-    let stored: BTreeSet<i64> = engine
-        .fetch_all_as::<(i64,)>("SELECT id FROM journal", ())
+    let stored: BTreeSet<i64> = query_as::<(i64,)>("SELECT id FROM journal")
+        .fetch_all(&engine)
         .await?
         .into_iter()
         .map(|(id,)| id)
@@ -240,8 +241,9 @@ async fn operation(
     match op {
         // A point query.
         0 => {
-            let balance: i64 = engine
-                .fetch_scalar("SELECT balance FROM accounts WHERE id = $1", (from,))
+            let balance: i64 = query_scalar("SELECT balance FROM accounts WHERE id = $1")
+                .bind(from)
+                .fetch_one(engine)
                 .await?;
             assert!(balance > -1_000_000);
         }
@@ -253,7 +255,7 @@ async fn operation(
             } else {
                 "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 200) SELECT n FROM s"
             };
-            let mut rows = conn.fetch(sql, ());
+            let mut rows = query(sql).fetch(&mut conn);
             let mut seen = 0;
             while let Some(row) = rows.next().await {
                 let n: i64 = row?.get(0)?;
@@ -267,17 +269,16 @@ async fn operation(
         // A transfer with a nested savepoint, committed.
         2 => {
             let mut tx = engine.begin().await?;
-            tx.execute(
-                "UPDATE accounts SET balance = balance - $1 WHERE id = $2",
-                (amount, from),
-            )
-            .await?;
+            query("UPDATE accounts SET balance = balance - $1 WHERE id = $2")
+                .bind(amount)
+                .bind(from)
+                .execute(&mut tx)
+                .await?;
             let mut inner = tx.begin().await?;
-            inner
-                .execute(
-                    "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
-                    (amount, to),
-                )
+            query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+                .bind(amount)
+                .bind(to)
+                .execute(&mut inner)
                 .await?;
             inner.commit().await?;
             tx.commit().await?;
@@ -285,28 +286,26 @@ async fn operation(
         // A transfer whose savepoint is rolled back, then the outer transaction rolled back too.
         3 => {
             let mut tx = engine.begin().await?;
-            tx.execute(
-                "UPDATE accounts SET balance = balance - $1 WHERE id = $2",
-                (amount, from),
-            )
-            .await?;
+            query("UPDATE accounts SET balance = balance - $1 WHERE id = $2")
+                .bind(amount)
+                .bind(from)
+                .execute(&mut tx)
+                .await?;
             let mut inner = tx.begin().await?;
-            inner
-                .execute(
-                    "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
-                    (amount * 2, to),
-                )
+            query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+                .bind(amount * 2)
+                .bind(to)
+                .execute(&mut inner)
                 .await?;
             inner.rollback().await?;
             tx.rollback().await?;
         }
         // A write acknowledged to the caller: it must be there at the end.
         4 => {
-            engine
-                .execute(
-                    "INSERT INTO journal (id, worker) VALUES ($1, $2)",
-                    (journal_id, worker as i64),
-                )
+            query("INSERT INTO journal (id, worker) VALUES ($1, $2)")
+                .bind(journal_id)
+                .bind(worker as i64)
+                .execute(engine)
                 .await?;
             acknowledged.lock().unwrap().insert(journal_id);
         }
@@ -315,18 +314,17 @@ async fn operation(
         // (its state was lost, and all of it was rolled back), but never commits half.
         6 => {
             let mut tx = engine.begin().await?;
-            tx.execute(
-                "UPDATE accounts SET balance = balance - $1 WHERE id = $2",
-                (amount, from),
-            )
-            .await?;
+            query("UPDATE accounts SET balance = balance - $1 WHERE id = $2")
+                .bind(amount)
+                .bind(from)
+                .execute(&mut tx)
+                .await?;
             let kept = {
                 let mut inner = tx.begin().await?;
-                inner
-                    .execute(
-                        "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
-                        (amount, to),
-                    )
+                query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+                    .bind(amount)
+                    .bind(to)
+                    .execute(&mut inner)
                     .await?;
                 if variant.is_multiple_of(2) {
                     matches!(
@@ -339,17 +337,16 @@ async fn operation(
                 }
             };
             if !kept {
-                let credit = tx
-                    .execute(
-                        "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
-                        (amount, to),
-                    )
+                let credit = query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+                    .bind(amount)
+                    .bind(to)
+                    .execute(&mut tx)
                     .await;
                 match credit {
                     Ok(_) => {}
                     Err(e) if e.is_retryable() => return Err(e),
                     Err(_) => {
-                        let again = tx.execute("SELECT 1", ()).await.unwrap_err();
+                        let again = query("SELECT 1").execute(&mut tx).await.unwrap_err();
                         assert_eq!(again.kind(), ErrorKind::Closed, "{again}");
                         assert!(tx.commit().await.is_err(), "a lost transaction committed");
                         return Ok(());
@@ -368,17 +365,20 @@ async fn operation(
                 (false, 1) => "SAVEPOINT raw",
                 (false, _) => "BEGIN IMMEDIATE",
             };
-            conn.execute(begin, ()).await?;
-            conn.execute(
-                "UPDATE accounts SET balance = balance - $1 WHERE id = $2",
-                (amount, from),
-            )
-            .await?;
+            query(begin).execute(&mut conn).await?;
+            query("UPDATE accounts SET balance = balance - $1 WHERE id = $2")
+                .bind(amount)
+                .bind(from)
+                .execute(&mut conn)
+                .await?;
         }
         // An acquire from an engine that health-checks every connection first.
         8 => {
             let mut conn = checked.acquire().await?;
-            let n: i64 = conn.fetch_scalar("SELECT $1 + 1", (from,)).await?;
+            let n: i64 = query_scalar("SELECT $1 + 1")
+                .bind(from)
+                .fetch_one(&mut conn)
+                .await?;
             assert_eq!(n, from + 1);
         }
         // COPY through `execute`, which PostgreSQL cannot run there: a clear error, and no other
@@ -390,11 +390,12 @@ async fn operation(
                 } else {
                     "COPY accounts TO STDOUT"
                 };
-                let err = engine.execute(sql, ()).await.unwrap_err();
+                let err = query(sql).execute(engine).await.unwrap_err();
                 assert_eq!(err.kind(), ErrorKind::InvalidStatement, "{err}");
             } else {
-                let balance: i64 = checked
-                    .fetch_scalar("SELECT balance FROM accounts WHERE id = $1", (to,))
+                let balance: i64 = query_scalar("SELECT balance FROM accounts WHERE id = $1")
+                    .bind(to)
+                    .fetch_one(checked)
                     .await?;
                 assert!(balance > -1_000_000);
             }
@@ -403,21 +404,21 @@ async fn operation(
         _ => {
             engine
                 .transaction(async move |tx| {
-                    tx.execute(
-                        "UPDATE accounts SET balance = balance - $1 WHERE id = $2",
-                        (amount, from),
-                    )
-                    .await?;
-                    tx.execute(
-                        "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
-                        (amount, to),
-                    )
-                    .await?;
-                    tx.execute(
-                        "INSERT INTO journal (id, worker) VALUES ($1, $2)",
-                        (journal_id, worker as i64),
-                    )
-                    .await?;
+                    query("UPDATE accounts SET balance = balance - $1 WHERE id = $2")
+                        .bind(amount)
+                        .bind(from)
+                        .execute(&mut *tx)
+                        .await?;
+                    query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+                        .bind(amount)
+                        .bind(to)
+                        .execute(&mut *tx)
+                        .await?;
+                    query("INSERT INTO journal (id, worker) VALUES ($1, $2)")
+                        .bind(journal_id)
+                        .bind(worker as i64)
+                        .execute(&mut *tx)
+                        .await?;
                     Ok::<_, Error>(())
                 })
                 .await?;
