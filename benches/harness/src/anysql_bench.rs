@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anysql::{Engine, Error};
+use anysql::{query, query_as, Engine, Error};
 use futures_lite::StreamExt;
 
 use crate::common::{us_per, Bench, Db, M1Args, RepResult, Sizes, Workload};
@@ -277,10 +277,10 @@ impl Bench for AnysqlBench {
 
     fn note(&self, workload: Workload) -> String {
         match workload {
-            Workload::S3 => "conn.execute_many (one transaction of its own)".to_owned(),
+            Workload::S3 => "query(..).execute_many (one transaction of its own)".to_owned(),
             Workload::S5 => "5 tasks, one pooled connection each".to_owned(),
             Workload::P2 => format!(
-                "engine.fetch_one per query (on the engine's shared pipelined connection; pool max_size {PG_MAX_SIZE})"
+                "query_as(..).fetch_one(&engine) per query (on the engine's shared pipelined connection; pool max_size {PG_MAX_SIZE})"
             ),
             _ => "one pooled connection, acquired before the clock starts".to_owned(),
         }
@@ -292,7 +292,7 @@ async fn s1(engine: Engine, n: usize) -> Result<Vec<(&'static str, f64)>, Error>
     let started = Instant::now();
     for i in 0..n {
         let id = i as i64 + 1;
-        let row: Tuple = conn.fetch_one_as(SELECT_ONE, (id,)).await?;
+        let row: Tuple = query_as(SELECT_ONE).bind(id).fetch_one(&mut conn).await?;
         black_box(row);
     }
     Ok(vec![("S1", us_per(started.elapsed(), n))])
@@ -300,12 +300,17 @@ async fn s1(engine: Engine, n: usize) -> Result<Vec<(&'static str, f64)>, Error>
 
 async fn s2(engine: Engine, rows: Arc<Vec<Tuple>>) -> Result<Vec<(&'static str, f64)>, Error> {
     let mut conn = engine.acquire().await?;
-    conn.execute(raw_sqlite::CLEAR, ()).await?;
-    conn.fetch_all(raw_sqlite::CHECKPOINT, ()).await?;
+    query(raw_sqlite::CLEAR).execute(&mut conn).await?;
+    query(raw_sqlite::CHECKPOINT).fetch_all(&mut conn).await?;
     let started = Instant::now();
     let mut tx = conn.begin().await?;
     for (id, name, v) in rows.iter() {
-        tx.execute(INSERT, (id, name.as_str(), v)).await?;
+        query(INSERT)
+            .bind(id)
+            .bind(name.as_str())
+            .bind(v)
+            .execute(&mut tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(vec![("S2", us_per(started.elapsed(), rows.len()))])
@@ -313,16 +318,17 @@ async fn s2(engine: Engine, rows: Arc<Vec<Tuple>>) -> Result<Vec<(&'static str, 
 
 async fn s3(engine: Engine, rows: Arc<Vec<Tuple>>) -> Result<Vec<(&'static str, f64)>, Error> {
     let mut conn = engine.acquire().await?;
-    conn.execute(raw_sqlite::CLEAR, ()).await?;
-    conn.fetch_all(raw_sqlite::CHECKPOINT, ()).await?;
+    query(raw_sqlite::CLEAR).execute(&mut conn).await?;
+    query(raw_sqlite::CHECKPOINT).fetch_all(&mut conn).await?;
     let started = Instant::now();
     // execute_many is atomic on its own: outside a transaction it runs in one (inside one it would
     // take a savepoint, whose statement journal costs extra page copies).
-    conn.execute_many(
-        INSERT,
-        rows.iter().map(|(id, name, v)| (id, name.as_str(), v)),
-    )
-    .await?;
+    query(INSERT)
+        .execute_many(
+            &mut conn,
+            rows.iter().map(|(id, name, v)| (id, name.as_str(), v)),
+        )
+        .await?;
     Ok(vec![("S3", us_per(started.elapsed(), rows.len()))])
 }
 
@@ -331,7 +337,9 @@ async fn s4(engine: Engine, passes: usize) -> Result<Vec<(&'static str, f64)>, E
     let started = Instant::now();
     let mut total = 0;
     for _ in 0..passes {
-        let all: Vec<Tuple> = conn.fetch_all_as(raw_sqlite::SELECT_ALL, ()).await?;
+        let all: Vec<Tuple> = query_as(raw_sqlite::SELECT_ALL)
+            .fetch_all(&mut conn)
+            .await?;
         total += all.len();
         black_box(all);
     }
@@ -358,7 +366,7 @@ async fn s5(
             let mut count = 0u64;
             while Instant::now() < deadline {
                 let id = rng.i64(1..=n as i64);
-                let row: Tuple = conn.fetch_one_as(SELECT_ONE, (id,)).await?;
+                let row: Tuple = query_as(SELECT_ONE).bind(id).fetch_one(&mut conn).await?;
                 black_box(row);
                 count += 1;
             }
@@ -368,7 +376,11 @@ async fn s5(
     let write = spawner.spawn(async move {
         let mut count = 0u64;
         while Instant::now() < deadline {
-            writer.execute(INSERT_AUTO, ("w", 1.5)).await?;
+            query(INSERT_AUTO)
+                .bind("w")
+                .bind(1.5)
+                .execute(&mut writer)
+                .await?;
             count += 1;
         }
         Ok::<u64, Error>(count)
@@ -390,7 +402,10 @@ async fn p1(engine: Engine, sql: Arc<PgSql>, n: usize) -> Result<Vec<(&'static s
     let started = Instant::now();
     for i in 0..n {
         let id = i as i64 + 1;
-        let row: Tuple = conn.fetch_one_as(&sql.select_one, (id,)).await?;
+        let row: Tuple = query_as(sql.select_one.as_str())
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await?;
         black_box(row);
     }
     Ok(vec![("P1", us_per(started.elapsed(), n))])
@@ -411,7 +426,10 @@ async fn p2(
         handles.push(spawner.spawn(async move {
             for j in 0..queries {
                 let id = ((k * queries + j) % n) as i64 + 1;
-                let row: Tuple = engine.fetch_one(&sql.select_one, (id,)).await?.decode()?;
+                let row: Tuple = query_as(sql.select_one.as_str())
+                    .bind(id)
+                    .fetch_one(&engine)
+                    .await?;
                 black_box(row);
             }
             Ok::<(), Error>(())
@@ -432,7 +450,9 @@ async fn p3(
     let started = Instant::now();
     let mut total = 0;
     for _ in 0..passes {
-        let all: Vec<Tuple> = conn.fetch_all_as(&sql.select_all, ()).await?;
+        let all: Vec<Tuple> = query_as(sql.select_all.as_str())
+            .fetch_all(&mut conn)
+            .await?;
         total += all.len();
         black_box(all);
     }
@@ -445,17 +465,23 @@ async fn p4(
     rows: Arc<Vec<Tuple>>,
 ) -> Result<Vec<(&'static str, f64)>, Error> {
     let mut conn = engine.acquire().await?;
-    conn.execute(&sql.clear, ()).await?;
+    query(sql.clear.as_str()).execute(&mut conn).await?;
     let started = Instant::now();
     let mut tx = conn.begin().await?;
     for (id, name, v) in rows.iter() {
-        tx.execute(&sql.insert, (id, name.as_str(), v)).await?;
+        query(sql.insert.as_str())
+            .bind(id)
+            .bind(name.as_str())
+            .bind(v)
+            .execute(&mut tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(vec![("P4", us_per(started.elapsed(), rows.len()))])
 }
 
-/// M1 with anysql: `conn.fetch` consumed as a stream, on the runtime named by `args.imp`.
+/// M1 with anysql: `query(..).fetch(&mut conn)` consumed as a stream, on the runtime named by
+/// `args.imp`.
 pub fn m1(args: &M1Args) -> Result<(), String> {
     let base = crate::common::rss_mb("VmRSS");
     let (spawner, _runtime) = Spawner::for_impl(&args.imp)
@@ -470,7 +496,7 @@ pub fn m1(args: &M1Args) -> Result<(), String> {
     let count = spawner
         .block_on(async move {
             let mut conn = engine.acquire().await?;
-            let mut rows = conn.fetch(&sql, ());
+            let mut rows = query(sql.as_str()).fetch(&mut conn);
             let mut count = 0;
             while let Some(row) = rows.next().await {
                 let row: Tuple = row?.decode()?;
