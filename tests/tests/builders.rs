@@ -88,7 +88,7 @@ async fn one_generic_function_serves_engine_connection_and_transaction(
 async fn transaction_work_borrows_the_callers_locals(db: TestDb) -> Result<(), Error> {
     let engine = db.engine();
     create_users(&engine).await?;
-    let names = vec!["ada".to_string(), "grace".to_string()];
+    let names = ["ada".to_string(), "grace".to_string()];
     let mut added = 0;
     engine
         .transaction(async |tx| {
