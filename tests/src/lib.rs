@@ -157,7 +157,7 @@ impl TestDb {
             }
             DriverKind::Postgres => {
                 let schema = unique_name("anysql_t");
-                let admin = Engine::builder(&pg_url()).max_size(1).build()?;
+                let admin = anysql::builder(&pg_url()).max_size(1).build()?;
                 query(format!("CREATE SCHEMA {schema}"))
                     .execute(&admin)
                     .await?;
@@ -183,7 +183,7 @@ impl TestDb {
     /// A builder for this test's database, on the cell's runtime (found by detection, as an
     /// application would).
     pub fn builder(&self) -> EngineBuilder {
-        Engine::builder(&self.url)
+        anysql::builder(&self.url)
     }
 
     /// An engine for this test's database with default settings.
@@ -196,7 +196,7 @@ impl TestDb {
     /// An engine whose URL gets `extra` query parameters (`"max_size=4"`).
     pub fn engine_with(&self, extra: &str) -> Engine {
         let sep = if self.url.contains('?') { '&' } else { '?' };
-        Engine::builder(&format!("{}{sep}{extra}", self.url))
+        anysql::builder(&format!("{}{sep}{extra}", self.url))
             .build()
             .expect("engine for the test database")
     }
@@ -228,7 +228,7 @@ impl TestDb {
         match &self.schema {
             None => Ok(0),
             Some(schema) => {
-                let admin = Engine::builder(&pg_url()).max_size(1).build()?;
+                let admin = anysql::builder(&pg_url()).max_size(1).build()?;
                 let n = query_scalar(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
                      AND state LIKE 'idle in transaction%'",
@@ -244,7 +244,7 @@ impl TestDb {
 
     async fn drop_database(&self) {
         if let Some(schema) = &self.schema {
-            if let Ok(admin) = Engine::builder(&pg_url()).max_size(1).build() {
+            if let Ok(admin) = anysql::builder(&pg_url()).max_size(1).build() {
                 // Sessions of this test still open would hold locks on the schema's tables.
                 let _ = query(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",

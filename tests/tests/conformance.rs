@@ -604,7 +604,7 @@ async fn driver_not_compiled_in_is_a_clear_error(_db: TestDb) -> Result<(), Erro
         ("sqlite::memory:", "sqlite"),
         ("postgres://localhost/db", "postgres"),
     ] {
-        let err = anysql::core::Engine::builder(url)
+        let err = anysql::core::EngineBuilder::new(url)
             .shared_runtime(anysql::runtime::detect()?)
             .missing_driver(
                 &["sqlite"],
@@ -623,7 +623,7 @@ async fn driver_not_compiled_in_is_a_clear_error(_db: TestDb) -> Result<(), Erro
             "{err}"
         );
     }
-    let err = anysql::core::Engine::builder("sqlite::memory:")
+    let err = anysql::core::EngineBuilder::new("sqlite::memory:")
         .build()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Configuration);
@@ -1053,7 +1053,7 @@ async fn password_never_shows(db: TestDb) -> Result<(), Error> {
     let _ = db;
     // Port 1 refuses at once, so the connect error (which names the URL) comes back quickly.
     let url = "postgres://someone:hunter2@127.0.0.1:1/db?connect_timeout=1";
-    let shown = match Engine::builder(url)
+    let shown = match anysql::builder(url)
         .acquire_timeout(Duration::from_secs(2))
         .build()
     {

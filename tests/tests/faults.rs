@@ -36,7 +36,7 @@ mod every_cell {
 }
 
 async fn terminate_sessions(db: &TestDb) -> Result<i64, Error> {
-    let admin = Engine::builder(&anysql_conformance::pg_url())
+    let admin = anysql::builder(&anysql_conformance::pg_url())
         .max_size(1)
         .build()?;
     let schema = db.schema.as_deref().unwrap_or_default();
@@ -274,7 +274,7 @@ async fn connects_over_the_unix_socket(db: TestDb) -> Result<(), Error> {
         url.path(),
         db.schema.as_deref().unwrap_or_default()
     );
-    let engine = Engine::builder(&unix_url).max_size(1).build()?;
+    let engine = anysql::builder(&unix_url).max_size(1).build()?;
     let over_unix: Option<String> = query_scalar("SELECT inet_client_addr()::text")
         .fetch_one(&engine)
         .await?;
@@ -376,7 +376,7 @@ async fn engine_survives_a_server_restart_without_being_rebuilt(_db: TestDb) -> 
         blocking(move || Cluster::start(binaries, &dir).map_err(|e| format!("{e:#}"))).await;
     let mut cluster = cluster
         .map_err(|e| Error::connection(format!("the throwaway cluster did not start: {e}")))?;
-    let engine = Engine::builder(&cluster.url())
+    let engine = anysql::builder(&cluster.url())
         .max_size(2)
         .acquire_timeout(Duration::from_secs(20))
         .build()?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anysql::core::{redact, ConnectOptions};
 use anysql::postgres::{PgConnectOptions, PgHost};
-use anysql::{Engine, ErrorKind};
+use anysql::ErrorKind;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -215,7 +215,7 @@ async fn outputs(url: &str) -> Vec<String> {
         }
         Err(err) => shown.push(format!("{err} {err:?}")),
     }
-    let builder = Engine::builder(url).acquire_timeout(Duration::from_secs(5));
+    let builder = anysql::builder(url).acquire_timeout(Duration::from_secs(5));
     shown.push(format!("{builder:?}"));
     match builder.build() {
         Ok(engine) => {
@@ -292,7 +292,7 @@ fn generated_option_values_are_accepted_or_configuration_errors() {
             } else {
                 format!("{base}?{option}={}", encode(&value))
             };
-            let result = runtime.block_on(async { Engine::builder(&url).build().map(drop) });
+            let result = runtime.block_on(async { anysql::builder(&url).build().map(drop) });
             if let Err(err) = result {
                 prop_assert_eq!(err.kind(), ErrorKind::Configuration, "{}: {}", url, err);
             }
@@ -310,7 +310,7 @@ fn a_huge_max_size_is_a_configuration_error() {
             "sqlite::memory:?max_size=10001",
             "postgres://127.0.0.1:1/db?max_size=10000000000000000000",
         ] {
-            let err = Engine::builder(url).build().map(drop).unwrap_err();
+            let err = anysql::builder(url).build().map(drop).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Configuration, "{url}: {err}");
             assert!(
                 err.message().contains("max_size") && err.message().contains("1 to 10000"),
@@ -318,17 +318,17 @@ fn a_huge_max_size_is_a_configuration_error() {
             );
         }
         for build in [
-            Engine::builder("sqlite::memory:").max_size(usize::MAX),
-            Engine::builder("sqlite::memory:").max_size(0),
-            Engine::builder("sqlite::memory:").min_idle(usize::MAX),
-            Engine::builder("sqlite::memory:").acquire_timeout(Duration::MAX),
-            Engine::builder("sqlite::memory:").idle_timeout(Some(Duration::MAX)),
-            Engine::builder("sqlite::memory:").max_lifetime(Some(Duration::MAX)),
+            anysql::builder("sqlite::memory:").max_size(usize::MAX),
+            anysql::builder("sqlite::memory:").max_size(0),
+            anysql::builder("sqlite::memory:").min_idle(usize::MAX),
+            anysql::builder("sqlite::memory:").acquire_timeout(Duration::MAX),
+            anysql::builder("sqlite::memory:").idle_timeout(Some(Duration::MAX)),
+            anysql::builder("sqlite::memory:").max_lifetime(Some(Duration::MAX)),
         ] {
             let err = build.build().map(drop).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
         }
-        Engine::builder("sqlite::memory:")
+        anysql::builder("sqlite::memory:")
             .max_size(10_000)
             .build()
             .unwrap();
@@ -352,7 +352,7 @@ fn a_huge_connect_timeout_is_a_configuration_error() {
                 format!("postgres://127.0.0.1:1/db?connect_timeout={value}"),
                 format!("host=127.0.0.1 port=1 connect_timeout='{value}'"),
             ] {
-                let err = Engine::builder(&url).build().map(drop).unwrap_err();
+                let err = anysql::builder(&url).build().map(drop).unwrap_err();
                 assert_eq!(err.kind(), ErrorKind::Configuration, "{url}: {err}");
                 assert!(
                     err.message().contains("connect_timeout") && err.message().contains("86400"),
@@ -369,7 +369,7 @@ fn a_huge_connect_timeout_is_a_configuration_error() {
 fn a_query_string_password_never_shows() {
     runtime().block_on(async {
         let url = "postgres://root:pw@127.0.0.1:1/test?password=other";
-        let engine = Engine::builder(url)
+        let engine = anysql::builder(url)
             .acquire_timeout(Duration::from_secs(5))
             .build()
             .unwrap();
@@ -397,7 +397,7 @@ fn a_password_with_an_unencoded_hash_never_shows() {
             if let Ok(options) = ConnectOptions::parse(url) {
                 shown += &format!(" {options} {options:?}");
             }
-            let builder = Engine::builder(url);
+            let builder = anysql::builder(url);
             shown += &format!(" {builder:?}");
             match builder.build() {
                 Ok(engine) => shown += &format!(" {engine:?} {}", engine.url()),

@@ -305,7 +305,7 @@ async fn acquires_dropped_during_health_checks_keep_the_pool_count_exact(
         assert_eq!(status.size, status.idle + status.in_use, "{status:?}");
         assert!(status.size <= 3, "{status:?}");
         if let Some(schema) = &db.schema {
-            let admin = Engine::builder(&anysql_conformance::pg_url())
+            let admin = anysql::builder(&anysql_conformance::pg_url())
                 .max_size(1)
                 .build()?;
             let open: i64 =
@@ -438,7 +438,7 @@ async fn engine_statements_honour_the_acquire_timeout_against_a_silent_server(
     _db: TestDb,
 ) -> Result<(), Error> {
     let server = SilentServer::start();
-    let engine = Engine::builder(&format!(
+    let engine = anysql::builder(&format!(
         "postgres://root@127.0.0.1:{}/test?acquire_timeout=1s",
         server.port
     ))
@@ -589,7 +589,7 @@ async fn killed_sessions_are_connection_errors_with_their_sqlstate(
     db: TestDb,
 ) -> Result<(), Error> {
     let engine = db.engine_with("max_size=2");
-    let admin = Engine::builder(&anysql_conformance::pg_url())
+    let admin = anysql::builder(&anysql_conformance::pg_url())
         .max_size(1)
         .build()?;
     for in_flight in [false, true] {

@@ -108,7 +108,7 @@ impl Spawner {
 
     /// An engine for `url` on this executor.
     pub fn engine(&self, url: &str, max_size: usize) -> Result<Engine, Error> {
-        let builder = Engine::builder(url).max_size(max_size);
+        let builder = anysql::builder(url).max_size(max_size);
         let builder = match self {
             Spawner::Tokio(handle) => {
                 builder.runtime(anysql::runtime::TokioRuntime::from_handle(handle.clone()))

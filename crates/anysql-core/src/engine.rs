@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +24,9 @@ use crate::value::FromValue;
 /// A pool of connections to one database, doing its I/O on one runtime. Cheap to clone: clones share
 /// the pool.
 ///
-/// Most applications build it with `anysql::create_async_engine(url)` or
-/// `anysql::Engine::builder(url)`, which know the compiled-in drivers and runtimes.
+/// Most applications build it with `anysql::create_async_engine(url)` or `anysql::builder(url)`,
+/// which know the compiled-in drivers and runtimes; an [`EngineBuilder`] made with
+/// [`EngineBuilder::new`] knows only the drivers and runtime it is given.
 #[derive(Clone)]
 pub struct Engine {
     pool: Arc<PoolShared>,
@@ -34,11 +34,6 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// A builder with no driver and no runtime registered; see [`EngineBuilder`].
-    pub fn builder(url: &str) -> EngineBuilder<Engine> {
-        EngineBuilder::new(url)
-    }
-
     /// Takes a connection from the pool, opening one if none is idle.
     ///
     /// Fails with the connect error itself when connecting fails, and with
@@ -376,10 +371,11 @@ type PoolSetting = Box<dyn FnOnce(&mut PoolOptions) + Send>;
 /// Pool settings come from the URL's query string first (`?max_size=4`), then from the builder's
 /// methods, which win.
 ///
-/// The type parameter is the engine type built; the `anysql` facade uses it to build its own
-/// `Engine`, which knows the compiled-in drivers and runtimes.
+/// `anysql::builder(url)` makes one with the compiled-in drivers registered and the running
+/// runtime found; [`EngineBuilder::new`] makes an empty one, for code that names its driver and
+/// runtime itself.
 #[must_use = "a builder does nothing until build() is called"]
-pub struct EngineBuilder<E = Engine> {
+pub struct EngineBuilder {
     url: String,
     drivers: Vec<Arc<dyn AsyncDriver>>,
     /// Schemes whose driver exists but is not compiled in, with what to do about it.
@@ -388,10 +384,9 @@ pub struct EngineBuilder<E = Engine> {
     default_runtime: Option<fn() -> Result<SharedRuntime, Error>>,
     settings: Vec<PoolSetting>,
     after_connect: Option<AfterConnect>,
-    _engine: PhantomData<fn() -> E>,
 }
 
-impl<E: From<Engine>> EngineBuilder<E> {
+impl EngineBuilder {
     /// A builder for `url`, with no driver and no runtime yet.
     pub fn new(url: &str) -> Self {
         EngineBuilder {
@@ -402,7 +397,6 @@ impl<E: From<Engine>> EngineBuilder<E> {
             default_runtime: None,
             settings: Vec::new(),
             after_connect: None,
-            _engine: PhantomData,
         }
     }
 
@@ -488,8 +482,8 @@ impl<E: From<Engine>> EngineBuilder<E> {
     /// `PRAGMA`s and the like. A failing hook fails the acquire with its error.
     ///
     /// ```
-    /// # use anysql_core::Engine;
-    /// let builder = Engine::builder("sqlite::memory:").after_connect(|conn| {
+    /// # use anysql_core::EngineBuilder;
+    /// let builder = EngineBuilder::new("sqlite::memory:").after_connect(|conn| {
     ///     Box::pin(async move { conn.execute("PRAGMA cache_size = -16000", ()).await.map(drop) })
     /// });
     /// ```
@@ -510,20 +504,18 @@ impl<E: From<Engine>> EngineBuilder<E> {
     /// compiled in or an invalid option (one out of its range too, from the URL or from this
     /// builder's methods; see [`PoolOptions`] for the limits), and with [`ErrorKind::NoRuntime`] when no runtime is set
     /// and none can be found.
-    pub fn build(self) -> Result<E, Error> {
+    pub fn build(self) -> Result<Engine, Error> {
         let options = ConnectOptions::parse(&self.url)?;
         let driver = self.find_driver(&options)?;
         let runtime = match self.runtime {
             Some(runtime) => runtime,
             None => match self.default_runtime {
                 Some(find) => find()?,
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::NoRuntime,
-                        "no async runtime: pass one with Engine::builder(url).runtime(..), or enable one of \
+                None => return Err(Error::new(
+                    ErrorKind::NoRuntime,
+                    "no async runtime: pass one with the builder's runtime(..), or enable one of \
                          the anysql features runtime-tokio, runtime-smol or runtime-async-std",
-                    ))
-                }
+                )),
             },
         };
         let mut pool = PoolOptions::default();
@@ -542,10 +534,10 @@ impl<E: From<Engine>> EngineBuilder<E> {
             options.redacted(),
             self.after_connect,
         );
-        Ok(E::from(Engine {
+        Ok(Engine {
             pool: shared,
             shared: Arc::default(),
-        }))
+        })
     }
 
     fn find_driver(&self, options: &ConnectOptions) -> Result<Arc<dyn AsyncDriver>, Error> {
@@ -591,7 +583,7 @@ impl<E: From<Engine>> EngineBuilder<E> {
     }
 }
 
-impl<E> fmt::Debug for EngineBuilder<E> {
+impl fmt::Debug for EngineBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EngineBuilder")
             .field("url", &crate::options::redact(&self.url))

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anysql_core::{
-    AsyncDriver, Columns, ConnectOptions, Connector, DriverConnection, Engine, Error, ErrorKind,
-    Row, RowStream, SharedRuntime, TransactionOptions, Value,
+    AsyncDriver, Columns, ConnectOptions, Connector, DriverConnection, Engine, EngineBuilder,
+    Error, ErrorKind, Row, RowStream, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 
@@ -215,7 +215,7 @@ impl Drop for MockConnection {
 
 fn engine(url_query: &str) -> (Engine, Arc<Script>) {
     let script = Arc::new(Script::default());
-    let engine = Engine::builder(&format!("mock://db{url_query}"))
+    let engine = EngineBuilder::new(&format!("mock://db{url_query}"))
         .driver(MockDriver(Arc::clone(&script)))
         .runtime(Smol)
         .build()
@@ -435,7 +435,7 @@ fn background_task_ends_when_the_engine_is_dropped() {
 fn after_connect_runs_once_per_connection() {
     smol::block_on(async {
         let script = Arc::new(Script::default());
-        let engine = Engine::builder("mock://db?max_size=2")
+        let engine = EngineBuilder::new("mock://db?max_size=2")
             .driver(MockDriver(Arc::clone(&script)))
             .runtime(Smol)
             .after_connect(|conn| {

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anysql_core::{
-    AsyncDriver, Columns, ConnectOptions, Connector, DriverConnection, Engine, Error, ErrorKind,
-    Row, RowStream, SharedConnection, SharedRuntime, TransactionOptions, Value,
+    AsyncDriver, Columns, ConnectOptions, Connector, DriverConnection, Engine, EngineBuilder,
+    Error, ErrorKind, Row, RowStream, SharedConnection, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 
@@ -152,7 +152,7 @@ impl DriverConnection for Pooled {
 }
 
 fn engine(state: &Arc<State>, hook: bool) -> Engine {
-    let mut builder = Engine::builder("mock://db")
+    let mut builder = EngineBuilder::new("mock://db")
         .driver(Driver(Arc::clone(state)))
         .runtime(Smol);
     if hook {
@@ -229,7 +229,7 @@ fn engine_statements_honour_the_acquire_timeout_while_the_shared_connection_conn
         hang: AtomicBool::new(true),
         ..State::default()
     });
-    let engine = Engine::builder("mock://db?acquire_timeout=200ms")
+    let engine = EngineBuilder::new("mock://db?acquire_timeout=200ms")
         .driver(Driver(Arc::clone(&state)))
         .runtime(Smol)
         .build()

@@ -9,10 +9,10 @@
 //! ```no_run
 //! # fn runtime() -> anysql_core::SharedRuntime { unimplemented!() }
 //! # async fn demo() -> Result<(), anysql_core::Error> {
-//! use anysql_core::Engine;
+//! use anysql_core::EngineBuilder;
 //! use anysql_postgres::PostgresDriver;
 //!
-//! let engine = Engine::builder("postgres://app:secret@db.internal/app?application_name=web")
+//! let engine = EngineBuilder::new("postgres://app:secret@db.internal/app?application_name=web")
 //!     .driver(PostgresDriver)
 //!     .shared_runtime(runtime())
 //!     .build()?;

@@ -6,8 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anysql_core::{
-    ConstraintKind, DriverConnection, Engine, ErrorKind, IsolationLevel, Row, TransactionOptions,
-    Value,
+    ConstraintKind, DriverConnection, Engine, EngineBuilder, ErrorKind, IsolationLevel, Row,
+    TransactionOptions, Value,
 };
 use anysql_postgres::{DriveMode, PgConnection, PostgresDriver};
 use common::{base_url, connect, unique, url_with, TestTokio, MODES};
@@ -1140,7 +1140,7 @@ async fn with_client_drives_the_connection() {
 async fn through_the_engine_a_dropped_query_does_not_block_reuse() {
     let _probe = conn!(base_url());
     // The pooled path: the engine's own statements go through the pool too.
-    let engine = Engine::builder(&url_with("max_size=1&shared=false"))
+    let engine = EngineBuilder::new(&url_with("max_size=1&shared=false"))
         .driver(PostgresDriver)
         .shared_runtime(TestTokio::shared())
         .build()
@@ -1183,7 +1183,7 @@ async fn through_the_engine_a_dropped_query_does_not_block_reuse() {
 async fn the_shared_connection_pipelines_and_survives_drops_errors_and_termination() {
     let _probe = conn!(base_url());
     for options in ["max_size=2", "max_size=2&statement_cache_capacity=0"] {
-        let engine = Engine::builder(&url_with(options))
+        let engine = EngineBuilder::new(&url_with(options))
             .driver(PostgresDriver)
             .shared_runtime(TestTokio::shared())
             .build()

@@ -8,7 +8,7 @@ mod common;
 use std::future::Future;
 use std::sync::Arc;
 
-use anysql_core::{Engine, ErrorKind, SharedRuntime, Value};
+use anysql_core::{Engine, EngineBuilder, ErrorKind, SharedRuntime, Value};
 use anysql_postgres::{PgConnection, PostgresDriver};
 use common::{unique, url_with};
 use futures_lite::StreamExt;
@@ -53,7 +53,7 @@ where
 }
 
 fn engine(options: &str, runtime: &SharedRuntime) -> Engine {
-    Engine::builder(&url_with(options))
+    EngineBuilder::new(&url_with(options))
         .driver(PostgresDriver)
         .shared_runtime(Arc::clone(runtime))
         .build()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anysql_core::runtime::BoxFuture;
 use anysql_core::{
     AsyncDriver, BoxSocket, ConnectOptions, Connector, ConstraintKind, DriverConnection, Engine,
-    ErrorKind, FromRow, Row, Runtime, SharedRuntime, TransactionOptions, Value,
+    EngineBuilder, ErrorKind, FromRow, Row, Runtime, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 use futures_lite::future::block_on;
@@ -118,7 +118,7 @@ fn connect(url: &str) -> (Arc<dyn Connector>, Box<dyn DriverConnection>) {
 }
 
 fn engine(url: &str) -> Engine {
-    Engine::builder(url)
+    EngineBuilder::new(url)
         .driver(SqliteDriver::new())
         .runtime(TestRuntime)
         .build()

@@ -94,18 +94,15 @@
 //! # Choosing the runtime
 //!
 //! [`create_async_engine`] uses the runtime the caller is running on: tokio when called inside a
-//! tokio runtime, async-std inside an async-std task, else smol. [`Engine::builder`] lets you pass
+//! tokio runtime, async-std inside an async-std task, else smol. [`builder`] lets you pass
 //! one explicitly, which always wins. With no runtime feature, building an engine fails with
 //! [`ErrorKind::NoRuntime`] unless you pass a runtime.
 
-use std::fmt;
-use std::ops::Deref;
-
 pub use anysql_core::{
     query, query_as, query_scalar, BoxStream, CancelHandle, Columns, Connection, ConstraintKind,
-    DatabaseError, Error, ErrorKind, Executor, FromRow, FromValue, IsolationLevel, Params,
-    PoolMetrics, PoolOptions, PoolStatus, Query, QueryAs, QueryScalar, Result, Row, RowIndex, Rows,
-    ToValue, Transaction, TransactionOptions, Typed, Value,
+    DatabaseError, Engine, EngineBuilder, Error, ErrorKind, Executor, FromRow, FromValue,
+    IsolationLevel, Params, PoolMetrics, PoolOptions, PoolStatus, Query, QueryAs, QueryScalar,
+    Result, Row, RowIndex, Rows, ToValue, Transaction, TransactionOptions, Typed, Value,
 };
 
 /// The traits and types a runtime or driver author needs.
@@ -156,13 +153,13 @@ pub mod runtime {
             Error::new(
                 ErrorKind::NoRuntime,
                 "no tokio runtime is running: create the engine from inside a tokio runtime, or pass \
-                 one with Engine::builder(url).runtime(..)",
+                 one with anysql::builder(url).runtime(..)",
             )
         } else {
             Error::new(
                 ErrorKind::NoRuntime,
                 "no async runtime is compiled in: enable one of the anysql features runtime-tokio, \
-                 runtime-smol or runtime-async-std, or pass one with Engine::builder(url).runtime(..)",
+                 runtime-smol or runtime-async-std, or pass one with anysql::builder(url).runtime(..)",
             )
         }
     }
@@ -180,90 +177,42 @@ pub mod postgres {
     pub use anysql_postgres::*;
 }
 
-/// A pool of connections to one database, on one runtime: the entry point of anysql.
+/// A builder for an [`Engine`] on `url` that knows the compiled-in drivers and finds the running
+/// runtime: set pool options, a runtime or an `after_connect` hook, then
+/// [`build`](EngineBuilder::build) it.
 ///
-/// It derefs to [`anysql_core::Engine`], where the query methods live: [`acquire`], [`begin`],
-/// [`execute`], [`fetch_all`], [`status`], [`close`] and more. Cheap to clone: clones share the
-/// pool.
+/// ```
+/// # #[cfg(all(feature = "sqlite", feature = "runtime-smol"))]
+/// # smol::block_on(async {
+/// use std::time::Duration;
 ///
-/// [`acquire`]: anysql_core::Engine::acquire
-/// [`begin`]: anysql_core::Engine::begin
-/// [`execute`]: anysql_core::Engine::execute
-/// [`fetch_all`]: anysql_core::Engine::fetch_all
-/// [`status`]: anysql_core::Engine::status
-/// [`close`]: anysql_core::Engine::close
-#[derive(Clone)]
-pub struct Engine(anysql_core::Engine);
-
-/// Builds an [`Engine`]; from [`Engine::builder`].
-pub type EngineBuilder = anysql_core::EngineBuilder<Engine>;
-
-impl Engine {
-    /// A builder for `url` that knows the compiled-in drivers and finds the running runtime.
-    ///
-    /// ```
-    /// # #[cfg(all(feature = "sqlite", feature = "runtime-smol"))]
-    /// # smol::block_on(async {
-    /// use std::time::Duration;
-    ///
-    /// let engine = anysql::Engine::builder("sqlite::memory:")
-    ///     .runtime(anysql::runtime::SmolRuntime::new())
-    ///     .max_size(4)
-    ///     .acquire_timeout(Duration::from_secs(5))
-    ///     .build()?;
-    /// assert_eq!(engine.fetch_scalar::<i64>("SELECT $1 + 1", (41,)).await?, 42);
-    /// # Ok::<(), anysql::Error>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn builder(url: &str) -> EngineBuilder {
-        let builder = EngineBuilder::new(url).default_runtime(runtime::detect);
-        #[cfg(feature = "sqlite")]
-        let builder = builder.driver(anysql_sqlite::SqliteDriver::new());
-        #[cfg(feature = "postgres")]
-        let builder = builder.driver(anysql_postgres::PostgresDriver);
-        #[cfg(not(feature = "sqlite"))]
-        let builder = builder.missing_driver(
-            &["sqlite"],
-            "enable the `sqlite` feature of the anysql crate",
-        );
-        #[cfg(not(feature = "postgres"))]
-        let builder = builder.missing_driver(
-            &["postgres", "postgresql"],
-            "enable the `postgres` feature of the anysql crate",
-        );
-        builder
-    }
-
-    /// The engine as the core type, for code written against `anysql-core`.
-    pub fn into_core(self) -> anysql_core::Engine {
-        self.0
-    }
-}
-
-impl From<anysql_core::Engine> for Engine {
-    fn from(engine: anysql_core::Engine) -> Self {
-        Engine(engine)
-    }
-}
-
-impl Deref for Engine {
-    type Target = anysql_core::Engine;
-
-    fn deref(&self) -> &anysql_core::Engine {
-        &self.0
-    }
-}
-
-impl AsRef<anysql_core::Engine> for Engine {
-    fn as_ref(&self) -> &anysql_core::Engine {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Engine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+/// let engine = anysql::builder("sqlite::memory:")
+///     .runtime(anysql::runtime::SmolRuntime::new())
+///     .max_size(4)
+///     .acquire_timeout(Duration::from_secs(5))
+///     .build()?;
+/// let n: i64 = anysql::query_scalar("SELECT $1 + 1").bind(41).fetch_one(&engine).await?;
+/// assert_eq!(n, 42);
+/// # Ok::<(), anysql::Error>(())
+/// # }).unwrap();
+/// ```
+pub fn builder(url: &str) -> EngineBuilder {
+    let builder = EngineBuilder::new(url).default_runtime(runtime::detect);
+    #[cfg(feature = "sqlite")]
+    let builder = builder.driver(anysql_sqlite::SqliteDriver::new());
+    #[cfg(feature = "postgres")]
+    let builder = builder.driver(anysql_postgres::PostgresDriver);
+    #[cfg(not(feature = "sqlite"))]
+    let builder = builder.missing_driver(
+        &["sqlite"],
+        "enable the `sqlite` feature of the anysql crate",
+    );
+    #[cfg(not(feature = "postgres"))]
+    let builder = builder.missing_driver(
+        &["postgres", "postgresql"],
+        "enable the `postgres` feature of the anysql crate",
+    );
+    builder
 }
 
 /// Builds an [`Engine`] for `url` on the runtime the caller is running on.
@@ -275,7 +224,7 @@ impl fmt::Debug for Engine {
 /// Fails with [`ErrorKind::Configuration`] for a malformed URL, an unknown scheme or a driver that is
 /// not compiled in, and with [`ErrorKind::NoRuntime`] when no runtime can be found.
 pub fn create_async_engine(url: &str) -> Result<Engine> {
-    Engine::builder(url).build()
+    builder(url).build()
 }
 
 /// The common imports: `use anysql::prelude::*;` (with the `macros` feature, `FromRow` is both the
@@ -299,7 +248,7 @@ mod tests {
     )))]
     #[test]
     fn without_a_runtime_feature_building_an_engine_is_a_clear_error() {
-        let err = crate::Engine::builder("postgres://localhost/db")
+        let err = crate::builder("postgres://localhost/db")
             .driver(NoDriver)
             .build()
             .unwrap_err();
