@@ -17,6 +17,7 @@ anysql_conformance::cell_tests!(
     owned_and_borrowed_sql_bind_the_same,
     the_engine_shorthands_run_on_the_same_path,
     an_owning_transaction_closure_is_send,
+    begin_and_acquire_work_from_any_executor,
 );
 
 /// Not `Send` (see `transaction_work_borrows_the_callers_locals`), so run by `run_local`.
@@ -134,6 +135,55 @@ async fn an_owning_transaction_closure_is_send(db: TestDb) -> Result<(), Error> 
     });
     assert_eq!(task.await?, 1);
     assert_eq!(user_name(&engine, 3).await?.as_deref(), Some("edsger"));
+    Ok(())
+}
+
+/// A generic function makes its work atomic with `db.begin()` and pins its statements to one
+/// session with `db.acquire()`, whatever executor it was given: on the engine a pooled connection,
+/// on a connection itself, inside a transaction a savepoint and the transaction's connection.
+async fn begin_and_acquire_work_from_any_executor(db: TestDb) -> Result<(), Error> {
+    async fn add_pair(db: impl Executor<'_>, id: i64, commit: bool) -> Result<(), Error> {
+        let mut tx = db.begin().await?;
+        add_user(&mut tx, id, "first").await?;
+        add_user(&mut tx, id + 1, "second").await?;
+        if commit {
+            tx.commit().await
+        } else {
+            tx.rollback().await
+        }
+    }
+    async fn count_on_one_connection(db: impl Executor<'_>) -> Result<i64, Error> {
+        let mut conn = db.acquire().await?;
+        add_user(&mut *conn, 900, "scratch").await?;
+        let n = query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&mut *conn)
+            .await?;
+        query("DELETE FROM users WHERE id = 900")
+            .execute(&mut *conn)
+            .await?;
+        Ok(n)
+    }
+    let engine = db.engine();
+    create_users(&engine).await?;
+    add_pair(&engine, 10, true).await?;
+    add_pair(&engine, 20, false).await?;
+    let mut conn = engine.acquire().await?;
+    add_pair(&mut conn, 30, true).await?;
+    let mut tx = engine.begin().await?;
+    add_pair(&mut tx, 40, true).await?; // a savepoint, kept by the outer commit
+    add_pair(&mut tx, 50, false).await?; // a savepoint, rolled back alone
+    assert_eq!(tx.level(), 1);
+    // Inside the transaction, the lent connection sees its uncommitted rows.
+    assert_eq!(count_on_one_connection(&mut tx).await?, 7);
+    tx.commit().await?;
+    assert_eq!(count_on_one_connection(&mut conn).await?, 7);
+    drop(conn);
+    assert_eq!(count_on_one_connection(&engine).await?, 7);
+    let ids: Vec<i64> = query_scalar("SELECT id FROM users ORDER BY id")
+        .fetch_all(&engine)
+        .await?;
+    assert_eq!(ids, [10, 11, 30, 31, 40, 41]);
+    assert_pool_settles(&engine).await;
     Ok(())
 }
 

@@ -55,8 +55,8 @@ pub use options::{redact, ConnectOptions};
 pub use params::Params;
 pub use pool::{AfterConnect, PoolMetrics, PoolOptions, PoolStatus};
 pub use query::{
-    query, query_as, query_scalar, BoxStream, Decoding, Executor, FirstColumn, Query, QueryAs,
-    QueryScalar, Typed, WholeRow,
+    query, query_as, query_scalar, Acquired, BoxStream, Decoding, Executor, FirstColumn, Query,
+    QueryAs, QueryScalar, Typed, WholeRow,
 };
 pub use retry::RetryPolicy;
 pub use row::{Columns, FromRow, Row, RowIndex};

@@ -104,11 +104,77 @@ pub trait Executor<'c>: sealed::Sealed + Send + Sized {
 
     #[doc(hidden)]
     fn run_fetch(self, sql: Cow<'c, str>, params: Vec<Value>) -> BoxStream<'c, Row>;
+
+    /// Starts a transaction here: on the engine, on a pooled connection it takes (and returns when
+    /// the transaction ends); on a connection, on it; inside a transaction, a nested one (a
+    /// savepoint). A function given any executor can so make its work atomic:
+    ///
+    /// ```
+    /// # use anysql_core::{query, Error, Executor};
+    /// async fn move_stock(db: impl Executor<'_>, from: i64, to: i64) -> Result<(), Error> {
+    ///     let mut tx = db.begin().await?;
+    ///     query("UPDATE stock SET n = n - 1 WHERE shelf = $1").bind(from).execute(&mut tx).await?;
+    ///     query("UPDATE stock SET n = n + 1 WHERE shelf = $1").bind(to).execute(&mut tx).await?;
+    ///     tx.commit().await
+    /// }
+    /// ```
+    //
+    // `begin` and `acquire` return boxed futures: a caller holds what they return across awaits,
+    // and with an `impl Future` there today's compiler cannot prove that caller's future `Send`
+    // ("implementation of `Executor` is not general enough"). One allocation per transaction or
+    // acquire is small next to its round trip.
+    fn begin(self) -> BoxFuture<'c, Result<Transaction<'c>, Error>>;
+
+    /// A connection to run several statements on, whatever the executor: the engine lends a
+    /// pooled connection (returned to the pool when the [`Acquired`] is dropped); a connection
+    /// lends itself; a transaction lends its connection, so the statements stay inside it.
+    ///
+    /// ```
+    /// # use anysql_core::{query, query_scalar, Error, Executor};
+    /// async fn scratch_count(db: impl Executor<'_>) -> Result<i64, Error> {
+    ///     let mut conn = db.acquire().await?;
+    ///     // A temporary table lives in one session: both statements need the same connection.
+    ///     query("CREATE TEMP TABLE IF NOT EXISTS scratch (id INTEGER)").execute(&mut *conn).await?;
+    ///     query_scalar("SELECT count(*) FROM scratch").fetch_one(&mut *conn).await
+    /// }
+    /// ```
+    fn acquire(self) -> BoxFuture<'c, Result<Acquired<'c>, Error>>;
+}
+
+/// A connection from [`Executor::acquire`]: pooled (returned to the pool when dropped) or lent by
+/// the connection or transaction it came from. It derefs to [`Connection`]; `&mut *acquired` is
+/// an [`Executor`].
+#[derive(Debug)]
+pub enum Acquired<'c> {
+    /// A connection taken from the engine's pool.
+    Pooled(Connection),
+    /// The connection of the executor it came from.
+    Lent(&'c mut Connection),
+}
+
+impl std::ops::Deref for Acquired<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            Acquired::Pooled(conn) => conn,
+            Acquired::Lent(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Acquired<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        match self {
+            Acquired::Pooled(conn) => conn,
+            Acquired::Lent(conn) => conn,
+        }
+    }
 }
 
 impl<E: AsRef<Engine> + Sync + ?Sized> sealed::Sealed for &E {}
 
-/// The engine, and anything that holds one (the `anysql` facade's engine).
+/// The engine, and anything that refers to one (an `Arc<Engine>`).
 impl<'c, E: AsRef<Engine> + Sync + ?Sized> Executor<'c> for &'c E {
     fn run_execute(
         self,
@@ -156,6 +222,16 @@ impl<'c, E: AsRef<Engine> + Sync + ?Sized> Executor<'c> for &'c E {
             forward(conn.fetch(&sql, params), out).await;
         })
     }
+
+    fn begin(self) -> BoxFuture<'c, Result<Transaction<'c>, Error>> {
+        let engine = self.as_ref();
+        Box::pin(async move { engine.begin().await })
+    }
+
+    fn acquire(self) -> BoxFuture<'c, Result<Acquired<'c>, Error>> {
+        let engine = self.as_ref();
+        Box::pin(async move { engine.acquire().await.map(Acquired::Pooled) })
+    }
 }
 
 impl sealed::Sealed for &mut Connection {}
@@ -202,6 +278,14 @@ impl<'c> Executor<'c> for &'c mut Connection {
             }),
         }
     }
+
+    fn begin(self) -> BoxFuture<'c, Result<Transaction<'c>, Error>> {
+        Box::pin(Connection::begin(self))
+    }
+
+    fn acquire(self) -> BoxFuture<'c, Result<Acquired<'c>, Error>> {
+        Box::pin(std::future::ready(Ok(Acquired::Lent(self))))
+    }
 }
 
 impl sealed::Sealed for &mut Transaction<'_> {}
@@ -242,6 +326,14 @@ impl<'c> Executor<'c> for &'c mut Transaction<'_> {
 
     fn run_fetch(self, sql: Cow<'c, str>, params: Vec<Value>) -> BoxStream<'c, Row> {
         <&mut Connection>::run_fetch(self, sql, params)
+    }
+
+    fn begin(self) -> BoxFuture<'c, Result<Transaction<'c>, Error>> {
+        <&mut Connection>::begin(self)
+    }
+
+    fn acquire(self) -> BoxFuture<'c, Result<Acquired<'c>, Error>> {
+        <&mut Connection>::acquire(self)
     }
 }
 

@@ -99,10 +99,11 @@
 //! [`ErrorKind::NoRuntime`] unless you pass a runtime.
 
 pub use anysql_core::{
-    query, query_as, query_scalar, BoxStream, CancelHandle, Columns, Connection, ConstraintKind,
-    DatabaseError, Engine, EngineBuilder, Error, ErrorKind, Executor, FromRow, FromValue,
-    IsolationLevel, Params, PoolMetrics, PoolOptions, PoolStatus, Query, QueryAs, QueryScalar,
-    Result, Row, RowIndex, Rows, ToValue, Transaction, TransactionOptions, Typed, Value,
+    query, query_as, query_scalar, Acquired, BoxStream, CancelHandle, Columns, Connection,
+    ConstraintKind, DatabaseError, Engine, EngineBuilder, Error, ErrorKind, Executor, FromRow,
+    FromValue, IsolationLevel, Params, PoolMetrics, PoolOptions, PoolStatus, Query, QueryAs,
+    QueryScalar, Result, Row, RowIndex, Rows, ToValue, Transaction, TransactionOptions, Typed,
+    Value,
 };
 
 /// The traits and types a runtime or driver author needs.
