@@ -41,6 +41,7 @@ pub mod spin;
 pub mod sql;
 mod transaction;
 mod transaction_options;
+pub mod types;
 mod value;
 
 pub use cancel::CancelHandle;
@@ -63,4 +64,7 @@ pub use row::{Columns, FromRow, Row, RowIndex};
 pub use runtime::{BoxSocket, Runtime, RuntimeExt, SharedRuntime, Socket};
 pub use transaction::Transaction;
 pub use transaction_options::{IsolationLevel, TransactionOptions};
-pub use value::{FromValue, ToValue, Value};
+pub use types::ArrayElement;
+#[cfg(feature = "json")]
+pub use types::Json;
+pub use value::{FromValue, Timestamp, ToValue, Value};

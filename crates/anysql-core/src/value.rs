@@ -41,6 +41,74 @@ pub enum Value {
     /// number in range. It never decodes into `f64` silently: cast it in SQL (`::float8`,
     /// `CAST(.. AS REAL)`) to read a float.
     Numeric(String),
+    /// A calendar date (`date`), as days since 1970-01-01 (negative before). Decodes into
+    /// `chrono::NaiveDate` and `time::Date` (features `chrono`, `time`).
+    Date(i32),
+    /// A time of day with no time zone (`time`), as nanoseconds since midnight. Decodes into
+    /// `chrono::NaiveTime` and `time::Time`.
+    Time(u64),
+    /// A date and time with no time zone (`timestamp`), counted as if it were UTC. Decodes into
+    /// `chrono::NaiveDateTime` and `time::PrimitiveDateTime`; it never shifts.
+    Timestamp(Timestamp),
+    /// An instant (`timestamptz`), and the offset from UTC to show it at, in seconds east
+    /// (PostgreSQL always sends 0). Decodes into chrono's `DateTime<Utc>`, `DateTime<FixedOffset>`
+    /// and `DateTime<Local>`, and `time::OffsetDateTime`.
+    TimestampTz(Timestamp, i32),
+    /// A UUID, as its 16 bytes. Decodes into `uuid::Uuid` (feature `uuid`).
+    Uuid([u8; 16]),
+    /// A JSON document, as its text (`json`, `jsonb`). Decodes into `serde_json::Value` and
+    /// `Json<T>` (feature `json`), and into `String`.
+    Json(String),
+    /// An IP address (PostgreSQL `inet`). Decodes into `std::net::IpAddr`.
+    Inet(std::net::IpAddr),
+    /// A one-dimensional array (PostgreSQL arrays); its elements may be [`Value::Null`]. Decodes
+    /// into `Vec<T>` and `Vec<Option<T>>`.
+    Array(Vec<Value>),
+    /// A parameter that could not be made (a `Json<T>` whose serialization failed), with why. A
+    /// statement it is bound to fails with an [`ErrorKind::Parameter`](crate::ErrorKind::Parameter)
+    /// error saying so, and nothing is sent; no column decodes into it.
+    Invalid(String),
+}
+
+/// A point on the time line: whole seconds since 1970-01-01T00:00:00 (negative before) and the
+/// nanoseconds past them. [`Value::Timestamp`] counts local time as if it were UTC;
+/// [`Value::TimestampTz`] counts UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch.
+    pub seconds: i64,
+    /// Nanoseconds past `seconds`: below 1,000,000,000.
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    /// The timestamp `seconds` and `nanos` after the epoch; `None` when `nanos` is a second or
+    /// more.
+    pub fn new(seconds: i64, nanos: u32) -> Option<Self> {
+        (nanos < 1_000_000_000).then_some(Timestamp { seconds, nanos })
+    }
+
+    /// Days since 1970-01-01 and nanoseconds since that day's midnight.
+    pub fn date_and_time(self) -> (i64, u64) {
+        let days = self.seconds.div_euclid(86_400);
+        let seconds = self.seconds.rem_euclid(86_400) as u64;
+        (days, seconds * 1_000_000_000 + u64::from(self.nanos))
+    }
+
+    /// The timestamp of `days` since 1970-01-01 at `nanos` since midnight; `None` when out of
+    /// range.
+    pub fn from_date_and_time(days: i64, nanos: u64) -> Option<Self> {
+        if nanos >= 86_400 * 1_000_000_000 {
+            return None;
+        }
+        let seconds = days
+            .checked_mul(86_400)?
+            .checked_add((nanos / 1_000_000_000) as i64)?;
+        Some(Timestamp {
+            seconds,
+            nanos: (nanos % 1_000_000_000) as u32,
+        })
+    }
 }
 
 impl Value {
@@ -54,6 +122,15 @@ impl Value {
             Value::Text(_) => "text",
             Value::Blob(_) => "blob",
             Value::Numeric(_) => "numeric",
+            Value::Date(_) => "date",
+            Value::Time(_) => "time",
+            Value::Timestamp(_) => "timestamp",
+            Value::TimestampTz(..) => "timestamptz",
+            Value::Uuid(_) => "uuid",
+            Value::Json(_) => "json",
+            Value::Inet(_) => "inet",
+            Value::Array(_) => "array",
+            Value::Invalid(_) => "invalid value",
         }
     }
 
@@ -73,6 +150,17 @@ impl fmt::Debug for Value {
             Value::Text(v) => write!(f, "Text({v:?})"),
             Value::Blob(v) => write!(f, "Blob({} bytes)", v.len()),
             Value::Numeric(v) => write!(f, "Numeric({v})"),
+            Value::Date(days) => write!(f, "Date({days})"),
+            Value::Time(nanos) => write!(f, "Time({nanos})"),
+            Value::Timestamp(t) => write!(f, "Timestamp({}.{:09})", t.seconds, t.nanos),
+            Value::TimestampTz(t, offset) => {
+                write!(f, "TimestampTz({}.{:09}, {offset})", t.seconds, t.nanos)
+            }
+            Value::Uuid(bytes) => write!(f, "Uuid({})", crate::types::hyphenated(bytes)),
+            Value::Json(v) => write!(f, "Json({v})"),
+            Value::Inet(v) => write!(f, "Inet({v})"),
+            Value::Array(v) => f.debug_tuple("Array").field(v).finish(),
+            Value::Invalid(why) => write!(f, "Invalid({why:?})"),
         }
     }
 }
@@ -139,7 +227,7 @@ pub trait FromValue: Sized {
     }
 }
 
-fn mismatch(value: &Value, wanted: &str) -> Error {
+pub(crate) fn mismatch(value: &Value, wanted: &str) -> Error {
     if value.is_null() {
         Error::decode(format!(
             "unexpected NULL; decode into Option<{wanted}> to accept NULL"
@@ -248,6 +336,40 @@ macro_rules! integer {
 
 integer!(i8, i16, i32, i64, u8, u16, u32);
 
+/// `u64` binds as an integer when it fits in `i64` (SQL integers are signed) and as an exact
+/// [`Value::Numeric`] above that, never wrapping; it decodes from integers that are not negative.
+impl ToValue for u64 {
+    fn to_value(&self) -> Value {
+        match i64::try_from(*self) {
+            Ok(v) => Value::Int(v),
+            Err(_) => Value::Numeric(self.to_string()),
+        }
+    }
+}
+
+impl FromValue for u64 {
+    fn from_value_ref(value: &Value) -> Result<Self, Error> {
+        match *value {
+            Value::Int(v) => u64::try_from(v)
+                .map_err(|_| Error::decode(format!("integer {v} is out of range for u64"))),
+            Value::Bool(v) => Ok(u64::from(v)),
+            Value::Numeric(ref text) => {
+                let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+                whole
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|_| fraction.bytes().all(|b| b == b'0'))
+                    .ok_or_else(|| {
+                        Error::decode(format!(
+                            "numeric {text} is not a whole number in the range of u64"
+                        ))
+                    })
+            }
+            _ => Err(mismatch(value, "u64")),
+        }
+    }
+}
+
 impl ToValue for f64 {
     fn to_value(&self) -> Value {
         Value::Float(*self)
@@ -299,13 +421,13 @@ impl ToValue for String {
 impl FromValue for String {
     fn from_value_ref(value: &Value) -> Result<Self, Error> {
         match value {
-            Value::Text(v) | Value::Numeric(v) => Ok(v.clone()),
+            Value::Text(v) | Value::Numeric(v) | Value::Json(v) => Ok(v.clone()),
             _ => Err(mismatch(value, "String")),
         }
     }
     fn from_value(value: Value) -> Result<Self, Error> {
         match value {
-            Value::Text(v) | Value::Numeric(v) => Ok(v),
+            Value::Text(v) | Value::Numeric(v) | Value::Json(v) => Ok(v),
             other => Err(mismatch(&other, "String")),
         }
     }
