@@ -3,9 +3,9 @@
 //! | Rust | value | PostgreSQL | SQLite stores |
 //! |---|---|---|---|
 //! | `NaiveDate` | [`Value::Date`] | `date` | text `2026-12-01` |
-//! | `NaiveTime` | [`Value::Time`] | `time` | text `21:24:05.76943` |
-//! | `NaiveDateTime` | [`Value::Timestamp`] | `timestamp` | text `2026-12-01 21:24:05.76943` |
-//! | `DateTime<Utc>`, `DateTime<FixedOffset>`, `DateTime<Local>` | [`Value::TimestampTz`] | `timestamptz` | text `2026-12-01T21:24:05.76943+00:00` |
+//! | `NaiveTime` | [`Value::Time`] | `time` | text `21:24:05.769430` |
+//! | `NaiveDateTime` | [`Value::Timestamp`] | `timestamp` | text `2026-12-01 21:24:05.769430` |
+//! | `DateTime<Utc>`, `DateTime<FixedOffset>`, `DateTime<Local>` | [`Value::TimestampTz`] | `timestamptz` | text `2026-12-01T21:24:05.769430+00:00` |
 //!
 //! A leap second (chrono's nanoseconds of 1e9 and more) is kept as the last nanosecond of the
 //! second before.

@@ -1,9 +1,9 @@
 //! The text forms of dates, times and UUIDs: what the SQLite driver stores for them, and what
 //! decoding accepts from a text column.
 //!
-//! Written: dates `2026-12-01`, times `21:24:05.76943`, timestamps `2026-12-01 21:24:05.76943`,
-//! instants `2026-12-01T21:24:05.76943+00:00` (the fraction only when there is one, without
-//! trailing zeros). SQLite's date and time functions read all of them, and so do other SQLite
+//! Written: dates `2026-12-01`, times `21:24:05.769430`, timestamps
+//! `2026-12-01 21:24:05.769430`, instants `2026-12-01T21:24:05.769430+00:00` (the fraction only
+//! when there is one, in milli-, micro- or nanoseconds: as many digits as it takes, in threes). SQLite's date and time functions read all of them, and so do other SQLite
 //! libraries (sqlx writes the same forms). Read: those, with `T` or a space between date and
 //! time, seconds and fraction optional, and an offset written `Z`, `+01`, `+0100` or `+01:00`.
 //! Years outside 0000–9999 are written with a sign and at least four digits (`+10000-01-01`),
@@ -61,7 +61,7 @@ pub fn format_date(days: i64) -> String {
     }
 }
 
-/// `21:24:05` or `21:24:05.76943` for `nanos` since midnight.
+/// `21:24:05`, `21:24:05.500` or `21:24:05.769430` for `nanos` since midnight.
 pub fn format_time(nanos: u64) -> String {
     let seconds = nanos / 1_000_000_000;
     let fraction = nanos % 1_000_000_000;
@@ -72,9 +72,12 @@ pub fn format_time(nanos: u64) -> String {
         seconds % 60
     );
     if fraction != 0 {
+        // Milli-, micro- or nanoseconds, as many as it takes: fixed widths keep the texts of
+        // one column comparable as strings.
         let digits = format!("{fraction:09}");
+        let kept = digits.trim_end_matches('0').len().div_ceil(3) * 3;
         out.push('.');
-        out.push_str(digits.trim_end_matches('0'));
+        out.push_str(&digits[..kept]);
     }
     out
 }
@@ -298,22 +301,22 @@ mod tests {
             let days = parse_date(text).unwrap();
             assert_eq!(format_date(days), text);
         }
-        for text in ["00:00:00", "21:24:05.76943", "23:59:59.999999999"] {
+        for text in ["00:00:00", "21:24:05.769430", "21:24:05.500", "23:59:59.999999999"] {
             assert_eq!(format_time(parse_time(text).unwrap()), text);
         }
         assert_eq!(parse_time("21:24"), parse_time("21:24:00"));
         assert_eq!(parse_time("24:00:00"), None);
         let (local, offset) = parse_datetime("2026-12-01 21:24:05.76943").unwrap();
         assert_eq!(offset, None);
-        assert_eq!(format_timestamp(local), "2026-12-01 21:24:05.76943");
+        assert_eq!(format_timestamp(local), "2026-12-01 21:24:05.769430");
         let (local, offset) = parse_datetime("2026-12-01T21:24:05.5+01:00").unwrap();
         assert_eq!(offset, Some(3600));
         let utc = Timestamp {
             seconds: local.seconds - 3600,
             nanos: local.nanos,
         };
-        assert_eq!(format_timestamptz(utc, 3600), "2026-12-01T21:24:05.5+01:00");
-        assert_eq!(format_timestamptz(utc, 0), "2026-12-01T20:24:05.5+00:00");
+        assert_eq!(format_timestamptz(utc, 3600), "2026-12-01T21:24:05.500+01:00");
+        assert_eq!(format_timestamptz(utc, 0), "2026-12-01T20:24:05.500+00:00");
         for (text, want) in [
             ("2026-12-01T21:24:05Z", 0),
             ("2026-12-01 21:24:05-0530", -19_800),

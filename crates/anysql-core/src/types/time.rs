@@ -3,9 +3,9 @@
 //! | Rust | value | PostgreSQL | SQLite stores |
 //! |---|---|---|---|
 //! | `Date` | [`Value::Date`] | `date` | text `2026-12-01` |
-//! | `Time` | [`Value::Time`] | `time` | text `21:24:05.76943` |
-//! | `PrimitiveDateTime` | [`Value::Timestamp`] | `timestamp` | text `2026-12-01 21:24:05.76943` |
-//! | `OffsetDateTime` | [`Value::TimestampTz`] | `timestamptz` | text `2026-12-01T21:24:05.76943+00:00` |
+//! | `Time` | [`Value::Time`] | `time` | text `21:24:05.769430` |
+//! | `PrimitiveDateTime` | [`Value::Timestamp`] | `timestamp` | text `2026-12-01 21:24:05.769430` |
+//! | `OffsetDateTime` | [`Value::TimestampTz`] | `timestamptz` | text `2026-12-01T21:24:05.769430+00:00` |
 
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
