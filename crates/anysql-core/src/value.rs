@@ -337,7 +337,9 @@ macro_rules! integer {
 integer!(i8, i16, i32, i64, u8, u16, u32);
 
 /// `u64` binds as an integer when it fits in `i64` (SQL integers are signed) and as an exact
-/// [`Value::Numeric`] above that, never wrapping; it decodes from integers that are not negative.
+/// [`Value::Numeric`] above that, never wrapping: store it in a `numeric(20)` column on
+/// PostgreSQL, a `TEXT` one on SQLite (whose integers are `i64`). It decodes from integers that
+/// are not negative and from whole decimal text.
 impl ToValue for u64 {
     fn to_value(&self) -> Value {
         match i64::try_from(*self) {
@@ -353,7 +355,8 @@ impl FromValue for u64 {
             Value::Int(v) => u64::try_from(v)
                 .map_err(|_| Error::decode(format!("integer {v} is out of range for u64"))),
             Value::Bool(v) => Ok(u64::from(v)),
-            Value::Numeric(ref text) => {
+            // Text too: above i64's range a u64 binds as exact text, which SQLite keeps as text.
+            Value::Numeric(ref text) | Value::Text(ref text) => {
                 let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
                 whole
                     .parse::<u64>()

@@ -387,7 +387,7 @@ impl FlatParams {
                 Value::Int(v) => Cell::Int(v),
                 Value::Float(v) => Cell::Real(v),
                 // SQLite has no decimal type: a numeric goes in as its text, as `value::bind` does.
-                Value::Text(text) | Value::Numeric(text) => {
+                Value::Text(text) | Value::Numeric(text) | Value::Json(text) => {
                     let Range { start, end } = ByteSink::append(&mut self.bytes, text.as_bytes());
                     Cell::Text { start, end }
                 }
@@ -395,13 +395,23 @@ impl FlatParams {
                     let Range { start, end } = ByteSink::append(&mut self.bytes, &blob);
                     Cell::Blob { start, end }
                 }
-                other => {
-                    return Err(Error::parameter(format!(
-                        "a parameter cannot be sent to sqlite: sqlite cannot store a {} value",
-                        other.type_name()
-                    ))
-                    .context(format_args!("parameter ${}", i + 1)))
+                Value::Uuid(bytes) => {
+                    let Range { start, end } = ByteSink::append(&mut self.bytes, &bytes);
+                    Cell::Blob { start, end }
                 }
+                other => match crate::value::stored_text(&other) {
+                    Ok(text) => {
+                        let Range { start, end } =
+                            ByteSink::append(&mut self.bytes, text.as_bytes());
+                        Cell::Text { start, end }
+                    }
+                    Err(why) => {
+                        return Err(Error::parameter(format!(
+                            "a parameter cannot be sent to sqlite: {why}"
+                        ))
+                        .context(format_args!("parameter ${}", i + 1)))
+                    }
+                },
             };
             self.cells.push(cell);
         }

@@ -171,6 +171,32 @@
 //! `TEXT` column (or bind them as text to a column declared with no type): they then read back as
 //! the same text, digit for digit, as `Value::Text`, which decodes into `String`.
 //!
+//! # Dates, times, UUIDs, JSON and the other types SQLite lacks
+//!
+//! SQLite has no date, time, UUID, JSON, decimal or network-address type, so a value of one is
+//! stored in a type it has, in the forms SQLite's own functions and other SQLite libraries (sqlx
+//! among them) write and read:
+//!
+//! | value | stored as | example |
+//! |---|---|---|
+//! | date (`NaiveDate`, `time::Date`) | `TEXT` | `2026-12-01` |
+//! | time of day (`NaiveTime`, `time::Time`) | `TEXT` | `21:24:05.769430` |
+//! | local date and time (`NaiveDateTime`, `PrimitiveDateTime`) | `TEXT` | `2026-12-01 21:24:05.769430` |
+//! | instant (`DateTime<Tz>`, `OffsetDateTime`) | `TEXT`, with its offset | `2026-12-01T21:24:05.769430+00:00` |
+//! | `Uuid` | `BLOB`, the 16 bytes | `X'67E5504410B1426F9247BB680E5FE0C8'` |
+//! | JSON (`serde_json::Value`, `Json<T>`) | `TEXT` | `{"a":[1,2]}` |
+//! | `Decimal`, and `u64` above `i64::MAX` | `TEXT`, exact | `12345.6789` |
+//! | `IpAddr` | `TEXT` | `2001:db8::1` |
+//!
+//! The fraction of a second has as many digits as it takes, in threes (milli-, micro- or
+//! nanoseconds). `datetime(col)`, `date(col)` and `strftime(.., col)` read all of these texts.
+//! Reading also takes the other common forms: a `T` or a space between date and time, no
+//! seconds, an offset written `Z`, `+01` or `+0100` (and none, for UTC, when the Rust type has a
+//! time zone), Unix-epoch integers for dates and times with a time zone, and text UUIDs
+//! (hyphenated or not). Keep decimals and large `u64`s in `TEXT` columns: a `NUMERIC` or
+//! `INTEGER` column's affinity turns their text into a float. Arrays have no stored form: a
+//! parameter that is one is an error (store the elements in a table of their own, or as JSON).
+//!
 //! # The `run_sync` escape hatch
 //!
 //! ```

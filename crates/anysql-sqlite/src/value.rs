@@ -6,27 +6,53 @@ use rusqlite::Statement;
 
 use crate::error::from_rusqlite;
 
-/// A parameter as rusqlite binds it. Booleans become the integers 0 and 1.
+/// A parameter as rusqlite binds it. Booleans become the integers 0 and 1; the types SQLite lacks
+/// are stored as [`stored_text`] says.
 struct Bind<'a>(&'a Value);
 
 impl ToSql for Bind<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(match self.0 {
-            Value::Null => ValueRef::Null,
-            Value::Bool(v) => ValueRef::Integer(i64::from(*v)),
-            Value::Int(v) => ValueRef::Integer(*v),
-            Value::Float(v) => ValueRef::Real(*v),
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Bool(v) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*v))),
+            Value::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
+            Value::Float(v) => ToSqlOutput::Borrowed(ValueRef::Real(*v)),
             // SQLite has no decimal type: the text goes in as it is, and a NUMERIC column's
             // affinity decides how it is stored.
-            Value::Text(v) | Value::Numeric(v) => ValueRef::Text(v.as_bytes()),
-            Value::Blob(v) => ValueRef::Blob(v),
-            other => {
-                return Err(rusqlite::Error::ToSqlConversionFailure(
-                    format!("sqlite cannot store a {} value", other.type_name()).into(),
-                ))
+            Value::Text(v) | Value::Numeric(v) | Value::Json(v) => {
+                ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes()))
             }
-        }))
+            Value::Blob(v) => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
+            Value::Uuid(bytes) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
+            other => match stored_text(other) {
+                Ok(text) => ToSqlOutput::Owned(rusqlite::types::Value::Text(text)),
+                Err(e) => return Err(rusqlite::Error::ToSqlConversionFailure(e.into())),
+            },
+        })
     }
+}
+
+/// The text SQLite stores for a value of a type it has none for: dates and times in the forms its
+/// date functions read (`anysql_core::types::text`), IP addresses as written. Arrays and invalid
+/// values are errors.
+pub(crate) fn stored_text(value: &Value) -> Result<String, String> {
+    use anysql_core::types::text;
+    Ok(match value {
+        Value::Date(days) => text::format_date(i64::from(*days)),
+        Value::Time(nanos) => text::format_time(*nanos),
+        Value::Timestamp(t) => text::format_timestamp(*t),
+        Value::TimestampTz(t, offset) => text::format_timestamptz(*t, *offset),
+        Value::Inet(addr) => addr.to_string(),
+        Value::Array(_) => {
+            return Err(
+                "sqlite has no array type: store the elements in a table of their own, or as JSON \
+                 (bind Json(vec) with the json feature)"
+                    .to_owned(),
+            )
+        }
+        Value::Invalid(why) => return Err(why.clone()),
+        other => return Err(format!("sqlite cannot store a {} value", other.type_name())),
+    })
 }
 
 /// Binds `params` to `stmt` by position, after checking their number.

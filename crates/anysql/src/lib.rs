@@ -11,6 +11,16 @@
 //! | `sqlite` (default) | `sqlite:` URLs, over rusqlite with a bundled SQLite ([`sqlite`]) |
 //! | `postgres` | `postgres://` URLs, over tokio-postgres ([`postgres`]) |
 //! | `macros` (default) | `#[derive(FromRow)]` ([`FromRow`](derive@FromRow)) |
+//! | `chrono` | chrono's `NaiveDate`, `NaiveTime`, `NaiveDateTime`, `DateTime<Utc>`, `DateTime<FixedOffset>`, `DateTime<Local>` |
+//! | `time` | the time crate's `Date`, `Time`, `PrimitiveDateTime`, `OffsetDateTime` |
+//! | `uuid` | `uuid::Uuid` |
+//! | `json` | `serde_json::Value` and [`Json<T>`](Json) for any serde type |
+//! | `decimal` | `rust_decimal::Decimal`, exact |
+//!
+//! Whatever the features, `i8` to `i64`, `u8` to `u64` (range-checked), `f32`, `f64`, `bool`,
+//! `String`, `&str`, bytes, `std::net::IpAddr`, arrays (`Vec<T>` and `&[T]`, PostgreSQL only) and
+//! `Option<T>` for NULL bind and decode, and a decimal column reads exactly into `String`. The
+//! [`types`] module says how each type is stored on each database.
 //!
 //! SQL runs through the query builders — [`query`], [`query_as`] (rows into a tuple or a
 //! `#[derive(FromRow)]` struct) and [`query_scalar`] — whose finishers (`execute`, `execute_many`,
@@ -98,12 +108,14 @@
 //! one explicitly, which always wins. With no runtime feature, building an engine fails with
 //! [`ErrorKind::NoRuntime`] unless you pass a runtime.
 
+#[cfg(feature = "json")]
+pub use anysql_core::Json;
 pub use anysql_core::{
-    query, query_as, query_scalar, Acquired, BoxStream, CancelHandle, Columns, Connection,
-    ConstraintKind, DatabaseError, Engine, EngineBuilder, Error, ErrorKind, Executor, FromRow,
-    FromValue, IsolationLevel, Params, PoolMetrics, PoolOptions, PoolStatus, Query, QueryAs,
-    QueryScalar, Result, Row, RowIndex, Rows, ToValue, Transaction, TransactionOptions, Typed,
-    Value,
+    query, query_as, query_scalar, types, Acquired, ArrayElement, BoxStream, CancelHandle, Columns,
+    Connection, ConstraintKind, DatabaseError, Engine, EngineBuilder, Error, ErrorKind, Executor,
+    FromRow, FromValue, IsolationLevel, Params, PoolMetrics, PoolOptions, PoolStatus, Query,
+    QueryAs, QueryScalar, Result, Row, RowIndex, Rows, Timestamp, ToValue, Transaction,
+    TransactionOptions, Typed, Value,
 };
 
 /// The traits and types a runtime or driver author needs.

@@ -18,6 +18,12 @@ use chrono::{
 use super::{date_days, instant, local_timestamp, time_nanos};
 use crate::error::Error;
 use crate::value::{FromValue, Timestamp, ToValue, Value};
+use crate::ArrayElement;
+
+impl ArrayElement for NaiveDate {}
+impl ArrayElement for NaiveTime {}
+impl ArrayElement for NaiveDateTime {}
+impl<Tz: TimeZone> ArrayElement for DateTime<Tz> {}
 
 /// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
 const CE_TO_UNIX_DAYS: i32 = 719_163;

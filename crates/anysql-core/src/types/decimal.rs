@@ -8,6 +8,9 @@ use rust_decimal::Decimal;
 
 use crate::error::Error;
 use crate::value::{mismatch, FromValue, ToValue, Value};
+use crate::ArrayElement;
+
+impl ArrayElement for Decimal {}
 
 impl ToValue for Decimal {
     fn to_value(&self) -> Value {

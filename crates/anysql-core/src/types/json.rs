@@ -8,6 +8,10 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::value::{mismatch, FromValue, ToValue, Value};
+use crate::ArrayElement;
+
+impl<T> ArrayElement for Json<T> {}
+impl ArrayElement for serde_json::Value {}
 
 /// A value bound and decoded as JSON through serde: `Json(my_struct)` as a parameter, and
 /// `Json<MyStruct>` as a column's type (or a `#[derive(FromRow)]` field's).

@@ -301,7 +301,12 @@ mod tests {
             let days = parse_date(text).unwrap();
             assert_eq!(format_date(days), text);
         }
-        for text in ["00:00:00", "21:24:05.769430", "21:24:05.500", "23:59:59.999999999"] {
+        for text in [
+            "00:00:00",
+            "21:24:05.769430",
+            "21:24:05.500",
+            "23:59:59.999999999",
+        ] {
             assert_eq!(format_time(parse_time(text).unwrap()), text);
         }
         assert_eq!(parse_time("21:24"), parse_time("21:24:00"));
@@ -315,7 +320,10 @@ mod tests {
             seconds: local.seconds - 3600,
             nanos: local.nanos,
         };
-        assert_eq!(format_timestamptz(utc, 3600), "2026-12-01T21:24:05.500+01:00");
+        assert_eq!(
+            format_timestamptz(utc, 3600),
+            "2026-12-01T21:24:05.500+01:00"
+        );
         assert_eq!(format_timestamptz(utc, 0), "2026-12-01T20:24:05.500+00:00");
         for (text, want) in [
             ("2026-12-01T21:24:05Z", 0),

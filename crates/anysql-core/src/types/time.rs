@@ -12,6 +12,12 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 use super::{date_days, instant, local_timestamp, time_nanos};
 use crate::error::Error;
 use crate::value::{FromValue, Timestamp, ToValue, Value};
+use crate::ArrayElement;
+
+impl ArrayElement for Date {}
+impl ArrayElement for Time {}
+impl ArrayElement for PrimitiveDateTime {}
+impl ArrayElement for OffsetDateTime {}
 
 /// The Julian day number of 1970-01-01.
 const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;

@@ -6,6 +6,9 @@ use uuid::Uuid;
 use super::uuid_bytes;
 use crate::error::Error;
 use crate::value::{FromValue, ToValue, Value};
+use crate::ArrayElement;
+
+impl ArrayElement for Uuid {}
 
 impl ToValue for Uuid {
     fn to_value(&self) -> Value {
