@@ -15,10 +15,10 @@ use crate::batch::{Decimals, FlatParams, RowBatch};
 use crate::error::{self, from_rusqlite};
 use crate::gate::{GateHeld, WriterGate};
 use crate::options::{Config, Target};
-use crate::reply::{self, CacheLine, Mailbox};
+use crate::reply::{self, Mailbox};
 use crate::statements::{Fetched, FetchedRows, Registry, Sql};
 use crate::value::bind;
-use anysql_core::spin::SpinPolicy;
+use anysql_core::spin::{spin_until, CacheLine, Pause, SpinPolicy};
 use anysql_core::sql::has_more_statements;
 
 mod batch;
@@ -235,10 +235,12 @@ impl Idle {
             // Pure spinning, no `yield_now`: on a crowded machine a yield can hand the CPU away for
             // a whole time slice, and S5 (four readers and a writer on two cores) ran at half the
             // speed with it.
-            let received = reply::spin_until(replied_at + budget, || match commands.try_recv() {
-                Ok(command) => Some(Some(command)),
-                Err(crossbeam_channel::TryRecvError::Disconnected) => Some(None),
-                Err(crossbeam_channel::TryRecvError::Empty) => None,
+            let received = spin_until(replied_at + budget, Pause::Spin, || {
+                match commands.try_recv() {
+                    Ok(command) => Some(Some(command)),
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => Some(None),
+                    Err(crossbeam_channel::TryRecvError::Empty) => None,
+                }
             });
             if let Some(received) = received {
                 return received;
