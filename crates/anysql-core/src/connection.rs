@@ -3,13 +3,14 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use futures_core::Stream;
 
-use crate::driver::{DriverConnection, ParamSets, RowStream};
+use crate::driver::{DriverConnection, ParamSets, RowSink, RowStream};
 use crate::error::{Error, ErrorKind};
 use crate::params::Params;
 use crate::pool::Lease;
@@ -233,7 +234,7 @@ impl Connection {
             let mut decoded = Vec::new();
             run!(self, sql sql, d => d.fetch_each(sql, params, &mut |row| {
                 decoded.push(T::from_row_mut(row)?);
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             }))?;
             Ok(decoded)
         }
@@ -500,7 +501,12 @@ impl DriverConnection for Detached {
     async fn execute(&mut self, _: &str, _: Vec<Value>) -> Result<u64, Error> {
         Err(detached())
     }
-    async fn fetch_all(&mut self, _: &str, _: Vec<Value>) -> Result<Vec<Row>, Error> {
+    async fn fetch_each(
+        &mut self,
+        _: &str,
+        _: Vec<Value>,
+        _: &mut RowSink<'_>,
+    ) -> Result<(), Error> {
         Err(detached())
     }
     fn fetch<'a>(&'a mut self, _: &'a str, _: Vec<Value>) -> RowStream<'a> {

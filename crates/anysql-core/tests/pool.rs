@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anysql_core::{
     AsyncDriver, Columns, ConnectOptions, Connector, DriverConnection, Engine, Error, ErrorKind,
-    Row, RowStream, SharedRuntime, TransactionOptions, Value,
+    Row, RowSink, RowStream, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 
@@ -158,8 +158,18 @@ impl DriverConnection for MockConnection {
     async fn execute(&mut self, sql: &str, _: Vec<Value>) -> Result<u64, Error> {
         self.run(sql).await.map(|_| 1)
     }
-    async fn fetch_all(&mut self, sql: &str, _: Vec<Value>) -> Result<Vec<Row>, Error> {
-        self.run(sql).await
+    async fn fetch_each(
+        &mut self,
+        sql: &str,
+        _: Vec<Value>,
+        sink: &mut RowSink<'_>,
+    ) -> Result<(), Error> {
+        for mut row in self.run(sql).await? {
+            if sink(&mut row)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
     fn fetch<'a>(&'a mut self, sql: &'a str, _: Vec<Value>) -> RowStream<'a> {
         Box::pin(futures_lite::stream::once_future(async move {

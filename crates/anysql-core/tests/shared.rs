@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anysql_core::{
     AsyncDriver, Columns, ConnectOptions, Connector, DriverConnection, Engine, Error, ErrorKind,
-    Row, RowStream, SharedConnection, SharedRuntime, TransactionOptions, Value,
+    Row, RowSink, RowStream, SharedConnection, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 
@@ -114,8 +114,18 @@ impl DriverConnection for Pooled {
     async fn execute(&mut self, _: &str, _: Vec<Value>) -> Result<u64, Error> {
         Ok(1)
     }
-    async fn fetch_all(&mut self, _: &str, _: Vec<Value>) -> Result<Vec<Row>, Error> {
-        Ok(answer("pooled".into()))
+    async fn fetch_each(
+        &mut self,
+        _: &str,
+        _: Vec<Value>,
+        sink: &mut RowSink<'_>,
+    ) -> Result<(), Error> {
+        for mut row in answer("pooled".into()) {
+            if sink(&mut row)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
     fn fetch<'a>(&'a mut self, _: &'a str, _: Vec<Value>) -> RowStream<'a> {
         Box::pin(futures_lite::stream::iter(

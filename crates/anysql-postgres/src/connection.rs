@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anysql_core::{
-    CancelHandle, DriverConnection, Error, FromRow, ParamSets, Row, RowSink, RowStream,
-    SharedRuntime, TransactionOptions, Value,
+    CancelHandle, DriverConnection, Error, ParamSets, Row, RowSink, RowStream, SharedRuntime,
+    TransactionOptions, Value,
 };
 use async_trait::async_trait;
 use futures_core::Stream;
@@ -280,12 +280,12 @@ impl PgConnection {
             .settle(Some(&mut self.statements), sql, &effects, result)
     }
 
-    /// Runs a query and passes its rows, up to `limit`, to `sink` through one reused [`Row`].
+    /// Runs a query and passes its rows to `sink` through one reused [`Row`], until `sink` says
+    /// stop.
     async fn fetch_rows(
         &mut self,
         sql: &str,
         params: Vec<Value>,
-        limit: Option<usize>,
         sink: &mut RowSink<'_>,
     ) -> Result<(), Error> {
         let info = sql::scan(sql);
@@ -304,17 +304,14 @@ impl PgConnection {
                     start_query(client, statements, sql, &info, &params, unspecified).await?;
                 let mut stream = pin!(stream);
                 let mut buffer: Option<Row> = None;
-                let mut fetched = 0;
                 while let Some(row) = stream.next().await {
                     let row = row?;
                     let plan = plan.get_or_insert_with(|| Arc::new(RowPlan::new(row.columns())));
                     let buffer = buffer.get_or_insert_with(|| plan.empty_row());
                     plan.decode_into(&row, buffer.refill())?;
-                    // An error here leaves the rest of the result to be discarded by
-                    // tokio-postgres when the stream drops, as for the limit.
-                    sink(buffer)?;
-                    fetched += 1;
-                    if limit == Some(fetched) {
+                    // An error or a stop here leaves the rest of the result to be discarded by
+                    // tokio-postgres when the stream drops.
+                    if sink(buffer)?.is_break() {
                         break;
                     }
                 }
@@ -323,22 +320,6 @@ impl PgConnection {
             .await;
         self.session
             .settle(Some(&mut self.statements), sql, &info.effects, result)
-    }
-
-    /// Runs a query and collects its rows, up to `limit`.
-    async fn collect_rows(
-        &mut self,
-        sql: &str,
-        params: Vec<Value>,
-        limit: Option<usize>,
-    ) -> Result<Vec<Row>, Error> {
-        let mut rows = Vec::new();
-        self.fetch_rows(sql, params, limit, &mut |row| {
-            rows.push(Row::from_row_mut(row)?);
-            Ok(())
-        })
-        .await?;
-        Ok(rows)
     }
 
     /// Sends `BEGIN`, the executes and `COMMIT` without waiting in between, at most
@@ -550,29 +531,13 @@ impl DriverConnection for PgConnection {
             .settle(Some(&mut self.statements), sql, &[], result)
     }
 
-    async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error> {
-        self.collect_rows(sql, params, None).await
-    }
-
     async fn fetch_each(
         &mut self,
         sql: &str,
         params: Vec<Value>,
         sink: &mut RowSink<'_>,
     ) -> Result<(), Error> {
-        self.fetch_rows(sql, params, None, sink).await
-    }
-
-    async fn fetch_optional(
-        &mut self,
-        sql: &str,
-        params: Vec<Value>,
-    ) -> Result<Option<Row>, Error> {
-        Ok(self
-            .collect_rows(sql, params, Some(1))
-            .await?
-            .into_iter()
-            .next())
+        self.fetch_rows(sql, params, sink).await
     }
 
     fn fetch<'a>(&'a mut self, sql: &'a str, params: Vec<Value>) -> RowStream<'a> {

@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anysql_core::{
-    CancelHandle, CancelQuery, Columns, Connection, DriverConnection, Error, FromRow, ParamSets,
-    Row, RowSink, RowStream, SharedRuntime, TransactionOptions, Value,
+    CancelHandle, CancelQuery, Columns, Connection, DriverConnection, Error, ParamSets, Row,
+    RowSink, RowStream, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 use futures_core::Stream;
@@ -241,7 +241,7 @@ impl SqliteConnection {
     }
 
     /// Runs a query and passes every row to `sink`, decoding each batch of rows while the worker
-    /// reads the next.
+    /// reads the next, until `sink` says stop.
     async fn fetch_pipelined(
         &mut self,
         sql: &str,
@@ -250,7 +250,8 @@ impl SqliteConnection {
     ) -> Result<(), Error> {
         let (command, seq, _) = self.fetch_command(sql, params, usize::MAX, true);
         self.send(command)?;
-        // Until the last reply, dropping this future or failing in `sink` stops the worker.
+        // Until the last reply, dropping this future, failing in `sink` or a `sink` that wants no
+        // more rows stops the worker.
         let mut guard = AbandonOnDrop {
             shared: &self.shared,
             seq: Some(seq),
@@ -266,12 +267,14 @@ impl SqliteConnection {
             );
             match reply.await? {
                 Response::Partial(fetched) => {
-                    self.statements.each(sql, fetched, sink)?;
+                    if self.statements.each(sql, fetched, sink)?.is_break() {
+                        return Ok(());
+                    }
                     waiting_since = Instant::now();
                 }
                 Response::Fetched(fetched) => {
                     guard.seq = None;
-                    return self.statements.each(sql, fetched, sink);
+                    return self.statements.each(sql, fetched, sink).map(drop);
                 }
                 _ => return Err(mixed_up()),
             }
@@ -419,16 +422,6 @@ impl DriverConnection for SqliteConnection {
         }
     }
 
-    async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error> {
-        let mut rows = Vec::new();
-        self.fetch_pipelined(sql, params, &mut |row| {
-            rows.push(Row::from_row_mut(row)?);
-            Ok(())
-        })
-        .await?;
-        Ok(rows)
-    }
-
     async fn fetch_each(
         &mut self,
         sql: &str,
@@ -438,6 +431,7 @@ impl DriverConnection for SqliteConnection {
         self.fetch_pipelined(sql, params, sink).await
     }
 
+    /// One row in one reply, which may run inline: no pipelining.
     async fn fetch_optional(
         &mut self,
         sql: &str,

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use anysql_core::sql::rewrite_dollar_placeholders;
@@ -174,18 +175,18 @@ impl Statements {
     }
 
     /// Passes each row of a reply to `sql` to `sink`, through one reused [`Row`], learning the
-    /// statement's columns if the reply brings them.
+    /// statement's columns if the reply brings them; stops where `sink` says so.
     pub(crate) fn each(
         &mut self,
         sql: &str,
         mut fetched: Fetched,
         sink: &mut RowSink<'_>,
-    ) -> Result<(), Error> {
+    ) -> Result<ControlFlow<()>, Error> {
         let Some(columns) = self.columns(sql, &mut fetched)? else {
-            return Ok(());
+            return Ok(ControlFlow::Continue(()));
         };
         match fetched.rows {
-            FetchedRows::Empty => Ok(()),
+            FetchedRows::Empty => Ok(ControlFlow::Continue(())),
             FetchedRows::One(one) => {
                 let values = one.values(&columns)?;
                 sink(&mut Row::new(columns, values))
@@ -194,9 +195,11 @@ impl Statements {
                 let mut row = Row::new(Arc::clone(&columns), vec![Value::Null; columns.len()]);
                 for index in 0..batch.len() {
                     batch.fill(index, &columns, row.refill())?;
-                    sink(&mut row)?;
+                    if sink(&mut row)?.is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
                 }
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             }
         }
     }

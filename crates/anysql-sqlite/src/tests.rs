@@ -1824,7 +1824,7 @@ fn decimal_columns_read_as_exact_numerics_on_every_path() {
     let mut seen = Vec::new();
     block_on(conn.fetch_each(SELECT_DECIMALS, vec![], &mut |row| {
         seen.push(row.values().to_vec());
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     }))
     .unwrap();
     assert_eq!(seen, expected);
