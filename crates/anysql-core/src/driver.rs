@@ -5,6 +5,7 @@
 //! and [`Transaction`](crate::Transaction). Driver authors implement them.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::pin::Pin;
@@ -100,6 +101,22 @@ pub trait SharedConnection: Send + Sync + fmt::Debug + 'static {
 
 /// One open database connection, as a driver implements it.
 ///
+/// A driver implements:
+///
+/// - three query primitives: [`execute`](Self::execute) (run a statement, count the rows it
+///   changed), [`fetch_each`](Self::fetch_each) (hand each row to a sink, which may stop the
+///   query) and [`fetch`](Self::fetch) (a bounded stream of rows);
+/// - the lifecycle: [`ping`](Self::ping), [`reset`](Self::reset), [`close`](Self::close), and the
+///   cheap, I/O-free [`is_broken`](Self::is_broken) and [`in_transaction`](Self::in_transaction);
+/// - [`as_any_mut`](Self::as_any_mut), for escape hatches.
+///
+/// Everything else is provided: [`fetch_all`](Self::fetch_all) and
+/// [`fetch_optional`](Self::fetch_optional) on `fetch_each`, [`execute_many`](Self::execute_many)
+/// on `execute`, and transaction control, which the core runs as SQL through `execute` (a driver
+/// says how to spell `BEGIN` with [`begin_statement`](Self::begin_statement)). A driver overrides a
+/// provided method where it has a faster path, and adds [`cancel_handle`](Self::cancel_handle) and
+/// [`broken_error`](Self::broken_error) where it can.
+///
 /// Every method takes `&mut self`: a connection serves one operation at a time. The caller may drop any
 /// returned future at any await point. The core records that, and calls [`reset`](Self::reset) before the
 /// connection is used again, so a driver only has to guarantee that `reset` brings the connection back to
@@ -173,34 +190,20 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
         Ok(first)
     }
 
-    /// Starts a transaction.
-    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error>;
-
-    /// Commits the open transaction.
-    async fn commit(&mut self) -> Result<(), Error>;
-
-    /// Rolls back the open transaction.
-    async fn rollback(&mut self) -> Result<(), Error>;
-
-    /// Creates a savepoint named `name` inside the open transaction.
-    async fn savepoint(&mut self, name: &str) -> Result<(), Error> {
-        self.execute(&format!("SAVEPOINT {name}"), Vec::new())
-            .await
-            .map(drop)
-    }
-
-    /// Releases (keeps the work of) the savepoint `name`.
-    async fn release_savepoint(&mut self, name: &str) -> Result<(), Error> {
-        self.execute(&format!("RELEASE SAVEPOINT {name}"), Vec::new())
-            .await
-            .map(drop)
-    }
-
-    /// Rolls back to the savepoint `name` and releases it.
-    async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), Error> {
-        self.execute(&format!("ROLLBACK TO SAVEPOINT {name}"), Vec::new())
-            .await?;
-        self.release_savepoint(name).await
+    /// How to spell the statement that starts a transaction with `options`; the default is
+    /// `BEGIN`, whatever the options.
+    ///
+    /// The core runs the whole of transaction control through [`execute`](Self::execute): this
+    /// statement, then `COMMIT` or `ROLLBACK`, and for nested transactions `SAVEPOINT name`,
+    /// `RELEASE SAVEPOINT name` and `ROLLBACK TO SAVEPOINT name` (then `RELEASE SAVEPOINT name`).
+    /// Whatever a driver must do around them (wait for its turn to write before a `BEGIN
+    /// IMMEDIATE`, report as an error a `COMMIT` that the database turned into a rollback) belongs
+    /// in its `execute`, which sees the same statements when an application runs them itself.
+    ///
+    /// Options the database cannot honour are an error here, before anything runs.
+    fn begin_statement(&self, options: &TransactionOptions) -> Result<Cow<'static, str>, Error> {
+        let _ = options;
+        Ok(Cow::Borrowed("BEGIN"))
     }
 
     /// Checks that the connection is alive with a round trip.

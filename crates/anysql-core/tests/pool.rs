@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anysql_core::{
     AsyncDriver, Columns, ConnectOptions, Connector, DriverConnection, Engine, Error, ErrorKind,
-    Row, RowSink, RowStream, SharedRuntime, TransactionOptions, Value,
+    Row, RowSink, RowStream, SharedRuntime, Value,
 };
 use async_trait::async_trait;
 
@@ -132,6 +132,11 @@ impl MockConnection {
             self.broken = true;
             return Err(Error::connection("the mock connection broke"));
         }
+        match sql {
+            "BEGIN" => self.set_transaction(true),
+            "COMMIT" | "ROLLBACK" => self.set_transaction(false),
+            _ => {}
+        }
         Ok(vec![Row::new(
             Columns::new(["id".to_string()]),
             vec![Value::Int(self.id as i64)],
@@ -175,21 +180,6 @@ impl DriverConnection for MockConnection {
         Box::pin(futures_lite::stream::once_future(async move {
             self.run(sql).await.map(|mut rows| rows.remove(0))
         }))
-    }
-    async fn begin(&mut self, _: &TransactionOptions) -> Result<(), Error> {
-        self.run("begin").await?;
-        self.set_transaction(true);
-        Ok(())
-    }
-    async fn commit(&mut self) -> Result<(), Error> {
-        self.run("commit").await?;
-        self.set_transaction(false);
-        Ok(())
-    }
-    async fn rollback(&mut self) -> Result<(), Error> {
-        self.run("rollback").await?;
-        self.set_transaction(false);
-        Ok(())
     }
     async fn ping(&mut self) -> Result<(), Error> {
         let ms = self.script.ping_ms.load(Ordering::SeqCst);
@@ -351,7 +341,7 @@ fn a_dropped_transaction_is_rolled_back_on_the_same_connection_before_its_next_s
             .take(2)
             .map(|l| l.split(": ").nth(1).unwrap())
             .collect();
-        assert_eq!(tail, ["next", "rollback"]);
+        assert_eq!(tail, ["next", "ROLLBACK"]);
     });
 }
 
@@ -518,9 +508,9 @@ fn transaction_closure_commits_on_ok_and_rolls_back_on_err() {
         let ends: Vec<&str> = log
             .iter()
             .map(|l| l.split(": ").nth(1).unwrap())
-            .filter(|s| matches!(*s, "commit" | "rollback"))
+            .filter(|s| matches!(*s, "COMMIT" | "ROLLBACK"))
             .collect();
-        assert_eq!(ends, ["commit", "rollback"]);
+        assert_eq!(ends, ["COMMIT", "ROLLBACK"]);
         assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
     });
 }

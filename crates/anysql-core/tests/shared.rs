@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anysql_core::{
     AsyncDriver, Columns, ConnectOptions, Connector, DriverConnection, Engine, Error, ErrorKind,
-    Row, RowSink, RowStream, SharedConnection, SharedRuntime, TransactionOptions, Value,
+    Row, RowSink, RowStream, SharedConnection, SharedRuntime, Value,
 };
 use async_trait::async_trait;
 
@@ -131,15 +131,6 @@ impl DriverConnection for Pooled {
         Box::pin(futures_lite::stream::iter(
             answer("pooled".into()).into_iter().map(Ok),
         ))
-    }
-    async fn begin(&mut self, _: &TransactionOptions) -> Result<(), Error> {
-        Ok(())
-    }
-    async fn commit(&mut self) -> Result<(), Error> {
-        Ok(())
-    }
-    async fn rollback(&mut self) -> Result<(), Error> {
-        Ok(())
     }
     async fn ping(&mut self) -> Result<(), Error> {
         Ok(())

@@ -1,6 +1,7 @@
 //! [`PgConnection`]: one PostgreSQL connection, implementing anysql's [`DriverConnection`].
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -23,7 +24,7 @@ use crate::cancel::PgCanceller;
 use crate::error;
 use crate::io::Io;
 use crate::options::DriveMode;
-use crate::session::{is_query_canceled, rolled_back_error, Session, Txn};
+use crate::session::{is_query_canceled, Session};
 use crate::socket::{SocketHandle, TxnStatus};
 use crate::sql::{self, SqlInfo, TxnEffect};
 use crate::statements::{Failure, Prepared, Statements};
@@ -152,12 +153,7 @@ impl PgConnection {
         PgConnection {
             client,
             statements: Statements::new(cache_capacity, unnamed),
-            session: Session {
-                in_flight: false,
-                txn: Txn::Idle,
-                txn_failed: false,
-                broken: false,
-            },
+            session: Session::new(server.clone()),
             unspecified: types::unspecified_type(),
             runtime,
             canceller,
@@ -200,10 +196,9 @@ impl PgConnection {
         F: for<'c> FnOnce(&'c Client) -> Pin<Box<dyn Future<Output = T> + Send + 'c>>,
     {
         self.session.in_flight = true;
-        self.session.txn = Txn::Unknown;
         let out = self.io.drive(f(&self.client)).await;
         self.session.in_flight = false;
-        self.sync_txn();
+        self.session.sync();
         out
     }
 
@@ -226,21 +221,6 @@ impl PgConnection {
     /// failed), however stale that may be.
     pub(crate) fn server_reported_transaction(&self) -> bool {
         self.server.txn_status() != TxnStatus::Idle
-    }
-
-    /// Takes the server's word for the transaction state (the status of the last ReadyForQuery
-    /// message), unless a reply is still to come and that status may be stale.
-    fn sync_txn(&mut self) {
-        if self.session.in_flight || !self.server.settled() {
-            return;
-        }
-        let (txn, failed) = match self.server.txn_status() {
-            TxnStatus::Idle => (Txn::Idle, false),
-            TxnStatus::InTransaction => (Txn::Active, false),
-            TxnStatus::Failed => (Txn::Active, true),
-        };
-        self.session.txn = txn;
-        self.session.txn_failed = failed;
     }
 
     /// Starts an operation, refusing if the connection is known to be gone.
@@ -266,18 +246,6 @@ impl PgConnection {
             Some(database) => error.with_database(database),
             None => error,
         }
-    }
-
-    async fn simple(&mut self, sql: &str) -> Result<(), Error> {
-        self.start()?;
-        let effects = sql::scan(sql).effects;
-        let result = self
-            .io
-            .drive(self.client.batch_execute(sql))
-            .await
-            .map_err(Failure::from);
-        self.session
-            .settle(Some(&mut self.statements), sql, &effects, result)
     }
 
     /// Runs a query and passes its rows to `sink` through one reused [`Row`], until `sink` says
@@ -515,9 +483,10 @@ impl DriverConnection for PgConnection {
         }
         let info = sql::scan(sql);
         info.check(param_sets.iter().map(Vec::len).max().unwrap_or(0))?;
-        self.sync_txn();
-        if self.session.txn == Txn::Unknown || !info.effects.is_empty() {
-            // Nothing safe to pipeline around: one by one, stopping at the first error.
+        let txn = self.session.txn();
+        if txn.is_none() || !info.effects.is_empty() {
+            // Nothing safe to pipeline around (the server's last word on the transaction may be
+            // stale, or the statement changes it): one by one, stopping at the first error.
             let mut total = 0;
             for params in param_sets {
                 total += self.execute(sql, params).await?;
@@ -525,7 +494,7 @@ impl DriverConnection for PgConnection {
             return Ok(total);
         }
         self.start()?;
-        let wrap = self.session.txn == Txn::Idle;
+        let wrap = txn == Some(TxnStatus::Idle);
         let result = self.pipeline(sql, &info, &param_sets, wrap).await;
         self.session
             .settle(Some(&mut self.statements), sql, &[], result)
@@ -575,7 +544,7 @@ impl DriverConnection for PgConnection {
         })
     }
 
-    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error> {
+    fn begin_statement(&self, options: &TransactionOptions) -> Result<Cow<'static, str>, Error> {
         let mut sql = String::from("BEGIN");
         if let Some(level) = options.isolation_level() {
             sql.push_str(" ISOLATION LEVEL ");
@@ -587,21 +556,7 @@ impl DriverConnection for PgConnection {
         if options.is_deferrable() {
             sql.push_str(" DEFERRABLE");
         }
-        self.simple(&sql).await
-    }
-
-    async fn commit(&mut self) -> Result<(), Error> {
-        self.sync_txn();
-        if self.session.txn_failed && self.session.txn == Txn::Active {
-            // PostgreSQL answers COMMIT of a failed transaction with a silent ROLLBACK; say so.
-            self.simple("ROLLBACK").await?;
-            return Err(rolled_back_error());
-        }
-        self.simple("COMMIT").await
-    }
-
-    async fn rollback(&mut self) -> Result<(), Error> {
-        self.simple("ROLLBACK").await
+        Ok(Cow::Owned(sql))
     }
 
     async fn ping(&mut self) -> Result<(), Error> {
@@ -684,12 +639,7 @@ impl DriverConnection for PgConnection {
         }
         match result {
             Ok(()) => {
-                self.session = Session {
-                    in_flight: false,
-                    txn: Txn::Idle,
-                    txn_failed: false,
-                    broken: false,
-                };
+                self.session.reset();
                 Ok(())
             }
             Err(e) => {
@@ -700,9 +650,9 @@ impl DriverConnection for PgConnection {
     }
 
     /// The server's word, from the transaction status of the last ReadyForQuery message read:
-    /// `BEGIN` run through [`execute`](DriverConnection::execute), inside a multi-statement string
-    /// or through [`with_client`](PgConnection::with_client) counts as much as
-    /// [`begin`](DriverConnection::begin). While a request written is still unanswered (a
+    /// however `BEGIN` ran (the core's transactions, an application's own `BEGIN` through
+    /// [`execute`](DriverConnection::execute), inside a multi-statement string or through
+    /// [`with_client`](PgConnection::with_client)). While a request written is still unanswered (a
     /// statement that failed before its ReadyForQuery was read, a result left unread) that status
     /// may be stale, and this says `true` so that [`reset`](DriverConnection::reset) rolls back
     /// after the last reply.

@@ -1,6 +1,7 @@
 //! [`SqliteConnection`], the handle the pool holds, and the `run_sync` escape hatch.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -463,20 +464,16 @@ impl DriverConnection for SqliteConnection {
         })
     }
 
-    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error> {
-        // SQLite is always serializable; the isolation level and read-only flag change nothing.
-        self.control(Control::Begin {
-            immediate: options.is_immediate(),
-        })
-        .await
-    }
-
-    async fn commit(&mut self) -> Result<(), Error> {
-        self.control(Control::Commit).await
-    }
-
-    async fn rollback(&mut self) -> Result<(), Error> {
-        self.control(Control::Rollback).await
+    /// `BEGIN`, or `BEGIN IMMEDIATE` for an [`immediate`](TransactionOptions::immediate)
+    /// transaction, which waits for the connection's turn to write first (see the crate docs,
+    /// Writers take turns). SQLite is always serializable; the isolation level and read-only flag
+    /// change nothing.
+    fn begin_statement(&self, options: &TransactionOptions) -> Result<Cow<'static, str>, Error> {
+        Ok(Cow::Borrowed(if options.is_immediate() {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        }))
     }
 
     async fn ping(&mut self) -> Result<(), Error> {

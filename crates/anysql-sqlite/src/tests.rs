@@ -125,6 +125,28 @@ fn engine(url: &str) -> Engine {
         .unwrap()
 }
 
+/// Transaction control as the core runs it: SQL through `execute`.
+trait Transactions {
+    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), anysql_core::Error>;
+    async fn commit(&mut self) -> Result<(), anysql_core::Error>;
+    async fn rollback(&mut self) -> Result<(), anysql_core::Error>;
+}
+
+impl Transactions for Box<dyn DriverConnection> {
+    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), anysql_core::Error> {
+        let sql = self.begin_statement(options)?;
+        self.execute(&sql, vec![]).await.map(drop)
+    }
+
+    async fn commit(&mut self) -> Result<(), anysql_core::Error> {
+        self.execute("COMMIT", vec![]).await.map(drop)
+    }
+
+    async fn rollback(&mut self) -> Result<(), anysql_core::Error> {
+        self.execute("ROLLBACK", vec![]).await.map(drop)
+    }
+}
+
 fn sqlite(conn: &mut Box<dyn DriverConnection>) -> &mut SqliteConnection {
     conn.as_any_mut()
         .downcast_mut::<SqliteConnection>()
@@ -673,7 +695,9 @@ fn a_transaction_sqlite_rolled_back_stays_failed_until_rolled_back() {
     block_on(conn.begin(&TransactionOptions::new())).unwrap();
     block_on(conn.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
     // The transaction ends behind the caller's back.
-    block_on(conn.execute("ROLLBACK", vec![])).unwrap();
+    block_on(sqlite(&mut conn).run_sync(|c| c.execute_batch("ROLLBACK")))
+        .unwrap()
+        .unwrap();
     let err = block_on(conn.execute("INSERT INTO t VALUES (2)", vec![])).unwrap_err();
     assert_eq!(err.code(), Some("SQLITE_ABORT_ROLLBACK"), "{err}");
     assert!(err.is_retryable());
