@@ -714,6 +714,37 @@ fn a_transaction_sqlite_rolled_back_stays_failed_until_rolled_back() {
     );
 }
 
+/// A transaction an application opened with its own `BEGIN` is tracked as the core's are: once
+/// SQLite has ended it by itself, the connection still counts as in a transaction, so the pool
+/// resets it rather than hand the next caller a connection whose statements fail.
+#[test]
+fn an_aborted_raw_transaction_is_reset_before_reuse() {
+    let engine = engine("sqlite::memory:?max_size=1");
+    block_on(async {
+        let mut conn = engine.acquire().await.unwrap();
+        conn.execute("CREATE TABLE t(x)", ()).await.unwrap();
+        conn.execute("BEGIN", ()).await.unwrap();
+        conn.execute("INSERT INTO t VALUES (1)", ()).await.unwrap();
+        conn.run_sync(|c| c.execute_batch("ROLLBACK"))
+            .await
+            .unwrap()
+            .unwrap();
+        let err = conn
+            .execute("INSERT INTO t VALUES (2)", ())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("SQLITE_ABORT_ROLLBACK"), "{err}");
+        drop(conn);
+        let mut conn = engine.acquire().await.unwrap();
+        conn.execute("INSERT INTO t VALUES (3)", ()).await.unwrap();
+        let n: i64 = conn
+            .fetch_scalar("SELECT count(*) FROM t", ())
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Streaming
 

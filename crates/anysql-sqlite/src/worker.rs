@@ -50,8 +50,8 @@ pub(crate) struct Shared {
     /// The sequence number of the last command whose caller gave up on it.
     cancelled: AtomicU64,
     /// Whether SQLite was outside autocommit mode (inside a transaction, however it was opened)
-    /// when the worker finished its last command. Written after every command, before its reply
-    /// goes out.
+    /// when the worker finished its last command, or the caller's transaction was aborted and not
+    /// yet rolled back. Written after every command, before its reply goes out.
     in_transaction: AtomicBool,
     running: Mutex<Running>,
     interrupt: OnceLock<InterruptHandle>,
@@ -436,9 +436,12 @@ impl Worker {
         if self.writes.held.is_some() && autocommit {
             self.writes.held = None;
         }
+        // A transaction SQLite ended by itself still counts until the caller rolls it back, so
+        // that a connection left so is reset before anyone else uses it.
+        let aborted = matches!(self.txn, Txn::Aborted(_));
         self.shared
             .in_transaction
-            .store(!autocommit, Ordering::Release);
+            .store(!autocommit || aborted, Ordering::Release);
     }
 
     /// Runs a command; returns its reply, for the thread to post once it has let go of the
