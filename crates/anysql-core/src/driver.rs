@@ -200,7 +200,8 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
     /// IMMEDIATE`, report as an error a `COMMIT` that the database turned into a rollback) belongs
     /// in its `execute`, which sees the same statements when an application runs them itself.
     ///
-    /// Options the database cannot honour are an error here, before anything runs.
+    /// A driver may refuse options its database cannot honour with an error here, before anything
+    /// runs; the default, like the SQLite driver for the isolation level, ignores them.
     fn begin_statement(&self, options: &TransactionOptions) -> Result<Cow<'static, str>, Error> {
         let _ = options;
         Ok(Cow::Borrowed("BEGIN"))
