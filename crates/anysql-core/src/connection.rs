@@ -3,13 +3,14 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use futures_core::Stream;
 
-use crate::driver::{DriverConnection, ParamSets, RowStream};
+use crate::driver::{DriverConnection, ParamSets, RowSink, RowStream};
 use crate::error::{Error, ErrorKind};
 use crate::params::Params;
 use crate::pool::Lease;
@@ -91,8 +92,34 @@ impl ConnectionState {
     }
 }
 
+/// The name of the savepoint that transaction level `level + 1` opens.
 pub(crate) fn savepoint_name(level: u32) -> String {
     format!("anysql_savepoint_{level}")
+}
+
+/// Runs a transaction-control statement through the driver's `execute`.
+async fn control(driver: &mut dyn DriverConnection, sql: &str) -> Result<(), Error> {
+    driver.execute(sql, Vec::new()).await.map(drop)
+}
+
+/// Starts a transaction as the driver spells `BEGIN` for `options`.
+async fn begin(
+    driver: &mut dyn DriverConnection,
+    options: &TransactionOptions,
+) -> Result<(), Error> {
+    let sql = driver.begin_statement(options)?;
+    control(driver, &sql).await
+}
+
+/// Rolls back to the savepoint `name` and releases it.
+async fn rollback_to_savepoint(driver: &mut dyn DriverConnection, name: &str) -> Result<(), Error> {
+    control(driver, &format!("ROLLBACK TO SAVEPOINT {name}")).await?;
+    release_savepoint(driver, name).await
+}
+
+/// Releases (keeps the work of) the savepoint `name`.
+async fn release_savepoint(driver: &mut dyn DriverConnection, name: &str) -> Result<(), Error> {
+    control(driver, &format!("RELEASE SAVEPOINT {name}")).await
 }
 
 impl Connection {
@@ -140,12 +167,11 @@ impl Connection {
         }
         if let Some(level) = self.state.abandoned {
             self.state.interrupted = true;
+            let driver = &mut *self.driver;
             let undo = if level <= 1 {
-                self.driver.rollback().await
+                control(driver, "ROLLBACK").await
             } else {
-                self.driver
-                    .rollback_to_savepoint(&savepoint_name(level - 1))
-                    .await
+                rollback_to_savepoint(driver, &savepoint_name(level - 1)).await
             };
             if let Err(e) = undo {
                 // The savepoint is gone (its end was interrupted after it took effect): the only
@@ -253,7 +279,7 @@ impl Connection {
             let mut decoded = Vec::new();
             run!(self, sql sql, d => d.fetch_each(sql, params, &mut |row| {
                 decoded.push(T::from_row_mut(row)?);
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             }))?;
             Ok(decoded)
         }
@@ -317,9 +343,9 @@ impl Connection {
         let depth = self.state.depth;
         run!(self, d => async {
             if depth == 0 {
-                d.begin(&options).await
+                begin(d, &options).await
             } else {
-                d.savepoint(&savepoint_name(depth)).await
+                control(d, &format!("SAVEPOINT {}", savepoint_name(depth))).await
             }
         })?;
         self.state.depth = depth + 1;
@@ -346,10 +372,10 @@ impl Connection {
         }
         let result = run!(self, d => async {
             match (level, commit) {
-                (1, true) => d.commit().await,
-                (1, false) => d.rollback().await,
-                (_, true) => d.release_savepoint(&savepoint_name(level - 1)).await,
-                (_, false) => d.rollback_to_savepoint(&savepoint_name(level - 1)).await,
+                (1, true) => control(d, "COMMIT").await,
+                (1, false) => control(d, "ROLLBACK").await,
+                (_, true) => release_savepoint(d, &savepoint_name(level - 1)).await,
+                (_, false) => rollback_to_savepoint(d, &savepoint_name(level - 1)).await,
             }
         });
         match &result {
@@ -520,20 +546,16 @@ impl DriverConnection for Detached {
     async fn execute(&mut self, _: &str, _: Vec<Value>) -> Result<u64, Error> {
         Err(detached())
     }
-    async fn fetch_all(&mut self, _: &str, _: Vec<Value>) -> Result<Vec<Row>, Error> {
+    async fn fetch_each(
+        &mut self,
+        _: &str,
+        _: Vec<Value>,
+        _: &mut RowSink<'_>,
+    ) -> Result<(), Error> {
         Err(detached())
     }
     fn fetch<'a>(&'a mut self, _: &'a str, _: Vec<Value>) -> RowStream<'a> {
         Box::pin(futures_lite::stream::once(Err(detached())))
-    }
-    async fn begin(&mut self, _: &TransactionOptions) -> Result<(), Error> {
-        Err(detached())
-    }
-    async fn commit(&mut self) -> Result<(), Error> {
-        Err(detached())
-    }
-    async fn rollback(&mut self) -> Result<(), Error> {
-        Err(detached())
     }
     async fn ping(&mut self) -> Result<(), Error> {
         Err(detached())

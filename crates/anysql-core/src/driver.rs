@@ -5,7 +5,9 @@
 //! and [`Transaction`](crate::Transaction). Driver authors implement them.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use futures_core::Stream;
 
 use crate::error::Error;
 use crate::options::ConnectOptions;
-use crate::row::Row;
+use crate::row::{FromRow, Row};
 use crate::runtime::SharedRuntime;
 use crate::transaction_options::TransactionOptions;
 use crate::value::Value;
@@ -25,8 +27,9 @@ pub type RowStream<'a> = Pin<Box<dyn Stream<Item = Result<Row, Error>> + Send + 
 /// The parameter sets of [`DriverConnection::execute_many`], converted lazily, one per item.
 pub type ParamSets<'a> = Box<dyn Iterator<Item = Vec<Value>> + Send + 'a>;
 
-/// What [`DriverConnection::fetch_each`] hands each row to. It may take values out of the row.
-pub type RowSink<'a> = dyn FnMut(&mut Row) -> Result<(), Error> + Send + 'a;
+/// What [`DriverConnection::fetch_each`] hands each row to. It may take values out of the row, and
+/// it says whether it wants the next one: [`ControlFlow::Break`] stops the query there.
+pub type RowSink<'a> = dyn FnMut(&mut Row) -> Result<ControlFlow<()>, Error> + Send + 'a;
 
 /// A database driver: the URL schemes it serves and a factory for its connections.
 pub trait AsyncDriver: Send + Sync + fmt::Debug + 'static {
@@ -105,6 +108,22 @@ pub trait SharedConnection: Send + Sync + fmt::Debug + 'static {
 
 /// One open database connection, as a driver implements it.
 ///
+/// A driver implements:
+///
+/// - three query primitives: [`execute`](Self::execute) (run a statement, count the rows it
+///   changed), [`fetch_each`](Self::fetch_each) (hand each row to a sink, which may stop the
+///   query) and [`fetch`](Self::fetch) (a bounded stream of rows);
+/// - the lifecycle: [`ping`](Self::ping), [`reset`](Self::reset), [`close`](Self::close), and the
+///   cheap, I/O-free [`is_broken`](Self::is_broken) and [`in_transaction`](Self::in_transaction);
+/// - [`as_any_mut`](Self::as_any_mut), for escape hatches.
+///
+/// Everything else is provided: [`fetch_all`](Self::fetch_all) and
+/// [`fetch_optional`](Self::fetch_optional) on `fetch_each`, [`execute_many`](Self::execute_many)
+/// on `execute`, and transaction control, which the core runs as SQL through `execute` (a driver
+/// says how to spell `BEGIN` with [`begin_statement`](Self::begin_statement)). A driver overrides a
+/// provided method where it has a faster path, and adds [`cancel_handle`](Self::cancel_handle) and
+/// [`broken_error`](Self::broken_error) where it can.
+///
 /// Every method takes `&mut self`: a connection serves one operation at a time. The caller may drop any
 /// returned future at any await point. The core records that, and calls [`reset`](Self::reset) before the
 /// connection is used again, so a driver only has to guarantee that `reset` brings the connection back to
@@ -128,69 +147,71 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
         Ok(total)
     }
 
-    /// Runs a query and collects all its rows.
-    async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error>;
-
-    /// Runs a query and hands each of its rows to `sink`, in order, then returns.
+    /// Runs a query and hands each of its rows to `sink`, in order, until the rows end or `sink`
+    /// returns [`ControlFlow::Break`]; then the rest of the result is discarded.
     ///
-    /// This is what [`Connection::fetch_all_as`](crate::Connection::fetch_all_as) uses: a driver may
-    /// pass every row in one [`Row`] that it refills (see [`Row::refill`]), so that decoding into
-    /// the caller's type needs no `Row` per row. The sink may take values out of the row. An error
-    /// from the sink ends the call with that error; the driver must then leave the connection idle,
-    /// as after any failed query. The default collects [`fetch_all`](Self::fetch_all) and passes its
-    /// rows one by one.
+    /// This is the path of [`fetch_all`](Self::fetch_all), [`fetch_optional`](Self::fetch_optional)
+    /// and [`Connection::fetch_all_as`](crate::Connection::fetch_all_as). A driver may pass every
+    /// row in one [`Row`] that it refills (see [`Row::refill`]), so that decoding into the caller's
+    /// type needs no `Row` per row; the sink may take values out of the row. An error from the sink
+    /// ends the call with that error. After an error or a `Break`, as after the last row, the
+    /// connection must be idle: ready for the next statement, its transaction state as the
+    /// statement left it.
     async fn fetch_each(
         &mut self,
         sql: &str,
         params: Vec<Value>,
         sink: &mut RowSink<'_>,
-    ) -> Result<(), Error> {
-        for mut row in self.fetch_all(sql, params).await? {
-            sink(&mut row)?;
-        }
-        Ok(())
+    ) -> Result<(), Error>;
+
+    /// Runs a query and streams its rows, holding a bounded number of them in memory.
+    fn fetch<'a>(&'a mut self, sql: &'a str, params: Vec<Value>) -> RowStream<'a>;
+
+    /// Runs a query and collects all its rows. The default collects what
+    /// [`fetch_each`](Self::fetch_each) hands over, taking each row's values out of the sink's
+    /// row.
+    async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error> {
+        let mut rows = Vec::new();
+        self.fetch_each(sql, params, &mut |row| {
+            rows.push(Row::from_row_mut(row)?);
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+        Ok(rows)
     }
 
-    /// Runs a query and returns its first row, if any, discarding the rest.
+    /// Runs a query and returns its first row, if any, discarding the rest. The default stops
+    /// [`fetch_each`](Self::fetch_each) after the first row; a driver overrides it where it has a
+    /// faster path for one row.
     async fn fetch_optional(
         &mut self,
         sql: &str,
         params: Vec<Value>,
     ) -> Result<Option<Row>, Error> {
-        Ok(self.fetch_all(sql, params).await?.into_iter().next())
+        let mut first = None;
+        self.fetch_each(sql, params, &mut |row| {
+            first = Some(Row::from_row_mut(row)?);
+            Ok(ControlFlow::Break(()))
+        })
+        .await?;
+        Ok(first)
     }
 
-    /// Runs a query and streams its rows, holding a bounded number of them in memory.
-    fn fetch<'a>(&'a mut self, sql: &'a str, params: Vec<Value>) -> RowStream<'a>;
-
-    /// Starts a transaction.
-    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error>;
-
-    /// Commits the open transaction.
-    async fn commit(&mut self) -> Result<(), Error>;
-
-    /// Rolls back the open transaction.
-    async fn rollback(&mut self) -> Result<(), Error>;
-
-    /// Creates a savepoint named `name` inside the open transaction.
-    async fn savepoint(&mut self, name: &str) -> Result<(), Error> {
-        self.execute(&format!("SAVEPOINT {name}"), Vec::new())
-            .await
-            .map(drop)
-    }
-
-    /// Releases (keeps the work of) the savepoint `name`.
-    async fn release_savepoint(&mut self, name: &str) -> Result<(), Error> {
-        self.execute(&format!("RELEASE SAVEPOINT {name}"), Vec::new())
-            .await
-            .map(drop)
-    }
-
-    /// Rolls back to the savepoint `name` and releases it.
-    async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), Error> {
-        self.execute(&format!("ROLLBACK TO SAVEPOINT {name}"), Vec::new())
-            .await?;
-        self.release_savepoint(name).await
+    /// How to spell the statement that starts a transaction with `options`; the default is
+    /// `BEGIN`, whatever the options.
+    ///
+    /// The core runs the whole of transaction control through [`execute`](Self::execute): this
+    /// statement, then `COMMIT` or `ROLLBACK`, and for nested transactions `SAVEPOINT name`,
+    /// `RELEASE SAVEPOINT name` and `ROLLBACK TO SAVEPOINT name` (then `RELEASE SAVEPOINT name`).
+    /// Whatever a driver must do around them (wait for its turn to write before a `BEGIN
+    /// IMMEDIATE`, report as an error a `COMMIT` that the database turned into a rollback) belongs
+    /// in its `execute`, which sees the same statements when an application runs them itself.
+    ///
+    /// A driver may refuse options its database cannot honour with an error here, before anything
+    /// runs; the default, like the SQLite driver for the isolation level, ignores them.
+    fn begin_statement(&self, options: &TransactionOptions) -> Result<Cow<'static, str>, Error> {
+        let _ = options;
+        Ok(Cow::Borrowed("BEGIN"))
     }
 
     /// Checks that the connection is alive with a round trip.

@@ -39,6 +39,7 @@ pub mod runtime;
 mod shared;
 pub mod spin;
 pub mod sql;
+pub mod statement_cache;
 mod transaction;
 mod transaction_options;
 pub mod types;

@@ -1,6 +1,8 @@
 //! [`SpinPolicy`]: when a driver should busy-poll for something that usually comes within
 //! microseconds, and when it should let its thread sleep; [`Waiters`]: whether a caller waits alone,
-//! so that busy-polling inside `poll` keeps no other caller's task from running.
+//! so that busy-polling inside `poll` keeps no other caller's task from running; [`spin_until`]:
+//! the busy-poll loop itself; [`CacheLine`]: a value alone on its cache lines, for what one side
+//! polls and the other writes.
 //!
 //! For driver authors. Both built-in drivers use it: the SQLite driver while a caller waits for its
 //! connection thread's reply (and the thread for the caller's next command), the PostgreSQL driver
@@ -26,8 +28,9 @@
 //! assert_eq!(policy.next(), Duration::from_micros(50));
 //! ```
 
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Whether the next wait busy-polls, from how long recent waits took.
 ///
@@ -88,12 +91,87 @@ impl SpinPolicy {
 #[derive(Debug, Default)]
 pub struct Waiters {
     // Alone on its cache lines: every connection of the engine writes it.
-    count: CacheAligned<AtomicUsize>,
+    count: CacheLine<AtomicUsize>,
 }
 
-#[derive(Debug, Default)]
+/// A value alone on its cache line(s): 128 bytes, since Intel fetches lines in pairs.
+///
+/// For what one thread busy-polls and another writes: sharing a line with data the writer also
+/// touches makes every poll steal that line, which costs hundreds of nanoseconds per transfer
+/// between cores.
 #[repr(align(128))]
-struct CacheAligned<T>(T);
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLine<T>(pub T);
+
+impl<T> Deref for CacheLine<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for CacheLine<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+/// What [`spin_until`] does between two checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// A CPU spin-loop hint, and the clock read only every 16 checks: reading it costs more than
+    /// a cheap check, and every nanosecond between two checks delays noticing what was awaited.
+    /// For waits on another thread of this process that is running now.
+    Spin,
+    /// `std::thread::yield_now`, and the clock read after every check: gives the CPU away if
+    /// anything else wants it, which on a machine where the awaited process (a database server)
+    /// shares the cores is often that process.
+    YieldThread,
+}
+
+/// How many checks [`Pause::Spin`] makes between two readings of the clock.
+const SPINS_PER_CLOCK_READ: u32 = 16;
+
+/// Calls `check` in a busy loop, pausing as `pause` says between calls, until it returns
+/// something or `deadline` passes (then `None`). `check` runs at least once.
+///
+/// ```
+/// use anysql_core::spin::{spin_until, Pause};
+/// use std::time::{Duration, Instant};
+///
+/// let mut n = 0;
+/// let found = spin_until(Instant::now() + Duration::from_secs(1), Pause::Spin, || {
+///     n += 1;
+///     (n == 3).then_some(n)
+/// });
+/// assert_eq!(found, Some(3));
+/// assert_eq!(spin_until(Instant::now(), Pause::YieldThread, || None::<()>), None);
+/// ```
+pub fn spin_until<T>(
+    deadline: Instant,
+    pause: Pause,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let checks_per_clock_read = match pause {
+        Pause::Spin => SPINS_PER_CLOCK_READ,
+        Pause::YieldThread => 1,
+    };
+    loop {
+        for _ in 0..checks_per_clock_read {
+            if let Some(found) = check() {
+                return Some(found);
+            }
+            match pause {
+                Pause::Spin => std::hint::spin_loop(),
+                Pause::YieldThread => std::thread::yield_now(),
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+    }
+}
 
 impl Waiters {
     /// Counts a caller as waiting until the guard drops; also says whether no other caller was

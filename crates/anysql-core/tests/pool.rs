@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anysql_core::{
     AsyncDriver, Columns, ConnectOptions, Connector, DriverConnection, Engine, EngineBuilder,
-    Error, ErrorKind, Row, RowStream, SharedRuntime, TransactionOptions, Value,
+    Error, ErrorKind, Row, RowSink, RowStream, SharedRuntime, Value,
 };
 use async_trait::async_trait;
 
@@ -132,6 +132,11 @@ impl MockConnection {
             self.broken = true;
             return Err(Error::connection("the mock connection broke"));
         }
+        match sql {
+            "BEGIN" => self.set_transaction(true),
+            "COMMIT" | "ROLLBACK" => self.set_transaction(false),
+            _ => {}
+        }
         Ok(vec![Row::new(
             Columns::new(["id".to_string()]),
             vec![Value::Int(self.id as i64)],
@@ -158,28 +163,23 @@ impl DriverConnection for MockConnection {
     async fn execute(&mut self, sql: &str, _: Vec<Value>) -> Result<u64, Error> {
         self.run(sql).await.map(|_| 1)
     }
-    async fn fetch_all(&mut self, sql: &str, _: Vec<Value>) -> Result<Vec<Row>, Error> {
-        self.run(sql).await
+    async fn fetch_each(
+        &mut self,
+        sql: &str,
+        _: Vec<Value>,
+        sink: &mut RowSink<'_>,
+    ) -> Result<(), Error> {
+        for mut row in self.run(sql).await? {
+            if sink(&mut row)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
     fn fetch<'a>(&'a mut self, sql: &'a str, _: Vec<Value>) -> RowStream<'a> {
         Box::pin(futures_lite::stream::once_future(async move {
             self.run(sql).await.map(|mut rows| rows.remove(0))
         }))
-    }
-    async fn begin(&mut self, _: &TransactionOptions) -> Result<(), Error> {
-        self.run("begin").await?;
-        self.set_transaction(true);
-        Ok(())
-    }
-    async fn commit(&mut self) -> Result<(), Error> {
-        self.run("commit").await?;
-        self.set_transaction(false);
-        Ok(())
-    }
-    async fn rollback(&mut self) -> Result<(), Error> {
-        self.run("rollback").await?;
-        self.set_transaction(false);
-        Ok(())
     }
     async fn ping(&mut self) -> Result<(), Error> {
         let ms = self.script.ping_ms.load(Ordering::SeqCst);
@@ -341,7 +341,7 @@ fn a_dropped_transaction_is_rolled_back_on_the_same_connection_before_its_next_s
             .take(2)
             .map(|l| l.split(": ").nth(1).unwrap())
             .collect();
-        assert_eq!(tail, ["next", "rollback"]);
+        assert_eq!(tail, ["next", "ROLLBACK"]);
     });
 }
 
@@ -506,9 +506,9 @@ fn transaction_closure_commits_on_ok_and_rolls_back_on_err() {
         let ends: Vec<&str> = log
             .iter()
             .map(|l| l.split(": ").nth(1).unwrap())
-            .filter(|s| matches!(*s, "commit" | "rollback"))
+            .filter(|s| matches!(*s, "COMMIT" | "ROLLBACK"))
             .collect();
-        assert_eq!(ends, ["commit", "rollback"]);
+        assert_eq!(ends, ["COMMIT", "ROLLBACK"]);
         assert_eq!(script.open_transactions.load(Ordering::SeqCst), 0);
     });
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anysql_core::{
     AsyncDriver, Columns, ConnectOptions, Connector, DriverConnection, Engine, EngineBuilder,
-    Error, ErrorKind, Row, RowStream, SharedConnection, SharedRuntime, TransactionOptions, Value,
+    Error, ErrorKind, Row, RowSink, RowStream, SharedConnection, SharedRuntime, Value,
 };
 use async_trait::async_trait;
 
@@ -114,22 +114,23 @@ impl DriverConnection for Pooled {
     async fn execute(&mut self, _: &str, _: Vec<Value>) -> Result<u64, Error> {
         Ok(1)
     }
-    async fn fetch_all(&mut self, _: &str, _: Vec<Value>) -> Result<Vec<Row>, Error> {
-        Ok(answer("pooled".into()))
+    async fn fetch_each(
+        &mut self,
+        _: &str,
+        _: Vec<Value>,
+        sink: &mut RowSink<'_>,
+    ) -> Result<(), Error> {
+        for mut row in answer("pooled".into()) {
+            if sink(&mut row)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
     fn fetch<'a>(&'a mut self, _: &'a str, _: Vec<Value>) -> RowStream<'a> {
         Box::pin(futures_lite::stream::iter(
             answer("pooled".into()).into_iter().map(Ok),
         ))
-    }
-    async fn begin(&mut self, _: &TransactionOptions) -> Result<(), Error> {
-        Ok(())
-    }
-    async fn commit(&mut self) -> Result<(), Error> {
-        Ok(())
-    }
-    async fn rollback(&mut self) -> Result<(), Error> {
-        Ok(())
     }
     async fn ping(&mut self) -> Result<(), Error> {
         Ok(())

@@ -1,17 +1,17 @@
 //! [`PgConnection`]: one PostgreSQL connection, implementing anysql's [`DriverConnection`].
 
 use std::any::Any;
-use std::collections::VecDeque;
+use std::borrow::Cow;
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anysql_core::{
-    CancelHandle, DriverConnection, Error, FromRow, ParamSets, Row, RowSink, RowStream,
-    SharedRuntime, TransactionOptions, Value,
+    CancelHandle, DriverConnection, Error, ParamSets, Row, RowSink, RowStream, SharedRuntime,
+    TransactionOptions, Value,
 };
 use async_trait::async_trait;
 use futures_core::Stream;
@@ -23,15 +23,12 @@ use crate::cancel::PgCanceller;
 use crate::error;
 use crate::io::Io;
 use crate::options::DriveMode;
-use crate::session::{is_query_canceled, rolled_back_error, Session, Txn};
+use crate::pipeline;
+use crate::session::{is_query_canceled, Session};
 use crate::socket::{SocketHandle, TxnStatus};
 use crate::sql::{self, SqlInfo, TxnEffect};
-use crate::statements::{Failure, Prepared, Statements};
-use crate::types::{self, check_params, unnamed_param_type, PgParam, RowPlan};
-
-/// How many statements of an [`execute_many`](DriverConnection::execute_many) batch are in flight at
-/// once.
-const PIPELINE_WINDOW: usize = 256;
+use crate::statements::{Failure, Statements};
+use crate::types::{self, unnamed_param_type, PgParam, RowPlan};
 
 /// How long [`reset`](DriverConnection::reset) waits for an interrupted operation to finish by
 /// itself before it sends a cancel request.
@@ -152,12 +149,7 @@ impl PgConnection {
         PgConnection {
             client,
             statements: Statements::new(cache_capacity, unnamed),
-            session: Session {
-                in_flight: false,
-                txn: Txn::Idle,
-                txn_failed: false,
-                broken: false,
-            },
+            session: Session::new(server.clone()),
             unspecified: types::unspecified_type(),
             runtime,
             canceller,
@@ -200,10 +192,9 @@ impl PgConnection {
         F: for<'c> FnOnce(&'c Client) -> Pin<Box<dyn Future<Output = T> + Send + 'c>>,
     {
         self.session.in_flight = true;
-        self.session.txn = Txn::Unknown;
         let out = self.io.drive(f(&self.client)).await;
         self.session.in_flight = false;
-        self.sync_txn();
+        self.session.sync();
         out
     }
 
@@ -226,21 +217,6 @@ impl PgConnection {
     /// failed), however stale that may be.
     pub(crate) fn server_reported_transaction(&self) -> bool {
         self.server.txn_status() != TxnStatus::Idle
-    }
-
-    /// Takes the server's word for the transaction state (the status of the last ReadyForQuery
-    /// message), unless a reply is still to come and that status may be stale.
-    fn sync_txn(&mut self) {
-        if self.session.in_flight || !self.server.settled() {
-            return;
-        }
-        let (txn, failed) = match self.server.txn_status() {
-            TxnStatus::Idle => (Txn::Idle, false),
-            TxnStatus::InTransaction => (Txn::Active, false),
-            TxnStatus::Failed => (Txn::Active, true),
-        };
-        self.session.txn = txn;
-        self.session.txn_failed = failed;
     }
 
     /// Starts an operation, refusing if the connection is known to be gone.
@@ -268,24 +244,12 @@ impl PgConnection {
         }
     }
 
-    async fn simple(&mut self, sql: &str) -> Result<(), Error> {
-        self.start()?;
-        let effects = sql::scan(sql).effects;
-        let result = self
-            .io
-            .drive(self.client.batch_execute(sql))
-            .await
-            .map_err(Failure::from);
-        self.session
-            .settle(Some(&mut self.statements), sql, &effects, result)
-    }
-
-    /// Runs a query and passes its rows, up to `limit`, to `sink` through one reused [`Row`].
+    /// Runs a query and passes its rows to `sink` through one reused [`Row`], until `sink` says
+    /// stop.
     async fn fetch_rows(
         &mut self,
         sql: &str,
         params: Vec<Value>,
-        limit: Option<usize>,
         sink: &mut RowSink<'_>,
     ) -> Result<(), Error> {
         let info = sql::scan(sql);
@@ -304,17 +268,14 @@ impl PgConnection {
                     start_query(client, statements, sql, &info, &params, unspecified).await?;
                 let mut stream = pin!(stream);
                 let mut buffer: Option<Row> = None;
-                let mut fetched = 0;
                 while let Some(row) = stream.next().await {
                     let row = row?;
                     let plan = plan.get_or_insert_with(|| Arc::new(RowPlan::new(row.columns())));
                     let buffer = buffer.get_or_insert_with(|| plan.empty_row());
                     plan.decode_into(&row, buffer.refill())?;
-                    // An error here leaves the rest of the result to be discarded by
-                    // tokio-postgres when the stream drops, as for the limit.
-                    sink(buffer)?;
-                    fetched += 1;
-                    if limit == Some(fetched) {
+                    // An error or a stop here leaves the rest of the result to be discarded by
+                    // tokio-postgres when the stream drops.
+                    if sink(buffer)?.is_break() {
                         break;
                     }
                 }
@@ -323,141 +284,6 @@ impl PgConnection {
             .await;
         self.session
             .settle(Some(&mut self.statements), sql, &info.effects, result)
-    }
-
-    /// Runs a query and collects its rows, up to `limit`.
-    async fn collect_rows(
-        &mut self,
-        sql: &str,
-        params: Vec<Value>,
-        limit: Option<usize>,
-    ) -> Result<Vec<Row>, Error> {
-        let mut rows = Vec::new();
-        self.fetch_rows(sql, params, limit, &mut |row| {
-            rows.push(Row::from_row_mut(row)?);
-            Ok(())
-        })
-        .await?;
-        Ok(rows)
-    }
-
-    /// Sends `BEGIN`, the executes and `COMMIT` without waiting in between, at most
-    /// [`PIPELINE_WINDOW`] at a time, and returns the total of rows changed or the first error.
-    async fn pipeline(
-        &mut self,
-        sql: &str,
-        info: &SqlInfo,
-        sets: &[Vec<Value>],
-        wrap: bool,
-    ) -> Result<u64, Failure> {
-        let Self {
-            client,
-            statements,
-            io,
-            unspecified,
-            ..
-        } = self;
-        let client = &*client;
-        let unspecified = &*unspecified;
-        io.drive(async {
-            let prepared = if statements.unnamed() {
-                for set in sets {
-                    if set.len() != info.max_param {
-                        return Err(Error::parameter_count(info.max_param, set.len()).into());
-                    }
-                }
-                None
-            } else {
-                let prepared = statements.for_params(client, sql, &sets[0]).await?;
-                for set in sets {
-                    check_params(set, prepared.statement.params())?;
-                }
-                Some(prepared)
-            };
-            let prepared = prepared.as_deref();
-
-            let steps = wrap
-                .then_some(Step::Begin)
-                .into_iter()
-                .chain((0..sets.len()).map(Step::Execute))
-                .chain(wrap.then_some(Step::Commit));
-            let mut steps = steps.peekable();
-            let make = |step: &Step| step_future(step, client, sql, sets, prepared, unspecified);
-            let mut in_flight: VecDeque<(bool, BoxFuture<'_, Result<u64, tokio_postgres::Error>>)> =
-                VecDeque::new();
-            let mut total = 0u64;
-            let mut first_error: Option<tokio_postgres::Error> = None;
-            poll_fn(|cx: &mut Context<'_>| loop {
-                // Send more while the window has room: the first poll of each future writes its
-                // request into the client's queue.
-                while in_flight.len() < PIPELINE_WINDOW {
-                    let Some(step) = steps.next() else { break };
-                    let counts = matches!(step, Step::Execute(_));
-                    let mut future = make(&step);
-                    match future.as_mut().poll(cx) {
-                        Poll::Ready(result) => record(&mut total, &mut first_error, counts, result),
-                        Poll::Pending => in_flight.push_back((counts, future)),
-                    }
-                }
-                // Replies come back in order, so only the oldest can be complete.
-                let mut progressed = false;
-                while let Some((counts, future)) = in_flight.front_mut() {
-                    match future.as_mut().poll(cx) {
-                        Poll::Ready(result) => {
-                            record(&mut total, &mut first_error, *counts, result);
-                            in_flight.pop_front();
-                            progressed = true;
-                        }
-                        Poll::Pending => break,
-                    }
-                }
-                if in_flight.is_empty() && steps.peek().is_none() {
-                    return Poll::Ready(());
-                }
-                if !progressed {
-                    return Poll::Pending;
-                }
-            })
-            .await;
-            match first_error {
-                Some(e) => Err(Failure::Pg(e)),
-                None => Ok(total),
-            }
-        })
-        .await
-    }
-}
-
-/// One request of an [`execute_many`](DriverConnection::execute_many) pipeline.
-enum Step {
-    Begin,
-    Execute(usize),
-    Commit,
-}
-
-fn step_future<'s>(
-    step: &Step,
-    client: &'s Client,
-    sql: &'s str,
-    sets: &'s [Vec<Value>],
-    prepared: Option<&'s Prepared>,
-    unspecified: &'s Type,
-) -> BoxFuture<'s, Result<u64, tokio_postgres::Error>> {
-    match *step {
-        Step::Begin => Box::pin(async move { client.batch_execute("BEGIN").await.map(|()| 0) }),
-        Step::Commit => Box::pin(async move { client.batch_execute("COMMIT").await.map(|()| 0) }),
-        Step::Execute(i) => {
-            let set = &sets[i];
-            match prepared {
-                Some(p) => Box::pin(client.execute_raw(&p.statement, types::params(set))),
-                None => Box::pin(async move {
-                    let values: Vec<PgParam<'_>> = types::params(set).collect();
-                    client
-                        .execute_typed(sql, &typed_params(&values, unspecified))
-                        .await
-                }),
-            }
-        }
     }
 }
 
@@ -476,24 +302,6 @@ pub(crate) fn typed_params<'v>(
             )
         })
         .collect()
-}
-
-fn record(
-    total: &mut u64,
-    first_error: &mut Option<tokio_postgres::Error>,
-    counts: bool,
-    result: Result<u64, tokio_postgres::Error>,
-) {
-    match result {
-        Ok(n) if counts => *total += n,
-        Ok(_) => {}
-        Err(e) => {
-            // The first error is the cause; later ones are "current transaction is aborted".
-            if first_error.is_none() {
-                *first_error = Some(e);
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -534,9 +342,10 @@ impl DriverConnection for PgConnection {
         }
         let info = sql::scan(sql);
         info.check(param_sets.iter().map(Vec::len).max().unwrap_or(0))?;
-        self.sync_txn();
-        if self.session.txn == Txn::Unknown || !info.effects.is_empty() {
-            // Nothing safe to pipeline around: one by one, stopping at the first error.
+        let txn = self.session.txn();
+        if txn.is_none() || !info.effects.is_empty() {
+            // Nothing safe to pipeline around (the server's last word on the transaction may be
+            // stale, or the statement changes it): one by one, stopping at the first error.
             let mut total = 0;
             for params in param_sets {
                 total += self.execute(sql, params).await?;
@@ -544,14 +353,27 @@ impl DriverConnection for PgConnection {
             return Ok(total);
         }
         self.start()?;
-        let wrap = self.session.txn == Txn::Idle;
-        let result = self.pipeline(sql, &info, &param_sets, wrap).await;
+        let wrap = txn == Some(TxnStatus::Idle);
+        let Self {
+            client,
+            statements,
+            io,
+            unspecified,
+            ..
+        } = self;
+        let result = io
+            .drive(pipeline::run(
+                client,
+                statements,
+                unspecified,
+                sql,
+                &info,
+                &param_sets,
+                wrap,
+            ))
+            .await;
         self.session
             .settle(Some(&mut self.statements), sql, &[], result)
-    }
-
-    async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error> {
-        self.collect_rows(sql, params, None).await
     }
 
     async fn fetch_each(
@@ -560,19 +382,7 @@ impl DriverConnection for PgConnection {
         params: Vec<Value>,
         sink: &mut RowSink<'_>,
     ) -> Result<(), Error> {
-        self.fetch_rows(sql, params, None, sink).await
-    }
-
-    async fn fetch_optional(
-        &mut self,
-        sql: &str,
-        params: Vec<Value>,
-    ) -> Result<Option<Row>, Error> {
-        Ok(self
-            .collect_rows(sql, params, Some(1))
-            .await?
-            .into_iter()
-            .next())
+        self.fetch_rows(sql, params, sink).await
     }
 
     fn fetch<'a>(&'a mut self, sql: &'a str, params: Vec<Value>) -> RowStream<'a> {
@@ -610,7 +420,7 @@ impl DriverConnection for PgConnection {
         })
     }
 
-    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error> {
+    fn begin_statement(&self, options: &TransactionOptions) -> Result<Cow<'static, str>, Error> {
         let mut sql = String::from("BEGIN");
         if let Some(level) = options.isolation_level() {
             sql.push_str(" ISOLATION LEVEL ");
@@ -622,21 +432,7 @@ impl DriverConnection for PgConnection {
         if options.is_deferrable() {
             sql.push_str(" DEFERRABLE");
         }
-        self.simple(&sql).await
-    }
-
-    async fn commit(&mut self) -> Result<(), Error> {
-        self.sync_txn();
-        if self.session.txn_failed && self.session.txn == Txn::Active {
-            // PostgreSQL answers COMMIT of a failed transaction with a silent ROLLBACK; say so.
-            self.simple("ROLLBACK").await?;
-            return Err(rolled_back_error());
-        }
-        self.simple("COMMIT").await
-    }
-
-    async fn rollback(&mut self) -> Result<(), Error> {
-        self.simple("ROLLBACK").await
+        Ok(Cow::Owned(sql))
     }
 
     async fn ping(&mut self) -> Result<(), Error> {
@@ -719,12 +515,7 @@ impl DriverConnection for PgConnection {
         }
         match result {
             Ok(()) => {
-                self.session = Session {
-                    in_flight: false,
-                    txn: Txn::Idle,
-                    txn_failed: false,
-                    broken: false,
-                };
+                self.session.reset();
                 Ok(())
             }
             Err(e) => {
@@ -735,9 +526,9 @@ impl DriverConnection for PgConnection {
     }
 
     /// The server's word, from the transaction status of the last ReadyForQuery message read:
-    /// `BEGIN` run through [`execute`](DriverConnection::execute), inside a multi-statement string
-    /// or through [`with_client`](PgConnection::with_client) counts as much as
-    /// [`begin`](DriverConnection::begin). While a request written is still unanswered (a
+    /// however `BEGIN` ran (the core's transactions, an application's own `BEGIN` through
+    /// [`execute`](DriverConnection::execute), inside a multi-statement string or through
+    /// [`with_client`](PgConnection::with_client)). While a request written is still unanswered (a
     /// statement that failed before its ReadyForQuery was read, a result left unread) that status
     /// may be stale, and this says `true` so that [`reset`](DriverConnection::reset) rolls back
     /// after the last reply.

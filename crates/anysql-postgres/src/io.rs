@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use anysql_core::spin::{SpinPolicy, Waiters};
+use anysql_core::spin::{self, Pause, SpinPolicy, Waiters};
 use anysql_core::SharedRuntime;
 use tokio_postgres::tls::NoTlsStream;
 
@@ -488,24 +488,16 @@ enum Spun {
     Out,
 }
 
-/// Reads the socket directly until bytes come, the task is woken or `deadline` passes.
+/// Reads the socket directly until bytes come, the task is woken or `deadline` passes, giving
+/// the CPU away between reads if anything else wants it: on a machine where the server shares the
+/// cores, that is often the server process that is about to answer.
 fn spin_until(socket: &SocketHandle, waker: &InlineWaker, deadline: Instant) -> Spun {
-    loop {
-        match socket.probe() {
-            Probe::Ready => return Spun::Data,
-            Probe::Unsupported => return Spun::Out,
-            Probe::Empty => {}
-        }
-        if waker.take_wake() {
-            return Spun::Woken;
-        }
-        if Instant::now() >= deadline {
-            return Spun::Out;
-        }
-        // Give the CPU away if anything else wants it: on a machine where the server shares the
-        // cores, that is often the server process that is about to answer.
-        std::thread::yield_now();
-    }
+    spin::spin_until(deadline, Pause::YieldThread, || match socket.probe() {
+        Probe::Ready => Some(Spun::Data),
+        Probe::Unsupported => Some(Spun::Out),
+        Probe::Empty => waker.take_wake().then_some(Spun::Woken),
+    })
+    .unwrap_or(Spun::Out)
 }
 
 const POLLING: u8 = 1;

@@ -290,6 +290,7 @@ mod connection;
 mod error;
 mod io;
 mod options;
+mod pipeline;
 mod session;
 mod shared;
 mod socket;

@@ -1,44 +1,69 @@
-//! What the driver records of a session's transaction between statements ([`Session`]), and how
-//! an operation's outcome updates it.
+//! What the driver records of a session between statements ([`Session`]), and how an
+//! operation's outcome updates it.
 
 use anysql_core::{DatabaseError, Error};
 
 use crate::error::{self, Fate};
+use crate::socket::{SocketHandle, TxnStatus};
 use crate::sql::TxnEffect;
 use crate::statements::{Failure, Statements};
 
-/// What the driver knows about the session's transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Txn {
-    /// Autocommit: no transaction block is open.
-    Idle,
-    /// A transaction block is open.
-    Active,
-    /// The raw client was used directly; the state is unknown.
-    Unknown,
-}
-
-/// Per-connection bookkeeping.
+/// Per-connection bookkeeping. The transaction state itself is the server's word, the status of
+/// the last ReadyForQuery message read (see [`SocketHandle::txn_status`]); this only fills the gap
+/// while that status may be stale.
 #[derive(Debug)]
 pub(crate) struct Session {
+    server: SocketHandle,
     /// An operation started and has not finished (its future may have been dropped).
     pub(crate) in_flight: bool,
-    pub(crate) txn: Txn,
-    /// A statement failed inside the open transaction, so PostgreSQL will roll it back.
-    pub(crate) txn_failed: bool,
+    /// A statement failed inside the open transaction, so PostgreSQL will roll it back. Taken
+    /// from the server's status whenever that is current ([`sync`](Self::sync)); kept here for
+    /// when the error came back before its ReadyForQuery was read.
+    failed: bool,
     /// The connection is known to be unusable.
     pub(crate) broken: bool,
 }
 
 impl Session {
+    pub(crate) fn new(server: SocketHandle) -> Self {
+        Session {
+            server,
+            in_flight: false,
+            failed: false,
+            broken: false,
+        }
+    }
+
+    /// The session's transaction status as the server reported it, if that is current: no
+    /// operation under way and every request answered. `None` while it may be stale.
+    pub(crate) fn txn(&self) -> Option<TxnStatus> {
+        (!self.in_flight && self.server.settled()).then(|| self.server.txn_status())
+    }
+
+    /// Takes the server's word on whether the transaction failed, if it is current.
+    pub(crate) fn sync(&mut self) {
+        if let Some(status) = self.txn() {
+            self.failed = status == TxnStatus::Failed;
+        }
+    }
+
+    /// Starts an operation, refusing if the connection is known to be gone.
     pub(crate) fn start(&mut self) -> Result<(), Error> {
         if self.broken {
             return Err(Error::connection(
                 "the connection is broken; drop it and acquire another from the engine",
             ));
         }
+        self.sync();
         self.in_flight = true;
         Ok(())
+    }
+
+    /// Back to idle after a successful reset.
+    pub(crate) fn reset(&mut self) {
+        self.in_flight = false;
+        self.failed = false;
+        self.broken = false;
     }
 
     /// Ends an operation: maps its error, records what it did to the session, and invalidates
@@ -53,25 +78,13 @@ impl Session {
         self.in_flight = false;
         match result {
             Ok(value) => {
-                let was_failed = self.txn_failed && self.txn == Txn::Active;
+                // As the transaction stood when the statement started: PostgreSQL answers COMMIT
+                // of a failed transaction with a silent ROLLBACK, reported here as an error.
+                let was_failed = self.failed;
                 let mut rolled_back = false;
                 for effect in effects {
-                    match effect {
-                        TxnEffect::Begin => {
-                            self.txn = Txn::Active;
-                            self.txn_failed = false;
-                        }
-                        TxnEffect::Commit => {
-                            rolled_back |= was_failed;
-                            self.txn = Txn::Idle;
-                            self.txn_failed = false;
-                        }
-                        TxnEffect::Rollback => {
-                            self.txn = Txn::Idle;
-                            self.txn_failed = false;
-                        }
-                        TxnEffect::Recover => self.txn_failed = false,
-                    }
+                    rolled_back |= was_failed && *effect == TxnEffect::Commit;
+                    self.failed = false;
                 }
                 if rolled_back {
                     return Err(rolled_back_error());
@@ -88,17 +101,16 @@ impl Session {
                     Fate::StatementFailed => {
                         if effects.len() > 1 {
                             // Several transaction-control statements in one string, one of which
-                            // may not have run: the state is anyone's guess.
-                            self.txn = Txn::Unknown;
-                            self.txn_failed = true;
+                            // may not have run: assume the worst until the server says.
+                            self.failed = true;
                         } else if effects
                             .iter()
                             .any(|e| matches!(e, TxnEffect::Commit | TxnEffect::Rollback))
                         {
-                            self.txn = Txn::Idle;
-                            self.txn_failed = false;
-                        } else if self.txn != Txn::Idle {
-                            self.txn_failed = true;
+                            self.failed = false;
+                        } else if self.server.txn_status() != TxnStatus::Idle {
+                            // The last status read, from before this statement (or its own).
+                            self.failed = true;
                         }
                         if let Some(statements) = statements {
                             match error.code() {

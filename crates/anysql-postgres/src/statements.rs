@@ -4,8 +4,8 @@
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use anysql_core::statement_cache::StatementCache;
 use anysql_core::{Error, Value};
-use lru::LruCache;
 use postgres_types::Type;
 use tokio_postgres::{Client, Statement};
 
@@ -40,7 +40,7 @@ pub(crate) struct Prepared {
 /// The bounded LRU of named prepared statements, keyed by SQL text; `None` in unnamed mode.
 /// An evicted [`Statement`] is dropped, and tokio-postgres then closes it on the server.
 pub(crate) struct Statements {
-    cache: Option<LruCache<String, Arc<Prepared>>>,
+    cache: Option<StatementCache<Arc<Prepared>>>,
 }
 
 impl Statements {
@@ -48,7 +48,7 @@ impl Statements {
         let cache = if unnamed {
             None
         } else {
-            NonZeroUsize::new(capacity).map(LruCache::new)
+            NonZeroUsize::new(capacity).map(StatementCache::new)
         };
         Statements { cache }
     }
@@ -58,25 +58,16 @@ impl Statements {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.cache.as_ref().map_or(0, LruCache::len)
+        self.cache.as_ref().map_or(0, StatementCache::len)
     }
 
     /// Drops the statements prepared for `sql`, with any parameter types.
     pub(crate) fn forget(&mut self, sql: &str) {
         if let Some(cache) = &mut self.cache {
-            let retyped: Vec<String> = cache
-                .iter()
-                .map(|(key, _)| key)
-                .filter(|key| {
-                    key.strip_prefix(sql)
-                        .is_some_and(|rest| rest.starts_with('\0'))
-                })
-                .cloned()
-                .collect();
-            cache.pop(sql);
-            for key in retyped {
-                cache.pop(&key);
-            }
+            cache.retain(|key, _| {
+                key.strip_prefix(sql)
+                    .is_none_or(|rest| !(rest.is_empty() || rest.starts_with('\0')))
+            });
         }
     }
 
@@ -108,7 +99,7 @@ impl Statements {
     pub(crate) fn absorb(&mut self, other: Statements) {
         if let (Some(cache), Some(other)) = (&mut self.cache, other.cache) {
             for (key, prepared) in other {
-                cache.push(key, prepared);
+                cache.insert(key, prepared);
             }
         }
     }
@@ -138,7 +129,7 @@ impl Statements {
             plan: Arc::new(RowPlan::new(statement.columns())),
             statement,
         });
-        cache.push(key.to_owned(), Arc::clone(&prepared));
+        cache.insert(key, Arc::clone(&prepared));
         Ok(prepared)
     }
 

@@ -10,7 +10,7 @@ use anysql_core::{
     TransactionOptions, Value,
 };
 use anysql_postgres::{DriveMode, PgConnection, PostgresDriver};
-use common::{base_url, connect, unique, url_with, TestTokio, MODES};
+use common::{base_url, connect, unique, url_with, TestTokio, Transactions, MODES};
 use futures_lite::StreamExt;
 
 macro_rules! conn {
@@ -688,11 +688,13 @@ async fn transactions_commit_roll_back_and_report_failed_commits() {
             .await
             .unwrap();
         conn.execute(&insert, vec![Value::Int(4)]).await.unwrap();
-        conn.savepoint("s1").await.unwrap();
+        conn.execute("SAVEPOINT s1", vec![]).await.unwrap();
         conn.execute(&insert, vec![Value::Int(1)])
             .await
             .unwrap_err();
-        conn.rollback_to_savepoint("s1").await.unwrap();
+        conn.execute("ROLLBACK TO SAVEPOINT s1", vec![])
+            .await
+            .unwrap();
         conn.commit().await.unwrap();
         assert_eq!(scalar(&mut conn, &count, vec![]).await, Value::Int(2));
 

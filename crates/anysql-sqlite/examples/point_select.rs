@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 
 use anysql_core::runtime::BoxFuture;
 use anysql_core::{
-    AsyncDriver, BoxSocket, ConnectOptions, DriverConnection, Runtime, SharedRuntime,
-    TransactionOptions, Value,
+    AsyncDriver, BoxSocket, ConnectOptions, DriverConnection, Runtime, SharedRuntime, Value,
 };
 use anysql_sqlite::SqliteDriver;
 use async_trait::async_trait;
@@ -297,7 +296,7 @@ fn main() {
                 .expect("delete");
             s2.time(ops, || {
                 futures_lite::future::block_on(async {
-                    conn.begin(&TransactionOptions::new()).await.expect("begin");
+                    conn.execute("BEGIN", vec![]).await.expect("begin");
                     for i in 1..=queries {
                         let params = vec![
                             Value::Int(i),
@@ -306,7 +305,7 @@ fn main() {
                         ];
                         conn.execute(INSERT, params).await.expect("insert");
                     }
-                    conn.commit().await.expect("commit");
+                    conn.execute("COMMIT", vec![]).await.expect("commit");
                 })
             });
             conn.execute("DELETE FROM t2", vec![])

@@ -1,6 +1,7 @@
 //! [`SqliteConnection`], the handle the pool holds, and the `run_sync` escape hatch.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -10,8 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anysql_core::{
-    CancelHandle, CancelQuery, Columns, Connection, DriverConnection, Error, FromRow, ParamSets,
-    Row, RowSink, RowStream, SharedRuntime, TransactionOptions, Value,
+    CancelHandle, CancelQuery, Columns, Connection, DriverConnection, Error, ParamSets, Row,
+    RowSink, RowStream, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 use futures_core::Stream;
@@ -241,7 +242,7 @@ impl SqliteConnection {
     }
 
     /// Runs a query and passes every row to `sink`, decoding each batch of rows while the worker
-    /// reads the next.
+    /// reads the next, until `sink` says stop.
     async fn fetch_pipelined(
         &mut self,
         sql: &str,
@@ -250,7 +251,8 @@ impl SqliteConnection {
     ) -> Result<(), Error> {
         let (command, seq, _) = self.fetch_command(sql, params, usize::MAX, true);
         self.send(command)?;
-        // Until the last reply, dropping this future or failing in `sink` stops the worker.
+        // Until the last reply, dropping this future, failing in `sink` or a `sink` that wants no
+        // more rows stops the worker.
         let mut guard = AbandonOnDrop {
             shared: &self.shared,
             seq: Some(seq),
@@ -266,12 +268,14 @@ impl SqliteConnection {
             );
             match reply.await? {
                 Response::Partial(fetched) => {
-                    self.statements.each(sql, fetched, sink)?;
+                    if self.statements.each(sql, fetched, sink)?.is_break() {
+                        return Ok(());
+                    }
                     waiting_since = Instant::now();
                 }
                 Response::Fetched(fetched) => {
                     guard.seq = None;
-                    return self.statements.each(sql, fetched, sink);
+                    return self.statements.each(sql, fetched, sink).map(drop);
                 }
                 _ => return Err(mixed_up()),
             }
@@ -419,16 +423,6 @@ impl DriverConnection for SqliteConnection {
         }
     }
 
-    async fn fetch_all(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Error> {
-        let mut rows = Vec::new();
-        self.fetch_pipelined(sql, params, &mut |row| {
-            rows.push(Row::from_row_mut(row)?);
-            Ok(())
-        })
-        .await?;
-        Ok(rows)
-    }
-
     async fn fetch_each(
         &mut self,
         sql: &str,
@@ -438,6 +432,7 @@ impl DriverConnection for SqliteConnection {
         self.fetch_pipelined(sql, params, sink).await
     }
 
+    /// One row in one reply, which may run inline: no pipelining.
     async fn fetch_optional(
         &mut self,
         sql: &str,
@@ -469,20 +464,16 @@ impl DriverConnection for SqliteConnection {
         })
     }
 
-    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error> {
-        // SQLite is always serializable; the isolation level and read-only flag change nothing.
-        self.control(Control::Begin {
-            immediate: options.is_immediate(),
-        })
-        .await
-    }
-
-    async fn commit(&mut self) -> Result<(), Error> {
-        self.control(Control::Commit).await
-    }
-
-    async fn rollback(&mut self) -> Result<(), Error> {
-        self.control(Control::Rollback).await
+    /// `BEGIN`, or `BEGIN IMMEDIATE` for an [`immediate`](TransactionOptions::immediate)
+    /// transaction, which waits for the connection's turn to write first (see the crate docs,
+    /// Writers take turns). SQLite is always serializable; the isolation level and read-only flag
+    /// change nothing.
+    fn begin_statement(&self, options: &TransactionOptions) -> Result<Cow<'static, str>, Error> {
+        Ok(Cow::Borrowed(if options.is_immediate() {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        }))
     }
 
     async fn ping(&mut self) -> Result<(), Error> {

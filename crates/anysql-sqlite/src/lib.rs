@@ -91,6 +91,10 @@
 //! - If SQLite rolls back a transaction by itself (an interrupt, a full disk, …), further
 //!   statements in it fail with `SQLITE_ABORT_ROLLBACK` until it is rolled back, so nothing runs in
 //!   autocommit mode by mistake.
+//! - Transaction control is SQL, run through `execute` by the core and by applications alike:
+//!   `BEGIN`, `BEGIN IMMEDIATE` (which first waits for the connection's turn to write), `COMMIT`
+//!   (a failed one rolls back) and `ROLLBACK` (a no-op outside a transaction). A transaction opened
+//!   by an application's own `BEGIN` is tracked as the core's are.
 //!
 //! ## Writers take turns
 //!

@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use anysql_core::spin::{spin_until, CacheLine, Pause};
+
 const EMPTY: u8 = 0;
 const SENT: u8 = 1;
 const CLOSED: u8 = 2;
@@ -30,11 +32,6 @@ struct Inner<T> {
     state: CacheLine<AtomicU8>,
     slot: CacheLine<Mutex<Slot<T>>>,
 }
-
-/// A value alone on its cache line(s) (128 bytes: Intel fetches lines in pairs).
-#[repr(align(128))]
-#[derive(Debug, Default)]
-pub(crate) struct CacheLine<T>(pub(crate) T);
 
 struct Slot<T> {
     value: Option<T>,
@@ -288,27 +285,6 @@ impl<T> Source for Ticket<'_, T> {
 
 /// The longest [`Wait`] spins inside one `poll`, keeping its executor thread from other tasks.
 const INLINE_SPIN: Duration = Duration::from_micros(25);
-/// How many times [`Wait`] checks for the reply between two readings of the clock.
-const SPINS_PER_CLOCK_READ: u32 = 16;
-
-/// Calls `check` in a busy loop until it returns something or `deadline` passes.
-///
-/// A pause between checks, and the clock read only every few checks: reading it costs more than a
-/// check, and every nanosecond between two checks delays noticing what was awaited.
-pub(crate) fn spin_until<T>(deadline: Instant, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    loop {
-        for _ in 0..SPINS_PER_CLOCK_READ {
-            std::hint::spin_loop();
-            if let Some(found) = check() {
-                return Some(found);
-            }
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-    }
-}
-
 /// Waits for a reply, busy-polling for up to `budget` after it was requested, then sleeping.
 ///
 /// Resolves to the reply and how long it took since `sent_at`.
@@ -354,7 +330,7 @@ impl<S: Source> Future for Wait<S> {
             // its idle second worker to steal it: the task bounces between threads, and every
             // bounce wakes a sleeping CPU.
             let inline_until = deadline.min(Instant::now() + INLINE_SPIN);
-            if let Some(reply) = spin_until(inline_until, || self.source.try_take()) {
+            if let Some(reply) = spin_until(inline_until, Pause::Spin, || self.source.try_take()) {
                 return Poll::Ready((reply, self.sent_at.elapsed()));
             }
         }

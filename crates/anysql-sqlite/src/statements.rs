@@ -14,9 +14,12 @@
 //! actually has, so a reply lost to a dropped future cannot desynchronise them.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use anysql_core::sql::rewrite_dollar_placeholders;
+use anysql_core::statement_cache::StatementCache;
 use anysql_core::{Columns, Error, Row, RowSink, Value};
 use rusqlite::Statement;
 
@@ -24,7 +27,7 @@ use crate::batch::{is_decimal_type, Decimals, OneRow, RowBatch};
 use crate::error::from_rusqlite;
 
 /// The most statements each side remembers.
-const CAPACITY: usize = 256;
+const CAPACITY: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 
 /// The most [`Entry::quick`] counts up to.
 const QUICK_MAX: u8 = 3;
@@ -105,17 +108,24 @@ impl FetchedRows {
 }
 
 /// The caller's side: statement texts it has sent, and the columns it has been told.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Statements {
-    map: HashMap<Box<str>, Entry>,
+    map: StatementCache<Entry>,
     next_id: u64,
-    clock: u64,
+}
+
+impl Default for Statements {
+    fn default() -> Self {
+        Statements {
+            map: StatementCache::new(CAPACITY),
+            next_id: 0,
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Entry {
     id: u64,
-    used: u64,
     columns: Option<(u64, Arc<Columns>)>,
     /// How far its recent runs were quick ([`Fetched::quick`]): up one for each quick one (to
     /// [`QUICK_MAX`]), down two for each other one. It may run inline while this is above zero: a
@@ -137,61 +147,46 @@ impl Statements {
     /// [`lookup`](Self::lookup), and whether the statement's runs have been quick lately
     /// ([`Fetched::quick`], [`Response::Executed`](crate::worker::Response::Executed)).
     pub(crate) fn lookup_quick(&mut self, sql: &str) -> (Sql, u64, bool) {
-        self.clock += 1;
-        if let Some(entry) = self.map.get_mut(sql) {
-            entry.used = self.clock;
+        if let Some(entry) = self.map.get(sql) {
             return (
                 Sql::Known(entry.id),
                 entry.columns.as_ref().map_or(0, |c| c.0),
                 entry.quick > 0,
             );
         }
-        let mut evict = None;
-        if self.map.len() >= CAPACITY {
-            let oldest = self
-                .map
-                .iter()
-                .min_by_key(|(_, e)| e.used)
-                .map(|(k, _)| k.clone());
-            if let Some(entry) = oldest.and_then(|key| self.map.remove(&key)) {
-                evict = Some(entry.id);
-            }
-        }
         self.next_id += 1;
         let id = self.next_id;
-        self.map.insert(
-            sql.into(),
-            Entry {
-                id,
-                used: self.clock,
-                columns: None,
-                quick: 0,
-            },
-        );
+        let entry = Entry {
+            id,
+            columns: None,
+            quick: 0,
+        };
+        // The worker forgets what this side evicts.
+        let evict = self.map.insert(sql, entry).map(|(_, evicted)| evicted.id);
         let text = rewrite_dollar_placeholders(sql, '?').into_owned();
         (Sql::New { id, text, evict }, 0, false)
     }
 
     /// Records whether a run of `sql` that was not a fetch was quick.
     pub(crate) fn record_quick(&mut self, sql: &str, quick: bool) {
-        if let Some(entry) = self.map.get_mut(sql) {
+        if let Some(entry) = self.map.peek(sql) {
             entry.record_quick(quick);
         }
     }
 
     /// Passes each row of a reply to `sql` to `sink`, through one reused [`Row`], learning the
-    /// statement's columns if the reply brings them.
+    /// statement's columns if the reply brings them; stops where `sink` says so.
     pub(crate) fn each(
         &mut self,
         sql: &str,
         mut fetched: Fetched,
         sink: &mut RowSink<'_>,
-    ) -> Result<(), Error> {
+    ) -> Result<ControlFlow<()>, Error> {
         let Some(columns) = self.columns(sql, &mut fetched)? else {
-            return Ok(());
+            return Ok(ControlFlow::Continue(()));
         };
         match fetched.rows {
-            FetchedRows::Empty => Ok(()),
+            FetchedRows::Empty => Ok(ControlFlow::Continue(())),
             FetchedRows::One(one) => {
                 let values = one.values(&columns)?;
                 sink(&mut Row::new(columns, values))
@@ -200,9 +195,11 @@ impl Statements {
                 let mut row = Row::new(Arc::clone(&columns), vec![Value::Null; columns.len()]);
                 for index in 0..batch.len() {
                     batch.fill(index, &columns, row.refill())?;
-                    sink(&mut row)?;
+                    if sink(&mut row)?.is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
                 }
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             }
         }
     }
@@ -234,7 +231,7 @@ impl Statements {
     /// if there are no rows to give columns to. Also remembers whether the fetch was quick.
     fn columns(&mut self, sql: &str, fetched: &mut Fetched) -> Result<Option<Arc<Columns>>, Error> {
         let (new, rows) = (fetched.columns.take(), fetched.rows.len());
-        let mut entry = self.map.get_mut(sql);
+        let mut entry = self.map.peek(sql);
         if let Some(entry) = entry.as_deref_mut() {
             entry.record_quick(fetched.quick);
         }
@@ -403,7 +400,7 @@ mod tests {
         assert!(matches!(&first, Sql::New { id: 1, text, evict: None } if text == "SELECT ?1"));
         assert_eq!(known, 0);
         assert!(matches!(statements.lookup("SELECT $1").0, Sql::Known(1)));
-        for i in 0..CAPACITY - 1 {
+        for i in 0..CAPACITY.get() - 1 {
             statements.lookup(&format!("SELECT {i}"));
         }
         // Full: "SELECT $1" was the least recently used.

@@ -125,6 +125,28 @@ fn engine(url: &str) -> Engine {
         .unwrap()
 }
 
+/// Transaction control as the core runs it: SQL through `execute`.
+trait Transactions {
+    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), anysql_core::Error>;
+    async fn commit(&mut self) -> Result<(), anysql_core::Error>;
+    async fn rollback(&mut self) -> Result<(), anysql_core::Error>;
+}
+
+impl Transactions for Box<dyn DriverConnection> {
+    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), anysql_core::Error> {
+        let sql = self.begin_statement(options)?;
+        self.execute(&sql, vec![]).await.map(drop)
+    }
+
+    async fn commit(&mut self) -> Result<(), anysql_core::Error> {
+        self.execute("COMMIT", vec![]).await.map(drop)
+    }
+
+    async fn rollback(&mut self) -> Result<(), anysql_core::Error> {
+        self.execute("ROLLBACK", vec![]).await.map(drop)
+    }
+}
+
 fn sqlite(conn: &mut Box<dyn DriverConnection>) -> &mut SqliteConnection {
     conn.as_any_mut()
         .downcast_mut::<SqliteConnection>()
@@ -673,7 +695,9 @@ fn a_transaction_sqlite_rolled_back_stays_failed_until_rolled_back() {
     block_on(conn.begin(&TransactionOptions::new())).unwrap();
     block_on(conn.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
     // The transaction ends behind the caller's back.
-    block_on(conn.execute("ROLLBACK", vec![])).unwrap();
+    block_on(sqlite(&mut conn).run_sync(|c| c.execute_batch("ROLLBACK")))
+        .unwrap()
+        .unwrap();
     let err = block_on(conn.execute("INSERT INTO t VALUES (2)", vec![])).unwrap_err();
     assert_eq!(err.code(), Some("SQLITE_ABORT_ROLLBACK"), "{err}");
     assert!(err.is_retryable());
@@ -688,6 +712,37 @@ fn a_transaction_sqlite_rolled_back_stays_failed_until_rolled_back() {
         scalar(&mut conn, "SELECT group_concat(x) FROM t"),
         Value::Text("3".into())
     );
+}
+
+/// A transaction an application opened with its own `BEGIN` is tracked as the core's are: once
+/// SQLite has ended it by itself, the connection still counts as in a transaction, so the pool
+/// resets it rather than hand the next caller a connection whose statements fail.
+#[test]
+fn an_aborted_raw_transaction_is_reset_before_reuse() {
+    let engine = engine("sqlite::memory:?max_size=1");
+    block_on(async {
+        let mut conn = engine.acquire().await.unwrap();
+        conn.execute("CREATE TABLE t(x)", ()).await.unwrap();
+        conn.execute("BEGIN", ()).await.unwrap();
+        conn.execute("INSERT INTO t VALUES (1)", ()).await.unwrap();
+        conn.run_sync(|c| c.execute_batch("ROLLBACK"))
+            .await
+            .unwrap()
+            .unwrap();
+        let err = conn
+            .execute("INSERT INTO t VALUES (2)", ())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("SQLITE_ABORT_ROLLBACK"), "{err}");
+        drop(conn);
+        let mut conn = engine.acquire().await.unwrap();
+        conn.execute("INSERT INTO t VALUES (3)", ()).await.unwrap();
+        let n: i64 = conn
+            .fetch_scalar("SELECT count(*) FROM t", ())
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1824,7 +1879,7 @@ fn decimal_columns_read_as_exact_numerics_on_every_path() {
     let mut seen = Vec::new();
     block_on(conn.fetch_each(SELECT_DECIMALS, vec![], &mut |row| {
         seen.push(row.values().to_vec());
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     }))
     .unwrap();
     assert_eq!(seen, expected);

@@ -15,18 +15,22 @@ use crate::batch::{Decimals, FlatParams, RowBatch};
 use crate::error::{self, from_rusqlite};
 use crate::gate::{GateHeld, WriterGate};
 use crate::options::{Config, Target};
-use crate::reply::{self, CacheLine, Mailbox};
+use crate::reply::{self, Mailbox};
 use crate::statements::{Fetched, FetchedRows, Registry, Sql};
 use crate::value::bind;
-use anysql_core::spin::SpinPolicy;
+use anysql_core::spin::{spin_until, CacheLine, Pause, SpinPolicy};
 use anysql_core::sql::has_more_statements;
 
 mod batch;
+mod idle;
 mod open;
 mod protocol;
+mod transaction;
 
+use idle::Idle;
 pub(crate) use open::open;
 pub(crate) use protocol::*;
+use transaction::{aborted, Txn, TxnControl};
 
 /// The `execute_many` whose parts the worker is running.
 struct Batch {
@@ -46,8 +50,8 @@ pub(crate) struct Shared {
     /// The sequence number of the last command whose caller gave up on it.
     cancelled: AtomicU64,
     /// Whether SQLite was outside autocommit mode (inside a transaction, however it was opened)
-    /// when the worker finished its last command. Written after every command, before its reply
-    /// goes out.
+    /// when the worker finished its last command, or the caller's transaction was aborted and not
+    /// yet rolled back. Written after every command, before its reply goes out.
     in_transaction: AtomicBool,
     running: Mutex<Running>,
     interrupt: OnceLock<InterruptHandle>,
@@ -195,75 +199,6 @@ pub(crate) fn spawn(
         })
 }
 
-/// How the worker waits for its next command: busy for a little while, or asleep.
-///
-/// A caller running queries back to back sends the next command a microsecond or two after the
-/// reply. If the worker is asleep by then, waking it costs a system call and, on a virtual machine,
-/// an inter-processor interrupt: several microseconds, more than a point query. So the worker may
-/// poll the channel for up to `busy_poll` (the URL option, 50 µs by default) before it blocks, while [`SpinPolicy`] finds commands
-/// coming back to back (an idle pooled connection, whose commands come seconds apart, sleeps at
-/// once).
-#[derive(Debug)]
-struct Idle {
-    policy: SpinPolicy,
-    /// When the last reply went out, and whether the wait since then may spin.
-    replied: Option<(Instant, Duration)>,
-}
-
-impl Idle {
-    fn new(limit: Duration) -> Self {
-        Idle {
-            policy: SpinPolicy::new(limit),
-            replied: None,
-        }
-    }
-
-    fn next(&mut self, commands: &crossbeam_channel::Receiver<Command>) -> Option<Command> {
-        let command = match commands.try_recv() {
-            Ok(command) => Some(command),
-            Err(crossbeam_channel::TryRecvError::Disconnected) => None,
-            Err(crossbeam_channel::TryRecvError::Empty) => self.wait(commands),
-        };
-        if let Some((replied_at, _)) = self.replied.take() {
-            self.policy.record(replied_at.elapsed());
-        }
-        command
-    }
-
-    fn wait(&self, commands: &crossbeam_channel::Receiver<Command>) -> Option<Command> {
-        if let Some((replied_at, budget)) = self.replied {
-            // Pure spinning, no `yield_now`: on a crowded machine a yield can hand the CPU away for
-            // a whole time slice, and S5 (four readers and a writer on two cores) ran at half the
-            // speed with it.
-            let received = reply::spin_until(replied_at + budget, || match commands.try_recv() {
-                Ok(command) => Some(Some(command)),
-                Err(crossbeam_channel::TryRecvError::Disconnected) => Some(None),
-                Err(crossbeam_channel::TryRecvError::Empty) => None,
-            });
-            if let Some(received) = received {
-                return received;
-            }
-        }
-        commands.recv().ok()
-    }
-
-    /// Notes that a reply just went out.
-    fn replied(&mut self) {
-        let budget = self.policy.next();
-        self.replied = Some((Instant::now(), budget));
-    }
-}
-
-/// The worker's view of the transaction that `Control::Begin` opened.
-enum Txn {
-    None,
-    Open,
-    /// SQLite rolled the transaction back by itself (after an interrupt, a full disk, a panic, …)
-    /// while the caller still thinks it is open; statements fail until the caller rolls back, so
-    /// that nothing runs in autocommit mode by mistake.
-    Aborted(String),
-}
-
 /// This connection's turn to write, through the connector's writer gate.
 struct Writes {
     /// `None` with `writer_gate=false`.
@@ -334,9 +269,6 @@ pub(crate) struct Worker {
     /// Whether the database is in WAL mode.
     wal: bool,
 }
-
-/// How many consecutive times a housekeeping statement is retried after a stray interrupt.
-const INTERRUPT_RETRIES: usize = 2;
 
 /// The worker thread's loop: runs the commands in order, each with the worker locked, and posts
 /// their replies in `mailbox` once the lock is released, until the connection is closed or its
@@ -504,9 +436,12 @@ impl Worker {
         if self.writes.held.is_some() && autocommit {
             self.writes.held = None;
         }
+        // A transaction SQLite ended by itself still counts until the caller rolls it back, so
+        // that a connection left so is reset before anyone else uses it.
+        let aborted = matches!(self.txn, Txn::Aborted(_));
         self.shared
             .in_transaction
-            .store(!autocommit, Ordering::Release);
+            .store(!autocommit || aborted, Ordering::Release);
     }
 
     /// Runs a command; returns its reply, for the thread to post once it has let go of the
@@ -521,10 +456,12 @@ impl Worker {
         // the caller's side.
         match command {
             Command::Execute { seq, sql, params } => {
-                let result = self
-                    .statements
-                    .resolve(sql)
-                    .and_then(|(_, text)| self.execute_timed(seq, &text, &params));
+                let result = self.statements.resolve(sql).and_then(|(_, text)| {
+                    match params.is_empty().then(|| TxnControl::of(&text)).flatten() {
+                        Some(op) => self.transaction(op, &text),
+                        None => self.execute_timed(seq, &text, &params),
+                    }
+                });
                 Some((seq, result))
             }
             Command::ExecuteMany {
@@ -633,83 +570,6 @@ impl Worker {
             Err(payload) => {
                 self.recover();
                 Err(error::panicked(&*payload))
-            }
-        }
-    }
-
-    /// After a panic, the connection may be half-way through anything: roll back.
-    fn recover(&mut self) {
-        if !self.conn.is_autocommit() {
-            let _ = self.simple("ROLLBACK");
-        }
-        if matches!(self.txn, Txn::Open) {
-            self.txn =
-                Txn::Aborted("code on the connection panicked, so it was rolled back".to_owned());
-        }
-    }
-
-    /// Marks the caller's transaction aborted if SQLite ended it on its own.
-    fn check_transaction(&mut self, error: Option<&Error>) {
-        if matches!(self.txn, Txn::Open) && self.conn.is_autocommit() {
-            let reason = match error {
-                Some(e) => format!("sqlite rolled it back after the error: {e}"),
-                None => "a statement ended it".to_owned(),
-            };
-            self.txn = Txn::Aborted(reason);
-        }
-    }
-
-    fn control(&mut self, op: Control) -> Result<(), Error> {
-        match op {
-            Control::Begin { immediate } => {
-                self.txn = Txn::None;
-                if immediate {
-                    // The caller is about to write: wait for its turn first, so that BEGIN
-                    // IMMEDIATE finds the database's write lock free. Not cancellable.
-                    self.writes.take(|| false)?;
-                }
-                self.simple(if immediate {
-                    "BEGIN IMMEDIATE"
-                } else {
-                    "BEGIN"
-                })?;
-                self.txn = Txn::Open;
-                Ok(())
-            }
-            Control::Commit => {
-                if let Txn::Aborted(reason) = std::mem::replace(&mut self.txn, Txn::None) {
-                    return Err(aborted(&reason));
-                }
-                let result = self.simple("COMMIT");
-                if result.is_err() && !self.conn.is_autocommit() {
-                    // A failed commit ends the transaction, as on other databases.
-                    let _ = self.simple("ROLLBACK");
-                }
-                result
-            }
-            Control::Rollback | Control::Reset => {
-                self.txn = Txn::None;
-                if self.conn.is_autocommit() {
-                    return Ok(());
-                }
-                self.simple("ROLLBACK")
-            }
-            Control::Ping => Ok(()),
-        }
-    }
-
-    /// Runs a statement that takes no parameters and returns no rows, retrying after a stray
-    /// interrupt.
-    fn simple(&self, sql: &str) -> Result<(), Error> {
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .conn
-                .prepare_cached(sql)
-                .and_then(|mut stmt| stmt.raw_execute());
-            match result {
-                Err(e) if is_interrupt(&e) && attempt < INTERRUPT_RETRIES => attempt += 1,
-                other => return other.map(drop).map_err(from_rusqlite),
             }
         }
     }
@@ -928,19 +788,4 @@ fn step_to_end(
     } else {
         conn.changes()
     })
-}
-
-fn is_interrupt(error: &rusqlite::Error) -> bool {
-    error.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
-}
-
-fn aborted(reason: &str) -> Error {
-    let mut details = DatabaseError::new(
-        format!(
-            "the transaction is no longer open in sqlite ({reason}); roll it back (or drop it) and run it again"
-        ),
-        Some(error::code_name(ffi::SQLITE_ABORT_ROLLBACK)),
-    );
-    details.retryable = true;
-    Error::database(details)
 }

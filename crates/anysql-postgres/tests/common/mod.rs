@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use anysql_core::{ConnectOptions, Error, ErrorKind, SharedRuntime};
+use anysql_core::{
+    ConnectOptions, DriverConnection, Error, ErrorKind, SharedRuntime, TransactionOptions,
+};
 use anysql_postgres::{PgConnectOptions, PgConnection};
 
 /// The tokio runtime of the current test.
@@ -79,3 +81,25 @@ pub const MODES: [&str; 4] = [
     "drive=inline&busy_poll=10ms",
     "drive=spawned",
 ];
+
+/// Transaction control on a driver connection, as the core runs it: SQL through `execute`.
+pub trait Transactions {
+    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error>;
+    async fn commit(&mut self) -> Result<(), Error>;
+    async fn rollback(&mut self) -> Result<(), Error>;
+}
+
+impl<T: DriverConnection> Transactions for T {
+    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error> {
+        let sql = self.begin_statement(options)?;
+        self.execute(&sql, vec![]).await.map(drop)
+    }
+
+    async fn commit(&mut self) -> Result<(), Error> {
+        self.execute("COMMIT", vec![]).await.map(drop)
+    }
+
+    async fn rollback(&mut self) -> Result<(), Error> {
+        self.execute("ROLLBACK", vec![]).await.map(drop)
+    }
+}

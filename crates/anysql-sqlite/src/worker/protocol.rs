@@ -78,7 +78,7 @@ pub(crate) enum Command {
         chunk: usize,
         rows: ChunkSender,
     },
-    /// Transaction control and housekeeping.
+    /// Housekeeping.
     Control { seq: u64, op: Control },
     /// Runs user code on the connection.
     Run { seq: u64, job: Job },
@@ -152,12 +152,11 @@ pub(crate) struct BatchPart {
     pub(crate) failed: Option<Error>,
 }
 
-/// A transaction or housekeeping operation.
+/// A housekeeping operation. (Transaction control comes as statements: see
+/// [`TxnControl`](super::transaction::TxnControl).)
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Control {
-    Begin { immediate: bool },
-    Commit,
-    Rollback,
+    /// Rolls back any open transaction.
     Reset,
     Ping,
 }
