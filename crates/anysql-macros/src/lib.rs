@@ -3,6 +3,7 @@
 //! Use them through the `anysql` crate (its `macros` feature, on by default), as
 //! `anysql::FromRow`; this crate is an implementation detail. See [`FromRow`](derive@FromRow).
 
+mod attr;
 mod case;
 mod from_row;
 
