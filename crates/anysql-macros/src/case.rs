@@ -1,4 +1,5 @@
-//! The `rename_all` rules: how a field's name becomes a column name.
+//! The `rename_all` rules: how a field's name becomes a column name (FromRow) and a variant's the
+//! text it is stored as (Type).
 
 /// A `rename_all` rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +31,8 @@ impl RenameRule {
         })
     }
 
-    /// The column name for a field called `name` (a Rust identifier, raw prefix removed).
+    /// The column name for a field (or the stored name for a variant) called `name`: a Rust
+    /// identifier, raw prefix removed.
     pub(crate) fn apply(self, name: &str) -> String {
         match self {
             RenameRule::Lower => name.to_lowercase(),

@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, Fields, Ident, LitStr, Path, Type, WherePredicate};
+use syn::{Data, DeriveInput, Fields, Ident, Path, Type, WherePredicate};
 
+use crate::attr::{key_of, mentions, push, set, string_value};
 use crate::case::RenameRule;
 
 const CONTAINER_KEYS: &str = "`rename_all` or `crate`";
@@ -28,49 +29,6 @@ struct FieldAttrs {
     flatten: Option<Ident>,
     try_from: Option<(Ident, Type)>,
     skip: Option<Ident>,
-}
-
-/// Records an error, combining it with earlier ones so that every mistake is reported at once.
-fn push(errors: &mut Option<syn::Error>, error: syn::Error) {
-    match errors {
-        Some(e) => e.combine(error),
-        None => *errors = Some(error),
-    }
-}
-
-fn set<T>(slot: &mut Option<T>, key: &Ident, value: T) -> syn::Result<()> {
-    if slot.is_some() {
-        return Err(syn::Error::new_spanned(
-            key,
-            format!("duplicate anysql attribute `{key}`"),
-        ));
-    }
-    *slot = Some(value);
-    Ok(())
-}
-
-fn string_value(
-    meta: &syn::meta::ParseNestedMeta<'_>,
-    key: &Ident,
-    example: &str,
-) -> syn::Result<LitStr> {
-    let input = meta.value()?;
-    if !input.peek(LitStr) {
-        return Err(input.error(format!(
-            "`{key}` takes a string: #[anysql({key} = \"{example}\")]"
-        )));
-    }
-    input.parse()
-}
-
-fn key_of(meta: &syn::meta::ParseNestedMeta<'_>, allowed: &str, place: &str) -> syn::Result<Ident> {
-    match meta.path.get_ident() {
-        Some(ident) => Ok(ident.clone()),
-        None => Err(syn::Error::new_spanned(
-            &meta.path,
-            format!("unknown anysql {place} attribute; expected {allowed}"),
-        )),
-    }
 }
 
 fn parse_container(input: &DeriveInput) -> syn::Result<ContainerAttrs> {
@@ -202,15 +160,6 @@ fn parse_field(field: &syn::Field, named: bool) -> syn::Result<FieldAttrs> {
     Ok(attrs)
 }
 
-/// Whether `tokens` mention one of the type parameters: such a field's type gets a bound.
-fn mentions(tokens: TokenStream, params: &[&Ident]) -> bool {
-    tokens.into_iter().any(|tt| match tt {
-        TokenTree::Ident(ident) => params.contains(&&ident),
-        TokenTree::Group(group) => mentions(group.stream(), params),
-        _ => false,
-    })
-}
-
 /// A type as written, for messages: `Option<u8>` rather than `Option < u8 >`.
 fn type_name(ty: &Type) -> String {
     let mut s = ty.to_token_stream().to_string();
@@ -281,7 +230,7 @@ pub(crate) fn expand(mut input: DeriveInput) -> syn::Result<TokenStream> {
     let name = &input.ident;
     let struct_name = name.to_string();
     let params: Vec<&Ident> = input.generics.type_params().map(|p| &p.ident).collect();
-    let generic = |ty: &Type| mentions(ty.to_token_stream(), &params);
+    let generic = |ty: &Type| mentions(ty.to_token_stream(), &params, &[]);
     let mut bounds: Vec<WherePredicate> = Vec::new();
     let mut bound = |tokens: TokenStream| -> syn::Result<()> {
         bounds.push(syn::parse2(tokens)?);

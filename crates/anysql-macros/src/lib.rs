@@ -1,10 +1,14 @@
-//! The derive macros of [anysql](https://docs.rs/anysql): `#[derive(FromRow)]`.
+//! The derive macros of [anysql](https://docs.rs/anysql): `#[derive(FromRow)]` and
+//! `#[derive(Type)]`.
 //!
 //! Use them through the `anysql` crate (its `macros` feature, on by default), as
-//! `anysql::FromRow`; this crate is an implementation detail. See [`FromRow`](derive@FromRow).
+//! `anysql::FromRow` and `anysql::Type`; this crate is an implementation detail. See
+//! [`FromRow`](derive@FromRow) and [`Type`](derive@Type).
 
+mod attr;
 mod case;
 mod from_row;
+mod value_type;
 
 use proc_macro::TokenStream;
 
@@ -349,6 +353,345 @@ use proc_macro::TokenStream;
 pub fn derive_from_row(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     from_row::expand(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Derives `ToValue`, `FromValue` and `ArrayElement` for an enum stored as text or a newtype
+/// stored as its field.
+///
+/// The type can then be bound as a parameter (`query(..).bind(Mood::Happy)`), read from a column
+/// (`query_scalar::<Mood>`, a tuple in `query_as`, a `#[derive(FromRow)]` field), used as
+/// `Option<Mood>` for a column that may be NULL, and bound as an array in a `Vec` or a slice.
+/// There is no `Type` trait: the name is the derive's only, and `use anysql::Type;` imports it.
+///
+/// # Enums: stored as text
+///
+/// An enum whose variants are all unit variants is stored as the name of its variant:
+///
+/// * `ToValue` gives `Value::Text` of the variant's name.
+/// * `FromValue` accepts a `Value::Text` that is exactly one of the names (case and spaces
+///   count). Any other text is an
+///   [`ErrorKind::Decode`](https://docs.rs/anysql/latest/anysql/enum.ErrorKind.html) error that
+///   names the type, the text and the names it accepts: ``cannot decode "angry" into Mood;
+///   expected one of ["Happy", "Sad"]``. NULL is the usual ``unexpected NULL; decode into
+///   Option<Mood> to accept NULL``, and a value that is not text ``cannot decode a integer
+///   value into Mood``.
+/// * `ArrayElement`: `Vec<Mood>` binds as an array of the names, and decodes from one.
+///
+/// A name is the variant's as written, unless the enum has `rename_all` or the variant `rename`.
+///
+/// ```
+/// use anysql::{FromValue, ToValue, Type, Value};
+///
+/// #[derive(Type, Debug, Clone, Copy, PartialEq, Eq)]
+/// enum Mood {
+///     Happy,
+///     Sad,
+/// }
+///
+/// assert_eq!(Mood::Happy.to_value(), Value::Text("Happy".into()));
+/// assert_eq!(Mood::from_value(Value::Text("Sad".into()))?, Mood::Sad);
+/// assert_eq!(Option::<Mood>::from_value(Value::Null)?, None);
+///
+/// let err = Mood::from_value(Value::Text("angry".into())).unwrap_err();
+/// assert_eq!(err.message(), r#"cannot decode "angry" into Mood; expected one of ["Happy", "Sad"]"#);
+///
+/// assert_eq!(
+///     vec![Mood::Sad, Mood::Happy].to_value(),
+///     Value::Array(vec![Value::Text("Sad".into()), Value::Text("Happy".into())])
+/// );
+/// # Ok::<(), anysql::Error>(())
+/// ```
+///
+/// ## A PostgreSQL enum type, or a SQLite TEXT column
+///
+/// The same Rust enum serves a PostgreSQL enum type whose labels are its names (PostgreSQL binds
+/// an enum parameter from text and sends its values as text) and a plain text column on SQLite,
+/// where a `CHECK` constraint can keep other text out:
+///
+/// ```sql
+/// -- PostgreSQL
+/// CREATE TYPE mood AS ENUM ('happy', 'sad', 'so_so');
+/// CREATE TABLE people (name text NOT NULL, mood mood NOT NULL);
+///
+/// -- SQLite
+/// CREATE TABLE people (
+///     name TEXT NOT NULL,
+///     mood TEXT NOT NULL CHECK (mood IN ('happy', 'sad', 'so_so'))
+/// );
+/// ```
+///
+/// ```
+/// use anysql::{query, query_as, query_scalar, Engine, FromRow, Type};
+///
+/// #[derive(Type, Debug, Clone, Copy, PartialEq, Eq)]
+/// #[anysql(rename_all = "snake_case")]
+/// enum Mood {
+///     Happy,
+///     Sad,
+///     SoSo,
+/// }
+///
+/// #[derive(FromRow, Debug)]
+/// struct Person {
+///     name: String,
+///     mood: Mood,
+/// }
+///
+/// // The same code for both databases: the engine of `create_async_engine("postgres://..")` or
+/// // of `create_async_engine("sqlite:app.db")`.
+/// async fn record(engine: &Engine, name: &str, mood: Mood) -> Result<u64, anysql::Error> {
+///     query("INSERT INTO people (name, mood) VALUES ($1, $2)")
+///         .bind(name)
+///         .bind(mood)
+///         .execute(engine)
+///         .await
+/// }
+///
+/// async fn mood_of(engine: &Engine, name: &str) -> Result<Option<Mood>, anysql::Error> {
+///     query_scalar("SELECT mood FROM people WHERE name = $1")
+///         .bind(name)
+///         .fetch_optional(engine)
+///         .await
+/// }
+///
+/// async fn feeling(engine: &Engine, mood: Mood) -> Result<Vec<Person>, anysql::Error> {
+///     query_as("SELECT name, mood FROM people WHERE mood = $1")
+///         .bind(mood)
+///         .fetch_all(engine)
+///         .await
+/// }
+/// ```
+///
+/// A label the database has and the Rust enum lacks is found when a row holding it is decoded:
+/// it is the decode error above, not a compile error.
+///
+/// # Newtypes: stored as their field
+///
+/// A struct with one field, a tuple struct or one with a named field, marked
+/// `#[anysql(transparent)]`, binds and decodes as that field: `ToValue` and `FromValue` call the
+/// field's, so a `UserId(i64)` is an integer and a failed decode is the field type's error,
+/// unchanged. It is an `ArrayElement` when its field's type is one: `Vec<UserId>` binds as an
+/// array because `i64` would, and a newtype of `u8` has no arrays (a `Vec<u8>` is bytes).
+///
+/// ```
+/// use anysql::{FromValue, ToValue, Type, Value};
+///
+/// #[derive(Type, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// #[anysql(transparent)]
+/// struct UserId(i64);
+///
+/// #[derive(Type, Debug, PartialEq)]
+/// #[anysql(transparent)]
+/// struct Email {
+///     address: String,
+/// }
+///
+/// assert_eq!(UserId(7).to_value(), Value::Int(7));
+/// assert_eq!(UserId::from_value(Value::Int(7))?, UserId(7));
+/// let err = UserId::from_value(Value::Text("seven".into())).unwrap_err();
+/// assert_eq!(err.message(), "cannot decode a text value into i64");
+/// assert_eq!(
+///     vec![UserId(1), UserId(2)].to_value(),
+///     Value::Array(vec![Value::Int(1), Value::Int(2)])
+/// );
+/// assert_eq!(Email { address: "a@b.c".into() }.to_value(), Value::Text("a@b.c".into()));
+/// # Ok::<(), anysql::Error>(())
+/// ```
+///
+/// Generic newtypes work: the struct's own bounds are kept, and a field whose type mentions a
+/// parameter adds the bound each impl needs (`T: ToValue` on `ToValue`, `T: FromValue` on
+/// `FromValue`, `T: ArrayElement` on `ArrayElement`). So do newtypes that borrow, for binding:
+///
+/// ```
+/// use anysql::{FromValue, ToValue, Type, Value};
+///
+/// #[derive(Type, Debug, PartialEq)]
+/// #[anysql(transparent)]
+/// struct Checked<T>(T);
+///
+/// assert_eq!(Checked(3u8).to_value(), Value::Int(3));
+/// assert_eq!(Checked::<String>::from_value(Value::Text("x".into()))?, Checked("x".to_string()));
+///
+/// #[derive(Type)]
+/// #[anysql(transparent)]
+/// struct Name<'a>(&'a str);
+///
+/// assert_eq!(Name("Ada").to_value(), Value::Text("Ada".into()));
+/// # Ok::<(), anysql::Error>(())
+/// ```
+///
+/// # Attributes
+///
+/// ## `#[anysql(rename_all = "..")]` on an enum
+///
+/// Renames every variant that has no `rename` of its own: `"snake_case"`, `"camelCase"`,
+/// `"PascalCase"`, `"SCREAMING_SNAKE_CASE"`, `"kebab-case"`, `"lowercase"` or `"UPPERCASE"`. A
+/// variant's name is split into words where a lowercase letter or a digit is followed by an
+/// uppercase one (and at underscores), so `OnHold` is `on_hold`, `onHold`, `OnHold`, `ON_HOLD`,
+/// `on-hold`, `onhold` and `ONHOLD`; a run of capitals is one word (`HTTPError` is `httperror` in
+/// snake case; write `HttpError` for `http_error`).
+///
+/// ## `#[anysql(rename = "..")]` on a variant
+///
+/// Stores the variant as that name, whatever the enum's `rename_all`.
+///
+/// ```
+/// use anysql::{FromValue, ToValue, Type, Value};
+///
+/// #[derive(Type, Debug, PartialEq)]
+/// #[anysql(rename_all = "SCREAMING_SNAKE_CASE")]
+/// enum Status {
+///     OnHold,
+///     #[anysql(rename = "gone")]
+///     Deleted,
+/// }
+///
+/// assert_eq!(Status::OnHold.to_value(), Value::Text("ON_HOLD".into()));
+/// assert_eq!(Status::Deleted.to_value(), Value::Text("gone".into()));
+/// assert_eq!(Status::from_value(Value::Text("gone".into()))?, Status::Deleted);
+/// # Ok::<(), anysql::Error>(())
+/// ```
+///
+/// ## `#[anysql(transparent)]` on a struct
+///
+/// Stores the struct as its one field (above). A struct needs it: there is no other way to store
+/// a struct in one column.
+///
+/// ## `#[anysql(crate = "..")]` on either
+///
+/// The path the generated code names `ToValue`, `FromValue`, `ArrayElement`, `Value` and `Error`
+/// through; the default is `::anysql::core`. Code that depends on `anysql-core` and not on
+/// `anysql` writes `#[anysql(crate = "anysql_core")]`.
+///
+/// ```
+/// # use anysql::{ToValue, Value};
+/// mod reexport {
+///     pub use anysql::core as db;
+/// }
+///
+/// #[derive(anysql::Type)]
+/// #[anysql(crate = "reexport::db", rename_all = "lowercase")]
+/// enum Level {
+///     Low,
+///     High,
+/// }
+///
+/// assert_eq!(Level::High.to_value(), Value::Text("high".into()));
+/// ```
+///
+/// # Mistakes caught at compile time
+///
+/// Each is a compile error pointing at the attribute or the item. A variant with fields (an enum
+/// is stored as a name only):
+///
+/// ```compile_fail
+/// #[derive(anysql::Type)]
+/// enum Shape {
+///     Circle(f64),
+///     Square,
+/// }
+/// ```
+///
+/// An enum without variants (nothing could decode into it):
+///
+/// ```compile_fail
+/// #[derive(anysql::Type)]
+/// enum Never {}
+/// ```
+///
+/// Two variants stored as the same name:
+///
+/// ```compile_fail
+/// #[derive(anysql::Type)]
+/// #[anysql(rename_all = "lowercase")]
+/// enum Mood {
+///     Happy,
+///     #[anysql(rename = "happy")]
+///     Glad,
+/// }
+/// ```
+///
+/// A struct without `transparent`:
+///
+/// ```compile_fail
+/// #[derive(anysql::Type)]
+/// struct UserId(i64);
+/// ```
+///
+/// `transparent` on a struct with no field, or with several:
+///
+/// ```compile_fail
+/// #[derive(anysql::Type)]
+/// #[anysql(transparent)]
+/// struct Nothing;
+/// ```
+///
+/// ```compile_fail
+/// #[derive(anysql::Type)]
+/// #[anysql(transparent)]
+/// struct Point {
+///     x: i64,
+///     y: i64,
+/// }
+/// ```
+///
+/// An unknown key (or a key in the wrong place: `rename_all` on a struct, `transparent` on an
+/// enum, `rename` on anything but a variant, any attribute on a transparent struct's field):
+///
+/// ```compile_fail
+/// #[derive(anysql::Type)]
+/// #[anysql(rename_al = "snake_case")]
+/// enum Mood {
+///     Happy,
+/// }
+/// ```
+///
+/// ```compile_fail
+/// #[derive(anysql::Type)]
+/// #[anysql(transparent)]
+/// enum Mood {
+///     Happy,
+/// }
+/// ```
+///
+/// An unknown `rename_all` rule:
+///
+/// ```compile_fail
+/// #[derive(anysql::Type)]
+/// #[anysql(rename_all = "snake")]
+/// enum Mood {
+///     Happy,
+/// }
+/// ```
+///
+/// A union:
+///
+/// ```compile_fail
+/// #[derive(anysql::Type)]
+/// union Bits {
+///     a: u32,
+///     b: f32,
+/// }
+/// ```
+///
+/// And where it is used, a `Vec` of a newtype whose field has no arrays:
+///
+/// ```compile_fail
+/// use anysql::ToValue;
+///
+/// #[derive(anysql::Type)]
+/// #[anysql(transparent)]
+/// struct Byte(u8);
+///
+/// let _ = Byte(1).to_value(); // fine: an integer
+/// let _ = vec![Byte(1)].to_value(); // `u8` is no ArrayElement, so neither is `Byte`
+/// ```
+#[proc_macro_derive(Type, attributes(anysql))]
+pub fn derive_type(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    value_type::expand(input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

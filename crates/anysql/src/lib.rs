@@ -10,7 +10,7 @@
 //! | `runtime-async-std` | [`runtime::AsyncStdRuntime`] |
 //! | `sqlite` (default) | `sqlite:` URLs, over rusqlite with a bundled SQLite ([`sqlite`]) |
 //! | `postgres` | `postgres://` URLs, over tokio-postgres ([`postgres`]) |
-//! | `macros` (default) | `#[derive(FromRow)]` ([`FromRow`](derive@FromRow)) |
+//! | `macros` (default) | `#[derive(FromRow)]` ([`FromRow`](derive@FromRow)) and `#[derive(Type)]` ([`Type`]) for enums and newtypes |
 //! | `chrono` | chrono's `NaiveDate`, `NaiveTime`, `NaiveDateTime`, `DateTime<Utc>`, `DateTime<FixedOffset>`, `DateTime<Local>` |
 //! | `time` | the time crate's `Date`, `Time`, `PrimitiveDateTime`, `OffsetDateTime` |
 //! | `uuid` | `uuid::Uuid` |
@@ -125,6 +125,11 @@ pub use anysql_core as core;
 /// share the name, so `use anysql::FromRow;` imports both.
 #[cfg(feature = "macros")]
 pub use anysql_macros::FromRow;
+
+/// Derives [`ToValue`], [`FromValue`] and `ArrayElement` for an enum stored as text (or as a
+/// PostgreSQL enum type) or a `#[anysql(transparent)]` newtype (the `macros` feature).
+#[cfg(feature = "macros")]
+pub use anysql_macros::Type;
 
 /// Executors: the [`Runtime`](runtime::Runtime) trait and the compiled-in implementations.
 pub mod runtime {
@@ -241,8 +246,10 @@ pub fn create_async_engine(url: &str) -> Result<Engine> {
 }
 
 /// The common imports: `use anysql::prelude::*;` (with the `macros` feature, `FromRow` is both the
-/// trait and its derive).
+/// trait and its derive, and the `Type` derive is there too).
 pub mod prelude {
+    #[cfg(feature = "macros")]
+    pub use crate::Type;
     pub use crate::{
         create_async_engine, query, query_as, query_scalar, Connection, Engine, Error, ErrorKind,
         Executor, FromRow, FromValue, Row, ToValue, Transaction, Value,
