@@ -191,6 +191,7 @@
 //! | JSON (`serde_json::Value`, `Json<T>`) | `TEXT` | `{"a":[1,2]}` |
 //! | `Decimal`, and `u64` above `i64::MAX` | `TEXT`, exact | `12345.6789` |
 //! | `IpAddr` | `TEXT` | `2001:db8::1` |
+//! | arrays (`Vec<T>`, `&[T]`) | `TEXT`, a JSON array | `[1,2,3]` |
 //!
 //! The fraction of a second has as many digits as it takes, in threes (milli-, micro- or
 //! nanoseconds). `datetime(col)`, `date(col)` and `strftime(.., col)` read all of these texts.
@@ -198,8 +199,12 @@
 //! seconds, an offset written `Z`, `+01` or `+0100` (and none, for UTC, when the Rust type has a
 //! time zone), Unix-epoch integers for dates and times with a time zone, and text UUIDs
 //! (hyphenated or not). Keep decimals and large `u64`s in `TEXT` columns: a `NUMERIC` or
-//! `INTEGER` column's affinity turns their text into a float. Arrays have no stored form: a
-//! parameter that is one is an error (store the elements in a table of their own, or as JSON).
+//! `INTEGER` column's affinity turns their text into a float.
+//!
+//! Arrays (`Vec<T>`, `&[T]`) are stored as JSON text, `[1,2,3]` or `["a",null]`, which SQLite's
+//! `json_each` reads: `WHERE id IN (SELECT value FROM json_each($1))` is this database's
+//! `= ANY($1)`. They decode back into `Vec<T>` with the `json` feature. An array of byte strings
+//! has no such form and is an error.
 //!
 //! # The `run_sync` escape hatch
 //!

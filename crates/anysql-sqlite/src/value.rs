@@ -33,8 +33,8 @@ impl ToSql for Bind<'_> {
 }
 
 /// The text SQLite stores for a value of a type it has none for: dates and times in the forms its
-/// date functions read (`anysql_core::types::text`), IP addresses as written. Arrays and invalid
-/// values are errors.
+/// date functions read (`anysql_core::types::text`), IP addresses as written, arrays as JSON.
+/// Invalid values are errors.
 pub(crate) fn stored_text(value: &Value) -> Result<String, String> {
     use anysql_core::types::text;
     Ok(match value {
@@ -43,13 +43,8 @@ pub(crate) fn stored_text(value: &Value) -> Result<String, String> {
         Value::Timestamp(t) => text::format_timestamp(*t),
         Value::TimestampTz(t, offset) => text::format_timestamptz(*t, *offset),
         Value::Inet(addr) => addr.to_string(),
-        Value::Array(_) => {
-            return Err(
-                "sqlite has no array type: store the elements in a table of their own, or as JSON \
-                 (bind Json(vec) with the json feature)"
-                    .to_owned(),
-            )
-        }
+        // SQLite has no arrays: JSON text, which its json_each reads.
+        Value::Array(items) => text::format_json_array(items)?,
         Value::Invalid(why) => return Err(why.clone()),
         other => return Err(format!("sqlite cannot store a {} value", other.type_name())),
     })

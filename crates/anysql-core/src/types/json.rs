@@ -93,6 +93,24 @@ impl FromValue for serde_json::Value {
     }
 }
 
+/// A parsed JSON element as a [`Value`]: numbers as integers when they are, strings as text,
+/// arrays as arrays, objects as their JSON text.
+pub(super) fn to_value(json: serde_json::Value) -> Value {
+    match json {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(v) => Value::Bool(v),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(v), _, _) => Value::Int(v),
+            (None, Some(v), _) => Value::Numeric(v.to_string()),
+            (_, _, Some(v)) => Value::Float(v),
+            _ => Value::Numeric(n.to_string()),
+        },
+        serde_json::Value::String(v) => Value::Text(v),
+        serde_json::Value::Array(items) => Value::Array(items.into_iter().map(to_value).collect()),
+        object @ serde_json::Value::Object(_) => Value::Json(object.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

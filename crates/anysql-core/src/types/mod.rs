@@ -224,30 +224,49 @@ impl<T: ArrayElement + ToValue, const N: usize> ToValue for [T; N] {
 impl<T: ArrayElement + FromValue> FromValue for Vec<T> {
     fn from_value_ref(value: &Value) -> Result<Self, Error> {
         match value {
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    T::from_value_ref(item)
-                        .map_err(|e| e.context(format_args!("array element {i}")))
-                })
-                .collect(),
+            Value::Array(items) => decode_elements(items.iter().cloned()),
+            Value::Text(text) | Value::Json(text) => decode_elements(json_array(text)?),
             _ => Err(mismatch(value, "Vec<_>")),
         }
     }
 
     fn from_value(value: Value) -> Result<Self, Error> {
         match value {
-            Value::Array(items) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    T::from_value(item).map_err(|e| e.context(format_args!("array element {i}")))
-                })
-                .collect(),
+            Value::Array(items) => decode_elements(items),
+            Value::Text(text) | Value::Json(text) => decode_elements(json_array(&text)?),
             other => Err(mismatch(&other, "Vec<_>")),
         }
     }
+}
+
+fn decode_elements<T: FromValue>(items: impl IntoIterator<Item = Value>) -> Result<Vec<T>, Error> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            T::from_value(item).map_err(|e| e.context(format_args!("array element {i}")))
+        })
+        .collect()
+}
+
+/// The elements of an array stored as JSON text (what the SQLite driver writes for an array;
+/// see [`text::format_json_array`]).
+#[cfg(feature = "json")]
+fn json_array(text: &str) -> Result<Vec<Value>, Error> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Array(items)) => Ok(items.into_iter().map(json::to_value).collect()),
+        _ => Err(Error::decode(format!(
+            "`{text}` is not a JSON array, which is how an array is stored as text"
+        ))),
+    }
+}
+
+#[cfg(not(feature = "json"))]
+fn json_array(_: &str) -> Result<Vec<Value>, Error> {
+    Err(Error::decode(
+        "an array stored as JSON text (as SQLite stores arrays) decodes with the json feature of \
+         anysql; enable it",
+    ))
 }
 
 #[cfg(test)]
@@ -273,6 +292,18 @@ mod tests {
         );
         // Bytes stay bytes.
         assert_eq!(vec![1u8, 2].to_value(), Value::Blob(vec![1, 2]));
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn arrays_stored_as_json_text_decode() {
+        let stored = text::format_json_array(&[Value::Int(1), Value::Null, Value::Int(3)]).unwrap();
+        let back = Vec::<Option<i64>>::from_value(Value::Text(stored)).unwrap();
+        assert_eq!(back, [Some(1), None, Some(3)]);
+        let names = Vec::<String>::from_value(Value::Json(r#"["a","é"]"#.into())).unwrap();
+        assert_eq!(names, ["a", "é"]);
+        assert!(Vec::<i64>::from_value(Value::Text("{}".into())).is_err());
+        assert!(Vec::<i64>::from_value(Value::Text(r#"[1,"x"]"#.into())).is_err());
     }
 
     #[test]

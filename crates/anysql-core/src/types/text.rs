@@ -9,7 +9,7 @@
 //! Years outside 0000–9999 are written with a sign and at least four digits (`+10000-01-01`),
 //! which SQLite's functions do not read.
 
-use crate::value::Timestamp;
+use crate::value::{Timestamp, Value};
 
 const NANOS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 
@@ -243,6 +243,71 @@ pub fn parse_datetime(text: &str) -> Option<(Timestamp, Option<i32>)> {
     }
 }
 
+/// An array as JSON text, for databases without arrays (SQLite stores arrays so, and its `json_each`
+/// reads them: `WHERE id IN (SELECT value FROM json_each($1))`): integers and floats as numbers,
+/// booleans, NULL as `null`, text, exact decimals and the date, time, UUID and address values as
+/// strings in their text forms, JSON values as themselves, nested arrays as arrays. Bytes have no
+/// JSON form: `Err` names them.
+pub fn format_json_array(items: &[Value]) -> Result<String, String> {
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json(item, &mut out)?;
+    }
+    out.push(']');
+    Ok(out)
+}
+
+fn write_json(value: &Value, out: &mut String) -> Result<(), String> {
+    use std::fmt::Write as _;
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
+        Value::Int(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Float(v) if v.is_finite() => {
+            let _ = write!(out, "{v:?}");
+        }
+        Value::Float(v) => write_json_string(&format!("{v}"), out),
+        Value::Text(v) | Value::Numeric(v) => write_json_string(v, out),
+        Value::Json(v) => out.push_str(v),
+        Value::Date(days) => write_json_string(&format_date(i64::from(*days)), out),
+        Value::Time(nanos) => write_json_string(&format_time(*nanos), out),
+        Value::Timestamp(t) => write_json_string(&format_timestamp(*t), out),
+        Value::TimestampTz(t, offset) => write_json_string(&format_timestamptz(*t, *offset), out),
+        Value::Uuid(bytes) => write_json_string(&super::hyphenated(bytes), out),
+        Value::Inet(addr) => write_json_string(&addr.to_string(), out),
+        Value::Array(items) => out.push_str(&format_json_array(items)?),
+        Value::Blob(_) => {
+            return Err("an array of bytes has no text form; store each in a row of its own".into())
+        }
+        Value::Invalid(why) => return Err(why.clone()),
+    }
+    Ok(())
+}
+
+fn write_json_string(text: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// Parses a UUID's text: 32 hex digits, hyphenated or not, in any case, optionally in braces.
 pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
     let text = text.trim();
@@ -346,6 +411,27 @@ mod tests {
         assert_eq!(t.seconds, -2_147_483_648);
         let (t, _) = parse_datetime("2100-01-01 00:00:00.000001").unwrap();
         assert_eq!(format_timestamp(t), "2100-01-01 00:00:00.000001");
+    }
+
+    #[test]
+    fn arrays_as_json_text() {
+        let items = vec![
+            Value::Int(-1),
+            Value::Float(1.5),
+            Value::Null,
+            Value::Bool(true),
+            Value::Text("a \"q\" \\ \n \u{1} é".into()),
+            Value::Numeric("1.50".into()),
+            Value::Date(0),
+            Value::Json(r#"{"k":1}"#.into()),
+            Value::Array(vec![Value::Int(2)]),
+        ];
+        assert_eq!(
+            format_json_array(&items).unwrap(),
+            r#"[-1,1.5,null,true,"a \"q\" \\ \n \u0001 é","1.50","1970-01-01",{"k":1},[2]]"#
+        );
+        assert!(format_json_array(&[Value::Blob(vec![1])]).is_err());
+        assert_eq!(format_json_array(&[]).unwrap(), "[]");
     }
 
     #[test]
