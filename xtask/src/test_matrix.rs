@@ -17,6 +17,8 @@ const RUNTIMES: [&str; 3] = ["tokio", "smol", "async-std"];
 const DRIVERS: [&str; 2] = ["sqlite", "postgres"];
 const SUITE: &str = "anysql-conformance";
 const UNIT_ROW: &str = "unit & doc tests";
+/// The facade's type features, each built alone.
+const TYPE_FEATURES: [&str; 5] = ["chrono", "time", "uuid", "json", "decimal"];
 
 pub const USAGE: &str = "\
 Usage: cargo xtask test-matrix [OPTIONS] [-- <TEST ARGS>...]
@@ -328,7 +330,9 @@ impl Runner<'_> {
     }
 
     /// The facade as applications see it: with no feature at all (a library's view: building an
-    /// engine is a clear error), and the quickstart example run unchanged on each runtime.
+    /// engine is a clear error), the quickstart example run unchanged on each runtime, and each
+    /// type feature built alone; and the core's unit tests with every type feature, which the
+    /// workspace step (default features) leaves out.
     fn facade_steps(&self) -> Result<Vec<Row>> {
         let cargo = &self.cargo;
         let mut rows = Vec::new();
@@ -362,26 +366,33 @@ impl Runner<'_> {
             if !passed || self.verbose {
                 println!("{}", run.output.trim_end());
             }
-            println!(
-                "{name}: {} in {:.1}s",
-                if passed { "PASS" } else { "FAIL" },
-                run.elapsed.as_secs_f64()
+            let note = format!("expected output {missing:?} ({})", run.status);
+            rows.push(whole_step(name, &run, passed, note));
+        }
+        section("core with every type feature");
+        let command = cmd!(
+            self.sh,
+            "{cargo} test -p anysql-core --locked --all-features --lib"
+        );
+        rows.push(run_tests(
+            "core with every type feature",
+            command,
+            "",
+            self.verbose,
+        )?);
+        for feature in TYPE_FEATURES {
+            let name = format!("facade with {feature} alone");
+            section(&name);
+            let command = cmd!(
+                self.sh,
+                "{cargo} check -q -p anysql --locked --no-default-features --features {feature}"
             );
-            rows.push(Row {
-                name,
-                outcome: if passed { Outcome::Pass } else { Outcome::Fail },
-                counts: Some(report::Counts {
-                    passed: u64::from(passed),
-                    failed: u64::from(!passed),
-                    ignored: 0,
-                }),
-                elapsed: Some(run.elapsed),
-                note: if passed {
-                    String::new()
-                } else {
-                    format!("expected output {missing:?} ({})", run.status)
-                },
-            });
+            let run = run_logged(command, "", self.verbose)?;
+            if !run.success && !self.verbose {
+                println!("{}", run.output.trim_end());
+            }
+            let note = format!("does not build ({})", run.status);
+            rows.push(whole_step(name, &run, run.success, note));
         }
         Ok(rows)
     }
@@ -542,6 +553,27 @@ fn run_tests(name: &str, command: xshell::Cmd<'_>, env: &str, verbose: bool) -> 
 }
 
 /// Prints the command line (after `env`, the variables it sets, if any) and runs it captured.
+/// The row of a step that passes or fails as a whole (an example's run, a build), with `note`
+/// when it fails.
+fn whole_step(name: String, run: &Captured, passed: bool, note: String) -> Row {
+    println!(
+        "{name}: {} in {:.1}s",
+        if passed { "PASS" } else { "FAIL" },
+        run.elapsed.as_secs_f64()
+    );
+    Row {
+        name,
+        outcome: if passed { Outcome::Pass } else { Outcome::Fail },
+        counts: Some(report::Counts {
+            passed: u64::from(passed),
+            failed: u64::from(!passed),
+            ignored: 0,
+        }),
+        elapsed: Some(run.elapsed),
+        note: if passed { String::new() } else { note },
+    }
+}
+
 fn run_logged(command: xshell::Cmd<'_>, env: &str, verbose: bool) -> Result<Captured> {
     if env.is_empty() {
         println!("$ {command}");
