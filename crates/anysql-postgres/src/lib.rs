@@ -186,14 +186,23 @@
 //! | `int2`, `int4`, `int8`, `oid` | `Int` |
 //! | `float4`, `float8` | `Float` |
 //! | `numeric` | `Numeric`: the exact decimal text PostgreSQL prints, scale kept (`1.50` for `numeric(10,2)`), `NaN`, `Infinity`, `-Infinity`; it decodes into `String`, and into integers when whole and in range (`sum(bigint)` is `numeric`), never silently into `f64` (cast to `float8` for that) |
-//! | `text`, `varchar`, `char(n)`, `name`, `json`, `jsonb`, enums, `citext`, unknown literals | `Text` |
+//! | `text`, `varchar`, `char(n)`, `name`, enums, `citext`, unknown literals | `Text` |
+//! | `json`, `jsonb` | `Json` |
 //! | `bytea` | `Blob` |
 //! | `bool` | `Bool` |
+//! | `date` | `Date` |
+//! | `time` | `Time` |
+//! | `timestamp` | `Timestamp` |
+//! | `timestamptz` | `TimestampTz` (offset 0) |
+//! | `uuid` | `Uuid` |
+//! | `inet`, `cidr` | `Inet` (a single address: a network is an error) |
+//! | one-dimensional arrays of the types above | `Array` (NULL elements are `Null`) |
 //! | NULL of any type | `Null` |
 //!
-//! Domains decode as their base type. Any other column type (dates and times, `uuid`, arrays, …)
-//! is a [`Decode`] error when a row is decoded, naming the column and its type and suggesting a
-//! cast to `text`.
+//! Domains decode as their base type. `infinity` and `-infinity` dates and timestamps, arrays of
+//! more than one dimension and any other column type (`interval`, `timetz`, `money`, ranges,
+//! composites, …) are [`Decode`] errors when a row is decoded, naming the column and its type and
+//! suggesting a cast to `text`.
 //!
 //! Parameters take their type from the prepared statement. NULL binds to anything. An `Int` binds
 //! to the integer types (range-checked: 70000 for an `int2` is a [`Parameter`] error naming `$n`),

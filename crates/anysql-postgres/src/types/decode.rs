@@ -1,14 +1,20 @@
 //! Decoding: the per-column decoders of a result, from PostgreSQL's binary format.
+//!
+//! The fixed-width types are read inline (the hot paths); dates, times, UUIDs, `inet` and arrays
+//! through postgres-protocol's codecs.
 
 use std::error::Error as StdError;
 use std::sync::Arc;
 
 use anysql_core::{Columns, Error, Row, Value};
-use postgres_types::{FromSql, Type};
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::types as pg;
+use postgres_types::{FromSql, Kind, Type};
 
+use super::datetime::{date_from_pg, time_from_pg, timestamp_from_pg};
 use super::{base_type, is_text_like};
 
-/// How one result column is decoded.
+/// How one result column (or one element of an array column) is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Decoder {
     Int2,
@@ -19,11 +25,42 @@ pub(super) enum Decoder {
     Float8,
     Bool,
     Text,
+    Json,
     Jsonb,
     Bytea,
     Numeric,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Uuid,
+    Inet,
+    /// A one-dimensional array whose elements decode with the decoder given (never an array).
+    Array(&'static Decoder),
     Unsupported,
 }
+
+/// The decoders an array's elements may have, to point [`Decoder::Array`] at.
+static ELEMENTS: [Decoder; 18] = [
+    Decoder::Int2,
+    Decoder::Int4,
+    Decoder::Int8,
+    Decoder::Oid,
+    Decoder::Float4,
+    Decoder::Float8,
+    Decoder::Bool,
+    Decoder::Text,
+    Decoder::Json,
+    Decoder::Jsonb,
+    Decoder::Bytea,
+    Decoder::Numeric,
+    Decoder::Date,
+    Decoder::Time,
+    Decoder::Timestamp,
+    Decoder::TimestampTz,
+    Decoder::Uuid,
+    Decoder::Inet,
+];
 
 pub(super) fn decoder(ty: &Type) -> Decoder {
     let ty = base_type(ty);
@@ -36,10 +73,34 @@ pub(super) fn decoder(ty: &Type) -> Decoder {
         Type::FLOAT8 => Decoder::Float8,
         Type::BOOL => Decoder::Bool,
         Type::BYTEA => Decoder::Bytea,
+        Type::JSON => Decoder::Json,
         Type::JSONB => Decoder::Jsonb,
         Type::NUMERIC => Decoder::Numeric,
+        Type::DATE => Decoder::Date,
+        Type::TIME => Decoder::Time,
+        Type::TIMESTAMP => Decoder::Timestamp,
+        Type::TIMESTAMPTZ => Decoder::TimestampTz,
+        Type::UUID => Decoder::Uuid,
+        Type::INET | Type::CIDR => Decoder::Inet,
         _ if is_text_like(ty) => Decoder::Text,
-        _ => Decoder::Unsupported,
+        _ => match ty.kind() {
+            Kind::Array(member) => {
+                let element = decoder(member);
+                ELEMENTS
+                    .iter()
+                    .find(|e| **e == element)
+                    .map_or(Decoder::Unsupported, Decoder::Array)
+            }
+            _ => Decoder::Unsupported,
+        },
+    }
+}
+
+/// A type's name as SQL writes it: `interval[]` rather than `_interval`.
+fn type_name(ty: &Type) -> String {
+    match ty.kind() {
+        Kind::Array(member) => format!("{}[]", member.name()),
+        _ => ty.name().to_owned(),
     }
 }
 
@@ -97,24 +158,59 @@ impl RowPlan {
 
     fn column_error(&self, i: usize, problem: Problem) -> Error {
         let name = self.columns.name(i).unwrap_or("");
-        let ty = &self.types[i];
-        match problem {
-            Problem::Unsupported => Error::decode(format!(
-                "column {i} ({name:?}) has PostgreSQL type {}, which anysql cannot decode yet; cast that \
-                 column in the SQL to a type anysql decodes, such as text (`expression::text`)",
-                ty.name()
-            )),
-            Problem::Malformed(what) => Error::decode(format!(
-                "column {i} ({name:?}) of type {}: the server sent a malformed value ({what})",
-                ty.name()
-            )),
-        }
+        let ty = type_name(&self.types[i]);
+        column_error(i, name, &ty, problem)
     }
 }
 
+/// The message for a column that cannot be decoded.
+pub(super) fn column_error(i: usize, name: &str, ty: &str, problem: Problem) -> Error {
+    let (element, problem) = match problem {
+        Problem::InArray(index, problem) => (format!(", array element {index}"), *problem),
+        problem => (String::new(), problem),
+    };
+    match problem {
+        Problem::Unsupported => Error::decode(format!(
+            "column {i} ({name:?}) has PostgreSQL type {ty}, which anysql cannot decode yet; cast that \
+             column in the SQL to a type anysql decodes, such as text (`expression::text`)"
+        )),
+        Problem::Malformed(what) => Error::decode(format!(
+            "column {i} ({name:?}) of type {ty}{element}: the server sent a malformed value ({what})"
+        )),
+        Problem::Infinite(which) => Error::decode(format!(
+            "column {i} ({name:?}) of type {ty}{element} is {which}, which no Rust date or time type \
+             holds; cast that column in the SQL to text (`expression::text`) to read it, or leave \
+             such rows out (`WHERE isfinite(expression)`)"
+        )),
+        Problem::Netmask(bits) => Error::decode(format!(
+            "column {i} ({name:?}) of type {ty}{element} holds a network (/{bits}), not one address, \
+             and an IpAddr cannot hold its netmask; cast that column in the SQL to text \
+             (`expression::text`) to read it, or take its address alone (`host(expression)::inet`)"
+        )),
+        Problem::Dimensions(n) => Error::decode(format!(
+            "column {i} ({name:?}) of type {ty}{element} is a {n}-dimensional array, and anysql decodes \
+             one-dimensional arrays only; unnest it in the SQL (`unnest(expression)`), or cast it to \
+             text (`expression::text`)"
+        )),
+        Problem::InArray(..) => Error::decode(format!("column {i} ({name:?}) of type {ty}")),
+    }
+}
+
+/// Why a value could not be decoded.
+#[derive(Debug)]
 pub(super) enum Problem {
+    /// A type anysql has no [`Value`] for.
     Unsupported,
+    /// Bytes that are not the type's binary format.
     Malformed(&'static str),
+    /// A date or timestamp that is `infinity` or `-infinity`.
+    Infinite(&'static str),
+    /// An `inet` or `cidr` with a netmask of fewer bits than the address.
+    Netmask(u8),
+    /// An array of more than one dimension.
+    Dimensions(usize),
+    /// The problem of one element of an array (0-based).
+    InArray(usize, Box<Problem>),
 }
 
 pub(super) fn decode_value(decoder: Decoder, raw: &[u8]) -> Result<Value, Problem> {
@@ -122,9 +218,9 @@ pub(super) fn decode_value(decoder: Decoder, raw: &[u8]) -> Result<Value, Proble
         raw.try_into()
             .map_err(|_| Problem::Malformed("wrong length"))
     }
-    fn text(raw: &[u8]) -> Result<Value, Problem> {
+    fn utf8(raw: &[u8]) -> Result<String, Problem> {
         std::str::from_utf8(raw)
-            .map(|s| Value::Text(s.to_owned()))
+            .map(str::to_owned)
             .map_err(|_| Problem::Malformed("invalid UTF-8"))
     }
     Ok(match decoder {
@@ -135,15 +231,76 @@ pub(super) fn decode_value(decoder: Decoder, raw: &[u8]) -> Result<Value, Proble
         Decoder::Float4 => Value::Float(f32::from_be_bytes(array(raw)?).into()),
         Decoder::Float8 => Value::Float(f64::from_be_bytes(array(raw)?)),
         Decoder::Bool => Value::Bool(array::<1>(raw)?[0] != 0),
-        Decoder::Text => text(raw)?,
+        Decoder::Text => Value::Text(utf8(raw)?),
+        Decoder::Json => Value::Json(utf8(raw)?),
         Decoder::Jsonb => match raw.split_first() {
-            Some((1, json)) => text(json)?,
+            Some((1, json)) => Value::Json(utf8(json)?),
             _ => return Err(Problem::Malformed("unknown jsonb version")),
         },
         Decoder::Bytea => Value::Blob(raw.to_vec()),
         Decoder::Numeric => numeric(raw)?,
+        Decoder::Date => {
+            let days = pg::date_from_sql(raw).map_err(|_| Problem::Malformed("bad date"))?;
+            match days {
+                i32::MAX => return Err(Problem::Infinite("infinity")),
+                i32::MIN => return Err(Problem::Infinite("-infinity")),
+                days => Value::Date(date_from_pg(days).ok_or(Problem::Malformed("bad date"))?),
+            }
+        }
+        Decoder::Time => {
+            let micros = pg::time_from_sql(raw).map_err(|_| Problem::Malformed("bad time"))?;
+            Value::Time(time_from_pg(micros).ok_or(Problem::Malformed("bad time"))?)
+        }
+        Decoder::Timestamp | Decoder::TimestampTz => {
+            let micros =
+                pg::timestamp_from_sql(raw).map_err(|_| Problem::Malformed("bad timestamp"))?;
+            let t = match micros {
+                i64::MAX => return Err(Problem::Infinite("infinity")),
+                i64::MIN => return Err(Problem::Infinite("-infinity")),
+                micros => timestamp_from_pg(micros),
+            };
+            if decoder == Decoder::Timestamp {
+                Value::Timestamp(t)
+            } else {
+                Value::TimestampTz(t, 0)
+            }
+        }
+        Decoder::Uuid => {
+            Value::Uuid(pg::uuid_from_sql(raw).map_err(|_| Problem::Malformed("bad uuid"))?)
+        }
+        Decoder::Inet => {
+            let inet = pg::inet_from_sql(raw).map_err(|_| Problem::Malformed("bad inet"))?;
+            let full = if inet.addr().is_ipv4() { 32 } else { 128 };
+            if inet.netmask() != full {
+                return Err(Problem::Netmask(inet.netmask()));
+            }
+            Value::Inet(inet.addr())
+        }
+        Decoder::Array(element) => array_value(*element, raw)?,
         Decoder::Unsupported => return Err(Problem::Unsupported),
     })
+}
+
+/// Decodes a one-dimensional array (or an empty one, which has no dimensions), element by element.
+fn array_value(element: Decoder, raw: &[u8]) -> Result<Value, Problem> {
+    let malformed = |_| Problem::Malformed("bad array");
+    let array = pg::array_from_sql(raw).map_err(malformed)?;
+    let dimensions = array.dimensions().count().map_err(malformed)?;
+    if dimensions > 1 {
+        return Err(Problem::Dimensions(dimensions));
+    }
+    let mut values = array.values();
+    // Each element takes at least its 4-byte length: no bogus count allocates more than that.
+    let (len, _) = values.size_hint();
+    let mut out = Vec::with_capacity(len.min(raw.len() / 4));
+    while let Some(item) = values.next().map_err(malformed)? {
+        out.push(match item {
+            None => Value::Null,
+            Some(raw) => decode_value(element, raw)
+                .map_err(|problem| Problem::InArray(out.len(), Box::new(problem)))?,
+        });
+    }
+    Ok(Value::Array(out))
 }
 
 /// Decodes PostgreSQL's binary `numeric` into [`Value::Numeric`] with the text PostgreSQL

@@ -3,6 +3,7 @@
 //!
 //! [`ToSql`]: postgres_types::ToSql
 
+mod datetime;
 mod decode;
 mod encode;
 #[cfg(test)]

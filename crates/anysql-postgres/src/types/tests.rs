@@ -6,7 +6,9 @@ use anysql_core::{Error, ErrorKind, Value};
 use bytes::BytesMut;
 use postgres_types::{Format, IsNull, ToSql, Type};
 
-use super::decode::{decode_value, decoder, numeric, Decoder};
+use postgres_protocol::types as pg;
+
+use super::decode::{column_error, decode_value, decoder, numeric, Decoder, Problem};
 use super::*;
 
 fn encode(value: Value, ty: &Type) -> Result<(Format, Vec<u8>), Box<dyn StdError + Sync + Send>> {
@@ -206,11 +208,236 @@ fn decoding() {
     );
     assert_eq!(
         decode_value(Decoder::Jsonb, b"\x01{}").ok(),
-        Some(Value::Text("{}".into()))
+        Some(Value::Json("{}".into()))
     );
+    assert_eq!(
+        decode_value(Decoder::Json, "{\"é\": 1}".as_bytes()).ok(),
+        Some(Value::Json("{\"é\": 1}".into()))
+    );
+    assert!(decode_value(Decoder::Jsonb, b"\x02{}").is_err());
     assert!(decode_value(Decoder::Int4, &[1]).is_err());
     assert!(decode_value(Decoder::Text, &[0xff]).is_err());
     assert_eq!(decoder(&Type::NUMERIC), Decoder::Numeric);
-    assert_eq!(decoder(&Type::TIMESTAMPTZ), Decoder::Unsupported);
+    assert_eq!(decoder(&Type::TIMESTAMPTZ), Decoder::TimestampTz);
+    assert_eq!(decoder(&Type::JSON), Decoder::Json);
+    assert_eq!(decoder(&Type::CIDR), Decoder::Inet);
     assert_eq!(decoder(&Type::NAME), Decoder::Text);
+    assert_eq!(decoder(&Type::INT4_ARRAY), Decoder::Array(&Decoder::Int4));
+    assert_eq!(decoder(&Type::JSONB_ARRAY), Decoder::Array(&Decoder::Jsonb));
+    assert_eq!(
+        decoder(&Type::VARCHAR_ARRAY),
+        Decoder::Array(&Decoder::Text)
+    );
+    for unsupported in [
+        Type::INTERVAL,
+        Type::TIMETZ,
+        Type::MONEY,
+        Type::INT4_RANGE,
+        Type::INTERVAL_ARRAY,
+        Type::RECORD,
+    ] {
+        assert_eq!(decoder(&unsupported), Decoder::Unsupported, "{unsupported}");
+    }
+}
+
+fn bytes(write: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    write(&mut out);
+    out.to_vec()
+}
+
+fn problem(decoder: Decoder, raw: &[u8]) -> Problem {
+    decode_value(decoder, raw).expect_err("a problem")
+}
+
+fn message(decoder: Decoder, raw: &[u8], ty: &str) -> String {
+    column_error(0, "c", ty, problem(decoder, raw))
+        .message()
+        .to_owned()
+}
+
+#[test]
+fn dates_and_times_decode_from_their_postgres_counts() {
+    let date = |days: i32| decode_value(Decoder::Date, &bytes(|b| pg::date_to_sql(days, b)));
+    assert_eq!(date(0).ok(), Some(Value::Date(10_957)), "2000-01-01");
+    assert_eq!(date(-10_957).ok(), Some(Value::Date(0)));
+    assert_eq!(
+        date(-2_451_545).ok(),
+        Some(Value::Date(-2_440_588)),
+        "4714-11-24 BC"
+    );
+    assert_eq!(date(2_145_031_948).ok(), Some(Value::Date(2_145_042_905)));
+    for (raw, which) in [(i32::MAX, "infinity"), (i32::MIN, "-infinity")] {
+        let text = message(Decoder::Date, &bytes(|b| pg::date_to_sql(raw, b)), "date");
+        assert!(
+            text.starts_with(&format!("column 0 (\"c\") of type date is {which},"))
+                && text.contains("::text"),
+            "{text}"
+        );
+    }
+    assert!(date(0).is_ok());
+    assert!(matches!(
+        problem(Decoder::Date, &[0, 0, 0]),
+        Problem::Malformed(_)
+    ));
+
+    let time = |micros: i64| decode_value(Decoder::Time, &bytes(|b| pg::time_to_sql(micros, b)));
+    assert_eq!(time(1).ok(), Some(Value::Time(1_000)));
+    assert_eq!(
+        time(86_400_000_000).ok(),
+        Some(Value::Time(86_400_000_000_000)),
+        "24:00:00"
+    );
+    assert!(time(-1).is_err());
+    assert!(time(86_400_000_001).is_err());
+
+    let timestamp =
+        |decoder, micros: i64| decode_value(decoder, &bytes(|b| pg::timestamp_to_sql(micros, b)));
+    let at = |seconds, nanos| anysql_core::Timestamp { seconds, nanos };
+    assert_eq!(
+        timestamp(Decoder::Timestamp, 1).ok(),
+        Some(Value::Timestamp(at(946_684_800, 1_000)))
+    );
+    assert_eq!(
+        timestamp(Decoder::TimestampTz, -1).ok(),
+        Some(Value::TimestampTz(at(946_684_799, 999_999_000), 0))
+    );
+    for decoder in [Decoder::Timestamp, Decoder::TimestampTz] {
+        for (raw, which) in [(i64::MAX, "infinity"), (i64::MIN, "-infinity")] {
+            let text = message(
+                decoder,
+                &bytes(|b| pg::timestamp_to_sql(raw, b)),
+                "timestamp",
+            );
+            assert!(text.contains(&format!("is {which}, ")), "{text}");
+            assert!(text.contains("`expression::text`"), "{text}");
+        }
+    }
+    assert!(timestamp(Decoder::Timestamp, 0).is_ok());
+    assert!(decode_value(Decoder::Timestamp, &[0; 7]).is_err());
+}
+
+#[test]
+fn uuids_and_addresses_decode() {
+    let uuid: [u8; 16] = core::array::from_fn(|i| i as u8 * 17);
+    assert_eq!(
+        decode_value(Decoder::Uuid, &uuid).ok(),
+        Some(Value::Uuid(uuid))
+    );
+    assert!(decode_value(Decoder::Uuid, &uuid[..15]).is_err());
+    let inet = |addr: &str, bits| {
+        let addr: std::net::IpAddr = addr.parse().unwrap();
+        decode_value(Decoder::Inet, &bytes(|b| pg::inet_to_sql(addr, bits, b)))
+    };
+    assert_eq!(
+        inet("10.0.0.1", 32).ok(),
+        Some(Value::Inet("10.0.0.1".parse().unwrap()))
+    );
+    assert_eq!(
+        inet("2001:db8::1", 128).ok(),
+        Some(Value::Inet("2001:db8::1".parse().unwrap()))
+    );
+    let network = bytes(|b| pg::inet_to_sql("10.0.0.0".parse().unwrap(), 8, b));
+    let text = message(Decoder::Inet, &network, "cidr");
+    assert!(text.contains("(/8)") && text.contains("::text"), "{text}");
+    assert!(inet("10.0.0.1", 32).is_ok());
+    assert!(decode_value(Decoder::Inet, &[2, 32, 0, 4, 1]).is_err());
+}
+
+/// A binary array as PostgreSQL sends it: 1 dimension (none when empty), lower bound 1.
+fn pg_array(element_oid: u32, items: &[Option<Vec<u8>>]) -> Vec<u8> {
+    bytes(|b| {
+        let dims = (!items.is_empty()).then_some(pg::ArrayDimension {
+            len: items.len() as i32,
+            lower_bound: 1,
+        });
+        pg::array_to_sql(
+            dims,
+            element_oid,
+            items,
+            |item, b| match item {
+                Some(raw) => {
+                    b.extend_from_slice(raw);
+                    Ok(postgres_protocol::IsNull::No)
+                }
+                None => Ok(postgres_protocol::IsNull::Yes),
+            },
+            b,
+        )
+        .unwrap();
+    })
+}
+
+#[test]
+fn one_dimensional_arrays_decode_with_null_elements() {
+    let raw = pg_array(
+        23,
+        &[
+            Some(7i32.to_be_bytes().to_vec()),
+            None,
+            Some((-1i32).to_be_bytes().to_vec()),
+        ],
+    );
+    assert_eq!(
+        decode_value(Decoder::Array(&Decoder::Int4), &raw).ok(),
+        Some(Value::Array(vec![
+            Value::Int(7),
+            Value::Null,
+            Value::Int(-1)
+        ]))
+    );
+    assert_eq!(
+        decode_value(Decoder::Array(&Decoder::Text), &pg_array(25, &[])).ok(),
+        Some(Value::Array(vec![]))
+    );
+    let raw = pg_array(3802, &[Some(b"\x01[1]".to_vec()), None]);
+    assert_eq!(
+        decode_value(Decoder::Array(&Decoder::Jsonb), &raw).ok(),
+        Some(Value::Array(vec![Value::Json("[1]".into()), Value::Null]))
+    );
+    // An element that cannot be decoded names its index.
+    let raw = pg_array(
+        1082,
+        &[
+            Some(0i32.to_be_bytes().to_vec()),
+            Some(i32::MAX.to_be_bytes().to_vec()),
+        ],
+    );
+    let text = message(Decoder::Array(&Decoder::Date), &raw, "date[]");
+    assert!(
+        text.starts_with("column 0 (\"c\") of type date[], array element 1 is infinity"),
+        "{text}"
+    );
+    // Two dimensions: {{1,2},{3,4}}.
+    let raw = bytes(|b| {
+        for word in [2i32, 0, 23, 2, 1, 2, 1] {
+            b.extend_from_slice(&word.to_be_bytes());
+        }
+        for v in 1..=4i32 {
+            b.extend_from_slice(&4i32.to_be_bytes());
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+    });
+    let text = message(Decoder::Array(&Decoder::Int4), &raw, "int4[]");
+    assert!(
+        text.contains("2-dimensional") && text.contains("unnest"),
+        "{text}"
+    );
+    // Truncated, or claiming more elements than it has: malformed, never a panic.
+    let mut raw = pg_array(23, &[Some(1i32.to_be_bytes().to_vec())]);
+    raw.truncate(raw.len() - 3);
+    assert!(matches!(
+        problem(Decoder::Array(&Decoder::Int4), &raw),
+        Problem::Malformed(_)
+    ));
+    let mut lying = pg_array(23, &[Some(1i32.to_be_bytes().to_vec())]);
+    lying[12..16].copy_from_slice(&i32::MAX.to_be_bytes());
+    assert!(matches!(
+        problem(Decoder::Array(&Decoder::Int4), &lying),
+        Problem::Malformed(_)
+    ));
+    assert!(matches!(
+        problem(Decoder::Array(&Decoder::Int4), &[0, 0]),
+        Problem::Malformed(_)
+    ));
 }
