@@ -12,7 +12,7 @@ use postgres_protocol::types as pg;
 use postgres_types::{FromSql, Kind, Type};
 
 use super::datetime::{date_from_pg, time_from_pg, timestamp_from_pg};
-use super::{base_type, is_text_like};
+use super::{base_type, is_text_like, sql_name};
 
 /// How one result column (or one element of an array column) is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,14 +96,6 @@ pub(super) fn decoder(ty: &Type) -> Decoder {
     }
 }
 
-/// A type's name as SQL writes it: `interval[]` rather than `_interval`.
-fn type_name(ty: &Type) -> String {
-    match ty.kind() {
-        Kind::Array(member) => format!("{}[]", member.name()),
-        _ => ty.name().to_owned(),
-    }
-}
-
 /// How to turn the rows of one statement into anysql [`Row`]s: the shared column names and a
 /// decoder per column. Built once per prepared statement (or once per unnamed query).
 #[derive(Debug)]
@@ -158,7 +150,7 @@ impl RowPlan {
 
     fn column_error(&self, i: usize, problem: Problem) -> Error {
         let name = self.columns.name(i).unwrap_or("");
-        let ty = type_name(&self.types[i]);
+        let ty = sql_name(&self.types[i]);
         column_error(i, name, &ty, problem)
     }
 }

@@ -35,6 +35,14 @@ fn base_type(ty: &Type) -> &Type {
     }
 }
 
+/// A type's name as SQL writes it: `interval[]` rather than `_interval`.
+fn sql_name(ty: &Type) -> String {
+    match ty.kind() {
+        Kind::Array(member) => format!("{}[]", member.name()),
+        _ => ty.name().to_owned(),
+    }
+}
+
 /// Types whose binary format is their UTF-8 text.
 fn is_text_like(ty: &Type) -> bool {
     matches!(

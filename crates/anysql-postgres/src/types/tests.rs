@@ -441,3 +441,431 @@ fn one_dimensional_arrays_decode_with_null_elements() {
         Problem::Malformed(_)
     ));
 }
+
+fn at(seconds: i64, nanos: u32) -> anysql_core::Timestamp {
+    anysql_core::Timestamp { seconds, nanos }
+}
+
+fn binary(value: Value, ty: &Type) -> Vec<u8> {
+    let (format, bytes) = encode(value, ty).unwrap();
+    assert!(!is_text(format), "{ty}: text");
+    bytes
+}
+
+fn text_form(value: Value, ty: &Type) -> String {
+    let (format, bytes) = encode(value, ty).unwrap();
+    assert!(is_text(format), "{ty}: binary");
+    String::from_utf8(bytes).unwrap()
+}
+
+fn refusal(value: Value, ty: Type) -> String {
+    let err = check_params(&[value], &[ty]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Parameter);
+    err.message().to_owned()
+}
+
+/// Seconds from 1970 to 2000.
+const Y2K: i64 = 946_684_800;
+
+#[test]
+fn dates_and_times_bind_as_postgres_counts_truncated_to_the_microsecond() {
+    assert_eq!(
+        binary(Value::Date(0), &Type::DATE),
+        (-10_957i32).to_be_bytes()
+    );
+    assert_eq!(binary(Value::Date(10_957), &Type::DATE), [0; 4]);
+    assert_eq!(
+        binary(Value::Time(3_600_000_001_999), &Type::TIME),
+        3_600_000_001i64.to_be_bytes()
+    );
+    assert_eq!(
+        binary(Value::Timestamp(at(Y2K + 1, 1_999)), &Type::TIMESTAMP),
+        1_000_001i64.to_be_bytes()
+    );
+    // Before 2000 (and before 1970) as after: toward the past.
+    assert_eq!(
+        binary(Value::Timestamp(at(Y2K - 1, 999_999_999)), &Type::TIMESTAMP),
+        (-1i64).to_be_bytes()
+    );
+    // An instant is sent as such: its offset only says how it was shown.
+    for offset in [0, 3600, -12_600] {
+        assert_eq!(
+            binary(Value::TimestampTz(at(Y2K, 0), offset), &Type::TIMESTAMPTZ),
+            [0; 8]
+        );
+    }
+}
+
+#[test]
+fn local_times_and_instants_are_not_mixed() {
+    let text = refusal(Value::Timestamp(at(0, 0)), Type::TIMESTAMPTZ);
+    assert!(
+        text.starts_with("parameter $1: cannot bind a timestamp without time zone")
+            && text.contains("time zone")
+            && text.contains("`$1::timestamp`"),
+        "{text}"
+    );
+    let text = refusal(Value::TimestampTz(at(0, 0), 0), Type::TIMESTAMP);
+    assert!(
+        text.starts_with("parameter $1: cannot bind an instant")
+            && text.contains("`$1::timestamptz`"),
+        "{text}"
+    );
+    let text = refusal(
+        Value::Array(vec![Value::Timestamp(at(0, 0))]),
+        Type::TIMESTAMPTZ_ARRAY,
+    );
+    assert!(
+        text.starts_with("parameter $1, array element 0: ") && text.contains("`$1::timestamp[]`"),
+        "{text}"
+    );
+    assert!(refusal(Value::Date(0), Type::TIMESTAMP).contains("`$1::date`"));
+    assert!(refusal(Value::Time(0), Type::TEXT).contains("`$1::time`"));
+}
+
+#[test]
+fn values_out_of_postgres_range_are_refused() {
+    for days in [i32::MAX, i32::MIN, 2_145_042_906, -2_440_589] {
+        let text = refusal(Value::Date(days), Type::DATE);
+        assert!(
+            text.contains("is out of PostgreSQL's range (4714-11-24 BC to 5874897-12-31)"),
+            "{text}"
+        );
+    }
+    assert!(refusal(Value::Date(2_145_042_906), Type::DATE).contains("date 5874898-01-01 "));
+    assert!(check_params(&[Value::Date(2_145_042_905)], &[Type::DATE]).is_ok());
+    assert!(check_params(&[Value::Date(-2_440_588)], &[Type::DATE]).is_ok());
+    // 294277-01-01 and the second before 4714-11-24 BC.
+    for t in [at(9_224_318_016_000, 0), at(-210_866_803_201, 999_999_999)] {
+        for value in [Value::Timestamp(t), Value::TimestampTz(t, 0)] {
+            let ty = if matches!(value, Value::Timestamp(_)) {
+                Type::TIMESTAMP
+            } else {
+                Type::TIMESTAMPTZ
+            };
+            let text = refusal(value, ty);
+            assert!(text.contains("out of PostgreSQL's range"), "{text}");
+        }
+    }
+    let ok = [
+        Value::Timestamp(at(9_224_318_015_999, 999_999_999)),
+        Value::Timestamp(at(-210_866_803_200, 0)),
+    ];
+    assert!(check_params(&ok, &[Type::TIMESTAMP, Type::TIMESTAMP]).is_ok());
+    assert!(
+        refusal(Value::Timestamp(at(0, 1_000_000_000)), Type::TIMESTAMP).contains("nanoseconds")
+    );
+    assert!(refusal(Value::Time(86_400_000_000_001), Type::TIME).contains("24:00:00"));
+    assert!(check_params(&[Value::Time(86_400_000_000_000)], &[Type::TIME]).is_ok());
+    // The range holds whatever the encoding.
+    assert!(check_params(&[Value::Date(i32::MAX)], &[unspecified_type()]).is_err());
+}
+
+#[test]
+fn uuids_json_and_addresses_bind() {
+    let uuid: [u8; 16] = core::array::from_fn(|i| i as u8);
+    assert_eq!(binary(Value::Uuid(uuid), &Type::UUID), uuid);
+    let json = || Value::Json(r#"{"é": [1, null]}"#.to_owned());
+    assert_eq!(
+        binary(json(), &Type::JSONB),
+        [b"\x01".as_slice(), r#"{"é": [1, null]}"#.as_bytes()].concat()
+    );
+    for ty in [Type::JSON, Type::TEXT, Type::VARCHAR] {
+        assert_eq!(
+            binary(json(), &ty),
+            r#"{"é": [1, null]}"#.as_bytes(),
+            "{ty}"
+        );
+    }
+    let v4: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    assert_eq!(
+        binary(Value::Inet(v4), &Type::INET),
+        [2, 32, 0, 4, 192, 0, 2, 1]
+    );
+    assert_eq!(binary(Value::Inet(v4), &Type::CIDR)[..2], [2, 32]);
+    let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+    assert_eq!(binary(Value::Inet(v6), &Type::INET)[..4], [3, 128, 0, 16]);
+    assert!(refusal(json(), Type::INT4).contains("`$1::jsonb`"));
+    assert!(refusal(Value::Uuid(uuid), Type::TEXT).contains("`$1::uuid`"));
+    assert!(
+        refusal(Value::Inet(v4), Type::TEXT).starts_with("parameter $1: cannot bind an inet value")
+    );
+}
+
+#[test]
+fn invalid_values_bind_to_nothing() {
+    let invalid = || Value::Invalid("key must be a string".to_owned());
+    for ty in [Type::TEXT, Type::JSONB, unspecified_type()] {
+        let err = check_params(&[invalid()], &[ty]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Parameter);
+        assert_eq!(err.message(), "parameter $1: key must be a string");
+    }
+    assert!(encode(invalid(), &unspecified_type()).is_err());
+    let err = check_params(
+        &[Value::Array(vec![Value::Null, invalid()])],
+        &[Type::JSONB_ARRAY],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.message(),
+        "parameter $1, array element 1: key must be a string"
+    );
+    assert_eq!(unnamed_param_type(&invalid(), &unspecified_type()).oid(), 0);
+}
+
+/// The elements of a binary array, as PostgreSQL reads them.
+fn elements(raw: &[u8]) -> (u32, i32, Vec<Option<Vec<u8>>>) {
+    use fallible_iterator::FallibleIterator;
+    let array = pg::array_from_sql(raw).unwrap();
+    let dims = array.dimensions().count().unwrap() as i32;
+    let items = array
+        .values()
+        .map(|v| Ok(v.map(<[u8]>::to_vec)))
+        .collect()
+        .unwrap();
+    (array.element_type(), dims, items)
+}
+
+#[test]
+fn arrays_bind_element_by_element() {
+    let ints = Value::Array(vec![Value::Int(1), Value::Null, Value::Int(-3)]);
+    let (oid, dims, items) = elements(&binary(ints.clone(), &Type::INT4_ARRAY));
+    assert_eq!((oid, dims), (23, 1));
+    assert_eq!(
+        items,
+        [
+            Some(1i32.to_be_bytes().to_vec()),
+            None,
+            Some((-3i32).to_be_bytes().to_vec())
+        ]
+    );
+    let (oid, _, items) = elements(&binary(ints.clone(), &Type::INT8_ARRAY));
+    assert_eq!(oid, 20);
+    assert_eq!(items[2], Some((-3i64).to_be_bytes().to_vec()));
+    let (oid, dims, items) = elements(&binary(Value::Array(vec![]), &Type::TEXT_ARRAY));
+    assert_eq!((oid, dims, items.len()), (25, 0, 0));
+    let (oid, _, items) = elements(&binary(
+        Value::Array(vec![Value::Json("1".into())]),
+        &Type::JSONB_ARRAY,
+    ));
+    assert_eq!((oid, items), (3802, vec![Some(b"\x011".to_vec())]));
+    // Each element is range-checked, and named.
+    let text = refusal(
+        Value::Array(vec![Value::Int(1), Value::Int(70_000)]),
+        Type::INT2_ARRAY,
+    );
+    assert!(
+        text.starts_with("parameter $1, array element 1: integer 70000"),
+        "{text}"
+    );
+    let text = refusal(
+        Value::Array(vec![Value::Int(1), Value::Text("x".into())]),
+        Type::INT8_ARRAY,
+    );
+    assert!(
+        text.starts_with("parameter $1, array element 1: cannot bind a text value to the array's element type int8")
+            && text.contains("`$1::text[]`"),
+        "{text}"
+    );
+    let text = refusal(ints.clone(), Type::INT4);
+    assert!(
+        text.starts_with(
+            "parameter $1: cannot bind an array value to a parameter of PostgreSQL type int4"
+        ) && text.contains("`$1::bigint[]`"),
+        "{text}"
+    );
+    let nested = Value::Array(vec![Value::Array(vec![Value::Int(1)])]);
+    let text = refusal(nested.clone(), Type::INT4_ARRAY);
+    assert!(text.contains("one-dimensional"), "{text}");
+    assert!(check_params(&[nested], &[unspecified_type()]).is_err());
+    // Elements that need PostgreSQL's text input make the whole array text.
+    let uuids = Value::Array(vec![
+        Value::Text("67e55044-10b1-426f-9247-bb680e5fe0c8".into()),
+        Value::Null,
+    ]);
+    assert_eq!(
+        text_form(uuids, &Type::UUID_ARRAY),
+        r#"{"67e55044-10b1-426f-9247-bb680e5fe0c8",NULL}"#
+    );
+    let numerics = Value::Array(vec![
+        Value::Numeric("12345678901234567890.5".into()),
+        Value::Int(2),
+    ]);
+    assert_eq!(
+        text_form(numerics, &Type::NUMERIC_ARRAY),
+        r#"{"12345678901234567890.5","2"}"#
+    );
+    // Quoting: `"` and `\` escaped, the text NULL quoted, a NULL bare.
+    let awkward = Value::Array(vec![
+        Value::Text(r#"a"b\c,{}"#.into()),
+        Value::Text("NULL".into()),
+        Value::Null,
+        Value::Text(String::new()),
+    ]);
+    assert_eq!(
+        text_form(awkward, &unspecified_type()),
+        r#"{"a\"b\\c,{}","NULL",NULL,""}"#
+    );
+    assert_eq!(
+        text_form(
+            Value::Array(vec![Value::Blob(vec![0xab])]),
+            &unspecified_type()
+        ),
+        r#"{"\\xab"}"#
+    );
+}
+
+#[test]
+fn values_the_server_types_write_postgres_text_literals() {
+    let unspecified = unspecified_type();
+    let text = |v: Value| text_form(v, &unspecified);
+    assert_eq!(text(Value::Date(0)), "1970-01-01");
+    assert_eq!(text(Value::Date(-2_440_588)), "4714-11-24 BC");
+    assert_eq!(text(Value::Time(45_296_123_456_789)), "12:34:56.123456");
+    assert_eq!(
+        text(Value::Timestamp(at(-1, 999_999_999))),
+        "1969-12-31 23:59:59.999999"
+    );
+    assert_eq!(
+        text(Value::TimestampTz(at(Y2K, 5_000), -12_600)),
+        "2000-01-01 00:00:00.000005+00"
+    );
+    assert_eq!(
+        text(Value::Uuid(core::array::from_fn(|i| i as u8 * 16))),
+        "00102030-4050-6070-8090-a0b0c0d0e0f0"
+    );
+    assert_eq!(text(Value::Json("[1]".into())), "[1]");
+    assert_eq!(text(Value::Inet("::1".parse().unwrap())), "::1");
+    assert_eq!(
+        text(Value::Array(vec![Value::Date(0), Value::Bool(true)])),
+        r#"{"1970-01-01","t"}"#
+    );
+}
+
+#[test]
+fn values_declare_their_own_types() {
+    let unspecified = unspecified_type();
+    let declared = |v: Value| unnamed_param_type(&v, &unspecified);
+    assert_eq!(declared(Value::Date(0)), Type::DATE);
+    assert_eq!(declared(Value::Time(0)), Type::TIME);
+    assert_eq!(declared(Value::Timestamp(at(0, 0))), Type::TIMESTAMP);
+    assert_eq!(declared(Value::TimestampTz(at(0, 0), 0)), Type::TIMESTAMPTZ);
+    assert_eq!(declared(Value::Uuid([0; 16])), Type::UUID);
+    assert_eq!(declared(Value::Json("1".into())), Type::JSONB);
+    assert_eq!(declared(Value::Inet("::1".parse().unwrap())), Type::INET);
+    assert_eq!(
+        declared(Value::Array(vec![Value::Null, Value::Int(1)])),
+        Type::INT8_ARRAY
+    );
+    assert_eq!(
+        declared(Value::Array(vec![Value::Uuid([0; 16])])),
+        Type::UUID_ARRAY
+    );
+    for left_to_the_server in [
+        Value::Array(vec![]),
+        Value::Array(vec![Value::Null]),
+        Value::Array(vec![Value::Text("a".into())]),
+        Value::Array(vec![Value::Array(vec![Value::Int(1)])]),
+    ] {
+        assert_eq!(
+            declared(left_to_the_server.clone()).oid(),
+            0,
+            "{left_to_the_server:?}"
+        );
+    }
+
+    // `SELECT $1`: PostgreSQL makes the placeholder text; the value's type replaces it.
+    let retyped = |v: Value| retype(&[v], &[Type::TEXT]).map(|(_, types)| types[0].clone());
+    assert_eq!(retyped(Value::Date(0)), Some(Type::DATE));
+    assert_eq!(retyped(Value::Uuid([0; 16])), Some(Type::UUID));
+    assert_eq!(
+        retyped(Value::Array(vec![Value::Int(1)])),
+        Some(Type::INT8_ARRAY)
+    );
+    assert_eq!(
+        retyped(Value::Array(vec![Value::Text("a".into())])),
+        Some(Type::TEXT_ARRAY)
+    );
+    assert_eq!(retyped(Value::Array(vec![])), Some(Type::TEXT_ARRAY));
+    assert_eq!(
+        retyped(Value::Array(vec![Value::Numeric("1".into())])),
+        Some(Type::NUMERIC_ARRAY)
+    );
+    assert_eq!(retyped(Value::Json("1".into())), None, "JSON binds to text");
+    assert_eq!(retyped(Value::Invalid("no".into())), None);
+    let (signature, _) = retype(
+        &[Value::TimestampTz(at(0, 0), 0), Value::Array(vec![])],
+        &[Type::TEXT, Type::TEXT],
+    )
+    .unwrap();
+    assert_eq!(signature, "timestamptz,_text,");
+    // Typed by context: nothing changes.
+    assert!(retype(&[Value::Date(0)], &[Type::TIMESTAMPTZ]).is_none());
+}
+
+#[test]
+fn every_value_decodes_back_from_its_binary_form() {
+    let uuid: [u8; 16] = core::array::from_fn(|i| 255 - i as u8);
+    let cases = [
+        (Value::Date(-719_163), Type::DATE),
+        (Value::Date(2_145_042_905), Type::DATE),
+        (Value::Time(86_399_999_999_000), Type::TIME),
+        (Value::Timestamp(at(-210_866_803_200, 0)), Type::TIMESTAMP),
+        (
+            Value::Timestamp(at(9_224_318_015_999, 999_999_000)),
+            Type::TIMESTAMP,
+        ),
+        (
+            Value::TimestampTz(at(2_200_000_000, 123_456_000), 0),
+            Type::TIMESTAMPTZ,
+        ),
+        (Value::Uuid(uuid), Type::UUID),
+        (Value::Json(r#"{"k": "ü"}"#.into()), Type::JSONB),
+        (Value::Json("[]".into()), Type::JSON),
+        (Value::Inet("10.1.2.3".parse().unwrap()), Type::INET),
+        (Value::Inet("fe80::1".parse().unwrap()), Type::CIDR),
+        (
+            Value::Array(vec![Value::Int(1), Value::Null, Value::Int(i64::MIN)]),
+            Type::INT8_ARRAY,
+        ),
+        (
+            Value::Array(vec![Value::Float(0.5), Value::Null]),
+            Type::FLOAT4_ARRAY,
+        ),
+        (
+            Value::Array(vec![Value::Bool(false), Value::Bool(true)]),
+            Type::BOOL_ARRAY,
+        ),
+        (
+            Value::Array(vec![Value::Text("é".into()), Value::Null]),
+            Type::VARCHAR_ARRAY,
+        ),
+        (
+            Value::Array(vec![Value::Blob(vec![0, 1]), Value::Blob(vec![])]),
+            Type::BYTEA_ARRAY,
+        ),
+        (
+            Value::Array(vec![Value::Uuid(uuid), Value::Null]),
+            Type::UUID_ARRAY,
+        ),
+        (
+            Value::Array(vec![Value::TimestampTz(at(0, 0), 0)]),
+            Type::TIMESTAMPTZ_ARRAY,
+        ),
+        (Value::Array(vec![]), Type::DATE_ARRAY),
+    ];
+    for (value, ty) in cases {
+        let raw = binary(value.clone(), &ty);
+        assert_eq!(
+            decode_value(decoder(&ty), &raw).ok(),
+            Some(value.clone()),
+            "{ty}"
+        );
+    }
+    // Sub-microsecond digits do not come back.
+    let raw = binary(Value::Time(1_999), &Type::TIME);
+    assert_eq!(
+        decode_value(Decoder::Time, &raw).ok(),
+        Some(Value::Time(1_000))
+    );
+}
