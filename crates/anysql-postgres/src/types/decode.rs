@@ -231,6 +231,15 @@ pub(super) fn decode_value(decoder: Decoder, raw: &[u8]) -> Result<Value, Proble
         },
         Decoder::Bytea => Value::Blob(raw.to_vec()),
         Decoder::Numeric => numeric(raw)?,
+        // The richer types, out of line: the plain values above stay as small and as fast.
+        _ => return typed_value(decoder, raw),
+    })
+}
+
+/// [`decode_value`] of dates and times, UUIDs, addresses and arrays.
+#[inline(never)]
+fn typed_value(decoder: Decoder, raw: &[u8]) -> Result<Value, Problem> {
+    Ok(match decoder {
         Decoder::Date => {
             let days = pg::date_from_sql(raw).map_err(|_| Problem::Malformed("bad date"))?;
             match days {
@@ -269,7 +278,7 @@ pub(super) fn decode_value(decoder: Decoder, raw: &[u8]) -> Result<Value, Proble
             Value::Inet(inet.addr())
         }
         Decoder::Array(element) => array_value(*element, raw)?,
-        Decoder::Unsupported => return Err(Problem::Unsupported),
+        _ => return Err(Problem::Unsupported),
     })
 }
 

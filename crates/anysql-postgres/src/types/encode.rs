@@ -312,6 +312,23 @@ fn encoding(value: &Value, declared: &Type, place: Place) -> Result<Encoding, Bi
                 return Err(mismatch(value, declared, place));
             }
         }
+        // The richer types, out of line: the plain values above stay as small and as fast.
+        _ => return typed_encoding(value, declared, ty, place),
+    };
+    Ok(encoding)
+}
+
+/// [`encoding`] of dates and times, UUIDs, JSON, IP addresses, arrays and invalid values, for
+/// `ty`, the base type of `declared`.
+#[inline(never)]
+fn typed_encoding(
+    value: &Value,
+    declared: &Type,
+    ty: &Type,
+    place: Place,
+) -> Result<Encoding, BindError> {
+    let unspecified = ty.oid() == 0;
+    Ok(match value {
         Value::Date(days) => match *ty {
             Type::DATE => Encoding::Date(pg_date(*days, place)?),
             _ if unspecified => pg_date(*days, place).map(|_| Encoding::Text)?,
@@ -362,8 +379,7 @@ fn encoding(value: &Value, declared: &Type, place: Place) -> Result<Encoding, Bi
                 value.type_name()
             )))
         }
-    };
-    Ok(encoding)
+    })
 }
 
 /// An array binds to an array type whose element type takes every element (NULLs included), in
@@ -582,16 +598,16 @@ fn write_array_literal(items: &[Value], out: &mut BytesMut) {
     out.put_u8(b'}');
 }
 
-/// Writes `value` as `encoding` says; `true` for NULL.
+/// Writes `value` as `encoding` says.
 fn write(
     value: &Value,
     encoding: Encoding,
     ty: &Type,
     place: Place,
     out: &mut BytesMut,
-) -> Result<bool, Box<dyn StdError + Sync + Send>> {
+) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
     match encoding {
-        Encoding::Null => return Ok(true),
+        Encoding::Null => return Ok(IsNull::Yes),
         Encoding::I16(v) => out.put_i16(v),
         Encoding::I32(v) => out.put_i32(v),
         Encoding::I64(v) => out.put_i64(v),
@@ -626,7 +642,7 @@ fn write(
         }
         Encoding::Array => write_array(value, ty, place, out)?,
     }
-    Ok(false)
+    Ok(IsNull::No)
 }
 
 /// A binary array of one dimension (none when empty, as PostgreSQL's own empty arrays), lower
@@ -664,10 +680,9 @@ fn write_array(
         |(i, item), out| {
             let place = place.element(i);
             let encoding = encoding(item, member, place)?;
-            Ok(if write(item, encoding, member, place, out)? {
-                postgres_protocol::IsNull::Yes
-            } else {
-                postgres_protocol::IsNull::No
+            Ok(match write(item, encoding, member, place, out)? {
+                IsNull::Yes => postgres_protocol::IsNull::Yes,
+                IsNull::No => postgres_protocol::IsNull::No,
             })
         },
         out,
@@ -691,11 +706,7 @@ impl ToSql for PgParam<'_> {
     ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
         let place = Place::top(self.position);
         let encoding = encoding(self.value, ty, place)?;
-        Ok(if write(self.value, encoding, ty, place, out)? {
-            IsNull::Yes
-        } else {
-            IsNull::No
-        })
+        write(self.value, encoding, ty, place, out)
     }
 
     fn accepts(_: &Type) -> bool {
