@@ -163,12 +163,18 @@
 //! With `statement_cache_capacity=0` or `pgbouncer=true` the driver uses unnamed statements only,
 //! each sent with its parameters in one round trip (`query_typed`): safe behind PgBouncer in
 //! transaction pooling mode. There is no Describe round trip to learn the parameter types, so each
-//! value declares one: integers `int8`, floats `float8`, bools `bool`, bytes `bytea` (all sent in
-//! binary); text and NULL leave the type to the server (OID 0) and text is sent in text format,
-//! for the server to parse as whatever type it infers. Type mistakes that the named mode reports
-//! as [`Parameter`] errors before sending are then the server's errors (`22P02` invalid input,
-//! `22003` out of range, `42883` no such operator), and a function that wants an `int4` needs a
-//! cast (`repeat('x', $1::int4)`).
+//! value declares one: integers `int8`, floats `float8`, bools `bool`, bytes `bytea`, dates and
+//! times `date`, `time`, `timestamp` and `timestamptz`, UUIDs `uuid`, JSON `jsonb`, IP addresses
+//! `inet`, and an array the array type of its first non-NULL element's (`int8[]`), all sent in
+//! binary; text, numerics, NULL, and arrays of text or numerics (and empty ones, and those of
+//! NULLs) leave the type to the server (OID 0) and are sent in text format, for the server to
+//! parse as whatever type it infers. Type mistakes that the named mode reports as [`Parameter`]
+//! errors before sending are then the server's errors (`22P02` invalid input, `22003` out of range,
+//! `42883` no such operator), and a function that wants an `int4` needs a cast
+//! (`repeat('x', $1::int4)`). Where the server can convert the declared type to the one it wants,
+//! it does, as a cast would: JSON into a `json` column is stored in `jsonb`'s spelling, and a
+//! `Timestamp` into a `timestamptz` column (or a `TimestampTz` into a `timestamp` one), which the
+//! named mode refuses, is converted in the session's time zone.
 //!
 //! A statement without parameters runs through the simple query protocol: one round trip, no
 //! prepared statement, and several statements separated by `;` are allowed.
@@ -181,35 +187,85 @@
 //!
 //! # Types
 //!
-//! | PostgreSQL | anysql [`Value`](anysql_core::Value) |
-//! |---|---|
-//! | `int2`, `int4`, `int8`, `oid` | `Int` |
-//! | `float4`, `float8` | `Float` |
-//! | `numeric` | `Numeric`: the exact decimal text PostgreSQL prints, scale kept (`1.50` for `numeric(10,2)`), `NaN`, `Infinity`, `-Infinity`; it decodes into `String`, and into integers when whole and in range (`sum(bigint)` is `numeric`), never silently into `f64` (cast to `float8` for that) |
-//! | `text`, `varchar`, `char(n)`, `name`, `json`, `jsonb`, enums, `citext`, unknown literals | `Text` |
-//! | `bytea` | `Blob` |
-//! | `bool` | `Bool` |
-//! | NULL of any type | `Null` |
+//! Each PostgreSQL type decodes into one [`Value`](anysql_core::Value) variant, and each variant
+//! binds to the types in its row (and to more, below). The Rust types are those anysql-core converts
+//! the variant to and from, some behind its features; the driver maps variants, never Rust types,
+//! so it needs no date, UUID or JSON crate of its own (nor postgres-types' `with-chrono-0_4` and
+//! like features): the binary formats come from postgres-protocol's codecs.
 //!
-//! Domains decode as their base type. Any other column type (dates and times, `uuid`, arrays, …)
-//! is a [`Decode`] error when a row is decoded, naming the column and its type and suggesting a
-//! cast to `text`.
+//! | PostgreSQL | [`Value`](anysql_core::Value) | Rust types (anysql-core feature) |
+//! |---|---|---|
+//! | `int2`, `int4`, `int8`, `oid` | `Int` | `i8`–`i64`, `u8`–`u32`, `u64` (above `i64::MAX` it binds as `Numeric`) |
+//! | `float4`, `float8` | `Float` | `f32`, `f64` |
+//! | `numeric` | `Numeric`: the exact decimal text PostgreSQL prints, scale kept (`1.50` for `numeric(10,2)`), `NaN`, `Infinity`, `-Infinity` | `String`; integers when whole and in range (`sum(bigint)` is `numeric`); `rust_decimal::Decimal` (`decimal`, up to 28 digits); never silently `f64` (cast to `float8` for that) |
+//! | `text`, `varchar`, `char(n)`, `name`, enums, `citext`, unknown literals | `Text` | `String`, `&str` |
+//! | `bytea` | `Blob` | `Vec<u8>`, `&[u8]`, `[u8; N]` |
+//! | `bool` | `Bool` | `bool` |
+//! | `date` | `Date` | `chrono::NaiveDate` (`chrono`), `time::Date` (`time`) |
+//! | `time` | `Time` | `chrono::NaiveTime`, `time::Time` |
+//! | `timestamp` | `Timestamp` | `chrono::NaiveDateTime`, `time::PrimitiveDateTime` |
+//! | `timestamptz` | `TimestampTz` (decoded at offset 0) | `chrono::DateTime<Utc>`, `DateTime<FixedOffset>`, `DateTime<Local>`, `time::OffsetDateTime` |
+//! | `uuid` | `Uuid` | `uuid::Uuid` (`uuid`) |
+//! | `json`, `jsonb` | `Json` | `serde_json::Value`, `Json<T>` for serde types (`json`), `String` |
+//! | `inet`, `cidr` | `Inet` (one address) | `std::net::IpAddr` |
+//! | one-dimensional arrays of the types above (`int4[]`, `text[]`, `uuid[]`, `timestamptz[]`, `jsonb[]`, …) | `Array`, NULL elements `Null` | `Vec<T>`, `Vec<Option<T>>`, `&[T]` |
+//! | NULL of any type | `Null` | `Option<T>` |
+//!
+//! Domains decode as their base type. Each of these is a [`Decode`] error naming the column and
+//! its type, and saying what to do, when a row is decoded: `infinity` and `-infinity` dates and
+//! timestamps (no Rust type holds them: cast the column to `text`, or filter with `isfinite`);
+//! an `inet` or `cidr` holding a network rather than one address (`10.0.0.0/8`; an `IpAddr` has
+//! no netmask: cast to `text`, or take `host(…)`); an array of more than one dimension
+//! (`unnest` it, or cast to `text`); and any other type (`interval`, `timetz`, `money`, ranges,
+//! composites, …: cast to `text`). An array's lower bound is not kept.
+//!
+//! ## Binding
 //!
 //! Parameters take their type from the prepared statement. NULL binds to anything. An `Int` binds
 //! to the integer types (range-checked: 70000 for an `int2` is a [`Parameter`] error naming `$n`),
 //! to the float types (converted) and to `numeric`; a `Float` to the float types and `numeric`; a
-//! `Bool` to `bool`; a `Blob` to `bytea`; a `Text` to the text types and, through PostgreSQL's
-//! text input, to the types anysql has no value for (`date`, `numeric`, `uuid`, `jsonb`, …); a
-//! `Numeric`, as its exact text, to `numeric`, the text types and those same types (not to the
-//! integer, float, `bool` or `bytea` types, which would round it or refuse it: cast the
-//! placeholder, `$1::numeric`).
+//! `Bool` to `bool`; a `Blob` to `bytea`; a `Text` to the text types (`json` among them) and,
+//! through PostgreSQL's text input, to every other type but the integer, float, `bool` and
+//! `bytea` types (`date`, `numeric`, `uuid`, `jsonb`, arrays, `interval`, …); a `Numeric`, as its
+//! exact text, to `numeric`, the text types and those same types (not to the integer, float,
+//! `bool` or `bytea` types, which would round it or refuse it: cast the placeholder,
+//! `$1::numeric`).
+//!
+//! - `Date` binds to `date`, `Time` to `time` (00:00:00 to 24:00:00), `Timestamp` to `timestamp`,
+//!   and `TimestampTz` to `timestamptz`: the instant, whatever offset it carries, never shifted
+//!   by the session's `TimeZone`. Values outside PostgreSQL's range (dates from 4714-11-24 BC to
+//!   5874897-12-31, timestamps from 4714-11-24 00:00:00 BC to 294276-12-31 23:59:59.999999) are
+//!   [`Parameter`] errors, never `infinity`.
+//! - **Below a microsecond**, which PostgreSQL does not keep, times and timestamps are truncated
+//!   toward the past (`…:05.123456789` is stored as `…:05.123456`), whether sent in binary or as
+//!   text: nothing is carried into the next second or day (`23:59:59.9999999` stays on its day),
+//!   and the result is the same every time. (PostgreSQL's own text input would round.)
+//! - A `Timestamp` is refused for a `timestamptz` parameter, and a `TimestampTz` for a `timestamp`
+//!   one: PostgreSQL would convert either in the session's time zone, so the value stored would
+//!   depend on a setting. The error says what to bind instead, or how to ask for the conversion
+//!   explicitly (`$1::timestamp` on a `timestamptz` column has PostgreSQL read the local time in
+//!   the session's zone).
+//! - `Uuid` binds to `uuid`; `Json` to `jsonb`, `json` and the text types; `Inet` to `inet` and
+//!   `cidr` (one address: the full netmask).
+//! - `Array` binds to an array type whose element type takes every element by these rules (NULL
+//!   elements included; the empty array too), so `WHERE id = ANY($1)` takes a `Vec<i64>` for an
+//!   `int4` column, each element range-checked. An element that does not fit is a [`Parameter`]
+//!   error naming its index. Arrays of arrays are refused (one dimension only).
+//! - `Invalid` (a parameter that could not be made, such as a `Json<T>` whose serialization failed)
+//!   binds to nothing: the statement fails with a [`Parameter`] error carrying its message, and the
+//!   statement is not run.
+//!
 //! Anything else is a [`Parameter`] error naming the placeholder and both types, raised before
 //! anything is sent. One exception: a placeholder that nothing in the statement types, which
-//! PostgreSQL makes `text` (`SELECT $1`), takes the type of an integer, float, bool or bytes value
-//! bound to it (`int8`, `float8`, `bool`, `bytea`; the statement is prepared again with that type
-//! and cached separately), so `SELECT $1` returns what was bound, as on SQLite. If the server
-//! refuses that type (`WHERE name = $1` with an integer: no operator `text = bigint`), its error is
-//! returned. Wrong parameter counts are reported before sending in both statement modes.
+//! PostgreSQL makes `text` (`SELECT $1`), takes the type of a value that cannot bind to `text`:
+//! `int8`, `float8`, `bool`, `bytea`, `date`, `time`, `timestamp`, `timestamptz`, `uuid`, `inet`,
+//! and for arrays the array of their first non-NULL element's type, or `text[]` (`numeric[]`) for
+//! arrays of text (numerics), empty ones and those of NULLs. The statement is prepared again with
+//! that type and cached separately, so `SELECT $1` returns what was bound, as on SQLite. (JSON
+//! binds to `text`, so in named mode `SELECT $1` returns it as `Text`; unnamed statements declare
+//! it `jsonb`.) If the server refuses that type (`WHERE name = $1` with an integer: no operator
+//! `text = bigint`), its error is returned. Wrong parameter counts are reported before sending in
+//! both statement modes.
 //!
 //! # Errors
 //!

@@ -256,7 +256,7 @@ async fn every_type_round_trips_in_both_statement_modes() {
             .unwrap();
         assert_eq!(rows.len(), 3);
         let mut expected = full.clone();
-        expected[10] = text(r#"{"a": [1, 2]}"#);
+        expected[10] = Value::Json(r#"{"a": [1, 2]}"#.to_owned());
         assert_eq!(rows[0].values()[0], Value::Int(2));
         assert!(
             rows[0].values()[1..].iter().all(Value::is_null),
@@ -345,7 +345,7 @@ async fn enums_domains_and_json_follow_their_base_types() {
             .unwrap();
         assert_eq!(
             rows[0].values(),
-            &[text("happy"), Value::Int(5), text("[1]")],
+            &[text("happy"), Value::Int(5), Value::Json("[1]".to_owned())],
             "{mode}"
         );
         conn.execute(
@@ -494,21 +494,18 @@ async fn untyped_placeholders_return_what_was_bound() {
 async fn unsupported_column_types_name_the_type_and_a_cast() {
     let mut conn = conn!(base_url());
     let err = conn
-        .fetch_all("SELECT now() AS t", vec![])
+        .fetch_all("SELECT interval '1 day' AS t", vec![])
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     assert!(
         err.message()
-            .contains("(\"t\") has PostgreSQL type timestamptz")
+            .contains("(\"t\") has PostgreSQL type interval")
             && err.message().contains("::text"),
         "{err}"
     );
-    let err = conn
-        .fetch_all("SELECT gen_random_uuid()", vec![])
-        .await
-        .unwrap_err();
-    assert!(err.message().contains("type uuid"), "{err}");
+    let err = conn.fetch_all("SELECT 1::money", vec![]).await.unwrap_err();
+    assert!(err.message().contains("type money"), "{err}");
     assert_eq!(scalar(&mut conn, "SELECT 2", vec![]).await, Value::Int(2));
 }
 
