@@ -136,9 +136,11 @@ impl Statements {
     /// The statement for `sql` with these parameters, checked against them.
     ///
     /// PostgreSQL types a placeholder that nothing in the statement constrains (`SELECT $1`) as
-    /// `text`; if such a placeholder gets an integer, float, bool or bytes, the statement is
-    /// prepared again (and cached separately) with that placeholder declared `int8`, `float8`,
-    /// `bool` or `bytea`, so that `SELECT $1` returns what was bound, as on SQLite.
+    /// `text`; if such a placeholder gets a value of another type (an integer, float, bool,
+    /// bytes, date, time, timestamp, UUID, JSON, address or array), the statement is prepared
+    /// again (and cached separately) with that placeholder declared as the value's own type
+    /// (`int8`, `float8`, `bool`, `bytea`, `date`, …), so that `SELECT $1` returns what was
+    /// bound, as on SQLite.
     pub(crate) async fn for_params(
         &mut self,
         client: &Client,
