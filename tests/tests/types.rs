@@ -62,6 +62,8 @@ struct Everything {
     big: u64,
     small: i16,
     ip: IpAddr,
+    scores: Vec<Option<i64>>,
+    mood: Mood,
 }
 
 /// The column types of `everything` on the cell's database.
@@ -70,14 +72,15 @@ fn ddl(table: &str) -> String {
         DriverKind::Postgres => format!(
             "CREATE TABLE {table} (id BIGINT PRIMARY KEY, day DATE, at TIME, local TIMESTAMP, \
              instant TIMESTAMPTZ, \"offset\" TIMESTAMPTZ, id2 UUID, doc JSONB, profile JSON, \
-             amount NUMERIC(40, 10), big NUMERIC(20, 0), small SMALLINT, ip INET)"
+             amount NUMERIC(40, 10), big NUMERIC(20, 0), small SMALLINT, ip INET, scores INT8[], \
+             mood TEXT)"
         ),
         // SQLite: decimals in TEXT columns keep every digit (NUMERIC affinity would make them
         // floats); the rest is as the driver stores it.
         DriverKind::Sqlite => format!(
             "CREATE TABLE {table} (id INTEGER PRIMARY KEY, day TEXT, at TEXT, local TEXT, \
              instant TEXT, \"offset\" TEXT, id2 BLOB, doc TEXT, profile TEXT, amount TEXT, \
-             big TEXT, small INTEGER, ip TEXT)"
+             big TEXT, small INTEGER, ip TEXT, scores TEXT, mood TEXT)"
         ),
     }
 }
@@ -105,13 +108,16 @@ fn sample() -> Everything {
         big: u64::MAX,
         small: i16::MIN,
         ip: "2001:db8::1".parse().unwrap(),
+        scores: vec![Some(3), None, Some(-4)],
+        mood: Mood::SoSo,
     }
 }
 
 async fn insert(engine: &Engine, table: &str, row: &Everything) -> Result<u64, Error> {
     query(format!(
         "INSERT INTO {table} (id, day, at, local, instant, \"offset\", id2, doc, profile, amount, \
-         big, small, ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+         big, small, ip, scores, mood) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13, $14, $15)"
     ))
     .bind(row.id)
     .bind(row.day)
@@ -126,6 +132,8 @@ async fn insert(engine: &Engine, table: &str, row: &Everything) -> Result<u64, E
     .bind(row.big)
     .bind(row.small)
     .bind(row.ip)
+    .bind(&row.scores)
+    .bind(row.mood)
     .execute(engine)
     .await
 }
@@ -329,6 +337,16 @@ async fn decimals_are_exact_or_an_error(db: TestDb) -> Result<(), Error> {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+    // 38 digits, PostgreSQL's `numeric` and SQLite's text alike, digit for digit.
+    let widest = "-1234567890123456789012345678.0123456789";
+    query("INSERT INTO money (id, amount) VALUES (3, $1)")
+        .bind(Value::Numeric(widest.into()))
+        .execute(&engine)
+        .await?;
+    let text: String = query_scalar("SELECT amount FROM money WHERE id = 3")
+        .fetch_one(&engine)
+        .await?;
+    assert_eq!(text, widest);
     // 28 digits fit.
     let fits = Decimal::from_str("123456789012345678.0123456789").unwrap();
     query("INSERT INTO money (id, amount) VALUES (2, $1)")
