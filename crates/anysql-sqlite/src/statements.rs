@@ -21,7 +21,7 @@ use std::sync::Arc;
 use anysql_core::sql::rewrite_dollar_placeholders;
 use anysql_core::statement_cache::StatementCache;
 use anysql_core::{Columns, Error, Row, RowSink, Value};
-use rusqlite::Statement;
+use rusqlite::{Statement, StatementStatus};
 
 use crate::batch::{is_decimal_type, Decimals, OneRow, RowBatch};
 use crate::error::from_rusqlite;
@@ -265,6 +265,10 @@ impl Entry {
 pub(crate) struct Registry {
     map: HashMap<u64, Registered>,
     next_version: u64,
+    /// Bumped whenever rusqlite has prepared a new statement object (see
+    /// [`note_fresh_statement`](Self::note_fresh_statement)): no column check recorded before
+    /// counts until it is made again.
+    epoch: u64,
 }
 
 #[derive(Debug)]
@@ -282,14 +286,17 @@ struct Seen {
     names: Vec<String>,
     /// Which of them are declared decimal.
     decimals: Decimals,
+    /// The statement's re-prepare count when they were checked, and the registry's epoch then.
+    checked: (i32, u64),
 }
 
 impl Seen {
-    fn new(version: u64, stmt: &Statement<'_>) -> Result<Seen, Error> {
+    fn new(version: u64, stmt: &Statement<'_>, checked: (i32, u64)) -> Result<Seen, Error> {
         Ok(Seen {
             version,
             names: column_names(stmt)?,
             decimals: Decimals::of(stmt),
+            checked,
         })
     }
 
@@ -330,24 +337,50 @@ impl Registry {
 
     /// The columns of statement `id` as `stmt` has them now, recording new ones (the first time,
     /// or after a schema change) under a new version.
+    ///
+    /// A statement's columns change only when SQLite prepares it again, for a schema change
+    /// (counted by `SQLITE_STMTSTATUS_REPREPARE`), or when rusqlite prepares a new statement
+    /// object for the text, whose count starts at 0 again (which bumps the epoch: see
+    /// [`note_fresh_statement`](Self::note_fresh_statement)). Otherwise the names and declared
+    /// types are not read again: that would cost every fetch a few FFI calls and string
+    /// comparisons per column.
     fn current(&mut self, id: u64, stmt: &Statement<'_>) -> Result<&Seen, Error> {
+        let checked = (stmt.get_status(StatementStatus::RePrepare), self.epoch);
         // Every statement is resolved before it runs, so the entry exists; an empty one is still
         // correct.
         let registered = self.map.entry(id).or_insert_with(|| Registered {
             text: Arc::from(""),
             columns: None,
         });
-        let unchanged = registered
-            .columns
-            .as_ref()
-            .is_some_and(|seen| seen.matches(stmt));
+        let unchanged = match &mut registered.columns {
+            Some(seen) if seen.checked == checked => true,
+            Some(seen) if seen.matches(stmt) => {
+                seen.checked = checked;
+                true
+            }
+            _ => false,
+        };
         if !unchanged {
             self.next_version += 1;
-            registered.columns = Some(Seen::new(self.next_version, stmt)?);
+            registered.columns = Some(Seen::new(self.next_version, stmt, checked)?);
         }
         registered.columns.as_ref().ok_or_else(|| {
             Error::connection("the sqlite connection lost track of a statement's columns")
         })
+    }
+
+    /// Called with every statement from rusqlite's cache before it runs: when it is a new object
+    /// (it has never run: `SQLITE_STMTSTATUS_RUN` is 0), every statement's columns are checked
+    /// again at its next fetch. A cache miss is rare; the check is one FFI call.
+    pub(crate) fn note_if_fresh(&mut self, stmt: &Statement<'_>) {
+        if stmt.get_status(StatementStatus::Run) == 0 {
+            self.forget_column_checks();
+        }
+    }
+
+    /// Makes every statement's columns be checked again at its next fetch.
+    pub(crate) fn forget_column_checks(&mut self) {
+        self.epoch += 1;
     }
 
     /// The columns to send with a fetch reply (`None` if the caller has version `known` already),

@@ -1998,6 +1998,46 @@ fn exact_decimals_in_text_columns_round_trip_digit_for_digit() {
     }
 }
 
+/// A statement's columns are read again only when SQLite re-prepared it or rusqlite made a new
+/// statement object for its text. A new object (rusqlite's cache evicted the old one) starts
+/// with a re-prepare count of 0 again, so it must be noticed as new, whether it first runs
+/// through `execute` or a fetch.
+#[test]
+fn columns_are_checked_again_for_a_statement_prepared_anew() {
+    let (_c, mut conn) = connect("sqlite::memory:?statement_cache_capacity=1");
+    const SELECT: &str = "SELECT v FROM s";
+    let fetch = |conn: &mut Box<dyn DriverConnection>| {
+        values_of(&block_on(conn.fetch_all(SELECT, vec![])).unwrap())
+    };
+    let run = |conn: &mut Box<dyn DriverConnection>, sql: &str| {
+        block_on(conn.execute(sql, vec![])).unwrap();
+    };
+    run(&mut conn, "CREATE TABLE s (v NUMERIC)");
+    run(&mut conn, "INSERT INTO s VALUES (5)");
+    assert_eq!(fetch(&mut conn), [vec![Value::Numeric("5".into())]]);
+    // Each statement below takes rusqlite's one cache slot: the SELECT is dropped, not
+    // re-prepared, and comes back as a new object.
+    run(&mut conn, "DROP TABLE s");
+    run(&mut conn, "CREATE TABLE s (v INTEGER)");
+    run(&mut conn, "INSERT INTO s VALUES (5)");
+    // First through execute, then fetched.
+    run(&mut conn, SELECT);
+    assert_eq!(fetch(&mut conn), [vec![Value::Int(5)]]);
+    // Straight through a fetch.
+    run(&mut conn, "DROP TABLE s");
+    run(&mut conn, "CREATE TABLE s (v DECIMAL)");
+    run(&mut conn, "INSERT INTO s VALUES (5)");
+    assert_eq!(fetch(&mut conn), [vec![Value::Numeric("5".into())]]);
+    // And the same object again, unchanged: as before.
+    assert_eq!(fetch(&mut conn), [vec![Value::Numeric("5".into())]]);
+    // A new object whose first fetch finds no row, and so reads no columns.
+    run(&mut conn, "DROP TABLE s");
+    run(&mut conn, "CREATE TABLE s (v INTEGER)");
+    assert!(fetch(&mut conn).is_empty());
+    run(&mut conn, "INSERT INTO s VALUES (5)");
+    assert_eq!(fetch(&mut conn), [vec![Value::Int(5)]]);
+}
+
 #[test]
 fn decimal_columns_follow_schema_changes() {
     let (_c, mut conn) = connect("sqlite::memory:");

@@ -534,6 +534,9 @@ impl Worker {
                     error::panicked(&*payload)
                 });
                 self.check_transaction(None);
+                // The job may have used or flushed rusqlite's statement cache: check every
+                // statement's columns again.
+                self.statements.forget_column_checks();
                 self.settle();
                 Some((seq, result))
             }
@@ -583,6 +586,7 @@ impl Worker {
             Err(rusqlite::Error::Empty) => return Ok(0),
             Err(e) => return Err(from_rusqlite(e)),
         };
+        self.statements.note_if_fresh(&stmt);
         bind(&mut stmt, params)?;
         self.writes.take_for(&stmt, &self.shared, seq)?;
         step_to_end(&self.conn, &self.shared, seq, &mut stmt)
@@ -632,6 +636,7 @@ impl Worker {
         };
         bind(&mut stmt, params)?;
         self.writes.take_for(&stmt, &self.shared, seq)?;
+        self.statements.note_if_fresh(&stmt);
         let readonly = started.is_some() && stmt.readonly();
         let mut fetched = Fetched {
             columns: None,
@@ -705,6 +710,7 @@ impl Worker {
         };
         bind(&mut stmt, params)?;
         self.writes.take_for(&stmt, &self.shared, seq)?;
+        self.statements.note_if_fresh(&stmt);
         let mut chunk: Option<StreamChunk> = None;
         // The columns go with the first chunk only.
         let mut columns_sent = false;

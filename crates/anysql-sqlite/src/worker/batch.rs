@@ -105,6 +105,7 @@ impl Worker {
         offset: usize,
     ) -> Result<u64, Error> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(from_rusqlite)?;
+        self.statements.note_if_fresh(&stmt);
         let mut total = 0;
         for i in 0..sets.len() {
             if self.shared.is_cancelled(seq) {
