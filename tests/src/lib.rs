@@ -97,17 +97,22 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// A tokio runtime for one test: two workers, I/O and timers.
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// Runs `future` to completion on the current cell's runtime.
 pub fn block_on<F: Future + Send + 'static>(future: F) -> F::Output
 where
     F::Output: Send + 'static,
 {
     match runtime_kind() {
-        RuntimeKind::Tokio => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
+        RuntimeKind::Tokio => tokio_runtime()
             // Spawned so the body runs on a worker, as in a real service.
             .block_on(async {
                 tokio::spawn(future)
@@ -285,12 +290,7 @@ where
 {
     let body = with_database(test);
     match runtime_kind() {
-        RuntimeKind::Tokio => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-            .block_on(body),
+        RuntimeKind::Tokio => tokio_runtime().block_on(body),
         RuntimeKind::Smol => smol::block_on(body),
         RuntimeKind::AsyncStd => async_std::task::block_on(body),
     }

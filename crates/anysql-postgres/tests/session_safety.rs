@@ -5,52 +5,12 @@
 
 mod common;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use anysql_core::{Engine, EngineBuilder, ErrorKind, SharedRuntime, Value};
 use anysql_postgres::{PgConnection, PostgresDriver};
-use common::{unique, url_with};
+use common::{on_every_runtime, unique, url_with};
 use futures_lite::StreamExt;
-
-/// Runs `test` once on each runtime, or not at all when no server answers (unless `CI=true`).
-fn on_every_runtime<F, Fut>(test: F)
-where
-    F: Fn(SharedRuntime) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle: SharedRuntime = Arc::new(anysql_tokio::TokioRuntime::from_handle(
-        tokio.handle().clone(),
-    ));
-    let up = tokio.block_on({
-        let handle = Arc::clone(&handle);
-        async move {
-            let url = url_with("");
-            match PgConnection::connect(&common::options(&url), &handle).await {
-                Ok(_) => true,
-                Err(e)
-                    if e.kind() == ErrorKind::Connection
-                        && std::env::var("CI").as_deref() != Ok("true") =>
-                {
-                    eprintln!("SKIPPED: no PostgreSQL server at {url}: {e}");
-                    false
-                }
-                Err(e) => panic!("connecting to {url}: {e}"),
-            }
-        }
-    });
-    if !up {
-        return;
-    }
-    tokio.block_on(test(handle));
-    smol::block_on(test(Arc::new(anysql_smol::SmolRuntime::new())));
-    async_std::task::block_on(test(Arc::new(anysql_async_std::AsyncStdRuntime::new())));
-}
 
 fn engine(options: &str, runtime: &SharedRuntime) -> Engine {
     EngineBuilder::new(&url_with(options))

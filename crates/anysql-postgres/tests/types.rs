@@ -6,55 +6,15 @@
 
 mod common;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use anysql_core::types::text::{parse_date, parse_datetime, parse_time};
 use anysql_core::{Connection, Engine, EngineBuilder, ErrorKind, SharedRuntime, Timestamp, Value};
-use anysql_postgres::{PgConnection, PostgresDriver};
-use common::{unique, url_with};
+use anysql_postgres::PostgresDriver;
+use common::{on_every_runtime, unique, url_with};
 
 /// The statement modes: named statements, and unnamed ones (two ways of asking for them).
 const MODES: [&str; 3] = ["", "statement_cache_capacity=0", "pgbouncer=true"];
-
-/// Runs `test` once on each runtime, or not at all when no server answers (unless `CI=true`).
-fn on_every_runtime<F, Fut>(test: F)
-where
-    F: Fn(SharedRuntime) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle: SharedRuntime = Arc::new(anysql_tokio::TokioRuntime::from_handle(
-        tokio.handle().clone(),
-    ));
-    let up = tokio.block_on({
-        let handle = Arc::clone(&handle);
-        async move {
-            let url = url_with("");
-            match PgConnection::connect(&common::options(&url), &handle).await {
-                Ok(_) => true,
-                Err(e)
-                    if e.kind() == ErrorKind::Connection
-                        && std::env::var("CI").as_deref() != Ok("true") =>
-                {
-                    eprintln!("SKIPPED: no PostgreSQL server at {url}: {e}");
-                    false
-                }
-                Err(e) => panic!("connecting to {url}: {e}"),
-            }
-        }
-    });
-    if !up {
-        return;
-    }
-    tokio.block_on(test(handle));
-    smol::block_on(test(Arc::new(anysql_smol::SmolRuntime::new())));
-    async_std::task::block_on(test(Arc::new(anysql_async_std::AsyncStdRuntime::new())));
-}
 
 /// An engine in `mode` and one of its connections, whose session is in Newfoundland's time zone
 /// (UTC-03:30, and -02:30 in summer): nothing here may depend on the session being UTC.
