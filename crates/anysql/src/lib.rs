@@ -18,9 +18,10 @@
 //! | `decimal` | `rust_decimal::Decimal`, exact |
 //!
 //! Whatever the features, `i8` to `i64`, `u8` to `u64` (range-checked), `f32`, `f64`, `bool`,
-//! `String`, `&str`, bytes, `std::net::IpAddr`, arrays (`Vec<T>` and `&[T]`, PostgreSQL only) and
-//! `Option<T>` for NULL bind and decode, and a decimal column reads exactly into `String`. The
-//! [`types`] module says how each type is stored on each database.
+//! `String`, `&str`, bytes, `std::net::IpAddr`, arrays (`Vec<T>` and `&[T]`: PostgreSQL arrays;
+//! JSON text on SQLite, read back with the `json` feature) and `Option<T>` for NULL bind and
+//! decode, and a decimal column reads exactly into `String`. The [`types`] module says how the
+//! values travel, and the [`sqlite`] module how SQLite stores what it has no type for.
 //!
 //! SQL runs through the query builders — [`query`], [`query_as`] (rows into a tuple or a
 //! `#[derive(FromRow)]` struct) and [`query_scalar`] — whose finishers (`execute`, `execute_many`,
