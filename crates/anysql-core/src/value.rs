@@ -240,9 +240,9 @@ pub(crate) fn mismatch(value: &Value, wanted: &str) -> Error {
     }
 }
 
-/// The value of a numeric's decimal text if it is a whole number that fits an `i64`
-/// (`12`, `-7.000`), else `None`.
-fn whole_numeric(text: &str) -> Option<i64> {
+/// The value of a numeric's decimal text if it is a whole number that fits `T` (`12`,
+/// `-7.000`), else `None`.
+fn whole_numeric<T: std::str::FromStr>(text: &str) -> Option<T> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     if !fraction.bytes().all(|b| b == b'0') {
         return None;
@@ -319,7 +319,7 @@ macro_rules! integer {
                         ))
                     }),
                     Value::Bool(v) => Ok(<$t>::from(v)),
-                    Value::Numeric(ref text) => whole_numeric(text)
+                    Value::Numeric(ref text) => whole_numeric::<i64>(text)
                         .and_then(|v| <$t>::try_from(v).ok())
                         .ok_or_else(|| {
                             Error::decode(format!(
@@ -356,18 +356,12 @@ impl FromValue for u64 {
                 .map_err(|_| Error::decode(format!("integer {v} is out of range for u64"))),
             Value::Bool(v) => Ok(u64::from(v)),
             // Text too: above i64's range a u64 binds as exact text, which SQLite keeps as text.
-            Value::Numeric(ref text) | Value::Text(ref text) => {
-                let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-                whole
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|_| fraction.bytes().all(|b| b == b'0'))
-                    .ok_or_else(|| {
-                        Error::decode(format!(
-                            "numeric {text} is not a whole number in the range of u64"
-                        ))
-                    })
-            }
+            Value::Numeric(ref text) | Value::Text(ref text) => whole_numeric::<u64>(text)
+                .ok_or_else(|| {
+                    Error::decode(format!(
+                        "numeric {text} is not a whole number in the range of u64"
+                    ))
+                }),
             _ => Err(mismatch(value, "u64")),
         }
     }

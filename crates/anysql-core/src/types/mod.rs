@@ -45,12 +45,13 @@ use crate::value::{mismatch, FromValue, Timestamp, ToValue, Value};
 
 /// A UUID's 16 bytes in the hyphenated form, `67e55044-10b1-426f-9247-bb680e5fe0c8`.
 pub(crate) fn hyphenated(bytes: &[u8; 16]) -> String {
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(36);
     for (i, b) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
             out.push('-');
         }
-        out.push_str(&format!("{b:02x}"));
+        let _ = write!(out, "{b:02x}");
     }
     out
 }
@@ -224,7 +225,11 @@ impl<T: ArrayElement + ToValue, const N: usize> ToValue for [T; N] {
 impl<T: ArrayElement + FromValue> FromValue for Vec<T> {
     fn from_value_ref(value: &Value) -> Result<Self, Error> {
         match value {
-            Value::Array(items) => decode_elements(items.iter().cloned()),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| T::from_value_ref(item).map_err(|e| element_error(e, i)))
+                .collect(),
             Value::Text(text) | Value::Json(text) => decode_elements(json_array(text)?),
             _ => Err(mismatch(value, "Vec<_>")),
         }
@@ -243,12 +248,13 @@ fn decode_elements<T: FromValue>(items: impl IntoIterator<Item = Value>) -> Resu
     items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| {
-            T::from_value(item).map_err(|e| e.context(format_args!("array element {i}")))
-        })
+        .map(|(i, item)| T::from_value(item).map_err(|e| element_error(e, i)))
         .collect()
 }
 
+fn element_error(e: Error, index: usize) -> Error {
+    e.context(format_args!("array element {index}"))
+}
 /// The elements of an array stored as JSON text (what the SQLite driver writes for an array;
 /// see [`text::format_json_array`]).
 #[cfg(feature = "json")]
