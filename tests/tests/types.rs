@@ -1,4 +1,4 @@
-//! The types of the type features (chrono, time, uuid, json, decimal) and the plain ones
+//! The types of the type features (chrono, time, uuid, json, decimal, bigdecimal) and the plain ones
 //! (u64, IpAddr, arrays) on every cell: bound as parameters and decoded from columns, NULLs,
 //! range edges, time zones, exact decimals, unicode JSON, and (SQLite) the stored forms other
 //! SQLite libraries write and read.
@@ -9,6 +9,7 @@ use std::str::FromStr;
 use anysql::prelude::*;
 use anysql::Json;
 use anysql_conformance::{driver_kind, DriverKind, TestDb};
+use bigdecimal::BigDecimal;
 use chrono::{DateTime, FixedOffset, Local, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -21,6 +22,7 @@ anysql_conformance::cell_tests!(
     dates_and_times_keep_their_edges,
     time_crate_types_round_trip,
     decimals_are_exact_or_an_error,
+    big_decimals_keep_every_digit,
     json_keeps_unicode_and_structure,
     a_bad_stored_value_is_a_clear_error,
     enums_and_newtypes_through_derive_type,
@@ -337,6 +339,11 @@ async fn decimals_are_exact_or_an_error(db: TestDb) -> Result<(), Error> {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+    // An error that says why, never a rounded value.
+    assert!(
+        err.to_string().contains("does not fit a Decimal exactly"),
+        "{err}"
+    );
     // 38 digits, PostgreSQL's `numeric` and SQLite's text alike, digit for digit.
     let widest = "-1234567890123456789012345678.0123456789";
     query("INSERT INTO money (id, amount) VALUES (3, $1)")
@@ -362,6 +369,100 @@ async fn decimals_are_exact_or_an_error(db: TestDb) -> Result<(), Error> {
         .fetch_one(&engine)
         .await
         .is_err());
+    Ok(())
+}
+
+/// `numeric(40,10)` and wider, digit for digit as `String` and as `BigDecimal` (feature
+/// `bigdecimal`), bound and decoded, NULL as `None`, and (PostgreSQL) arrays.
+async fn big_decimals_keep_every_digit(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    let column = match driver_kind() {
+        DriverKind::Postgres => "NUMERIC(40, 10)",
+        DriverKind::Sqlite => "TEXT",
+    };
+    query(format!(
+        "CREATE TABLE wide (id INTEGER PRIMARY KEY, amount {column})"
+    ))
+    .execute(&engine)
+    .await?;
+    let long = "12345678901234567890.0123456789";
+    let negative = "-1234567890123456789012345678.0123456789";
+    // Bound as a BigDecimal and as exact text; NULL from `None`.
+    query("INSERT INTO wide (id, amount) VALUES (1, $1), (2, $2), (3, $3)")
+        .bind(BigDecimal::from_str(long).unwrap())
+        .bind(Value::Numeric(negative.into()))
+        .bind(None::<BigDecimal>)
+        .execute(&engine)
+        .await?;
+    for (id, expected) in [(1, long), (2, negative)] {
+        let text: String = query_scalar("SELECT amount FROM wide WHERE id = $1")
+            .bind(id)
+            .fetch_one(&engine)
+            .await?;
+        assert_eq!(text, expected);
+        let big: BigDecimal = query_scalar("SELECT amount FROM wide WHERE id = $1")
+            .bind(id)
+            .fetch_one(&engine)
+            .await?;
+        assert_eq!(big.to_plain_string(), expected);
+        assert_eq!(big, BigDecimal::from_str(expected).unwrap());
+        // The same value as a parameter finds its row: what was bound is what was stored.
+        let found: i64 = query_scalar("SELECT id FROM wide WHERE amount = $1")
+            .bind(big)
+            .fetch_one(&engine)
+            .await?;
+        assert_eq!(found, id);
+    }
+    let rows: Vec<(i64, Option<BigDecimal>)> = query_as("SELECT id, amount FROM wide ORDER BY id")
+        .fetch_all(&engine)
+        .await?;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[2], (3, None));
+    // A Decimal cannot hold it: an error, not a rounding.
+    let err = query_scalar::<Decimal>("SELECT amount FROM wide WHERE id = 1")
+        .fetch_one(&engine)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+    assert!(err.to_string().contains("BigDecimal"), "{err}");
+    if driver_kind() == DriverKind::Postgres {
+        // Arrays, NULL elements included, both ways; the scale as `numeric` prints it.
+        let values = vec![
+            Some(BigDecimal::from_str(long).unwrap()),
+            None,
+            Some(BigDecimal::from_str("1e-20").unwrap()),
+        ];
+        let back: Vec<Option<BigDecimal>> = query_scalar("SELECT $1::numeric[]")
+            .bind(&values)
+            .fetch_one(&engine)
+            .await?;
+        assert_eq!(back, values);
+        let texts: Vec<Option<String>> = query_scalar("SELECT $1::numeric[]")
+            .bind(&values)
+            .fetch_one(&engine)
+            .await?;
+        assert_eq!(
+            texts,
+            [
+                Some(long.into()),
+                None,
+                Some("0.00000000000000000001".into())
+            ]
+        );
+        // Wider than any Decimal and than a numeric(40,10): a bare numeric keeps it all.
+        let huge = format!("{}.{}", "9".repeat(120), "1".repeat(60));
+        let back: BigDecimal = query_scalar("SELECT $1::numeric")
+            .bind(BigDecimal::from_str(&huge).unwrap())
+            .fetch_one(&engine)
+            .await?;
+        assert_eq!(back.to_plain_string(), huge);
+        // NaN is no BigDecimal: a clear error.
+        let err = query_scalar::<BigDecimal>("SELECT 'NaN'::numeric")
+            .fetch_one(&engine)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+    }
     Ok(())
 }
 

@@ -18,7 +18,7 @@ const DRIVERS: [&str; 2] = ["sqlite", "postgres"];
 const SUITE: &str = "anysql-conformance";
 const UNIT_ROW: &str = "unit & doc tests";
 /// The facade's type features, each built alone.
-const TYPE_FEATURES: [&str; 5] = ["chrono", "time", "uuid", "json", "decimal"];
+const TYPE_FEATURES: [&str; 6] = ["chrono", "time", "uuid", "json", "decimal", "bigdecimal"];
 
 pub const USAGE: &str = "\
 Usage: cargo xtask test-matrix [OPTIONS] [-- <TEST ARGS>...]

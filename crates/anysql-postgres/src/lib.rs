@@ -197,7 +197,7 @@
 //! |---|---|---|
 //! | `int2`, `int4`, `int8`, `oid` | `Int` | `i8`–`i64`, `u8`–`u32`, `u64` (above `i64::MAX` it binds as `Numeric`) |
 //! | `float4`, `float8` | `Float` | `f32`, `f64` |
-//! | `numeric` | `Numeric`: the exact decimal text PostgreSQL prints, scale kept (`1.50` for `numeric(10,2)`), `NaN`, `Infinity`, `-Infinity` | `String`; integers when whole and in range (`sum(bigint)` is `numeric`); `rust_decimal::Decimal` (`decimal`, up to 28 digits); never silently `f64` (cast to `float8` for that) |
+//! | `numeric` | `Numeric`: the exact decimal text PostgreSQL prints, scale kept (`1.50` for `numeric(10,2)`), `NaN`, `Infinity`, `-Infinity` | `String`; integers when whole and in range (`sum(bigint)` is `numeric`); `rust_decimal::Decimal` (`decimal`, up to 28 digits: a wider value is an error, never rounded); `bigdecimal::BigDecimal` (`bigdecimal`, any precision); never silently `f64` (cast to `float8` for that) |
 //! | `text`, `varchar`, `char(n)`, `name`, enums, `citext`, unknown literals | `Text` | `String`, `&str` |
 //! | `bytea` | `Blob` | `Vec<u8>`, `&[u8]`, `[u8; N]` |
 //! | `bool` | `Bool` | `bool` |

@@ -189,7 +189,7 @@
 //! | instant (`DateTime<Tz>`, `OffsetDateTime`) | `TEXT`, with its offset | `2026-12-01T21:24:05.769430+00:00` |
 //! | `Uuid` | `BLOB`, the 16 bytes | `X'67E5504410B1426F9247BB680E5FE0C8'` |
 //! | JSON (`serde_json::Value`, `Json<T>`) | `TEXT` | `{"a":[1,2]}` |
-//! | `Decimal`, and `u64` above `i64::MAX` | `TEXT`, exact | `12345.6789` |
+//! | `Decimal`, `BigDecimal`, and `u64` above `i64::MAX` | `TEXT`, exact | `12345.6789` |
 //! | `IpAddr` | `TEXT` | `2001:db8::1` |
 //! | arrays (`Vec<T>`, `&[T]`) | `TEXT`, a JSON array | `[1,2,3]` |
 //!

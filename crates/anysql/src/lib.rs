@@ -15,13 +15,21 @@
 //! | `time` | the time crate's `Date`, `Time`, `PrimitiveDateTime`, `OffsetDateTime` |
 //! | `uuid` | `uuid::Uuid` |
 //! | `json` | `serde_json::Value` and [`Json<T>`](Json) for any serde type |
-//! | `decimal` | `rust_decimal::Decimal`, exact |
+//! | `decimal` | `rust_decimal::Decimal`, exact, up to 28 significant digits |
+//! | `bigdecimal` | `bigdecimal::BigDecimal`, exact, any number of digits |
 //!
 //! Whatever the features, `i8` to `i64`, `u8` to `u64` (range-checked), `f32`, `f64`, `bool`,
 //! `String`, `&str`, bytes, `std::net::IpAddr`, arrays (`Vec<T>` and `&[T]`: PostgreSQL arrays;
 //! JSON text on SQLite, read back with the `json` feature) and `Option<T>` for NULL bind and
 //! decode, and a decimal column reads exactly into `String`. The [`types`] module says how the
 //! values travel, and the [`sqlite`] module how SQLite stores what it has no type for.
+//!
+//! Two decimal features, because neither type does both jobs: `Decimal` is a fixed 128-bit value,
+//! fast and allocation-free, but holds at most 28 significant digits, so a wider value (a
+//! `numeric(40,10)` such as `12345678901234567890.0123456789`) fails to decode into it, with an
+//! error, rather than being rounded; `BigDecimal` allocates, and is slower to compute with, but
+//! holds every digit of any `numeric`. Both bind and decode through the same exact decimal text,
+//! on both databases, also as `Option<_>` and as PostgreSQL arrays (`Vec<_>`).
 //!
 //! SQL runs through the query builders — [`query`], [`query_as`] (rows into a tuple or a
 //! `#[derive(FromRow)]` struct) and [`query_scalar`] — whose finishers (`execute`, `execute_many`,

@@ -2,7 +2,8 @@
 //! decimal text; PostgreSQL `numeric`; SQLite stores the text.
 //!
 //! A `Decimal` holds 28 significant digits (a 96-bit mantissa): a `numeric` with more fails to
-//! decode into it, with an error, rather than being rounded. Decode such values into `String`.
+//! decode into it, with an error, rather than being rounded. Decode such values into `String`, or
+//! into `bigdecimal::BigDecimal` (feature `bigdecimal`), which holds any number of digits.
 
 use rust_decimal::Decimal;
 
@@ -25,7 +26,8 @@ impl FromValue for Decimal {
                 // `from_str_exact` fails instead of rounding digits away.
                 Decimal::from_str_exact(text.trim()).map_err(|e| {
                     Error::decode(format!(
-                        "numeric {text} does not fit a Decimal exactly ({e}); decode it into String"
+                        "numeric {text} does not fit a Decimal exactly ({e}); decode it into String, or \
+                         into BigDecimal (feature `bigdecimal`) for any number of digits"
                     ))
                 })
             }

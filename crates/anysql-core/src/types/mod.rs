@@ -1,6 +1,6 @@
 //! The conversions of the richer SQL types: dates and times, UUIDs, JSON, decimals, IP addresses
 //! and arrays, between their [`Value`] variants and the Rust types of the well-kept crates
-//! (behind the features `chrono`, `time`, `uuid`, `json` and `decimal`).
+//! (behind the features `chrono`, `time`, `uuid`, `json`, `decimal` and `bigdecimal`).
 //!
 //! # How the values travel
 //!
@@ -8,7 +8,7 @@
 //! [`Value::Date`], [`Value::Time`], [`Value::Timestamp`], [`Value::TimestampTz`],
 //! [`Value::Uuid`], [`Value::Json`], [`Value::Inet`], [`Value::Array`]; decimals travel as
 //! [`Value::Numeric`] text. The `ToValue`/`FromValue` impls here convert between those variants
-//! and chrono, time, uuid, serde_json and rust_decimal, so a driver handles each variant once,
+//! and chrono, time, uuid, serde_json, rust_decimal and bigdecimal, so a driver handles each variant once,
 //! whatever crate the user decodes into, and the variants of the plain types are as they were.
 //!
 //! Databases without such types store them in their own: SQLite keeps dates and times as text,
@@ -24,6 +24,8 @@
 
 pub mod text;
 
+#[cfg(feature = "bigdecimal")]
+mod bigdecimal;
 #[cfg(feature = "chrono")]
 mod chrono;
 #[cfg(feature = "decimal")]
