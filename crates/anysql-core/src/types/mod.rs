@@ -170,9 +170,15 @@ impl FromValue for IpAddr {
     fn from_value_ref(value: &Value) -> Result<Self, Error> {
         match value {
             Value::Inet(addr) => Ok(*addr),
-            Value::Text(text) => text
-                .parse()
-                .map_err(|_| Error::decode(format!("`{text}` is not an IP address"))),
+            Value::Text(text) => text.parse().map_err(|_| match text.split_once('/') {
+                // A network, as PostgreSQL's `inet` and `cidr` hold (`10.0.0.0/8`).
+                Some((addr, bits)) if addr.parse::<IpAddr>().is_ok() => Error::decode(format!(
+                    "`{text}` is a network (/{bits}), not one address, and an IpAddr cannot hold \
+                     its netmask; decode it into String, or take its address alone in the SQL \
+                     (PostgreSQL: `host(expression)::inet`)"
+                )),
+                _ => Error::decode(format!("`{text}` is not an IP address")),
+            }),
             _ => Err(mismatch(value, "IpAddr")),
         }
     }
@@ -324,6 +330,12 @@ mod tests {
                 .to_string(),
             "10.0.0.1"
         );
+        // A network is text (PostgreSQL's `inet` and `cidr` networks decode as such), which an
+        // IpAddr refuses, saying why.
+        let err = IpAddr::from_value(Value::Text("10.0.0.0/8".into())).unwrap_err();
+        assert!(err.to_string().contains("is a network (/8)"), "{err}");
+        let err = IpAddr::from_value(Value::Text("ten".into())).unwrap_err();
+        assert!(err.to_string().contains("is not an IP address"), "{err}");
         assert_eq!(u64::MAX.to_value(), Value::Numeric(u64::MAX.to_string()));
         assert_eq!(u64::from_value(u64::MAX.to_value()).unwrap(), u64::MAX);
         assert_eq!(u64::from_value(Value::Int(5)).unwrap(), 5);

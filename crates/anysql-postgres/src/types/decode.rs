@@ -1,7 +1,8 @@
 //! Decoding: the per-column decoders of a result, from PostgreSQL's binary format.
 //!
 //! The fixed-width types are read inline (the hot paths); dates, times, UUIDs, `inet` and arrays
-//! through postgres-protocol's codecs.
+//! through postgres-protocol's codecs; the types without a [`Value`] variant of their own that the
+//! driver writes as text, in [`render`](super::render).
 
 use std::error::Error as StdError;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use postgres_protocol::types as pg;
 use postgres_types::{FromSql, Kind, Type};
 
 use super::datetime::{date_from_pg, time_from_pg, timestamp_from_pg};
+use super::render::{self, renderable};
 use super::{base_type, is_text_like, sql_name};
 
 /// How one result column (or one element of an array column) is decoded.
@@ -37,6 +39,9 @@ pub(super) enum Decoder {
     Inet,
     /// A one-dimensional array whose elements decode with the decoder given (never an array).
     Array(&'static Decoder),
+    /// A type without a variant of its own, or an array of one, that the driver writes as
+    /// PostgreSQL's text output ([`render`]), by the column's type.
+    Render,
     Unsupported,
 }
 
@@ -64,7 +69,26 @@ static ELEMENTS: [Decoder; 18] = [
 
 pub(super) fn decoder(ty: &Type) -> Decoder {
     let ty = base_type(ty);
-    match *ty {
+    if let Some(scalar) = scalar_decoder(ty) {
+        return scalar;
+    }
+    let array = match ty.kind() {
+        Kind::Array(member) => scalar_decoder(base_type(member))
+            .and_then(|element| ELEMENTS.iter().find(|e| **e == element))
+            .map(Decoder::Array),
+        _ => None,
+    };
+    match array {
+        Some(array) => array,
+        None if renderable(ty) => Decoder::Render,
+        None => Decoder::Unsupported,
+    }
+}
+
+/// The decoder of a type with a [`Value`] variant of its own (not an array; not a domain: the
+/// caller takes its base type).
+pub(super) fn scalar_decoder(ty: &Type) -> Option<Decoder> {
+    Some(match *ty {
         Type::INT2 => Decoder::Int2,
         Type::INT4 => Decoder::Int4,
         Type::INT8 => Decoder::Int8,
@@ -83,17 +107,8 @@ pub(super) fn decoder(ty: &Type) -> Decoder {
         Type::UUID => Decoder::Uuid,
         Type::INET | Type::CIDR => Decoder::Inet,
         _ if is_text_like(ty) => Decoder::Text,
-        _ => match ty.kind() {
-            Kind::Array(member) => {
-                let element = decoder(member);
-                ELEMENTS
-                    .iter()
-                    .find(|e| **e == element)
-                    .map_or(Decoder::Unsupported, Decoder::Array)
-            }
-            _ => Decoder::Unsupported,
-        },
-    }
+        _ => return None,
+    })
 }
 
 /// How to turn the rows of one statement into anysql [`Row`]s: the shared column names and a
@@ -142,6 +157,9 @@ impl RowPlan {
                 .0;
             *slot = match raw {
                 None => Value::Null,
+                Some(raw) if *decoder == Decoder::Render => {
+                    render::value(&self.types[i], raw).map_err(|e| self.column_error(i, e))?
+                }
                 Some(raw) => decode_value(*decoder, raw).map_err(|e| self.column_error(i, e))?,
             };
         }
@@ -162,6 +180,13 @@ pub(super) fn column_error(i: usize, name: &str, ty: &str, problem: Problem) -> 
         problem => (String::new(), problem),
     };
     match problem {
+        Problem::Unsupported if ty == "money" || ty == "money[]" => Error::decode(format!(
+            "column {i} ({name:?}) has PostgreSQL type {ty}, which anysql does not decode: its text \
+             follows the server's lc_monetary (currency symbol, separators), which the driver \
+             cannot reproduce exactly; cast that column in the SQL to numeric for the exact \
+             amount (`expression::numeric`) or to text for the server's own text \
+             (`expression::text`)"
+        )),
         Problem::Unsupported => Error::decode(format!(
             "column {i} ({name:?}) has PostgreSQL type {ty}, which anysql cannot decode yet; cast that \
              column in the SQL to a type anysql decodes, such as text (`expression::text`)"
@@ -173,11 +198,6 @@ pub(super) fn column_error(i: usize, name: &str, ty: &str, problem: Problem) -> 
             "column {i} ({name:?}) of type {ty}{element} is {which}, which no Rust date or time type \
              holds; cast that column in the SQL to text (`expression::text`) to read it, or leave \
              such rows out (`WHERE isfinite(expression)`)"
-        )),
-        Problem::Netmask(bits) => Error::decode(format!(
-            "column {i} ({name:?}) of type {ty}{element} holds a network (/{bits}), not one address, \
-             and an IpAddr cannot hold its netmask; cast that column in the SQL to text \
-             (`expression::text`) to read it, or take its address alone (`host(expression)::inet`)"
         )),
         Problem::Dimensions(n) => Error::decode(format!(
             "column {i} ({name:?}) of type {ty}{element} is a {n}-dimensional array, and anysql decodes \
@@ -197,8 +217,6 @@ pub(super) enum Problem {
     Malformed(&'static str),
     /// A date or timestamp that is `infinity` or `-infinity`.
     Infinite(&'static str),
-    /// An `inet` or `cidr` with a netmask of fewer bits than the address.
-    Netmask(u8),
     /// An array of more than one dimension.
     Dimensions(usize),
     /// The problem of one element of an array (0-based).
@@ -273,7 +291,9 @@ fn typed_value(decoder: Decoder, raw: &[u8]) -> Result<Value, Problem> {
             let inet = pg::inet_from_sql(raw).map_err(|_| Problem::Malformed("bad inet"))?;
             let full = if inet.addr().is_ipv4() { 32 } else { 128 };
             if inet.netmask() != full {
-                return Err(Problem::Netmask(inet.netmask()));
+                // A network: an IpAddr has no netmask, so its text (`10.0.0.0/8`), which
+                // decodes into String.
+                return render::text(&Type::CIDR, raw).map(Value::Text);
             }
             Value::Inet(inet.addr())
         }

@@ -6,6 +6,7 @@
 mod datetime;
 mod decode;
 mod encode;
+mod render;
 #[cfg(test)]
 mod tests;
 
