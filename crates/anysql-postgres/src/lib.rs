@@ -207,17 +207,45 @@
 //! | `timestamptz` | `TimestampTz` (decoded at offset 0) | `chrono::DateTime<Utc>`, `DateTime<FixedOffset>`, `DateTime<Local>`, `time::OffsetDateTime` |
 //! | `uuid` | `Uuid` | `uuid::Uuid` (`uuid`) |
 //! | `json`, `jsonb` | `Json` | `serde_json::Value`, `Json<T>` for serde types (`json`), `String` |
-//! | `inet`, `cidr` | `Inet` (one address) | `std::net::IpAddr` |
-//! | one-dimensional arrays of the types above (`int4[]`, `text[]`, `uuid[]`, `timestamptz[]`, `jsonb[]`, …) | `Array`, NULL elements `Null` | `Vec<T>`, `Vec<Option<T>>`, `&[T]` |
+//! | `inet`, `cidr` | `Inet` (one address); a network (`10.0.0.0/8`) is `Text`, as below | `std::net::IpAddr`; `String` |
+//! | `interval`, `timetz`, ranges and multiranges, composites and records, `bit`, `varbit`, `macaddr`, `macaddr8`, `"char"`, `pg_lsn`, `point`, `line`, `lseg`, `box`, `path`, `polygon`, `circle` | `Text`: the server's own text of the value (below) | `String` |
+//! | one-dimensional arrays of the types above (`int4[]`, `text[]`, `uuid[]`, `timestamptz[]`, `jsonb[]`, `interval[]`, `int4range[]`, …) | `Array`, NULL elements `Null` | `Vec<T>`, `Vec<Option<T>>`, `&[T]` |
 //! | NULL of any type | `Null` | `Option<T>` |
+//!
+//! ## Types read as text
+//!
+//! tokio-postgres asks the server for every result column in binary (its API has no per-column
+//! choice of format), so the text of a type anysql has no variant for never comes over the wire.
+//! For the types in the table's `Text` row the driver writes it itself, from the binary value,
+//! exactly as PostgreSQL's output function does, so such a column decodes into `String` (and,
+//! as a [`Value`](anysql_core::Value), is `Text`) without a cast in the SQL, and reads the same
+//! as `expression::text` would:
+//!
+//! - `interval` in the default `IntervalStyle`, `postgres`: `1 year 2 mons -3 days +04:05:06.5`;
+//! - `timetz`: `12:00:00.5+05:30`;
+//! - ranges and multiranges of the types in the table: `[1,5)`, `empty`, `(,)`,
+//!   `["2020-01-01 00:00:00",infinity)`, `{[1,3),[5,7)}`;
+//! - composites and anonymous records (`ROW(…)`) whose fields are of the types in the table, with
+//!   PostgreSQL's quoting: `(1,"a b",)`;
+//! - `bit`/`varbit` `1010`, `macaddr` `08:00:2b:01:02:03`, `"char"`, `pg_lsn` `16/B374D848`, an
+//!   `inet` or `cidr` network `10.0.0.0/8`, and the geometric types: `(1.5,-2)`, `<(1,2),3>`;
+//! - arrays of all of these, as an `Array` of their texts.
+//!
+//! The values inside are written as under PostgreSQL's default settings, whatever the session's:
+//! `DateStyle` ISO, shortest exact floats (`extra_float_digits` 1), `bytea` in hex, and
+//! timestamps with a time zone **in UTC** (`2020-01-01 12:00:00+00`), where the server's own text
+//! would follow the session's `TimeZone`. A session that sets `IntervalStyle`, `DateStyle` or
+//! `TimeZone` to something else still gets these forms; cast in the SQL for the session's.
 //!
 //! Domains decode as their base type. Each of these is a [`Decode`] error naming the column and
 //! its type, and saying what to do, when a row is decoded: `infinity` and `-infinity` dates and
 //! timestamps (no Rust type holds them: cast the column to `text`, or filter with `isfinite`);
-//! an `inet` or `cidr` holding a network rather than one address (`10.0.0.0/8`; an `IpAddr` has
-//! no netmask: cast to `text`, or take `host(…)`); an array of more than one dimension
-//! (`unnest` it, or cast to `text`); and any other type (`interval`, `timetz`, `money`, ranges,
-//! composites, …: cast to `text`). An array's lower bound is not kept.
+//! an array of more than one dimension (`unnest` it, or cast to `text`); `money`, whose text
+//! follows the server's `lc_monetary` (its currency symbol and separators, which the driver
+//! cannot reproduce exactly: cast to `numeric` for the exact amount, or to `text`); a record or
+//! composite with a field of a type not in the table; and any other type (`tsvector`, `xml`,
+//! extension types, …: cast to `text`). An array's lower bound is not kept. An `IpAddr` decoded
+//! from a network is an error saying so (take `host(…)::inet` for the address alone).
 //!
 //! ## Binding
 //!

@@ -31,6 +31,12 @@
 //! holds every digit of any `numeric`. Both bind and decode through the same exact decimal text,
 //! on both databases, also as `Option<_>` and as PostgreSQL arrays (`Vec<_>`).
 //!
+//! PostgreSQL columns of the common types anysql has no Rust type for (`interval`, `timetz`,
+//! ranges and multiranges, composites and records, bit strings, MAC addresses, networks, the
+//! geometric types) read into `String` without a cast: the driver writes the text the server's
+//! `::text` gives (see the [`postgres`] module, "Types read as text", for the list and the forms).
+//! Other types, `money` among them, are a decode error that names the type and the cast.
+//!
 //! SQL runs through the query builders — [`query`], [`query_as`] (rows into a tuple or a
 //! `#[derive(FromRow)]` struct) and [`query_scalar`] — whose finishers (`execute`, `execute_many`,
 //! `fetch_all`, `fetch_one`, `fetch_optional`, `fetch`) run on any [`Executor`]: `&engine`,

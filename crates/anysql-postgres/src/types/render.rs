@@ -44,12 +44,26 @@ pub(super) fn renderable(ty: &Type) -> bool {
     if scalar(ty) || extra(ty) {
         return true;
     }
+    if let Some(member) = array_member(ty) {
+        return renderable(member);
+    }
     match ty.kind() {
         Kind::Range(element) => renderable(element),
         Kind::Multirange(element) => renderable(element),
         Kind::Composite(fields) => fields.iter().all(|f| renderable(f.type_())),
-        Kind::Array(member) => renderable(member),
         _ => false,
+    }
+}
+
+/// `record`, the member type of `record[]`.
+static RECORD: Type = Type::RECORD;
+
+/// The element type of an array type: postgres-types gives `record[]` no array kind.
+fn array_member(ty: &Type) -> Option<&Type> {
+    match ty.kind() {
+        Kind::Array(member) => Some(member),
+        _ if *ty == Type::RECORD_ARRAY => Some(&RECORD),
+        _ => None,
     }
 }
 
@@ -85,7 +99,7 @@ fn extra(ty: &Type) -> bool {
 /// elements, NULL elements `Null`.
 pub(super) fn value(ty: &Type, raw: &[u8]) -> Result<Value, Problem> {
     let ty = base_type(ty);
-    if let Kind::Array(member) = ty.kind() {
+    if let Some(member) = array_member(ty) {
         let malformed = |_| Problem::Malformed("bad array");
         let array = pg::array_from_sql(raw).map_err(malformed)?;
         let dimensions = array.dimensions().count().map_err(malformed)?;
@@ -249,7 +263,12 @@ fn write(ty: &Type, raw: &[u8], out: &mut String) -> Result<(), Problem> {
         Type::INET | Type::CIDR => {
             let inet = pg::inet_from_sql(raw).map_err(|_| Problem::Malformed("bad inet"))?;
             let full = if inet.addr().is_ipv4() { 32 } else { 128 };
-            write_network(out, inet.addr(), inet.netmask(), *ty == Type::CIDR || inet.netmask() != full);
+            write_network(
+                out,
+                inet.addr(),
+                inet.netmask(),
+                *ty == Type::CIDR || inet.netmask() != full,
+            );
         }
         Type::INTERVAL => write_interval(raw, out)?,
         Type::TIMETZ => {
@@ -261,7 +280,8 @@ fn write(ty: &Type, raw: &[u8], out: &mut String) -> Result<(), Problem> {
             write_zone(out, zone);
         }
         Type::BIT | Type::VARBIT => {
-            let bits = pg::varbit_from_sql(raw).map_err(|_| Problem::Malformed("bad bit string"))?;
+            let bits =
+                pg::varbit_from_sql(raw).map_err(|_| Problem::Malformed("bad bit string"))?;
             let bytes = bits.bytes();
             if bytes.len() * 8 < bits.len() {
                 return Err(Problem::Malformed("bad bit string"));
@@ -371,9 +391,11 @@ fn write(ty: &Type, raw: &[u8], out: &mut String) -> Result<(), Problem> {
                 let types: Vec<&Type> = fields.iter().map(|f| f.type_()).collect();
                 write_record(raw, Some(&types), out)?;
             }
-            Kind::Array(member) => write_array(base_type(member), raw, out)?,
             Kind::Domain(inner) => write(base_type(inner), raw, out)?,
-            _ => return Err(Problem::Unsupported),
+            _ => match array_member(ty) {
+                Some(member) => write_array(base_type(member), raw, out)?,
+                None => return Err(Problem::Unsupported),
+            },
         },
     }
     Ok(())
@@ -404,12 +426,7 @@ fn write_ymd(out: &mut String, days: i64) -> bool {
 fn write_clock(out: &mut String, micros: i64) {
     let micros = micros.unsigned_abs();
     let seconds = micros / 1_000_000;
-    let _ = write!(
-        out,
-        "{:02}:{:02}:",
-        seconds / 3600,
-        seconds / 60 % 60
-    );
+    let _ = write!(out, "{:02}:{:02}:", seconds / 3600, seconds / 60 % 60);
     write_seconds(out, seconds % 60, micros % 1_000_000);
 }
 
@@ -639,11 +656,15 @@ fn write_range(element: &Type, raw: &[u8], out: &mut String) -> Result<(), Probl
     let (close, high) = bound(&upper, ']', ')')?;
     out.push(open);
     if let Some(low) = low {
-        quote(&low, out, |c| matches!(c, '"' | '\\' | '(' | ')' | '[' | ']' | ','));
+        quote(&low, out, |c| {
+            matches!(c, '"' | '\\' | '(' | ')' | '[' | ']' | ',')
+        });
     }
     out.push(',');
     if let Some(high) = high {
-        quote(&high, out, |c| matches!(c, '"' | '\\' | '(' | ')' | '[' | ']' | ','));
+        quote(&high, out, |c| {
+            matches!(c, '"' | '\\' | '(' | ')' | '[' | ']' | ',')
+        });
     }
     out.push(close);
     Ok(())
@@ -764,9 +785,9 @@ fn write_array(member: &Type, raw: &[u8], out: &mut String) -> Result<(), Proble
                 let value = text(member, raw)?;
                 let quoted = value.is_empty()
                     || value.eq_ignore_ascii_case("NULL")
-                    || value.chars().any(|c| {
-                        space(c) || matches!(c, '"' | '\\' | '{' | '}') || c == delimiter
-                    });
+                    || value
+                        .chars()
+                        .any(|c| space(c) || matches!(c, '"' | '\\' | '{' | '}') || c == delimiter);
                 if quoted {
                     out.push('"');
                     for c in value.chars() {
@@ -848,7 +869,10 @@ mod tests {
         assert_eq!(interval(-1_000_000, 0, 0), "-00:00:01");
         assert_eq!(interval(7_200_000_000, -1, 0), "-1 days +02:00:00");
         assert_eq!(interval(0, 1, 14), "1 year 2 mons 1 day");
-        assert_eq!(interval(-10_800_000_000, -2, -1), "-1 mons -2 days -03:00:00");
+        assert_eq!(
+            interval(-10_800_000_000, -2, -1),
+            "-1 mons -2 days -03:00:00"
+        );
         assert_eq!(interval(0, 0, 11), "11 mons");
         // The extremes do not overflow.
         assert!(interval(i64::MIN, i32::MIN, i32::MIN).starts_with("-178956970 years"));
@@ -872,7 +896,10 @@ mod tests {
             Type::PG_LSN,
         ] {
             for raw in [&[][..], &[0xff; 3], &[0x7f; 9], &[0xff; 40]] {
-                assert!(matches!(text(&ty, raw), Err(Problem::Malformed(_))), "{ty} {raw:?}");
+                assert!(
+                    matches!(text(&ty, raw), Err(Problem::Malformed(_))),
+                    "{ty} {raw:?}"
+                );
             }
         }
         // A record naming a type the driver does not know is unsupported, not malformed.
@@ -880,7 +907,10 @@ mod tests {
         record.extend(790u32.to_be_bytes()); // money
         record.extend(8i32.to_be_bytes());
         record.extend(150i64.to_be_bytes());
-        assert!(matches!(text(&Type::RECORD, &record), Err(Problem::Unsupported)));
+        assert!(matches!(
+            text(&Type::RECORD, &record),
+            Err(Problem::Unsupported)
+        ));
     }
 
     #[test]
@@ -888,8 +918,14 @@ mod tests {
         let mut array = bytes::BytesMut::new();
         pg::array_to_sql(
             [
-                pg::ArrayDimension { len: 2, lower_bound: 1 },
-                pg::ArrayDimension { len: 2, lower_bound: 1 },
+                pg::ArrayDimension {
+                    len: 2,
+                    lower_bound: 1,
+                },
+                pg::ArrayDimension {
+                    len: 2,
+                    lower_bound: 1,
+                },
             ],
             Type::TEXT.oid(),
             ["a", "b c", "NULL", ""],

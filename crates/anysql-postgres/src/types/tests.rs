@@ -244,12 +244,7 @@ fn decoding() {
     ] {
         assert_eq!(decoder(&rendered), Decoder::Render, "{rendered}");
     }
-    for unsupported in [
-        Type::MONEY,
-        Type::MONEY_ARRAY,
-        Type::TS_VECTOR,
-        Type::XML,
-    ] {
+    for unsupported in [Type::MONEY, Type::MONEY_ARRAY, Type::TS_VECTOR, Type::XML] {
         assert_eq!(decoder(&unsupported), Decoder::Unsupported, "{unsupported}");
     }
     let money = column_error(0, "m", "money", Problem::Unsupported);
@@ -357,7 +352,10 @@ fn uuids_and_addresses_decode() {
         Some(Value::Inet("2001:db8::1".parse().unwrap()))
     );
     // A network is its text: an IpAddr has no netmask.
-    assert_eq!(inet("10.0.0.0", 8).ok(), Some(Value::Text("10.0.0.0/8".into())));
+    assert_eq!(
+        inet("10.0.0.0", 8).ok(),
+        Some(Value::Text("10.0.0.0/8".into()))
+    );
     assert_eq!(
         inet("2001:db8::", 32).ok(),
         Some(Value::Text("2001:db8::/32".into()))
