@@ -34,6 +34,7 @@ anysql_conformance::cell_tests!(
     timestamptz_keeps_its_instant_in_any_session_time_zone,
     arrays_bind_and_decode_with_null_elements,
     a_postgres_enum_type_binds_and_decodes,
+    postgres_types_without_a_rust_type_read_as_their_text,
 );
 
 anysql_conformance::cell_tests!(
@@ -840,5 +841,47 @@ async fn a_postgres_enum_type_binds_and_decodes(db: TestDb) -> Result<(), Error>
         .fetch_one(&engine)
         .await?;
     assert_eq!(n, 1);
+    Ok(())
+}
+
+/// PostgreSQL types anysql has no Rust type for read into `String` as the server's own text,
+/// with no cast in the SQL; `money` stays a clear error naming the cast.
+async fn postgres_types_without_a_rust_type_read_as_their_text(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    let mut conn = engine.acquire().await?;
+    for sql in [
+        "'1 year 2 mons -3 days +04:05:06.5'::interval",
+        "numrange(1.5, NULL)",
+        "'{[1,3), [5,7)}'::int4multirange",
+        "ROW(1, 'a b', NULL, '2020-01-01'::date, ARRAY[1, NULL])",
+        "'12:00:00.5+05:30'::timetz",
+        "B'1010'::varbit",
+        "'08:00:2b:01:02:03'::macaddr",
+        "'10.0.0.0/8'::cidr",
+        "'<(1,2),3>'::circle",
+    ] {
+        let (value, server): (String, String) = query_as(format!("SELECT {sql}, ({sql})::text"))
+            .fetch_one(&mut conn)
+            .await?;
+        assert_eq!(value, server, "{sql}");
+    }
+    let (values, none): (Vec<Option<String>>, Option<String>) =
+        query_as("SELECT ARRAY['1 day'::interval, NULL], NULL::interval")
+            .fetch_one(&mut conn)
+            .await?;
+    assert_eq!(values, [Some("1 day".to_owned()), None]);
+    assert_eq!(none, None);
+    let err = query_scalar::<String>("SELECT 1.5::money AS cash")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+    assert!(
+        err.to_string().contains("money") && err.to_string().contains("::numeric"),
+        "{err}"
+    );
+    // The connection goes on.
+    let one: i64 = query_scalar("SELECT 1").fetch_one(&mut conn).await?;
+    assert_eq!(one, 1);
     Ok(())
 }
