@@ -112,12 +112,12 @@ pub(crate) fn local_timestamp(value: &Value, wanted: &str) -> Result<Timestamp, 
         Value::Text(text) => match text::parse_datetime(text) {
             Some((local, None)) => Ok(local),
             Some((_, Some(_))) => Err(Error::decode(format!(
-                "`{text}` has an offset from UTC; decode it into a type with one                  (DateTime<FixedOffset>, OffsetDateTime) rather than {wanted}"
+                "`{text}` has an offset from UTC; decode it into a type with one (DateTime<FixedOffset>, OffsetDateTime) rather than {wanted}"
             ))),
             None => Err(not_a_datetime(text)),
         },
         Value::TimestampTz(..) => Err(Error::decode(format!(
-            "a timestamptz is an instant, not a local date and time: decode it into a type with a              time zone (DateTime<Utc>, OffsetDateTime) rather than {wanted}, or cast it in SQL"
+            "a timestamptz is an instant, not a local date and time: decode it into a type with a time zone (DateTime<Utc>, OffsetDateTime) rather than {wanted}, or cast it in SQL"
         ))),
         _ => Err(mismatch(value, wanted)),
     }
@@ -148,7 +148,7 @@ pub(crate) fn instant(value: &Value, wanted: &str) -> Result<(Timestamp, i32), E
             None => Err(not_a_datetime(text)),
         },
         Value::Timestamp(_) => Err(Error::decode(format!(
-            "a timestamp without time zone is not an instant: decode it into a local date and time              (NaiveDateTime, PrimitiveDateTime) rather than {wanted}, or store a timestamptz"
+            "a timestamp without time zone is not an instant: decode it into a local date and time (NaiveDateTime, PrimitiveDateTime) rather than {wanted}, or store a timestamptz"
         ))),
         _ => Err(mismatch(value, wanted)),
     }
