@@ -2,20 +2,22 @@
 //! names, no parameter value anywhere in what is recorded or printed, pool events, and the
 //! slow-statement warning.
 //!
-//! The spans are captured by a `tracing-subscriber` layer attached to the test's future (so
-//! whatever thread polls it), and printed once more through a `fmt` layer into a buffer.
+//! One process-wide subscriber, installed before the first statement, captures every span and
+//! event with a `tracing-subscriber` layer and prints them once more through a `fmt` layer into a
+//! buffer. (Subscribers scoped to each test's future race with each other in `tracing-core`'s
+//! global callsite cache when tests run in parallel, and lose spans now and then.) Each test
+//! names its tables and queries uniquely and picks out its own spans by them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anysql::prelude::*;
-use anysql_conformance::TestDb;
+use anysql_conformance::{unique_name, TestDb};
 use futures_lite::StreamExt;
 use tracing::field::{Field, Visit};
-use tracing::instrument::WithSubscriber as _;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
@@ -34,7 +36,7 @@ anysql_conformance::cell_tests!(
 /// The fields of one span or event, as text.
 type Fields = BTreeMap<String, String>;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Captured {
     /// Every closed `anysql.statement` span, in the order they closed.
     spans: Vec<Fields>,
@@ -128,18 +130,36 @@ impl Printed {
     }
 }
 
-/// Runs `work` with a capturing layer and a `fmt` layer (spans printed as they close) attached.
+/// The process-wide capture: installed once, before any statement runs.
+fn capture() -> &'static (Capture, Printed) {
+    static CAPTURE: OnceLock<(Capture, Printed)> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture = Capture::default();
+        let printed = Printed::default();
+        let subscriber = tracing_subscriber::registry().with(capture.clone()).with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(printed.clone())
+                .with_ansi(false)
+                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE),
+        );
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in this test binary");
+        (capture, printed)
+    })
+}
+
+/// Runs `work`, then returns a copy of everything captured so far (by every test) and of
+/// everything printed.
 async fn traced<T>(work: impl Future<Output = T>) -> (T, Captured, String) {
-    let capture = Capture::default();
-    let printed = Printed::default();
-    let subscriber = tracing_subscriber::registry().with(capture.clone()).with(
-        tracing_subscriber::fmt::layer()
-            .with_writer(printed.clone())
-            .with_ansi(false)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE),
-    );
-    let out = work.with_subscriber(subscriber).await;
-    let captured = std::mem::take(&mut *capture.0.lock().unwrap());
+    let (capture, printed) = capture();
+    let out = work.await;
+    let captured = {
+        let all = capture.0.lock().unwrap();
+        Captured {
+            spans: all.spans.clone(),
+            events: all.events.clone(),
+        }
+    };
     (out, captured, printed.text())
 }
 
@@ -167,36 +187,47 @@ const SECRET: &str = "s3cr3t-parameter-value";
 
 async fn every_statement_has_one_span_with_the_otel_attributes(db: TestDb) -> Result<(), Error> {
     let engine = db.engine();
-    let create = "CREATE TABLE traced_notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)";
-    let insert = "INSERT INTO traced_notes (id, body) VALUES ($1, $2)";
-    let select = "SELECT id, body FROM traced_notes ORDER BY id";
-    let stream = "SELECT body FROM traced_notes WHERE id > $1";
-    let failing = "INSERT INTO traced_notes (id, body) VALUES (1, 'again')";
+    let table = unique_name("traced_notes");
+    let create = format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, body TEXT NOT NULL)");
+    let insert = format!("INSERT INTO {table} (id, body) VALUES ($1, $2)");
+    let select = format!("SELECT id, body FROM {table} ORDER BY id");
+    let stream = format!("SELECT body FROM {table} WHERE id > $1");
+    let failing = format!("INSERT INTO {table} (id, body) VALUES (1, 'again')");
     let (result, captured, _) = traced(async {
-        query(create).execute(&engine).await?;
-        query(insert)
+        query(&create).execute(&engine).await?;
+        query(&insert)
             .bind(1i64)
             .bind(SECRET)
             .execute(&engine)
             .await?;
-        query(insert)
+        query(&insert)
             .execute_many(&engine, [(2i64, "b"), (3i64, "c")])
             .await?;
-        let rows: Vec<(i64, String)> = query_as(select).fetch_all(&engine).await?;
+        let rows: Vec<(i64, String)> = query_as(&select).fetch_all(&engine).await?;
         assert_eq!(rows.len(), 3);
         let mut conn = engine.acquire().await?;
-        let streamed: Vec<String> = query_scalar(stream)
+        let streamed: Vec<String> = query_scalar(&stream)
             .bind(1i64)
             .fetch(&mut conn)
             .try_collect()
             .await?;
         assert_eq!(streamed, ["b", "c"]);
         drop(conn);
-        let err = query(failing).execute(&engine).await.unwrap_err();
+        let err = query(&failing).execute(&engine).await.unwrap_err();
         Ok::<_, Error>(err)
     })
     .await;
     let err = result?;
+    // This test's spans: those naming its table.
+    let captured = Captured {
+        spans: captured
+            .spans
+            .into_iter()
+            .filter(|s| field(s, "db.query.text").is_some_and(|sql| sql.contains(&table)))
+            .collect(),
+        events: Vec::new(),
+    };
+    assert_eq!(captured.spans.len(), 6, "{:#?}", captured.spans);
 
     let system = if db.is_postgres() {
         "postgresql"
@@ -219,34 +250,40 @@ async fn every_statement_has_one_span_with_the_otel_attributes(db: TestDb) -> Re
         }
     }
 
-    let s = span_of(&captured, create);
+    let s = span_of(&captured, &create);
     assert_eq!(field(s, "otel.name"), Some("CREATE"));
     assert_eq!(field(s, "db.operation.name"), Some("CREATE"));
 
     let inserts: Vec<&Fields> = captured
         .spans
         .iter()
-        .filter(|s| field(s, "db.query.text") == Some(insert))
+        .filter(|s| field(s, "db.query.text") == Some(&*insert))
         .collect();
     assert_eq!(inserts.len(), 2, "{:#?}", captured.spans);
     for s in &inserts {
-        assert_eq!(field(s, "otel.name"), Some("INSERT traced_notes"));
-        assert_eq!(field(s, "db.collection.name"), Some("traced_notes"));
+        assert_eq!(
+            field(s, "otel.name"),
+            Some(format!("INSERT {table}").as_str())
+        );
+        assert_eq!(field(s, "db.collection.name"), Some(table.as_str()));
     }
     assert_eq!(field(inserts[0], "db.response.affected_rows"), Some("1"));
     assert_eq!(field(inserts[0], "db.operation.batch.size"), None);
     assert_eq!(field(inserts[1], "db.operation.batch.size"), Some("2"));
     assert_eq!(field(inserts[1], "db.response.affected_rows"), Some("2"));
 
-    let s = span_of(&captured, select);
-    assert_eq!(field(s, "otel.name"), Some("SELECT traced_notes"));
+    let s = span_of(&captured, &select);
+    assert_eq!(
+        field(s, "otel.name"),
+        Some(format!("SELECT {table}").as_str())
+    );
     assert_eq!(field(s, "db.response.returned_rows"), Some("3"));
     assert_eq!(field(s, "error.type"), None);
 
-    let s = span_of(&captured, stream);
+    let s = span_of(&captured, &stream);
     assert_eq!(field(s, "db.response.returned_rows"), Some("2"));
 
-    let s = span_of(&captured, failing);
+    let s = span_of(&captured, &failing);
     let code = err.code().expect("a unique violation has a code");
     assert_eq!(field(s, "db.response.status_code"), Some(code));
     assert_eq!(field(s, "error.type"), Some(code));
@@ -257,33 +294,41 @@ async fn every_statement_has_one_span_with_the_otel_attributes(db: TestDb) -> Re
 
 async fn no_parameter_value_reaches_any_output(db: TestDb) -> Result<(), Error> {
     let engine = db.engine();
+    let table = unique_name("traced_secrets");
     let (result, captured, printed) = traced(async {
-        query("CREATE TABLE traced_secrets (body TEXT)")
+        query(format!("CREATE TABLE {table} (body TEXT)"))
             .execute(&engine)
             .await?;
-        query("INSERT INTO traced_secrets (body) VALUES ($1)")
+        query(format!("INSERT INTO {table} (body) VALUES ($1)"))
             .bind(SECRET)
             .execute(&engine)
             .await?;
         let mut tx = engine.begin().await?;
-        query("UPDATE traced_secrets SET body = $1 WHERE body = $2")
+        query(format!("UPDATE {table} SET body = $1 WHERE body = $2"))
             .bind(SECRET)
             .bind(SECRET)
             .execute(&mut tx)
             .await?;
         tx.commit().await?;
         // A failing statement's error is recorded, not its parameters.
-        let _ = query("SELECT body FROM traced_secrets WHERE body = $1 AND nonexistent = $2")
-            .bind(SECRET)
-            .bind(SECRET)
-            .fetch_all(&engine)
-            .await
-            .unwrap_err();
+        let _ = query(format!(
+            "SELECT body FROM {table} WHERE body = $1 AND nonexistent = $2"
+        ))
+        .bind(SECRET)
+        .bind(SECRET)
+        .fetch_all(&engine)
+        .await
+        .unwrap_err();
         Ok::<_, Error>(())
     })
     .await;
     result?;
-    assert!(captured.spans.len() >= 6, "{:#?}", captured.spans);
+    let ours = captured
+        .spans
+        .iter()
+        .filter(|s| field(s, "db.query.text").is_some_and(|sql| sql.contains(&table)))
+        .count();
+    assert_eq!(ours, 4, "{:#?}", captured.spans);
     let mut recorded = String::new();
     for fields in captured
         .spans
@@ -293,6 +338,7 @@ async fn no_parameter_value_reaches_any_output(db: TestDb) -> Result<(), Error> 
         writeln!(recorded, "{fields:?}").unwrap();
     }
     assert!(!recorded.contains(SECRET), "{recorded}");
+    assert!(printed.contains(&table), "{printed}");
     assert!(printed.contains("anysql.statement"), "{printed}");
     assert!(printed.contains("db.query.text"), "{printed}");
     assert!(!printed.contains(SECRET), "{printed}");
@@ -300,8 +346,9 @@ async fn no_parameter_value_reaches_any_output(db: TestDb) -> Result<(), Error> 
 }
 
 async fn slow_statements_are_warned_about_above_the_threshold(db: TestDb) -> Result<(), Error> {
-    let sql = "SELECT 1";
-    let warnings = |captured: &Captured| {
+    // Each query is its own (`SELECT 1 AS <unique name>`), so its warnings are told apart.
+    let select_one = || format!("SELECT 1 AS {}", unique_name("slow"));
+    let warnings = |captured: &Captured, sql: &str| {
         captured
             .events
             .iter()
@@ -314,28 +361,32 @@ async fn slow_statements_are_warned_about_above_the_threshold(db: TestDb) -> Res
     };
     // Every statement takes at least no time.
     let everything = db.engine_with("slow_statement=0ms");
-    let (result, captured, _) = traced(query_scalar::<i64>(sql).fetch_one(&everything)).await;
+    let sql = select_one();
+    let (result, captured, _) = traced(query_scalar::<i64>(&sql).fetch_one(&everything)).await;
     assert_eq!(result?, 1);
-    assert_eq!(warnings(&captured), 1, "{:#?}", captured.events);
+    assert_eq!(warnings(&captured, &sql), 1, "{:#?}", captured.events);
 
     let nothing = db.engine_with("slow_statement=1h");
-    let (result, captured, _) = traced(query_scalar::<i64>(sql).fetch_one(&nothing)).await;
+    let sql = select_one();
+    let (result, captured, _) = traced(query_scalar::<i64>(&sql).fetch_one(&nothing)).await;
     assert_eq!(result?, 1);
-    assert_eq!(warnings(&captured), 0, "{:#?}", captured.events);
+    assert_eq!(warnings(&captured, &sql), 0, "{:#?}", captured.events);
 
     // Off by default.
-    let (result, captured, _) = traced(query_scalar::<i64>(sql).fetch_one(&db.engine())).await;
+    let sql = select_one();
+    let (result, captured, _) = traced(query_scalar::<i64>(&sql).fetch_one(&db.engine())).await;
     assert_eq!(result?, 1);
-    assert_eq!(warnings(&captured), 0, "{:#?}", captured.events);
+    assert_eq!(warnings(&captured, &sql), 0, "{:#?}", captured.events);
 
     // The builder sets it too, and a threshold out of range fails the build.
     let built = db
         .builder()
         .slow_statement(Some(std::time::Duration::ZERO))
         .build()?;
-    let (result, captured, _) = traced(query_scalar::<i64>(sql).fetch_one(&built)).await;
+    let sql = select_one();
+    let (result, captured, _) = traced(query_scalar::<i64>(&sql).fetch_one(&built)).await;
     assert_eq!(result?, 1);
-    assert_eq!(warnings(&captured), 1, "{:#?}", captured.events);
+    assert_eq!(warnings(&captured, &sql), 1, "{:#?}", captured.events);
     let err = anysql::builder(&format!(
         "{}{}slow_statement=2d",
         db.url,
@@ -358,19 +409,28 @@ async fn pool_events_are_reported(db: TestDb) -> Result<(), Error> {
     })
     .await;
     result?;
-    let messages: Vec<&str> = captured
+    // This engine's events: its pool's description holds the test's own schema or directory.
+    let token = db
+        .schema
+        .clone()
+        .unwrap_or_else(|| db.url.split('?').next().unwrap_or_default().to_owned());
+    let ours: Vec<&Fields> = captured
         .events
         .iter()
         .filter(|(target, level, _)| target == "anysql::pool" && *level == Level::DEBUG)
-        .filter_map(|(_, _, fields)| fields.get("message").map(String::as_str))
+        .map(|(_, _, fields)| fields)
+        .filter(|fields| fields.get("pool").is_some_and(|p| p.contains(&token)))
+        .collect();
+    let messages: Vec<&str> = ours
+        .iter()
+        .filter_map(|fields| fields.get("message").map(String::as_str))
         .collect();
     assert!(messages.contains(&"connection opened"), "{messages:?}");
     assert!(messages.contains(&"connection acquired"), "{messages:?}");
-    let acquired = captured
-        .events
+    let acquired = ours
         .iter()
-        .find(|(_, _, f)| f.get("message").map(String::as_str) == Some("connection acquired"))
+        .find(|f| f.get("message").map(String::as_str) == Some("connection acquired"))
         .unwrap();
-    assert!(acquired.2.contains_key("wait_us"), "{acquired:?}");
+    assert!(acquired.contains_key("wait_us"), "{acquired:?}");
     Ok(())
 }

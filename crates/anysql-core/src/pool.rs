@@ -429,6 +429,7 @@ impl PoolShared {
             Ok(ok) => {
                 self.counters.acquires.fetch_add(1, Ordering::Relaxed);
                 pool_event!(
+                    pool = %self.description,
                     wait_us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
                     "connection acquired"
                 );
@@ -452,7 +453,7 @@ impl PoolShared {
                 if let Some(cause) = last {
                     message = format!("{message}; the last connect attempt failed: {cause}");
                 }
-                pool_event!(%message, "acquire timed out");
+                pool_event!(pool = %self.description, %message, "acquire timed out");
                 Err(Error::new(ErrorKind::PoolTimeout, message))
             }
             Err(e) => Err(e),
@@ -553,7 +554,7 @@ impl PoolShared {
         if broken {
             self.counters.closed_broken.fetch_add(1, Ordering::Relaxed);
         }
-        pool_event!(broken, "connection discarded");
+        pool_event!(pool = %self.description, broken, "connection discarded");
         drop(conn);
     }
 
