@@ -1,5 +1,5 @@
-//! The derive macros of [anysql](https://docs.rs/anysql): `#[derive(FromRow)]` and
-//! `#[derive(Type)]`.
+//! The macros of [anysql](https://docs.rs/anysql): `#[derive(FromRow)]`, `#[derive(Type)]` and
+//! `migrate!`.
 //!
 //! Use them through the `anysql` crate (its `macros` feature, on by default), as
 //! `anysql::FromRow` and `anysql::Type`; this crate is an implementation detail. See
@@ -8,6 +8,7 @@
 mod attr;
 mod case;
 mod from_row;
+mod migrate;
 mod value_type;
 
 use proc_macro::TokenStream;
@@ -692,6 +693,28 @@ pub fn derive_from_row(input: TokenStream) -> TokenStream {
 pub fn derive_type(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     value_type::expand(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Embeds a directory of migration files in the binary and evaluates to an
+/// `anysql::migrate::Migrator` for them: `migrate!("migrations")` (the default when no path is
+/// given), the path relative to the crate's `Cargo.toml`. Use it through `anysql::migrate!`
+/// (the `macros` and `migrate` features).
+///
+/// Files are named `<version>_<name>.sql`, with an optional `<version>_<name>.down.sql`; other
+/// files are ignored, and a badly named `.sql` file, two files with one version or a down file
+/// without its up file is a compile error. Each file is embedded with `include_str!`, so cargo
+/// rebuilds when one changes; to have it notice a *new* file too, add a build script with
+/// `println!("cargo:rerun-if-changed=migrations");`.
+///
+/// ```ignore
+/// let migrator = anysql::migrate!("migrations");
+/// migrator.run(&engine).await?;
+/// ```
+#[proc_macro]
+pub fn migrate(input: TokenStream) -> TokenStream {
+    migrate::expand(input.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
