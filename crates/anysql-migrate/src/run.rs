@@ -195,19 +195,25 @@ impl Session {
         }
         Ok(())
     }
+}
 
-    /// Waits before another try at SQLite's write lock; fails once the timeout has passed.
-    async fn wait(&self, start: Instant, error: Option<Error>) -> Result<(), MigrateError> {
-        if start.elapsed() >= self.timeout {
-            let err = lock_timeout(self.timeout);
-            return Err(match error {
-                Some(e) => err.with_source(e),
-                None => err,
-            });
-        }
-        self.runtime.sleep(POLL).await;
-        Ok(())
+/// Waits before another try at SQLite's write lock; fails once `timeout` has passed since
+/// `start`.
+async fn wait(
+    runtime: &SharedRuntime,
+    timeout: Duration,
+    start: Instant,
+    error: Option<Error>,
+) -> Result<(), MigrateError> {
+    if start.elapsed() >= timeout {
+        let err = lock_timeout(timeout);
+        return Err(match error {
+            Some(e) => err.with_source(e),
+            None => err,
+        });
     }
+    runtime.sleep(POLL).await;
+    Ok(())
 }
 
 impl Drop for Session {
@@ -250,7 +256,7 @@ macro_rules! begin_step {
                 Err(e) if dialect == Dialect::Sqlite && e.is_retryable() => e,
                 Err(e) => return Err(e.into()),
             };
-            $session.wait(start, Some(busy)).await?;
+            wait(&$session.runtime, $session.timeout, start, Some(busy)).await?;
         }
     }};
 }
@@ -337,7 +343,11 @@ impl Migrator {
                 return Err(dirty(row));
             }
             let done: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.version).collect();
-            let Some(m) = self.migrations.iter().find(|m| !done.contains(&m.version())) else {
+            let Some(m) = self
+                .migrations
+                .iter()
+                .find(|m| !done.contains(&m.version()))
+            else {
                 tx.commit().await?;
                 return Ok(applied);
             };
