@@ -175,8 +175,8 @@ async fn run(args: Args) -> Result<(), String> {
         Command::Version => println!("anysql {}", env!("CARGO_PKG_VERSION")),
         Command::Add { name, reversible } => add(&args.source, name, *reversible)?,
         Command::Run => {
-            let migrator = migrator()?;
             let engine = engine()?;
+            let migrator = migrator()?;
             let applied = migrator.run(&engine).await.map_err(|e| e.to_string());
             engine.close().await;
             let applied = applied?;
@@ -188,8 +188,8 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
         Command::Info => {
-            let migrator = migrator()?;
             let engine = engine()?;
+            let migrator = migrator()?;
             let info = migrator.info(&engine).await.map_err(|e| e.to_string());
             engine.close().await;
             let info = info?;
@@ -199,7 +199,7 @@ async fn run(args: Args) -> Result<(), String> {
             for line in info {
                 let when = match (&line.applied_at, line.state) {
                     (Some(at), MigrationState::Applied | MigrationState::Edited) => {
-                        format!("  applied {at}")
+                        format!("  {at}")
                     }
                     _ => String::new(),
                 };
@@ -213,8 +213,8 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
         Command::Revert => {
-            let migrator = migrator()?;
             let engine = engine()?;
+            let migrator = migrator()?;
             let reverted = migrator.revert(&engine).await.map_err(|e| e.to_string());
             engine.close().await;
             let m = reverted?;
