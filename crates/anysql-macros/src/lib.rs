@@ -1,5 +1,5 @@
-//! The macros of [anysql](https://docs.rs/anysql): `#[derive(FromRow)]`, `#[derive(Type)]` and
-//! `migrate!`.
+//! The macros of [anysql](https://docs.rs/anysql): `#[derive(FromRow)]`, `#[derive(Type)]`,
+//! `migrate!` and `#[anysql::test]`.
 //!
 //! Use them through the `anysql` crate (its `macros` feature, on by default), as
 //! `anysql::FromRow` and `anysql::Type`; this crate is an implementation detail. See
@@ -9,6 +9,7 @@ mod attr;
 mod case;
 mod from_row;
 mod migrate;
+mod test_attr;
 mod value_type;
 
 use proc_macro::TokenStream;
@@ -715,6 +716,30 @@ pub fn derive_type(input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn migrate(input: TokenStream) -> TokenStream {
     migrate::expand(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Makes an `async fn name(engine: anysql::Engine)` a `#[test]` that runs on a fresh database:
+/// a temporary SQLite file, or a uniquely named PostgreSQL database dropped afterwards (also when
+/// the test fails or panics), on the URL of `ANYSQL_TEST_DATABASE_URL`, else `DATABASE_URL`, else
+/// `sqlite:`. Use it as `#[anysql::test]` (the `macros` and `testing` features).
+///
+/// The body runs on the runtime named by `runtime = "tokio"` (the default), `"smol"` or
+/// `"async-std"`, whose crate the test crate must depend on (tokio with its `rt` feature). The
+/// function may return `()` or a `Result<(), E>` with `E: Debug`; an `Err` fails the test. Other
+/// attributes, such as `#[should_panic]`, go on as usual.
+///
+/// ```ignore
+/// #[anysql::test(runtime = "smol")]
+/// async fn counts(engine: anysql::Engine) -> Result<(), anysql::Error> {
+///     anysql::query("CREATE TABLE t (x INTEGER)").execute(&engine).await?;
+///     Ok(())
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -12,7 +12,7 @@
 //! | `postgres` | `postgres://` URLs, over tokio-postgres ([`postgres`]) |
 //! | `macros` (default) | `#[derive(FromRow)]` ([`FromRow`](derive@FromRow)) and `#[derive(Type)]` ([`Type`]) for enums and newtypes |
 //! | `migrate` | migrations: [`migrate::Migrator`], and with `macros` the [`migrate!`] macro that embeds them |
-//! | `testing` | [`testing::fresh_database`]: a database of its own for each test, dropped afterwards |
+//! | `testing` | [`testing::fresh_database`] and, with `macros`, [`#[anysql::test]`](macro@test): a database of its own for each test, dropped afterwards |
 //! | `chrono` | chrono's `NaiveDate`, `NaiveTime`, `NaiveDateTime`, `DateTime<Utc>`, `DateTime<FixedOffset>`, `DateTime<Local>` |
 //! | `time` | the time crate's `Date`, `Time`, `PrimitiveDateTime`, `OffsetDateTime` |
 //! | `uuid` | `uuid::Uuid` |
@@ -166,6 +166,12 @@ pub use anysql_macros::migrate;
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+/// Makes an `async fn name(engine: Engine)` a `#[test]` with a fresh database of its own (the
+/// `testing` and `macros` features): `#[anysql::test]` on tokio, `#[anysql::test(runtime =
+/// "smol")]` or `(runtime = "async-std")` on the others. See [`testing`].
+#[cfg(all(feature = "testing", feature = "macros"))]
+pub use anysql_macros::test;
 
 /// Executors: the [`Runtime`](runtime::Runtime) trait and the compiled-in implementations.
 pub mod runtime {

@@ -5,7 +5,8 @@
 //! It is plain async code, so it works on every runtime: call it from the test attribute of the
 //! executor you use (`#[tokio::test]`, `#[async_std::test]`, or `smol::block_on` in a `#[test]`);
 //! the engine it builds finds the running runtime as [`create_async_engine`](crate::create_async_engine)
-//! does. [`with_fresh_database`] drops the database even when the test fails or panics;
+//! does. The `#[anysql::test]` attribute (with the `macros` feature too) writes the `#[test]`
+//! for you, on the runtime it names. [`with_fresh_database`] drops the database even when the test fails or panics;
 //! [`fresh_database`] hands the database over, to end with [`TestDatabase::close`].
 //!
 //! ```
@@ -230,6 +231,46 @@ where
     match outcome {
         Ok(result) => result,
         Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// What an `#[anysql::test]` function may return: `()`, or a `Result` whose `Err` fails the test.
+pub trait TestOutcome {
+    /// `Err` with a description when the test failed.
+    fn into_outcome(self) -> Result<(), String>;
+}
+
+impl TestOutcome for () {
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: std::fmt::Debug> TestOutcome for Result<(), E> {
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|e| format!("{e:?}"))
+    }
+}
+
+/// The body of an `#[anysql::test]`: runs `test` on a fresh database of [`database_url`] and
+/// panics when it fails.
+#[doc(hidden)]
+pub async fn __run_test<F, Fut, R>(test: F)
+where
+    F: FnOnce(Engine) -> Fut,
+    Fut: Future<Output = R>,
+    R: TestOutcome,
+{
+    let url = database_url();
+    let outcome: Result<Result<(), String>, Error> =
+        with_fresh_database(&url, |engine| async move {
+            Ok(test(engine).await.into_outcome())
+        })
+        .await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(failure)) => panic!("the test failed: {failure}"),
+        Err(e) => panic!("cannot create a fresh test database on {url}: {e}"),
     }
 }
 
