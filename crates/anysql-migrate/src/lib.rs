@@ -9,11 +9,14 @@
 //!
 //! - **Transactions.** Each migration runs in a transaction of its own, with its bookkeeping row:
 //!   when its SQL fails, nothing of it is left and its version is not recorded (DDL is
-//!   transactional on both databases). A file whose first line is `-- anysql:no-transaction` runs
+//!   transactional on both databases); one that fails with a retryable error (a busy database,
+//!   a deadlock, a serialization failure) is tried again within the lock timeout. A file whose first line is `-- anysql:no-transaction` runs
 //!   outside a transaction (for `VACUUM`, `CREATE INDEX CONCURRENTLY`, SQLite's `PRAGMA
-//!   journal_mode`); it is recorded as started before it runs and as done after, so one that
-//!   fails part-way is marked as failed and stops later runs with
-//!   [`MigrateErrorKind::Dirty`] until someone repairs the database and deletes its row. On
+//!   journal_mode`); it is recorded as started before it runs and as applied after, so one
+//!   that fails part-way (or whose process dies) stops later runs with
+//!   [`MigrateErrorKind::Dirty`] until someone repairs the database and deletes its row (on
+//!   SQLite, a runner that finds one started first waits up to the lock timeout, since another
+//!   process may be applying it outside the write lock). On
 //!   PostgreSQL a file of several statements is sent as one simple query, which the server runs
 //!   as one implicit transaction: a statement that refuses transaction blocks (`CREATE INDEX
 //!   CONCURRENTLY`) must be alone in its file.
@@ -27,7 +30,7 @@
 //! - **Checksums.** Each applied migration's SHA-256 is recorded; a later `run` or `revert` whose
 //!   file differs stops before running anything, with [`MigrateErrorKind::ChecksumMismatch`]
 //!   naming the migration. An applied version with no file is [`MigrateErrorKind::Missing`].
-//! - **Bookkeeping.** The table `_anysql_migrations` (version, name, checksum, success,
+//! - **Bookkeeping.** The table `_anysql_migrations` (version, name, checksum, state,
 //!   applied_at, duration_ms), created by the first run.
 //!
 //! Everything goes through the engine's public API (one pooled connection, the engine's runtime
@@ -184,8 +187,11 @@ pub enum MigrationState {
     Applied,
     /// Applied, but its file has changed since: `run` refuses to go on.
     Edited,
-    /// Started outside a transaction and never finished: check the database by hand.
+    /// Failed part-way outside a transaction: check the database by hand.
     Failed,
+    /// Started outside a transaction and not finished: another process is applying it, or its
+    /// run died.
+    Started,
     /// Applied, but no file has its version any more.
     Missing,
 }
@@ -198,6 +204,7 @@ impl MigrationState {
             MigrationState::Applied => "applied",
             MigrationState::Edited => "edited",
             MigrationState::Failed => "failed",
+            MigrationState::Started => "started",
             MigrationState::Missing => "missing",
         }
     }

@@ -42,7 +42,7 @@ impl Dialect {
                  version BIGINT PRIMARY KEY, \
                  name TEXT NOT NULL, \
                  checksum TEXT NOT NULL, \
-                 success BOOLEAN NOT NULL, \
+                 state TEXT NOT NULL, \
                  applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), \
                  duration_ms BIGINT NOT NULL DEFAULT 0)"
             ),
@@ -51,7 +51,7 @@ impl Dialect {
                  version INTEGER PRIMARY KEY, \
                  name TEXT NOT NULL, \
                  checksum TEXT NOT NULL, \
-                 success BOOLEAN NOT NULL, \
+                 state TEXT NOT NULL, \
                  applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
                  duration_ms INTEGER NOT NULL DEFAULT 0)"
             ),
@@ -66,7 +66,7 @@ impl Dialect {
             Dialect::Sqlite => "applied_at",
         };
         format!(
-            "SELECT version, name, checksum, success, {applied_at}, duration_ms FROM {TABLE} \
+            "SELECT version, name, checksum, state, {applied_at}, duration_ms FROM {TABLE} \
              ORDER BY version"
         )
     }
@@ -81,28 +81,36 @@ impl Dialect {
     }
 }
 
+/// A migration that finished.
+const APPLIED: &str = "applied";
+/// A migration outside a transaction that started: it is running, or its run died.
+const STARTED: &str = "started";
+/// A migration outside a transaction that failed part-way.
+const FAILED: &str = "failed";
+
 /// One row of the bookkeeping table.
 #[derive(Debug, Clone)]
 struct Row {
     version: i64,
     name: String,
     checksum: String,
-    success: bool,
+    /// [`APPLIED`], [`STARTED`] or [`FAILED`].
+    state: String,
     applied_at: String,
     duration_ms: i64,
 }
 
 async fn read_rows(conn: &mut Connection, dialect: Dialect) -> Result<Vec<Row>, Error> {
-    let rows: Vec<(i64, String, String, bool, String, i64)> =
+    let rows: Vec<(i64, String, String, String, String, i64)> =
         conn.fetch_all_as(&dialect.select(), ()).await?;
     Ok(rows
         .into_iter()
         .map(
-            |(version, name, checksum, success, applied_at, duration_ms)| Row {
+            |(version, name, checksum, state, applied_at, duration_ms)| Row {
                 version,
                 name,
                 checksum,
-                success,
+                state,
                 applied_at,
                 duration_ms,
             },
@@ -322,6 +330,7 @@ impl Migrator {
         let dialect = session.dialect;
         let mut applied = Vec::new();
         let mut dirty_since: Option<Instant> = None;
+        let mut busy_since: Option<Instant> = None;
         loop {
             let mut tx = begin_step!(session);
             if dialect == Dialect::Sqlite {
@@ -329,11 +338,12 @@ impl Migrator {
             }
             let rows = read_rows(&mut tx, dialect).await?;
             self.verify(&rows)?;
-            if let Some(row) = rows.iter().find(|r| !r.success) {
-                drop(tx);
-                // On SQLite another runner may be applying it right now, outside the write
-                // lock; on PostgreSQL the advisory lock rules that out.
-                if dialect == Dialect::Sqlite {
+            if let Some(row) = rows.iter().find(|r| r.state != APPLIED) {
+                // Let go of the write lock while waiting: the runner applying it needs it too.
+                tx.rollback().await?;
+                // On SQLite another runner may be applying a started one right now, outside the
+                // write lock; on PostgreSQL the advisory lock rules that out.
+                if dialect == Dialect::Sqlite && row.state == STARTED {
                     let since = *dirty_since.get_or_insert_with(Instant::now);
                     if since.elapsed() < session.timeout {
                         session.runtime.sleep(POLL).await;
@@ -352,29 +362,47 @@ impl Migrator {
                 return Ok(applied);
             };
             let insert = format!(
-                "INSERT INTO {TABLE} (version, name, checksum, success, duration_ms) \
+                "INSERT INTO {TABLE} (version, name, checksum, state, duration_ms) \
                  VALUES ($1, $2, $3, $4, $5)"
             );
             let start = Instant::now();
             if m.in_transaction() {
                 if let Err(e) = tx.execute(m.up(), ()).await {
                     let _ = tx.rollback().await;
+                    // Rolled back whole, so a busy database or a deadlock with other traffic
+                    // can be tried again, within the lock timeout.
+                    let since = *busy_since.get_or_insert_with(Instant::now);
+                    if e.is_retryable() && since.elapsed() < session.timeout {
+                        session.runtime.sleep(POLL).await;
+                        continue;
+                    }
                     return Err(failed(m, "applying", true, e));
                 }
+                busy_since = None;
                 let duration = start.elapsed();
                 tx.execute(
                     &insert,
-                    (m.version(), m.name(), m.checksum(), true, millis(duration)),
+                    (
+                        m.version(),
+                        m.name(),
+                        m.checksum(),
+                        APPLIED,
+                        millis(duration),
+                    ),
                 )
                 .await?;
                 tx.commit().await?;
                 applied.push(done_step(m, duration));
             } else {
-                tx.execute(&insert, (m.version(), m.name(), m.checksum(), false, 0_i64))
-                    .await?;
+                tx.execute(
+                    &insert,
+                    (m.version(), m.name(), m.checksum(), STARTED, 0_i64),
+                )
+                .await?;
                 tx.commit().await?;
                 let start = Instant::now();
                 if let Err(e) = session.conn().execute(m.up(), ()).await {
+                    mark_failed(session.conn(), m).await;
                     return Err(failed(m, "applying", false, e));
                 }
                 let duration = start.elapsed();
@@ -382,9 +410,9 @@ impl Migrator {
                     .conn()
                     .execute(
                         &format!(
-                            "UPDATE {TABLE} SET success = $2, duration_ms = $3 WHERE version = $1"
+                            "UPDATE {TABLE} SET state = $2, duration_ms = $3 WHERE version = $1"
                         ),
-                        (m.version(), true, millis(duration)),
+                        (m.version(), APPLIED, millis(duration)),
                     )
                     .await?;
                 applied.push(done_step(m, duration));
@@ -413,7 +441,7 @@ impl Migrator {
         }
         let rows = read_rows(&mut tx, dialect).await?;
         self.verify(&rows)?;
-        if let Some(row) = rows.iter().find(|r| !r.success) {
+        if let Some(row) = rows.iter().find(|r| r.state != APPLIED) {
             return Err(dirty(row));
         }
         let Some(last) = rows.last() else {
@@ -445,12 +473,13 @@ impl Migrator {
             Ok(done_step(m, start.elapsed()))
         } else {
             tx.execute(
-                &format!("UPDATE {TABLE} SET success = $2 WHERE version = $1"),
-                (m.version(), false),
+                &format!("UPDATE {TABLE} SET state = $2 WHERE version = $1"),
+                (m.version(), STARTED),
             )
             .await?;
             tx.commit().await?;
             if let Err(e) = session.conn().execute(down, ()).await {
+                mark_failed(session.conn(), m).await;
                 return Err(failed(m, "reverting", false, e));
             }
             let duration = start.elapsed();
@@ -488,7 +517,8 @@ impl Migrator {
         for row in rows {
             let state = match self.find(row.version) {
                 None => MigrationState::Missing,
-                Some(_) if !row.success => MigrationState::Failed,
+                Some(_) if row.state == STARTED => MigrationState::Started,
+                Some(_) if row.state != APPLIED => MigrationState::Failed,
                 Some(m) if m.checksum() != row.checksum => MigrationState::Edited,
                 Some(_) => MigrationState::Applied,
             };
@@ -536,13 +566,30 @@ fn failed(m: &Migration, doing: &str, in_transaction: bool, e: Error) -> Migrate
     .with_source(e)
 }
 
+/// Records that a migration outside a transaction failed, so that later runs stop at once
+/// rather than wait for it. Best effort: if this fails too, the row stays `started`, which later
+/// runs report all the same (on SQLite after the lock timeout).
+async fn mark_failed(conn: &mut Connection, m: &Migration) {
+    let _ = conn
+        .execute(
+            &format!("UPDATE {TABLE} SET state = $2 WHERE version = $1"),
+            (m.version(), FAILED),
+        )
+        .await;
+}
+
 fn dirty(row: &Row) -> MigrateError {
+    let what = if row.state == STARTED {
+        "started outside a transaction and did not finish (its process died, or another process \
+         is still applying it)"
+    } else {
+        "failed part-way outside a transaction"
+    };
     MigrateError::new(
         MigrateErrorKind::Dirty,
         format!(
-            "migration {} ({}) ran outside a transaction and did not finish (it failed, or its \
-             process died); check what of it the database holds, repair it by hand, then delete \
-             its row from {TABLE} and run again",
+            "migration {} ({}) {what}; check what of it the database holds, repair it by hand, \
+             then delete its row from {TABLE} and run again",
             row.version, row.name
         ),
     )
