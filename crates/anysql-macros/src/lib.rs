@@ -709,9 +709,15 @@ pub fn derive_type(input: TokenStream) -> TokenStream {
 /// rebuilds when one changes; to have it notice a *new* file too, add a build script with
 /// `println!("cargo:rerun-if-changed=migrations");`.
 ///
-/// ```ignore
-/// let migrator = anysql::migrate!("migrations");
+/// ```
+/// # smol::block_on(async {
+/// // This crate's doc tests run in crates/anysql-macros; an application writes "migrations".
+/// let migrator = anysql::migrate!("../anysql/tests/migrations");
+/// assert_eq!(migrator.migrations().len(), 2);
+/// let engine = anysql::create_async_engine("sqlite::memory:")?;
 /// migrator.run(&engine).await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
 /// ```
 #[proc_macro]
 pub fn migrate(input: TokenStream) -> TokenStream {
@@ -730,12 +736,13 @@ pub fn migrate(input: TokenStream) -> TokenStream {
 /// function may return `()` or a `Result<(), E>` with `E: Debug`; an `Err` fails the test. Other
 /// attributes, such as `#[should_panic]`, go on as usual.
 ///
-/// ```ignore
+/// ```
 /// #[anysql::test(runtime = "smol")]
 /// async fn counts(engine: anysql::Engine) -> Result<(), anysql::Error> {
 ///     anysql::query("CREATE TABLE t (x INTEGER)").execute(&engine).await?;
 ///     Ok(())
 /// }
+/// # fn main() {}
 /// ```
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {

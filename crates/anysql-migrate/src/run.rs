@@ -352,6 +352,7 @@ impl Migrator {
                 }
                 return Err(dirty(row));
             }
+            dirty_since = None;
             let done: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.version).collect();
             let Some(m) = self
                 .migrations
@@ -391,7 +392,10 @@ impl Migrator {
                     ),
                 )
                 .await?;
-                tx.commit().await?;
+                // A commit can fail too (a deferred constraint, a serialization failure).
+                if let Err(e) = tx.commit().await {
+                    return Err(failed(m, "applying", true, e));
+                }
                 applied.push(done_step(m, duration));
             } else {
                 tx.execute(
@@ -469,7 +473,9 @@ impl Migrator {
                 return Err(failed(m, "reverting", true, e));
             }
             tx.execute(&delete, (m.version(),)).await?;
-            tx.commit().await?;
+            if let Err(e) = tx.commit().await {
+                return Err(failed(m, "reverting", true, e));
+            }
             Ok(done_step(m, start.elapsed()))
         } else {
             tx.execute(
