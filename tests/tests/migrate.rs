@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anysql::migrate::{MigrateErrorKind, Migration, MigrationState, Migrator};
 use anysql::prelude::*;
-use anysql_conformance::{spawn, TestDb};
+use anysql_conformance::{spawn, with_timeout, TestDb};
 
 anysql_conformance::cell_tests!(
     every_cell,
@@ -22,6 +22,7 @@ anysql_conformance::cell_tests!(
     embedded_migrations_run_and_revert,
     a_migrator_reads_a_directory_at_run_time,
     a_held_lock_times_out,
+    a_dropped_run_releases_the_lock_and_keeps_nothing,
     fresh_databases_are_separate_and_removed,
 );
 
@@ -574,6 +575,39 @@ async fn a_held_lock_times_out(db: TestDb) -> Result<(), Error> {
         );
     }
     assert!(table_exists(&engine, &db, "b").await?);
+    Ok(())
+}
+
+/// A run whose future is dropped in the middle of a migration: its transaction is rolled back,
+/// and on PostgreSQL its advisory lock is released (the connection would otherwise go back to
+/// the pool still holding it, and no other runner could ever migrate).
+async fn a_dropped_run_releases_the_lock_and_keeps_nothing(db: TestDb) -> Result<(), Error> {
+    let slow = if db.is_postgres() {
+        "CREATE TABLE s (x INTEGER); SELECT pg_sleep(1)"
+    } else {
+        "CREATE TABLE s (x INTEGER); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 \
+         FROM c WHERE x < 2000000) SELECT count(*) FROM c"
+    };
+    let migrator = Migrator::new(vec![migration(1, "s", slow, None)])
+        .unwrap()
+        .lock_timeout(Duration::from_secs(5));
+    let first = db.engine();
+    let dropped = with_timeout(Duration::from_millis(200), migrator.run(&first)).await;
+    assert!(
+        dropped.is_none(),
+        "the run should still be busy: {dropped:?}"
+    );
+
+    let second = db.engine();
+    let applied = migrator.run(&second).await.unwrap();
+    assert_eq!(applied.len(), 1, "the dropped run recorded nothing");
+    let n: i64 = query_scalar("SELECT count(*) FROM _anysql_migrations")
+        .fetch_one(&second)
+        .await?;
+    assert_eq!(n, 1);
+    assert!(table_exists(&second, &db, "s").await?);
+    // The first engine can migrate again too: its connection came back clean.
+    assert!(migrator.run(&first).await.unwrap().is_empty());
     Ok(())
 }
 
