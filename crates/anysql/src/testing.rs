@@ -189,7 +189,8 @@ impl TestDatabase {
     }
 
     /// Closes the engine and removes the database: the SQLite file and its directory, or the
-    /// PostgreSQL database (`DROP DATABASE … WITH (FORCE)`, which ends sessions still open).
+    /// PostgreSQL database (`DROP DATABASE … WITH (FORCE)`, which ends sessions still open and
+    /// needs PostgreSQL 13 or later; on an older server the database is left behind).
     pub async fn close(mut self) {
         self.engine.close().await;
         let cleanup = std::mem::replace(&mut self.cleanup, Cleanup::Done);
