@@ -33,7 +33,9 @@
 //! - **Bookkeeping.** The table `_anysql_migrations` (version, name, checksum, state,
 //!   applied_at, duration_ms), created by the first run.
 //!
-//! Everything goes through the engine's public API (one pooled connection, the engine's runtime
+//! A file may hold several statements: both drivers run an `execute` without parameters as a
+//! script (SQLite statement by statement, PostgreSQL as one simple query), so the migrator needs
+//! nothing beyond the engine's public API. Everything goes through it (one pooled connection, the engine's runtime
 //! for waiting), so the migrator never names a runtime and runs on whichever the engine uses.
 //!
 //! # Examples
