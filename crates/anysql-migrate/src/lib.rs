@@ -35,8 +35,9 @@
 //!
 //! A file may hold several statements: both drivers run an `execute` without parameters as a
 //! script (SQLite statement by statement, PostgreSQL as one simple query), so the migrator needs
-//! nothing beyond the engine's public API. Everything goes through it (one pooled connection, the engine's runtime
-//! for waiting), so the migrator never names a runtime and runs on whichever the engine uses.
+//! nothing beyond the engine's public API. Everything goes through it (one pooled connection,
+//! the engine's runtime for waiting), so the migrator never names a runtime and runs on
+//! whichever the engine uses.
 //!
 //! # Examples
 //!
