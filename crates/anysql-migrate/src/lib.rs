@@ -10,16 +10,16 @@
 //! - **Transactions.** Each migration runs in a transaction of its own, with its bookkeeping row:
 //!   when its SQL fails, nothing of it is left and its version is not recorded (DDL is
 //!   transactional on both databases); one that fails with a retryable error (a busy database,
-//!   a deadlock, a serialization failure) is tried again within the lock timeout. A file whose first line is `-- anysql:no-transaction` runs
-//!   outside a transaction (for `VACUUM`, `CREATE INDEX CONCURRENTLY`, SQLite's `PRAGMA
-//!   journal_mode`); it is recorded as started before it runs and as applied after, so one
-//!   that fails part-way (or whose process dies) stops later runs with
-//!   [`MigrateErrorKind::Dirty`] until someone repairs the database and deletes its row (on
-//!   SQLite, a runner that finds one started first waits up to the lock timeout, since another
-//!   process may be applying it outside the write lock). On
-//!   PostgreSQL a file of several statements is sent as one simple query, which the server runs
-//!   as one implicit transaction: a statement that refuses transaction blocks (`CREATE INDEX
-//!   CONCURRENTLY`) must be alone in its file.
+//!   a deadlock, a serialization failure) is tried again within the lock timeout. A file whose
+//!   first line is `-- anysql:no-transaction` runs outside a transaction (for `VACUUM`, `CREATE
+//!   INDEX CONCURRENTLY`, SQLite's `PRAGMA journal_mode`); it is recorded as started before it
+//!   runs and as applied after, so one that fails part-way (or whose process dies) stops later
+//!   runs with [`MigrateErrorKind::Dirty`] until someone repairs the database and deletes its row
+//!   (on SQLite, a runner that finds one started first waits up to the lock timeout, since
+//!   another process may be applying it outside the write lock). On PostgreSQL a file of several
+//!   statements is sent as one simple query, which the server runs as one implicit transaction:
+//!   a statement that refuses transaction blocks (`CREATE INDEX CONCURRENTLY`) must be alone in
+//!   its file.
 //! - **The lock.** Two processes never migrate one database at once. On PostgreSQL the run holds
 //!   a session advisory lock, on one connection of the engine, from start to end (its key is
 //!   derived from the database, the schema and the table name, so separate schemas migrate

@@ -4,9 +4,10 @@
 //!
 //! It is plain async code, so it works on every runtime: call it from the test attribute of the
 //! executor you use (`#[tokio::test]`, `#[async_std::test]`, or `smol::block_on` in a `#[test]`);
-//! the engine it builds finds the running runtime as [`create_async_engine`](crate::create_async_engine)
-//! does. The `#[anysql::test]` attribute (with the `macros` feature too) writes the `#[test]`
-//! for you, on the runtime it names. [`with_fresh_database`] drops the database even when the test fails or panics;
+//! the engine it builds finds the running runtime as
+//! [`create_async_engine`](crate::create_async_engine) does. The `#[anysql::test]` attribute (with
+//! the `macros` feature too) writes the `#[test]` for you, on the runtime it names.
+//! [`with_fresh_database`] drops the database even when the test fails or panics;
 //! [`fresh_database`] hands the database over, to end with [`TestDatabase::close`].
 //!
 //! ```
