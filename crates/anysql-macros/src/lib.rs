@@ -1,5 +1,5 @@
-//! The derive macros of [anysql](https://docs.rs/anysql): `#[derive(FromRow)]` and
-//! `#[derive(Type)]`.
+//! The macros of [anysql](https://docs.rs/anysql): `#[derive(FromRow)]`, `#[derive(Type)]`,
+//! `migrate!` and `#[anysql::test]`.
 //!
 //! Use them through the `anysql` crate (its `macros` feature, on by default), as
 //! `anysql::FromRow` and `anysql::Type`; this crate is an implementation detail. See
@@ -8,6 +8,8 @@
 mod attr;
 mod case;
 mod from_row;
+mod migrate;
+mod test_attr;
 mod value_type;
 
 use proc_macro::TokenStream;
@@ -692,6 +694,59 @@ pub fn derive_from_row(input: TokenStream) -> TokenStream {
 pub fn derive_type(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     value_type::expand(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Embeds a directory of migration files in the binary and evaluates to an
+/// `anysql::migrate::Migrator` for them: `migrate!("migrations")` (the default when no path is
+/// given), the path relative to the crate's `Cargo.toml`. Use it through `anysql::migrate!`
+/// (the `macros` and `migrate` features).
+///
+/// Files are named `<version>_<name>.sql`, with an optional `<version>_<name>.down.sql`; other
+/// files are ignored, and a badly named `.sql` file, two files with one version or a down file
+/// without its up file is a compile error. Each file is embedded with `include_str!`, so cargo
+/// rebuilds when one changes; to have it notice a *new* file too, add a build script with
+/// `println!("cargo:rerun-if-changed=migrations");`.
+///
+/// ```
+/// # smol::block_on(async {
+/// // This crate's doc tests run in crates/anysql-macros; an application writes "migrations".
+/// let migrator = anysql::migrate!("../anysql/tests/migrations");
+/// assert_eq!(migrator.migrations().len(), 2);
+/// let engine = anysql::create_async_engine("sqlite::memory:")?;
+/// migrator.run(&engine).await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[proc_macro]
+pub fn migrate(input: TokenStream) -> TokenStream {
+    migrate::expand(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Makes an `async fn name(engine: anysql::Engine)` a `#[test]` that runs on a fresh database:
+/// a temporary SQLite file, or a uniquely named PostgreSQL database dropped afterwards (also when
+/// the test fails or panics), on the URL of `ANYSQL_TEST_DATABASE_URL`, else `DATABASE_URL`, else
+/// `sqlite:`. Use it as `#[anysql::test]` (the `macros` and `testing` features).
+///
+/// The body runs on the runtime named by `runtime = "tokio"` (the default), `"smol"` or
+/// `"async-std"`, whose crate the test crate must depend on (tokio with its `rt` feature). The
+/// function may return `()` or a `Result<(), E>` with `E: Debug`; an `Err` fails the test. Other
+/// attributes, such as `#[should_panic]`, go on as usual.
+///
+/// ```
+/// #[anysql::test(runtime = "smol")]
+/// async fn counts(engine: anysql::Engine) -> Result<(), anysql::Error> {
+///     anysql::query("CREATE TABLE t (x INTEGER)").execute(&engine).await?;
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

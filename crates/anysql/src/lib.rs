@@ -11,6 +11,8 @@
 //! | `sqlite` (default) | `sqlite:` URLs, over rusqlite with a bundled SQLite ([`sqlite`]) |
 //! | `postgres` | `postgres://` URLs, over tokio-postgres ([`postgres`]) |
 //! | `macros` (default) | `#[derive(FromRow)]` ([`FromRow`](derive@FromRow)) and `#[derive(Type)]` ([`Type`]) for enums and newtypes |
+//! | `migrate` | migrations: [`migrate::Migrator`], and with `macros` the [`migrate!`] macro that embeds them |
+//! | `testing` | [`testing::fresh_database`] and, with `macros`, [`#[anysql::test]`](macro@test): a database of its own for each test, dropped afterwards |
 //! | `chrono` | chrono's `NaiveDate`, `NaiveTime`, `NaiveDateTime`, `DateTime<Utc>`, `DateTime<FixedOffset>`, `DateTime<Local>` |
 //! | `time` | the time crate's `Date`, `Time`, `PrimitiveDateTime`, `OffsetDateTime` |
 //! | `uuid` | `uuid::Uuid` |
@@ -166,6 +168,45 @@ pub use anysql_macros::FromRow;
 /// PostgreSQL enum type) or a `#[anysql(transparent)]` newtype (the `macros` feature).
 #[cfg(feature = "macros")]
 pub use anysql_macros::Type;
+
+/// SQL migrations (the `migrate` feature): files named `<version>_<name>.sql`, with an optional
+/// `<version>_<name>.down.sql`, applied in order of version by a [`Migrator`](migrate::Migrator),
+/// each in its own transaction, under a lock that keeps two processes from migrating at once.
+///
+/// ```
+/// # #[cfg(all(feature = "sqlite", feature = "runtime-smol", feature = "macros"))]
+/// # smol::block_on(async {
+/// // Embedded at compile time; `Migrator::from_dir("tests/migrations")` reads them at run time.
+/// let migrator = anysql::migrate!("tests/migrations");
+/// let engine = anysql::create_async_engine("sqlite::memory:")?;
+/// migrator.run(&engine).await?;
+/// let n: i64 = anysql::query_scalar("SELECT count(*) FROM people").fetch_one(&engine).await?;
+/// assert_eq!(n, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+///
+/// See the [`anysql_migrate`] crate's documentation for transactions, the no-transaction opt-out
+/// (`-- anysql:no-transaction` on the first line), the lock and the checksums.
+#[cfg(feature = "migrate")]
+pub mod migrate {
+    pub use anysql_migrate::*;
+}
+
+/// Embeds a directory of migrations at compile time and evaluates to a
+/// [`Migrator`](migrate::Migrator) (the `migrate` and `macros` features); see
+/// [`migrate`](mod@migrate).
+#[cfg(all(feature = "migrate", feature = "macros"))]
+pub use anysql_macros::migrate;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+/// Makes an `async fn name(engine: Engine)` a `#[test]` with a fresh database of its own (the
+/// `testing` and `macros` features): `#[anysql::test]` on tokio, `#[anysql::test(runtime =
+/// "smol")]` or `(runtime = "async-std")` on the others. See [`testing`].
+#[cfg(all(feature = "testing", feature = "macros"))]
+pub use anysql_macros::test;
 
 /// Executors: the [`Runtime`](runtime::Runtime) trait and the compiled-in implementations.
 pub mod runtime {
