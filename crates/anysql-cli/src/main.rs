@@ -79,7 +79,9 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Usage> {
             Short('D') | Long("database-url") => {
                 database_url = Some(parser.value().map_err(usage)?.string().map_err(usage)?)
             }
-            Short('s') | Long("source") => source = Some(PathBuf::from(parser.value().map_err(usage)?)),
+            Short('s') | Long("source") => {
+                source = Some(PathBuf::from(parser.value().map_err(usage)?))
+            }
             Short('r') | Long("reversible") => reversible = true,
             Short('h') | Long("help") => help = true,
             Short('V') | Long("version") => version = true,
@@ -102,13 +104,21 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Usage> {
             ["migrate", "info"] => Command::Info,
             ["migrate", "revert"] => Command::Revert,
             [] => Command::Help,
-            ["migrate"] => return Err(Usage("migrate needs a command: add, run, info or revert".into())),
+            ["migrate"] => {
+                return Err(Usage(
+                    "migrate needs a command: add, run, info or revert".into(),
+                ))
+            }
             ["migrate", other, ..] => {
                 return Err(Usage(format!(
                     "unknown migrate command {other:?}: expected add, run, info or revert"
                 )))
             }
-            [other, ..] => return Err(Usage(format!("unknown command {other:?}: expected migrate"))),
+            [other, ..] => {
+                return Err(Usage(format!(
+                    "unknown command {other:?}: expected migrate"
+                )))
+            }
         }
     };
     if reversible && !matches!(command, Command::Add { .. } | Command::Help) {
@@ -156,9 +166,7 @@ async fn run(args: Args) -> Result<(), String> {
             if args.source.is_dir() {
                 e.to_string()
             } else {
-                format!(
-                    "{e} (create one with `anysql migrate add NAME`, or point --source at it)"
-                )
+                format!("{e} (create one with `anysql migrate add NAME`, or point --source at it)")
             }
         })
     };
@@ -249,11 +257,17 @@ fn add(dir: &Path, name: &str, reversible: bool) -> Result<(), String> {
         }
     }
     let up = dir.join(format!("{version}_{name}.sql"));
-    write_new(&up, &format!("-- {name}: the SQL that applies this migration.\n"))?;
+    write_new(
+        &up,
+        &format!("-- {name}: the SQL that applies this migration.\n"),
+    )?;
     println!("created {}", up.display());
     if reversible {
         let down = dir.join(format!("{version}_{name}.down.sql"));
-        write_new(&down, &format!("-- {name}: the SQL that reverts this migration.\n"))?;
+        write_new(
+            &down,
+            &format!("-- {name}: the SQL that reverts this migration.\n"),
+        )?;
         println!("created {}", down.display());
     }
     Ok(())
@@ -321,7 +335,10 @@ mod tests {
         );
         assert_eq!(a.source, PathBuf::from("db/m"));
         let a = args("migrate run --database-url sqlite:x.db").unwrap();
-        assert_eq!((a.command, a.database_url.as_deref()), (Command::Run, Some("sqlite:x.db")));
+        assert_eq!(
+            (a.command, a.database_url.as_deref()),
+            (Command::Run, Some("sqlite:x.db"))
+        );
         assert_eq!(args("migrate info").unwrap().command, Command::Info);
         assert_eq!(args("migrate revert").unwrap().command, Command::Revert);
         assert_eq!(args("").unwrap().command, Command::Help);

@@ -65,6 +65,12 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// What telemetry reports about the server these connections go to (with the `tracing`
+    /// feature, every statement's span carries it). The default names no system and no server.
+    fn server_info(&self) -> ServerInfo {
+        ServerInfo::default()
+    }
+
     /// Opens a connection that many tasks may use at once, for the statements the
     /// [`Engine`](crate::Engine) runs outside any transaction (`engine.execute`,
     /// `engine.fetch_*`); `Ok(None)` (the default) when this driver or these options have none.
@@ -80,6 +86,61 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Option<Arc<dyn SharedConnection>>, Error> {
         let _ = runtime;
         Ok(None)
+    }
+}
+
+/// The server a [`Connector`]'s connections go to, as telemetry names it: OpenTelemetry's
+/// `db.system.name`, `db.namespace`, `server.address` and `server.port`.
+///
+/// ```
+/// use anysql_core::ServerInfo;
+///
+/// let info = ServerInfo::new("postgresql")
+///     .namespace("shop")
+///     .address("db.internal")
+///     .port(5432);
+/// assert_eq!(info.system, "postgresql");
+/// assert_eq!(info.port, Some(5432));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerInfo {
+    /// The database system, by OpenTelemetry's names: `postgresql`, `sqlite`, …; empty when
+    /// unknown (then `other_sql` is reported).
+    pub system: &'static str,
+    /// The database: its name on a server, its file for SQLite.
+    pub namespace: Option<String>,
+    /// The server's host name or address (a Unix socket's directory for a local socket).
+    pub address: Option<String>,
+    /// The server's port, over TCP.
+    pub port: Option<u16>,
+}
+
+impl ServerInfo {
+    /// Information naming only the system.
+    pub fn new(system: &'static str) -> Self {
+        ServerInfo {
+            system,
+            ..ServerInfo::default()
+        }
+    }
+
+    /// Sets the database name or file.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Sets the server's host name or address.
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
+    /// Sets the server's port.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
     }
 }
 

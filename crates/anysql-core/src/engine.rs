@@ -467,6 +467,15 @@ impl EngineBuilder {
         self.setting(move |o| o.max_lifetime = lifetime)
     }
 
+    /// Logs every statement that takes at least `threshold` as a warning (target
+    /// `anysql::slow_statement`, with its SQL and duration, never its parameters); `None`, the
+    /// default, turns it off. The URL form is `?slow_statement=500ms`. See the
+    /// [`telemetry`](crate::telemetry) module.
+    #[cfg(feature = "tracing")]
+    pub fn slow_statement(self, threshold: Option<Duration>) -> Self {
+        self.setting(move |pool| pool.slow_statement = threshold)
+    }
+
     /// Whether a connection idle for a while is pinged before it is handed out (default on).
     pub fn health_check(self, enabled: bool) -> Self {
         self.setting(move |o| o.health_check = enabled)
@@ -527,6 +536,8 @@ impl EngineBuilder {
         }
         pool.validate()?;
         let connector = driver.connector(&options)?;
+        #[cfg(feature = "tracing")]
+        let connector = crate::telemetry::TracedConnector::wrap(connector, pool.slow_statement);
         let shared = PoolShared::new(
             connector,
             runtime,

@@ -40,6 +40,8 @@ mod shared;
 pub mod spin;
 pub mod sql;
 pub mod statement_cache;
+#[cfg(feature = "tracing")]
+pub mod telemetry;
 mod transaction;
 mod transaction_options;
 pub mod types;
@@ -49,7 +51,7 @@ pub use cancel::CancelHandle;
 pub use connection::{Connection, Rows};
 pub use driver::{
     AsyncDriver, CancelQuery, Connector, DriverConnection, ParamSets, RowSink, RowStream,
-    SharedConnection,
+    ServerInfo, SharedConnection,
 };
 pub use engine::{Engine, EngineBuilder};
 pub use error::{ConstraintKind, DatabaseError, Error, ErrorKind, Result};

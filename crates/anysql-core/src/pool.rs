@@ -18,6 +18,17 @@ use crate::runtime::{with_deadline, BoxFuture, SharedRuntime};
 pub type AfterConnect =
     Arc<dyn for<'c> Fn(&'c mut Connection) -> BoxFuture<'c, Result<(), Error>> + Send + Sync>;
 
+/// A `DEBUG` event with target `anysql::pool` (the `tracing` feature); without the feature its
+/// arguments are not even evaluated.
+macro_rules! pool_event {
+    ($($arg:tt)+) => {
+        #[cfg(feature = "tracing")]
+        {
+            ::tracing::debug!(target: "anysql::pool", $($arg)+);
+        }
+    };
+}
+
 /// How the pool behind an engine behaves. Set it on the builder or in the URL's query string:
 /// `?max_size=8&acquire_timeout=5s`.
 ///
@@ -35,6 +46,7 @@ pub type AfterConnect =
 /// | `max_lifetime` | `off`, or up to 365 days ([`PoolOptions::MAX_LIFETIME`]) | 30 min |
 /// | `health_check` | `true` or `false` | `true` |
 /// | `health_check_after` | 0 to 1 day: how long a connection must have been idle to be pinged on its way out (`0s`: always) | 1 s |
+/// | `slow_statement` | `off`, or up to 1 day: statements that take at least this long are logged as a warning (needs the `tracing` feature) | off |
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     pub(crate) max_size: usize,
@@ -45,6 +57,7 @@ pub struct PoolOptions {
     pub(crate) health_check: bool,
     pub(crate) health_check_after: Duration,
     pub(crate) reset_timeout: Duration,
+    pub(crate) slow_statement: Option<Duration>,
 }
 
 impl Default for PoolOptions {
@@ -58,6 +71,7 @@ impl Default for PoolOptions {
             health_check: true,
             health_check_after: Duration::from_secs(1),
             reset_timeout: Duration::from_secs(5),
+            slow_statement: None,
         }
     }
 }
@@ -70,6 +84,7 @@ const URL_PARAMS: &[&str] = &[
     "max_lifetime",
     "health_check",
     "health_check_after",
+    "slow_statement",
 ];
 
 impl PoolOptions {
@@ -150,6 +165,9 @@ impl PoolOptions {
             "health_check_after" => {
                 self.health_check_after = duration(Self::MAX_ACQUIRE_TIMEOUT, "1 day (24h)")?
             }
+            "slow_statement" => {
+                self.slow_statement = optional_duration(Self::MAX_ACQUIRE_TIMEOUT, "1 day (24h)")?
+            }
             _ => return Err(Error::configuration(format!("unknown pool option `{key}`"))),
         }
         Ok(())
@@ -181,6 +199,20 @@ impl PoolOptions {
                 "the pool's health_check_after ({:?}) is out of range: it must be at most 1 day (24h)",
                 self.health_check_after
             )));
+        }
+        if let Some(threshold) = self.slow_statement {
+            if cfg!(not(feature = "tracing")) {
+                return Err(Error::configuration(
+                    "slow_statement needs anysql's `tracing` feature, which logs the slow statements; \
+                     enable it, or remove the option",
+                ));
+            }
+            if threshold > Self::MAX_ACQUIRE_TIMEOUT {
+                return Err(Error::configuration(format!(
+                    "the slow_statement threshold ({threshold:?}) is out of range: it must be at most 1 day (24h), \
+                     or None to turn it off"
+                )));
+            }
         }
         for (name, value) in [
             ("idle_timeout", self.idle_timeout),
@@ -396,6 +428,10 @@ impl PoolShared {
         match result {
             Ok(ok) => {
                 self.counters.acquires.fetch_add(1, Ordering::Relaxed);
+                pool_event!(
+                    wait_us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+                    "connection acquired"
+                );
                 Ok(ok)
             }
             Err(e) if e.kind() == ErrorKind::Timeout => {
@@ -416,6 +452,7 @@ impl PoolShared {
                 if let Some(cause) = last {
                     message = format!("{message}; the last connect attempt failed: {cause}");
                 }
+                pool_event!(%message, "acquire timed out");
                 Err(Error::new(ErrorKind::PoolTimeout, message))
             }
             Err(e) => Err(e),
@@ -482,6 +519,7 @@ impl PoolShared {
             Ok(conn) => {
                 self.size.fetch_add(1, Ordering::AcqRel);
                 self.counters.created.fetch_add(1, Ordering::Relaxed);
+                pool_event!(pool = %self.description, "connection opened");
                 *self
                     .last_connect_error
                     .lock()
@@ -489,6 +527,7 @@ impl PoolShared {
                 Ok(conn)
             }
             Err(e) => {
+                pool_event!(pool = %self.description, error = %e, "connect failed");
                 *self
                     .last_connect_error
                     .lock()
@@ -514,6 +553,7 @@ impl PoolShared {
         if broken {
             self.counters.closed_broken.fetch_add(1, Ordering::Relaxed);
         }
+        pool_event!(broken, "connection discarded");
         drop(conn);
     }
 
@@ -587,6 +627,10 @@ impl Lease {
         let timeout = pool.options.reset_timeout;
         runtime.spawn(Box::pin(async move {
             let reset = with_deadline(&*pool.runtime, Some(timeout), conn.reset()).await;
+            pool_event!(
+                ok = reset.is_ok(),
+                "connection reset after an interrupted operation"
+            );
             match reset {
                 Ok(()) if !conn.is_broken() && !pool.is_closed() => self.put_idle(conn),
                 _ => pool.discard(conn, true),
@@ -658,6 +702,30 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Configuration);
         o.max_size = 0;
         assert!(o.validate().is_err());
+    }
+
+    /// `slow_statement` works with the `tracing` feature, which logs the warnings, and is a clear
+    /// configuration error without it (never silently ignored).
+    #[test]
+    fn slow_statement_needs_the_tracing_feature() {
+        let mut o = PoolOptions::default();
+        o.apply_url_param("slow_statement", "500ms", false).unwrap();
+        assert_eq!(o.slow_statement, Some(Duration::from_millis(500)));
+        let checked = o.validate();
+        if cfg!(feature = "tracing") {
+            checked.unwrap();
+        } else {
+            let err = checked.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration);
+            assert!(err.message().contains("`tracing` feature"), "{err}");
+        }
+        o.apply_url_param("slow_statement", "off", false).unwrap();
+        assert_eq!(o.slow_statement, None);
+        o.validate().unwrap();
+        let err = o
+            .apply_url_param("slow_statement", "25h", false)
+            .unwrap_err();
+        assert!(err.message().contains("slow_statement"), "{err}");
     }
 
     /// Issue #10: `max_size=10000000000000000000` panicked in the semaphore.

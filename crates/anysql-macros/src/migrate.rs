@@ -26,8 +26,12 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
         .map(PathBuf::from)
         .ok_or_else(|| error("CARGO_MANIFEST_DIR is not set: build with cargo".into()))?;
     let path = root.join(dir.value());
-    let entries = std::fs::read_dir(&path)
-        .map_err(|e| error(format!("cannot read the migrations directory {}: {e}", path.display())))?;
+    let entries = std::fs::read_dir(&path).map_err(|e| {
+        error(format!(
+            "cannot read the migrations directory {}: {e}",
+            path.display()
+        ))
+    })?;
 
     let mut by_version: BTreeMap<i64, Files> = BTreeMap::new();
     for entry in entries {

@@ -337,7 +337,11 @@ impl Migrator {
                 return Err(dirty(row));
             }
             let done: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.version).collect();
-            let Some(m) = self.migrations.iter().find(|m| !done.contains(&m.version())) else {
+            let Some(m) = self
+                .migrations
+                .iter()
+                .find(|m| !done.contains(&m.version()))
+            else {
                 tx.commit().await?;
                 return Ok(applied);
             };

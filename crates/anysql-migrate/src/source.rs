@@ -278,7 +278,13 @@ mod tests {
 
     #[test]
     fn versions_sort_numerically_and_downs_pair_up() {
-        let ms = collect(files(&["10_b.sql", "9_a.sql", "10_b.down.sql", "notes.txt"])).unwrap();
+        let ms = collect(files(&[
+            "10_b.sql",
+            "9_a.sql",
+            "10_b.down.sql",
+            "notes.txt",
+        ]))
+        .unwrap();
         assert_eq!(ms.iter().map(|m| m.version()).collect::<Vec<_>>(), [9, 10]);
         assert_eq!(ms[1].down(), Some("-- 10_b.down.sql"));
         assert_eq!(ms[0].down(), None);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use anysql_core::spin::Waiters;
 use anysql_core::{
-    BoxSocket, Connector, DriverConnection, Error, Runtime, RuntimeExt, SharedConnection,
-    SharedRuntime,
+    BoxSocket, Connector, DriverConnection, Error, Runtime, RuntimeExt, ServerInfo,
+    SharedConnection, SharedRuntime,
 };
 use async_trait::async_trait;
 use tokio_postgres::{Client, Config, NoTls};
@@ -218,6 +218,25 @@ impl Connector for PgConnector {
         let conn =
             PgConnection::connect_with(&self.options, &self.config, &self.waiters, runtime).await?;
         Ok(Box::new(conn))
+    }
+
+    /// The first host (or none, when the URL is ambiguous about where its password ends) and
+    /// the database, which defaults to the user's name as in libpq.
+    fn server_info(&self) -> ServerInfo {
+        let mut info = ServerInfo::new("postgresql");
+        if let Some(database) = self.options.dbname().or(self.options.user()) {
+            info = info.namespace(database);
+        }
+        match self.options.hosts().first() {
+            _ if self.options.concealed => {}
+            Some(PgHost::Tcp { host, port }) => info = info.address(host.as_str()).port(*port),
+            Some(PgHost::Unix { path }) => {
+                let dir = path.parent().unwrap_or(path);
+                info = info.address(dir.display().to_string());
+            }
+            None => {}
+        }
+        info
     }
 
     /// One pipelined connection for the engine's statements outside transactions, its I/O

@@ -320,7 +320,9 @@ mod tests;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use anysql_core::{AsyncDriver, ConnectOptions, Connector, DriverConnection, Error, SharedRuntime};
+use anysql_core::{
+    AsyncDriver, ConnectOptions, Connector, DriverConnection, Error, ServerInfo, SharedRuntime,
+};
 use async_trait::async_trait;
 
 pub use connection::{SqliteConnection, SqliteConnectionExt};
@@ -419,6 +421,10 @@ impl Connector for SqliteConnector {
         )
         .await?;
         Ok(Box::new(conn))
+    }
+
+    fn server_info(&self) -> ServerInfo {
+        ServerInfo::new("sqlite").namespace(self.config.describe().to_string())
     }
 }
 

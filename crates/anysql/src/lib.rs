@@ -18,6 +18,7 @@
 //! | `uuid` | `uuid::Uuid` |
 //! | `json` | `serde_json::Value` and [`Json<T>`](Json) for any serde type |
 //! | `decimal` | `rust_decimal::Decimal`, exact |
+//! | `tracing` | one span per statement with OpenTelemetry's attribute names, pool events, and the `slow_statement` warning ([`telemetry`]) |
 //!
 //! Whatever the features, `i8` to `i64`, `u8` to `u64` (range-checked), `f32`, `f64`, `bool`,
 //! `String`, `&str`, bytes, `std::net::IpAddr`, arrays (`Vec<T>` and `&[T]`: PostgreSQL arrays;
@@ -104,6 +105,24 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Tracing
+//!
+//! With the `tracing` feature every statement runs in a span (target `anysql::statement`) whose
+//! fields carry OpenTelemetry's stable database attribute names (`db.system.name`,
+//! `db.query.text`, `db.operation.name`, `server.address`, `db.response.status_code`, …), and
+//! `otel.name` holds the span name the conventions ask for (`SELECT users`). The SQL is recorded
+//! as written; parameter values never are. The pool reports acquires (with the wait), connects,
+//! resets and discards as `DEBUG` events with target `anysql::pool`, and `?slow_statement=500ms`
+//! (or [`EngineBuilder::slow_statement`]) logs slower statements as warnings. The [`telemetry`]
+//! module lists every field. Without the feature none of it is compiled.
+//!
+//! tokio-postgres logs each statement's parameter values through the `log` crate at `DEBUG`
+//! (`executing statement s7 with parameters: [...]`). They reach your output only if a `log`
+//! logger is installed (`env_logger`, or `tracing-subscriber`'s `tracing-log` bridge, which
+//! `tracing_subscriber::fmt().init()` installs by default): filter the `tokio_postgres` target to
+//! `info` there (`RUST_LOG=debug,tokio_postgres=info`, or an `EnvFilter` directive
+//! `tokio_postgres=info`), or leave the bridge out.
+//!
 //! # Choosing the runtime
 //!
 //! [`create_async_engine`] uses the runtime the caller is running on: tokio when called inside a
@@ -111,6 +130,8 @@
 //! one explicitly, which always wins. With no runtime feature, building an engine fails with
 //! [`ErrorKind::NoRuntime`] unless you pass a runtime.
 
+#[cfg(feature = "tracing")]
+pub use anysql_core::telemetry;
 #[cfg(feature = "json")]
 pub use anysql_core::Json;
 pub use anysql_core::{

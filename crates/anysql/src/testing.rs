@@ -144,9 +144,10 @@ fn with_database_name(url: &str, name: &str) -> Result<String, Error> {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),
     };
-    let scheme_end = base.find("://").map(|i| i + 3).ok_or_else(|| {
-        Error::configuration(format!("{url:?} is not a postgres:// URL"))
-    })?;
+    let scheme_end = base
+        .find("://")
+        .map(|i| i + 3)
+        .ok_or_else(|| Error::configuration(format!("{url:?} is not a postgres:// URL")))?;
     let authority_end = base[scheme_end..]
         .find('/')
         .map_or(base.len(), |i| scheme_end + i);
@@ -256,7 +257,10 @@ mod tests {
     fn the_database_name_replaces_the_path_and_keeps_the_query() {
         let cases = [
             ("postgres://u@h:5432/test", "postgres://u@h:5432/x"),
-            ("postgres://u@h/test?sslmode=disable", "postgres://u@h/x?sslmode=disable"),
+            (
+                "postgres://u@h/test?sslmode=disable",
+                "postgres://u@h/x?sslmode=disable",
+            ),
             ("postgres://h", "postgres://h/x"),
             ("postgres://h?a=b", "postgres://h/x?a=b"),
         ];

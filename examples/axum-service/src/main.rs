@@ -113,7 +113,10 @@ async fn create(
     State(engine): State<Engine>,
     Json(note): Json<NewNote>,
 ) -> Answer<(StatusCode, Json<notes::Note>)> {
-    Ok((StatusCode::CREATED, Json(notes::create(&engine, &note).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(notes::create(&engine, &note).await?),
+    ))
 }
 
 async fn one(State(engine): State<Engine>, Path(id): Path<i64>) -> Answer<Response> {

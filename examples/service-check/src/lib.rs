@@ -59,7 +59,9 @@ impl Service {
         let mut line = String::new();
         let addr = loop {
             line.clear();
-            let read = stdout.read_line(&mut line).expect("reading the service's output");
+            let read = stdout
+                .read_line(&mut line)
+                .expect("reading the service's output");
             if read == 0 {
                 let status = child.wait().ok();
                 panic!(
@@ -100,7 +102,9 @@ impl Service {
         )
         .unwrap();
         let mut response = Vec::new();
-        stream.read_to_end(&mut response).expect("reading the response");
+        stream
+            .read_to_end(&mut response)
+            .expect("reading the response");
         let response = String::from_utf8(response).expect("a UTF-8 response");
         let (head, rest) = response
             .split_once("\r\n\r\n")
@@ -145,7 +149,10 @@ fn dechunk(mut rest: &str) -> String {
 const SECRET: &str = "parameter-value-that-must-not-be-logged";
 
 fn exercise(service: &Service, system: &str) {
-    assert_eq!(service.request("GET", "/health", None), (200, "ok".to_owned()));
+    assert_eq!(
+        service.request("GET", "/health", None),
+        (200, "ok".to_owned())
+    );
     assert_eq!(service.json("GET", "/notes", None, 200), json!([]));
 
     let first = service.json(
@@ -179,7 +186,10 @@ fn exercise(service: &Service, system: &str) {
         history,
         json!([{"revision": 1, "title": "groceries", "body": SECRET}])
     );
-    assert_eq!(service.json("GET", &format!("/notes/{id}"), None, 200), updated);
+    assert_eq!(
+        service.json("GET", &format!("/notes/{id}"), None, 200),
+        updated
+    );
 
     let missing = id + 100;
     let (status, _) = service.request("GET", &format!("/notes/{missing}"), None);
@@ -210,7 +220,13 @@ fn exercise(service: &Service, system: &str) {
         .collect();
     assert_eq!(lines.len(), 52, "{export}");
     assert_eq!(lines[0], updated);
-    assert_eq!(service.json("GET", "/notes", None, 200).as_array().map(Vec::len), Some(52));
+    assert_eq!(
+        service
+            .json("GET", "/notes", None, 200)
+            .as_array()
+            .map(Vec::len),
+        Some(52)
+    );
 
     let (status, _) = service.request("DELETE", &format!("/notes/{id}"), None);
     assert_eq!(status, 204);
@@ -234,15 +250,17 @@ fn exercise(service: &Service, system: &str) {
         assert!(spans.iter().all(|l| l.contains(name)), "{name}:\n{output}");
     }
     assert!(
-        spans.iter().all(|l| l.contains(&format!("db.system.name=\"{system}\""))
-            || l.contains(&format!("db.system.name={system}"))),
+        spans
+            .iter()
+            .all(|l| l.contains(&format!("db.system.name=\"{system}\""))
+                || l.contains(&format!("db.system.name={system}"))),
         "{output}"
     );
+    assert!(spans.iter().any(|l| l.contains("INSERT notes")), "{output}");
     assert!(
-        spans.iter().any(|l| l.contains("INSERT notes")),
-        "{output}"
+        !output.contains(SECRET),
+        "a parameter value was printed:\n{output}"
     );
-    assert!(!output.contains(SECRET), "a parameter value was printed:\n{output}");
 }
 
 /// Starts `binary` (a service built from this workspace's examples) on a fresh SQLite database
@@ -254,7 +272,10 @@ pub fn check_service(binary: &str) {
     ] {
         let Some(base) = base else {
             let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
-            assert!(!ci, "ANYSQL_PG_URL is not set; under CI the PostgreSQL run must happen");
+            assert!(
+                !ci,
+                "ANYSQL_PG_URL is not set; under CI the PostgreSQL run must happen"
+            );
             eprintln!("skipping PostgreSQL: ANYSQL_PG_URL is not set");
             continue;
         };
