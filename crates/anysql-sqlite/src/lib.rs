@@ -424,7 +424,7 @@ impl Connector for SqliteConnector {
     }
 
     fn server_info(&self) -> ServerInfo {
-        ServerInfo::new("sqlite").namespace(self.config.describe().to_string())
+        ServerInfo::new("sqlite").namespace(self.config.namespace())
     }
 }
 

@@ -213,6 +213,15 @@ impl Config {
         Describe(self)
     }
 
+    /// The database for telemetry's `db.namespace`: the file (redacted as in messages) or
+    /// `:memory:`.
+    pub(crate) fn namespace(&self) -> String {
+        match &self.target {
+            Target::File(path) => redact(&path.display().to_string()),
+            Target::Memory(_) => ":memory:".to_owned(),
+        }
+    }
+
     pub(crate) fn mode_str(&self) -> &'static str {
         self.mode.as_str()
     }
