@@ -1,0 +1,2 @@
+DROP TABLE note_history;
+DROP TABLE notes;
