@@ -344,6 +344,7 @@ mod cancel;
 mod connect;
 mod connection;
 mod error;
+mod hosts;
 mod io;
 mod options;
 mod pipeline;
@@ -360,6 +361,7 @@ use anysql_core::{AsyncDriver, ConnectOptions, Connector, Error};
 
 pub use connect::PgConnector;
 pub use connection::PgConnection;
+pub use hosts::{LoadBalanceHosts, TargetSessionAttrs};
 pub use options::{
     DriveMode, PgConnectOptions, PgHost, DEFAULT_PORT, DEFAULT_STATEMENT_CACHE_CAPACITY,
 };
