@@ -92,6 +92,13 @@ pub fn pgbouncer_url() -> Option<String> {
     }
 }
 
+/// Whether the tests connect through a real PgBouncer ([`pgbouncer_url`]): then a client
+/// connection is not one server session, and tests about server sessions (their count, their
+/// process id) do not apply.
+pub fn through_pgbouncer() -> bool {
+    pgbouncer_url().is_some()
+}
+
 /// The current cell's name, such as `tokio × sqlite`.
 pub fn cell_name() -> String {
     let runtime = match runtime_kind() {
@@ -252,6 +259,17 @@ impl TestDb {
             .expect("engine for the test database")
     }
 
+    /// The `pg_stat_activity` condition, on `$1` (the schema), that picks this test's server
+    /// sessions: its `application_name`, or through a real PgBouncer its own role (PgBouncer
+    /// sets the application name of the server sessions it lends, its own among them).
+    pub fn sessions_predicate(&self) -> &'static str {
+        if through_pgbouncer() {
+            "usename = $1"
+        } else {
+            "application_name = $1"
+        }
+    }
+
     /// Whether this is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         self.driver == DriverKind::Postgres
@@ -280,10 +298,11 @@ impl TestDb {
             None => Ok(0),
             Some(schema) => {
                 let admin = anysql::builder(&pg_url()).max_size(1).build()?;
-                let n = query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
+                let n = query_scalar(&format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE {} \
                      AND state LIKE 'idle in transaction%'",
-                )
+                    self.sessions_predicate()
+                ))
                 .bind(schema.as_str())
                 .fetch_one(&admin)
                 .await;
@@ -297,10 +316,10 @@ impl TestDb {
         if let Some(schema) = &self.schema {
             if let Ok(admin) = anysql::builder(&pg_url()).max_size(1).build() {
                 // Sessions of this test still open would hold locks on the schema's tables.
-                let _ = query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE application_name = $1 OR usename = $1",
-                )
+                let _ = query(format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {}",
+                    self.sessions_predicate()
+                ))
                 .bind(schema.as_str())
                 .execute(&admin)
                 .await;
