@@ -298,7 +298,7 @@ impl TestDb {
             None => Ok(0),
             Some(schema) => {
                 let admin = anysql::builder(&pg_url()).max_size(1).build()?;
-                let n = query_scalar(&format!(
+                let n = query_scalar(format!(
                     "SELECT count(*) FROM pg_stat_activity WHERE {} \
                      AND state LIKE 'idle in transaction%'",
                     self.sessions_predicate()

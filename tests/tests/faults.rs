@@ -40,7 +40,7 @@ async fn terminate_sessions(db: &TestDb) -> Result<i64, Error> {
         .max_size(1)
         .build()?;
     let schema = db.schema.as_deref().unwrap_or_default();
-    let killed: i64 = query_scalar(&format!(
+    let killed: i64 = query_scalar(format!(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {}",
         db.sessions_predicate()
     ))

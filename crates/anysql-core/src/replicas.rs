@@ -1,6 +1,9 @@
 //! Read replicas: [`Replica`] pools beside an engine's primary one, and the [`Reader`] that sends
 //! the reads a caller marks as such to them.
 
+// As in the query module: the executor's futures name their `Send` bound in the signature.
+#![allow(clippy::manual_async_fn)]
+
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
