@@ -23,6 +23,100 @@ anysql_conformance::cell_tests!(
     failover_to_the_promoted_standby_without_rebuilding_the_engine,
 );
 
+mod every_cell {
+    #[test]
+    fn a_reader_takes_replicas_in_turn_and_falls_back_to_the_primary() {
+        anysql_conformance::run(
+            super::a_reader_takes_replicas_in_turn_and_falls_back_to_the_primary,
+        );
+    }
+}
+
+/// The reader's routing on any database: the test's own database serves as its own replica.
+async fn a_reader_takes_replicas_in_turn_and_falls_back_to_the_primary(
+    db: TestDb,
+) -> Result<(), Error> {
+    let unreachable = if db.is_postgres() {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/test?connect_timeout=2",
+            closed_port()
+        )
+    } else {
+        "sqlite:///nonexistent-anysql-dir/replica.db?mode=ro".to_owned()
+    };
+    let engine = db
+        .builder()
+        .replica(&db.url)
+        .replica(&unreachable)
+        .replica(&db.url)
+        .max_size(2)
+        .build()?;
+    query("CREATE TABLE seen (n INTEGER)")
+        .execute(&engine)
+        .await?;
+    query("INSERT INTO seen (n) VALUES (7)")
+        .execute(&engine)
+        .await?;
+    let reader = engine.reader();
+    for _ in 0..6 {
+        let n: i64 = query_scalar("SELECT n FROM seen")
+            .fetch_one(&reader)
+            .await?;
+        assert_eq!(n, 7);
+    }
+    let replicas = engine.replicas();
+    assert_eq!(replicas.len(), 3);
+    // Round robin over the two that work; the unreachable one is skipped, and says so.
+    assert!(!replicas[1].is_available(), "{:?}", replicas[1]);
+    assert_eq!(replicas[1].metrics().connections_created, 0);
+    assert!(
+        replicas[0].metrics().acquires >= 2,
+        "{:?}",
+        replicas[0].metrics()
+    );
+    assert!(
+        replicas[2].metrics().acquires >= 2,
+        "{:?}",
+        replicas[2].metrics()
+    );
+    let primary_acquires = engine.metrics().acquires;
+    // Streams and transactions through the reader also run on a replica.
+    let mut rows = reader.fetch("SELECT n FROM seen", ());
+    assert!(futures_lite::StreamExt::next(&mut rows)
+        .await
+        .transpose()?
+        .is_some());
+    drop(rows);
+    let mut tx = reader.begin().await?;
+    let n: i64 = query_scalar("SELECT n FROM seen")
+        .fetch_one(&mut tx)
+        .await?;
+    assert_eq!(n, 7);
+    tx.commit().await?;
+    assert_eq!(
+        engine.metrics().acquires,
+        primary_acquires,
+        "the primary served a read"
+    );
+    engine.close().await;
+    assert!(replicas_closed(&engine));
+
+    // With every replica unreachable, reads run on the primary.
+    let engine = db.builder().replica(&unreachable).build()?;
+    let n: i64 = engine
+        .reader()
+        .fetch_scalar("SELECT n FROM seen", ())
+        .await?;
+    assert_eq!(n, 7);
+    assert!(engine.metrics().acquires >= 1);
+    engine.close().await;
+    Ok(())
+}
+
+fn replicas_closed(engine: &Engine) -> bool {
+    engine.replicas().iter().all(|r| r.engine().is_closed())
+}
+
 /// Runs `work` on a thread of its own: the cluster commands block.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = async_channel::bounded(1);

@@ -234,6 +234,12 @@ impl Reader {
         async move { first_column(one.await?) }
     }
 
+    /// Runs a query on a replica and streams its rows; the stream holds the replica's connection
+    /// until it ends.
+    pub fn fetch<'a>(&'a self, sql: &'a str, params: impl Params) -> BoxStream<'a, Row> {
+        crate::query::query(sql).bind_all(params).fetch(self)
+    }
+
     /// The engine whose replicas this reader uses.
     pub fn engine(&self) -> &Engine {
         &self.engine
