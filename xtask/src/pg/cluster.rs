@@ -255,13 +255,15 @@ impl Cluster {
         append(&self.data.join("postgresql.conf"), &settings)
     }
 
-    /// Copies the primary on `primary_port` into the data directory, as a standby of it.
+    /// Copies the primary on `primary_port` into the data directory, as a standby of it. The
+    /// checkpoint the copy starts from is taken at once (`--checkpoint=fast`), not spread over
+    /// the primary's checkpoint interval.
     fn base_backup(&mut self, primary_port: u16) -> Result<()> {
         let port = primary_port.to_string();
         let backup = server_cmd(&self.sh, self.run_as, &self.binaries.tool("pg_basebackup"))
             .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-D"])
             .arg(&self.data);
-        run_checked(backup.args(["-R", "-X", "stream", "--no-sync"]))?;
+        run_checked(backup.args(["-R", "-X", "stream", "--checkpoint=fast", "--no-sync"]))?;
         // The copy has the primary's settings: its own socket directory, then (in `launch`) port.
         let socket_dir = self.base.join("sock");
         let socket_dirs = if socket_path(&socket_dir, 65535).as_os_str().len() <= MAX_SOCKET_PATH {
