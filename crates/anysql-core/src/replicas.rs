@@ -138,6 +138,10 @@ impl ReplicaSet {
 ///
 /// A transaction begun through it ([`Executor::begin`]) runs on the replica: a consistent
 /// snapshot for several reads.
+///
+/// A replica that does not answer at all (a host that drops packets) holds each read for as
+/// long as connecting to it may take: give replica URLs a short `connect_timeout` (PostgreSQL),
+/// or the builder a short [`acquire_timeout`](crate::EngineBuilder::acquire_timeout).
 #[derive(Clone)]
 pub struct Reader {
     engine: Engine,
