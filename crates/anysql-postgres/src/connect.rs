@@ -163,7 +163,7 @@ async fn open_checked(
     match verdict {
         Ok(()) => Ok(conn),
         Err(why) => {
-            // Closed in the background of this attempt: the host is not the one wanted.
+            // Not the host wanted: said goodbye to before the next one is tried.
             let _ = DriverConnection::close(Box::new(conn)).await;
             Err(Attempt::Rejected(why))
         }
