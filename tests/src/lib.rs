@@ -9,6 +9,7 @@
 //! | `ANYSQL_TEST_DRIVER` | `sqlite`, `postgres` | `sqlite` |
 //! | `ANYSQL_PG_URL` | a PostgreSQL URL | `postgres://root@127.0.0.1:5432/test` |
 //! | `ANYSQL_PG_PGBOUNCER` | `1` runs PostgreSQL in PgBouncer-safe mode (unnamed statements) | unset |
+//! | `ANYSQL_PG_PGBOUNCER_URL` | with `ANYSQL_PG_PGBOUNCER=1`, a real PgBouncer in transaction-pooling mode in front of `ANYSQL_PG_URL`'s server (`postgres://127.0.0.1:6432/test`, no user): the tests connect through it | unset: the plain server |
 //!
 //! `cargo xtask test-matrix` runs every cell. Each test gets its own SQLite file or its own
 //! PostgreSQL schema, so tests and cells may run in parallel and never see each other's tables.
@@ -71,6 +72,33 @@ pub fn pgbouncer_mode() -> bool {
     std::env::var("ANYSQL_PG_PGBOUNCER").is_ok_and(|v| v == "1" || v == "true")
 }
 
+/// In PgBouncer-safe mode, the real PgBouncer the tests connect through, if `cargo xtask` started
+/// one (`ANYSQL_PG_PGBOUNCER_URL`). Under `CI=true` the mode without it is a failure: the cell
+/// would not test PgBouncer at all.
+pub fn pgbouncer_url() -> Option<String> {
+    if !pgbouncer_mode() {
+        return None;
+    }
+    match std::env::var("ANYSQL_PG_PGBOUNCER_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI runs the (pgbouncer) cells through a real PgBouncer: ANYSQL_PG_PGBOUNCER_URL is not set"
+            );
+            None
+        }
+    }
+}
+
+/// Whether the tests connect through a real PgBouncer ([`pgbouncer_url`]): then a client
+/// connection is not one server session, and tests about server sessions (their count, their
+/// process id) do not apply.
+pub fn through_pgbouncer() -> bool {
+    pgbouncer_url().is_some()
+}
+
 /// The current cell's name, such as `tokio × sqlite`.
 pub fn cell_name() -> String {
     let runtime = match runtime_kind() {
@@ -80,6 +108,7 @@ pub fn cell_name() -> String {
     };
     let driver = match driver_kind() {
         DriverKind::Sqlite => "sqlite",
+        DriverKind::Postgres if pgbouncer_url().is_some() => "postgres (pgbouncer)",
         DriverKind::Postgres if pgbouncer_mode() => "postgres (pgbouncer mode)",
         DriverKind::Postgres => "postgres",
     };
@@ -166,6 +195,30 @@ impl TestDb {
                 query(format!("CREATE SCHEMA {schema}"))
                     .execute(&admin)
                     .await?;
+                if let Some(bouncer) = pgbouncer_url() {
+                    // PgBouncer refuses the `options` startup parameter, and a `SET` would not
+                    // outlive a transaction: the test gets a role of its own, whose default
+                    // search_path is its schema (a superuser, as the server's own user is).
+                    query(format!("CREATE ROLE {schema} LOGIN SUPERUSER"))
+                        .execute(&admin)
+                        .await?;
+                    query(format!("ALTER ROLE {schema} SET search_path = {schema}"))
+                        .execute(&admin)
+                        .await?;
+                    admin.close().await;
+                    let rest = bouncer
+                        .strip_prefix("postgres://")
+                        .expect("ANYSQL_PG_PGBOUNCER_URL starts with postgres://");
+                    let sep = if rest.contains('?') { '&' } else { '?' };
+                    return Ok(TestDb {
+                        driver: DriverKind::Postgres,
+                        url: format!(
+                            "postgres://{schema}@{rest}{sep}application_name={schema}&pgbouncer=true"
+                        ),
+                        schema: Some(schema),
+                        sqlite_dir: None,
+                    });
+                }
                 admin.close().await;
                 let base = pg_url();
                 let sep = if base.contains('?') { '&' } else { '?' };
@@ -206,6 +259,17 @@ impl TestDb {
             .expect("engine for the test database")
     }
 
+    /// The `pg_stat_activity` condition, on `$1` (the schema), that picks this test's server
+    /// sessions: its `application_name`, or through a real PgBouncer its own role (PgBouncer
+    /// sets the application name of the server sessions it lends, its own among them).
+    pub fn sessions_predicate(&self) -> &'static str {
+        if through_pgbouncer() {
+            "usename = $1"
+        } else {
+            "application_name = $1"
+        }
+    }
+
     /// Whether this is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         self.driver == DriverKind::Postgres
@@ -234,10 +298,11 @@ impl TestDb {
             None => Ok(0),
             Some(schema) => {
                 let admin = anysql::builder(&pg_url()).max_size(1).build()?;
-                let n = query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
+                let n = query_scalar(format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE {} \
                      AND state LIKE 'idle in transaction%'",
-                )
+                    self.sessions_predicate()
+                ))
                 .bind(schema.as_str())
                 .fetch_one(&admin)
                 .await;
@@ -251,13 +316,18 @@ impl TestDb {
         if let Some(schema) = &self.schema {
             if let Ok(admin) = anysql::builder(&pg_url()).max_size(1).build() {
                 // Sessions of this test still open would hold locks on the schema's tables.
-                let _ = query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-                )
+                let _ = query(format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {}",
+                    self.sessions_predicate()
+                ))
                 .bind(schema.as_str())
                 .execute(&admin)
                 .await;
                 let _ = query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&admin)
+                    .await;
+                // The role of a test run through PgBouncer, if there is one.
+                let _ = query(format!("DROP ROLE IF EXISTS {schema}"))
                     .execute(&admin)
                     .await;
                 admin.close().await;

@@ -304,7 +304,12 @@ async fn acquires_dropped_during_health_checks_keep_the_pool_count_exact(
         let status = engine.status();
         assert_eq!(status.size, status.idle + status.in_use, "{status:?}");
         assert!(status.size <= 3, "{status:?}");
-        if let Some(schema) = &db.schema {
+        // Through PgBouncer, pooled client connections are not server sessions.
+        if let Some(schema) = db
+            .schema
+            .as_ref()
+            .filter(|_| !anysql_conformance::through_pgbouncer())
+        {
             let admin = anysql::builder(&anysql_conformance::pg_url())
                 .max_size(1)
                 .build()?;
@@ -588,6 +593,12 @@ async fn too_many_parameters_is_a_parameter_error_and_the_connection_stays(
 async fn killed_sessions_are_connection_errors_with_their_sqlstate(
     db: TestDb,
 ) -> Result<(), Error> {
+    if anysql_conformance::through_pgbouncer() {
+        // PgBouncer lends a server session per transaction: a backend's process id names no
+        // client connection, and killing an idle one only makes PgBouncer open another.
+        eprintln!("not through PgBouncer: it pools the server sessions this test kills");
+        return Ok(());
+    }
     let engine = db.engine_with("max_size=2");
     let admin = anysql::builder(&anysql_conformance::pg_url())
         .max_size(1)

@@ -11,6 +11,8 @@
 //! 4. Otherwise the cells are skipped, with the reasons collected along the way.
 
 pub mod cluster;
+pub mod pgbouncer;
+pub mod replica;
 pub mod url;
 
 use std::io::{Read, Write};

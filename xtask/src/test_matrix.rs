@@ -48,14 +48,20 @@ The last line is always `N passed, N failed, N skipped` over all cells.";
 struct Cell {
     runtime: &'static str,
     driver: &'static str,
-    /// PostgreSQL in PgBouncer-safe mode (unnamed statements only): one extra cell, on tokio.
+    /// PostgreSQL through a real PgBouncer in transaction-pooling mode, in PgBouncer-safe mode
+    /// (unnamed statements only): one extra cell per runtime.
     pgbouncer: bool,
+    /// The multi-host, read-replica and failover tests (`replica_only::`), each with a primary
+    /// and a streaming standby of its own: one extra cell per runtime.
+    replicas: bool,
 }
 
 impl Cell {
     fn name(self) -> String {
         if self.pgbouncer {
             format!("{} × {} (pgbouncer)", self.runtime, self.driver)
+        } else if self.replicas {
+            format!("{} × {} (replicas)", self.runtime, self.driver)
         } else {
             format!("{} × {}", self.runtime, self.driver)
         }
@@ -72,6 +78,16 @@ impl Cell {
             "sqlite_only::"
         } else {
             "pg_only::"
+        }
+    }
+
+    /// The libtest arguments that choose this cell's tests: the replica cells run the
+    /// `replica_only::` tests alone, which every other cell skips.
+    fn test_filter(self) -> Vec<&'static str> {
+        if self.replicas {
+            vec!["replica_only::"]
+        } else {
+            vec!["--skip", self.foreign_tests(), "--skip", "replica_only::"]
         }
     }
 }
@@ -142,19 +158,31 @@ impl Options {
                         runtime,
                         driver,
                         pgbouncer: false,
+                        replicas: false,
                     });
                 }
             }
         }
-        if cells
+        let postgres: Vec<&'static str> = cells
             .iter()
-            .any(|c| c.runtime == "tokio" && c.needs_postgres())
-        {
-            cells.push(Cell {
-                runtime: "tokio",
-                driver: "postgres",
-                pgbouncer: true,
-            });
+            .filter(|c| c.needs_postgres())
+            .map(|c| c.runtime)
+            .collect();
+        // The torture run (`cargo_args`) has no replica tests.
+        let extra: &[(bool, bool)] = if self.cargo_args.is_empty() {
+            &[(true, false), (false, true)]
+        } else {
+            &[(true, false)]
+        };
+        for &(pgbouncer, replicas) in extra {
+            for &runtime in &postgres {
+                cells.push(Cell {
+                    runtime,
+                    driver: "postgres",
+                    pgbouncer,
+                    replicas,
+                });
+            }
         }
         cells
     }
@@ -269,7 +297,9 @@ fn run_with(sh: &Shell, options: Options) -> Result<ExitCode> {
                 cell.runtime,
                 cell.driver,
                 if cell.pgbouncer {
-                    " ANYSQL_PG_PGBOUNCER=1"
+                    " ANYSQL_PG_PGBOUNCER=1 ANYSQL_PG_PGBOUNCER_URL=<a throwaway PgBouncer>"
+                } else if cell.replicas {
+                    " (replica_only:: tests, each with a primary and a standby of its own)"
                 } else {
                     ""
                 }
@@ -428,6 +458,27 @@ impl Runner<'_> {
         } else {
             None
         };
+        // A real PgBouncer in front of that server, for the (pgbouncer) cells.
+        let bouncer = match &postgres {
+            Some(PgSupply::Ready(server)) if cells.iter().any(|cell| cell.pgbouncer) => {
+                section("PgBouncer");
+                let supply = start_pgbouncer(server);
+                match &supply {
+                    Ok(bouncer) => println!("PgBouncer: listening on 127.0.0.1:{}", bouncer.port()),
+                    Err((_, why)) => println!("PgBouncer: {why}"),
+                }
+                Some(supply)
+            }
+            _ => None,
+        };
+        let server_binaries = pg::ServerBinaries::find().is_some();
+        let pg_dbname = match &postgres {
+            Some(PgSupply::Ready(server)) => {
+                pg::parse_url(&server.url).ok().and_then(|url| url.dbname)
+            }
+            _ => None,
+        }
+        .unwrap_or_else(|| "test".to_owned());
 
         let mut rows = Vec::new();
         for &cell in cells {
@@ -438,6 +489,27 @@ impl Runner<'_> {
             env.extend(options.env.iter().cloned());
             if cell.pgbouncer {
                 env.push(("ANYSQL_PG_PGBOUNCER", "1".to_owned()));
+                match &bouncer {
+                    Some(Ok(bouncer)) => {
+                        env.push(("ANYSQL_PG_PGBOUNCER_URL", bouncer.url(&pg_dbname)));
+                    }
+                    Some(Err((outcome, why))) => {
+                        rows.push(Row::not_run(cell.name(), *outcome, why.clone()));
+                        continue;
+                    }
+                    // No server: the PostgreSQL check below reports it.
+                    None => {}
+                }
+            }
+            if cell.replicas && !server_binaries {
+                let why = "no PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup) for a primary and a standby";
+                let (outcome, why) = if in_ci() {
+                    (Outcome::Fail, format!("CI requires them: {why}"))
+                } else {
+                    (Outcome::Skipped, why.to_owned())
+                };
+                rows.push(Row::not_run(cell.name(), outcome, why));
+                continue;
             }
             if cell.needs_postgres() {
                 let cannot_run = match &postgres {
@@ -463,6 +535,16 @@ impl Runner<'_> {
             rows.push(self.cell(cell, env, options)?);
         }
 
+        if let Some(Ok(mut bouncer)) = bouncer {
+            if let Err(error) = bouncer.stop() {
+                let note = format!("{error:#}");
+                rows.push(Row::not_run(
+                    "PgBouncer shutdown".to_owned(),
+                    Outcome::Fail,
+                    note,
+                ));
+            }
+        }
         // An early return above drops the server, which stops a throwaway cluster all the same.
         if let Some(PgSupply::Ready(server)) = postgres {
             if let Err(error) = server.shut_down() {
@@ -485,7 +567,7 @@ impl Runner<'_> {
             .args(&options.cargo_args)
             .arg("--")
             .args(&options.test_args)
-            .args(["--skip", cell.foreign_tests()]);
+            .args(cell.test_filter());
         let shown_env: Vec<String> = env
             .iter()
             .map(|(key, value)| format!("{key}={}", pg::redact(value)))
@@ -493,18 +575,38 @@ impl Runner<'_> {
         let row = run_tests(&name, command.envs(env), &shown_env.join(" "), self.verbose)?;
         if row.outcome == Outcome::Fail {
             println!(
-                "to rerun this cell: {}cargo xtask test-matrix --runtime {} --driver {}",
-                if cell.pgbouncer {
-                    "ANYSQL_PG_PGBOUNCER=1 "
-                } else {
-                    ""
-                },
-                cell.runtime,
-                cell.driver
+                "to rerun this cell: cargo xtask test-matrix --runtime {} --driver {}",
+                cell.runtime, cell.driver
             );
         }
         Ok(row)
     }
+}
+
+/// Starts a PgBouncer in front of `server`; `Err` holds how the (pgbouncer) cells end instead
+/// (skipped without the program, failed under CI or when it does not start).
+fn start_pgbouncer(server: &pg::PgServer) -> Result<pg::pgbouncer::PgBouncer, (Outcome, String)> {
+    let unavailable = |why: String| {
+        if in_ci() {
+            (Outcome::Fail, format!("CI requires PgBouncer: {why}"))
+        } else {
+            (Outcome::Skipped, why)
+        }
+    };
+    let Some(program) = pg::pgbouncer::find() else {
+        return Err(unavailable(
+            "no `pgbouncer` program (apt-get install pgbouncer; .ci/run installs it)".to_owned(),
+        ));
+    };
+    let parsed = pg::parse_url(&server.url).map_err(|why| (Outcome::Fail, why))?;
+    if parsed.has_password {
+        return Err(unavailable(
+            "the server's URL has a password; the throwaway PgBouncer needs a user the server trusts".to_owned(),
+        ));
+    }
+    let user = parsed.user.unwrap_or_else(|| "postgres".to_owned());
+    pg::pgbouncer::PgBouncer::start(&program, &crate::target_dir(), &parsed.endpoint, &user)
+        .map_err(|error| (Outcome::Fail, format!("PgBouncer did not start: {error:#}")))
 }
 
 /// Runs one `cargo test` invocation and turns it into a table row. Its libtest summary lines are always
@@ -596,14 +698,37 @@ mod tests {
     }
 
     #[test]
-    fn no_arguments_select_six_cells_the_pgbouncer_cell_and_the_unit_step() {
+    fn no_arguments_select_six_cells_the_pgbouncer_and_replica_cells_and_the_unit_step() {
         let options = parse(&[]).unwrap();
-        assert_eq!(options.cells().len(), 7);
+        let cells = options.cells();
+        assert_eq!(cells.len(), 12);
         assert!(options.runs_unit_step());
-        assert_eq!(options.cells()[0].name(), "tokio × sqlite");
-        assert_eq!(options.cells()[6].name(), "tokio × postgres (pgbouncer)");
-        assert_eq!(options.cells()[0].foreign_tests(), "pg_only::");
-        assert_eq!(options.cells()[6].foreign_tests(), "sqlite_only::");
+        assert_eq!(cells[0].name(), "tokio × sqlite");
+        assert_eq!(cells[6].name(), "tokio × postgres (pgbouncer)");
+        assert_eq!(cells[8].name(), "async-std × postgres (pgbouncer)");
+        assert_eq!(cells[9].name(), "tokio × postgres (replicas)");
+        assert_eq!(cells[11].name(), "async-std × postgres (replicas)");
+        assert_eq!(
+            cells[0].test_filter(),
+            ["--skip", "pg_only::", "--skip", "replica_only::"]
+        );
+        assert_eq!(
+            cells[6].test_filter(),
+            ["--skip", "sqlite_only::", "--skip", "replica_only::"]
+        );
+        assert_eq!(cells[9].test_filter(), ["replica_only::"]);
+    }
+
+    #[test]
+    fn the_torture_run_has_no_replica_cells() {
+        let mut options = parse(&["--driver", "postgres"]).unwrap();
+        options.cargo_args = vec!["--test".into(), "torture".into()];
+        let names: Vec<String> = options.cells().into_iter().map(Cell::name).collect();
+        assert!(
+            names.iter().all(|name| !name.contains("replicas")),
+            "{names:?}"
+        );
+        assert_eq!(names.len(), 6);
     }
 
     #[test]
@@ -623,7 +748,12 @@ mod tests {
                 "tokio × postgres",
                 "smol × postgres",
                 "async-std × postgres",
-                "tokio × postgres (pgbouncer)"
+                "tokio × postgres (pgbouncer)",
+                "smol × postgres (pgbouncer)",
+                "async-std × postgres (pgbouncer)",
+                "tokio × postgres (replicas)",
+                "smol × postgres (replicas)",
+                "async-std × postgres (replicas)",
             ]
         );
         assert!(!options.runs_unit_step());

@@ -87,6 +87,14 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
         let _ = runtime;
         Ok(None)
     }
+
+    /// The read replicas these options name (PostgreSQL's `replica_hosts`): for each, a
+    /// description for messages (its URL without password) and the connector of its pool. The
+    /// engine gives each a pool of its own, for [`Engine::reader`](crate::Engine::reader). The
+    /// default is none.
+    fn replicas(&self) -> Vec<(String, Arc<dyn Connector>)> {
+        Vec::new()
+    }
 }
 
 /// The server a [`Connector`]'s connections go to, as telemetry names it: OpenTelemetry's

@@ -13,6 +13,7 @@ use crate::options::ConnectOptions;
 use crate::params::Params;
 use crate::pool::{AfterConnect, PoolMetrics, PoolOptions, PoolShared, PoolStatus};
 use crate::query::BoxStream;
+use crate::replicas::{Reader, Replica, ReplicaSet};
 use crate::retry::RetryPolicy;
 use crate::row::{FromRow, Row};
 use crate::runtime::{BoxFuture, Runtime, SharedRuntime};
@@ -31,6 +32,7 @@ use crate::value::FromValue;
 pub struct Engine {
     pool: Arc<PoolShared>,
     shared: Arc<SharedSlot>,
+    pub(crate) replicas: Arc<ReplicaSet>,
 }
 
 impl Engine {
@@ -325,6 +327,17 @@ impl Engine {
         self.pool.metrics()
     }
 
+    /// Runs the reads given to it on a read replica, if the engine has any (see [`Reader`]):
+    /// `engine.reader().fetch_all(..)`, or `query(..).fetch_all(&engine.reader())`.
+    pub fn reader(&self) -> Reader {
+        Reader::new(self.clone())
+    }
+
+    /// The engine's read replicas, each a pool of its own (empty when it has none).
+    pub fn replicas(&self) -> &[Replica] {
+        &self.replicas.replicas
+    }
+
     /// The runtime this engine does its I/O on.
     pub fn runtime(&self) -> &SharedRuntime {
         &self.pool.runtime
@@ -340,11 +353,24 @@ impl Engine {
     pub async fn close(&self) {
         self.shared.clear();
         self.pool.close().await;
+        for replica in self.replicas() {
+            Box::pin(replica.engine().close()).await;
+        }
     }
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.pool.is_closed()
+    }
+}
+
+impl Engine {
+    fn from_pool(pool: Arc<PoolShared>, replicas: Vec<Replica>) -> Engine {
+        Engine {
+            pool,
+            shared: Arc::default(),
+            replicas: Arc::new(ReplicaSet::new(replicas)),
+        }
     }
 }
 
@@ -364,7 +390,8 @@ impl fmt::Debug for Engine {
     }
 }
 
-type PoolSetting = Box<dyn FnOnce(&mut PoolOptions) + Send>;
+/// A pool setting of the builder's; applied to the primary's pool and to each replica's.
+type PoolSetting = Box<dyn Fn(&mut PoolOptions) + Send + Sync>;
 
 /// Builds an [`Engine`] from a URL, drivers, a runtime and pool settings.
 ///
@@ -384,6 +411,7 @@ pub struct EngineBuilder {
     default_runtime: Option<fn() -> Result<SharedRuntime, Error>>,
     settings: Vec<PoolSetting>,
     after_connect: Option<AfterConnect>,
+    replicas: Vec<String>,
 }
 
 impl EngineBuilder {
@@ -397,6 +425,7 @@ impl EngineBuilder {
             default_runtime: None,
             settings: Vec::new(),
             after_connect: None,
+            replicas: Vec::new(),
         }
     }
 
@@ -433,7 +462,7 @@ impl EngineBuilder {
         self
     }
 
-    fn setting(mut self, apply: impl FnOnce(&mut PoolOptions) + Send + 'static) -> Self {
+    fn setting(mut self, apply: impl Fn(&mut PoolOptions) + Send + Sync + 'static) -> Self {
         self.settings.push(Box::new(apply));
         self
     }
@@ -507,6 +536,26 @@ impl EngineBuilder {
         self
     }
 
+    /// Adds a read replica: a database URL served by the same drivers, whose pool takes the reads
+    /// of [`Engine::reader`]. Call it once per replica.
+    ///
+    /// Each replica gets a pool of its own, with this builder's pool settings and
+    /// [`after_connect`](Self::after_connect) hook; pool parameters in the replica's URL
+    /// (`?max_size=4`) win over them for that replica. Its URL is checked when the engine is
+    /// built, like the primary's. (PostgreSQL URLs can also name replicas themselves, with the
+    /// `replica_hosts` option.)
+    ///
+    /// ```
+    /// # use anysql_core::EngineBuilder;
+    /// let builder = EngineBuilder::new("postgres://app@primary.internal/app")
+    ///     .replica("postgres://app@replica1.internal/app")
+    ///     .replica("postgres://app@replica2.internal/app?max_size=20");
+    /// ```
+    pub fn replica(mut self, url: &str) -> Self {
+        self.replicas.push(url.to_owned());
+        self
+    }
+
     /// Builds the engine. No connection is opened yet.
     ///
     /// Fails with [`ErrorKind::Configuration`] for a malformed URL, an unknown scheme, a driver not
@@ -516,7 +565,7 @@ impl EngineBuilder {
     pub fn build(self) -> Result<Engine, Error> {
         let options = ConnectOptions::parse(&self.url)?;
         let driver = self.find_driver(&options)?;
-        let runtime = match self.runtime {
+        let runtime = match self.runtime.clone() {
             Some(runtime) => runtime,
             None => match self.default_runtime {
                 Some(find) => find()?,
@@ -531,13 +580,45 @@ impl EngineBuilder {
         for (i, (key, value)) in options.pool_params().iter().enumerate() {
             pool.apply_url_param(key, value, options.is_secret_pool_param(i))?;
         }
-        for apply in self.settings {
+        for apply in &self.settings {
             apply(&mut pool);
         }
         pool.validate()?;
         let connector = driver.connector(&options)?;
-        #[cfg(feature = "tracing")]
-        let connector = crate::telemetry::TracedConnector::wrap(connector, pool.slow_statement);
+        let mut replicas = Vec::new();
+        // The replicas the primary's own options name (PostgreSQL's `replica_hosts`) share its
+        // pool settings.
+        for (description, replica) in connector.replicas() {
+            let shared = PoolShared::new(
+                traced(replica, pool.slow_statement),
+                Arc::clone(&runtime),
+                pool.clone(),
+                description,
+                self.after_connect.clone(),
+            );
+            replicas.push(Replica::new(Engine::from_pool(shared, Vec::new())));
+        }
+        for url in &self.replicas {
+            let options = ConnectOptions::parse(url)?;
+            let driver = self.find_driver(&options)?;
+            let mut replica_pool = PoolOptions::default();
+            for apply in &self.settings {
+                apply(&mut replica_pool);
+            }
+            for (i, (key, value)) in options.pool_params().iter().enumerate() {
+                replica_pool.apply_url_param(key, value, options.is_secret_pool_param(i))?;
+            }
+            replica_pool.validate()?;
+            let shared = PoolShared::new(
+                traced(driver.connector(&options)?, replica_pool.slow_statement),
+                Arc::clone(&runtime),
+                replica_pool,
+                options.redacted(),
+                self.after_connect.clone(),
+            );
+            replicas.push(Replica::new(Engine::from_pool(shared, Vec::new())));
+        }
+        let connector = traced(connector, pool.slow_statement);
         let shared = PoolShared::new(
             connector,
             runtime,
@@ -545,10 +626,7 @@ impl EngineBuilder {
             options.redacted(),
             self.after_connect,
         );
-        Ok(Engine {
-            pool: shared,
-            shared: Arc::default(),
-        })
+        Ok(Engine::from_pool(shared, replicas))
     }
 
     fn find_driver(&self, options: &ConnectOptions) -> Result<Arc<dyn AsyncDriver>, Error> {
@@ -602,4 +680,17 @@ impl fmt::Debug for EngineBuilder {
             .field("runtime", &self.runtime)
             .finish_non_exhaustive()
     }
+}
+
+/// The connector an engine's pool uses: with the `tracing` feature, `connector` wrapped so that
+/// every statement runs in a span (see [`telemetry`](crate::telemetry)); else `connector` itself.
+fn traced(
+    connector: Arc<dyn crate::Connector>,
+    slow_statement: Option<std::time::Duration>,
+) -> Arc<dyn crate::Connector> {
+    #[cfg(feature = "tracing")]
+    let connector = crate::telemetry::TracedConnector::wrap(connector, slow_statement);
+    #[cfg(not(feature = "tracing"))]
+    let _ = slow_statement;
+    connector
 }

@@ -33,6 +33,7 @@ mod options;
 mod params;
 mod pool;
 mod query;
+mod replicas;
 mod retry;
 mod row;
 pub mod runtime;
@@ -62,6 +63,7 @@ pub use query::{
     query, query_as, query_scalar, Acquired, BoxStream, Decoding, Executor, FirstColumn, Query,
     QueryAs, QueryScalar, Typed, WholeRow,
 };
+pub use replicas::{Reader, Replica};
 pub use retry::RetryPolicy;
 pub use row::{Columns, FromRow, Row, RowIndex};
 pub use runtime::{BoxSocket, Runtime, RuntimeExt, SharedRuntime, Socket};

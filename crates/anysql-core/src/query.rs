@@ -55,7 +55,7 @@ use crate::value::{FromValue, ToValue, Value};
 /// finishers.
 pub type BoxStream<'a, T> = Pin<Box<dyn Stream<Item = Result<T, Error>> + Send + 'a>>;
 
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
@@ -641,7 +641,10 @@ impl<T: FromValue> FromRow for Scalar<T> {
 }
 
 /// Hands the items of a stream to a [`generate`]d stream, one at a time.
-async fn forward(mut rows: impl Stream<Item = Result<Row, Error>> + Unpin, out: Output<Row>) {
+pub(crate) async fn forward(
+    mut rows: impl Stream<Item = Result<Row, Error>> + Unpin,
+    out: Output<Row>,
+) {
     while let Some(item) = rows.next().await {
         let failed = item.is_err();
         out.put(item).await;
@@ -652,7 +655,7 @@ async fn forward(mut rows: impl Stream<Item = Result<Row, Error>> + Unpin, out: 
 }
 
 /// The producing side of a [`generate`]d stream.
-struct Output<T> {
+pub(crate) struct Output<T> {
     slot: Arc<Mutex<Option<Result<T, Error>>>>,
 }
 
@@ -664,7 +667,7 @@ impl<T> Output<T> {
     }
 
     /// Hands over a last item; the producer ends after it.
-    fn last(self, item: Result<T, Error>) {
+    pub(crate) fn last(self, item: Result<T, Error>) {
         *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(item);
     }
 }
@@ -690,7 +693,7 @@ impl Future for YieldOnce {
 /// A stream whose items a future produces: the future may own what the items borrow from (a
 /// pooled connection, the SQL), which a stream type could not hold beside them. It runs inside
 /// the stream's own polls, on the caller's task: no task is spawned.
-fn generate<'a, T: Send + 'a, F, Fut>(producer: F) -> BoxStream<'a, T>
+pub(crate) fn generate<'a, T: Send + 'a, F, Fut>(producer: F) -> BoxStream<'a, T>
 where
     F: FnOnce(Output<T>) -> Fut,
     Fut: Future<Output = ()> + Send + 'a,

@@ -394,6 +394,17 @@ impl Connector for TracedConnector {
         self.telemetry.server.clone()
     }
 
+    fn replicas(&self) -> Vec<(String, Arc<dyn Connector>)> {
+        self.inner
+            .replicas()
+            .into_iter()
+            .map(|(description, replica)| {
+                let traced = TracedConnector::wrap(replica, self.telemetry.slow_statement);
+                (description, traced)
+            })
+            .collect()
+    }
+
     async fn connect_shared(
         &self,
         runtime: &SharedRuntime,

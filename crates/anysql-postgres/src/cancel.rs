@@ -49,13 +49,7 @@ impl PgCanceller {
                 .with_source(e)
             })?;
             self.token
-                .cancel_query_raw(
-                    AwaitServerClose {
-                        socket,
-                        shut_down: false,
-                    },
-                    NoTls,
-                )
+                .cancel_query_raw(AwaitServerClose { socket }, NoTls)
                 .await
                 .map_err(|e| {
                     Error::connection(format!("sending a cancel request to {} failed", self.host))
@@ -72,10 +66,12 @@ impl PgCanceller {
 /// signals the backend first and closes the socket after, so waiting for that close means the
 /// cancel has landed when `cancel()` returns. Without it, a cancel sent by `reset()` could arrive
 /// late and cancel the caller's next statement instead of the abandoned one.
+///
+/// Our side stays open until the server has closed its own, as libpq's does: PgBouncer 1.18
+/// forwards the request to the server and, when the client's end closes before the server's
+/// (a write shutdown is such a close), frees the client twice and exits ("bad client state").
 struct AwaitServerClose {
     socket: BoxSocket,
-    /// Our side is shut down; shutting down again after the peer closed fails on some runtimes.
-    shut_down: bool,
 }
 
 impl AsyncRead for AwaitServerClose {
@@ -102,11 +98,7 @@ impl AsyncWrite for AwaitServerClose {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.shut_down {
-            ready!(Pin::new(&mut self.socket).poll_shutdown(cx))?;
-            self.shut_down = true;
-        }
-        // The server sends nothing back on a cancel connection: read until it closes. A reset is a
+        // No shutdown of our side (see above): the socket closes when it is dropped. The server sends nothing back on a cancel connection: read until it closes. A reset is a
         // close too (the server process handling the request may exit without a clean shutdown).
         let mut scratch = [0_u8; 64];
         loop {

@@ -12,10 +12,11 @@ use anysql_core::{
     SharedConnection, SharedRuntime,
 };
 use async_trait::async_trait;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 
 use crate::cancel::PgCanceller;
 use crate::connection::PgConnection;
+use crate::hosts::Check;
 use crate::io::{Io, RawConnection};
 use crate::options::{DriveMode, PgConnectOptions, PgHost};
 use crate::shared::PgShared;
@@ -34,6 +35,9 @@ enum Attempt {
     Io(io::Error),
     Pg(tokio_postgres::Error),
     Timeout(std::time::Duration),
+    /// The server let the login in but is not of the kind `target_session_attrs` asks for, or
+    /// could not say which kind it is.
+    Rejected(String),
 }
 
 impl Attempt {
@@ -49,6 +53,7 @@ impl Attempt {
                 io::ErrorKind::TimedOut,
                 format!("timed out after {d:?} (connect_timeout)"),
             )),
+            Attempt::Rejected(why) => why.into(),
         }
     }
 
@@ -62,6 +67,10 @@ impl Attempt {
                 Some("57P03") => "the server is starting up or shutting down; retry shortly",
                 _ => "check that the server is running and accepts connections there",
             },
+            Attempt::Rejected(_) => {
+                "no host is of the kind target_session_attrs asks for; check the hosts' roles, or \
+                 wait for a failover to finish"
+            }
             Attempt::Io(e) if e.kind() == io::ErrorKind::Unsupported => {
                 "this runtime cannot open Unix sockets; connect over TCP instead"
             }
@@ -79,6 +88,7 @@ impl fmt::Display for Attempt {
                 None => write!(f, "{e}"),
             },
             Attempt::Timeout(d) => write!(f, "timed out after {d:?}"),
+            Attempt::Rejected(why) => f.write_str(why),
         }
     }
 }
@@ -97,9 +107,73 @@ async fn connect_host(
     Ok((client, conn, handle))
 }
 
+/// Opens a connection to `host` and checks that the server passes `check`.
+async fn open_checked(
+    options: &PgConnectOptions,
+    host: &PgHost,
+    config: &Config,
+    waiters: &Arc<Waiters>,
+    runtime: &SharedRuntime,
+    check: Check,
+) -> Result<PgConnection, Attempt> {
+    let (client, conn, socket) = connect_host(&**runtime, host, config).await?;
+    let canceller = Arc::new(PgCanceller::new(
+        client.cancel_token(),
+        host.clone(),
+        options.connect_timeout,
+    ));
+    let server = socket.clone();
+    let io = Io::start(
+        conn,
+        socket,
+        options.drive,
+        options.busy_poll,
+        Arc::clone(waiters),
+        runtime,
+    );
+    let mut conn = PgConnection::new(
+        client,
+        io,
+        server,
+        Arc::clone(runtime),
+        canceller,
+        options.statement_cache_capacity,
+        options.unnamed_statements(),
+    );
+    conn.set_discard_on_read_only(options.routing.target.wants_writes());
+    let Some(query) = check.query() else {
+        return Ok(conn);
+    };
+    let answer = conn
+        .with_client(|client| {
+            Box::pin(async move {
+                let messages = client.simple_query(query).await?;
+                Ok::<_, tokio_postgres::Error>(messages.into_iter().find_map(|m| match m {
+                    SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                    _ => None,
+                }))
+            })
+        })
+        .await;
+    let verdict = match answer {
+        Ok(Some(answer)) => check.judge(&answer),
+        Ok(None) => Err(format!("`{query}` returned no row")),
+        Err(e) => Err(format!("`{query}` failed: {e}")),
+    };
+    match verdict {
+        Ok(()) => Ok(conn),
+        Err(why) => {
+            // Not the host wanted: said goodbye to before the next one is tried.
+            let _ = DriverConnection::close(Box::new(conn)).await;
+            Err(Attempt::Rejected(why))
+        }
+    }
+}
+
 impl PgConnection {
-    /// Opens a connection with `options`, doing all I/O through `runtime`: each host in turn, each
-    /// within `connect_timeout`.
+    /// Opens a connection with `options`, doing all I/O through `runtime`: each host in turn (or
+    /// in a random order, with `load_balance_hosts=random`), each within `connect_timeout`, until
+    /// one lets the login in and is of the kind `target_session_attrs` asks for.
     ///
     /// Failures are [`ErrorKind::Connection`](anysql_core::ErrorKind::Connection) errors whose
     /// message names the (password-free) URL and whose source is the cause, including
@@ -122,42 +196,22 @@ impl PgConnection {
         runtime: &SharedRuntime,
     ) -> Result<PgConnection, Error> {
         let mut failures: Vec<(&PgHost, Attempt)> = Vec::new();
-        for host in &options.hosts {
-            let attempt = connect_host(&**runtime, host, config);
-            let result = match options.connect_timeout {
-                Some(limit) => match runtime.timeout(limit, attempt).await {
-                    Ok(result) => result,
-                    Err(_) => Err(Attempt::Timeout(limit)),
-                },
-                None => attempt.await,
-            };
-            match result {
-                Ok((client, conn, socket)) => {
-                    let canceller = Arc::new(PgCanceller::new(
-                        client.cancel_token(),
-                        host.clone(),
-                        options.connect_timeout,
-                    ));
-                    let server = socket.clone();
-                    let io = Io::start(
-                        conn,
-                        socket,
-                        options.drive,
-                        options.busy_poll,
-                        Arc::clone(waiters),
-                        runtime,
-                    );
-                    return Ok(PgConnection::new(
-                        client,
-                        io,
-                        server,
-                        Arc::clone(runtime),
-                        canceller,
-                        options.statement_cache_capacity,
-                        options.unnamed_statements(),
-                    ));
+        let order = options.routing.order(&options.hosts);
+        for &check in options.routing.target.passes() {
+            for &host in &order {
+                // The connect timeout covers the whole attempt on a host: the login and the check.
+                let attempt = open_checked(options, host, config, waiters, runtime, check);
+                let result = match options.connect_timeout {
+                    Some(limit) => match runtime.timeout(limit, attempt).await {
+                        Ok(result) => result,
+                        Err(_) => Err(Attempt::Timeout(limit)),
+                    },
+                    None => attempt.await,
+                };
+                match result {
+                    Ok(conn) => return Ok(conn),
+                    Err(attempt) => failures.push((host, attempt)),
                 }
-                Err(attempt) => failures.push((host, attempt)),
             }
         }
         Err(connect_error(options, failures))
@@ -237,6 +291,22 @@ impl Connector for PgConnector {
             None => {}
         }
         info
+    }
+
+    /// A connector for each of `replica_hosts`: these options with that one host.
+    fn replicas(&self) -> Vec<(String, Arc<dyn Connector>)> {
+        self.options
+            .replica_hosts()
+            .iter()
+            .map(|host| {
+                let options = self.options.for_replica(host);
+                let description = options.redacted().to_owned();
+                (
+                    description,
+                    Arc::new(PgConnector::new(options)) as Arc<dyn Connector>,
+                )
+            })
+            .collect()
     }
 
     /// One pipelined connection for the engine's statements outside transactions, its I/O

@@ -213,6 +213,17 @@ impl PgConnection {
         self.statements.unnamed()
     }
 
+    /// Marks this connection broken when a statement is refused as read-only (`25006`): for
+    /// engines that want a writable server, whose connection to a demoted primary must go.
+    pub(crate) fn set_discard_on_read_only(&mut self, discard: bool) {
+        self.session.discard_on_read_only = discard;
+    }
+
+    /// Whether [`set_discard_on_read_only`](Self::set_discard_on_read_only) is on.
+    pub(crate) fn discards_on_read_only(&self) -> bool {
+        self.session.discard_on_read_only
+    }
+
     /// Whether the last ReadyForQuery message read said that a transaction block is open (or
     /// failed), however stale that may be.
     pub(crate) fn server_reported_transaction(&self) -> bool {

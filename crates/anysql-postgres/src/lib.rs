@@ -44,14 +44,50 @@
 //! | `pgbouncer` | `true` = unnamed statements only (PgBouncer transaction pooling) | `false` |
 //! | `drive` | `inline` or `spawned`: see [Driving the connection](#driving-the-connection) | `inline` |
 //! | `shared` | `true`: the engine's own statements outside transactions share one pipelined connection; see [Shared connection](#shared-connection) | `true` |
+//! | `target_session_attrs` | `any`, `read-write`, `read-only`, `primary`, `standby` or `prefer-standby`: which kind of server to connect to; see [Several hosts](#several-hosts-failover-and-read-replicas) | `any` |
+//! | `load_balance_hosts` | `disable` (in order) or `random` (shuffled for each connection) | `disable` |
+//! | `replica_hosts` | read replicas, `host[:port]` items separated by commas, each a pool of its own with these settings; see [Several hosts](#several-hosts-failover-and-read-replicas) | none |
 //! | `busy_poll` | how long a caller may busy-poll the socket for a reply before its task sleeps, in inline mode (see [Busy-polling](#busy-polling)); a duration such as `200us`, at most `10ms`; `0` turns it off | `200us` |
 //!
 //! The libpq `key=value` form takes the same keys
 //! (`host=/var/run/postgresql dbname=app user=app password='a b'`). Unknown options are
 //! configuration errors when the engine is built. No message, `Debug` or `Display` shows the
-//! password. (The core's URL check refuses some libpq-valid URLs, such as `postgres://u@/db` and
-//! `postgres://u@h1:5432,h2:5433/db`, before the driver sees them; write the hosts in the query,
-//! `postgres:///db?user=u&host=h1,h2&port=5432,5433`, until it lets them through.)
+//! password.
+//!
+//! # Several hosts, failover and read replicas
+//!
+//! A URL may name several hosts, as libpq's do: `postgres://app@h1:5432,h2:5433/app`, or
+//! `host=h1,h2 port=5432,5433` (in the query or the `key=value` form). Each new connection tries
+//! them in order (shuffled, with `load_balance_hosts=random`), each within its own
+//! `connect_timeout`, until one lets the login in and is of the kind `target_session_attrs` asks
+//! for, with libpq's meaning:
+//!
+//! | `target_session_attrs` | the server must | checked with |
+//! |---|---|---|
+//! | `any` (default) | accept the login | |
+//! | `read-write` | allow writes | `SHOW transaction_read_only` is `off` |
+//! | `read-only` | refuse writes | `SHOW transaction_read_only` is `on` |
+//! | `primary` | not be in recovery | `pg_is_in_recovery()` is false |
+//! | `standby` | be in recovery | `pg_is_in_recovery()` is true |
+//! | `prefer-standby` | be a standby if any host is one; else any server, on a second pass | |
+//!
+//! A host of the wrong kind counts as a failed attempt, and when none is left the connect error
+//! lists every host tried with its reason ("… 127.0.0.1:5433: the server is read-only
+//! (target_session_attrs=read-write)").
+//!
+//! **Failover.** With `target_session_attrs=read-write` (or `primary`) the engine survives a
+//! failover without being rebuilt: connections to the old primary fail (a connection error each,
+//! once) and are discarded, and the new ones go to whichever host is the primary now. A statement
+//! refused because the session is read-only (SQLSTATE `25006`, what a primary demoted to a standby
+//! answers) also marks its connection broken on such an engine, so the pool replaces it rather
+//! than handing it out again; on other engines `25006` is an ordinary database error.
+//!
+//! **Read replicas.** `replica_hosts=r1:5432,r2:5432` gives the engine one pool per replica, with
+//! the URL's other settings (user, password, database, pool options) and any server accepted;
+//! [`Engine::reader`](anysql_core::Engine::reader) sends reads there, falling back to the primary
+//! when no replica can be reached, and [`Engine::replicas`](anysql_core::Engine::replicas) reports
+//! each pool. [`EngineBuilder::replica`](anysql_core::EngineBuilder::replica) adds replicas with
+//! URLs of their own.
 //!
 //! # Driving the connection
 //!
@@ -355,6 +391,8 @@
 //! # Known limitations
 //!
 //! - No TLS yet.
+//! - `target_session_attrs` is checked with a query after the login, one round trip more per
+//!   new connection when it is not `any`; the server's `in_hot_standby` report is not used.
 //! - `LISTEN`/`NOTIFY` notifications and notices are discarded.
 //! - In unnamed mode, columns of non-built-in types (enums, domains) make tokio-postgres look the
 //!   type up with a named statement of its own.
@@ -372,6 +410,7 @@ mod cancel;
 mod connect;
 mod connection;
 mod error;
+mod hosts;
 mod io;
 mod options;
 mod pipeline;
@@ -388,6 +427,7 @@ use anysql_core::{AsyncDriver, ConnectOptions, Connector, Error};
 
 pub use connect::PgConnector;
 pub use connection::PgConnection;
+pub use hosts::{LoadBalanceHosts, TargetSessionAttrs};
 pub use options::{
     DriveMode, PgConnectOptions, PgHost, DEFAULT_PORT, DEFAULT_STATEMENT_CACHE_CAPACITY,
 };

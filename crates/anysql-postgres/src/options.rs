@@ -7,6 +7,8 @@ use std::time::Duration;
 use anysql_core::option_values::{parse_bool, parse_duration, percent_decode};
 use anysql_core::{ConnectOptions, Error};
 
+use crate::hosts::{LoadBalanceHosts, Routing, TargetSessionAttrs, ROUTING_OPTIONS};
+
 /// The default PostgreSQL port.
 pub const DEFAULT_PORT: u16 = 5432;
 
@@ -44,6 +46,9 @@ pub(crate) const KNOWN_OPTIONS: &[&str] = &[
     "drive",
     "busy_poll",
     "shared",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "replica_hosts",
 ];
 
 /// How the tokio-postgres connection future (the half that does the socket I/O) is driven.
@@ -119,6 +124,7 @@ pub struct PgConnectOptions {
     pub(crate) drive: DriveMode,
     pub(crate) busy_poll: Duration,
     pub(crate) shared: bool,
+    pub(crate) routing: Routing,
     pub(crate) redacted: String,
     /// Whether the hosts, database name or other settings may hold part of a password (see
     /// [`ConnectOptions::conceals`]): messages then show `***` for them.
@@ -220,6 +226,32 @@ impl PgConnectOptions {
         self.busy_poll
     }
 
+    /// Which kind of server a connection must reach (`target_session_attrs`).
+    pub fn target_session_attrs(&self) -> TargetSessionAttrs {
+        self.routing.target
+    }
+
+    /// In which order the hosts are tried (`load_balance_hosts`).
+    pub fn load_balance_hosts(&self) -> LoadBalanceHosts {
+        self.routing.load_balance
+    }
+
+    /// The hosts of the engine's read replicas (`replica_hosts`), each served by a pool of its own
+    /// with these same settings.
+    pub fn replica_hosts(&self) -> &[PgHost] {
+        &self.routing.replica_hosts
+    }
+
+    /// The options of the replica at `host`: these settings with that one host, any server
+    /// accepted, and no replicas of its own.
+    pub(crate) fn for_replica(&self, host: &PgHost) -> PgConnectOptions {
+        let mut options = self.clone();
+        options.hosts = vec![host.clone()];
+        options.routing = Routing::default();
+        options.redacted = format!("{} (replica {})", self.redacted, self.shown_host(host));
+        options
+    }
+
     /// The URL with its password masked, for messages.
     pub fn redacted(&self) -> &str {
         &self.redacted
@@ -282,6 +314,12 @@ impl fmt::Debug for PgConnectOptions {
             .field("drive", &self.drive)
             .field("busy_poll", &self.busy_poll)
             .field("shared", &self.shared)
+            .field("target_session_attrs", &self.routing.target)
+            .field("load_balance_hosts", &self.routing.load_balance)
+            .field(
+                "replica_hosts",
+                &format_args!("{}", hidden(&self.routing.replica_hosts)),
+            )
             .finish()
     }
 }
@@ -301,6 +339,7 @@ struct Builder<'o> {
     drive: DriveMode,
     busy_poll: Duration,
     shared: bool,
+    routing: Routing,
     /// Whether the value being applied may be part of a password: messages must not quote it.
     conceal: bool,
     /// Whether any part of the settings may hold part of a password.
@@ -324,6 +363,7 @@ impl<'o> Builder<'o> {
             drive: DriveMode::Inline,
             busy_poll: DEFAULT_BUSY_POLL,
             shared: true,
+            routing: Routing::default(),
             conceal: false,
             concealed: false,
         }
@@ -586,6 +626,11 @@ impl<'o> Builder<'o> {
                     ))
                 })?;
             }
+            key if ROUTING_OPTIONS.contains(&key) => {
+                let shown = self.value(value);
+                let applied = self.routing.apply(key, value, &shown);
+                applied.map_err(|message| self.error(message))?;
+            }
             other => return Err(self.source.unknown_param(other, KNOWN_OPTIONS)),
         }
         Ok(())
@@ -648,6 +693,7 @@ impl<'o> Builder<'o> {
             drive: self.drive,
             busy_poll: self.busy_poll,
             shared: self.shared,
+            routing: self.routing,
             redacted: self.source.redacted(),
             concealed: self.concealed,
         })

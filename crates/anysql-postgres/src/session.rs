@@ -22,6 +22,10 @@ pub(crate) struct Session {
     failed: bool,
     /// The connection is known to be unusable.
     pub(crate) broken: bool,
+    /// The engine wants a writable server (`target_session_attrs=read-write` or `primary`): a
+    /// statement refused as read-only (`25006`) means the server was demoted, and the connection
+    /// is broken for this engine.
+    pub(crate) discard_on_read_only: bool,
 }
 
 impl Session {
@@ -31,6 +35,7 @@ impl Session {
             in_flight: false,
             failed: false,
             broken: false,
+            discard_on_read_only: false,
         }
     }
 
@@ -96,6 +101,11 @@ impl Session {
                     Failure::Pg(e) => error::map(e),
                     Failure::Any(e) => (e, Fate::Untouched),
                 };
+                let fate = if self.discard_on_read_only && is_read_only_refusal(&error) {
+                    Fate::Broken
+                } else {
+                    fate
+                };
                 match fate {
                     Fate::Broken => self.broken = true,
                     Fate::StatementFailed => {
@@ -128,6 +138,12 @@ impl Session {
             }
         }
     }
+}
+
+/// Whether `error` is the server refusing a write because the session is read-only (`25006`
+/// read_only_sql_transaction): what a demoted primary, now a standby, answers.
+pub(crate) fn is_read_only_refusal(error: &Error) -> bool {
+    error.code() == Some("25006")
 }
 
 pub(crate) fn is_query_canceled<T>(result: &Result<T, tokio_postgres::Error>) -> bool {

@@ -13,6 +13,7 @@ use postgres_types::Type;
 
 use crate::connection::{decode, execute_one, PgConnection};
 use crate::error::{self, Fate};
+use crate::session;
 use crate::sql::{self, SqlInfo};
 use crate::statements::{Failure, Prepared, Statements};
 use crate::types::{self, unnamed_param_type};
@@ -137,7 +138,8 @@ impl PgShared {
             Failure::Pg(e) => error::map(e),
             Failure::Any(e) => (e, Fate::Untouched),
         };
-        if fate == Fate::Broken {
+        let demoted = self.conn.discards_on_read_only() && session::is_read_only_refusal(&error);
+        if fate == Fate::Broken || demoted {
             // Replaced before the next statement: the callers after this one must not fail.
             self.broken.store(true, Ordering::Release);
         }

@@ -152,8 +152,8 @@ pub use anysql_core::{
     query, query_as, query_scalar, types, Acquired, ArrayElement, BoxStream, CancelHandle, Columns,
     Connection, ConstraintKind, DatabaseError, Engine, EngineBuilder, Error, ErrorKind, Executor,
     FromRow, FromValue, IsolationLevel, Params, PoolMetrics, PoolOptions, PoolStatus, Query,
-    QueryAs, QueryScalar, Result, Row, RowIndex, Rows, Timestamp, ToValue, Transaction,
-    TransactionOptions, Typed, Value,
+    QueryAs, QueryScalar, Reader, Replica, Result, Row, RowIndex, Rows, Timestamp, ToValue,
+    Transaction, TransactionOptions, Typed, Value,
 };
 
 /// The traits and types a runtime or driver author needs.

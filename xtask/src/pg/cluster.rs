@@ -107,6 +107,27 @@ pub struct Cluster {
 impl Cluster {
     /// Creates, starts and fills (database `test`) a fresh cluster under `<target_dir>/anysql-pg`.
     pub fn start(binaries: ServerBinaries, target_dir: &Path) -> Result<Cluster> {
+        Self::start_as(binaries, target_dir, None)
+    }
+
+    /// Starts a streaming standby of `primary` under `<target_dir>/anysql-pg`: a copy made with
+    /// `pg_basebackup -R` (which writes `standby.signal` and the `primary_conninfo`), on a port of
+    /// its own. It serves reads (`hot_standby`) and `pg_is_in_recovery()` is true there until
+    /// [`promote`](Self::promote).
+    pub fn start_standby(
+        binaries: ServerBinaries,
+        target_dir: &Path,
+        primary: &Cluster,
+    ) -> Result<Cluster> {
+        Self::start_as(binaries, target_dir, Some(primary.port))
+    }
+
+    /// A fresh cluster, or with `standby_of`, a standby of the primary on that port.
+    fn start_as(
+        binaries: ServerBinaries,
+        target_dir: &Path,
+        standby_of: Option<u16>,
+    ) -> Result<Cluster> {
         let sh = Shell::new()?;
         let run_as = if running_as_root(&sh)? {
             ensure!(
@@ -160,9 +181,17 @@ impl Cluster {
             stopped: false,
             _lock: lock,
         };
-        cluster.init()?;
-        cluster.launch()?;
-        cluster.create_database()?;
+        match standby_of {
+            None => {
+                cluster.init()?;
+                cluster.launch()?;
+                cluster.create_database()?;
+            }
+            Some(primary_port) => {
+                cluster.base_backup(primary_port)?;
+                cluster.launch()?;
+            }
+        }
         Ok(cluster)
     }
 
@@ -224,6 +253,44 @@ impl Cluster {
              full_page_writes = off\n"
         );
         append(&self.data.join("postgresql.conf"), &settings)
+    }
+
+    /// Copies the primary on `primary_port` into the data directory, as a standby of it. The
+    /// checkpoint the copy starts from is taken at once (`--checkpoint=fast`), not spread over
+    /// the primary's checkpoint interval.
+    fn base_backup(&mut self, primary_port: u16) -> Result<()> {
+        let port = primary_port.to_string();
+        let backup = server_cmd(&self.sh, self.run_as, &self.binaries.tool("pg_basebackup"))
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-D"])
+            .arg(&self.data);
+        run_checked(backup.args(["-R", "-X", "stream", "--checkpoint=fast", "--no-sync"]))?;
+        // The copy has the primary's settings: its own socket directory, then (in `launch`) port.
+        let socket_dir = self.base.join("sock");
+        let socket_dirs = if socket_path(&socket_dir, 65535).as_os_str().len() <= MAX_SOCKET_PATH {
+            let quoted = socket_dir.to_string_lossy().replace('\'', "''");
+            self.socket_dir = Some(socket_dir);
+            quoted
+        } else {
+            String::new()
+        };
+        append(
+            &self.data.join("postgresql.conf"),
+            &format!(
+                "\n# Added by `cargo xtask`: a streaming standby of the cluster on port {primary_port}.\n\
+                 unix_socket_directories = '{socket_dirs}'\n\
+                 hot_standby = on\n"
+            ),
+        )
+    }
+
+    /// Promotes a standby to a primary (`pg_ctl promote`), waiting until it accepts writes.
+    pub fn promote(&mut self) -> Result<()> {
+        ensure!(!self.stopped, "the throwaway cluster was already stopped");
+        let pg_ctl = self.binaries.tool("pg_ctl");
+        let command = server_cmd(&self.sh, self.run_as, &pg_ctl)
+            .arg("-D")
+            .arg(&self.data);
+        run_checked(command.args(["-w", "-t", "60", "promote"]))
     }
 
     /// Starts the server on a free port, retrying with another port if someone took it in between.
