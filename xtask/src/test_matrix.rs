@@ -17,8 +17,23 @@ const RUNTIMES: [&str; 3] = ["tokio", "smol", "async-std"];
 const DRIVERS: [&str; 2] = ["sqlite", "postgres"];
 const SUITE: &str = "anysql-conformance";
 const UNIT_ROW: &str = "unit & doc tests";
-/// The facade's type features, each built alone.
-const TYPE_FEATURES: [&str; 6] = ["chrono", "time", "uuid", "json", "decimal", "bigdecimal"];
+/// The example services, started as programs and driven over HTTP by their tests, on SQLite and
+/// on the PostgreSQL server the cells use (so they run with the cells, not in the unit step).
+const SERVICES: [&str; 2] = ["axum-service", "smol-service"];
+const SERVICES_ROW: &str = "example services over HTTP";
+/// The facade's optional features that need no runtime or driver, each built alone: the type
+/// features, tracing, migrations and the test helper.
+const ALONE_FEATURES: [&str; 9] = [
+    "chrono",
+    "time",
+    "uuid",
+    "json",
+    "decimal",
+    "bigdecimal",
+    "tracing",
+    "migrate",
+    "testing",
+];
 
 pub const USAGE: &str = "\
 Usage: cargo xtask test-matrix [OPTIONS] [-- <TEST ARGS>...]
@@ -287,7 +302,12 @@ fn run_with(sh: &Shell, options: Options) -> Result<ExitCode> {
     if options.list {
         if options.runs_unit_step() {
             println!(
-                "{UNIT_ROW:<22}  cargo test --workspace --exclude {SUITE} --exclude anysql-benches"
+                "{UNIT_ROW:<22}  cargo test --workspace --exclude {SUITE} --exclude anysql-benches --exclude {}",
+                SERVICES.join(" --exclude ")
+            );
+            println!(
+                "{SERVICES_ROW:<22}  ANYSQL_PG_URL=... cargo test -p {}",
+                SERVICES.join(" -p ")
             );
         }
         for cell in &cells {
@@ -318,8 +338,9 @@ fn run_with(sh: &Shell, options: Options) -> Result<ExitCode> {
         rows.push(runner.unit_step()?);
         rows.extend(runner.facade_steps()?);
     }
+    let services = options.runs_unit_step() && options.cargo_args.is_empty();
     if runner.build_suite()? {
-        rows.extend(runner.cells(&cells, &options)?);
+        rows.extend(runner.cells(&cells, &options, services)?);
     } else {
         rows.extend(cells.iter().map(|cell| {
             let note = "the conformance suite does not build".to_owned();
@@ -352,10 +373,12 @@ impl Runner<'_> {
     fn unit_step(&self) -> Result<Row> {
         section(UNIT_ROW);
         let cargo = &self.cargo;
+        let services = SERVICES.iter().flat_map(|s| ["--exclude", s]);
         let command = cmd!(
             self.sh,
             "{cargo} test --workspace --locked --no-fail-fast --exclude {SUITE} --exclude anysql-benches"
-        );
+        )
+        .args(services);
         run_tests(UNIT_ROW, command, "", self.verbose)
     }
 
@@ -410,7 +433,7 @@ impl Runner<'_> {
             "",
             self.verbose,
         )?);
-        for feature in TYPE_FEATURES {
+        for feature in ALONE_FEATURES {
             let name = format!("facade with {feature} alone");
             section(&name);
             let command = cmd!(
@@ -444,9 +467,10 @@ impl Runner<'_> {
         Ok(build.success)
     }
 
-    /// Runs `cells` in order, with a PostgreSQL server found or started for those that need one.
-    fn cells(&self, cells: &[Cell], options: &Options) -> Result<Vec<Row>> {
-        let postgres = if cells.iter().any(|cell| cell.needs_postgres()) {
+    /// Runs `cells` in order, with a PostgreSQL server found or started for those that need one,
+    /// then (with `services`) the example services on that server.
+    fn cells(&self, cells: &[Cell], options: &Options, services: bool) -> Result<Vec<Row>> {
+        let postgres = if services || cells.iter().any(|cell| cell.needs_postgres()) {
             section("PostgreSQL");
             let supply = pg::acquire(options.pg, &crate::target_dir());
             match &supply {
@@ -535,6 +559,10 @@ impl Runner<'_> {
             rows.push(self.cell(cell, env, options)?);
         }
 
+        if services {
+            rows.push(self.services(postgres.as_ref())?);
+        }
+
         if let Some(Ok(mut bouncer)) = bouncer {
             if let Err(error) = bouncer.stop() {
                 let note = format!("{error:#}");
@@ -557,6 +585,39 @@ impl Runner<'_> {
             }
         }
         Ok(rows)
+    }
+
+    /// The example services' tests, which start each service on a fresh SQLite database and a
+    /// fresh PostgreSQL database and drive its HTTP API.
+    fn services(&self, postgres: Option<&PgSupply>) -> Result<Row> {
+        section(SERVICES_ROW);
+        let mut env = Vec::new();
+        match postgres {
+            Some(PgSupply::Ready(server)) => env.push(("ANYSQL_PG_URL", server.url.clone())),
+            Some(PgSupply::Unavailable(why)) if in_ci() => {
+                let note = format!("CI requires PostgreSQL: {why}");
+                return Ok(Row::not_run(SERVICES_ROW.to_owned(), Outcome::Fail, note));
+            }
+            // The services' tests skip their PostgreSQL half without a URL (and fail under CI).
+            Some(PgSupply::Unavailable(_)) | None => {}
+            Some(PgSupply::Broken(why)) => {
+                return Ok(Row::not_run(
+                    SERVICES_ROW.to_owned(),
+                    Outcome::Fail,
+                    why.clone(),
+                ));
+            }
+        }
+        let cargo = &self.cargo;
+        let packages = SERVICES.iter().flat_map(|s| ["-p", s]);
+        let command = cmd!(self.sh, "{cargo} test --locked --no-fail-fast")
+            .args(packages)
+            .envs(env.clone());
+        let shown_env: Vec<String> = env
+            .iter()
+            .map(|(key, value)| format!("{key}={}", pg::redact(value)))
+            .collect();
+        run_tests(SERVICES_ROW, command, &shown_env.join(" "), self.verbose)
     }
 
     fn cell(&self, cell: Cell, env: Vec<(&str, String)>, options: &Options) -> Result<Row> {
