@@ -11,6 +11,7 @@
 //! 4. Otherwise the cells are skipped, with the reasons collected along the way.
 
 pub mod cluster;
+pub mod tls;
 pub mod url;
 
 use std::io::{Read, Write};

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::{bail, ensure, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::pg::{self, PgMode, PgSupply};
+use crate::pg::tls::TlsCluster;
+use crate::pg::{self, PgMode, PgSupply, ServerBinaries};
 use crate::process::{self, Captured};
 use crate::report::{self, Outcome, Row};
 
@@ -29,7 +30,9 @@ table of results. Without filters it first runs the unit and doc tests of every 
 Options:
   --runtime <NAMES>   only these runtimes: tokio, smol, async-std (repeatable or comma-separated)
   --driver <NAMES>    only these drivers: sqlite, postgres (repeatable or comma-separated); with
-                      tokio and postgres selected, a PgBouncer-safe-mode cell runs too
+                      tokio and postgres selected, a PgBouncer-safe-mode cell runs too;
+                      with postgres, a TLS cell per runtime runs the TLS tests against a
+                      throwaway cluster with `ssl = on` (target/anysql-pg-tls)
   --pg <MODE>         where PostgreSQL comes from:
                         auto       ANYSQL_PG_URL, else postgres://root@127.0.0.1:5432/test,
                                    else a throwaway cluster (the default)
@@ -50,12 +53,16 @@ struct Cell {
     driver: &'static str,
     /// PostgreSQL in PgBouncer-safe mode (unnamed statements only): one extra cell, on tokio.
     pgbouncer: bool,
+    /// The TLS tests (`tests/tests/tls.rs`) against the TLS cluster: one extra cell per runtime.
+    tls: bool,
 }
 
 impl Cell {
     fn name(self) -> String {
         if self.pgbouncer {
             format!("{} × {} (pgbouncer)", self.runtime, self.driver)
+        } else if self.tls {
+            format!("{} × {} (tls)", self.runtime, self.driver)
         } else {
             format!("{} × {}", self.runtime, self.driver)
         }
@@ -142,6 +149,7 @@ impl Options {
                         runtime,
                         driver,
                         pgbouncer: false,
+                        tls: false,
                     });
                 }
             }
@@ -154,7 +162,25 @@ impl Options {
                 runtime: "tokio",
                 driver: "postgres",
                 pgbouncer: true,
+                tls: false,
             });
+        }
+        // The TLS tests have their own binary; a run narrowed to other binaries (the torture run)
+        // has no TLS cells.
+        if self.cargo_args.is_empty() {
+            let with_postgres: Vec<&'static str> = cells
+                .iter()
+                .filter(|c| c.needs_postgres() && !c.pgbouncer)
+                .map(|c| c.runtime)
+                .collect();
+            for runtime in with_postgres {
+                cells.push(Cell {
+                    runtime,
+                    driver: "postgres",
+                    pgbouncer: false,
+                    tls: true,
+                });
+            }
         }
         cells
     }
@@ -428,6 +454,12 @@ impl Runner<'_> {
         } else {
             None
         };
+        let mut tls = if cells.iter().any(|cell| cell.tls) {
+            section("PostgreSQL with TLS");
+            Some(start_tls_cluster())
+        } else {
+            None
+        };
 
         let mut rows = Vec::new();
         for &cell in cells {
@@ -460,7 +492,26 @@ impl Runner<'_> {
                     continue;
                 }
             }
+            if cell.tls {
+                match &tls {
+                    Some(Ok(cluster)) => env.extend(cluster.env()),
+                    Some(Err((outcome, why))) => {
+                        rows.push(Row::not_run(cell.name(), *outcome, why.clone()));
+                        continue;
+                    }
+                    None => unreachable!("the TLS cluster is started whenever a cell needs it"),
+                }
+            }
             rows.push(self.cell(cell, env, options)?);
+        }
+        if let Some(Ok(cluster)) = tls.as_mut() {
+            if let Err(error) = cluster.stop() {
+                rows.push(Row::not_run(
+                    "PostgreSQL TLS cluster shutdown".to_owned(),
+                    Outcome::Fail,
+                    format!("{error:#}"),
+                ));
+            }
         }
 
         // An early return above drops the server, which stops a throwaway cluster all the same.
@@ -481,11 +532,21 @@ impl Runner<'_> {
         let name = cell.name();
         section(&name);
         let cargo = &self.cargo;
-        let command = cmd!(self.sh, "{cargo} test -p {SUITE} --locked --no-fail-fast")
-            .args(&options.cargo_args)
+        let mut command = cmd!(self.sh, "{cargo} test -p {SUITE} --locked --no-fail-fast")
+            .args(&options.cargo_args);
+        if cell.tls {
+            command = command.args(["--test", "tls"]);
+        }
+        let command = command
             .arg("--")
             .args(&options.test_args)
             .args(["--skip", cell.foreign_tests()]);
+        // The TLS tests run in the TLS cells only.
+        let command = if cell.tls {
+            command
+        } else {
+            command.args(["--skip", "tls_only::"])
+        };
         let shown_env: Vec<String> = env
             .iter()
             .map(|(key, value)| format!("{key}={}", pg::redact(value)))
@@ -493,7 +554,8 @@ impl Runner<'_> {
         let row = run_tests(&name, command.envs(env), &shown_env.join(" "), self.verbose)?;
         if row.outcome == Outcome::Fail {
             println!(
-                "to rerun this cell: {}cargo xtask test-matrix --runtime {} --driver {}",
+                "to rerun this cell{}: {}cargo xtask test-matrix --runtime {} --driver {}",
+                if cell.tls { " (and the others)" } else { "" },
                 if cell.pgbouncer {
                     "ANYSQL_PG_PGBOUNCER=1 "
                 } else {
@@ -504,6 +566,38 @@ impl Runner<'_> {
             );
         }
         Ok(row)
+    }
+}
+
+/// Starts the TLS cluster, or says why not: a failure under CI or when the server binaries are
+/// there but the cluster does not start, a skip otherwise.
+fn start_tls_cluster() -> Result<TlsCluster, (Outcome, String)> {
+    let Some(binaries) = ServerBinaries::find() else {
+        let why = "the TLS cells need the PostgreSQL server binaries (initdb, pg_ctl) for a \
+                   throwaway cluster with `ssl = on`"
+            .to_owned();
+        let outcome = if in_ci() {
+            Outcome::Fail
+        } else {
+            Outcome::Skipped
+        };
+        println!("PostgreSQL with TLS: {why}");
+        return Err((outcome, why));
+    };
+    match TlsCluster::start(binaries, &crate::target_dir()) {
+        Ok(cluster) => {
+            println!(
+                "PostgreSQL with TLS: a throwaway cluster on port {}, certificates in {}",
+                cluster.port(),
+                cluster.cert_dir().display()
+            );
+            Ok(cluster)
+        }
+        Err(error) => {
+            let why = format!("the TLS cluster did not start: {error:#}");
+            println!("PostgreSQL with TLS: {why}");
+            Err((Outcome::Fail, why))
+        }
     }
 }
 
@@ -596,14 +690,18 @@ mod tests {
     }
 
     #[test]
-    fn no_arguments_select_six_cells_the_pgbouncer_cell_and_the_unit_step() {
+    fn no_arguments_select_six_cells_the_pgbouncer_cell_the_tls_cells_and_the_unit_step() {
         let options = parse(&[]).unwrap();
-        assert_eq!(options.cells().len(), 7);
+        assert_eq!(options.cells().len(), 10);
         assert!(options.runs_unit_step());
         assert_eq!(options.cells()[0].name(), "tokio × sqlite");
         assert_eq!(options.cells()[6].name(), "tokio × postgres (pgbouncer)");
+        assert_eq!(options.cells()[7].name(), "tokio × postgres (tls)");
+        assert_eq!(options.cells()[9].name(), "async-std × postgres (tls)");
         assert_eq!(options.cells()[0].foreign_tests(), "pg_only::");
         assert_eq!(options.cells()[6].foreign_tests(), "sqlite_only::");
+        let sqlite_only = parse(&["--driver", "sqlite"]).unwrap();
+        assert!(sqlite_only.cells().iter().all(|c| !c.tls));
     }
 
     #[test]
@@ -623,7 +721,10 @@ mod tests {
                 "tokio × postgres",
                 "smol × postgres",
                 "async-std × postgres",
-                "tokio × postgres (pgbouncer)"
+                "tokio × postgres (pgbouncer)",
+                "tokio × postgres (tls)",
+                "smol × postgres (tls)",
+                "async-std × postgres (tls)"
             ]
         );
         assert!(!options.runs_unit_step());

@@ -20,6 +20,7 @@ use crate::io::{Io, RawConnection};
 use crate::options::{DriveMode, PgConnectOptions, PgHost};
 use crate::shared::PgShared;
 use crate::socket::{PgSocket, SocketHandle};
+use crate::tls::{CancelTls, Step, TlsError};
 
 /// Opens a socket to `host` through `runtime`: TCP (with `TCP_NODELAY`) or a Unix socket.
 pub(crate) async fn open_socket(runtime: &dyn Runtime, host: &PgHost) -> io::Result<BoxSocket> {
@@ -33,6 +34,7 @@ pub(crate) async fn open_socket(runtime: &dyn Runtime, host: &PgHost) -> io::Res
 enum Attempt {
     Io(io::Error),
     Pg(tokio_postgres::Error),
+    Tls(TlsError),
     Timeout(std::time::Duration),
 }
 
@@ -45,6 +47,7 @@ impl Attempt {
                 Some(db) => Box::new(db.clone()),
                 None => Box::new(e),
             },
+            Attempt::Tls(e) => Box::new(e),
             Attempt::Timeout(d) => Box::new(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("timed out after {d:?} (connect_timeout)"),
@@ -62,6 +65,12 @@ impl Attempt {
                 Some("57P03") => "the server is starting up or shutting down; retry shortly",
                 _ => "check that the server is running and accepts connections there",
             },
+            Attempt::Tls(TlsError::Refused(_)) => {
+                "the server does not offer TLS; check sslmode and the server's `ssl` setting"
+            }
+            Attempt::Tls(_) => {
+                "check sslmode, sslrootcert, sslcert and sslkey, and the server's certificate"
+            }
             Attempt::Io(e) if e.kind() == io::ErrorKind::Unsupported => {
                 "this runtime cannot open Unix sockets; connect over TCP instead"
             }
@@ -78,23 +87,66 @@ impl fmt::Display for Attempt {
                 Some(db) => write!(f, "{} (code {})", db.message(), db.code().code()),
                 None => write!(f, "{e}"),
             },
+            Attempt::Tls(e) => write!(f, "{e}"),
             Attempt::Timeout(d) => write!(f, "timed out after {d:?}"),
         }
     }
 }
 
+/// A connection made: the client, its connection future, the socket's handle, and how its cancel
+/// requests are secured.
+type Connected = (Client, RawConnection, SocketHandle, Option<CancelTls>);
+
+/// Connects to `host`, trying plaintext and TLS in the order `sslmode` gives (see
+/// [`TlsOptions::plan`](crate::tls::TlsOptions::plan)). As libpq, the next step is tried only when
+/// the server refused this one (an error from the server, or a failed handshake), never when the
+/// host could not be reached.
 async fn connect_host(
     runtime: &dyn Runtime,
     host: &PgHost,
     config: &Config,
-) -> Result<(Client, RawConnection, SocketHandle), Attempt> {
+    options: &PgConnectOptions,
+) -> Result<Connected, Attempt> {
+    let plan = options.tls.plan(host);
+    let mut last = None;
+    for (index, &step) in plan.iter().enumerate() {
+        match connect_step(runtime, host, config, options, step).await {
+            Ok(connected) => return Ok(connected),
+            Err(attempt) => {
+                let retry = match &attempt {
+                    Attempt::Pg(e) => e.as_db_error().is_some(),
+                    Attempt::Tls(e) => e.allows_fallback(),
+                    Attempt::Io(_) | Attempt::Timeout(_) => false,
+                };
+                last = Some(attempt);
+                if !retry || index + 1 == plan.len() {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| Attempt::Io(io::Error::other("no connection attempt was made"))))
+}
+
+async fn connect_step(
+    runtime: &dyn Runtime,
+    host: &PgHost,
+    config: &Config,
+    options: &PgConnectOptions,
+    step: Step,
+) -> Result<Connected, Attempt> {
     let socket = open_socket(runtime, host).await.map_err(Attempt::Io)?;
+    let (socket, cancel_tls) = options
+        .tls
+        .secure(socket, host, step)
+        .await
+        .map_err(Attempt::Tls)?;
     let (socket, handle) = PgSocket::new(socket);
     let (client, conn) = config
         .connect_raw(socket, NoTls)
         .await
         .map_err(Attempt::Pg)?;
-    Ok((client, conn, handle))
+    Ok((client, conn, handle, cancel_tls))
 }
 
 impl PgConnection {
@@ -123,7 +175,7 @@ impl PgConnection {
     ) -> Result<PgConnection, Error> {
         let mut failures: Vec<(&PgHost, Attempt)> = Vec::new();
         for host in &options.hosts {
-            let attempt = connect_host(&**runtime, host, config);
+            let attempt = connect_host(&**runtime, host, config, options);
             let result = match options.connect_timeout {
                 Some(limit) => match runtime.timeout(limit, attempt).await {
                     Ok(result) => result,
@@ -132,11 +184,12 @@ impl PgConnection {
                 None => attempt.await,
             };
             match result {
-                Ok((client, conn, socket)) => {
+                Ok((client, conn, socket, cancel_tls)) => {
                     let canceller = Arc::new(PgCanceller::new(
                         client.cancel_token(),
                         host.clone(),
                         options.connect_timeout,
+                        cancel_tls,
                     ));
                     let server = socket.clone();
                     let io = Io::start(

@@ -352,6 +352,7 @@ mod shared;
 mod socket;
 mod sql;
 mod statements;
+mod tls;
 mod types;
 
 use std::sync::Arc;
@@ -363,6 +364,7 @@ pub use connection::PgConnection;
 pub use options::{
     DriveMode, PgConnectOptions, PgHost, DEFAULT_PORT, DEFAULT_STATEMENT_CACHE_CAPACITY,
 };
+pub use tls::{SslMode, SslRootCert};
 /// The tokio-postgres crate this driver is built on, for [`PgConnection::with_client`].
 pub use tokio_postgres;
 

@@ -107,6 +107,18 @@ pub struct Cluster {
 impl Cluster {
     /// Creates, starts and fills (database `test`) a fresh cluster under `<target_dir>/anysql-pg`.
     pub fn start(binaries: ServerBinaries, target_dir: &Path) -> Result<Cluster> {
+        Cluster::start_with(binaries, target_dir, "anysql-pg", &|_, _| Ok(String::new()))
+    }
+
+    /// [`start`](Self::start) in `<target_dir>/<name>` (with its own lock, so that it runs beside
+    /// the others), calling `prepare(base, data)` after `initdb`: it may write files (under
+    /// `base`, handed to the server user afterwards) and returns settings for `postgresql.conf`.
+    pub fn start_with(
+        binaries: ServerBinaries,
+        target_dir: &Path,
+        name: &str,
+        prepare: &dyn Fn(&Path, &Path) -> Result<String>,
+    ) -> Result<Cluster> {
         let sh = Shell::new()?;
         let run_as = if running_as_root(&sh)? {
             ensure!(
@@ -122,15 +134,15 @@ impl Cluster {
             None
         };
 
-        let lock = lock_cluster_dir(target_dir)?;
-        let mut base = target_dir.join("anysql-pg");
+        let lock = lock_cluster_dir(target_dir, name)?;
+        let mut base = target_dir.join(name);
         prepare_base(&sh, &binaries, &base, run_as)?;
         if run_as.is_some() && !server_user_can_write(&sh, &base) {
             // The workspace sits somewhere the server user cannot reach (say under /root). The name is
             // per workspace, so that the lock above also covers the fallback directory.
             let mut hasher = DefaultHasher::new();
             target_dir.hash(&mut hasher);
-            let fallback = env::temp_dir().join(format!("anysql-pg-{:016x}", hasher.finish()));
+            let fallback = env::temp_dir().join(format!("{name}-{:016x}", hasher.finish()));
             println!(
                 "PostgreSQL: `{SERVER_USER}` cannot write {}; using {} instead",
                 base.display(),
@@ -161,6 +173,12 @@ impl Cluster {
             _lock: lock,
         };
         cluster.init()?;
+        let settings = prepare(&cluster.base, &cluster.data)?;
+        append(&cluster.data.join("postgresql.conf"), &settings)?;
+        if let Some(user) = cluster.run_as {
+            let base = &cluster.base;
+            run_checked(cmd!(cluster.sh, "chown -R {user} {base}"))?;
+        }
         cluster.launch()?;
         cluster.create_database()?;
         Ok(cluster)
@@ -329,12 +347,12 @@ impl Drop for Cluster {
     }
 }
 
-/// Takes `<target>/anysql-pg.lock`, waiting for another xtask run that holds it. The kernel releases it
+/// Takes `<target>/<name>.lock`, waiting for another xtask run that holds it. The kernel releases it
 /// when a run dies, so a killed run never blocks the next one.
-fn lock_cluster_dir(target_dir: &Path) -> Result<File> {
+fn lock_cluster_dir(target_dir: &Path, name: &str) -> Result<File> {
     fs::create_dir_all(target_dir)
         .with_context(|| format!("failed to create {}", target_dir.display()))?;
-    let path = target_dir.join("anysql-pg.lock");
+    let path = target_dir.join(format!("{name}.lock"));
     let file = File::options()
         .create(true)
         .truncate(false)
