@@ -230,13 +230,13 @@ mod tls_only {
         let allow = url("localhost", port, "anysql_tls_only", "sslmode=allow");
         assert!(block_on(async move { session_ssl(&allow).await }).unwrap());
         let disable = url("localhost", port, "anysql_tls_only", "sslmode=disable");
-        expect_connection_error(&disable, "no pg_hba.conf entry");
+        expect_connection_error(&disable, "pg_hba.conf rejects connection");
         // `anysql_plain_only` may only connect in plaintext: `prefer` is refused over TLS and
         // falls back.
         let prefer = url("localhost", port, "anysql_plain_only", "sslmode=prefer");
         assert!(!block_on(async move { session_ssl(&prefer).await }).unwrap());
         let require = url("localhost", port, "anysql_plain_only", "sslmode=require");
-        expect_connection_error(&require, "no pg_hba.conf entry");
+        expect_connection_error(&require, "pg_hba.conf rejects connection");
     }
 
     #[test]
