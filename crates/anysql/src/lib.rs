@@ -10,6 +10,7 @@
 //! | `runtime-async-std` | [`runtime::AsyncStdRuntime`] |
 //! | `sqlite` (default) | `sqlite:` URLs, over rusqlite with a bundled SQLite ([`sqlite`]) |
 //! | `postgres` | `postgres://` URLs, over tokio-postgres ([`postgres`]) |
+//! | `tls` (default) | TLS for PostgreSQL, with rustls: `sslmode`, `sslrootcert`, `sslcert`, `sslkey` (see [PostgreSQL over TLS](#postgresql-over-tls)); nothing without `postgres` |
 //! | `macros` (default) | `#[derive(FromRow)]` ([`FromRow`](derive@FromRow)) and `#[derive(Type)]` ([`Type`]) for enums and newtypes |
 //! | `chrono` | chrono's `NaiveDate`, `NaiveTime`, `NaiveDateTime`, `DateTime<Utc>`, `DateTime<FixedOffset>`, `DateTime<Local>` |
 //! | `time` | the time crate's `Date`, `Time`, `PrimitiveDateTime`, `OffsetDateTime` |
@@ -101,6 +102,26 @@
 //! # #[cfg(not(all(feature = "sqlite", feature = "runtime-tokio", feature = "macros")))]
 //! # fn main() {}
 //! ```
+//!
+//! # PostgreSQL over TLS
+//!
+//! The TLS options are libpq's, in the URL's query or in the `key=value` form, with libpq's
+//! meaning (the [`postgres`] module has the details):
+//!
+//! | URL | what it does |
+//! |---|---|
+//! | `postgres://app@db/app` | `sslmode=prefer`, libpq's default: TLS when the server offers it, the certificate not checked |
+//! | `?sslmode=disable` | plaintext |
+//! | `?sslmode=require` | TLS or no connection; the certificate is not checked |
+//! | `?sslmode=verify-ca&sslrootcert=/etc/app/ca.pem` | TLS, the certificate must chain to that CA |
+//! | `?sslmode=verify-full&sslrootcert=/etc/app/ca.pem` | also the host name (or IP address) must be in the certificate: what to use in production |
+//! | `?sslrootcert=system` | the platform's trusted roots (a managed service with a public CA); implies `verify-full` |
+//! | `?sslcert=/etc/app/client.pem&sslkey=/etc/app/client.key` | a client certificate, for `cert` authentication |
+//! | `host=db sslmode=verify-full sslrootcert=/etc/app/ca.pem` | the same in the `key=value` form |
+//!
+//! The `tls` feature is on by default; with `default-features = false`, add it to the features to
+//! get TLS. Without it, `sslmode=prefer` and `allow` connect in plaintext and `require`,
+//! `verify-ca` and `verify-full` are configuration errors when the engine is built.
 //!
 //! # Choosing the runtime
 //!
