@@ -185,6 +185,59 @@ mod tls_only {
         server.join().unwrap();
     }
 
+    /// `prefer` against a server without TLS is a plaintext connection already: when the server
+    /// refuses it (a wrong password, say), trying plaintext again would only repeat it.
+    #[test]
+    fn prefer_does_not_repeat_a_refused_plaintext_login() {
+        if tls_server().is_none() {
+            return;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        thread::spawn(move || {
+            for socket in listener.incoming().take(4) {
+                let Ok(mut socket) = socket else { return };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut request = [0; 8];
+                if socket.read_exact(&mut request).is_err() || request != SSL_REQUEST {
+                    continue;
+                }
+                let _ = socket.write_all(b"N");
+                // The startup message: its length, then the rest.
+                let mut length = [0; 4];
+                if socket.read_exact(&mut length).is_err() {
+                    continue;
+                }
+                let mut rest = vec![0; u32::from_be_bytes(length) as usize - 4];
+                let _ = socket.read_exact(&mut rest);
+                let mut fields = Vec::new();
+                for (code, text) in [
+                    (b'S', "FATAL"),
+                    (b'C', "28P01"),
+                    (b'M', "password authentication failed"),
+                ] {
+                    fields.push(code);
+                    fields.extend_from_slice(text.as_bytes());
+                    fields.push(0);
+                }
+                fields.push(0);
+                let mut message = vec![b'E'];
+                message.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+                message.extend_from_slice(&fields);
+                let _ = socket.write_all(&message);
+            }
+        });
+        let url = url("127.0.0.1", port, "postgres", "sslmode=prefer");
+        expect_connection_error(&url, "password authentication failed");
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one connection, not a second plaintext one"
+        );
+    }
+
     #[test]
     fn a_client_certificate_is_accepted() {
         let Some((port, dir)) = tls_server() else {

@@ -358,7 +358,8 @@ impl Runner<'_> {
     /// The facade as applications see it: with no feature at all (a library's view: building an
     /// engine is a clear error), the quickstart example run unchanged on each runtime, and each
     /// type feature built alone; and the core's unit tests with every type feature, which the
-    /// workspace step (default features) leaves out.
+    /// workspace step (default features) leaves out; and the PostgreSQL driver's unit tests without
+    /// its `tls` feature.
     fn facade_steps(&self) -> Result<Vec<Row>> {
         let cargo = &self.cargo;
         let mut rows = Vec::new();
@@ -395,6 +396,17 @@ impl Runner<'_> {
             let note = format!("expected output {missing:?} ({})", run.status);
             rows.push(whole_step(name, &run, passed, note));
         }
+        section("postgres driver without tls");
+        let command = cmd!(
+            self.sh,
+            "{cargo} test -p anysql-postgres --locked --no-default-features --lib"
+        );
+        rows.push(run_tests(
+            "postgres driver without tls",
+            command,
+            "",
+            self.verbose,
+        )?);
         section("core with every type feature");
         let command = cmd!(
             self.sh,

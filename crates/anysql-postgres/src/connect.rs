@@ -112,9 +112,13 @@ async fn connect_host(
     for (index, &step) in plan.iter().enumerate() {
         match connect_step(runtime, host, config, options, step).await {
             Ok(connected) => return Ok(connected),
-            Err(attempt) => {
+            Err((attempt, used_tls)) => {
                 let retry = match &attempt {
-                    Attempt::Pg(e) => e.as_db_error().is_some(),
+                    // Refused by the server: over TLS (`prefer`) or in plaintext (`allow`). A
+                    // `prefer` try that found no TLS was plaintext already: nothing else to try.
+                    Attempt::Pg(e) => {
+                        e.as_db_error().is_some() && (used_tls || step == Step::Plain)
+                    }
                     Attempt::Tls(e) => e.allows_fallback(),
                     Attempt::Io(_) | Attempt::Timeout(_) => false,
                 };
@@ -134,18 +138,21 @@ async fn connect_step(
     config: &Config,
     options: &PgConnectOptions,
     step: Step,
-) -> Result<Connected, Attempt> {
-    let socket = open_socket(runtime, host).await.map_err(Attempt::Io)?;
+) -> Result<Connected, (Attempt, bool)> {
+    let socket = open_socket(runtime, host)
+        .await
+        .map_err(|e| (Attempt::Io(e), false))?;
     let (socket, cancel_tls) = options
         .tls
         .secure(socket, host, step)
         .await
-        .map_err(Attempt::Tls)?;
+        .map_err(|e| (Attempt::Tls(e), false))?;
+    let used_tls = cancel_tls.is_some();
     let (socket, handle) = PgSocket::new(socket);
     let (client, conn) = config
         .connect_raw(socket, NoTls)
         .await
-        .map_err(Attempt::Pg)?;
+        .map_err(|e| (Attempt::Pg(e), used_tls))?;
     Ok((client, conn, handle, cancel_tls))
 }
 

@@ -955,6 +955,8 @@ mod tests {
         );
     }
 
+    /// (Without the `tls` feature the modes that need TLS are refused: see `tls::tests`.)
+    #[cfg(feature = "tls")]
     #[test]
     fn ssl_options_follow_libpq() {
         let mode = |url: &str| parse(url).unwrap().ssl_mode();

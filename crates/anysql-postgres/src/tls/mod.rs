@@ -189,6 +189,7 @@ impl TlsOptions {
     }
 
     /// The mode in force: `require` with a CA file is `verify-ca`, as in libpq.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) fn effective_mode(&self) -> SslMode {
         match (self.mode, &self.root_cert) {
             (SslMode::Require, Some(SslRootCert::File(_))) => SslMode::VerifyCa,
@@ -239,6 +240,7 @@ impl TlsOptions {
 
 /// Why the TLS part of a try failed.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
 pub(crate) enum TlsError {
     /// Writing the `SSLRequest` or reading the answer failed.
     Io(io::Error),
@@ -334,6 +336,19 @@ mod tests {
             assert_eq!(SslMode::parse(mode.as_str()), Some(mode));
         }
         assert_eq!(SslMode::parse("Require"), None);
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn without_the_feature_the_modes_that_need_tls_are_configuration_errors() {
+        for mode in [SslMode::Require, SslMode::VerifyFull] {
+            let root = Some(SslRootCert::File("ca.pem".into()));
+            let err = options(mode, root).finish(true).unwrap_err();
+            assert!(err.contains("without its `tls` feature"), "{err}");
+        }
+        for mode in [SslMode::Disable, SslMode::Allow, SslMode::Prefer] {
+            assert!(options(mode, None).finish(true).is_ok());
+        }
     }
 
     #[test]
