@@ -296,6 +296,8 @@ fn run_with(sh: &Shell, options: Options) -> Result<ExitCode> {
                 cell.driver,
                 if cell.pgbouncer {
                     " ANYSQL_PG_PGBOUNCER=1"
+                } else if cell.tls {
+                    " ANYSQL_PG_TLS_URL=<TLS cluster> ANYSQL_PG_TLS_DIR=<certificates> --test tls"
                 } else {
                     ""
                 }

@@ -57,7 +57,7 @@
 //!
 //! # TLS
 //!
-//! With the `tls` feature (on by default), connections over TCP use TLS as libpq's `sslmode`
+//! With the `tls` feature (on by default, and part of the anysql facade's `postgres` feature), connections over TCP use TLS as libpq's `sslmode`
 //! says, through [rustls](https://docs.rs/rustls) over the runtime's own socket, on tokio, smol
 //! and async-std alike; no OpenSSL. The driver sends the `SSLRequest` itself and, if the server
 //! agrees, runs the handshake; tokio-postgres then speaks the protocol over the decrypted stream.

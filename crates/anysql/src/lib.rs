@@ -9,8 +9,9 @@
 //! | `runtime-smol` | [`runtime::SmolRuntime`] |
 //! | `runtime-async-std` | [`runtime::AsyncStdRuntime`] |
 //! | `sqlite` (default) | `sqlite:` URLs, over rusqlite with a bundled SQLite ([`sqlite`]) |
-//! | `postgres` | `postgres://` URLs, over tokio-postgres ([`postgres`]) |
-//! | `tls` (default) | TLS for PostgreSQL, with rustls: `sslmode`, `sslrootcert`, `sslcert`, `sslkey` (see [PostgreSQL over TLS](#postgresql-over-tls)); nothing without `postgres` |
+//! | `postgres` | `postgres://` URLs, over tokio-postgres ([`postgres`]), with `tls` |
+//! | `tls` | TLS for PostgreSQL, with rustls: `sslmode`, `sslrootcert`, `sslcert`, `sslkey` (see [PostgreSQL over TLS](#postgresql-over-tls)); part of `postgres` |
+//! | `postgres-plaintext` | PostgreSQL without `tls`: no rustls in the tree; plaintext TCP and Unix sockets only |
 //! | `macros` (default) | `#[derive(FromRow)]` ([`FromRow`](derive@FromRow)) and `#[derive(Type)]` ([`Type`]) for enums and newtypes |
 //! | `chrono` | chrono's `NaiveDate`, `NaiveTime`, `NaiveDateTime`, `DateTime<Utc>`, `DateTime<FixedOffset>`, `DateTime<Local>` |
 //! | `time` | the time crate's `Date`, `Time`, `PrimitiveDateTime`, `OffsetDateTime` |
@@ -119,9 +120,10 @@
 //! | `?sslcert=/etc/app/client.pem&sslkey=/etc/app/client.key` | a client certificate, for `cert` authentication |
 //! | `host=db sslmode=verify-full sslrootcert=/etc/app/ca.pem` | the same in the `key=value` form |
 //!
-//! The `tls` feature is on by default; with `default-features = false`, add it to the features to
-//! get TLS. Without it, `sslmode=prefer` and `allow` connect in plaintext and `require`,
-//! `verify-ca` and `verify-full` are configuration errors when the engine is built.
+//! The `postgres` feature includes `tls`, whatever the other features, so that no build silently
+//! falls back to plaintext under `sslmode=prefer`. `postgres-plaintext` leaves rustls out: then
+//! `prefer` and `allow` connect in plaintext, and `require`, `verify-ca` and `verify-full` are
+//! configuration errors when the engine is built.
 //!
 //! # Choosing the runtime
 //!
@@ -212,7 +214,7 @@ pub mod sqlite {
 }
 
 /// The PostgreSQL driver (`postgres://` URLs).
-#[cfg(feature = "postgres")]
+#[cfg(feature = "postgres-plaintext")]
 pub mod postgres {
     pub use anysql_postgres::*;
 }
@@ -240,14 +242,14 @@ pub fn builder(url: &str) -> EngineBuilder {
     let builder = EngineBuilder::new(url).default_runtime(runtime::detect);
     #[cfg(feature = "sqlite")]
     let builder = builder.driver(anysql_sqlite::SqliteDriver::new());
-    #[cfg(feature = "postgres")]
+    #[cfg(feature = "postgres-plaintext")]
     let builder = builder.driver(anysql_postgres::PostgresDriver);
     #[cfg(not(feature = "sqlite"))]
     let builder = builder.missing_driver(
         &["sqlite"],
         "enable the `sqlite` feature of the anysql crate",
     );
-    #[cfg(not(feature = "postgres"))]
+    #[cfg(not(feature = "postgres-plaintext"))]
     let builder = builder.missing_driver(
         &["postgres", "postgresql"],
         "enable the `postgres` feature of the anysql crate",
@@ -312,7 +314,7 @@ mod tests {
 
     /// A `key=value` string goes to the driver that accepts them (PostgreSQL's): without it, the
     /// error says which feature to enable.
-    #[cfg(not(feature = "postgres"))]
+    #[cfg(not(feature = "postgres-plaintext"))]
     #[test]
     fn without_the_postgres_feature_a_key_value_string_names_the_feature() {
         let err = crate::create_async_engine("host=localhost dbname=test").unwrap_err();

@@ -180,7 +180,7 @@ impl TlsOptions {
             if self.mode.requires_tls() {
                 return Err(format!(
                     "sslmode={} needs TLS, and anysql-postgres was built without its `tls` feature \
-                     (on by default; the anysql facade's `tls` feature turns it on)",
+                     (on by default; the anysql facade's `postgres` feature includes it, `postgres-plaintext` does not)",
                     self.mode
                 ));
             }
