@@ -9,6 +9,7 @@
 //! | `ANYSQL_TEST_DRIVER` | `sqlite`, `postgres` | `sqlite` |
 //! | `ANYSQL_PG_URL` | a PostgreSQL URL | `postgres://root@127.0.0.1:5432/test` |
 //! | `ANYSQL_PG_PGBOUNCER` | `1` runs PostgreSQL in PgBouncer-safe mode (unnamed statements) | unset |
+//! | `ANYSQL_PG_TLS_URL`, `ANYSQL_PG_TLS_DIR` | the TLS cluster and its certificates, for `tests/tls.rs` (the TLS cells) | unset: the TLS tests do not run, and fail under `CI=true` |
 //!
 //! `cargo xtask test-matrix` runs every cell. Each test gets its own SQLite file or its own
 //! PostgreSQL schema, so tests and cells may run in parallel and never see each other's tables.

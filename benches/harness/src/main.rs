@@ -13,7 +13,10 @@
 //! ```
 //!
 //! PostgreSQL comes from `ANYSQL_PG_URL`, else `postgres://root@127.0.0.1:5432/test`; this run's
-//! tables have a unique name and are dropped at the end.
+//! tables have a unique name and are dropped at the end. anysql connects to it with
+//! `sslmode=disable` unless the URL says otherwise, as raw tokio-postgres does. With
+//! `ANYSQL_PG_TLS_URL` (a server with TLS on) and `ANYSQL_PG_TLS_CA` (its CA), which `cargo xtask
+//! bench` sets with a TLS cluster of its own, P1 and P3 also run over TLS (rows `P1t`, `P3t`).
 
 mod common;
 mod core_latency;
