@@ -10,6 +10,7 @@
 //! | `ANYSQL_PG_URL` | a PostgreSQL URL | `postgres://root@127.0.0.1:5432/test` |
 //! | `ANYSQL_PG_PGBOUNCER` | `1` runs PostgreSQL in PgBouncer-safe mode (unnamed statements) | unset |
 //! | `ANYSQL_PG_PGBOUNCER_URL` | with `ANYSQL_PG_PGBOUNCER=1`, a real PgBouncer in transaction-pooling mode in front of `ANYSQL_PG_URL`'s server (`postgres://127.0.0.1:6432/test`, no user): the tests connect through it | unset: the plain server |
+//! | `ANYSQL_PG_TLS_URL`, `ANYSQL_PG_TLS_DIR` | the TLS cluster and its certificates, for `tests/tls.rs` (the TLS cells) | unset: the TLS tests do not run, and fail under `CI=true` |
 //!
 //! `cargo xtask test-matrix` runs every cell. Each test gets its own SQLite file or its own
 //! PostgreSQL schema, so tests and cells may run in parallel and never see each other's tables.

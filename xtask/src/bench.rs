@@ -15,7 +15,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::pg::{self, PgMode, PgSupply};
+use crate::pg::tls::TlsCluster;
+use crate::pg::{self, PgMode, PgSupply, ServerBinaries};
 
 pub const USAGE: &str = "\
 Usage: cargo xtask bench [--quick] [--only S1,P1] [--json PATH] [--pg auto|throwaway|none]
@@ -31,6 +32,10 @@ Options:
   --json PATH       where to write the merged results (default target/bench/results.json)
   --pg MODE         where PostgreSQL comes from: auto (ANYSQL_PG_URL, else the default service,
                     else a throwaway cluster; the default), throwaway, or none (skip P1-P4)
+
+With PostgreSQL and its server binaries, P1 and P3 also run over TLS (rows P1t and P3t: anysql with
+sslmode=verify-full, raw tokio-postgres over the same rustls) against a throwaway cluster with
+`ssl = on` in target/anysql-pg-tls; the other rows stay in plaintext.
 
 Writes target/bench/results.json, target/bench/results.md and the chart: docs/bench.svg for a full
 run of every workload, target/bench/bench.svg for --quick or --only runs (so that a partial or noisy
@@ -120,6 +125,14 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
         PgSupply::Broken(why) => println!("PostgreSQL: skipped: {why}"),
     }
     let pg_url = server.as_ref().map(|s| s.url.clone());
+    let mut tls_cluster = None;
+    if pg_url.is_some() {
+        match ServerBinaries::find().map(|binaries| TlsCluster::start(binaries, &target)) {
+            Some(Ok(cluster)) => tls_cluster = Some(cluster),
+            Some(Err(error)) => println!("PostgreSQL with TLS: skipped: {error:#}"),
+            None => println!("PostgreSQL with TLS: skipped (no server binaries for a TLS cluster)"),
+        }
+    }
 
     let result = (|| -> Result<()> {
         std::fs::create_dir_all(&out_dir)
@@ -130,7 +143,17 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
 
         println!("\n== anysql and the raw drivers");
         let args = options.run_args(&main_json, pg_url.is_some());
-        cmd!(sh, "{harness} {args...}").run()?;
+        let tls_env: Vec<(&str, String)> = match &tls_cluster {
+            Some(cluster) => vec![
+                ("ANYSQL_PG_TLS_URL", cluster.url()),
+                (
+                    "ANYSQL_PG_TLS_CA",
+                    cluster.cert_dir().join("ca.pem").display().to_string(),
+                ),
+            ],
+            None => Vec::new(),
+        };
+        cmd!(sh, "{harness} {args...}").envs(tls_env).run()?;
 
         println!("\n== the peers: sqlx, tokio-rusqlite");
         let args = options.run_args(&peers_json, pg_url.is_some());
@@ -155,6 +178,9 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
         Ok(())
     })();
 
+    if let Some(mut cluster) = tls_cluster {
+        cluster.stop()?;
+    }
     if let Some(server) = server {
         server.shut_down()?;
     }

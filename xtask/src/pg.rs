@@ -13,6 +13,7 @@
 pub mod cluster;
 pub mod pgbouncer;
 pub mod replica;
+pub mod tls;
 pub mod url;
 
 use std::io::{Read, Write};

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::{bail, ensure, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::pg::{self, PgMode, PgSupply};
+use crate::pg::tls::TlsCluster;
+use crate::pg::{self, PgMode, PgSupply, ServerBinaries};
 use crate::process::{self, Captured};
 use crate::report::{self, Outcome, Row};
 
@@ -44,7 +45,9 @@ table of results. Without filters it first runs the unit and doc tests of every 
 Options:
   --runtime <NAMES>   only these runtimes: tokio, smol, async-std (repeatable or comma-separated)
   --driver <NAMES>    only these drivers: sqlite, postgres (repeatable or comma-separated); with
-                      tokio and postgres selected, a PgBouncer-safe-mode cell runs too
+                      tokio and postgres selected, a PgBouncer-safe-mode cell runs too;
+                      with postgres, a TLS cell per runtime runs the TLS tests against a
+                      throwaway cluster with `ssl = on` (target/anysql-pg-tls)
   --pg <MODE>         where PostgreSQL comes from:
                         auto       ANYSQL_PG_URL, else postgres://root@127.0.0.1:5432/test,
                                    else a throwaway cluster (the default)
@@ -69,6 +72,8 @@ struct Cell {
     /// The multi-host, read-replica and failover tests (`replica_only::`), each with a primary
     /// and a streaming standby of its own: one extra cell per runtime.
     replicas: bool,
+    /// The TLS tests (`tests/tests/tls.rs`) against the TLS cluster: one extra cell per runtime.
+    tls: bool,
 }
 
 impl Cell {
@@ -77,6 +82,8 @@ impl Cell {
             format!("{} × {} (pgbouncer)", self.runtime, self.driver)
         } else if self.replicas {
             format!("{} × {} (replicas)", self.runtime, self.driver)
+        } else if self.tls {
+            format!("{} × {} (tls)", self.runtime, self.driver)
         } else {
             format!("{} × {}", self.runtime, self.driver)
         }
@@ -101,8 +108,18 @@ impl Cell {
     fn test_filter(self) -> Vec<&'static str> {
         if self.replicas {
             vec!["replica_only::"]
+        } else if self.tls {
+            // The TLS cells run the TLS binary alone (`--test tls`), all of it.
+            Vec::new()
         } else {
-            vec!["--skip", self.foreign_tests(), "--skip", "replica_only::"]
+            vec![
+                "--skip",
+                self.foreign_tests(),
+                "--skip",
+                "replica_only::",
+                "--skip",
+                "tls_only::",
+            ]
         }
     }
 }
@@ -174,6 +191,7 @@ impl Options {
                         driver,
                         pgbouncer: false,
                         replicas: false,
+                        tls: false,
                     });
                 }
             }
@@ -196,6 +214,20 @@ impl Options {
                     driver: "postgres",
                     pgbouncer,
                     replicas,
+                    tls: false,
+                });
+            }
+        }
+        // The TLS tests have their own binary; a run narrowed to other binaries (the torture run)
+        // has no TLS cells.
+        if self.cargo_args.is_empty() {
+            for &runtime in &postgres {
+                cells.push(Cell {
+                    runtime,
+                    driver: "postgres",
+                    pgbouncer: false,
+                    replicas: false,
+                    tls: true,
                 });
             }
         }
@@ -320,6 +352,8 @@ fn run_with(sh: &Shell, options: Options) -> Result<ExitCode> {
                     " ANYSQL_PG_PGBOUNCER=1 ANYSQL_PG_PGBOUNCER_URL=<a throwaway PgBouncer>"
                 } else if cell.replicas {
                     " (replica_only:: tests, each with a primary and a standby of its own)"
+                } else if cell.tls {
+                    " ANYSQL_PG_TLS_URL=<TLS cluster> ANYSQL_PG_TLS_DIR=<certificates> --test tls"
                 } else {
                     ""
                 }
@@ -385,7 +419,8 @@ impl Runner<'_> {
     /// The facade as applications see it: with no feature at all (a library's view: building an
     /// engine is a clear error), the quickstart example run unchanged on each runtime, and each
     /// type feature built alone; and the core's unit tests with every type feature, which the
-    /// workspace step (default features) leaves out.
+    /// workspace step (default features) leaves out; and the PostgreSQL driver's unit tests without
+    /// its `tls` feature.
     fn facade_steps(&self) -> Result<Vec<Row>> {
         let cargo = &self.cargo;
         let mut rows = Vec::new();
@@ -422,6 +457,17 @@ impl Runner<'_> {
             let note = format!("expected output {missing:?} ({})", run.status);
             rows.push(whole_step(name, &run, passed, note));
         }
+        section("postgres driver without tls");
+        let command = cmd!(
+            self.sh,
+            "{cargo} test -p anysql-postgres --locked --no-default-features --lib"
+        );
+        rows.push(run_tests(
+            "postgres driver without tls",
+            command,
+            "",
+            self.verbose,
+        )?);
         section("core with every type feature");
         let command = cmd!(
             self.sh,
@@ -503,6 +549,12 @@ impl Runner<'_> {
             _ => None,
         }
         .unwrap_or_else(|| "test".to_owned());
+        let mut tls = if cells.iter().any(|cell| cell.tls) {
+            section("PostgreSQL with TLS");
+            Some(start_tls_cluster())
+        } else {
+            None
+        };
 
         let mut rows = Vec::new();
         for &cell in cells {
@@ -556,7 +608,26 @@ impl Runner<'_> {
                     continue;
                 }
             }
+            if cell.tls {
+                match &tls {
+                    Some(Ok(cluster)) => env.extend(cluster.env()),
+                    Some(Err((outcome, why))) => {
+                        rows.push(Row::not_run(cell.name(), *outcome, why.clone()));
+                        continue;
+                    }
+                    None => unreachable!("the TLS cluster is started whenever a cell needs it"),
+                }
+            }
             rows.push(self.cell(cell, env, options)?);
+        }
+        if let Some(Ok(cluster)) = tls.as_mut() {
+            if let Err(error) = cluster.stop() {
+                rows.push(Row::not_run(
+                    "PostgreSQL TLS cluster shutdown".to_owned(),
+                    Outcome::Fail,
+                    format!("{error:#}"),
+                ));
+            }
         }
 
         if services {
@@ -624,8 +695,12 @@ impl Runner<'_> {
         let name = cell.name();
         section(&name);
         let cargo = &self.cargo;
-        let command = cmd!(self.sh, "{cargo} test -p {SUITE} --locked --no-fail-fast")
-            .args(&options.cargo_args)
+        let mut command = cmd!(self.sh, "{cargo} test -p {SUITE} --locked --no-fail-fast")
+            .args(&options.cargo_args);
+        if cell.tls {
+            command = command.args(["--test", "tls"]);
+        }
+        let command = command
             .arg("--")
             .args(&options.test_args)
             .args(cell.test_filter());
@@ -636,8 +711,10 @@ impl Runner<'_> {
         let row = run_tests(&name, command.envs(env), &shown_env.join(" "), self.verbose)?;
         if row.outcome == Outcome::Fail {
             println!(
-                "to rerun this cell: cargo xtask test-matrix --runtime {} --driver {}",
-                cell.runtime, cell.driver
+                "to rerun this cell{}: cargo xtask test-matrix --runtime {} --driver {}",
+                if cell.tls { " (and the others)" } else { "" },
+                cell.runtime,
+                cell.driver
             );
         }
         Ok(row)
@@ -668,6 +745,38 @@ fn start_pgbouncer(server: &pg::PgServer) -> Result<pg::pgbouncer::PgBouncer, (O
     let user = parsed.user.unwrap_or_else(|| "postgres".to_owned());
     pg::pgbouncer::PgBouncer::start(&program, &crate::target_dir(), &parsed.endpoint, &user)
         .map_err(|error| (Outcome::Fail, format!("PgBouncer did not start: {error:#}")))
+}
+
+/// Starts the TLS cluster, or says why not: a failure under CI or when the server binaries are
+/// there but the cluster does not start, a skip otherwise.
+fn start_tls_cluster() -> Result<TlsCluster, (Outcome, String)> {
+    let Some(binaries) = ServerBinaries::find() else {
+        let why = "the TLS cells need the PostgreSQL server binaries (initdb, pg_ctl) for a \
+                   throwaway cluster with `ssl = on`"
+            .to_owned();
+        let outcome = if in_ci() {
+            Outcome::Fail
+        } else {
+            Outcome::Skipped
+        };
+        println!("PostgreSQL with TLS: {why}");
+        return Err((outcome, why));
+    };
+    match TlsCluster::start(binaries, &crate::target_dir()) {
+        Ok(cluster) => {
+            println!(
+                "PostgreSQL with TLS: a throwaway cluster on port {}, certificates in {}",
+                cluster.port(),
+                cluster.cert_dir().display()
+            );
+            Ok(cluster)
+        }
+        Err(error) => {
+            let why = format!("the TLS cluster did not start: {error:#}");
+            println!("PostgreSQL with TLS: {why}");
+            Err((Outcome::Fail, why))
+        }
+    }
 }
 
 /// Runs one `cargo test` invocation and turns it into a table row. Its libtest summary lines are always
@@ -759,10 +868,10 @@ mod tests {
     }
 
     #[test]
-    fn no_arguments_select_six_cells_the_pgbouncer_and_replica_cells_and_the_unit_step() {
+    fn no_arguments_select_six_cells_the_pgbouncer_replica_and_tls_cells_and_the_unit_step() {
         let options = parse(&[]).unwrap();
         let cells = options.cells();
-        assert_eq!(cells.len(), 12);
+        assert_eq!(cells.len(), 15);
         assert!(options.runs_unit_step());
         assert_eq!(cells[0].name(), "tokio × sqlite");
         assert_eq!(cells[6].name(), "tokio × postgres (pgbouncer)");
@@ -771,13 +880,32 @@ mod tests {
         assert_eq!(cells[11].name(), "async-std × postgres (replicas)");
         assert_eq!(
             cells[0].test_filter(),
-            ["--skip", "pg_only::", "--skip", "replica_only::"]
+            [
+                "--skip",
+                "pg_only::",
+                "--skip",
+                "replica_only::",
+                "--skip",
+                "tls_only::"
+            ]
         );
         assert_eq!(
             cells[6].test_filter(),
-            ["--skip", "sqlite_only::", "--skip", "replica_only::"]
+            [
+                "--skip",
+                "sqlite_only::",
+                "--skip",
+                "replica_only::",
+                "--skip",
+                "tls_only::"
+            ]
         );
         assert_eq!(cells[9].test_filter(), ["replica_only::"]);
+        assert_eq!(cells[12].name(), "tokio × postgres (tls)");
+        assert_eq!(cells[14].name(), "async-std × postgres (tls)");
+        assert!(cells[12].test_filter().is_empty());
+        let sqlite_only = parse(&["--driver", "sqlite"]).unwrap();
+        assert!(sqlite_only.cells().iter().all(|c| !c.tls));
     }
 
     #[test]
@@ -815,6 +943,9 @@ mod tests {
                 "tokio × postgres (replicas)",
                 "smol × postgres (replicas)",
                 "async-std × postgres (replicas)",
+                "tokio × postgres (tls)",
+                "smol × postgres (tls)",
+                "async-std × postgres (tls)",
             ]
         );
         assert!(!options.runs_unit_step());

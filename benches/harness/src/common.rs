@@ -86,7 +86,7 @@ impl Workload {
 /// The unit of a result row (`S5r` and `S5w` are throughputs, `M1*` megabytes, the rest time).
 pub fn unit_of(key: &str) -> &'static str {
     match key {
-        "S4" | "P3" => "us/row",
+        "S4" | "P3" | "P3t" => "us/row",
         "S5r" | "S5w" => "ops/s",
         "M1s" | "M1p" => "MB",
         _ => "us/op",

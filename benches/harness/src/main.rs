@@ -13,13 +13,18 @@
 //! ```
 //!
 //! PostgreSQL comes from `ANYSQL_PG_URL`, else `postgres://root@127.0.0.1:5432/test`; this run's
-//! tables have a unique name and are dropped at the end.
+//! tables have a unique name and are dropped at the end. anysql connects to it with
+//! `sslmode=disable` unless the URL says otherwise, as raw tokio-postgres does. With
+//! `ANYSQL_PG_TLS_URL` (a server with TLS on) and `ANYSQL_PG_TLS_CA` (its CA), which `cargo xtask
+//! bench` sets with a TLS cluster of its own, P1 and P3 also run over TLS (rows `P1t`, `P3t`).
 
 mod common;
 mod core_latency;
 mod raw_pg;
 mod raw_sqlite;
+mod raw_tls;
 mod report;
+mod tls_rows;
 
 #[cfg(feature = "anysql")]
 mod anysql_bench;
@@ -138,6 +143,46 @@ fn run(args: RunArgs) -> Result<(), String> {
             }
         };
 
+    // The TLS rows (P1t, P3t): `ANYSQL_PG_TLS_URL` is a server with TLS on (which `cargo xtask
+    // bench` starts) and `ANYSQL_PG_TLS_CA` the CA its certificate is signed by.
+    let tls_target = match (
+        std::env::var("ANYSQL_PG_TLS_URL"),
+        std::env::var("ANYSQL_PG_TLS_CA"),
+    ) {
+        (Ok(url), Ok(ca)) if !url.trim().is_empty() => Some((url, std::path::PathBuf::from(ca))),
+        _ => None,
+    };
+    let tls_workloads: Vec<Workload> = pg_workloads
+        .iter()
+        .copied()
+        .filter(|w| matches!(w, Workload::P1 | Workload::P3))
+        .collect();
+    let tls_tables = raw_pg::PgTables::new(&common::unique_table_prefix("tls"));
+    let mut raw_tls = match &tls_target {
+        Some((url, ca)) if !tls_workloads.is_empty() => {
+            let connect = raw_tls::connect(url.clone(), ca.clone());
+            match raw_pg::RawPg::setup_with(
+                tokio.handle(),
+                connect,
+                tls_tables.clone(),
+                sizes.p_rows,
+            ) {
+                Ok(pg) => {
+                    eprintln!("PostgreSQL over TLS: {}", common::redact(url));
+                    Some(pg)
+                }
+                Err(e) => {
+                    out.note(format!(
+                        "TLS rows skipped: cannot use {}: {e}",
+                        common::redact(url)
+                    ));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+
     let result = (|| {
         #[cfg(feature = "anysql")]
         let mut anysql: Vec<anysql_bench::AnysqlBench> = {
@@ -149,7 +194,15 @@ fn run(args: RunArgs) -> Result<(), String> {
                 Spawner::AsyncStd,
             ] {
                 let name = spawner.impl_name();
-                let pg = raw_pg.as_ref().map(|_| (pg_url.as_str(), &tables));
+                // Plaintext, as the raw baseline: without it a server offering TLS would get
+                // anysql's default, sslmode=prefer.
+                let plain_url = if pg_url.contains("sslmode=") {
+                    pg_url.clone()
+                } else {
+                    let joint = if pg_url.contains('?') { '&' } else { '?' };
+                    format!("{pg_url}{joint}sslmode=disable")
+                };
+                let pg = raw_pg.as_ref().map(|_| (plain_url.as_str(), &tables));
                 match AnysqlBench::new(spawner, sqlite_path.as_deref(), pg, &sizes) {
                     Ok((bench, problems)) => {
                         benches.push(bench);
@@ -184,6 +237,49 @@ fn run(args: RunArgs) -> Result<(), String> {
         #[cfg(feature = "anysql")]
         for bench in &anysql {
             bench.close();
+        }
+        if let (Some(raw), Some((url, ca))) = (raw_tls.take(), &tls_target) {
+            #[cfg(feature = "anysql")]
+            let mut anysql_tls: Vec<tls_rows::TlsRows<anysql_bench::AnysqlBench>> = {
+                use anysql_bench::{AnysqlBench, Spawner};
+                let joint = if url.contains('?') { '&' } else { '?' };
+                let tls_url = format!(
+                    "{url}{joint}sslmode=verify-full&sslrootcert={}",
+                    ca.display()
+                );
+                let mut benches = Vec::new();
+                for spawner in [
+                    Spawner::Tokio(tokio.handle().clone()),
+                    Spawner::Smol,
+                    Spawner::AsyncStd,
+                ] {
+                    let name = spawner.impl_name();
+                    let pg = Some((tls_url.as_str(), &tls_tables));
+                    match AnysqlBench::new(spawner, None, pg, &sizes) {
+                        Ok((bench, problems)) => {
+                            benches.push(tls_rows::TlsRows(bench));
+                            problems.into_iter().for_each(|p| out.note(p));
+                        }
+                        Err(e) => out.note(format!("{name}: cannot build the TLS engines: {e}")),
+                    }
+                }
+                benches
+            };
+            let mut raw = tls_rows::TlsRows(raw);
+            for &workload in &tls_workloads {
+                eprintln!("{} over TLS", workload.id());
+                let mut benches: Vec<&mut dyn Bench> = vec![&mut raw];
+                #[cfg(feature = "anysql")]
+                benches.extend(anysql_tls.iter_mut().map(|b| b as &mut dyn Bench));
+                measure(&mut out, workload, &sizes, &mut args.filter(benches));
+            }
+            #[cfg(feature = "anysql")]
+            for bench in &anysql_tls {
+                bench.0.close();
+            }
+            if let Err(e) = raw.0.drop_tables() {
+                out.note(format!("dropping the TLS cluster's tables failed: {e}"));
+            }
         }
 
         if args.selected(Workload::M1) {

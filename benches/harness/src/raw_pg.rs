@@ -81,10 +81,23 @@ impl RawPg {
     /// Connects, creates this run's tables with `n` rows in `t`, and prepares the statements.
     pub fn setup(handle: &Handle, url: &str, tables: PgTables, n: usize) -> Result<RawPg, String> {
         let url = url.to_owned();
+        RawPg::setup_with(handle, async move { connect(&url).await }, tables, n)
+    }
+
+    /// [`setup`](Self::setup) with the client that `connect` gives (over TLS, say).
+    pub fn setup_with<C>(
+        handle: &Handle,
+        connect: C,
+        tables: PgTables,
+        n: usize,
+    ) -> Result<RawPg, String>
+    where
+        C: std::future::Future<Output = Result<Client, tokio_postgres::Error>> + Send + 'static,
+    {
         let t = tables.clone();
         let (client, select_one, select_all, insert) = handle
             .block_on(handle.spawn(async move {
-                let client = connect(&url).await?;
+                let client = connect.await?;
                 client
                     .batch_execute(&format!(
                         "CREATE TABLE {t} (id BIGINT PRIMARY KEY, name TEXT, v DOUBLE PRECISION);

@@ -46,7 +46,7 @@ impl Target {
 }
 
 /// The table's rows: key, label, target.
-const ROWS: [(&str, &str, Option<Target>); 12] = [
+const ROWS: [(&str, &str, Option<Target>); 14] = [
     ("S1", "S1 point select", Some(Target::Ratio(1.5))),
     ("S2", "S2 insert, 1 call/row", Some(Target::Ratio(4.0))),
     ("S3", "S3 batch insert", Some(Target::Ratio(1.5))),
@@ -56,6 +56,9 @@ const ROWS: [(&str, &str, Option<Target>); 12] = [
     ("P1", "P1 point select", Some(Target::Ratio(0.85))),
     ("P2", "P2 64 tasks", Some(Target::RatioAndVsSqlx(1.0, 3.0))),
     ("P3", "P3 fetch all", Some(Target::Ratio(1.1))),
+    // Both sides over TLS (verify-full), on the TLS cluster: no target of their own yet.
+    ("P1t", "P1 point select, TLS", None),
+    ("P3t", "P3 fetch all, TLS", None),
     ("P4", "P4 insert in a tx", None),
     (
         "M1s",

@@ -1,4 +1,5 @@
-//! Cancel requests, sent over a new socket opened by the runtime.
+//! Cancel requests, sent over a new socket opened by the runtime (over TLS when the connection
+//! they cancel uses it).
 
 use std::fmt;
 use std::io;
@@ -13,6 +14,7 @@ use tokio_postgres::{CancelToken, NoTls};
 
 use crate::connect::open_socket;
 use crate::options::PgHost;
+use crate::tls::CancelTls;
 
 /// How long a cancel request may take when no `connect_timeout` is set.
 const DEFAULT_CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,14 +25,22 @@ pub(crate) struct PgCanceller {
     token: CancelToken,
     host: PgHost,
     timeout: Duration,
+    /// `Some` when the connection went over TLS: the cancel request does too.
+    tls: Option<CancelTls>,
 }
 
 impl PgCanceller {
-    pub(crate) fn new(token: CancelToken, host: PgHost, timeout: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        token: CancelToken,
+        host: PgHost,
+        timeout: Option<Duration>,
+        tls: Option<CancelTls>,
+    ) -> Self {
         PgCanceller {
             token,
             host,
             timeout: timeout.unwrap_or(DEFAULT_CANCEL_TIMEOUT),
+            tls,
         }
     }
 
@@ -48,6 +58,16 @@ impl PgCanceller {
                 ))
                 .with_source(e)
             })?;
+            let socket = match &self.tls {
+                Some(tls) => tls.secure(socket, &self.host).await.map_err(|e| {
+                    Error::connection(format!(
+                        "could not secure the cancel request to {} with TLS",
+                        self.host
+                    ))
+                    .with_source(e)
+                })?,
+                None => socket,
+            };
             self.token
                 .cancel_query_raw(AwaitServerClose { socket }, NoTls)
                 .await
@@ -123,6 +143,7 @@ impl fmt::Debug for PgCanceller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgCanceller")
             .field("host", &self.host)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -21,6 +21,7 @@ use crate::io::{Io, RawConnection};
 use crate::options::{DriveMode, PgConnectOptions, PgHost};
 use crate::shared::PgShared;
 use crate::socket::{PgSocket, SocketHandle};
+use crate::tls::{CancelTls, Step, TlsError};
 
 /// Opens a socket to `host` through `runtime`: TCP (with `TCP_NODELAY`) or a Unix socket.
 pub(crate) async fn open_socket(runtime: &dyn Runtime, host: &PgHost) -> io::Result<BoxSocket> {
@@ -34,6 +35,7 @@ pub(crate) async fn open_socket(runtime: &dyn Runtime, host: &PgHost) -> io::Res
 enum Attempt {
     Io(io::Error),
     Pg(tokio_postgres::Error),
+    Tls(TlsError),
     Timeout(std::time::Duration),
     /// The server let the login in but is not of the kind `target_session_attrs` asks for, or
     /// could not say which kind it is.
@@ -49,6 +51,7 @@ impl Attempt {
                 Some(db) => Box::new(db.clone()),
                 None => Box::new(e),
             },
+            Attempt::Tls(e) => Box::new(e),
             Attempt::Timeout(d) => Box::new(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("timed out after {d:?} (connect_timeout)"),
@@ -71,6 +74,12 @@ impl Attempt {
                 "no host is of the kind target_session_attrs asks for; check the hosts' roles, or \
                  wait for a failover to finish"
             }
+            Attempt::Tls(TlsError::Refused(_)) => {
+                "the server does not offer TLS; check sslmode and the server's `ssl` setting"
+            }
+            Attempt::Tls(_) => {
+                "check sslmode, sslrootcert, sslcert and sslkey, and the server's certificate"
+            }
             Attempt::Io(e) if e.kind() == io::ErrorKind::Unsupported => {
                 "this runtime cannot open Unix sockets; connect over TCP instead"
             }
@@ -87,24 +96,74 @@ impl fmt::Display for Attempt {
                 Some(db) => write!(f, "{} (code {})", db.message(), db.code().code()),
                 None => write!(f, "{e}"),
             },
+            Attempt::Tls(e) => write!(f, "{e}"),
             Attempt::Timeout(d) => write!(f, "timed out after {d:?}"),
             Attempt::Rejected(why) => f.write_str(why),
         }
     }
 }
 
+/// A connection made: the client, its connection future, the socket's handle, and how its cancel
+/// requests are secured.
+type Connected = (Client, RawConnection, SocketHandle, Option<CancelTls>);
+
+/// Connects to `host`, trying plaintext and TLS in the order `sslmode` gives (see
+/// [`TlsOptions::plan`](crate::tls::TlsOptions::plan)). As libpq, the next step is tried only when
+/// the server refused this one (an error from the server, or a failed handshake), never when the
+/// host could not be reached.
 async fn connect_host(
     runtime: &dyn Runtime,
     host: &PgHost,
     config: &Config,
-) -> Result<(Client, RawConnection, SocketHandle), Attempt> {
-    let socket = open_socket(runtime, host).await.map_err(Attempt::Io)?;
+    options: &PgConnectOptions,
+) -> Result<Connected, Attempt> {
+    let plan = options.tls.plan(host);
+    let mut last = None;
+    for (index, &step) in plan.iter().enumerate() {
+        match connect_step(runtime, host, config, options, step).await {
+            Ok(connected) => return Ok(connected),
+            Err((attempt, used_tls)) => {
+                let retry = match &attempt {
+                    // Refused by the server: over TLS (`prefer`) or in plaintext (`allow`). A
+                    // `prefer` try that found no TLS was plaintext already: nothing else to try.
+                    Attempt::Pg(e) => {
+                        e.as_db_error().is_some() && (used_tls || step == Step::Plain)
+                    }
+                    Attempt::Tls(e) => e.allows_fallback(),
+                    Attempt::Io(_) | Attempt::Timeout(_) | Attempt::Rejected(_) => false,
+                };
+                last = Some(attempt);
+                if !retry || index + 1 == plan.len() {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| Attempt::Io(io::Error::other("no connection attempt was made"))))
+}
+
+async fn connect_step(
+    runtime: &dyn Runtime,
+    host: &PgHost,
+    config: &Config,
+    options: &PgConnectOptions,
+    step: Step,
+) -> Result<Connected, (Attempt, bool)> {
+    let socket = open_socket(runtime, host)
+        .await
+        .map_err(|e| (Attempt::Io(e), false))?;
+    let (socket, cancel_tls) = options
+        .tls
+        .secure(socket, host, step)
+        .await
+        .map_err(|e| (Attempt::Tls(e), false))?;
+    let used_tls = cancel_tls.is_some();
     let (socket, handle) = PgSocket::new(socket);
     let (client, conn) = config
         .connect_raw(socket, NoTls)
         .await
-        .map_err(Attempt::Pg)?;
-    Ok((client, conn, handle))
+        .map_err(|e| (Attempt::Pg(e), used_tls))?;
+    Ok((client, conn, handle, cancel_tls))
 }
 
 /// Opens a connection to `host` and checks that the server passes `check`.
@@ -116,11 +175,13 @@ async fn open_checked(
     runtime: &SharedRuntime,
     check: Check,
 ) -> Result<PgConnection, Attempt> {
-    let (client, conn, socket) = connect_host(&**runtime, host, config).await?;
+    let (client, conn, socket, cancel_tls) =
+        connect_host(&**runtime, host, config, options).await?;
     let canceller = Arc::new(PgCanceller::new(
         client.cancel_token(),
         host.clone(),
         options.connect_timeout,
+        cancel_tls,
     ));
     let server = socket.clone();
     let io = Io::start(

@@ -39,7 +39,9 @@
 //! | `application_name` | reported in `pg_stat_activity` | |
 //! | `options` | server options, such as `-c search_path=foo` (`options=-c%20search_path%3Dfoo`) | |
 //! | `connect_timeout` | seconds per host (fractions allowed; 0 = none), through the runtime's timer | none |
-//! | `sslmode` | `disable`, `allow` and `prefer` connect in plaintext; `require`, `verify-ca` and `verify-full` are refused with a configuration error: TLS is not supported yet | |
+//! | `sslmode` | `disable`, `allow`, `prefer`, `require`, `verify-ca` or `verify-full`, as in libpq: see [TLS](#tls) | `prefer` |
+//! | `sslrootcert` | a PEM file of the CAs the server's certificate must chain to, or `system` for the platform's trusted roots | none |
+//! | `sslcert`, `sslkey` | a client certificate (PEM, with its chain) and its private key (PEM: PKCS#8, PKCS#1 or SEC1), sent when the server asks for one | none |
 //! | `statement_cache_capacity` | prepared statements kept per connection; `0` = unnamed statements only | `100` |
 //! | `pgbouncer` | `true` = unnamed statements only (PgBouncer transaction pooling) | `false` |
 //! | `drive` | `inline` or `spawned`: see [Driving the connection](#driving-the-connection) | `inline` |
@@ -88,6 +90,69 @@
 //! when no replica can be reached, and [`Engine::replicas`](anysql_core::Engine::replicas) reports
 //! each pool. [`EngineBuilder::replica`](anysql_core::EngineBuilder::replica) adds replicas with
 //! URLs of their own.
+//!
+//! # TLS
+//!
+//! With the `tls` feature (on by default, and part of the anysql facade's `postgres` feature), connections over TCP use TLS as libpq's `sslmode`
+//! says, through [rustls](https://docs.rs/rustls) over the runtime's own socket, on tokio, smol
+//! and async-std alike; no OpenSSL. The driver sends the `SSLRequest` itself and, if the server
+//! agrees, runs the handshake; tokio-postgres then speaks the protocol over the decrypted stream.
+//!
+//! | `sslmode` | TLS | the server's certificate |
+//! |---|---|---|
+//! | `disable` | never | |
+//! | `allow` | only if the server refuses the plaintext connection (then a second attempt with TLS) | not checked |
+//! | `prefer` (the default) | if the server offers it; plaintext if it does not, or if it refuses the connection over TLS | not checked |
+//! | `require` | always: a server without TLS is an error | not checked; with an `sslrootcert` *file*, checked as in `verify-ca` (as libpq does) |
+//! | `verify-ca` | always | must chain to a CA of `sslrootcert` |
+//! | `verify-full` | always | must chain to a CA of `sslrootcert` and name the host connected to: a DNS name, or an IP address (which gets no SNI) |
+//!
+//! `verify-ca` and `verify-full` need `sslrootcert`: a file, or `system` for the platform's
+//! trusted roots. With `sslrootcert=system` the default mode is `verify-full` and a weaker one is
+//! a configuration error, as in libpq 16 (every public CA can vouch for any name, so only the
+//! name check makes it safe). The platform's roots are checked by the platform's verifier
+//! (`rustls-platform-verifier`) rather than a copy of Mozilla's list compiled in (`webpki-roots`):
+//! `system` then means what it means for libpq, the certificates the machine trusts, including a
+//! company CA installed there and, on Linux, `SSL_CERT_FILE`/`SSL_CERT_DIR`; on macOS and Windows
+//! the operating system also checks revocation.
+//!
+//! Unix sockets never use TLS, whatever the mode (libpq does the same). Cancel requests go over TLS,
+//! checked the same way, when their connection does. A client certificate is sent when
+//! `sslcert` and `sslkey` are given, for `pg_hba.conf` lines with the `cert` method or
+//! `clientcert=verify-full`.
+//!
+//! The files are read when the engine is built: a missing or unreadable one is a configuration
+//! error then, naming it. Unlike libpq, nothing is read from `~/.postgresql/` by default and the
+//! `PGSSL*` environment variables are not consulted: give the options in the URL. Encrypted private
+//! keys (`sslpassword`) and certificate revocation lists (`sslcrl`) are not supported.
+//!
+//! ```no_run
+//! # fn runtime() -> anysql_core::SharedRuntime { unimplemented!() }
+//! # async fn demo() -> Result<(), anysql_core::Error> {
+//! use anysql_core::EngineBuilder;
+//! use anysql_postgres::PostgresDriver;
+//!
+//! let engine = EngineBuilder::new(
+//!     "postgres://app@db.example.com/app?sslmode=verify-full&sslrootcert=/etc/app/db-ca.pem",
+//! )
+//! .driver(PostgresDriver)
+//! .shared_runtime(runtime())
+//! .build()?;
+//! let tls: bool = engine
+//!     .fetch_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", ())
+//!     .await?;
+//! assert!(tls);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The crypto provider is *ring*: it builds with nothing but a C compiler, where aws-lc-rs
+//! compiles a far larger C library, takes much longer to build and needs CMake or NASM on some
+//! targets. It is passed
+//! to rustls explicitly, so a dependency tree that also enables aws-lc-rs (which leaves rustls
+//! without a process-wide default) does not make connecting panic. Without the `tls` feature,
+//! `disable`, `allow` and `prefer` connect in plaintext (as a libpq built without SSL support
+//! does) and the modes that need TLS are configuration errors.
 //!
 //! # Driving the connection
 //!
@@ -390,7 +455,8 @@
 //!
 //! # Known limitations
 //!
-//! - No TLS yet.
+//! - TLS: no encrypted private keys (`sslpassword`), CRLs (`sslcrl`), `sslnegotiation=direct`
+//!   or `~/.postgresql/` defaults (see [TLS](#tls)).
 //! - `target_session_attrs` is checked with a query after the login, one round trip more per
 //!   new connection when it is not `any`; the server's `in_hot_standby` report is not used.
 //! - `LISTEN`/`NOTIFY` notifications and notices are discarded.
@@ -419,6 +485,7 @@ mod shared;
 mod socket;
 mod sql;
 mod statements;
+mod tls;
 mod types;
 
 use std::sync::Arc;
@@ -431,6 +498,7 @@ pub use hosts::{LoadBalanceHosts, TargetSessionAttrs};
 pub use options::{
     DriveMode, PgConnectOptions, PgHost, DEFAULT_PORT, DEFAULT_STATEMENT_CACHE_CAPACITY,
 };
+pub use tls::{SslMode, SslRootCert};
 /// The tokio-postgres crate this driver is built on, for [`PgConnection::with_client`].
 pub use tokio_postgres;
 

@@ -8,6 +8,7 @@ use anysql_core::option_values::{parse_bool, parse_duration, percent_decode};
 use anysql_core::{ConnectOptions, Error};
 
 use crate::hosts::{LoadBalanceHosts, Routing, TargetSessionAttrs, ROUTING_OPTIONS};
+use crate::tls::{SslMode, SslRootCert, TlsOptions};
 
 /// The default PostgreSQL port.
 pub const DEFAULT_PORT: u16 = 5432;
@@ -41,6 +42,9 @@ pub(crate) const KNOWN_OPTIONS: &[&str] = &[
     "options",
     "connect_timeout",
     "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
     "statement_cache_capacity",
     "pgbouncer",
     "drive",
@@ -125,6 +129,7 @@ pub struct PgConnectOptions {
     pub(crate) busy_poll: Duration,
     pub(crate) shared: bool,
     pub(crate) routing: Routing,
+    pub(crate) tls: TlsOptions,
     pub(crate) redacted: String,
     /// Whether the hosts, database name or other settings may hold part of a password (see
     /// [`ConnectOptions::conceals`]): messages then show `***` for them.
@@ -252,6 +257,28 @@ impl PgConnectOptions {
         options
     }
 
+    /// The `sslmode` in force (`prefer` when none is given, `verify-full` with
+    /// `sslrootcert=system`, as in libpq). `require` with an `sslrootcert` file checks the
+    /// certificate chain as `verify-ca` does, as in libpq.
+    pub fn ssl_mode(&self) -> SslMode {
+        self.tls.mode
+    }
+
+    /// The `sslrootcert` option: the CAs the server's certificate must chain to.
+    pub fn ssl_root_cert(&self) -> Option<&SslRootCert> {
+        self.tls.root_cert.as_ref()
+    }
+
+    /// The `sslcert` option: the client certificate (PEM), sent when the server asks for one.
+    pub fn ssl_cert(&self) -> Option<&std::path::Path> {
+        self.tls.cert.as_deref()
+    }
+
+    /// The `sslkey` option: the client certificate's private key (PEM).
+    pub fn ssl_key(&self) -> Option<&std::path::Path> {
+        self.tls.key.as_deref()
+    }
+
     /// The URL with its password masked, for messages.
     pub fn redacted(&self) -> &str {
         &self.redacted
@@ -283,7 +310,8 @@ impl PgConnectOptions {
         if let Some(options) = &self.options {
             config.options(options);
         }
-        // `prefer` without a TLS implementation is plaintext; tokio-postgres would do the same.
+        // The driver negotiates TLS itself (see `tls`) and hands tokio-postgres the stream it
+        // speaks the protocol over, plaintext or decrypted.
         config.ssl_mode(tokio_postgres::config::SslMode::Disable);
         config
     }
@@ -320,6 +348,7 @@ impl fmt::Debug for PgConnectOptions {
                 "replica_hosts",
                 &format_args!("{}", hidden(&self.routing.replica_hosts)),
             )
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -340,6 +369,9 @@ struct Builder<'o> {
     busy_poll: Duration,
     shared: bool,
     routing: Routing,
+    tls: TlsOptions,
+    /// Whether `sslmode` was given (`sslrootcert=system` changes the default).
+    ssl_mode_given: bool,
     /// Whether the value being applied may be part of a password: messages must not quote it.
     conceal: bool,
     /// Whether any part of the settings may hold part of a password.
@@ -364,6 +396,8 @@ impl<'o> Builder<'o> {
             busy_poll: DEFAULT_BUSY_POLL,
             shared: true,
             routing: Routing::default(),
+            tls: TlsOptions::default(),
+            ssl_mode_given: false,
             conceal: false,
             concealed: false,
         }
@@ -555,23 +589,24 @@ impl<'o> Builder<'o> {
                     })?;
                 self.connect_timeout = limit;
             }
-            "sslmode" => match value {
-                "disable" | "allow" | "prefer" => {}
-                "require" | "verify-ca" | "verify-full" => {
-                    return Err(Error::configuration(format!(
-                        "sslmode={value} in `{}` needs TLS, and TLS is not supported yet by anysql-postgres; \
-                         use sslmode=disable or sslmode=prefer (plaintext), or connect over a Unix socket or a \
-                         TLS-terminating proxy",
-                        self.source.redacted()
-                    )));
-                }
-                other => {
-                    return Err(self.error(format!(
+            "sslmode" => {
+                self.tls.mode = SslMode::parse(value).ok_or_else(|| {
+                    self.error(format!(
                         "unknown sslmode {}; use disable, allow, prefer, require, verify-ca or verify-full",
-                        self.value(other)
-                    )));
-                }
-            },
+                        self.value(value)
+                    ))
+                })?;
+                self.ssl_mode_given = true;
+            }
+            "sslrootcert" => {
+                self.tls.root_cert = Some(if value == "system" {
+                    SslRootCert::System
+                } else {
+                    SslRootCert::File(PathBuf::from(value))
+                });
+            }
+            "sslcert" => self.tls.cert = Some(PathBuf::from(value)),
+            "sslkey" => self.tls.key = Some(PathBuf::from(value)),
             "statement_cache_capacity" => {
                 self.statement_cache_capacity = value
                     .trim()
@@ -680,6 +715,12 @@ impl<'o> Builder<'o> {
         if hosts.is_empty() {
             hosts.extend(default_hosts(DEFAULT_PORT));
         }
+        let tls = self.tls.finish(self.ssl_mode_given).map_err(|why| {
+            Error::configuration(format!(
+                "the TLS settings of `{}` are not usable: {why}",
+                self.source.redacted()
+            ))
+        })?;
         Ok(PgConnectOptions {
             hosts,
             user: self.user,
@@ -694,6 +735,7 @@ impl<'o> Builder<'o> {
             busy_poll: self.busy_poll,
             shared: self.shared,
             routing: self.routing,
+            tls,
             redacted: self.source.redacted(),
             concealed: self.concealed,
         })
@@ -958,16 +1000,47 @@ mod tests {
         );
     }
 
+    /// (Without the `tls` feature the modes that need TLS are refused: see `tls::tests`.)
+    #[cfg(feature = "tls")]
     #[test]
-    fn tls_modes_are_refused_clearly() {
-        for mode in ["require", "verify-ca", "verify-full"] {
-            let err = parse(&format!("postgres://u:secret@h/db?sslmode={mode}")).unwrap_err();
+    fn ssl_options_follow_libpq() {
+        let mode = |url: &str| parse(url).unwrap().ssl_mode();
+        assert_eq!(mode("postgres://h/db"), SslMode::Prefer);
+        assert_eq!(mode("postgres://h/db?sslmode=disable"), SslMode::Disable);
+        assert_eq!(mode("postgres://h/db?sslmode=allow"), SslMode::Allow);
+        assert_eq!(mode("host=h sslmode=require"), SslMode::Require);
+        assert!(parse("postgres://h/db?sslmode=bogus").is_err());
+        // The checking modes need a CA; the error names the options to give.
+        for checking in ["verify-ca", "verify-full"] {
+            let err = parse(&format!("postgres://u:secret@h/db?sslmode={checking}")).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Configuration);
-            assert!(err.message().contains("TLS is not supported yet"), "{err}");
+            assert!(err.message().contains("sslrootcert"), "{err}");
             assert!(!err.to_string().contains("secret"), "{err}");
         }
-        assert!(parse("postgres://h/db?sslmode=disable").is_ok());
-        assert!(parse("postgres://h/db?sslmode=bogus").is_err());
+        // `sslrootcert=system` makes verify-full the default and refuses weaker modes.
+        let o = parse("postgres://h/db?sslrootcert=system").unwrap();
+        assert_eq!(o.ssl_mode(), SslMode::VerifyFull);
+        assert_eq!(o.ssl_root_cert(), Some(&SslRootCert::System));
+        let err = parse("postgres://h/db?sslrootcert=system&sslmode=require").unwrap_err();
+        assert!(err.message().contains("verify-full"), "{err}");
+        // A client certificate needs its key, and the other way round.
+        assert!(parse("postgres://h/db?sslcert=/c.pem")
+            .unwrap_err()
+            .message()
+            .contains("sslkey"));
+        assert!(parse("postgres://h/db?sslkey=/k.pem")
+            .unwrap_err()
+            .message()
+            .contains("sslcert"));
+        // Files are read when the options are parsed: a missing one is a clear error then.
+        let err = parse("postgres://h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(
+            err.message().contains("/nonexistent/ca.pem")
+                && err.message().contains("cannot be read"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1058,7 +1131,7 @@ mod tests {
         assert!(parse("host=h sslmode=verify-full")
             .unwrap_err()
             .message()
-            .contains("TLS"));
+            .contains("sslrootcert"));
         assert!(parse("host=h password='open").is_err());
     }
 

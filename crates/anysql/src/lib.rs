@@ -9,7 +9,9 @@
 //! | `runtime-smol` | [`runtime::SmolRuntime`] |
 //! | `runtime-async-std` | [`runtime::AsyncStdRuntime`] |
 //! | `sqlite` (default) | `sqlite:` URLs, over rusqlite with a bundled SQLite ([`sqlite`]) |
-//! | `postgres` | `postgres://` URLs, over tokio-postgres ([`postgres`]) |
+//! | `postgres` | `postgres://` URLs, over tokio-postgres ([`postgres`]), with `tls` |
+//! | `tls` | TLS for PostgreSQL, with rustls: `sslmode`, `sslrootcert`, `sslcert`, `sslkey` (see [PostgreSQL over TLS](#postgresql-over-tls)); part of `postgres` |
+//! | `postgres-plaintext` | PostgreSQL without `tls`: no rustls in the tree; plaintext TCP and Unix sockets only |
 //! | `macros` (default) | `#[derive(FromRow)]` ([`FromRow`](derive@FromRow)) and `#[derive(Type)]` ([`Type`]) for enums and newtypes |
 //! | `migrate` | migrations: [`migrate::Migrator`], and with `macros` the [`migrate!`] macro that embeds them |
 //! | `testing` | [`testing::fresh_database`] and, with `macros`, [`#[anysql::test]`](macro@test): a database of its own for each test, dropped afterwards |
@@ -118,6 +120,27 @@
 //! # #[cfg(not(all(feature = "sqlite", feature = "runtime-tokio", feature = "macros")))]
 //! # fn main() {}
 //! ```
+//!
+//! # PostgreSQL over TLS
+//!
+//! The TLS options are libpq's, in the URL's query or in the `key=value` form, with libpq's
+//! meaning (the [`postgres`] module has the details):
+//!
+//! | URL | what it does |
+//! |---|---|
+//! | `postgres://app@db/app` | `sslmode=prefer`, libpq's default: TLS when the server offers it, the certificate not checked |
+//! | `?sslmode=disable` | plaintext |
+//! | `?sslmode=require` | TLS or no connection; the certificate is not checked |
+//! | `?sslmode=verify-ca&sslrootcert=/etc/app/ca.pem` | TLS, the certificate must chain to that CA |
+//! | `?sslmode=verify-full&sslrootcert=/etc/app/ca.pem` | also the host name (or IP address) must be in the certificate: what to use in production |
+//! | `?sslrootcert=system` | the platform's trusted roots (a managed service with a public CA); implies `verify-full` |
+//! | `?sslcert=/etc/app/client.pem&sslkey=/etc/app/client.key` | a client certificate, for `cert` authentication |
+//! | `host=db sslmode=verify-full sslrootcert=/etc/app/ca.pem` | the same in the `key=value` form |
+//!
+//! The `postgres` feature includes `tls`, whatever the other features, so that no build silently
+//! falls back to plaintext under `sslmode=prefer`. `postgres-plaintext` leaves rustls out: then
+//! `prefer` and `allow` connect in plaintext, and `require`, `verify-ca` and `verify-full` are
+//! configuration errors when the engine is built.
 //!
 //! # Tracing
 //!
@@ -267,7 +290,7 @@ pub mod sqlite {
 }
 
 /// The PostgreSQL driver (`postgres://` URLs).
-#[cfg(feature = "postgres")]
+#[cfg(feature = "postgres-plaintext")]
 pub mod postgres {
     pub use anysql_postgres::*;
 }
@@ -295,14 +318,14 @@ pub fn builder(url: &str) -> EngineBuilder {
     let builder = EngineBuilder::new(url).default_runtime(runtime::detect);
     #[cfg(feature = "sqlite")]
     let builder = builder.driver(anysql_sqlite::SqliteDriver::new());
-    #[cfg(feature = "postgres")]
+    #[cfg(feature = "postgres-plaintext")]
     let builder = builder.driver(anysql_postgres::PostgresDriver);
     #[cfg(not(feature = "sqlite"))]
     let builder = builder.missing_driver(
         &["sqlite"],
         "enable the `sqlite` feature of the anysql crate",
     );
-    #[cfg(not(feature = "postgres"))]
+    #[cfg(not(feature = "postgres-plaintext"))]
     let builder = builder.missing_driver(
         &["postgres", "postgresql"],
         "enable the `postgres` feature of the anysql crate",
@@ -367,7 +390,7 @@ mod tests {
 
     /// A `key=value` string goes to the driver that accepts them (PostgreSQL's): without it, the
     /// error says which feature to enable.
-    #[cfg(not(feature = "postgres"))]
+    #[cfg(not(feature = "postgres-plaintext"))]
     #[test]
     fn without_the_postgres_feature_a_key_value_string_names_the_feature() {
         let err = crate::create_async_engine("host=localhost dbname=test").unwrap_err();

@@ -107,7 +107,7 @@ pub struct Cluster {
 impl Cluster {
     /// Creates, starts and fills (database `test`) a fresh cluster under `<target_dir>/anysql-pg`.
     pub fn start(binaries: ServerBinaries, target_dir: &Path) -> Result<Cluster> {
-        Self::start_as(binaries, target_dir, None)
+        Self::start_in(binaries, target_dir, "anysql-pg", &no_settings, None)
     }
 
     /// Starts a streaming standby of `primary` under `<target_dir>/anysql-pg`: a copy made with
@@ -119,13 +119,34 @@ impl Cluster {
         target_dir: &Path,
         primary: &Cluster,
     ) -> Result<Cluster> {
-        Self::start_as(binaries, target_dir, Some(primary.port))
+        Self::start_in(
+            binaries,
+            target_dir,
+            "anysql-pg",
+            &no_settings,
+            Some(primary.port),
+        )
     }
 
-    /// A fresh cluster, or with `standby_of`, a standby of the primary on that port.
-    fn start_as(
+    /// [`start`](Self::start) in `<target_dir>/<name>` (with its own lock, so that it runs beside
+    /// the others), calling `prepare(base, data)` after `initdb`: it may write files (under
+    /// `base`, handed to the server user afterwards) and returns settings for `postgresql.conf`.
+    pub fn start_with(
         binaries: ServerBinaries,
         target_dir: &Path,
+        name: &str,
+        prepare: &dyn Fn(&Path, &Path) -> Result<String>,
+    ) -> Result<Cluster> {
+        Self::start_in(binaries, target_dir, name, prepare, None)
+    }
+
+    /// A fresh cluster in `<target_dir>/<name>`, or with `standby_of`, a standby of the primary on
+    /// that port.
+    fn start_in(
+        binaries: ServerBinaries,
+        target_dir: &Path,
+        name: &str,
+        prepare: &dyn Fn(&Path, &Path) -> Result<String>,
         standby_of: Option<u16>,
     ) -> Result<Cluster> {
         let sh = Shell::new()?;
@@ -143,15 +164,15 @@ impl Cluster {
             None
         };
 
-        let lock = lock_cluster_dir(target_dir)?;
-        let mut base = target_dir.join("anysql-pg");
+        let lock = lock_cluster_dir(target_dir, name)?;
+        let mut base = target_dir.join(name);
         prepare_base(&sh, &binaries, &base, run_as)?;
         if run_as.is_some() && !server_user_can_write(&sh, &base) {
             // The workspace sits somewhere the server user cannot reach (say under /root). The name is
             // per workspace, so that the lock above also covers the fallback directory.
             let mut hasher = DefaultHasher::new();
             target_dir.hash(&mut hasher);
-            let fallback = env::temp_dir().join(format!("anysql-pg-{:016x}", hasher.finish()));
+            let fallback = env::temp_dir().join(format!("{name}-{:016x}", hasher.finish()));
             println!(
                 "PostgreSQL: `{SERVER_USER}` cannot write {}; using {} instead",
                 base.display(),
@@ -184,6 +205,12 @@ impl Cluster {
         match standby_of {
             None => {
                 cluster.init()?;
+                let settings = prepare(&cluster.base, &cluster.data)?;
+                append(&cluster.data.join("postgresql.conf"), &settings)?;
+                if let Some(user) = cluster.run_as {
+                    let base = &cluster.base;
+                    run_checked(cmd!(cluster.sh, "chown -R {user} {base}"))?;
+                }
                 cluster.launch()?;
                 cluster.create_database()?;
             }
@@ -396,12 +423,12 @@ impl Drop for Cluster {
     }
 }
 
-/// Takes `<target>/anysql-pg.lock`, waiting for another xtask run that holds it. The kernel releases it
+/// Takes `<target>/<name>.lock`, waiting for another xtask run that holds it. The kernel releases it
 /// when a run dies, so a killed run never blocks the next one.
-fn lock_cluster_dir(target_dir: &Path) -> Result<File> {
+fn lock_cluster_dir(target_dir: &Path, name: &str) -> Result<File> {
     fs::create_dir_all(target_dir)
         .with_context(|| format!("failed to create {}", target_dir.display()))?;
-    let path = target_dir.join("anysql-pg.lock");
+    let path = target_dir.join(format!("{name}.lock"));
     let file = File::options()
         .create(true)
         .truncate(false)
@@ -423,6 +450,11 @@ fn lock_cluster_dir(target_dir: &Path) -> Result<File> {
         }
     }
     Ok(file)
+}
+
+/// No extra `postgresql.conf` settings, for [`Cluster::start`].
+fn no_settings(_base: &Path, _data: &Path) -> Result<String> {
+    Ok(String::new())
 }
 
 /// Runs `program` as the server user: `runuser -u postgres -- program` under root, else directly.
