@@ -25,9 +25,11 @@
 
 mod cancel;
 mod connection;
+pub mod copy;
 pub mod driver;
 mod engine;
 mod error;
+mod listener;
 pub mod option_values;
 mod options;
 mod params;
@@ -47,12 +49,14 @@ mod value;
 
 pub use cancel::CancelHandle;
 pub use connection::{Connection, Rows};
+pub use copy::{ByteStream, CopyIn, CopyInRows, CopyOut, DriverCopyIn, DriverCopyRows};
 pub use driver::{
     AsyncDriver, CancelQuery, Connector, DriverConnection, ParamSets, RowSink, RowStream,
     SharedConnection,
 };
 pub use engine::{Engine, EngineBuilder};
 pub use error::{ConstraintKind, DatabaseError, Error, ErrorKind, Result};
+pub use listener::{DriverListener, Listener, Notification, DEFAULT_LISTENER_CAPACITY};
 pub use options::{redact, ConnectOptions};
 pub use params::Params;
 pub use pool::{AfterConnect, PoolMetrics, PoolOptions, PoolStatus};

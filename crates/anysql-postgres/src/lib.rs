@@ -343,8 +343,11 @@
 mod cancel;
 mod connect;
 mod connection;
+mod copy;
 mod error;
 mod io;
+mod listen;
+mod notice;
 mod options;
 mod pipeline;
 mod session;
@@ -360,6 +363,7 @@ use anysql_core::{AsyncDriver, ConnectOptions, Connector, Error};
 
 pub use connect::PgConnector;
 pub use connection::PgConnection;
+pub use notice::NOTICE_TARGET;
 pub use options::{
     DriveMode, PgConnectOptions, PgHost, DEFAULT_PORT, DEFAULT_STATEMENT_CACHE_CAPACITY,
 };

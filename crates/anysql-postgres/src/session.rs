@@ -59,6 +59,21 @@ impl Session {
         Ok(())
     }
 
+    /// Records that the open transaction failed (a COPY in it was aborted), before the server's
+    /// word on it has been read.
+    pub(crate) fn mark_failed(&mut self) {
+        self.failed = true;
+    }
+
+    /// [`settle`](Self::settle) for one step of an operation that goes on (a chunk of a COPY):
+    /// an error ends the operation, a success leaves it in flight.
+    pub(crate) fn settle_keep<T>(&mut self, result: Result<T, Failure>) -> Result<T, Error> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(failure) => self.settle(None, "", &[], Err(failure)),
+        }
+    }
+
     /// Back to idle after a successful reset.
     pub(crate) fn reset(&mut self) {
         self.in_flight = false;
