@@ -27,10 +27,10 @@ the raw driver, with the target and whether it holds on every runtime.
 
 Options:
   --quick           a tenth of the sizes and 3 repetitions instead of 5 (under two minutes)
-  --only LIST       only these workloads, e.g. S1,P1 (S1-S5, P1-P4, M1)
+  --only LIST       only these workloads, e.g. S1,P1 (S1-S5, P1-P5, M1)
   --json PATH       where to write the merged results (default target/bench/results.json)
   --pg MODE         where PostgreSQL comes from: auto (ANYSQL_PG_URL, else the default service,
-                    else a throwaway cluster; the default), throwaway, or none (skip P1-P4)
+                    else a throwaway cluster; the default), throwaway, or none (skip P1-P5)
 
 Writes target/bench/results.json, target/bench/results.md and the chart: docs/bench.svg for a full
 run of every workload, target/bench/bench.svg for --quick or --only runs (so that a partial or noisy
