@@ -3,7 +3,7 @@
 //! over binary COPY), on [`Connection`](crate::Connection) and
 //! [`Transaction`](crate::Transaction).
 //!
-//! These are optional capabilities of a driver (see [`DriverConnection::copy_in`]): a driver
+//! These are optional capabilities of a driver (see [`DriverConnection::copy_in`](crate::DriverConnection::copy_in)): a driver
 //! without COPY (SQLite) answers with an [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported)
 //! error and runs nothing.
 //!

@@ -44,8 +44,8 @@ pub(crate) fn copy_error() -> Error {
     Error::new(
         ErrorKind::InvalidStatement,
         "COPY FROM STDIN / TO STDOUT cannot run through execute or fetch, and nothing was sent; \
-         run it with tokio-postgres's copy_in / copy_out through PgConnection::with_client \
-         (COPY to or from a file on the server works through execute)",
+         use conn.copy_in(sql) / conn.copy_out(sql) (or copy_in_rows) on a connection or a \
+         transaction (COPY to or from a file on the server works through execute)",
     )
 }
 
