@@ -10,6 +10,13 @@
 //! - an [`AsyncDriver`] opens [`DriverConnection`]s, implemented by `anysql-sqlite` and
 //!   `anysql-postgres`.
 //!
+//! Features only some databases have are optional capabilities of the driver traits, whose
+//! default implementations return an [`ErrorKind::Unsupported`] error: COPY
+//! ([`DriverConnection::copy_in`], `copy_out`, `copy_in_rows`, behind
+//! [`Connection::copy_in`] and the [`copy`] types) and notifications
+//! ([`Connector::connect_listener`], behind [`Engine::listener`] and [`Listener`]). So the user's
+//! API names no driver, on every runtime, and a driver adds a capability by overriding a method.
+//!
 //! # Examples
 //!
 //! Values and rows need no database:

@@ -104,7 +104,8 @@ pub(crate) fn unsupported() -> Error {
 /// When its connection dies (a server restart, `pg_terminate_backend`, the network), the listener
 /// yields an [`ErrorKind::NotificationsMissed`] error (notifications sent while it is away are
 /// lost), then reconnects by itself with a capped exponential backoff (100 ms doubling up to
-/// 10 s), listens again to every channel, and goes on. Each failed reconnect attempt yields its
+/// 10 s, while the stream is polled, or at once on the next `listen`/`unlisten`), listens again
+/// to every channel, and goes on. Each failed reconnect attempt yields its
 /// connection error; the stream goes on after it. An `Err` item is therefore information, never
 /// the end: keep reading (check [`Error::is_notifications_missed`] to resynchronise the state the
 /// notifications were about).
@@ -434,6 +435,16 @@ mod tests {
             );
         }
         assert!(backoff(100) <= BACKOFF_CAP);
+    }
+
+    #[test]
+    fn the_user_types_can_move_between_tasks() {
+        fn send<T: Send>() {}
+        send::<Listener>();
+        send::<Notification>();
+        send::<crate::CopyIn<'static>>();
+        send::<crate::CopyInRows<'static>>();
+        send::<crate::CopyOut<'static>>();
     }
 
     #[test]
