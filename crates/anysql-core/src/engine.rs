@@ -330,8 +330,9 @@ impl Engine {
     /// of its own, outside the pool's count, buffering up to
     /// [`DEFAULT_LISTENER_CAPACITY`](crate::DEFAULT_LISTENER_CAPACITY) notifications.
     ///
-    /// Drivers without notifications (SQLite) return an
-    /// [`ErrorKind::Unsupported`] error.
+    /// The connection is opened with the engine's URL and options; the pool's
+    /// [`after_connect`](EngineBuilder::after_connect) hook does not run on it. Drivers without
+    /// notifications (SQLite) return an [`ErrorKind::Unsupported`] error.
     pub async fn listener(&self) -> Result<Listener, Error> {
         self.listener_with_capacity(crate::DEFAULT_LISTENER_CAPACITY)
             .await
