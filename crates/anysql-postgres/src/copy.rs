@@ -7,9 +7,9 @@
 //! any later request: the server discards the COPY's rows (and, inside a transaction, aborts the
 //! transaction, which the driver then reports as rolled back at `COMMIT`).
 
-use std::future::poll_fn;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::{ready, Context, Poll, Waker};
 
 use anysql_core::{ByteStream, DriverCopyIn, DriverCopyRows, Error, ErrorKind, Value};
 use async_trait::async_trait;
@@ -229,6 +229,11 @@ pub(crate) async fn copy_in_rows<'c>(
     }))
 }
 
+/// Polls `future` once with a waker that does nothing.
+fn poll_once_noop<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(Waker::noop()))
+}
+
 /// The writer of [`copy_in_rows`].
 struct PgCopyRows<'c> {
     conn: &'c mut PgConnection,
@@ -254,10 +259,15 @@ impl DriverCopyRows for PgCopyRows<'_> {
             )));
         }
         let Self { conn, writer, .. } = self;
-        let result = conn
-            .io
-            .drive(writer.as_mut().write_raw(types::params(&row)))
-            .await;
+        let mut write = pin!(writer.as_mut().write_raw(types::params(&row)));
+        // Most rows only go into the writer's buffer, and finish at the first poll: no need to
+        // drive the connection for those (nor to register a waker). The rest, which hand a full
+        // buffer to the connection, are driven as usual.
+        let first = poll_once_noop(write.as_mut());
+        let result = match first {
+            Poll::Ready(result) => result,
+            Poll::Pending => conn.io.drive(write).await,
+        };
         if result.is_err() {
             // Half a row may be in the writer's buffer: nothing more can go after it.
             self.end.done = true;
