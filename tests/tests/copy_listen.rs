@@ -472,6 +472,18 @@ async fn copy_errors_are_clear_and_the_connection_goes_on(db: TestDb) -> Result<
     let e = rows.write((4_i64, 4)).await.unwrap_err();
     assert!(e.to_string().contains("already failed"), "{e}");
     drop(rows);
+    // The same inside a transaction: the aborted COPY aborts it, and its commit says so.
+    let mut tx = conn.begin().await?;
+    query("INSERT INTO e VALUES (10, 10)")
+        .execute(&mut tx)
+        .await?;
+    let mut rows = tx.copy_in_rows("e", &["id", "n"]).await?;
+    rows.write((11_i64, 11)).await?;
+    let e = rows.write((12_i64, "twelve")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Parameter, "{e}");
+    drop(rows);
+    let e = tx.commit().await.unwrap_err();
+    assert_eq!(e.code(), Some("25P02"), "{e:?}");
     // Wrong statements and names are refused before anything is sent.
     for sql in [
         "COPY e TO STDOUT",

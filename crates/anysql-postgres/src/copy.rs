@@ -103,24 +103,32 @@ pub(crate) async fn copy_in<'c>(
     Ok(Box::new(PgCopyIn {
         conn,
         sink: Box::pin(sink),
-        end: End {
-            in_txn,
-            done: false,
-        },
+        end: End::new(in_txn),
     }))
 }
 
-/// What a dropped writer must record on its connection.
+/// How far a writer got, and what a dropped one must record on its connection.
 struct End {
     /// The COPY runs inside a transaction.
     in_txn: bool,
-    /// The COPY ended (finished, or failed on the server).
+    /// An error ended the writer: nothing more can be sent (the COPY itself may still be open on
+    /// the server, to be aborted when the writer drops).
     done: bool,
+    /// `finish` ran: the server's answer to the whole COPY was read.
+    finished: bool,
 }
 
 impl End {
+    fn new(in_txn: bool) -> Self {
+        End {
+            in_txn,
+            done: false,
+            finished: false,
+        }
+    }
+
     fn on_drop(&self, conn: &mut PgConnection) {
-        if !self.done && self.in_txn {
+        if !self.finished && self.in_txn {
             // The sink's CopyFail aborts the transaction: its COMMIT must report a rollback,
             // even before the server's word on it has been read.
             conn.session.mark_failed();
@@ -170,6 +178,7 @@ impl DriverCopyIn for PgCopyIn<'_> {
         let Self { conn, sink, end } = &mut *self;
         let result = conn.io.drive(sink.as_mut().finish()).await;
         end.done = true;
+        end.finished = true;
         conn.copy_owned = false;
         conn.session
             .settle(None, "", &[], result.map_err(Failure::Pg))
@@ -222,10 +231,7 @@ pub(crate) async fn copy_in_rows<'c>(
         conn,
         writer: Box::pin(BinaryCopyInWriter::new(sink, &types)),
         columns,
-        end: End {
-            in_txn,
-            done: false,
-        },
+        end: End::new(in_txn),
     }))
 }
 
@@ -284,6 +290,7 @@ impl DriverCopyRows for PgCopyRows<'_> {
         } = &mut *self;
         let result = conn.io.drive(writer.as_mut().finish()).await;
         end.done = true;
+        end.finished = true;
         conn.copy_owned = false;
         conn.session
             .settle(None, "", &[], result.map_err(Failure::Pg))

@@ -66,11 +66,17 @@ impl Session {
     }
 
     /// [`settle`](Self::settle) for one step of an operation that goes on (a chunk of a COPY):
-    /// an error ends the operation, a success leaves it in flight.
+    /// an error is mapped and recorded, and either way the operation stays in flight, since the
+    /// server's COPY is open until the writer ends it (a dropped writer aborts it). So the
+    /// server's transaction status is not taken as current until then.
     pub(crate) fn settle_keep<T>(&mut self, result: Result<T, Failure>) -> Result<T, Error> {
         match result {
             Ok(value) => Ok(value),
-            Err(failure) => self.settle(None, "", &[], Err(failure)),
+            Err(failure) => {
+                let error = self.settle(None, "", &[], Err(failure));
+                self.in_flight = true;
+                error
+            }
         }
     }
 
