@@ -10,7 +10,9 @@
 //! rolled-back savepoints, acknowledged inserts, transfers through `engine.transaction`, savepoint
 //! ends dropped right after their first poll, transactions opened with plain SQL and never ended,
 //! acquires from an engine that health-checks every connection, and (PostgreSQL) COPY through
-//! `execute`.
+//! `execute`, and COPY through its own API: typed binary rows inside a transfer, text data in
+//! chunks, a COPY OUT dropped part-way, and a COPY dropped on purpose inside a transaction. A
+//! COPY's rows are all there or none are.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +56,9 @@ async fn torture(db: TestDb) -> Result<(), Error> {
         .execute(&engine)
         .await?;
     query("CREATE TABLE journal (id BIGINT PRIMARY KEY, worker BIGINT NOT NULL)")
+        .execute(&engine)
+        .await?;
+    query("CREATE TABLE copied (batch BIGINT NOT NULL, n INTEGER NOT NULL)")
         .execute(&engine)
         .await?;
     let mut conn = engine.acquire().await?;
@@ -192,11 +197,21 @@ async fn torture(db: TestDb) -> Result<(), Error> {
         .collect();
     let acknowledged = acknowledged.lock().unwrap().clone();
     let lost = acknowledged.difference(&stored).count();
+    // Every COPY is whole or absent.
+    let partial: i64 = query_scalar(
+        "SELECT count(*) FROM (SELECT batch FROM copied GROUP BY batch HAVING count(*) <> $1) AS p",
+    )
+    .bind(COPY_ROWS)
+    .fetch_one(&engine)
+    .await?;
+    let copies: i64 = query_scalar("SELECT count(DISTINCT batch) FROM copied")
+        .fetch_one(&engine)
+        .await?;
     let leaked = engine.status().in_use;
     println!(
         "torture {}: seed={seed} operations={} completed={} cancelled={} retryable_errors={} \
          leaked_connections={leaked} idle_in_transaction={idle_in_transaction} lost_rows={lost} \
-         balance_total={total} seconds={:.1}",
+         copies={copies} partial_copies={partial} balance_total={total} seconds={:.1}",
         anysql_conformance::cell_name(),
         counts.operations.load(Ordering::Relaxed),
         counts.completed.load(Ordering::Relaxed),
@@ -212,6 +227,10 @@ async fn torture(db: TestDb) -> Result<(), Error> {
         "money was created or destroyed (seed {seed})"
     );
     assert_eq!(lost, 0, "writes acknowledged but missing (seed {seed})");
+    assert_eq!(partial, 0, "COPYs left partly applied (seed {seed})");
+    if db.is_postgres() && ops >= 1000 {
+        assert!(copies > 0, "no COPY went through (seed {seed})");
+    }
     assert!(
         counts.cancelled.load(Ordering::Relaxed) > 0,
         "the test cancelled nothing"
@@ -220,7 +239,10 @@ async fn torture(db: TestDb) -> Result<(), Error> {
 }
 
 /// The number of kinds of operation in the mix.
-const OPERATIONS: u8 = 10;
+const OPERATIONS: u8 = 11;
+
+/// The rows of each COPY into `copied`.
+const COPY_ROWS: i64 = 20;
 
 #[allow(clippy::too_many_arguments)] // one flat list of the random choices keeps the caller readable
 async fn operation(
@@ -400,6 +422,28 @@ async fn operation(
                 assert!(balance > -1_000_000);
             }
         }
+        // COPY through its own API (PostgreSQL; SQLite has none: a point query instead).
+        10 if postgres => {
+            copy_operation(
+                engine,
+                variant,
+                journal_id,
+                worker,
+                from,
+                to,
+                amount,
+                take,
+                acknowledged,
+            )
+            .await?
+        }
+        10 => {
+            let balance: i64 = query_scalar("SELECT balance FROM accounts WHERE id = $1")
+                .bind(from)
+                .fetch_one(engine)
+                .await?;
+            assert!(balance > -1_000_000);
+        }
         // A transfer through the transaction closure, with its own journal entry.
         _ => {
             engine
@@ -423,6 +467,88 @@ async fn operation(
                 })
                 .await?;
             acknowledged.lock().unwrap().insert(journal_id);
+        }
+    }
+    Ok(())
+}
+
+/// Operation 10 on PostgreSQL: a COPY, in one of four ways.
+#[allow(clippy::too_many_arguments)] // the operation's share of the random choices
+async fn copy_operation(
+    engine: &Engine,
+    variant: u8,
+    journal_id: i64,
+    worker: u64,
+    from: i64,
+    to: i64,
+    amount: i64,
+    take: usize,
+    acknowledged: &Mutex<BTreeSet<i64>>,
+) -> Result<(), Error> {
+    let transfer = async |tx: &mut Connection, id: i64, delta: i64| {
+        query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+            .bind(delta)
+            .bind(id)
+            .execute(tx)
+            .await
+    };
+    match variant {
+        // A transfer with typed binary COPYs inside: the journal entry and a batch of rows.
+        0 => {
+            let mut tx = engine.begin().await?;
+            transfer(&mut tx, from, -amount).await?;
+            let mut rows = tx.copy_in_rows("copied", &["batch", "n"]).await?;
+            for n in 0..COPY_ROWS {
+                rows.write(&(journal_id, n)).await?;
+            }
+            assert_eq!(rows.finish().await?, COPY_ROWS as u64);
+            let mut entry = tx.copy_in_rows("journal", &["id", "worker"]).await?;
+            entry.write((journal_id, worker as i64)).await?;
+            entry.finish().await?;
+            transfer(&mut tx, to, amount).await?;
+            tx.commit().await?;
+            acknowledged.lock().unwrap().insert(journal_id);
+        }
+        // Text data in chunks that cut rows, outside a transaction.
+        1 => {
+            let mut conn = engine.acquire().await?;
+            let data: String = (0..COPY_ROWS)
+                .map(|n| format!("{journal_id}\t{n}\n"))
+                .collect();
+            let mut copy = conn.copy_in("COPY copied (batch, n) FROM STDIN").await?;
+            let cut = take.min(data.len());
+            copy.send(&data.as_bytes()[..cut]).await?;
+            copy.send(&data.as_bytes()[cut..]).await?;
+            assert_eq!(copy.finish().await?, COPY_ROWS as u64);
+        }
+        // A COPY OUT read part-way.
+        2 => {
+            let mut conn = engine.acquire().await?;
+            let mut out = conn.copy_out("COPY accounts TO STDOUT").await?;
+            let mut chunks = 0;
+            while let Some(chunk) = out.next().await {
+                assert!(!chunk?.is_empty());
+                chunks += 1;
+                if chunks == take {
+                    break;
+                }
+            }
+        }
+        // A COPY dropped half-way inside a transfer: the transaction must not commit.
+        _ => {
+            let mut tx = engine.begin().await?;
+            transfer(&mut tx, from, -amount).await?;
+            let mut rows = tx.copy_in_rows("copied", &["batch", "n"]).await?;
+            for n in 0..COPY_ROWS / 2 {
+                rows.write((journal_id, n)).await?;
+            }
+            drop(rows);
+            let credit = transfer(&mut tx, to, amount).await;
+            assert!(credit.is_err(), "a statement ran after an aborted COPY");
+            assert!(
+                tx.commit().await.is_err(),
+                "a transaction with an aborted COPY committed"
+            );
         }
     }
     Ok(())

@@ -31,6 +31,7 @@ anysql_conformance::cell_tests!(
     no_parameter_value_reaches_any_output,
     slow_statements_are_warned_about_above_the_threshold,
     pool_events_are_reported,
+    copy_has_a_span_from_its_start_to_its_end,
 );
 
 /// The fields of one span or event, as text.
@@ -432,5 +433,59 @@ async fn pool_events_are_reported(db: TestDb) -> Result<(), Error> {
         .find(|f| f.get("message").map(String::as_str) == Some("connection acquired"))
         .unwrap();
     assert!(acquired.contains_key("wait_us"), "{acquired:?}");
+    Ok(())
+}
+
+async fn copy_has_a_span_from_its_start_to_its_end(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    let table = unique_name("traced_copy");
+    let copy_in = format!("COPY {table} (id, body) FROM STDIN (FORMAT csv)");
+    let copy_rows = format!("COPY {table} (id, body) FROM STDIN (FORMAT binary)");
+    let copy_out = format!("COPY (SELECT id, body FROM {table} ORDER BY id) TO STDOUT");
+    let (result, captured, printed) = traced(async {
+        let mut conn = engine.acquire().await?;
+        query(format!("CREATE TABLE {table} (id BIGINT, body TEXT)"))
+            .execute(&mut conn)
+            .await?;
+        if !db.is_postgres() {
+            let err = conn.copy_in(&copy_in).await.unwrap_err();
+            return Ok::<_, Error>(Some(err));
+        }
+        let mut copy = conn.copy_in(&copy_in).await?;
+        copy.send(b"1,a\n2,b\n").await?;
+        assert_eq!(copy.finish().await?, 2);
+        let mut rows = conn.copy_in_rows(&table, &["id", "body"]).await?;
+        rows.write(&(3i64, SECRET)).await?;
+        assert_eq!(rows.finish().await?, 1);
+        let mut out = conn.copy_out(&copy_out).await?;
+        let mut data = Vec::new();
+        while let Some(chunk) = out.next().await {
+            data.extend_from_slice(&chunk?);
+        }
+        assert_eq!(data.iter().filter(|&&b| b == b'\n').count(), 3);
+        Ok(None)
+    })
+    .await;
+    if let Some(err) = result? {
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+        let s = span_of(&captured, &copy_in);
+        assert_eq!(field(s, "error.type"), Some("unsupported"));
+        assert_eq!(field(s, "otel.status_code"), Some("ERROR"));
+        return Ok(());
+    }
+    for sql in [&copy_in, &copy_rows, &copy_out] {
+        let s = span_of(&captured, sql);
+        assert_eq!(field(s, "db.operation.name"), Some("COPY"), "{s:#?}");
+        assert_eq!(field(s, "error.type"), None, "{s:#?}");
+    }
+    assert_eq!(
+        field(span_of(&captured, &copy_in), "db.response.affected_rows"),
+        Some("2")
+    );
+    assert_eq!(
+        field(span_of(&captured, &copy_rows), "db.response.affected_rows"),
+        Some("1")
+    );
+    assert!(!printed.contains(SECRET), "a COPY value was printed");
     Ok(())
 }

@@ -28,10 +28,10 @@ the raw driver, with the target and whether it holds on every runtime.
 
 Options:
   --quick           a tenth of the sizes and 3 repetitions instead of 5 (under two minutes)
-  --only LIST       only these workloads, e.g. S1,P1 (S1-S5, P1-P4, M1)
+  --only LIST       only these workloads, e.g. S1,P1 (S1-S5, P1-P5, M1)
   --json PATH       where to write the merged results (default target/bench/results.json)
   --pg MODE         where PostgreSQL comes from: auto (ANYSQL_PG_URL, else the default service,
-                    else a throwaway cluster; the default), throwaway, or none (skip P1-P4)
+                    else a throwaway cluster; the default), throwaway, or none (skip P1-P5)
 
 With PostgreSQL and its server binaries, P1 and P3 also run over TLS (rows P1t and P3t: anysql with
 sslmode=verify-full, raw tokio-postgres over the same rustls) against a throwaway cluster with

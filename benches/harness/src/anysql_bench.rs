@@ -146,6 +146,8 @@ struct PgSql {
     select_all: String,
     insert: String,
     clear: String,
+    /// The insert table's name (P5).
+    ins: String,
 }
 
 impl AnysqlBench {
@@ -195,6 +197,7 @@ impl AnysqlBench {
                     select_all: tables.select_all(),
                     insert: tables.insert(),
                     clear: tables.clear(),
+                    ins: tables.ins.clone(),
                 }),
             )),
             Some((Err(e), _)) => {
@@ -260,6 +263,10 @@ impl Bench for AnysqlBench {
                 )),
                 Workload::P3 => self.run(p3(engine, sql, sizes.p3_passes)),
                 Workload::P4 => self.run(p4(engine, sql, rows)),
+                Workload::P5 => {
+                    let rows = Arc::new(crate::common::rows(sizes.p5_rows));
+                    self.run(p5(engine, sql, rows))
+                }
                 _ => unreachable!(),
             });
         }
@@ -282,6 +289,9 @@ impl Bench for AnysqlBench {
             Workload::P2 => format!(
                 "query_as(..).fetch_one(&engine) per query (on the engine's shared pipelined connection; pool max_size {PG_MAX_SIZE})"
             ),
+            Workload::P5 => {
+                "P5: conn.copy_in_rows(table, columns) + write(&row) per row + finish; P5m: query(..).execute_many(&mut conn, rows), same rows, same connection".to_owned()
+            }
             _ => "one pooled connection, acquired before the clock starts".to_owned(),
         }
     }
@@ -478,6 +488,36 @@ async fn p4(
     }
     tx.commit().await?;
     Ok(vec![("P4", us_per(started.elapsed(), rows.len()))])
+}
+
+/// P5: the same rows loaded through the batch API (`P5m`), then through binary COPY (`P5`), on
+/// one connection; the table is emptied before each, untimed.
+async fn p5(
+    engine: Engine,
+    sql: Arc<PgSql>,
+    rows: Arc<Vec<Tuple>>,
+) -> Result<Vec<(&'static str, f64)>, Error> {
+    let mut conn = engine.acquire().await?;
+    query(sql.clear.as_str()).execute(&mut conn).await?;
+    let started = Instant::now();
+    let inserted = query(sql.insert.as_str())
+        .execute_many(
+            &mut conn,
+            rows.iter().map(|(id, name, v)| (*id, name.as_str(), *v)),
+        )
+        .await?;
+    let batch = us_per(started.elapsed(), rows.len());
+    assert_eq!(inserted as usize, rows.len());
+    query(sql.clear.as_str()).execute(&mut conn).await?;
+    let started = Instant::now();
+    let mut copy = conn.copy_in_rows(&sql.ins, &["id", "name", "v"]).await?;
+    for (id, name, v) in rows.iter() {
+        copy.write((*id, name.as_str(), *v)).await?;
+    }
+    let copied = copy.finish().await?;
+    let copy_us = us_per(started.elapsed(), rows.len());
+    assert_eq!(copied as usize, rows.len());
+    Ok(vec![("P5", copy_us), ("P5m", batch)])
 }
 
 /// M1 with anysql: `query(..).fetch(&mut conn)` consumed as a stream, on the runtime named by

@@ -33,13 +33,15 @@ pub enum Workload {
     P3,
     /// PostgreSQL insert in one transaction, one call per row.
     P4,
+    /// PostgreSQL bulk load: binary COPY of typed rows, against the batch API.
+    P5,
     /// Stream a 1,000,000-row result; peak RSS.
     M1,
 }
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 11] = [
         Workload::S1,
         Workload::S2,
         Workload::S3,
@@ -49,6 +51,7 @@ impl Workload {
         Workload::P2,
         Workload::P3,
         Workload::P4,
+        Workload::P5,
         Workload::M1,
     ];
 
@@ -64,6 +67,7 @@ impl Workload {
             Workload::P2 => "P2",
             Workload::P3 => "P3",
             Workload::P4 => "P4",
+            Workload::P5 => "P5",
             Workload::M1 => "M1",
         }
     }
@@ -78,7 +82,7 @@ impl Workload {
     pub fn is_postgres(self) -> bool {
         matches!(
             self,
-            Workload::P1 | Workload::P2 | Workload::P3 | Workload::P4
+            Workload::P1 | Workload::P2 | Workload::P3 | Workload::P4 | Workload::P5
         )
     }
 }
@@ -86,7 +90,7 @@ impl Workload {
 /// The unit of a result row (`S5r` and `S5w` are throughputs, `M1*` megabytes, the rest time).
 pub fn unit_of(key: &str) -> &'static str {
     match key {
-        "S4" | "P3" | "P3t" => "us/row",
+        "S4" | "P3" | "P3t" | "P5" | "P5m" => "us/row",
         "S5r" | "S5w" => "ops/s",
         "M1s" | "M1p" => "MB",
         _ => "us/op",
@@ -110,6 +114,8 @@ pub struct Sizes {
     pub p2_queries: usize,
     /// How many times P3 fetches the whole table.
     pub p3_passes: usize,
+    /// Rows P5 loads per repetition.
+    pub p5_rows: usize,
     /// Rows streamed by M1.
     pub m1_rows: usize,
     /// Timed repetitions per workload (after one warm-up round); the median is reported.
@@ -128,6 +134,7 @@ impl Sizes {
                 p2_tasks: 64,
                 p2_queries: 20,
                 p3_passes: 10,
+                p5_rows: 10_000,
                 m1_rows: 1_000_000,
                 reps: 3,
             }
@@ -140,6 +147,7 @@ impl Sizes {
                 p2_tasks: 64,
                 p2_queries: 200,
                 p3_passes: 10,
+                p5_rows: 100_000,
                 m1_rows: 1_000_000,
                 reps: 5,
             }
@@ -149,7 +157,7 @@ impl Sizes {
     fn to_json(&self) -> String {
         format!(
             "{{\"s_rows\":{},\"s4_passes\":{},\"s5_ms\":{},\"p_rows\":{},\"p2_tasks\":{},\"p2_queries\":{},\
-             \"p3_passes\":{},\"m1_rows\":{},\"reps\":{}}}",
+             \"p3_passes\":{},\"p5_rows\":{},\"m1_rows\":{},\"reps\":{}}}",
             self.s_rows,
             self.s4_passes,
             self.s5.as_millis(),
@@ -157,6 +165,7 @@ impl Sizes {
             self.p2_tasks,
             self.p2_queries,
             self.p3_passes,
+            self.p5_rows,
             self.m1_rows,
             self.reps
         )
@@ -168,7 +177,7 @@ pub fn row_for(i: i64) -> (i64, String, f64) {
     (i, format!("name-{i}"), i as f64 * 0.25)
 }
 
-/// The rows S2/S3/P4 insert.
+/// The rows S2/S3/P4/P5 insert.
 pub fn rows(n: usize) -> Vec<(i64, String, f64)> {
     (1..=n as i64).map(row_for).collect()
 }
@@ -192,7 +201,7 @@ pub struct RunArgs {
     pub only: Option<Vec<Workload>>,
     /// Where to write the JSON results.
     pub json: Option<PathBuf>,
-    /// The PostgreSQL server, or `None` (`--no-pg`) to skip P1-P4 and M1 on PostgreSQL.
+    /// The PostgreSQL server, or `None` (`--no-pg`) to skip P1-P5 and M1 on PostgreSQL.
     pub pg_url: Option<String>,
     /// Only these implementations (`--impls raw,anysql-tokio`), for profiling one at a time.
     pub impls: Option<Vec<String>>,
@@ -217,7 +226,7 @@ impl RunArgs {
                     let mut only = Vec::new();
                     for id in list.split(',').filter(|s| !s.trim().is_empty()) {
                         only.push(Workload::parse(id).ok_or_else(|| {
-                            format!("unknown workload `{id}`; expected S1-S5, P1-P4 or M1")
+                            format!("unknown workload `{id}`; expected S1-S5, P1-P5 or M1")
                         })?);
                     }
                     run.only = Some(only);
@@ -338,7 +347,8 @@ pub fn median(samples: &[f64]) -> f64 {
 /// One result row: a workload key (`S1`, `S5r`, `M1s`, …) measured for one implementation.
 #[derive(Clone, Debug)]
 pub struct Measurement {
-    /// `S1` … `P4`, `S5r`/`S5w` (reads/writes), `M1s`/`M1p` (SQLite/PostgreSQL).
+    /// `S1` … `P5`, `P5m` (P5's batch API), `S5r`/`S5w` (reads/writes), `M1s`/`M1p`
+    /// (SQLite/PostgreSQL).
     pub key: String,
     /// `raw`, `anysql-tokio`, `sqlx`, …
     pub imp: String,

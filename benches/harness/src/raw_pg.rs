@@ -10,6 +10,8 @@ use std::time::Instant;
 
 use futures_lite::StreamExt;
 use tokio::runtime::Handle;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::common::{us_per, Bench, Db, M1Args, RepResult, Sizes, Workload};
@@ -19,7 +21,7 @@ use crate::common::{us_per, Bench, Db, M1Args, RepResult, Sizes, Workload};
 pub struct PgTables {
     /// The table every query reads.
     pub t: String,
-    /// The table P4 inserts into.
+    /// The table P4 and P5 insert into.
     pub ins: String,
 }
 
@@ -45,6 +47,11 @@ impl PgTables {
     /// One row into the insert table.
     pub fn insert(&self) -> String {
         format!("INSERT INTO {} (id, name, v) VALUES ($1, $2, $3)", self.ins)
+    }
+
+    /// The binary COPY into the insert table (P5).
+    pub fn copy_binary(&self) -> String {
+        format!("COPY {} (id, name, v) FROM STDIN (FORMAT binary)", self.ins)
     }
 
     /// Empties the insert table (not timed).
@@ -237,6 +244,25 @@ impl Bench for RawPg {
                     Ok(vec![("P4", us_per(started.elapsed(), rows.len()))])
                 })
             }
+            Workload::P5 => {
+                let clear = self.tables.clear();
+                let copy = self.tables.copy_binary();
+                let rows = crate::common::rows(sizes.p5_rows);
+                self.run(async move {
+                    client.batch_execute(&clear).await?;
+                    let started = Instant::now();
+                    let sink = client.copy_in(&copy).await?;
+                    let types = [Type::INT8, Type::TEXT, Type::FLOAT8];
+                    let writer = BinaryCopyInWriter::new(sink, &types);
+                    let mut writer = std::pin::pin!(writer);
+                    for (id, name, v) in &rows {
+                        writer.as_mut().write(&[id, name, v]).await?;
+                    }
+                    let copied = writer.finish().await?;
+                    assert_eq!(copied as usize, rows.len());
+                    Ok(vec![("P5", us_per(started.elapsed(), rows.len()))])
+                })
+            }
             _ => return None,
         })
     }
@@ -244,6 +270,7 @@ impl Bench for RawPg {
     fn note(&self, workload: Workload) -> String {
         match workload {
             Workload::P2 => "one shared client, pipelined".to_owned(),
+            Workload::P5 => "copy_in + BinaryCopyInWriter, column types known".to_owned(),
             Workload::P4 => {
                 "BEGIN, one prepared execute per row awaited in turn, COMMIT".to_owned()
             }

@@ -31,6 +31,9 @@ enum Target {
     Ratio(f64),
     /// P2: ratio to raw at most this, and this many times faster than sqlx.
     RatioAndVsSqlx(f64, f64),
+    /// P5: ratio to raw at most this, and this many times faster than the batch API (`P5m`) on
+    /// the same runtime.
+    RatioAndVsBatch(f64, f64),
     /// Peak RSS below this many MB.
     Megabytes(f64),
 }
@@ -40,13 +43,14 @@ impl Target {
         match self {
             Target::Ratio(r) => format!("≤ {r}×"),
             Target::RatioAndVsSqlx(r, s) => format!("≤ {r}×, {s}× faster than sqlx"),
+            Target::RatioAndVsBatch(r, s) => format!("≤ {r}×, {s}× faster than execute_many"),
             Target::Megabytes(mb) => format!("< {mb} MB"),
         }
     }
 }
 
 /// The table's rows: key, label, target.
-const ROWS: [(&str, &str, Option<Target>); 14] = [
+const ROWS: [(&str, &str, Option<Target>); 16] = [
     ("S1", "S1 point select", Some(Target::Ratio(1.5))),
     ("S2", "S2 insert, 1 call/row", Some(Target::Ratio(4.0))),
     ("S3", "S3 batch insert", Some(Target::Ratio(1.5))),
@@ -60,6 +64,12 @@ const ROWS: [(&str, &str, Option<Target>); 14] = [
     ("P1t", "P1 point select, TLS", None),
     ("P3t", "P3 fetch all, TLS", None),
     ("P4", "P4 insert in a tx", None),
+    (
+        "P5",
+        "P5 bulk load, copy_in_rows",
+        Some(Target::RatioAndVsBatch(1.2, 5.0)),
+    ),
+    ("P5m", "P5 bulk load, execute_many", None),
     (
         "M1s",
         "M1 stream 1M rows, SQLite",
@@ -152,15 +162,28 @@ fn paired_ratio(key: &str, imp: &(f64, Vec<f64>), raw: &(f64, Vec<f64>)) -> f64 
     }
 }
 
+/// The key of the raw figure `key` is compared to: P5's batch-API row (`P5m`) against the raw
+/// binary COPY, the others against their own.
+fn raw_key(key: &str) -> &str {
+    match key {
+        "P5m" => "P5",
+        other => other,
+    }
+}
+
 fn build_rows(inputs: &Inputs) -> Vec<TableRow> {
     let mut rows = Vec::new();
+    let mut batch_ratios: Vec<(&'static str, f64)> = Vec::new();
     for (key, label, target) in ROWS {
         let unit = crate::common::unit_of(key);
-        let main_raw = inputs.result(key, "raw", true);
-        let peers_raw = inputs.result(key, "raw", false);
+        let main_raw = inputs.result(raw_key(key), "raw", true);
+        let peers_raw = inputs.result(raw_key(key), "raw", false);
         let mut cells = Vec::new();
         for imp in COLUMNS {
-            let cell = if imp == "raw" {
+            let cell = if imp == "raw" && raw_key(key) != key {
+                // Shown in the row of its own key.
+                None
+            } else if imp == "raw" {
                 main_raw
                     .as_ref()
                     .or(peers_raw.as_ref())
@@ -188,7 +211,7 @@ fn build_rows(inputs: &Inputs) -> Vec<TableRow> {
         if cells.iter().all(|(_, c)| c.is_none()) {
             continue;
         }
-        let mut row = TableRow {
+        let row = TableRow {
             key,
             label,
             unit,
@@ -197,14 +220,24 @@ fn build_rows(inputs: &Inputs) -> Vec<TableRow> {
             holds: String::new(),
             peers_raw: peers_raw.map(|(value, _)| value),
         };
-        row.holds = holds(&row);
+        if key == "P5m" {
+            batch_ratios = ANYSQL
+                .iter()
+                .filter_map(|imp| Some((*imp, row.cell(imp)?.value)))
+                .collect();
+        }
         rows.push(row);
+    }
+    // P5's target compares it with the batch API, whose row comes after it.
+    for row in &mut rows {
+        row.holds = holds(row, &batch_ratios);
     }
     rows
 }
 
-/// Whether the row's target holds on every runtime, and if not where it misses.
-fn holds(row: &TableRow) -> String {
+/// Whether the row's target holds on every runtime, and if not where it misses. `batch` holds
+/// the batch API's P5 figures (`P5m`) per implementation.
+fn holds(row: &TableRow, batch: &[(&str, f64)]) -> String {
     let Some(target) = row.target else {
         return String::new();
     };
@@ -241,6 +274,26 @@ fn holds(row: &TableRow) -> String {
                 match vs_sqlx {
                     Some(v) if v < factor => why.push(format!("{v:.1}× faster than sqlx")),
                     None => why.push("no sqlx figure".to_owned()),
+                    _ => {}
+                }
+                if !why.is_empty() {
+                    misses.push(format!("{runtime} {}", why.join(", ")));
+                }
+            }
+            Target::RatioAndVsBatch(limit, factor) => {
+                let Some(ratio) = cell.ratio else { continue };
+                seen += 1;
+                let vs_batch = batch
+                    .iter()
+                    .find(|(i, _)| *i == imp)
+                    .map(|(_, batch)| batch / cell.value);
+                let mut why = Vec::new();
+                if ratio > limit {
+                    why.push(format!("{ratio:.2}×"));
+                }
+                match vs_batch {
+                    Some(v) if v < factor => why.push(format!("{v:.1}× faster than execute_many")),
+                    None => why.push("no execute_many figure".to_owned()),
                     _ => {}
                 }
                 if !why.is_empty() {
@@ -637,7 +690,9 @@ fn chart(path: &Path, rows: &[TableRow], quick: bool) -> Result<(), Box<dyn std:
         .enumerate()
         .filter_map(|(i, row)| {
             let t = match row.target? {
-                Target::Ratio(t) | Target::RatioAndVsSqlx(t, _) => t,
+                Target::Ratio(t) | Target::RatioAndVsSqlx(t, _) | Target::RatioAndVsBatch(t, _) => {
+                    t
+                }
                 Target::Megabytes(_) => return None,
             };
             Some(PathElement::new(

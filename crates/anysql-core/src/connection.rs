@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use futures_core::Stream;
 
+use crate::copy::{CopyIn, CopyInRows, CopyOut};
 use crate::driver::{DriverConnection, ParamSets, RowSink, RowStream};
 use crate::error::{Error, ErrorKind};
 use crate::params::Params;
@@ -320,6 +321,70 @@ impl Connection {
             });
         Rows {
             phase: RowsPhase::Starting(start),
+        }
+    }
+
+    /// Starts a `COPY … FROM STDIN` and returns its writer: [`send`](CopyIn::send) it text or CSV
+    /// data, then [`finish`](CopyIn::finish) it for the row count. Works on a transaction too
+    /// (through `Deref`), as part of it.
+    ///
+    /// PostgreSQL only: other drivers return an [`ErrorKind::Unsupported`] error. Dropping the
+    /// writer before `finish` aborts the COPY (see [`crate::copy`]).
+    pub async fn copy_in(&mut self, sql: &str) -> Result<CopyIn<'_>, Error> {
+        crate::sql::check_statement(sql)?;
+        let (driver, state) = self.prepare().await?;
+        state.interrupted = true;
+        match driver.copy_in(sql).await {
+            Ok(inner) => Ok(CopyIn::new(inner, state)),
+            Err(e) => {
+                // Refused or failed at the start: the driver answered, nothing is in flight.
+                state.interrupted = false;
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts a `COPY … TO STDOUT` and streams its data in chunks, holding a bounded amount in
+    /// memory.
+    ///
+    /// PostgreSQL only: other drivers return an [`ErrorKind::Unsupported`] error.
+    pub async fn copy_out(&mut self, sql: &str) -> Result<CopyOut<'_>, Error> {
+        crate::sql::check_statement(sql)?;
+        let (driver, state) = self.prepare().await?;
+        state.interrupted = true;
+        match driver.copy_out(sql).await {
+            Ok(stream) => Ok(CopyOut::new(stream, state)),
+            Err(e) => {
+                state.interrupted = false;
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts a typed bulk insert into `columns` of `table` over binary COPY: each
+    /// [`write`](CopyInRows::write) takes one row (a tuple of values), and
+    /// [`finish`](CopyInRows::finish) returns the row count. The fastest way to load many rows.
+    ///
+    /// `table` may be qualified (`schema.table`); it and the column names are quoted as they
+    /// are given (case-sensitive). PostgreSQL only: other drivers return an
+    /// [`ErrorKind::Unsupported`] error.
+    pub async fn copy_in_rows(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+    ) -> Result<CopyInRows<'_>, Error> {
+        crate::sql::check_statement(table)?;
+        for column in columns {
+            crate::sql::check_statement(column)?;
+        }
+        let (driver, state) = self.prepare().await?;
+        state.interrupted = true;
+        match driver.copy_in_rows(table, columns).await {
+            Ok(inner) => Ok(CopyInRows::new(inner, state)),
+            Err(e) => {
+                state.interrupted = false;
+                Err(e)
+            }
         }
     }
 

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures_core::Stream;
 
+use crate::copy::{self, ByteStream, DriverCopyIn, DriverCopyRows};
 use crate::error::Error;
+use crate::listener::DriverListener;
 use crate::options::ConnectOptions;
 use crate::row::{FromRow, Row};
 use crate::runtime::SharedRuntime;
@@ -94,6 +96,26 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     /// default is none.
     fn replicas(&self) -> Vec<(String, Arc<dyn Connector>)> {
         Vec::new()
+    }
+
+    /// Opens a connection of its own, outside the pool, that receives notifications for a
+    /// [`Listener`](crate::Listener) (PostgreSQL's `LISTEN`), buffering at most `capacity` of
+    /// them. The default, for databases without notifications, is an
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) error.
+    async fn connect_listener(
+        &self,
+        runtime: &SharedRuntime,
+        capacity: usize,
+    ) -> Result<Box<dyn DriverListener>, Error> {
+        let _ = (runtime, capacity);
+        Err(crate::listener::unsupported())
+    }
+
+    /// The statement that sends a notification, with the channel as `$1` and the payload as `$2`
+    /// (PostgreSQL: `SELECT pg_notify($1, $2)`), for [`Engine::notify`](crate::Engine::notify);
+    /// `None` (the default) where the database has no notifications.
+    fn notify_statement(&self) -> Option<&'static str> {
+        None
     }
 }
 
@@ -323,6 +345,37 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
 
     /// The driver's own connection object, for escape hatches such as `run_sync`.
     fn as_any_mut(&mut self) -> &mut dyn Any;
+
+    /// Starts a `COPY … FROM STDIN` (`sql`), for [`Connection::copy_in`](crate::Connection::copy_in).
+    /// Optional: the default is an [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported)
+    /// error, and nothing runs.
+    ///
+    /// Dropping the returned writer without finishing it must abort the COPY, and leave the
+    /// connection for [`reset`](Self::reset) (or [`is_broken`](Self::is_broken)).
+    async fn copy_in(&mut self, sql: &str) -> Result<Box<dyn DriverCopyIn + '_>, Error> {
+        let _ = sql;
+        Err(copy::unsupported("COPY FROM STDIN"))
+    }
+
+    /// Starts a `COPY … TO STDOUT` (`sql`) and streams its data, for
+    /// [`Connection::copy_out`](crate::Connection::copy_out). Optional, like
+    /// [`copy_in`](Self::copy_in).
+    async fn copy_out(&mut self, sql: &str) -> Result<ByteStream<'_>, Error> {
+        let _ = sql;
+        Err(copy::unsupported("COPY TO STDOUT"))
+    }
+
+    /// Starts a binary COPY of typed rows into `columns` of `table`, for
+    /// [`Connection::copy_in_rows`](crate::Connection::copy_in_rows). Optional, like
+    /// [`copy_in`](Self::copy_in).
+    async fn copy_in_rows(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+    ) -> Result<Box<dyn DriverCopyRows + '_>, Error> {
+        let _ = (table, columns);
+        Err(copy::unsupported("copy_in_rows (binary COPY)"))
+    }
 }
 
 /// Cancels a running query from outside its connection. Implemented by drivers; users hold a

@@ -9,6 +9,7 @@ use crate::connection::Connection;
 use crate::connection::{first_column, row_not_found};
 use crate::driver::AsyncDriver;
 use crate::error::{Error, ErrorKind};
+use crate::listener::Listener;
 use crate::options::ConnectOptions;
 use crate::params::Params;
 use crate::pool::{AfterConnect, PoolMetrics, PoolOptions, PoolShared, PoolStatus};
@@ -336,6 +337,46 @@ impl Engine {
     /// The engine's read replicas, each a pool of its own (empty when it has none).
     pub fn replicas(&self) -> &[Replica] {
         &self.replicas.replicas
+    }
+
+    /// Opens a [`Listener`] for notifications (PostgreSQL's `LISTEN`/`NOTIFY`) on a connection
+    /// of its own, outside the pool's count, buffering up to
+    /// [`DEFAULT_LISTENER_CAPACITY`](crate::DEFAULT_LISTENER_CAPACITY) notifications.
+    ///
+    /// The connection is opened with the engine's URL and options; the pool's
+    /// [`after_connect`](EngineBuilder::after_connect) hook does not run on it. Drivers without
+    /// notifications (SQLite) return an [`ErrorKind::Unsupported`] error.
+    pub async fn listener(&self) -> Result<Listener, Error> {
+        self.listener_with_capacity(crate::DEFAULT_LISTENER_CAPACITY)
+            .await
+    }
+
+    /// Like [`listener`](Self::listener), buffering up to `capacity` notifications (at least 1)
+    /// for a consumer that falls behind (see [`Listener`], Slow consumers).
+    pub async fn listener_with_capacity(&self, capacity: usize) -> Result<Listener, Error> {
+        if self.is_closed() {
+            return Err(Error::closed("the engine was closed"));
+        }
+        Listener::open(
+            Arc::clone(&self.pool.connector),
+            Arc::clone(&self.pool.runtime),
+            capacity,
+        )
+        .await
+    }
+
+    /// Sends a notification with `payload` on `channel` (PostgreSQL's `pg_notify`), outside any
+    /// transaction; inside one, run `SELECT pg_notify($1, $2)` on it, which is delivered at
+    /// commit.
+    ///
+    /// Drivers without notifications (SQLite) return an [`ErrorKind::Unsupported`] error.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), Error> {
+        let sql = self
+            .pool
+            .connector
+            .notify_statement()
+            .ok_or_else(crate::listener::unsupported)?;
+        self.execute(sql, (channel, payload)).await.map(drop)
     }
 
     /// The runtime this engine does its I/O on.

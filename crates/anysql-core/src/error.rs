@@ -35,6 +35,13 @@ pub enum ErrorKind {
     RowNotFound,
     /// User code or the driver panicked while serving the request; the engine goes on serving.
     Panic,
+    /// The driver does not support this operation (PostgreSQL's COPY or LISTEN on SQLite); nothing
+    /// was run.
+    Unsupported,
+    /// A [`Listener`](crate::Listener) may have missed notifications: its connection was lost (it
+    /// reconnects and listens again by itself) or the application fell behind its buffer. The
+    /// stream goes on after this item.
+    NotificationsMissed,
 }
 
 /// The kind of constraint a [`ErrorKind::Database`] error violated.
@@ -177,6 +184,12 @@ impl Error {
         Error::new(ErrorKind::Closed, message)
     }
 
+    /// An operation this driver does not support; the message names the driver and the
+    /// operation.
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Unsupported, message)
+    }
+
     /// A wrong parameter count.
     pub fn parameter_count(expected: usize, got: usize) -> Self {
         Error::parameter(format!(
@@ -231,6 +244,12 @@ impl Error {
     /// Whether this is a connection problem: connecting failed or the connection broke.
     pub fn is_connection(&self) -> bool {
         matches!(self.kind(), ErrorKind::Connection)
+    }
+
+    /// Whether a [`Listener`](crate::Listener) says that notifications may have been missed
+    /// (see [`ErrorKind::NotificationsMissed`]).
+    pub fn is_notifications_missed(&self) -> bool {
+        matches!(self.kind(), ErrorKind::NotificationsMissed)
     }
 
     /// Whether the connection or the engine was closed (including by the server).

@@ -10,6 +10,13 @@
 //! - an [`AsyncDriver`] opens [`DriverConnection`]s, implemented by `anysql-sqlite` and
 //!   `anysql-postgres`.
 //!
+//! Features only some databases have are optional capabilities of the driver traits, whose
+//! default implementations return an [`ErrorKind::Unsupported`] error: COPY
+//! ([`DriverConnection::copy_in`], `copy_out`, `copy_in_rows`, behind
+//! [`Connection::copy_in`] and the [`copy`] types) and notifications
+//! ([`Connector::connect_listener`], behind [`Engine::listener`] and [`Listener`]). So the user's
+//! API names no driver, on every runtime, and a driver adds a capability by overriding a method.
+//!
 //! # Examples
 //!
 //! Values and rows need no database:
@@ -25,9 +32,11 @@
 
 mod cancel;
 mod connection;
+pub mod copy;
 pub mod driver;
 mod engine;
 mod error;
+mod listener;
 pub mod option_values;
 mod options;
 mod params;
@@ -50,12 +59,14 @@ mod value;
 
 pub use cancel::CancelHandle;
 pub use connection::{Connection, Rows};
+pub use copy::{ByteStream, CopyIn, CopyInRows, CopyOut, DriverCopyIn, DriverCopyRows};
 pub use driver::{
     AsyncDriver, CancelQuery, Connector, DriverConnection, ParamSets, RowSink, RowStream,
     ServerInfo, SharedConnection,
 };
 pub use engine::{Engine, EngineBuilder};
 pub use error::{ConstraintKind, DatabaseError, Error, ErrorKind, Result};
+pub use listener::{DriverListener, Listener, Notification, DEFAULT_LISTENER_CAPACITY};
 pub use options::{redact, ConnectOptions};
 pub use params::Params;
 pub use pool::{AfterConnect, PoolMetrics, PoolOptions, PoolStatus};

@@ -57,6 +57,12 @@ macro_rules! tuple_params {
                 vec![$(self.$i.to_value()),+]
             }
         }
+
+        impl<$($t: ToValue),+> Params for &($($t,)+) {
+            fn into_values(self) -> Vec<Value> {
+                vec![$(self.$i.to_value()),+]
+            }
+        }
     };
 }
 

@@ -8,7 +8,8 @@
 //! # The span
 //!
 //! Each statement gets one span at level `INFO` with target `anysql::statement`, entered while the
-//! statement runs (a row stream's span stays open until the stream ends or is dropped). Its fields
+//! statement runs (a row stream's span stays open until the stream ends or is dropped; a COPY's
+//! from its start until it finishes, with the rows it copied, or is dropped). Its fields
 //! use the stable OpenTelemetry attribute names:
 //!
 //! | field | value |
@@ -55,10 +56,12 @@ use futures_core::Stream;
 use tracing::field::Empty;
 use tracing::{Instrument as _, Span};
 
+use crate::copy::{ByteStream, DriverCopyIn, DriverCopyRows};
 use crate::driver::{
     Connector, DriverConnection, ParamSets, RowSink, RowStream, ServerInfo, SharedConnection,
 };
 use crate::error::{Error, ErrorKind};
+use crate::listener::DriverListener;
 use crate::row::Row;
 use crate::runtime::SharedRuntime;
 use crate::transaction_options::TransactionOptions;
@@ -135,6 +138,12 @@ impl Telemetry {
         self.warn_if_slow(span, sql, started);
     }
 
+    /// Records on its span a statement that failed before it returned anything.
+    fn failed(&self, span: &Span, sql: &str, started: Instant, error: &Error) {
+        record_error(span, error);
+        self.warn_if_slow(span, sql, started);
+    }
+
     fn warn_if_slow(&self, span: &Span, sql: &str, started: Instant) {
         if let Some(threshold) = self.slow_statement {
             let elapsed = started.elapsed();
@@ -194,6 +203,8 @@ fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Decode => "decode",
         ErrorKind::RowNotFound => "row_not_found",
         ErrorKind::Panic => "panic",
+        ErrorKind::Unsupported => "unsupported",
+        ErrorKind::NotificationsMissed => "notifications_missed",
     }
 }
 
@@ -405,6 +416,18 @@ impl Connector for TracedConnector {
             .collect()
     }
 
+    async fn connect_listener(
+        &self,
+        runtime: &SharedRuntime,
+        capacity: usize,
+    ) -> Result<Box<dyn DriverListener>, Error> {
+        self.inner.connect_listener(runtime, capacity).await
+    }
+
+    fn notify_statement(&self) -> Option<&'static str> {
+        self.inner.notify_statement()
+    }
+
     async fn connect_shared(
         &self,
         runtime: &SharedRuntime,
@@ -560,8 +583,184 @@ impl DriverConnection for TracedConnection {
         self.inner.cancel_handle()
     }
 
+    async fn copy_in(&mut self, sql: &str) -> Result<Box<dyn DriverCopyIn + '_>, Error> {
+        let telemetry = self.telemetry.clone();
+        let span = telemetry.span(sql, None);
+        let started = Instant::now();
+        match self.inner.copy_in(sql).instrument(span.clone()).await {
+            Ok(inner) => Ok(Box::new(TracedCopy {
+                inner,
+                span,
+                sql: sql.to_owned(),
+                started,
+                telemetry,
+            })),
+            Err(error) => {
+                telemetry.failed(&span, sql, started, &error);
+                Err(error)
+            }
+        }
+    }
+
+    async fn copy_out(&mut self, sql: &str) -> Result<ByteStream<'_>, Error> {
+        let telemetry = self.telemetry.clone();
+        let span = telemetry.span(sql, None);
+        let started = Instant::now();
+        match self.inner.copy_out(sql).instrument(span.clone()).await {
+            Ok(inner) => Ok(Box::pin(TracedCopyOut {
+                inner,
+                span,
+                sql: sql.to_owned(),
+                started,
+                telemetry,
+                finished: false,
+            })),
+            Err(error) => {
+                telemetry.failed(&span, sql, started, &error);
+                Err(error)
+            }
+        }
+    }
+
+    async fn copy_in_rows(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+    ) -> Result<Box<dyn DriverCopyRows + '_>, Error> {
+        let telemetry = self.telemetry.clone();
+        // The statement the driver runs, as the span's text (no values in it).
+        let sql = format!(
+            "COPY {table} ({}) FROM STDIN (FORMAT binary)",
+            columns.join(", ")
+        );
+        let span = telemetry.span(&sql, None);
+        let started = Instant::now();
+        match self
+            .inner
+            .copy_in_rows(table, columns)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(inner) => Ok(Box::new(TracedCopy {
+                inner,
+                span,
+                sql,
+                started,
+                telemetry,
+            })),
+            Err(error) => {
+                telemetry.failed(&span, &sql, started, &error);
+                Err(error)
+            }
+        }
+    }
+
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self.inner.as_any_mut()
+    }
+}
+
+/// A `COPY … FROM STDIN` (text or binary rows) inside its statement's span, which ends when the
+/// COPY finishes or is dropped; the span records the rows copied.
+struct TracedCopy<C: ?Sized> {
+    inner: Box<C>,
+    span: Span,
+    sql: String,
+    started: Instant,
+    telemetry: Arc<Telemetry>,
+}
+
+impl<C: ?Sized> TracedCopy<C> {
+    /// Ends the COPY with `finish` in its span and records how it ended.
+    async fn end(
+        span: Span,
+        sql: String,
+        started: Instant,
+        telemetry: Arc<Telemetry>,
+        finish: impl Future<Output = Result<u64, Error>>,
+    ) -> Result<u64, Error> {
+        let result = finish.instrument(span.clone()).await;
+        telemetry.finish(&span, &sql, started, &result, affected);
+        result
+    }
+}
+
+#[async_trait]
+impl<'c> DriverCopyIn for TracedCopy<dyn DriverCopyIn + 'c> {
+    async fn send(&mut self, data: &[u8]) -> Result<(), Error> {
+        let span = self.span.clone();
+        let result = self.inner.send(data).instrument(span.clone()).await;
+        if let Err(error) = &result {
+            record_error(&span, error);
+        }
+        result
+    }
+
+    async fn finish(self: Box<Self>) -> Result<u64, Error> {
+        let TracedCopy {
+            inner,
+            span,
+            sql,
+            started,
+            telemetry,
+        } = *self;
+        Self::end(span, sql, started, telemetry, inner.finish()).await
+    }
+}
+
+#[async_trait]
+impl<'c> DriverCopyRows for TracedCopy<dyn DriverCopyRows + 'c> {
+    async fn write(&mut self, row: Vec<Value>) -> Result<(), Error> {
+        let span = self.span.clone();
+        let result = self.inner.write(row).instrument(span.clone()).await;
+        if let Err(error) = &result {
+            record_error(&span, error);
+        }
+        result
+    }
+
+    async fn finish(self: Box<Self>) -> Result<u64, Error> {
+        let TracedCopy {
+            inner,
+            span,
+            sql,
+            started,
+            telemetry,
+        } = *self;
+        Self::end(span, sql, started, telemetry, inner.finish()).await
+    }
+}
+
+/// The data of a `COPY … TO STDOUT` inside its statement's span, which ends with the stream.
+struct TracedCopyOut<'a> {
+    inner: ByteStream<'a>,
+    span: Span,
+    sql: String,
+    started: Instant,
+    telemetry: Arc<Telemetry>,
+    finished: bool,
+}
+
+impl Stream for TracedCopyOut<'_> {
+    type Item = Result<Vec<u8>, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let item = this.span.in_scope(|| this.inner.as_mut().poll_next(cx));
+        if let Poll::Ready(end) = &item {
+            if let Some(Err(error)) = end {
+                record_error(&this.span, error);
+            }
+            if !matches!(end, Some(Ok(_))) {
+                this.finished = true;
+                this.telemetry
+                    .warn_if_slow(&this.span, &this.sql, this.started);
+            }
+        }
+        item
     }
 }
 

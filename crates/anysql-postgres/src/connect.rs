@@ -391,6 +391,21 @@ impl Connector for PgConnector {
             options.unnamed_statements(),
         ))))
     }
+
+    /// A connection of its own in spawned mode, its notifications routed to a queue of
+    /// `capacity` (see [`Listener`](anysql_core::Listener)).
+    async fn connect_listener(
+        &self,
+        runtime: &SharedRuntime,
+        capacity: usize,
+    ) -> Result<Box<dyn anysql_core::DriverListener>, Error> {
+        let listener = crate::listen::PgListener::connect(&self.options, runtime, capacity).await?;
+        Ok(Box::new(listener))
+    }
+
+    fn notify_statement(&self) -> Option<&'static str> {
+        Some("SELECT pg_notify($1, $2)")
+    }
 }
 
 impl fmt::Debug for PgConnector {

@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anysql_core::{
-    CancelHandle, DriverConnection, Error, ParamSets, Row, RowSink, RowStream, SharedRuntime,
-    TransactionOptions, Value,
+    ByteStream, CancelHandle, DriverConnection, DriverCopyIn, DriverCopyRows, Error, ParamSets,
+    Row, RowSink, RowStream, SharedRuntime, TransactionOptions, Value,
 };
 use async_trait::async_trait;
 use futures_core::Stream;
@@ -125,15 +125,19 @@ pub(crate) async fn execute_one(
 pub struct PgConnection {
     // Field order matters: the client and its statements drop before `io`, whose `Drop` then lets
     // the connection say goodbye to the server.
-    client: Client,
+    pub(crate) client: Client,
     statements: Statements,
-    session: Session,
+    pub(crate) session: Session,
     unspecified: Type,
     runtime: SharedRuntime,
     canceller: Arc<PgCanceller>,
     /// What the server said about the session in the messages read so far.
-    server: SocketHandle,
-    io: Io,
+    pub(crate) server: SocketHandle,
+    /// A COPY FROM STDIN that the server may still be in is tokio-postgres' own (started by
+    /// [`copy_in`](DriverConnection::copy_in)): it ends it (CopyDone, or CopyFail when the
+    /// writer is dropped) before any later request, so the session is not out of step.
+    pub(crate) copy_owned: bool,
+    pub(crate) io: Io,
 }
 
 impl PgConnection {
@@ -154,8 +158,14 @@ impl PgConnection {
             runtime,
             canceller,
             server,
+            copy_owned: false,
             io,
         }
+    }
+
+    /// Sends this connection's notifications to `queue` (a listener's).
+    pub(crate) fn attach_notifications(&mut self, queue: Arc<crate::listen::NotificationQueue>) {
+        self.io.route().attach(queue);
     }
 
     /// The tokio-postgres client.
@@ -231,10 +241,13 @@ impl PgConnection {
     }
 
     /// Starts an operation, refusing if the connection is known to be gone.
-    fn start(&mut self) -> Result<(), Error> {
+    pub(crate) fn start(&mut self) -> Result<(), Error> {
         if self.io.has_ended() || self.client.is_closed() {
             self.session.broken = true;
             return Err(self.ended_error());
+        }
+        if !self.server.copy_in_open() {
+            self.copy_owned = false;
         }
         self.session.start()
     }
@@ -549,7 +562,7 @@ impl DriverConnection for PgConnection {
 
     fn is_broken(&self) -> bool {
         self.session.broken
-            || self.server.copy_in_open()
+            || (self.server.copy_in_open() && !self.copy_owned)
             || self.client.is_closed()
             || self.io.probe()
     }
@@ -577,6 +590,22 @@ impl DriverConnection for PgConnection {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+
+    async fn copy_in(&mut self, sql: &str) -> Result<Box<dyn DriverCopyIn + '_>, Error> {
+        crate::copy::copy_in(self, sql).await
+    }
+
+    async fn copy_out(&mut self, sql: &str) -> Result<ByteStream<'_>, Error> {
+        crate::copy::copy_out(self, sql).await
+    }
+
+    async fn copy_in_rows(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+    ) -> Result<Box<dyn DriverCopyRows + '_>, Error> {
+        crate::copy::copy_in_rows(self, table, columns).await
     }
 }
 

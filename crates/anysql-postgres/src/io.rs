@@ -13,6 +13,7 @@ use anysql_core::spin::{self, Pause, SpinPolicy, Waiters};
 use anysql_core::SharedRuntime;
 use tokio_postgres::tls::NoTlsStream;
 
+use crate::notice::{poll_connection, Route};
 use crate::options::DriveMode;
 use crate::socket::{PgSocket, Probe, SocketHandle};
 
@@ -25,7 +26,10 @@ pub(crate) enum Io {
     /// future, from the awaiting task.
     Inline(Inline),
     /// The future runs as a task on the runtime; the flag is set when it ends.
-    Spawned { finished: Arc<AtomicBool> },
+    Spawned {
+        finished: Arc<AtomicBool>,
+        route: Arc<Route>,
+    },
 }
 
 /// The inline connection future and its bookkeeping.
@@ -52,6 +56,8 @@ struct InlineState {
     /// `None` once the connection has ended.
     conn: Option<Pin<Box<RawConnection>>>,
     ended: Option<Box<Ended>>,
+    /// Where notices and notifications go.
+    route: Arc<Route>,
 }
 
 /// Why an inline connection ended: the message, and what the server said if it said why (a
@@ -67,7 +73,9 @@ impl InlineState {
     /// to the waiting requests (or discards it, for requests nobody waits for any more).
     fn poll(&mut self, cx: &mut Context<'_>) {
         if let Some(conn) = &mut self.conn {
-            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+            if let Poll::Ready(result) =
+                poll_connection(Pin::get_mut(conn.as_mut()), cx, &self.route)
+            {
                 self.ended = Some(Box::new(match result {
                     Ok(()) => Ended {
                         reason: "the connection was closed".to_owned(),
@@ -81,6 +89,7 @@ impl InlineState {
                 // Dropping the connection drops the senders of pending requests, which then fail
                 // with "connection closed" instead of waiting forever.
                 self.conn = None;
+                self.route.ended();
             }
         }
     }
@@ -100,11 +109,13 @@ impl Io {
         waiters: Arc<Waiters>,
         runtime: &SharedRuntime,
     ) -> Io {
+        let route = Arc::new(Route::default());
         match mode {
             DriveMode::Inline => Io::Inline(Inline {
                 state: Mutex::new(InlineState {
                     conn: Some(Box::pin(conn)),
                     ended: None,
+                    route,
                 }),
                 waker: InlineWaker::new(),
                 last_driven: Instant::now(),
@@ -117,11 +128,14 @@ impl Io {
             DriveMode::Spawned => {
                 let finished = Arc::new(AtomicBool::new(false));
                 let flag = Arc::clone(&finished);
+                let task_route = Arc::clone(&route);
+                let mut conn = conn;
                 runtime.spawn(Box::pin(async move {
-                    let _ = conn.await;
+                    let _ = poll_fn(|cx| poll_connection(&mut conn, cx, &task_route)).await;
                     flag.store(true, Ordering::Release);
+                    task_route.ended();
                 }));
-                Io::Spawned { finished }
+                Io::Spawned { finished, route }
             }
         }
     }
@@ -133,11 +147,19 @@ impl Io {
         }
     }
 
+    /// Where this connection's notices and notifications go.
+    pub(crate) fn route(&mut self) -> Arc<Route> {
+        match self {
+            Io::Inline(inline) => Arc::clone(&lock(inline.state.get_mut()).route),
+            Io::Spawned { route, .. } => Arc::clone(route),
+        }
+    }
+
     /// Whether the connection future has ended (the socket is closed or failed).
     pub(crate) fn has_ended(&mut self) -> bool {
         match self {
             Io::Inline(inline) => lock(inline.state.get_mut()).conn.is_none(),
-            Io::Spawned { finished } => finished.load(Ordering::Acquire),
+            Io::Spawned { finished, .. } => finished.load(Ordering::Acquire),
         }
     }
 
@@ -155,7 +177,7 @@ impl Io {
                 }
                 state.conn.is_none()
             }
-            Io::Spawned { finished } => finished.load(Ordering::Acquire),
+            Io::Spawned { finished, .. } => finished.load(Ordering::Acquire),
         }
     }
 

@@ -281,10 +281,11 @@
 //! prepared statement, and several statements separated by `;` are allowed.
 //!
 //! Refused before anything is sent, whatever the entry point: `COPY … FROM STDIN` and
-//! `COPY … TO STDOUT` (also inside a multi-statement string; an [`InvalidStatement`] error; COPY
-//! with a file on the server runs as usual), and a statement with more than 65,535
-//! parameters, the protocol's limit (a [`Parameter`] error naming the limit and the count). The
-//! connection stays usable.
+//! `COPY … TO STDOUT` through `execute` or `fetch` (also inside a multi-statement string; an
+//! [`InvalidStatement`] error pointing to the COPY API, see [COPY](#copy); COPY with a file on
+//! the server runs as usual), and a statement with more than 65,535 parameters, the protocol's
+//! limit (a [`Parameter`] error naming the limit and the count). The connection stays usable, and
+//! so do the other callers' statements.
 //!
 //! # Types
 //!
@@ -447,11 +448,49 @@
 //! wrong to wrap the batch, and while the server's status is not known: then the sets run one by
 //! one, stopping at the first error.)
 //!
+//! # COPY
+//!
+//! [`Connection::copy_in`](anysql_core::Connection::copy_in) runs a `COPY … FROM STDIN` and gives
+//! a writer that takes text or CSV data in chunks of any size;
+//! [`copy_out`](anysql_core::Connection::copy_out) streams a `COPY … TO STDOUT` in chunks (one per
+//! row for text and CSV), with tokio-postgres' backpressure: the socket is read only as fast as
+//! the stream is; [`copy_in_rows`](anysql_core::Connection::copy_in_rows) loads typed rows over
+//! binary COPY with tokio-postgres' `BinaryCopyInWriter`, each value converted as a parameter of
+//! the column's type would be (the column types come from preparing `SELECT columns FROM table`).
+//! All three work on transactions too. A writer dropped before `finish` has tokio-postgres send
+//! `CopyFail` before the next request: none of the COPY's rows is kept, and a transaction it ran
+//! in is aborted, so its `COMMIT` fails with `25P02` (rolled back). A COPY OUT dropped early is
+//! drained (or cancelled, after 50 ms) by the reset before the connection's next use. The COPY
+//! statement is prepared as a named statement, so behind PgBouncer in transaction pooling mode
+//! run it inside a transaction.
+//!
+//! # Notifications and notices
+//!
+//! The driver polls tokio-postgres' `Connection` through `poll_message`, in both drive modes, so
+//! the messages the server sends unasked are routed, not dropped:
+//!
+//! - Notifications go to a [`Listener`](anysql_core::Listener), which
+//!   [`Engine::listener`](anysql_core::Engine::listener) opens on a connection of its own (outside
+//!   the pool, in spawned mode so that it reads notifications while the application does not
+//!   poll). Channel names are quoted as given (case-sensitive). It reconnects with backoff and
+//!   `LISTEN`s again after its session ends; see its docs for the stream's items and for the
+//!   bounded buffer. [`Engine::notify`](anysql_core::Engine::notify) runs
+//!   `SELECT pg_notify($1, $2)`. Other connections' notifications are discarded (only a listener
+//!   `LISTEN`s).
+//! - Notices (`RAISE NOTICE`, `WARNING`s such as "there is no transaction in progress") become
+//!   [`log`](https://docs.rs/log) records with target [`NOTICE_TARGET`]
+//!   (`anysql_postgres::notice`), at the level of their severity: `WARNING` is `warn`, `NOTICE`,
+//!   `INFO` and `LOG` are `info`, `DEBUG` is `debug`. The text is
+//!   `SEVERITY SQLSTATE: message`, then `; detail: …` and `; hint: …` when the server sends them
+//!   (`WARNING 01000: careful; hint: look`). Any `log` logger (or tracing's `log` bridge) shows
+//!   them; filter on the target to silence them.
+//!
 //! # The raw client
 //!
 //! [`Connection::driver_connection::<PgConnection>()`](anysql_core::Connection::driver_connection)
 //! gives the [`PgConnection`]; [`PgConnection::with_client`] runs tokio-postgres code with its
-//! `Client` while driving the connection, for what anysql does not cover (COPY, LISTEN, other types).
+//! `Client` while driving the connection, for what anysql does not cover (other types, the
+//! replication protocol).
 //!
 //! # Known limitations
 //!
@@ -459,7 +498,6 @@
 //!   or `~/.postgresql/` defaults (see [TLS](#tls)).
 //! - `target_session_attrs` is checked with a query after the login, one round trip more per
 //!   new connection when it is not `any`; the server's `in_hot_standby` report is not used.
-//! - `LISTEN`/`NOTIFY` notifications and notices are discarded.
 //! - In unnamed mode, columns of non-built-in types (enums, domains) make tokio-postgres look the
 //!   type up with a named statement of its own.
 //! - PostgreSQL's cancel request is a signal to the backend: a late one can, rarely, cancel the
@@ -475,9 +513,12 @@
 mod cancel;
 mod connect;
 mod connection;
+mod copy;
 mod error;
 mod hosts;
 mod io;
+mod listen;
+mod notice;
 mod options;
 mod pipeline;
 mod session;
@@ -495,6 +536,7 @@ use anysql_core::{AsyncDriver, ConnectOptions, Connector, Error};
 pub use connect::PgConnector;
 pub use connection::PgConnection;
 pub use hosts::{LoadBalanceHosts, TargetSessionAttrs};
+pub use notice::NOTICE_TARGET;
 pub use options::{
     DriveMode, PgConnectOptions, PgHost, DEFAULT_PORT, DEFAULT_STATEMENT_CACHE_CAPACITY,
 };

@@ -64,6 +64,27 @@ impl Session {
         Ok(())
     }
 
+    /// Records that the open transaction failed (a COPY in it was aborted), before the server's
+    /// word on it has been read.
+    pub(crate) fn mark_failed(&mut self) {
+        self.failed = true;
+    }
+
+    /// [`settle`](Self::settle) for one step of an operation that goes on (a chunk of a COPY):
+    /// an error is mapped and recorded, and either way the operation stays in flight, since the
+    /// server's COPY is open until the writer ends it (a dropped writer aborts it). So the
+    /// server's transaction status is not taken as current until then.
+    pub(crate) fn settle_keep<T>(&mut self, result: Result<T, Failure>) -> Result<T, Error> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(failure) => {
+                let error = self.settle(None, "", &[], Err(failure));
+                self.in_flight = true;
+                error
+            }
+        }
+    }
+
     /// Back to idle after a successful reset.
     pub(crate) fn reset(&mut self) {
         self.in_flight = false;

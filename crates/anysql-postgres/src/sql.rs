@@ -23,6 +23,8 @@ pub(crate) struct SqlInfo {
     /// Whether a statement is `COPY … FROM STDIN` or `COPY … TO STDOUT`, which needs the COPY
     /// sub-protocol.
     pub(crate) copy_stdio: bool,
+    /// Whether a statement is `COPY … FROM STDIN` (data from the client).
+    pub(crate) copy_from_stdin: bool,
 }
 
 impl SqlInfo {
@@ -42,8 +44,8 @@ pub(crate) fn copy_error() -> Error {
     Error::new(
         ErrorKind::InvalidStatement,
         "COPY FROM STDIN / TO STDOUT cannot run through execute or fetch, and nothing was sent; \
-         run it with tokio-postgres's copy_in / copy_out through PgConnection::with_client \
-         (COPY to or from a file on the server works through execute)",
+         use conn.copy_in(sql) / conn.copy_out(sql) (or copy_in_rows) on a connection or a \
+         transaction (COPY to or from a file on the server works through execute)",
     )
 }
 
@@ -190,6 +192,7 @@ fn end_statement(info: &mut SqlInfo, words: &[&str], copy: &Copy) {
     }
     info.transaction_control |= is_transaction_control(words);
     info.copy_stdio |= copy.stdio;
+    info.copy_from_stdin |= copy.from_stdin;
 }
 
 /// What the scanner follows of a `COPY` statement.
@@ -203,11 +206,14 @@ struct Copy {
     after: Option<bool>,
     /// `FROM STDIN` or `TO STDOUT` was seen.
     stdio: bool,
+    /// `FROM STDIN` was seen.
+    from_stdin: bool,
 }
 
 impl Copy {
     fn see(&mut self, word: &str) {
         let is = |k: &str| word.eq_ignore_ascii_case(k);
+        self.from_stdin |= self.after == Some(true) && is("STDIN");
         self.stdio |= match self.after {
             Some(true) => is("STDIN"),
             Some(false) => is("STDOUT"),
@@ -423,6 +429,10 @@ mod tests {
         assert!(!copy("SELECT * FROM stdin"));
         assert!(!copy("INSERT INTO t SELECT 1 FROM stdin"));
         assert!(!copy("COPY t TO \"stdout\""));
+        let from_stdin = |sql: &str| scan(sql).copy_from_stdin;
+        assert!(from_stdin("copy t (a, b) from stdin with (format csv)"));
+        assert!(!from_stdin("COPY t TO STDOUT"));
+        assert!(!from_stdin("COPY (SELECT a FROM stdin) TO STDOUT"));
     }
 
     #[test]

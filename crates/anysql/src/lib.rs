@@ -173,10 +173,11 @@ pub use anysql_core::telemetry;
 pub use anysql_core::Json;
 pub use anysql_core::{
     query, query_as, query_scalar, types, Acquired, ArrayElement, BoxStream, CancelHandle, Columns,
-    Connection, ConstraintKind, DatabaseError, Engine, EngineBuilder, Error, ErrorKind, Executor,
-    FromRow, FromValue, IsolationLevel, Params, PoolMetrics, PoolOptions, PoolStatus, Query,
-    QueryAs, QueryScalar, Reader, Replica, Result, Row, RowIndex, Rows, Timestamp, ToValue,
-    Transaction, TransactionOptions, Typed, Value,
+    Connection, ConstraintKind, CopyIn, CopyInRows, CopyOut, DatabaseError, Engine, EngineBuilder,
+    Error, ErrorKind, Executor, FromRow, FromValue, IsolationLevel, Listener, Notification, Params,
+    PoolMetrics, PoolOptions, PoolStatus, Query, QueryAs, QueryScalar, Reader, Replica, Result,
+    Row, RowIndex, Rows, Timestamp, ToValue, Transaction, TransactionOptions, Typed, Value,
+    DEFAULT_LISTENER_CAPACITY,
 };
 
 /// The traits and types a runtime or driver author needs.
