@@ -45,9 +45,10 @@ table of results. Without filters it first runs the unit and doc tests of every 
 Options:
   --runtime <NAMES>   only these runtimes: tokio, smol, async-std (repeatable or comma-separated)
   --driver <NAMES>    only these drivers: sqlite, postgres (repeatable or comma-separated); with
-                      tokio and postgres selected, a PgBouncer-safe-mode cell runs too;
-                      with postgres, a TLS cell per runtime runs the TLS tests against a
-                      throwaway cluster with `ssl = on` (target/anysql-pg-tls)
+                      postgres, three more cells per runtime run too: the suite through a
+                      throwaway PgBouncer (transaction pooling), the replica tests (a primary
+                      and a standby of their own), and the TLS tests against a throwaway
+                      cluster with `ssl = on` (target/anysql-pg-tls)
   --pg <MODE>         where PostgreSQL comes from:
                         auto       ANYSQL_PG_URL, else postgres://root@127.0.0.1:5432/test,
                                    else a throwaway cluster (the default)
