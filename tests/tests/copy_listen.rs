@@ -31,6 +31,41 @@ anysql_conformance::cell_tests!(
 
 const ROWS: i64 = 100_000;
 
+/// Behind PgBouncer's transaction pooling (`pgbouncer=true`), a Listener is refused (it needs a
+/// session of its own) and so is a COPY outside a transaction.
+fn pgbouncer() -> bool {
+    anysql_conformance::pgbouncer_mode()
+}
+
+/// The error of what PgBouncer's transaction pooling cannot carry: clear, and nothing sent.
+fn refused_behind_pgbouncer<T>(result: Result<T, Error>) {
+    let Err(e) = result else {
+        panic!("refused behind PgBouncer")
+    };
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("pgbouncer=true"), "{e}");
+}
+
+/// Runs `$body` with `$c` the connection `$conn`, or, behind PgBouncer (where a COPY must run
+/// in a transaction), a transaction on it that commits after the body.
+macro_rules! copying {
+    ($conn:ident, |$c:ident| $body:expr) => {{
+        if pgbouncer() {
+            refused_behind_pgbouncer($conn.copy_out("COPY (SELECT 1) TO STDOUT").await);
+            let mut tx = $conn.begin().await?;
+            let out = {
+                let $c: &mut Connection = &mut tx;
+                $body
+            };
+            tx.commit().await?;
+            out
+        } else {
+            let $c: &mut Connection = &mut $conn;
+            $body
+        }
+    }};
+}
+
 /// The next notification, within a few seconds.
 async fn next(listener: &mut Listener) -> Result<Notification, Error> {
     with_timeout(Duration::from_secs(10), listener.next())
@@ -67,6 +102,10 @@ async fn copy_and_listen_are_unsupported_errors_on_sqlite(db: TestDb) -> Result<
 
 async fn notifications_arrive_in_order(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=2");
+    if pgbouncer() {
+        refused_behind_pgbouncer(engine.listener().await);
+        return Ok(());
+    }
     let channel = anysql_conformance::unique_name("Chan");
     let other = anysql_conformance::unique_name("other");
     let mut listener = engine.listener().await?;
@@ -159,6 +198,10 @@ async fn a_terminated_listener_comes_back_and_hears_later_notifications(
     db: TestDb,
 ) -> Result<(), Error> {
     let engine = db.engine_with("max_size=2");
+    if pgbouncer() {
+        refused_behind_pgbouncer(engine.listener().await);
+        return Ok(());
+    }
     let admin = anysql::builder(&anysql_conformance::pg_url())
         .max_size(1)
         .build()?;
@@ -227,6 +270,10 @@ async fn a_terminated_listener_comes_back_and_hears_later_notifications(
 
 async fn a_slow_listener_is_told_what_it_missed(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=2");
+    if pgbouncer() {
+        refused_behind_pgbouncer(engine.listener().await);
+        return Ok(());
+    }
     let channel = anysql_conformance::unique_name("slow");
     let mut listener = engine.listener_with_capacity(10).await?;
     listener.listen(&channel).await?;
@@ -320,20 +367,22 @@ async fn copy_round_trips_100k_rows_in_text_and_binary(db: TestDb) -> Result<(),
     let mut conn = engine.acquire().await?;
 
     // Text, in chunks that cut rows (and characters) anywhere.
-    let mut copy = conn
-        .copy_in("COPY text_rows (id, name, score, flag) FROM STDIN")
-        .await?;
-    let bytes = data.as_bytes();
-    let mut at = 0;
-    let mut step = 1;
-    while at < bytes.len() {
-        let end = (at + step).min(bytes.len());
-        copy.send(&bytes[at..end]).await?;
-        at = end;
-        step = step * 7 % 65_521 + 1;
-    }
-    assert_eq!(copy.finish().await?, ROWS as u64);
-    let out = copy_out_text(&mut conn, "text_rows").await?;
+    copying!(conn, |c| {
+        let mut copy = c
+            .copy_in("COPY text_rows (id, name, score, flag) FROM STDIN")
+            .await?;
+        let bytes = data.as_bytes();
+        let mut at = 0;
+        let mut step = 1;
+        while at < bytes.len() {
+            let end = (at + step).min(bytes.len());
+            copy.send(&bytes[at..end]).await?;
+            at = end;
+            step = step * 7 % 65_521 + 1;
+        }
+        assert_eq!(copy.finish().await?, ROWS as u64);
+    });
+    let out = copying!(conn, |c| copy_out_text(c, "text_rows").await?);
     assert!(out == data.as_bytes(), "text COPY did not round-trip");
 
     // Binary, typed, inside a transaction.
@@ -346,7 +395,7 @@ async fn copy_round_trips_100k_rows_in_text_and_binary(db: TestDb) -> Result<(),
     }
     assert_eq!(rows.finish().await?, ROWS as u64);
     tx.commit().await?;
-    let out = copy_out_text(&mut conn, "binary_rows").await?;
+    let out = copying!(conn, |c| copy_out_text(c, "binary_rows").await?);
     assert!(out == data.as_bytes(), "binary COPY did not round-trip");
 
     // And back through a query, value for value.
@@ -359,13 +408,16 @@ async fn copy_round_trips_100k_rows_in_text_and_binary(db: TestDb) -> Result<(),
         assert_eq!(row, typed_row(id as i64));
     }
     // CSV too.
-    let mut out = conn
-        .copy_out("COPY (SELECT id, name FROM binary_rows WHERE id < 3 ORDER BY id) TO STDOUT (FORMAT csv)")
-        .await?;
-    let mut csv = Vec::new();
-    while let Some(chunk) = out.next().await {
-        csv.extend_from_slice(&chunk?);
-    }
+    let csv = copying!(conn, |c| {
+        let mut out = c
+            .copy_out("COPY (SELECT id, name FROM binary_rows WHERE id < 3 ORDER BY id) TO STDOUT (FORMAT csv)")
+            .await?;
+        let mut csv = Vec::new();
+        while let Some(chunk) = out.next().await {
+            csv.extend_from_slice(&chunk?);
+        }
+        csv
+    });
     assert_eq!(csv, b"0,name 0\n1,tab\there 1\n2,\"line\nbreak \\ 2\"\n");
     Ok(())
 }
@@ -385,6 +437,16 @@ async fn a_dropped_copy_leaves_no_rows_and_a_working_connection(db: TestDb) -> R
         let mut conn = engine.acquire().await?;
         match round % 4 {
             // Text COPY dropped after some data, outside a transaction.
+            0 if pgbouncer() => {
+                // Refused outside a transaction; inside one, which the drop then aborts.
+                refused_behind_pgbouncer(conn.copy_in("COPY d FROM STDIN").await);
+                let mut tx = conn.begin().await?;
+                let mut copy = tx.copy_in("COPY d FROM STDIN").await?;
+                copy.send(rows(1000)).await?;
+                drop(copy);
+                let e = tx.commit().await.unwrap_err();
+                assert_eq!(e.code(), Some("25P02"), "{e:?}");
+            }
             0 => {
                 let mut copy = conn.copy_in("COPY d FROM STDIN").await?;
                 copy.send(rows(1000)).await?;
@@ -420,9 +482,11 @@ async fn a_dropped_copy_leaves_no_rows_and_a_working_connection(db: TestDb) -> R
                     (),
                 )
                 .await?;
-                let mut out = conn.copy_out("COPY d TO STDOUT").await?;
-                assert!(out.next().await.is_some());
-                drop(out);
+                copying!(conn, |c| {
+                    let mut out = c.copy_out("COPY d TO STDOUT").await?;
+                    assert!(out.next().await.is_some());
+                    drop(out);
+                });
                 conn.execute("DELETE FROM d", ()).await?;
             }
         }
@@ -449,10 +513,20 @@ async fn copy_errors_are_clear_and_the_connection_goes_on(db: TestDb) -> Result<
         .await?;
     let mut conn = engine.acquire().await?;
     // Bad data: the server's error, at finish (or at a later send), and no row.
-    let mut copy = conn.copy_in("COPY e FROM STDIN").await?;
-    copy.send("1\t1\nnot a number\t2\n").await?;
-    let e = copy.finish().await.unwrap_err();
-    assert_eq!(e.code(), Some("22P02"), "{e:?}");
+    {
+        let mut tx = None;
+        let c: &mut Connection = if pgbouncer() {
+            refused_behind_pgbouncer(conn.copy_in("COPY e FROM STDIN").await);
+            &mut *tx.insert(conn.begin().await?)
+        } else {
+            &mut conn
+        };
+        let mut copy = c.copy_in("COPY e FROM STDIN").await?;
+        copy.send("1\t1\nnot a number\t2\n").await?;
+        let e = copy.finish().await.unwrap_err();
+        assert_eq!(e.code(), Some("22P02"), "{e:?}");
+        drop(tx);
+    }
     // A duplicate key inside a transaction fails the transaction.
     let mut tx = conn.begin().await?;
     let mut rows = tx.copy_in_rows("e", &["id", "n"]).await?;
@@ -463,15 +537,25 @@ async fn copy_errors_are_clear_and_the_connection_goes_on(db: TestDb) -> Result<
     let e = tx.commit().await.unwrap_err();
     assert_eq!(e.code(), Some("25P02"), "{e:?}");
     // Rows of the wrong shape or type.
-    let mut rows = conn.copy_in_rows("e", &["id", "n"]).await?;
-    let e = rows.write((1_i64,)).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Parameter, "{e}");
-    rows.write((2_i64, 2)).await?;
-    let e = rows.write((3_i64, 70_000_i64 * 70_000)).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Parameter, "{e}");
-    let e = rows.write((4_i64, 4)).await.unwrap_err();
-    assert!(e.to_string().contains("already failed"), "{e}");
-    drop(rows);
+    {
+        let mut tx = None;
+        let c: &mut Connection = if pgbouncer() {
+            refused_behind_pgbouncer(conn.copy_in_rows("e", &["id", "n"]).await);
+            &mut *tx.insert(conn.begin().await?)
+        } else {
+            &mut conn
+        };
+        let mut rows = c.copy_in_rows("e", &["id", "n"]).await?;
+        let e = rows.write((1_i64,)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Parameter, "{e}");
+        rows.write((2_i64, 2)).await?;
+        let e = rows.write((3_i64, 70_000_i64 * 70_000)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Parameter, "{e}");
+        let e = rows.write((4_i64, 4)).await.unwrap_err();
+        assert!(e.to_string().contains("already failed"), "{e}");
+        drop(rows);
+        drop(tx);
+    }
     // The same inside a transaction: the aborted COPY aborts it, and its commit says so.
     let mut tx = conn.begin().await?;
     query("INSERT INTO e VALUES (10, 10)")
@@ -495,15 +579,21 @@ async fn copy_errors_are_clear_and_the_connection_goes_on(db: TestDb) -> Result<
     }
     let e = conn.copy_out("COPY e FROM STDIN").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidStatement, "{e}");
-    let e = conn
-        .copy_in_rows("no_such_table", &["id"])
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), Some("42P01"), "{e:?}");
     let e = conn.copy_in_rows("e", &[]).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Parameter, "{e}");
-    let e = conn.copy_in_rows("e", &["nope"]).await.unwrap_err();
-    assert_eq!(e.code(), Some("42703"), "{e:?}");
+    for (table, column, code) in [("no_such_table", "id", "42P01"), ("e", "nope", "42703")] {
+        let e = if pgbouncer() {
+            refused_behind_pgbouncer(conn.copy_in_rows(table, &[column]).await);
+            let mut tx = conn.begin().await?;
+            let e = tx.copy_in_rows(table, &[column]).await.err();
+            drop(tx);
+            e
+        } else {
+            conn.copy_in_rows(table, &[column]).await.err()
+        };
+        let e = e.expect("an error");
+        assert_eq!(e.code(), Some(code), "{e:?}");
+    }
     // Nothing was kept, and the connection works.
     let n: i64 = query_scalar("SELECT count(*) FROM e")
         .fetch_one(&mut conn)

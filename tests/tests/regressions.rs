@@ -20,6 +20,7 @@ anysql_conformance::cell_tests!(
     a_nul_in_sql_is_an_error_and_nothing_runs,
     acquires_dropped_during_health_checks_keep_the_pool_count_exact,
     numeric_values_come_back_digit_for_digit,
+    a_transaction_begun_after_a_dropped_one_is_a_transaction,
 );
 anysql_conformance::cell_tests!(
     pg_only,
@@ -639,5 +640,41 @@ async fn killed_sessions_are_connection_errors_with_their_sqlstate(
     }
     admin.close().await;
     assert_pool_settles(&engine).await;
+    Ok(())
+}
+
+/// Defect: `begin()` on a connection whose previous transaction was dropped without `commit` or
+/// `rollback` read the nesting depth before the pending rollback ran, and so took a savepoint
+/// instead of starting a transaction: PostgreSQL refused it (`25P01`); SQLite's `SAVEPOINT`
+/// outside a transaction opened one whose nesting anysql then misread.
+async fn a_transaction_begun_after_a_dropped_one_is_a_transaction(
+    db: TestDb,
+) -> Result<(), Error> {
+    let engine = db.engine_with("max_size=1");
+    query("CREATE TABLE after_drop (id INTEGER)")
+        .execute(&engine)
+        .await?;
+    let mut conn = engine.acquire().await?;
+    let tx = conn.begin().await?;
+    drop(tx);
+    for round in 0..2_i64 {
+        let mut tx = conn.begin().await?;
+        query("INSERT INTO after_drop VALUES ($1)")
+            .bind(round)
+            .execute(&mut tx)
+            .await?;
+        if round == 0 {
+            // Dropped with a row in it: rolled back.
+            drop(tx);
+        } else {
+            tx.commit().await?;
+        }
+    }
+    assert!(!conn.in_transaction());
+    drop(conn);
+    let ids: Vec<i64> = query_scalar("SELECT id FROM after_drop ORDER BY id")
+        .fetch_all(&engine)
+        .await?;
+    assert_eq!(ids, [1]);
     Ok(())
 }

@@ -405,15 +405,18 @@ impl Connection {
     }
 
     pub(crate) async fn begin_level(&mut self, options: TransactionOptions) -> Result<(), Error> {
-        let depth = self.state.depth;
-        run!(self, d => async {
-            if depth == 0 {
-                begin(d, &options).await
-            } else {
-                control(d, &format!("SAVEPOINT {}", savepoint_name(depth))).await
-            }
-        })?;
-        self.state.depth = depth + 1;
+        // The depth as `prepare` leaves it: it first rolls back a dropped transaction.
+        let (d, state) = self.prepare().await?;
+        let depth = state.depth;
+        state.interrupted = true;
+        let result = if depth == 0 {
+            begin(d, &options).await
+        } else {
+            control(d, &format!("SAVEPOINT {}", savepoint_name(depth))).await
+        };
+        state.interrupted = false;
+        result?;
+        state.depth = depth + 1;
         Ok(())
     }
 

@@ -202,6 +202,7 @@ async fn open_checked(
         options.unnamed_statements(),
     );
     conn.set_discard_on_read_only(options.routing.target.wants_writes());
+    conn.behind_pgbouncer = options.pgbouncer;
     let Some(query) = check.query() else {
         return Ok(conn);
     };
@@ -399,6 +400,15 @@ impl Connector for PgConnector {
         runtime: &SharedRuntime,
         capacity: usize,
     ) -> Result<Box<dyn anysql_core::DriverListener>, Error> {
+        if self.options.pgbouncer {
+            // PgBouncer's transaction pooling hands the session back to its pool after the LISTEN
+            // statement, so the notifications would go to whichever client has it next.
+            return Err(Error::unsupported(
+                "a Listener needs a session of its own, which PgBouncer's transaction pooling \
+                 (pgbouncer=true) does not give: open the listener with an engine whose URL \
+                 points at the server itself, without pgbouncer=true",
+            ));
+        }
         let listener = crate::listen::PgListener::connect(&self.options, runtime, capacity).await?;
         Ok(Box::new(listener))
     }

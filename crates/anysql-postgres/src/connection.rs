@@ -137,6 +137,9 @@ pub struct PgConnection {
     /// [`copy_in`](DriverConnection::copy_in)): it ends it (CopyDone, or CopyFail when the
     /// writer is dropped) before any later request, so the session is not out of step.
     pub(crate) copy_owned: bool,
+    /// `pgbouncer=true`: the server connection may change after every statement outside a
+    /// transaction, so a COPY must run inside one (see [`copy`](crate::copy)).
+    pub(crate) behind_pgbouncer: bool,
     pub(crate) io: Io,
 }
 
@@ -159,6 +162,7 @@ impl PgConnection {
             canceller,
             server,
             copy_owned: false,
+            behind_pgbouncer: false,
             io,
         }
     }

@@ -67,6 +67,22 @@ fn failed_copy() -> Error {
 }
 
 impl PgConnection {
+    /// Refuses a COPY outside a transaction behind PgBouncer (`pgbouncer=true`), before anything
+    /// is sent. tokio-postgres prepares a COPY's statement and closes it with requests of their
+    /// own, pipelined; outside a transaction, PgBouncer's transaction pooling may end the link to
+    /// the server after the first of them and lose the answers to the rest. Inside a
+    /// transaction, the server connection stays the same until it ends.
+    fn check_copy_behind_pgbouncer(&self, what: &str) -> Result<(), Error> {
+        if self.behind_pgbouncer && !self.copy_in_transaction() {
+            return Err(Error::unsupported(format!(
+                "{what} through PgBouncer (pgbouncer=true) must run inside a transaction: \
+                 `let mut tx = conn.begin().await?;` then `tx.{what}(..)` and `tx.commit()`; \
+                 nothing was sent"
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the session is in a transaction, as far as is known now.
     fn copy_in_transaction(&self) -> bool {
         self.session
@@ -99,6 +115,7 @@ pub(crate) async fn copy_in<'c>(
     sql: &str,
 ) -> Result<Box<dyn DriverCopyIn + 'c>, Error> {
     check_copy(sql, true)?;
+    conn.check_copy_behind_pgbouncer("copy_in")?;
     let (sink, in_txn) = conn.start_copy_in(sql).await?;
     Ok(Box::new(PgCopyIn {
         conn,
@@ -202,6 +219,7 @@ pub(crate) async fn copy_in_rows<'c>(
             "copy_in_rows needs at least one column name",
         ));
     }
+    conn.check_copy_behind_pgbouncer("copy_in_rows")?;
     let table = quote_table(table)?;
     let columns_sql = columns
         .iter()
@@ -309,6 +327,7 @@ pub(crate) async fn copy_out<'c>(
     sql: &str,
 ) -> Result<ByteStream<'c>, Error> {
     check_copy(sql, false)?;
+    conn.check_copy_behind_pgbouncer("copy_out")?;
     conn.start()?;
     let result = {
         let PgConnection { client, io, .. } = &mut *conn;
