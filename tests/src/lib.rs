@@ -260,6 +260,31 @@ impl TestDb {
             .expect("engine for the test database")
     }
 
+    /// An engine for this test's database that connects to the server itself, as the test's
+    /// role, even when the cell runs through PgBouncer: for what needs a session of its own
+    /// (migrations' advisory lock). Elsewhere the same as [`engine_with`](Self::engine_with).
+    pub fn direct_engine_with(&self, extra: &str) -> Engine {
+        let Some(schema) = self.schema.as_deref().filter(|_| through_pgbouncer()) else {
+            return if extra.is_empty() {
+                self.engine()
+            } else {
+                self.engine_with(extra)
+            };
+        };
+        let base = pg_url();
+        let rest = base
+            .strip_prefix("postgres://")
+            .expect("ANYSQL_PG_URL starts with postgres://");
+        let rest = rest.split_once('@').map_or(rest, |(_, host)| host);
+        let sep = if rest.contains('?') { '&' } else { '?' };
+        anysql::builder(&format!(
+            "postgres://{schema}@{rest}{sep}application_name={schema}{}{extra}",
+            if extra.is_empty() { "" } else { "&" }
+        ))
+        .build()
+        .expect("engine for the test database")
+    }
+
     /// The `pg_stat_activity` condition, on `$1` (the schema), that picks this test's server
     /// sessions: its `application_name`, or through a real PgBouncer its own role (PgBouncer
     /// sets the application name of the server sessions it lends, its own among them).

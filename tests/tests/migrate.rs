@@ -24,6 +24,7 @@ anysql_conformance::cell_tests!(
     a_held_lock_times_out,
     a_dropped_run_releases_the_lock_and_keeps_nothing,
     fresh_databases_are_separate_and_removed,
+    migrations_through_pgbouncer_are_refused,
 );
 
 fn migration(
@@ -51,7 +52,7 @@ async fn table_exists(engine: &Engine, db: &TestDb, table: &str) -> Result<bool,
 }
 
 async fn run_info_and_revert(db: TestDb) -> Result<(), Error> {
-    let engine = db.engine();
+    let engine = db.direct_engine_with("");
     let migrator = Migrator::new(vec![
         migration(
             2,
@@ -132,7 +133,7 @@ async fn run_info_and_revert(db: TestDb) -> Result<(), Error> {
 }
 
 async fn concurrent_runners_apply_each_migration_once(db: TestDb) -> Result<(), Error> {
-    let setup = db.engine();
+    let setup = db.direct_engine_with("");
     query("CREATE TABLE ran (version INTEGER NOT NULL)")
         .execute(&setup)
         .await?;
@@ -162,7 +163,7 @@ async fn concurrent_runners_apply_each_migration_once(db: TestDb) -> Result<(), 
     // Separate engines, as separate processes would have: no pool or in-process gate in common.
     let runners: Vec<_> = (0..3)
         .map(|_| {
-            let engine = db.engine();
+            let engine = db.direct_engine_with("");
             let migrator = migrator.clone();
             spawn(async move {
                 let applied = migrator.run(&engine).await;
@@ -201,7 +202,7 @@ async fn concurrent_runners_apply_each_migration_once(db: TestDb) -> Result<(), 
 }
 
 async fn an_edited_applied_migration_stops_the_run(db: TestDb) -> Result<(), Error> {
-    let engine = db.engine();
+    let engine = db.direct_engine_with("");
     let original =
         Migrator::new(vec![migration(1, "t", "CREATE TABLE t (x INTEGER)", None)]).unwrap();
     original.run(&engine).await.unwrap();
@@ -241,7 +242,7 @@ async fn an_edited_applied_migration_stops_the_run(db: TestDb) -> Result<(), Err
 }
 
 async fn a_failing_migration_leaves_nothing_behind(db: TestDb) -> Result<(), Error> {
-    let engine = db.engine();
+    let engine = db.direct_engine_with("");
     let broken = Migrator::new(vec![
         migration(1, "ok", "CREATE TABLE ok (x INTEGER)", None),
         migration(
@@ -314,7 +315,7 @@ async fn a_failing_migration_leaves_nothing_behind(db: TestDb) -> Result<(), Err
 }
 
 async fn no_transaction_migrations_run_outside_a_transaction(db: TestDb) -> Result<(), Error> {
-    let engine = db.engine();
+    let engine = db.direct_engine_with("");
     // VACUUM refuses to run inside a transaction on both databases.
     let (vacuum, in_tx): (&'static str, &'static str) = if db.is_postgres() {
         ("-- anysql:no-transaction\nVACUUM items", "VACUUM items")
@@ -369,7 +370,7 @@ async fn no_transaction_migrations_run_outside_a_transaction(db: TestDb) -> Resu
 }
 
 async fn a_failed_no_transaction_migration_blocks_later_runs(db: TestDb) -> Result<(), Error> {
-    let engine = db.engine();
+    let engine = db.direct_engine_with("");
     let migrator = Migrator::new(vec![
         migration(1, "a", "CREATE TABLE a (x INTEGER)", None),
         migration(2, "b", "-- anysql:no-transaction\nCREATE TABLE b (x INTEGER); INSERT INTO no_such_table VALUES (1)", None),
@@ -409,7 +410,7 @@ async fn a_failed_no_transaction_migration_blocks_later_runs(db: TestDb) -> Resu
 }
 
 async fn a_missing_file_for_an_applied_migration_stops_the_run(db: TestDb) -> Result<(), Error> {
-    let engine = db.engine();
+    let engine = db.direct_engine_with("");
     Migrator::new(vec![
         migration(1, "a", "CREATE TABLE a (x INTEGER)", None),
         migration(2, "b", "CREATE TABLE b (x INTEGER)", None),
@@ -443,7 +444,7 @@ async fn a_missing_file_for_an_applied_migration_stops_the_run(db: TestDb) -> Re
 }
 
 async fn revert_without_a_down_file_is_a_clear_error(db: TestDb) -> Result<(), Error> {
-    let engine = db.engine();
+    let engine = db.direct_engine_with("");
     let migrator = Migrator::new(vec![migration(
         7,
         "keep",
@@ -460,7 +461,7 @@ async fn revert_without_a_down_file_is_a_clear_error(db: TestDb) -> Result<(), E
 }
 
 async fn embedded_migrations_run_and_revert(db: TestDb) -> Result<(), Error> {
-    let engine = db.engine();
+    let engine = db.direct_engine_with("");
     let migrator = anysql::migrate!("migrations");
     assert_eq!(migrator.migrations().len(), 2);
     assert_eq!(migrator.migrations()[0].name(), "notes");
@@ -480,7 +481,7 @@ async fn embedded_migrations_run_and_revert(db: TestDb) -> Result<(), Error> {
 }
 
 async fn a_migrator_reads_a_directory_at_run_time(db: TestDb) -> Result<(), Error> {
-    let engine = db.engine();
+    let engine = db.direct_engine_with("");
     let dir = std::env::temp_dir().join(anysql_conformance::unique_name("anysql_migrations"));
     std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, sql: &str| std::fs::write(dir.join(name), sql).unwrap();
@@ -521,9 +522,9 @@ async fn a_migrator_reads_a_directory_at_run_time(db: TestDb) -> Result<(), Erro
 async fn a_held_lock_times_out(db: TestDb) -> Result<(), Error> {
     // SQLite waits its busy timeout for the write lock before the migrator sees it busy.
     let engine = if db.is_postgres() {
-        db.engine()
+        db.direct_engine_with("")
     } else {
-        db.engine_with("busy_timeout=100ms")
+        db.direct_engine_with("busy_timeout=100ms")
     };
     let first = migration(1, "a", "CREATE TABLE a (x INTEGER)", None);
     // On PostgreSQL, slow enough for another runner to find the lock taken.
@@ -548,7 +549,7 @@ async fn a_held_lock_times_out(db: TestDb) -> Result<(), Error> {
 
     // Another process holds the lock: on SQLite the write lock, on PostgreSQL a run (its advisory
     // lock) busy with the slow migration.
-    let other = db.engine();
+    let other = db.direct_engine_with("");
     if db.is_postgres() {
         let slow = waiting.clone().lock_timeout(Duration::from_secs(30));
         let other = other.clone();
@@ -591,14 +592,14 @@ async fn a_dropped_run_releases_the_lock_and_keeps_nothing(db: TestDb) -> Result
     let migrator = Migrator::new(vec![migration(1, "s", slow, None)])
         .unwrap()
         .lock_timeout(Duration::from_secs(5));
-    let first = db.engine();
+    let first = db.direct_engine_with("");
     let dropped = with_timeout(Duration::from_millis(200), migrator.run(&first)).await;
     assert!(
         dropped.is_none(),
         "the run should still be busy: {dropped:?}"
     );
 
-    let second = db.engine();
+    let second = db.direct_engine_with("");
     let applied = migrator.run(&second).await.unwrap();
     assert_eq!(applied.len(), 1, "the dropped run recorded nothing");
     let n: i64 = query_scalar("SELECT count(*) FROM _anysql_migrations")
@@ -677,6 +678,30 @@ async fn fresh_databases_are_separate_and_removed(db: TestDb) -> Result<(), Erro
             let dir = std::path::Path::new(path).parent().unwrap();
             assert!(!dir.exists(), "{} was removed", dir.display());
         }
+    }
+    Ok(())
+}
+
+/// Behind PgBouncer's transaction pooling the migrations' session advisory lock would be taken
+/// on whichever server session the pooler lends, and kept there: a run is refused, clearly,
+/// before anything runs. Elsewhere the same engine migrates.
+async fn migrations_through_pgbouncer_are_refused(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    let migrator = Migrator::new(vec![migration(1, "a", "CREATE TABLE a (x INTEGER)", None)])
+        .expect("a valid migration");
+    let result = migrator.run(&engine).await;
+    if db.is_postgres() && anysql_conformance::pgbouncer_mode() {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), MigrateErrorKind::Unsupported, "{err}");
+        assert!(err.to_string().contains("pgbouncer=true"), "{err}");
+        let tables: i64 = query_scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('a', '_anysql_migrations') AND table_schema = current_schema()",
+        )
+        .fetch_one(&engine)
+        .await?;
+        assert_eq!(tables, 0, "nothing was run");
+    } else {
+        assert_eq!(result.expect("migrations run").len(), 1);
     }
     Ok(())
 }

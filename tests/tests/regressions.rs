@@ -647,9 +647,7 @@ async fn killed_sessions_are_connection_errors_with_their_sqlstate(
 /// `rollback` read the nesting depth before the pending rollback ran, and so took a savepoint
 /// instead of starting a transaction: PostgreSQL refused it (`25P01`); SQLite's `SAVEPOINT`
 /// outside a transaction opened one whose nesting anysql then misread.
-async fn a_transaction_begun_after_a_dropped_one_is_a_transaction(
-    db: TestDb,
-) -> Result<(), Error> {
+async fn a_transaction_begun_after_a_dropped_one_is_a_transaction(db: TestDb) -> Result<(), Error> {
     let engine = db.engine_with("max_size=1");
     query("CREATE TABLE after_drop (id INTEGER)")
         .execute(&engine)

@@ -509,29 +509,48 @@ async fn copy_operation(
             tx.commit().await?;
             acknowledged.lock().unwrap().insert(journal_id);
         }
-        // Text data in chunks that cut rows, outside a transaction.
+        // Text data in chunks that cut rows, outside a transaction (behind PgBouncer, where a
+        // COPY must run in one, inside one).
         1 => {
-            let mut conn = engine.acquire().await?;
-            let data: String = (0..COPY_ROWS)
-                .map(|n| format!("{journal_id}\t{n}\n"))
-                .collect();
-            let mut copy = conn.copy_in("COPY copied (batch, n) FROM STDIN").await?;
-            let cut = take.min(data.len());
-            copy.send(&data.as_bytes()[..cut]).await?;
-            copy.send(&data.as_bytes()[cut..]).await?;
-            assert_eq!(copy.finish().await?, COPY_ROWS as u64);
+            let text_copy = async |c: &mut Connection| -> Result<(), Error> {
+                let data: String = (0..COPY_ROWS)
+                    .map(|n| format!("{journal_id}\t{n}\n"))
+                    .collect();
+                let mut copy = c.copy_in("COPY copied (batch, n) FROM STDIN").await?;
+                let cut = take.min(data.len());
+                copy.send(&data.as_bytes()[..cut]).await?;
+                copy.send(&data.as_bytes()[cut..]).await?;
+                assert_eq!(copy.finish().await?, COPY_ROWS as u64);
+                Ok(())
+            };
+            if anysql_conformance::pgbouncer_mode() {
+                let mut tx = engine.begin().await?;
+                text_copy(&mut tx).await?;
+                tx.commit().await?;
+            } else {
+                text_copy(&mut engine.acquire().await?).await?;
+            }
         }
         // A COPY OUT read part-way.
         2 => {
-            let mut conn = engine.acquire().await?;
-            let mut out = conn.copy_out("COPY accounts TO STDOUT").await?;
-            let mut chunks = 0;
-            while let Some(chunk) = out.next().await {
-                assert!(!chunk?.is_empty());
-                chunks += 1;
-                if chunks == take {
-                    break;
+            let read_part = async |c: &mut Connection| -> Result<(), Error> {
+                let mut out = c.copy_out("COPY accounts TO STDOUT").await?;
+                let mut chunks = 0;
+                while let Some(chunk) = out.next().await {
+                    assert!(!chunk?.is_empty());
+                    chunks += 1;
+                    if chunks == take {
+                        break;
+                    }
                 }
+                Ok(())
+            };
+            if anysql_conformance::pgbouncer_mode() {
+                let mut tx = engine.begin().await?;
+                read_part(&mut tx).await?;
+                tx.commit().await?;
+            } else {
+                read_part(&mut engine.acquire().await?).await?;
             }
         }
         // A COPY dropped half-way inside a transfer: the transaction must not commit.

@@ -451,18 +451,22 @@ async fn copy_has_a_span_from_its_start_to_its_end(db: TestDb) -> Result<(), Err
             let err = conn.copy_in(&copy_in).await.unwrap_err();
             return Ok::<_, Error>(Some(err));
         }
-        let mut copy = conn.copy_in(&copy_in).await?;
+        // In a transaction, as COPY must be behind PgBouncer.
+        let mut tx = conn.begin().await?;
+        let mut copy = tx.copy_in(&copy_in).await?;
         copy.send(b"1,a\n2,b\n").await?;
         assert_eq!(copy.finish().await?, 2);
-        let mut rows = conn.copy_in_rows(&table, &["id", "body"]).await?;
+        let mut rows = tx.copy_in_rows(&table, &["id", "body"]).await?;
         rows.write(&(3i64, SECRET)).await?;
         assert_eq!(rows.finish().await?, 1);
-        let mut out = conn.copy_out(&copy_out).await?;
+        let mut out = tx.copy_out(&copy_out).await?;
         let mut data = Vec::new();
         while let Some(chunk) = out.next().await {
             data.extend_from_slice(&chunk?);
         }
+        drop(out);
         assert_eq!(data.iter().filter(|&&b| b == b'\n').count(), 3);
+        tx.commit().await?;
         Ok(None)
     })
     .await;

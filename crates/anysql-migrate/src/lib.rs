@@ -23,7 +23,9 @@
 //! - **The lock.** Two processes never migrate one database at once. On PostgreSQL the run holds
 //!   a session advisory lock, on one connection of the engine, from start to end (its key is
 //!   derived from the database, the schema and the table name, so separate schemas migrate
-//!   independently). On SQLite each migration runs inside the database's write lock (`BEGIN
+//!   independently). A session lock cannot be held through PgBouncer's transaction pooling, so
+//!   on an engine whose URL has `pgbouncer=true` a run is refused before anything runs
+//!   ([`MigrateErrorKind::Unsupported`]): migrate with the server's own URL. On SQLite each migration runs inside the database's write lock (`BEGIN
 //!   IMMEDIATE`), which the migrator re-checks the bookkeeping table under: a migration another
 //!   process applied meanwhile is skipped, so each is applied exactly once. A runner waits up to
 //!   [`Migrator::lock_timeout`] for the lock.

@@ -134,9 +134,27 @@ struct Session {
     lock: Option<i64>,
 }
 
+/// Whether a PostgreSQL URL (or `key=value` string) says `pgbouncer=true`.
+fn through_pgbouncer(url: &str) -> bool {
+    url.split(['?', '&', ' '])
+        .filter_map(|pair| pair.split_once('='))
+        .any(|(key, value)| {
+            key.trim().eq_ignore_ascii_case("pgbouncer")
+                && anysql_core::option_values::parse_bool(value) == Some(true)
+        })
+}
+
 impl Session {
     async fn open(engine: &Engine, migrator: &Migrator) -> Result<Session, MigrateError> {
         let dialect = Dialect::of(engine)?;
+        if dialect == Dialect::Postgres && through_pgbouncer(engine.url()) {
+            return Err(MigrateError::new(
+                MigrateErrorKind::Unsupported,
+                "migrations take a session advisory lock, which PgBouncer's transaction pooling \
+                 (pgbouncer=true) cannot hold for them: run them with a URL that points at the \
+                 server itself; nothing was run",
+            ));
+        }
         let conn = engine.acquire().await?;
         let mut session = Session {
             conn: Some(conn),
@@ -599,4 +617,23 @@ fn dirty(row: &Row) -> MigrateError {
             row.version, row.name
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::through_pgbouncer;
+
+    #[test]
+    fn pgbouncer_is_read_from_both_url_forms() {
+        assert!(through_pgbouncer("postgres://u@h:6432/db?pgbouncer=true"));
+        assert!(through_pgbouncer(
+            "postgres://u@h/db?sslmode=disable&pgbouncer=1"
+        ));
+        assert!(through_pgbouncer("host=h port=6432 pgbouncer=on"));
+        assert!(!through_pgbouncer("postgres://u@h/db?pgbouncer=false"));
+        assert!(!through_pgbouncer(
+            "postgres://u@h/db?application_name=pgbouncer"
+        ));
+        assert!(!through_pgbouncer("postgres://u@h/db"));
+    }
 }

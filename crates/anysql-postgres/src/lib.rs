@@ -461,8 +461,12 @@
 //! `CopyFail` before the next request: none of the COPY's rows is kept, and a transaction it ran
 //! in is aborted, so its `COMMIT` fails with `25P02` (rolled back). A COPY OUT dropped early is
 //! drained (or cancelled, after 50 ms) by the reset before the connection's next use. The COPY
-//! statement is prepared as a named statement, so behind PgBouncer in transaction pooling mode
-//! run it inside a transaction.
+//! statement is prepared as a named statement and closed with requests pipelined after it, which
+//! PgBouncer's transaction pooling may send to another server session outside a transaction (and
+//! lose the answers to): with `pgbouncer=true`, a COPY outside a transaction is refused with an
+//! [`Unsupported`](anysql_core::ErrorKind::Unsupported) error before anything is sent; run it
+//! inside one. A [`Listener`](anysql_core::Listener) needs a session of its own, so with
+//! `pgbouncer=true` it is refused the same way: open it with an engine on the server's own URL.
 //!
 //! # Notifications and notices
 //!
