@@ -1641,7 +1641,7 @@ fn an_inline_read_that_finds_the_database_locked_waits_on_the_thread_instead() {
 }
 
 #[test]
-fn writes_run_inline_only_inside_a_write_transaction_in_wal_mode() {
+fn writes_run_inline_in_wal_mode_with_the_gate_free_or_held() {
     let dir = TempDir::new();
     let (_c, mut conn) = connect(&dir.url("writes.db", ""));
     always_quick(&mut conn);
@@ -1649,18 +1649,25 @@ fn writes_run_inline_only_inside_a_write_transaction_in_wal_mode() {
     let insert = |conn: &mut Box<dyn DriverConnection>, id: i64| {
         block_on(conn.execute("INSERT INTO t VALUES ($1, 'x')", vec![Value::Int(id)])).unwrap()
     };
-    // In autocommit mode each insert takes the writer gate, on the connection's thread.
+    // In autocommit mode each insert takes the writer gate, which is free: from the second on
+    // (the first is timed on the thread), they run inline.
     for id in 1..=3 {
         assert_eq!(insert(&mut conn, id), 1);
     }
-    assert_eq!(inline_runs(&mut conn), 0);
-    // In a transaction, from the first write on, the transaction holds the gate and the database's
-    // write lock: the next inserts run inline.
+    assert_eq!(inline_runs(&mut conn), 2);
+    assert_eq!(
+        gate_of(&mut conn).writers(),
+        0,
+        "inline writes let go of the gate"
+    );
+    // In a transaction, from the first write on (on the thread: the transaction does not hold the
+    // gate yet), the transaction holds the gate and the database's write lock: the next inserts
+    // run inline.
     block_on(conn.begin(&TransactionOptions::default())).unwrap();
     for id in 4..=6 {
         assert_eq!(insert(&mut conn, id), 1);
     }
-    assert_eq!(inline_runs(&mut conn), 2);
+    assert_eq!(inline_runs(&mut conn), 4);
     // A failing one fails as it would on the thread, and the transaction goes on.
     let err =
         block_on(conn.execute("INSERT INTO t VALUES ($1, 'x')", vec![Value::Int(4)])).unwrap_err();
@@ -1699,6 +1706,82 @@ fn writes_run_inline_only_inside_a_write_transaction_in_wal_mode() {
 }
 
 #[test]
+fn an_autocommit_write_waits_on_the_thread_while_another_writer_has_the_gate() {
+    let dir = TempDir::new();
+    let (connector, mut a) = connect(&dir.url("gate.db", ""));
+    let mut b = block_on(connector.connect(&runtime())).unwrap();
+    always_quick(&mut a);
+    block_on(a.execute("CREATE TABLE t(id INTEGER PRIMARY KEY)", vec![])).unwrap();
+    let insert = |conn: &mut Box<dyn DriverConnection>, id: i64| {
+        block_on(conn.execute("INSERT INTO t VALUES ($1)", vec![Value::Int(id)])).unwrap()
+    };
+    insert(&mut a, 1);
+    insert(&mut a, 2);
+    assert_eq!(inline_runs(&mut a), 1);
+    let gate = gate_of(&mut a);
+    block_on(b.begin(&TransactionOptions::default().immediate(true))).unwrap();
+    assert_eq!(gate.writers(), 1);
+    // `a`'s next insert cannot take the gate at once: it goes to `a`'s thread, which waits in
+    // turn (an inline statement never waits), and runs once `b` commits.
+    let writer = std::thread::spawn(move || {
+        insert(&mut a, 3);
+        a
+    });
+    await_writers(&gate, 2);
+    block_on(b.execute("INSERT INTO t VALUES ($1)", vec![Value::Int(100)])).unwrap();
+    block_on(b.commit()).unwrap();
+    let mut a = writer.join().unwrap();
+    assert_eq!(
+        inline_runs(&mut a),
+        1,
+        "the insert that had to wait ran on the thread"
+    );
+    insert(&mut a, 4);
+    assert_eq!(inline_runs(&mut a), 2);
+    assert_eq!(gate.writers(), 0);
+    assert_eq!(
+        int(
+            &block_on(a.fetch_optional("SELECT count(*) FROM t", vec![]))
+                .unwrap()
+                .unwrap(),
+            0
+        ),
+        5
+    );
+}
+
+#[test]
+fn inline_commits_leave_checkpoints_to_the_connections_thread() {
+    let dir = TempDir::new();
+    let (_c, mut conn) = connect(&dir.url("checkpoints.db", ""));
+    always_quick(&mut conn);
+    block_on(conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)", vec![])).unwrap();
+    // Each commit appends at least one frame to the log: 3,000 of them pass the 1,000-frame mark
+    // more than twice.
+    for id in 1..=3000 {
+        let changed =
+            block_on(conn.execute("INSERT INTO t VALUES ($1, 'x')", vec![Value::Int(id)])).unwrap();
+        assert_eq!(changed, 1);
+    }
+    let shared = Arc::clone(sqlite(&mut conn).shared());
+    let checkpoints = shared.checkpoints.load(Ordering::Relaxed);
+    assert!(checkpoints >= 2, "{checkpoints} checkpoints");
+    // The statement after each mark went to the thread, which checkpointed after it; the rest ran
+    // inline.
+    let inline = inline_runs(&mut conn);
+    assert!((2990..3000).contains(&inline), "{inline} inline");
+    // The checkpoints kept the log short: SQLite restarts it from the beginning after one.
+    let wal = std::fs::metadata(dir.0.join("checkpoints.db-wal"))
+        .unwrap()
+        .len();
+    assert!(wal < 1500 * (4096 + 24), "the log grew to {wal} bytes");
+    let count = block_on(conn.fetch_optional("SELECT count(*) FROM t", vec![]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(int(&count, 0), 3000);
+}
+
+#[test]
 fn a_loop_of_inline_statements_lets_other_tasks_run() {
     let (_c, mut conn) = connect("sqlite::memory:");
     always_quick(&mut conn);
@@ -1733,19 +1816,18 @@ fn a_loop_of_inline_statements_lets_other_tasks_run() {
     );
 }
 
+/// A `run_sync` future that has started.
+type Started<'a> = Pin<Box<dyn Future<Output = Result<(), anysql_core::Error>> + Send + 'a>>;
+
 /// Starts a `run_sync` on `conn` that holds its connection's thread until the returned sender
 /// sends (or drops), and polls it once: its caller is then waiting for that thread.
 fn wait_on_thread(
     conn: &mut Box<dyn DriverConnection>,
-) -> (
-    Pin<Box<dyn Future<Output = Result<(), anysql_core::Error>> + Send + '_>>,
-    std::sync::mpsc::Sender<()>,
-) {
+) -> (Started<'_>, std::sync::mpsc::Sender<()>) {
     let (release, released) = std::sync::mpsc::channel::<()>();
-    let mut waiting: Pin<Box<dyn Future<Output = _> + Send + '_>> =
-        Box::pin(sqlite(conn).run_sync(move |_| {
-            let _ = released.recv();
-        }));
+    let mut waiting: Started<'_> = Box::pin(sqlite(conn).run_sync(move |_| {
+        let _ = released.recv();
+    }));
     let mut cx = Context::from_waker(Waker::noop());
     assert!(waiting.as_mut().poll(&mut cx).is_pending());
     (waiting, release)
@@ -1802,7 +1884,11 @@ fn inline_statements_go_on_beside_a_waiting_caller_in_short_slices() {
     // still run inline, but the task yields once its slice is used up: after every one of them.
     let (waiting, release) = wait_on_thread(&mut b);
     let beside = polls_between_fetches(&mut a, &slow, 10);
-    assert_eq!(inline_runs(&mut a), 20, "beside a waiting caller, reads still run inline");
+    assert_eq!(
+        inline_runs(&mut a),
+        20,
+        "beside a waiting caller, reads still run inline"
+    );
     // The first statement starts the slice; every later one waits for a yield first.
     assert!(beside[1..].iter().all(|&p| p >= 1), "{beside:?}");
     // Quick ones run inline too, several to a slice.
@@ -1819,7 +1905,9 @@ fn an_inline_read_never_runs_while_the_connections_thread_does() {
     let mut b = block_on(connector.connect(&runtime())).unwrap();
     always_quick(&mut a);
     let one = |a: &mut Box<dyn DriverConnection>| {
-        let row = block_on(a.fetch_optional("SELECT 1", vec![])).unwrap().unwrap();
+        let row = block_on(a.fetch_optional("SELECT 1", vec![]))
+            .unwrap()
+            .unwrap();
         assert_eq!(int(&row, 0), 1);
     };
     one(&mut a);
@@ -1847,7 +1935,10 @@ fn an_inline_read_never_runs_while_the_connections_thread_does() {
         release_a.send(()).unwrap();
     });
     one(&mut a);
-    assert!(!running.load(Ordering::SeqCst), "the read ran beside the closure");
+    assert!(
+        !running.load(Ordering::SeqCst),
+        "the read ran beside the closure"
+    );
     assert_eq!(inline_runs(&mut a), 1);
     releaser.join().unwrap();
     // Once the thread is idle again, reads run inline again.
@@ -1875,11 +1966,8 @@ fn concurrent_inline_readers_beside_a_writer_read_what_was_written() {
         std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
-                block_on(writer.execute(
-                    "INSERT INTO t(v) VALUES ($1)",
-                    vec![Value::Int(-1)],
-                ))
-                .unwrap();
+                block_on(writer.execute("INSERT INTO t(v) VALUES ($1)", vec![Value::Int(-1)]))
+                    .unwrap();
                 n += 1;
             }
             n
