@@ -356,9 +356,10 @@ impl Worker {
     /// the command is to be sent to the thread). The caller only asks for statements whose recent
     /// runs were quick ([`Fetched::quick`], [`Response::Executed`]); here it must also be
     ///
-    /// - a fetch without pipelining, or an `execute` with parameters inside a transaction that
-    ///   already writes (it holds the writer gate) on a database in WAL mode, where a write needs
-    ///   no lock that the transaction does not hold yet;
+    /// - a fetch without pipelining, or an `execute` with parameters on a database in WAL mode,
+    ///   either inside a transaction that already writes (it holds the writer gate, and a write
+    ///   needs no lock that the transaction does not hold yet) or in autocommit mode with the
+    ///   writer gate taken here without waiting ([`may_write_inline`](Self::may_write_inline));
     /// - of a statement the worker knows;
     /// - sent when the last command handled is `previous`, the one the caller sent before this, so
     ///   that nothing is queued or under way.
