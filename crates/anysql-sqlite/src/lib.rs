@@ -28,7 +28,7 @@
 //! | `statement_cache_capacity` | prepared statements kept per connection (LRU): `0` to `10000`; `0` turns the cache off | `128` |
 //! | `busy_poll` | how long a caller busy-polls for a reply before its task sleeps, and the connection's thread for the next command before it blocks (see [Performance](#performance)); at most `10ms`; `0` turns spinning off | `50us` |
 //! | `writer_gate` | `true`/`false`: the engine's connections take turns to write, first come first served, instead of failing with `SQLITE_BUSY` (see [Writers take turns](#writers-take-turns)) | `true` |
-//! | `inline_limit` | a statement that took SQLite at most this long lately runs on the calling task's thread, without the hop to the connection's thread, where it may (read-only `fetch_one`/`fetch_optional`, and `execute` with parameters in WAL mode, inside a write transaction or while the writer gate is free: see [Inline statements](#inline-statements)); at most `1ms`; `0` sends every statement to the connection's thread | `20us` |
+//! | `inline_limit` | a statement that took SQLite at most this long lately runs on the calling task's thread, without the hop to the connection's thread, where it may (read-only `fetch_one`/`fetch_optional`, and `execute` with parameters in WAL mode, inside a write transaction or while the writer gate is free: see [Inline statements](#inline-statements)); at most `1ms`; `0` sends every statement to the connection's thread | `100us` |
 //!
 //! An unknown option or a bad value (one out of its range too) fails when the engine is built, with
 //! an [`ErrorKind::Configuration`](anysql_core::ErrorKind::Configuration) error naming the option and
@@ -279,7 +279,7 @@
 //!   waits for it, the statement goes to the connection's thread and waits its turn there (with
 //!   `writer_gate=false` there is no gate to take, and a write that finds the database locked
 //!   goes to the thread as below);
-//! - its recent runs on this connection each took SQLite at most `inline_limit` (20 µs by
+//! - its recent runs on this connection each took SQLite at most `inline_limit` (100 µs by
 //!   default): the first run of a statement always goes to the connection's thread, which times
 //!   it, and a statement that has been quick a few times turns slow after two slow runs in a row
 //!   (so that one run that was preempted does not count);

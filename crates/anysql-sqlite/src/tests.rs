@@ -1521,7 +1521,7 @@ fn writes_and_slow_reads_stay_on_the_connections_thread() {
         .unwrap();
         assert_eq!(int(&row, 0), id);
     }
-    // Counting to 200,000 takes milliseconds: far over the 20 µs default.
+    // Counting to 200,000 takes milliseconds: far over the 100 µs default.
     let count = format!("SELECT count(*) FROM ({})", COUNT_TO);
     for _ in 0..3 {
         let row = block_on(conn.fetch_optional(&count, vec![Value::Int(200_000)]))
