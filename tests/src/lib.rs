@@ -177,7 +177,7 @@ impl TestDb {
                     Error::configuration("cannot create the test directory").with_source(e)
                 })?;
                 // `inline_limit=1ms`, the most allowed, so that statements run inline as they do in
-                // release builds (unoptimised SQLite rarely runs one within the default 20 µs), and
+                // release builds (unoptimised SQLite rarely runs one within the default 100 µs), and
                 // the suite, the cancellation torture test above all, covers that path too.
                 let url = format!(
                     "sqlite://{}?inline_limit=1ms",

@@ -37,6 +37,11 @@ const STREAM_BUFFER_CHUNKS: usize = 2;
 /// budget is 128 operations per task poll; an inline point select takes a few microseconds, so this
 /// yields about every 100–300 µs).
 const INLINE_BUDGET: u32 = 128;
+/// While another caller of the engine waits for its connection's thread, the longest a task runs
+/// inline statements (and whatever it does between them) before it yields: the same bound that a
+/// caller's spin inside `poll` keeps ([`Wait::inline`]). The waiting caller may share this task's
+/// executor thread and can only run once this task returns `Pending`.
+const SHARED_INLINE_SLICE: Duration = Duration::from_micros(25);
 
 /// One SQLite connection: a handle to the dedicated thread that owns the `rusqlite::Connection`.
 ///
@@ -57,8 +62,9 @@ pub struct SqliteConnection {
     waiters: Arc<Waiters>,
     statements: Statements,
     seq: u64,
-    /// Statements run inline since this connection last went through its thread or yielded.
-    inline_streak: u32,
+    /// Statements run inline since this connection last went through its thread or yielded, and
+    /// when the first of them that ran beside another waiting caller started.
+    turns: Turns,
     #[cfg(test)]
     gate: Option<Arc<WriterGate>>,
 }
@@ -104,7 +110,7 @@ impl SqliteConnection {
             config,
             statements: Statements::default(),
             seq: 0,
-            inline_streak: 0,
+            turns: Turns::default(),
             #[cfg(test)]
             gate,
         })
@@ -209,34 +215,37 @@ impl SqliteConnection {
     /// lately and the worker may run it so (see the crate docs, Inline statements), else on the
     /// worker's thread. Dropping the wait for the thread tells the worker to skip or stop it.
     ///
-    /// Inline runs happen only while no other caller of the engine waits for its connection's
-    /// thread: one that does (a writer, say) may share this task's executor thread, and a task
-    /// whose statements all run inline never returns `Pending`, so it would not get to run.
+    /// Inline runs go on while other callers of the engine wait for their connections' threads,
+    /// but then in slices of at most [`SHARED_INLINE_SLICE`] between two yields
+    /// ([`take_turns`](Self::take_turns)): a waiting caller (a writer, say) may share this task's
+    /// executor thread, and a task whose statements all run inline never returns `Pending` on its
+    /// own, so it would not get to run.
     async fn run(&mut self, command: Command, seq: u64, quick: bool) -> Result<Response, Error> {
-        if quick && self.waiters.is_empty() {
+        if quick {
             // The thread holds the lock while it runs a command; then the command waits its turn.
             if let Ok(mut worker) = self.worker.try_lock() {
-                if let Some(response) = worker
-                    .as_mut()
-                    .and_then(|worker| worker.run_inline(&command, seq - 1))
-                {
-                    self.inline_streak += 1;
-                    return response;
+                if let Some(worker) = worker.as_mut() {
+                    self.turns.before_inline(&self.waiters);
+                    if let Some(response) = worker.run_inline(&command, seq - 1) {
+                        self.turns.streak += 1;
+                        return response;
+                    }
                 }
             }
         }
-        self.inline_streak = 0;
+        self.turns = Turns::default();
         self.send(command)?;
         self.reply(seq, true).await
     }
 
-    /// Lets the executor run other tasks once every [`INLINE_BUDGET`] statements run inline in a
-    /// row, as tokio's own resources do after a budget of operations: a loop of inline statements
-    /// would otherwise hold its executor thread for as long as it runs. Called before a
-    /// statement's sequence number is taken, so that a future dropped here leaves nothing behind.
+    /// Lets the executor run other tasks once this connection's inline statements used up their
+    /// turn ([`Turns::used_up`]), as tokio's own resources do after a budget of operations: a loop
+    /// of inline statements would otherwise hold its executor thread for as long as it runs.
+    /// Called before a statement's sequence number is taken, so that a future dropped here leaves
+    /// nothing behind.
     async fn take_turns(&mut self) {
-        if self.inline_streak >= INLINE_BUDGET {
-            self.inline_streak = 0;
+        if self.turns.used_up() {
+            self.turns = Turns::default();
             futures_lite::future::yield_now().await;
         }
     }
@@ -320,6 +329,34 @@ impl SqliteConnection {
                 _ => Err(mixed_up()),
             }
         }
+    }
+}
+
+/// How long a connection's task has been running inline statements without returning `Pending`.
+#[derive(Debug, Default)]
+struct Turns {
+    /// Statements run inline since the task last yielded or went through the connection's thread.
+    streak: u32,
+    /// When the first of them that ran while another caller of the engine waited started.
+    shared_since: Option<Instant>,
+}
+
+impl Turns {
+    /// Notes that an inline statement is about to start, beside the engine's other `waiters`.
+    fn before_inline(&mut self, waiters: &Waiters) {
+        if self.shared_since.is_none() && !waiters.is_empty() {
+            self.shared_since = Some(Instant::now());
+        }
+    }
+
+    /// Whether the task should yield before its next statement: after [`INLINE_BUDGET`]
+    /// statements in a row, or, once another caller waited beside them, after
+    /// [`SHARED_INLINE_SLICE`].
+    fn used_up(&self) -> bool {
+        self.streak >= INLINE_BUDGET
+            || self
+                .shared_since
+                .is_some_and(|since| since.elapsed() >= SHARED_INLINE_SLICE)
     }
 }
 

@@ -62,6 +62,16 @@ impl WriterGate {
         Some(GateHeld(Arc::clone(self)))
     }
 
+    /// Takes the gate if no writer holds it or waits for it, without waiting; else `None`.
+    pub(crate) fn try_enter(self: &Arc<Self>) -> Option<GateHeld> {
+        let mut tickets = self.tickets();
+        if tickets.serving != tickets.next {
+            return None;
+        }
+        tickets.next += 1;
+        Some(GateHeld(Arc::clone(self)))
+    }
+
     fn leave(&self) {
         let mut tickets = self.tickets();
         tickets.serving += 1;

@@ -28,7 +28,7 @@
 //! | `statement_cache_capacity` | prepared statements kept per connection (LRU): `0` to `10000`; `0` turns the cache off | `128` |
 //! | `busy_poll` | how long a caller busy-polls for a reply before its task sleeps, and the connection's thread for the next command before it blocks (see [Performance](#performance)); at most `10ms`; `0` turns spinning off | `50us` |
 //! | `writer_gate` | `true`/`false`: the engine's connections take turns to write, first come first served, instead of failing with `SQLITE_BUSY` (see [Writers take turns](#writers-take-turns)) | `true` |
-//! | `inline_limit` | a statement that took SQLite at most this long lately runs on the calling task's thread, without the hop to the connection's thread, where it may (read-only `fetch_one`/`fetch_optional`, and `execute` inside a write transaction in WAL mode: see [Inline statements](#inline-statements)); at most `1ms`; `0` sends every statement to the connection's thread | `20us` |
+//! | `inline_limit` | a statement that took SQLite at most this long lately runs on the calling task's thread, without the hop to the connection's thread, where it may (read-only `fetch_one`/`fetch_optional`, and `execute` with parameters in WAL mode, inside a write transaction or while the writer gate is free: see [Inline statements](#inline-statements)); at most `1ms`; `0` sends every statement to the connection's thread | `100us` |
 //!
 //! An unknown option or a bad value (one out of its range too) fails when the engine is built, with
 //! an [`ErrorKind::Configuration`](anysql_core::ErrorKind::Configuration) error naming the option and
@@ -104,7 +104,8 @@
 //! gate**: a first-come-first-served (ticket) lock shared by the engine's connections, which each
 //! connection's thread takes before it writes. Writers queue there in order, and by the time one
 //! reaches SQLite the database's write lock is free. Only the connections' own threads wait on it;
-//! no executor thread ever blocks.
+//! no executor thread ever blocks (a write running inline takes the gate only when it is free,
+//! and otherwise goes to its connection's thread to wait: see [Inline statements](#inline-statements)).
 //!
 //! - A statement in autocommit mode takes the gate only if it writes (`sqlite3_stmt_readonly`
 //!   says so once it is prepared), for the time it runs. Read-only statements never touch it, and
@@ -271,35 +272,53 @@
 //!
 //! - it is a read-only `fetch_one` or `fetch_optional` (and what is built on them: `fetch_one_as`,
 //!   `fetch_scalar`, …; `sqlite3_stmt_readonly` says whether it reads only), or an `execute` with
-//!   parameters inside a transaction that has already written, on a database in WAL mode (the
-//!   transaction then holds the writer gate and the database's write lock, and a write needs no
-//!   other lock);
-//! - its recent runs on this connection each took SQLite at most `inline_limit` (20 µs by
+//!   parameters on a database in WAL mode, either inside a transaction that has already written
+//!   (the transaction then holds the writer gate and the database's write lock, and a write needs
+//!   no other lock) or in autocommit mode while the writer gate is free: the statement takes the
+//!   gate without waiting, and lets go of it when it ends; if another writer holds the gate or
+//!   waits for it, the statement goes to the connection's thread and waits its turn there (with
+//!   `writer_gate=false` there is no gate to take, and a write that finds the database locked
+//!   goes to the thread as below);
+//! - its recent runs on this connection each took SQLite at most `inline_limit` (100 µs by
 //!   default): the first run of a statement always goes to the connection's thread, which times
 //!   it, and a statement that has been quick a few times turns slow after two slow runs in a row
 //!   (so that one run that was preempted does not count);
 //! - the connection's thread is idle, with nothing queued: a command sent before (say, by a
 //!   future dropped half-way) always runs first, so statements still run in the order they were
-//!   sent;
-//! - and no other caller of the engine is waiting for its connection's thread. A task whose
-//!   statements all run inline never returns `Pending`, so a waiting caller that shares its
-//!   executor thread (four readers and a writer on one thread, say) would not get to run: such
-//!   callers take turns through their threads, as without inline statements.
+//!   sent. The thread holds the rusqlite connection behind a lock while it runs a command, and an
+//!   inline statement only runs if it can take that lock at once: the two never use the
+//!   connection at the same time.
 //!
-//! A connection also lets its task yield to the executor once every 128 statements it runs inline
-//! in a row (tokio's own resources do the same after 128 operations), so that a long loop of them
-//! does not hold its executor thread from other tasks.
+//! A task whose statements all run inline never returns `Pending` by itself, so it takes turns
+//! with the executor's other tasks as tokio's own resources do: it yields once every 128
+//! statements it runs inline in a row, and, while another caller of the engine waits for its
+//! connection's thread (a writer that found the gate taken, a `fetch_all`, …), as soon as it has
+//! run inline for 25 µs since it last yielded. That waiting caller may share this task's
+//! executor thread, and can only see its reply once this task lets it run; 25 µs is also the
+//! longest a lone caller spins inside `poll` (above), and within the 10–100 µs between `.await`s
+//! that tokio's documentation asks of a task. The yield comes before the statement takes its
+//! sequence number, so a future dropped there leaves nothing behind; an inline statement itself
+//! runs within one `poll`, with no `.await` inside, so a future dropped at any point has either
+//! run it completely or not at all.
+//!
+//! Checkpoints stay on the connection's thread. On a database in WAL mode the connection
+//! replaces SQLite's automatic checkpoint (which runs inside the commit that makes the log reach
+//! 1,000 frames, and writes pages back and syncs: milliseconds) with a hook that only notes the
+//! log's length; once it reaches 1,000 frames, the connection's next statement goes to its thread,
+//! which runs a passive checkpoint after replying. (A `PRAGMA wal_autocheckpoint` run through
+//! `run_sync` puts SQLite's own back, for that connection.)
 //!
 //! Inline, the statement runs exactly as it would on the connection's thread: the same statement
 //! cache, transaction state, writer gate, cancellation through the cancel handle, panic and error
-//! handling. The executor thread is held for about as long as the statement took last time,
-//! within the 10–100 µs between `.await`s that tokio's documentation asks of a task. It never
-//! waits for a lock: `busy_timeout` is off while it runs, and a statement that finds the database
+//! handling. The executor thread is held for about as long as the statement took last time, at
+//! most about `inline_limit` (so one statement may run past the 25 µs slice above; the task yields
+//! before its next one). It never waits for a lock: `busy_timeout` is off while it runs, and a statement that finds the database
 //! locked by another connection (it then has changed nothing) is handed to the connection's
 //! thread, which waits for the lock as configured. (The busy timeout is set back to the URL's
 //! value afterwards, so one changed through `run_sync` does not last.) `fetch_all`, `fetch_each`,
-//! streams, `execute_many`, scripts, transaction control and writes outside a write transaction
-//! always go to the connection's thread. `inline_limit=0` turns inline statements off.
+//! streams, `execute_many`, scripts, `execute` without parameters, transaction control, and
+//! writes outside WAL mode always go to the connection's thread. `inline_limit=0` turns inline
+//! statements off.
 //!
 //! What inline statements saved, and where the rest of a point select's time goes, is measured
 //! in the repository's `docs/benchmarks.md` ("SQLite: inline statements and the hop").

@@ -11,11 +11,13 @@ use rusqlite::OpenFlags;
 
 use crate::reply::DEFAULT_BUSY_POLL;
 
-/// The default `inline_limit`: a point query (or a write inside a write transaction) that took
-/// SQLite up to 20 µs lately runs on the caller's thread. Tokio's guidance is that a task should
-/// reach an `.await` within 10–100 µs; an inline statement holds its executor thread for about as
-/// long as it took last time.
-pub(crate) const DEFAULT_INLINE_LIMIT: Duration = Duration::from_micros(20);
+/// The default `inline_limit`: a point query (or a write in WAL mode) that took SQLite up to
+/// 100 µs lately runs on the caller's thread. Tokio's guidance is that a task should reach an
+/// `.await` within 10–100 µs; an inline statement holds its executor thread for about as long as
+/// it took last time. (20 µs until an autocommit insert beside four readers on a loaded 2-core
+/// machine was found to turn slow under 20 µs often enough that the writer kept hopping to its
+/// thread and waiting behind the readers' turns: `docs/benchmarks.md`, S5.)
+pub(crate) const DEFAULT_INLINE_LIMIT: Duration = Duration::from_micros(100);
 
 /// The most `inline_limit` may be.
 const MAX_INLINE_LIMIT: Duration = Duration::from_millis(1);
@@ -360,7 +362,7 @@ mod tests {
         assert_eq!(c.statement_cache_capacity, 128);
         assert_eq!(c.busy_poll, Duration::from_micros(50));
         assert!(c.writer_gate);
-        assert_eq!(c.inline_limit, Duration::from_micros(20));
+        assert_eq!(c.inline_limit, Duration::from_micros(100));
         let ro = config("sqlite:data.db?mode=ro").unwrap();
         assert_eq!((ro.journal_mode, ro.synchronous), (None, None));
         let delete = config("sqlite:data.db?journal_mode=DELETE").unwrap();

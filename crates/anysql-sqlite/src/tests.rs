@@ -1521,7 +1521,7 @@ fn writes_and_slow_reads_stay_on_the_connections_thread() {
         .unwrap();
         assert_eq!(int(&row, 0), id);
     }
-    // Counting to 200,000 takes milliseconds: far over the 20 µs default.
+    // Counting to 200,000 takes milliseconds: far over the 100 µs default.
     let count = format!("SELECT count(*) FROM ({})", COUNT_TO);
     for _ in 0..3 {
         let row = block_on(conn.fetch_optional(&count, vec![Value::Int(200_000)]))
@@ -1641,7 +1641,7 @@ fn an_inline_read_that_finds_the_database_locked_waits_on_the_thread_instead() {
 }
 
 #[test]
-fn writes_run_inline_only_inside_a_write_transaction_in_wal_mode() {
+fn writes_run_inline_in_wal_mode_with_the_gate_free_or_held() {
     let dir = TempDir::new();
     let (_c, mut conn) = connect(&dir.url("writes.db", ""));
     always_quick(&mut conn);
@@ -1649,18 +1649,25 @@ fn writes_run_inline_only_inside_a_write_transaction_in_wal_mode() {
     let insert = |conn: &mut Box<dyn DriverConnection>, id: i64| {
         block_on(conn.execute("INSERT INTO t VALUES ($1, 'x')", vec![Value::Int(id)])).unwrap()
     };
-    // In autocommit mode each insert takes the writer gate, on the connection's thread.
+    // In autocommit mode each insert takes the writer gate, which is free: from the second on
+    // (the first is timed on the thread), they run inline.
     for id in 1..=3 {
         assert_eq!(insert(&mut conn, id), 1);
     }
-    assert_eq!(inline_runs(&mut conn), 0);
-    // In a transaction, from the first write on, the transaction holds the gate and the database's
-    // write lock: the next inserts run inline.
+    assert_eq!(inline_runs(&mut conn), 2);
+    assert_eq!(
+        gate_of(&mut conn).writers(),
+        0,
+        "inline writes let go of the gate"
+    );
+    // In a transaction, from the first write on (on the thread: the transaction does not hold the
+    // gate yet), the transaction holds the gate and the database's write lock: the next inserts
+    // run inline.
     block_on(conn.begin(&TransactionOptions::default())).unwrap();
     for id in 4..=6 {
         assert_eq!(insert(&mut conn, id), 1);
     }
-    assert_eq!(inline_runs(&mut conn), 2);
+    assert_eq!(inline_runs(&mut conn), 4);
     // A failing one fails as it would on the thread, and the transaction goes on.
     let err =
         block_on(conn.execute("INSERT INTO t VALUES ($1, 'x')", vec![Value::Int(4)])).unwrap_err();
@@ -1699,6 +1706,82 @@ fn writes_run_inline_only_inside_a_write_transaction_in_wal_mode() {
 }
 
 #[test]
+fn an_autocommit_write_waits_on_the_thread_while_another_writer_has_the_gate() {
+    let dir = TempDir::new();
+    let (connector, mut a) = connect(&dir.url("gate.db", ""));
+    let mut b = block_on(connector.connect(&runtime())).unwrap();
+    always_quick(&mut a);
+    block_on(a.execute("CREATE TABLE t(id INTEGER PRIMARY KEY)", vec![])).unwrap();
+    let insert = |conn: &mut Box<dyn DriverConnection>, id: i64| {
+        block_on(conn.execute("INSERT INTO t VALUES ($1)", vec![Value::Int(id)])).unwrap()
+    };
+    insert(&mut a, 1);
+    insert(&mut a, 2);
+    assert_eq!(inline_runs(&mut a), 1);
+    let gate = gate_of(&mut a);
+    block_on(b.begin(&TransactionOptions::default().immediate(true))).unwrap();
+    assert_eq!(gate.writers(), 1);
+    // `a`'s next insert cannot take the gate at once: it goes to `a`'s thread, which waits in
+    // turn (an inline statement never waits), and runs once `b` commits.
+    let writer = std::thread::spawn(move || {
+        insert(&mut a, 3);
+        a
+    });
+    await_writers(&gate, 2);
+    block_on(b.execute("INSERT INTO t VALUES ($1)", vec![Value::Int(100)])).unwrap();
+    block_on(b.commit()).unwrap();
+    let mut a = writer.join().unwrap();
+    assert_eq!(
+        inline_runs(&mut a),
+        1,
+        "the insert that had to wait ran on the thread"
+    );
+    insert(&mut a, 4);
+    assert_eq!(inline_runs(&mut a), 2);
+    assert_eq!(gate.writers(), 0);
+    assert_eq!(
+        int(
+            &block_on(a.fetch_optional("SELECT count(*) FROM t", vec![]))
+                .unwrap()
+                .unwrap(),
+            0
+        ),
+        5
+    );
+}
+
+#[test]
+fn inline_commits_leave_checkpoints_to_the_connections_thread() {
+    let dir = TempDir::new();
+    let (_c, mut conn) = connect(&dir.url("checkpoints.db", ""));
+    always_quick(&mut conn);
+    block_on(conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)", vec![])).unwrap();
+    // Each commit appends at least one frame to the log: 3,000 of them pass the 1,000-frame mark
+    // more than twice.
+    for id in 1..=3000 {
+        let changed =
+            block_on(conn.execute("INSERT INTO t VALUES ($1, 'x')", vec![Value::Int(id)])).unwrap();
+        assert_eq!(changed, 1);
+    }
+    let shared = Arc::clone(sqlite(&mut conn).shared());
+    let checkpoints = shared.checkpoints.load(Ordering::Relaxed);
+    assert!(checkpoints >= 2, "{checkpoints} checkpoints");
+    // The statement after each mark went to the thread, which checkpointed after it; the rest ran
+    // inline.
+    let inline = inline_runs(&mut conn);
+    assert!((2990..3000).contains(&inline), "{inline} inline");
+    // The checkpoints kept the log short: SQLite restarts it from the beginning after one.
+    let wal = std::fs::metadata(dir.0.join("checkpoints.db-wal"))
+        .unwrap()
+        .len();
+    assert!(wal < 1500 * (4096 + 24), "the log grew to {wal} bytes");
+    let count = block_on(conn.fetch_optional("SELECT count(*) FROM t", vec![]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(int(&count, 0), 3000);
+}
+
+#[test]
 fn a_loop_of_inline_statements_lets_other_tasks_run() {
     let (_c, mut conn) = connect("sqlite::memory:");
     always_quick(&mut conn);
@@ -1733,27 +1816,187 @@ fn a_loop_of_inline_statements_lets_other_tasks_run() {
     );
 }
 
+/// A `run_sync` future that has started.
+type Started<'a> = Pin<Box<dyn Future<Output = Result<(), anysql_core::Error>> + Send + 'a>>;
+
+/// Starts a `run_sync` on `conn` that holds its connection's thread until the returned sender
+/// sends (or drops), and polls it once: its caller is then waiting for that thread.
+fn wait_on_thread(
+    conn: &mut Box<dyn DriverConnection>,
+) -> (Started<'_>, std::sync::mpsc::Sender<()>) {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let mut waiting: Started<'_> = Box::pin(sqlite(conn).run_sync(move |_| {
+        let _ = released.recv();
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(waiting.as_mut().poll(&mut cx).is_pending());
+    (waiting, release)
+}
+
+/// Runs `statements` fetches of `sql` (with `$1` = their index) on `conn` beside a task that
+/// counts its polls, and returns how many times that task was polled during each fetch (a fetch
+/// that yields first lets it run).
+fn polls_between_fetches(
+    conn: &mut Box<dyn DriverConnection>,
+    sql: &str,
+    statements: usize,
+) -> Vec<u32> {
+    let polls = std::cell::Cell::new(0);
+    let other = std::future::poll_fn(|cx: &mut Context<'_>| {
+        polls.set(polls.get() + 1);
+        cx.waker().wake_by_ref();
+        Poll::<()>::Pending
+    });
+    let mut between = Vec::new();
+    let looping = async {
+        for i in 0..statements {
+            let before = polls.get();
+            conn.fetch_optional(sql, vec![Value::Int(i as i64)])
+                .await
+                .unwrap()
+                .unwrap();
+            between.push(polls.get() - before);
+        }
+    };
+    block_on(futures_lite::future::or(looping, other));
+    between
+}
+
 #[test]
-fn nothing_runs_inline_while_another_caller_of_the_engine_waits() {
+fn inline_statements_go_on_beside_a_waiting_caller_in_short_slices() {
+    let (connector, mut a) = connect("sqlite::memory:");
+    let mut b = block_on(connector.connect(&runtime())).unwrap();
+    always_quick(&mut a);
+    // Each run counts to 20,000: far longer than a slice, even in a release build.
+    let slow = format!("SELECT count(*) + $1 - $1 FROM ({COUNT_TO})").replace("$1)", "20000)");
+    let cheap = "SELECT $1";
+    for sql in [slow.as_str(), cheap] {
+        block_on(a.fetch_optional(sql, vec![Value::Int(0)])).unwrap();
+    }
+    assert_eq!(inline_runs(&mut a), 0);
+
+    // Alone, a task runs 128 inline statements before it yields: these slow ones go on in a row.
+    let alone = polls_between_fetches(&mut a, &slow, 10);
+    assert_eq!(inline_runs(&mut a), 10);
+    assert!(alone.iter().all(|&p| p == 0), "{alone:?}");
+
+    // Beside `b`'s caller, which waits for its thread and may share this executor thread, they
+    // still run inline, but the task yields once its slice is used up: after every one of them.
+    let (waiting, release) = wait_on_thread(&mut b);
+    let beside = polls_between_fetches(&mut a, &slow, 10);
+    assert_eq!(
+        inline_runs(&mut a),
+        20,
+        "beside a waiting caller, reads still run inline"
+    );
+    // The first statement starts the slice; every later one waits for a yield first.
+    assert!(beside[1..].iter().all(|&p| p >= 1), "{beside:?}");
+    // Quick ones run inline too, several to a slice.
+    let cheap_runs = polls_between_fetches(&mut a, cheap, 200);
+    assert_eq!(inline_runs(&mut a), 220);
+    assert!(cheap_runs.iter().any(|&p| p >= 1), "{cheap_runs:?}");
+    release.send(()).unwrap();
+    block_on(waiting).unwrap();
+}
+
+#[test]
+fn an_inline_read_never_runs_while_the_connections_thread_does() {
     let (connector, mut a) = connect("sqlite::memory:");
     let mut b = block_on(connector.connect(&runtime())).unwrap();
     always_quick(&mut a);
     let one = |a: &mut Box<dyn DriverConnection>| {
-        block_on(a.fetch_optional("SELECT 1", vec![])).unwrap();
+        let row = block_on(a.fetch_optional("SELECT 1", vec![]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(int(&row, 0), 1);
     };
     one(&mut a);
+    let (waiting, release_b) = wait_on_thread(&mut b);
     one(&mut a);
     assert_eq!(inline_runs(&mut a), 1);
+    // `a`'s thread runs a closure whose caller gave up on it: the next read waits its turn on the
+    // thread instead of using the rusqlite connection beside it.
+    let (started, has_started) = std::sync::mpsc::channel::<()>();
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (release_a, released_a) = std::sync::mpsc::channel::<()>();
+    let flag = Arc::clone(&running);
+    let mut abandoned = Box::pin(sqlite(&mut a).run_sync(move |_| {
+        flag.store(true, Ordering::SeqCst);
+        started.send(()).unwrap();
+        let _ = released_a.recv();
+        flag.store(false, Ordering::SeqCst);
+    }));
     let mut cx = Context::from_waker(Waker::noop());
-    let mut waiting =
-        Box::pin(sqlite(&mut b).run_sync(|_| std::thread::sleep(Duration::from_millis(200))));
-    assert!(waiting.as_mut().poll(&mut cx).is_pending());
-    // `b`'s caller may share this executor thread: `a` goes through its own thread, and yields.
+    assert!(abandoned.as_mut().poll(&mut cx).is_pending());
+    drop(abandoned);
+    has_started.recv().unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        release_a.send(()).unwrap();
+    });
     one(&mut a);
+    assert!(
+        !running.load(Ordering::SeqCst),
+        "the read ran beside the closure"
+    );
     assert_eq!(inline_runs(&mut a), 1);
-    drop(waiting);
+    releaser.join().unwrap();
+    // Once the thread is idle again, reads run inline again.
     one(&mut a);
     assert_eq!(inline_runs(&mut a), 2);
+    release_b.send(()).unwrap();
+    block_on(waiting).unwrap();
+}
+
+#[test]
+fn concurrent_inline_readers_beside_a_writer_read_what_was_written() {
+    let dir = TempDir::new();
+    let url = dir.url("readers.db", "");
+    let (connector, mut setup) = connect(&url);
+    block_on(setup.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", vec![])).unwrap();
+    block_on(setup.execute(
+        &format!("INSERT INTO t SELECT i, i * 2 FROM ({COUNT_TO})"),
+        vec![Value::Int(100)],
+    ))
+    .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writer = block_on(connector.connect(&runtime())).unwrap();
+    let writing = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                block_on(writer.execute("INSERT INTO t(v) VALUES ($1)", vec![Value::Int(-1)]))
+                    .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let readers: Vec<_> = (0..4)
+        .map(|k| {
+            let mut conn = block_on(connector.connect(&runtime())).unwrap();
+            std::thread::spawn(move || {
+                always_quick(&mut conn);
+                for i in 0..2000i64 {
+                    let id = (i * 7 + k) % 100 + 1;
+                    let row = block_on(
+                        conn.fetch_optional("SELECT v FROM t WHERE id = $1", vec![Value::Int(id)]),
+                    )
+                    .unwrap()
+                    .unwrap();
+                    assert_eq!(int(&row, 0), id * 2);
+                }
+                inline_runs(&mut conn)
+            })
+        })
+        .collect();
+    let inline: Vec<u64> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    stop.store(true, Ordering::Relaxed);
+    assert!(writing.join().unwrap() > 0);
+    // The first read of each goes through its thread; a read that finds the worker busy (it
+    // cannot be, here) or the database locked would too.
+    assert!(inline.iter().all(|&n| n >= 1900), "{inline:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

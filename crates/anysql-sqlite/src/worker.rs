@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -57,6 +57,13 @@ pub(crate) struct Shared {
     interrupt: OnceLock<InterruptHandle>,
     /// Where the worker posts its replies.
     pub(crate) mailbox: Mailbox<Result<Response, Error>>,
+    /// The frames in the write-ahead log after this connection's last commit, as SQLite's WAL
+    /// hook reported them: the connection's thread checkpoints once they reach
+    /// [`CHECKPOINT_FRAMES`] (see [`Worker::checkpoint_if_due`]).
+    wal_frames: AtomicI32,
+    /// Checkpoints the connection's thread ran, for tests.
+    #[cfg(test)]
+    pub(crate) checkpoints: AtomicU64,
     /// Rows the worker has handed to streams, for tests of back-pressure.
     #[cfg(test)]
     pub(crate) streamed_rows: AtomicU64,
@@ -68,6 +75,10 @@ pub(crate) struct Shared {
     #[cfg(test)]
     pub(crate) always_quick: AtomicBool,
 }
+
+/// The write-ahead log's length, in frames, from which a commit is followed by a checkpoint:
+/// SQLite's own default for its automatic checkpoints, which this connection's WAL hook replaces.
+const CHECKPOINT_FRAMES: i32 = 1000;
 
 /// The statement command the worker is running, if any.
 #[derive(Default)]
@@ -92,6 +103,11 @@ impl Shared {
             alive: CacheLine(AtomicBool::new(true)),
             ..Shared::default()
         })
+    }
+
+    /// Whether the write-ahead log has grown long enough for a checkpoint.
+    fn checkpoint_due(&self) -> bool {
+        self.wal_frames.load(Ordering::Relaxed) >= CHECKPOINT_FRAMES
     }
 
     pub(crate) fn is_alive(&self) -> bool {
@@ -172,13 +188,25 @@ pub(crate) fn spawn(
         .name("anysql-sqlite".to_owned())
         .spawn(move || {
             let _alive = AliveGuard(Arc::clone(&shared));
-            let (conn, wal) = match catch_unwind(|| open(&config)) {
+            let (mut conn, wal) = match catch_unwind(|| open(&config)) {
                 Ok(Ok(opened)) => opened,
                 Ok(Err(e)) => return opened.send(Err(e)),
                 Err(payload) => return opened.send(Err(error::panicked(&*payload))),
             };
             // Set once, here, before anyone can ask to interrupt.
             let _ = shared.interrupt.set(conn.get_interrupt_handle());
+            if wal {
+                // Commits only note the log's length; this thread checkpoints (after the
+                // command's reply), never a statement running inline on an executor thread.
+                let noted = Arc::clone(&shared);
+                let hook = move |_: &mut rusqlite::hooks::Wal, frames: std::ffi::c_int| {
+                    noted.wal_frames.store(frames, Ordering::Relaxed);
+                    Ok(())
+                };
+                if let Err(e) = conn.wal_hook(Some(hook)) {
+                    return opened.send(Err(from_rusqlite(e)));
+                }
+            }
             *lock_worker(&cell) = Some(Worker {
                 conn,
                 writes: Writes {
@@ -195,7 +223,7 @@ pub(crate) fn spawn(
                 wal,
             });
             opened.send(Ok(()));
-            serve(&cell, &_alive.0.mailbox, &commands, config.busy_poll);
+            serve(&cell, &_alive.0, &commands, config.busy_poll);
         })
 }
 
@@ -220,6 +248,18 @@ impl Writes {
         };
         self.held = Some(gate.enter(gave_up).ok_or_else(error::cancelled)?);
         Ok(())
+    }
+
+    /// Takes this connection's turn to write only if it can without waiting: whether it has it.
+    fn try_take(&mut self) -> bool {
+        if self.held.is_some() {
+            return true;
+        }
+        let Some(gate) = &self.gate else {
+            return true;
+        };
+        self.held = gate.try_enter();
+        self.held.is_some()
     }
 
     /// [`take`](Self::take) for a statement that writes; a read-only one never touches the gate.
@@ -275,10 +315,11 @@ pub(crate) struct Worker {
 /// handle dropped; then closes the database (rolling back any open transaction) on this thread.
 fn serve(
     cell: &WorkerCell,
-    mailbox: &Mailbox<Result<Response, Error>>,
+    shared: &Shared,
     commands: &crossbeam_channel::Receiver<Command>,
     busy_poll: Duration,
 ) {
+    let mailbox = &shared.mailbox;
     let mut idle = Idle::new(busy_poll);
     while let Some(command) = idle.next(commands) {
         let mut guard = lock_worker(cell);
@@ -297,6 +338,11 @@ fn serve(
                 if let Some((seq, reply)) = reply {
                     mailbox.post(seq, reply);
                 }
+                if shared.checkpoint_due() {
+                    if let Some(worker) = lock_worker(cell).as_mut() {
+                        worker.checkpoint_if_due();
+                    }
+                }
             }
         }
         idle.replied();
@@ -310,9 +356,10 @@ impl Worker {
     /// the command is to be sent to the thread). The caller only asks for statements whose recent
     /// runs were quick ([`Fetched::quick`], [`Response::Executed`]); here it must also be
     ///
-    /// - a fetch without pipelining, or an `execute` with parameters inside a transaction that
-    ///   already writes (it holds the writer gate) on a database in WAL mode, where a write needs
-    ///   no lock that the transaction does not hold yet;
+    /// - a fetch without pipelining, or an `execute` with parameters on a database in WAL mode,
+    ///   either inside a transaction that already writes (it holds the writer gate, and a write
+    ///   needs no lock that the transaction does not hold yet) or in autocommit mode with the
+    ///   writer gate taken here without waiting ([`may_write_inline`](Self::may_write_inline));
     /// - of a statement the worker knows;
     /// - sent when the last command handled is `previous`, the one the caller sent before this, so
     ///   that nothing is queued or under way.
@@ -325,7 +372,8 @@ impl Worker {
         command: &Command,
         previous: u64,
     ) -> Option<Result<Response, Error>> {
-        if self.handled != previous || self.batch.is_some() {
+        // A log due for a checkpoint sends the statement to the thread, which checkpoints after it.
+        if self.handled != previous || self.batch.is_some() || self.shared.checkpoint_due() {
             return None;
         }
         let (seq, result) = match command {
@@ -353,12 +401,14 @@ impl Worker {
                 seq,
                 sql: Sql::Known(id),
                 params,
-            } if !params.is_empty() && self.wal && self.writes.held.is_some() => (
+            } if !params.is_empty() && self.wal && self.may_write_inline() => (
                 *seq,
                 self.without_waiting(*id, |w, text| w.execute_timed(*seq, text, params)),
             ),
             _ => return None,
         };
+        // An autocommit write that took the gate here and did not run lets go of it.
+        self.settle();
         match result {
             Err(e) if e.is_retryable() => None,
             result => {
@@ -368,6 +418,33 @@ impl Worker {
                 Some(result)
             }
         }
+    }
+
+    /// Checkpoints the write-ahead log (passively: without waiting for readers or writers) if it
+    /// has grown to [`CHECKPOINT_FRAMES`], as SQLite's automatic checkpoint would have right after
+    /// the commit, but on this thread: a checkpoint writes pages back and syncs, which may take
+    /// milliseconds, too long for a statement running inline on an executor thread. Like SQLite's,
+    /// it ignores errors (the next commit tries again).
+    fn checkpoint_if_due(&mut self) {
+        if !self.shared.checkpoint_due() {
+            return;
+        }
+        let _ = self
+            .conn
+            .wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE);
+        self.shared.wal_frames.store(0, Ordering::Relaxed);
+        #[cfg(test)]
+        self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether an `execute` may run inline as far as writing goes: inside a transaction that holds
+    /// the writer gate already, or in autocommit mode once the gate was taken without waiting (no
+    /// other writer holds it or waits for it).
+    fn may_write_inline(&mut self) -> bool {
+        if self.writes.held.is_some() {
+            return true;
+        }
+        matches!(self.txn, Txn::None) && self.conn.is_autocommit() && self.writes.try_take()
     }
 
     /// Runs `run` with the text of statement `id` and the `busy_timeout` off.
