@@ -201,7 +201,8 @@ impl TableRow {
             .any(|(_, c)| c.is_some_and(|c| c.cpu.is_some()))
     }
 
-    /// The loaded comparison's verdict, or empty if the row has none.
+    /// The loaded comparison's verdict per runtime (relative cost ± noise), or empty if the row has
+    /// none.
     fn nospin_text(&self) -> String {
         let parts: Vec<String> = self
             .vs_nospin
@@ -209,11 +210,11 @@ impl TableRow {
             .filter_map(|(imp, vs)| {
                 let vs = (*vs)?;
                 let runtime = imp.trim_start_matches("anysql-");
-                Some(if vs.holds() {
-                    format!("{runtime} yes ({:.2}×)", vs.relative)
-                } else {
-                    format!("{runtime} no ({:.2}×)", vs.relative)
-                })
+                let verdict = if vs.holds() { "yes" } else { "no" };
+                Some(format!(
+                    "{runtime} {verdict} ({:.2}× ±{:.2})",
+                    vs.relative, vs.noise
+                ))
             })
             .collect();
         parts.join(", ")
@@ -825,7 +826,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     {
         let line = format!(
             "≤ nospin: per runtime, anysql's cost over that of the same runtime with {} (SQLite) and {} \
-             (PostgreSQL), median of the per-round ratios; yes when at most 1 + the noise (half the \
+             (PostgreSQL), median of the per-round ratios ± the noise; yes when at most 1 + the noise (half the \
              spread of those ratios, at least {:.0}%)",
             NOSPIN_SQLITE_OPTIONS,
             NOSPIN_PG_OPTIONS,
@@ -1351,12 +1352,15 @@ mod tests {
         let p1 = row(&rows, "P1");
         assert_eq!(p1.cell("anysql-tokio").unwrap().idle_ratio, Some(0.5));
         assert_eq!(p1.cell("anysql-smol").unwrap().idle_ratio, None);
-        assert_eq!(p1.nospin_text(), "tokio yes (0.75×), smol no (1.29×)");
+        assert_eq!(
+            p1.nospin_text(),
+            "tokio yes (0.75× ±0.05), smol no (1.29× ±0.05)"
+        );
         let text = render_text(&rows, &columns);
         assert!(text.contains("≤ nospin"), "{text}");
         assert!(text.contains("60.0 (0.60×, idle 0.50×)"), "{text}");
         assert!(
-            text.contains("tokio yes (0.75×), smol no (1.29×)"),
+            text.contains("tokio yes (0.75× ±0.05), smol no (1.29× ±0.05)"),
             "{text}"
         );
         // The price of spinning: 3× raw's CPU, against 1.2× without.
