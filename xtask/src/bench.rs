@@ -15,23 +15,30 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
+use xtask::load::Load;
+
 use crate::pg::tls::TlsCluster;
 use crate::pg::{self, PgMode, PgSupply, ServerBinaries};
 
 pub const USAGE: &str = "\
-Usage: cargo xtask bench [--quick] [--only S1,P1] [--json PATH] [--pg auto|throwaway|none]
+Usage: cargo xtask bench [--quick] [--loaded] [--only S1,P1] [--json PATH] [--pg auto|throwaway|none]
 
 Builds the benchmark binaries in release mode, runs the main harness (raw drivers, anysql on tokio,
 smol and async-std) and then the peers (sqlx, tokio-rusqlite) on the same sizes, and prints one table:
-each cell is the median µs/op (µs/row for S4/P3, ops/s for S5, MB for M1) and its cost relative to
-the raw driver, with the target and whether it holds on every runtime.
+each cell is the median µs/op (µs/row for S4/P3, ops/s for S5, tx/s for S6/P6, MB for M1) and its
+cost relative to the raw driver, with the target and whether it holds on every runtime; under each
+timed row, the process's CPU time per operation and its ratio to raw's.
 
 Options:
   --quick           a tenth of the sizes and 3 repetitions instead of 5 (under two minutes)
-  --only LIST       only these workloads, e.g. S1,P1 (S1-S5, P1-P5, M1)
+  --loaded          run every workload while a separate process keeps every core busy
+                    (`anysql-benches load`, normal priority, killed at the end); anysql also
+                    runs with busy_poll=0 and inline_limit=0 (`anysql-<runtime>-nospin`), and the
+                    table says whether its default configuration costs no more than that
+  --only LIST       only these workloads, e.g. S1,P1 (S1-S6, P1-P6, M1)
   --json PATH       where to write the merged results (default target/bench/results.json)
   --pg MODE         where PostgreSQL comes from: auto (ANYSQL_PG_URL, else the default service,
-                    else a throwaway cluster; the default), throwaway, or none (skip P1-P5)
+                    else a throwaway cluster; the default), throwaway, or none (skip P1-P6)
 
 With PostgreSQL and its server binaries, P1 and P3 also run over TLS (rows P1t and P3t: anysql with
 sslmode=verify-full, raw tokio-postgres over the same rustls) against a throwaway cluster with
@@ -39,11 +46,14 @@ sslmode=verify-full, raw tokio-postgres over the same rustls) against a throwawa
 
 Writes target/bench/results.json, target/bench/results.md and the chart: docs/bench.svg for a full
 run of every workload, target/bench/bench.svg for --quick or --only runs (so that a partial or noisy
-run never replaces the chart the README shows).";
+run never replaces the chart the README shows). A --loaded run writes results-loaded.json,
+results-loaded.md and bench-loaded.svg in target/bench instead, with each ratio beside that of the
+last idle run's results.json when there is one.";
 
 #[derive(Debug, Default)]
 struct Options {
     quick: bool,
+    loaded: bool,
     only: Option<String>,
     json: Option<PathBuf>,
     pg: PgMode,
@@ -61,6 +71,7 @@ impl Options {
             };
             match arg.as_str() {
                 "--quick" => options.quick = true,
+                "--loaded" => options.loaded = true,
                 "--only" => options.only = Some(value()?.clone()),
                 // Relative to where the user ran cargo, not to the workspace root.
                 "--json" => options.json = Some(std::env::current_dir()?.join(value()?)),
@@ -81,6 +92,9 @@ impl Options {
         ];
         if self.quick {
             args.push("--quick".to_owned());
+        }
+        if self.loaded {
+            args.push("--loaded".to_owned());
         }
         if let Some(only) = &self.only {
             args.extend(["--only".to_owned(), only.clone()]);
@@ -103,7 +117,8 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
     let out_dir = target.join("bench");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let peers_manifest = root.join("benches/peers/Cargo.toml");
-    let peers_target = root.join("benches/peers/target");
+    // Under this workspace's target directory (CARGO_TARGET_DIR included), beside the harness.
+    let peers_target = target.join("peers");
 
     println!("== building the benchmarks (release)");
     cmd!(sh, "{cargo} build --release --locked -p anysql-benches").run()?;
@@ -137,9 +152,25 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
     let result = (|| -> Result<()> {
         std::fs::create_dir_all(&out_dir)
             .with_context(|| format!("cannot create {}", out_dir.display()))?;
-        let main_json = out_dir.join("main.json");
-        let peers_json = out_dir.join("peers.json");
+        let suffix = if options.loaded { "-loaded" } else { "" };
+        let main_json = out_dir.join(format!("main{suffix}.json"));
+        let peers_json = out_dir.join(format!("peers{suffix}.json"));
         let _env = pg_url.as_ref().map(|url| sh.push_env("ANYSQL_PG_URL", url));
+
+        // Dropped at the end of this closure, whether it returns or unwinds: the load stops
+        // before the report and before the servers shut down.
+        let _load = if options.loaded {
+            let mut command = std::process::Command::new(&harness);
+            command.arg("load");
+            let load = Load::start(command)?;
+            println!(
+                "\n== under load: process {} keeps every core busy",
+                load.pid()
+            );
+            Some(load)
+        } else {
+            None
+        };
 
         println!("\n== anysql and the raw drivers");
         let args = options.run_args(&main_json, pg_url.is_some());
@@ -159,19 +190,28 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
         let args = options.run_args(&peers_json, pg_url.is_some());
         cmd!(sh, "{peers} {args...}").run()?;
 
+        drop(_load);
+
         let json = options
             .json
             .clone()
-            .unwrap_or_else(|| out_dir.join("results.json"));
-        let markdown = out_dir.join("results.md");
-        let svg = if options.quick || options.only.is_some() {
+            .unwrap_or_else(|| out_dir.join(format!("results{suffix}.json")));
+        let markdown = out_dir.join(format!("results{suffix}.md"));
+        let svg = if options.loaded {
+            out_dir.join("bench-loaded.svg")
+        } else if options.quick || options.only.is_some() {
             out_dir.join("bench.svg")
         } else {
             root.join("docs/bench.svg")
         };
+        let mut idle = Vec::new();
+        let idle_json = out_dir.join("results.json");
+        if options.loaded && idle_json.exists() {
+            idle = vec!["--idle".to_owned(), idle_json.display().to_string()];
+        }
         cmd!(
             sh,
-            "{harness} report --input {main_json} --input {peers_json} --json {json} --markdown {markdown} --svg {svg}"
+            "{harness} report --input {main_json} --input {peers_json} --json {json} --markdown {markdown} --svg {svg} {idle...}"
         )
         .quiet()
         .run()?;
@@ -186,4 +226,41 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
     }
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options> {
+        Options::parse(&args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn loaded_reaches_both_binaries() {
+        let options = parse(&["--loaded", "--quick", "--only", "P6,S6"]).unwrap();
+        assert!(options.loaded && options.quick);
+        let args = options.run_args(Path::new("/tmp/out.json"), true);
+        assert_eq!(
+            args,
+            [
+                "run",
+                "--json",
+                "/tmp/out.json",
+                "--quick",
+                "--loaded",
+                "--only",
+                "P6,S6"
+            ]
+        );
+        let args = parse(&[]).unwrap().run_args(Path::new("x.json"), false);
+        assert!(!args.iter().any(|a| a == "--loaded"));
+        assert_eq!(args.last().map(String::as_str), Some("--no-pg"));
+    }
+
+    #[test]
+    fn unknown_arguments_are_refused() {
+        let error = parse(&["--load"]).unwrap_err();
+        assert!(format!("{error}").contains("unknown argument `--load`"));
+    }
 }

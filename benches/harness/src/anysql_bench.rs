@@ -6,12 +6,13 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anysql::{query, query_as, Engine, Error};
+use anysql::{query, query_as, Engine, Error, TransactionOptions};
 use futures_lite::StreamExt;
 
-use crate::common::{us_per, Bench, Db, M1Args, RepResult, Sizes, Workload};
+use crate::common::{Bench, Db, Figure, M1Args, RepResult, Sizes, Stopwatch, Workload};
 use crate::raw_pg::PgTables;
 use crate::raw_sqlite;
+use crate::report::{NOSPIN_PG_OPTIONS, NOSPIN_SQLITE_OPTIONS};
 
 /// The pool size of the PostgreSQL engine (P2 runs 64 tasks on it). 8 is what sqlx gets, and 16
 /// measured no better here (2 cores shared with the server).
@@ -23,6 +24,9 @@ type Tuple = (i64, String, f64);
 const SELECT_ONE: &str = "SELECT id, name, v FROM t WHERE id = $1";
 const INSERT: &str = "INSERT INTO t_ins (id, name, v) VALUES ($1, $2, $3)";
 const INSERT_AUTO: &str = "INSERT INTO t_ins (name, v) VALUES ($1, $2)";
+const S6_SELECT: &str = "SELECT balance FROM t_acct WHERE id = $1";
+const S6_UPDATE: &str = "UPDATE t_acct SET balance = balance + $2 WHERE id = $1";
+const S6_INSERT: &str = "INSERT INTO t_hist (acct, delta) VALUES ($1, $2)";
 
 /// An executor to run workload tasks on.
 #[derive(Clone, Debug)]
@@ -63,6 +67,15 @@ impl Spawner {
             Spawner::Tokio(_) => "anysql-tokio",
             Spawner::Smol => "anysql-smol",
             Spawner::AsyncStd => "anysql-async-std",
+        }
+    }
+
+    /// The implementation name of the no-spin configuration on this runtime.
+    pub fn nospin_name(&self) -> &'static str {
+        match self {
+            Spawner::Tokio(_) => "anysql-tokio-nospin",
+            Spawner::Smol => "anysql-smol-nospin",
+            Spawner::AsyncStd => "anysql-async-std-nospin",
         }
     }
 
@@ -132,6 +145,7 @@ pub fn tokio_runtime() -> tokio::runtime::Runtime {
 /// anysql on one runtime.
 #[derive(Debug)]
 pub struct AnysqlBench {
+    name: &'static str,
     spawner: Spawner,
     sqlite: Option<Engine>,
     pg: Option<(Engine, Arc<PgSql>)>,
@@ -148,17 +162,37 @@ struct PgSql {
     clear: String,
     /// The insert table's name (P5).
     ins: String,
+    p6_select: String,
+    p6_update: String,
+    p6_insert: String,
+    p6_clear: String,
 }
 
 impl AnysqlBench {
     /// Engines for the SQLite file at `sqlite_path` and, if given, PostgreSQL at `pg`. A PostgreSQL
-    /// engine that cannot be built is left out, and the reason returned beside the bench.
+    /// engine that cannot be built is left out, and the reason returned beside the bench. With
+    /// `nospin`, the engines get [`NOSPIN_SQLITE_OPTIONS`] and [`NOSPIN_PG_OPTIONS`] and the bench
+    /// is named `anysql-<runtime>-nospin`.
     pub fn new(
         spawner: Spawner,
         sqlite_path: Option<&std::path::Path>,
         pg: Option<(&str, &PgTables)>,
         sizes: &Sizes,
+        nospin: bool,
     ) -> Result<(AnysqlBench, Vec<String>), Error> {
+        let name = if nospin {
+            spawner.nospin_name()
+        } else {
+            spawner.impl_name()
+        };
+        let nospin_options = |url: String, options: &str| {
+            if nospin {
+                let joint = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{joint}{options}")
+            } else {
+                url
+            }
+        };
         // `ANYSQL_SQLITE_OPTIONS` and `ANYSQL_PG_OPTIONS` (such as `inline_limit=0` or
         // `busy_poll=0`) are appended to anysql's URLs only, to compare driver options in one run;
         // the raw drivers know none of them.
@@ -173,12 +207,15 @@ impl AnysqlBench {
             // WAL and synchronous=NORMAL are the driver's defaults for a file database; spelled out
             // here so that the benchmark does not depend on them.
             Some(path) => Some(spawner.engine(
-                &with_options(
-                    format!(
-                        "sqlite://{}?journal_mode=wal&synchronous=normal",
-                        path.display()
+                &nospin_options(
+                    with_options(
+                        format!(
+                            "sqlite://{}?journal_mode=wal&synchronous=normal",
+                            path.display()
+                        ),
+                        "ANYSQL_SQLITE_OPTIONS",
                     ),
-                    "ANYSQL_SQLITE_OPTIONS",
+                    NOSPIN_SQLITE_OPTIONS,
                 ),
                 8,
             )?),
@@ -186,7 +223,10 @@ impl AnysqlBench {
         };
         let mut problems = Vec::new();
         let pg = pg.map(|(url, tables)| {
-            let url = with_options(url.to_owned(), "ANYSQL_PG_OPTIONS");
+            let url = nospin_options(
+                with_options(url.to_owned(), "ANYSQL_PG_OPTIONS"),
+                NOSPIN_PG_OPTIONS,
+            );
             (spawner.engine(&url, PG_MAX_SIZE), tables)
         });
         let pg = match pg {
@@ -198,18 +238,20 @@ impl AnysqlBench {
                     insert: tables.insert(),
                     clear: tables.clear(),
                     ins: tables.ins.clone(),
+                    p6_select: tables.p6_select(),
+                    p6_update: tables.p6_update(),
+                    p6_insert: tables.p6_insert(),
+                    p6_clear: tables.p6_clear(),
                 }),
             )),
             Some((Err(e), _)) => {
-                problems.push(format!(
-                    "{}: no PostgreSQL engine: {e}",
-                    spawner.impl_name()
-                ));
+                problems.push(format!("{name}: no PostgreSQL engine: {e}"));
                 None
             }
             None => None,
         };
         let bench = AnysqlBench {
+            name,
             spawner,
             sqlite,
             pg,
@@ -221,7 +263,7 @@ impl AnysqlBench {
 
     fn run<F>(&self, fut: F) -> RepResult
     where
-        F: Future<Output = Result<Vec<(&'static str, f64)>, Error>> + Send + 'static,
+        F: Future<Output = Result<Vec<Figure>, Error>> + Send + 'static,
     {
         self.spawner.block_on(fut).map_err(|e| e.to_string())
     }
@@ -244,7 +286,7 @@ impl AnysqlBench {
 
 impl Bench for AnysqlBench {
     fn name(&self) -> &'static str {
-        self.spawner.impl_name()
+        self.name
     }
 
     fn rep(&mut self, workload: Workload, sizes: &Sizes) -> Option<RepResult> {
@@ -267,6 +309,13 @@ impl Bench for AnysqlBench {
                     let rows = Arc::new(crate::common::rows(sizes.p5_rows));
                     self.run(p5(engine, sql, rows))
                 }
+                Workload::P6 => self.run(p6(
+                    engine,
+                    sql,
+                    sizes.p6_tasks,
+                    sizes.p6_tx,
+                    self.spawner.clone(),
+                )),
                 _ => unreachable!(),
             });
         }
@@ -278,6 +327,12 @@ impl Bench for AnysqlBench {
             Workload::S3 => self.run(s3(engine, rows)),
             Workload::S4 => self.run(s4(engine, sizes.s4_passes)),
             Workload::S5 => self.run(s5(engine, rows.len(), sizes.s5, self.spawner.clone())),
+            Workload::S6 => self.run(s6(
+                engine,
+                sizes.s6_tasks,
+                sizes.s6_tx,
+                self.spawner.clone(),
+            )),
             _ => return None,
         })
     }
@@ -286,6 +341,12 @@ impl Bench for AnysqlBench {
         match workload {
             Workload::S3 => "query(..).execute_many (one transaction of its own)".to_owned(),
             Workload::S5 => "5 tasks, one pooled connection each".to_owned(),
+            Workload::S6 => {
+                "8 tasks, engine.begin_with(TransactionOptions::new().immediate(true)) per transaction (pool max_size 8)".to_owned()
+            }
+            Workload::P6 => format!(
+                "64 tasks, engine.begin() per transaction (pool max_size {PG_MAX_SIZE})"
+            ),
             Workload::P2 => format!(
                 "query_as(..).fetch_one(&engine) per query (on the engine's shared pipelined connection; pool max_size {PG_MAX_SIZE})"
             ),
@@ -297,22 +358,22 @@ impl Bench for AnysqlBench {
     }
 }
 
-async fn s1(engine: Engine, n: usize) -> Result<Vec<(&'static str, f64)>, Error> {
+async fn s1(engine: Engine, n: usize) -> Result<Vec<Figure>, Error> {
     let mut conn = engine.acquire().await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     for i in 0..n {
         let id = i as i64 + 1;
         let row: Tuple = query_as(SELECT_ONE).bind(id).fetch_one(&mut conn).await?;
         black_box(row);
     }
-    Ok(vec![("S1", us_per(started.elapsed(), n))])
+    Ok(vec![started.per("S1", n)])
 }
 
-async fn s2(engine: Engine, rows: Arc<Vec<Tuple>>) -> Result<Vec<(&'static str, f64)>, Error> {
+async fn s2(engine: Engine, rows: Arc<Vec<Tuple>>) -> Result<Vec<Figure>, Error> {
     let mut conn = engine.acquire().await?;
     query(raw_sqlite::CLEAR).execute(&mut conn).await?;
     query(raw_sqlite::CHECKPOINT).fetch_all(&mut conn).await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut tx = conn.begin().await?;
     for (id, name, v) in rows.iter() {
         query(INSERT)
@@ -323,14 +384,14 @@ async fn s2(engine: Engine, rows: Arc<Vec<Tuple>>) -> Result<Vec<(&'static str, 
             .await?;
     }
     tx.commit().await?;
-    Ok(vec![("S2", us_per(started.elapsed(), rows.len()))])
+    Ok(vec![started.per("S2", rows.len())])
 }
 
-async fn s3(engine: Engine, rows: Arc<Vec<Tuple>>) -> Result<Vec<(&'static str, f64)>, Error> {
+async fn s3(engine: Engine, rows: Arc<Vec<Tuple>>) -> Result<Vec<Figure>, Error> {
     let mut conn = engine.acquire().await?;
     query(raw_sqlite::CLEAR).execute(&mut conn).await?;
     query(raw_sqlite::CHECKPOINT).fetch_all(&mut conn).await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     // execute_many is atomic on its own: outside a transaction it runs in one (inside one it would
     // take a savepoint, whose statement journal costs extra page copies).
     query(INSERT)
@@ -339,12 +400,12 @@ async fn s3(engine: Engine, rows: Arc<Vec<Tuple>>) -> Result<Vec<(&'static str, 
             rows.iter().map(|(id, name, v)| (id, name.as_str(), v)),
         )
         .await?;
-    Ok(vec![("S3", us_per(started.elapsed(), rows.len()))])
+    Ok(vec![started.per("S3", rows.len())])
 }
 
-async fn s4(engine: Engine, passes: usize) -> Result<Vec<(&'static str, f64)>, Error> {
+async fn s4(engine: Engine, passes: usize) -> Result<Vec<Figure>, Error> {
     let mut conn = engine.acquire().await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut total = 0;
     for _ in 0..passes {
         let all: Vec<Tuple> = query_as(raw_sqlite::SELECT_ALL)
@@ -353,7 +414,7 @@ async fn s4(engine: Engine, passes: usize) -> Result<Vec<(&'static str, f64)>, E
         total += all.len();
         black_box(all);
     }
-    Ok(vec![("S4", us_per(started.elapsed(), total))])
+    Ok(vec![started.per("S4", total)])
 }
 
 async fn s5(
@@ -361,14 +422,14 @@ async fn s5(
     n: usize,
     duration: Duration,
     spawner: Spawner,
-) -> Result<Vec<(&'static str, f64)>, Error> {
+) -> Result<Vec<Figure>, Error> {
     let mut conns = Vec::new();
     for _ in 0..5 {
         conns.push(engine.acquire().await?);
     }
     let mut writer = conns.pop().expect("five connections");
-    let started = Instant::now();
-    let deadline = started + duration;
+    let started = Stopwatch::start();
+    let deadline = started.started_at() + duration;
     let mut readers = Vec::new();
     for (k, mut conn) in conns.into_iter().enumerate() {
         readers.push(spawner.spawn(async move {
@@ -400,16 +461,12 @@ async fn s5(
         reads += reader.join().await?;
     }
     let writes = write.join().await?;
-    let secs = started.elapsed().as_secs_f64();
-    Ok(vec![
-        ("S5r", reads as f64 / secs),
-        ("S5w", writes as f64 / secs),
-    ])
+    Ok(started.rates(&[("S5r", reads), ("S5w", writes)]))
 }
 
-async fn p1(engine: Engine, sql: Arc<PgSql>, n: usize) -> Result<Vec<(&'static str, f64)>, Error> {
+async fn p1(engine: Engine, sql: Arc<PgSql>, n: usize) -> Result<Vec<Figure>, Error> {
     let mut conn = engine.acquire().await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     for i in 0..n {
         let id = i as i64 + 1;
         let row: Tuple = query_as(sql.select_one.as_str())
@@ -418,7 +475,7 @@ async fn p1(engine: Engine, sql: Arc<PgSql>, n: usize) -> Result<Vec<(&'static s
             .await?;
         black_box(row);
     }
-    Ok(vec![("P1", us_per(started.elapsed(), n))])
+    Ok(vec![started.per("P1", n)])
 }
 
 async fn p2(
@@ -428,8 +485,8 @@ async fn p2(
     tasks: usize,
     queries: usize,
     spawner: Spawner,
-) -> Result<Vec<(&'static str, f64)>, Error> {
-    let started = Instant::now();
+) -> Result<Vec<Figure>, Error> {
+    let started = Stopwatch::start();
     let mut handles = Vec::with_capacity(tasks);
     for k in 0..tasks {
         let (engine, sql) = (engine.clone(), Arc::clone(&sql));
@@ -448,16 +505,12 @@ async fn p2(
     for handle in handles {
         handle.join().await?;
     }
-    Ok(vec![("P2", us_per(started.elapsed(), tasks * queries))])
+    Ok(vec![started.per("P2", tasks * queries)])
 }
 
-async fn p3(
-    engine: Engine,
-    sql: Arc<PgSql>,
-    passes: usize,
-) -> Result<Vec<(&'static str, f64)>, Error> {
+async fn p3(engine: Engine, sql: Arc<PgSql>, passes: usize) -> Result<Vec<Figure>, Error> {
     let mut conn = engine.acquire().await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut total = 0;
     for _ in 0..passes {
         let all: Vec<Tuple> = query_as(sql.select_all.as_str())
@@ -466,17 +519,13 @@ async fn p3(
         total += all.len();
         black_box(all);
     }
-    Ok(vec![("P3", us_per(started.elapsed(), total))])
+    Ok(vec![started.per("P3", total)])
 }
 
-async fn p4(
-    engine: Engine,
-    sql: Arc<PgSql>,
-    rows: Arc<Vec<Tuple>>,
-) -> Result<Vec<(&'static str, f64)>, Error> {
+async fn p4(engine: Engine, sql: Arc<PgSql>, rows: Arc<Vec<Tuple>>) -> Result<Vec<Figure>, Error> {
     let mut conn = engine.acquire().await?;
     query(sql.clear.as_str()).execute(&mut conn).await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut tx = conn.begin().await?;
     for (id, name, v) in rows.iter() {
         query(sql.insert.as_str())
@@ -487,37 +536,122 @@ async fn p4(
             .await?;
     }
     tx.commit().await?;
-    Ok(vec![("P4", us_per(started.elapsed(), rows.len()))])
+    Ok(vec![started.per("P4", rows.len())])
 }
 
 /// P5: the same rows loaded through the batch API (`P5m`), then through binary COPY (`P5`), on
 /// one connection; the table is emptied before each, untimed.
-async fn p5(
-    engine: Engine,
-    sql: Arc<PgSql>,
-    rows: Arc<Vec<Tuple>>,
-) -> Result<Vec<(&'static str, f64)>, Error> {
+async fn p5(engine: Engine, sql: Arc<PgSql>, rows: Arc<Vec<Tuple>>) -> Result<Vec<Figure>, Error> {
     let mut conn = engine.acquire().await?;
     query(sql.clear.as_str()).execute(&mut conn).await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let inserted = query(sql.insert.as_str())
         .execute_many(
             &mut conn,
             rows.iter().map(|(id, name, v)| (*id, name.as_str(), *v)),
         )
         .await?;
-    let batch = us_per(started.elapsed(), rows.len());
+    let batch = started.per("P5m", rows.len());
     assert_eq!(inserted as usize, rows.len());
     query(sql.clear.as_str()).execute(&mut conn).await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut copy = conn.copy_in_rows(&sql.ins, &["id", "name", "v"]).await?;
     for (id, name, v) in rows.iter() {
         copy.write((*id, name.as_str(), *v)).await?;
     }
     let copied = copy.finish().await?;
-    let copy_us = us_per(started.elapsed(), rows.len());
+    let copied_figure = started.per("P5", rows.len());
     assert_eq!(copied as usize, rows.len());
-    Ok(vec![("P5", copy_us), ("P5m", batch)])
+    Ok(vec![copied_figure, batch])
+}
+
+/// S6: `tasks` tasks, each running `per_task` write transactions (`BEGIN IMMEDIATE`, select,
+/// update, insert, commit) on random accounts, each on a connection the engine lends it for the
+/// transaction.
+async fn s6(
+    engine: Engine,
+    tasks: usize,
+    per_task: usize,
+    spawner: Spawner,
+) -> Result<Vec<Figure>, Error> {
+    query(raw_sqlite::S6_CLEAR).execute(&engine).await?;
+    let started = Stopwatch::start();
+    let mut handles = Vec::with_capacity(tasks);
+    for k in 0..tasks {
+        let engine = engine.clone();
+        handles.push(spawner.spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(k as u64);
+            for _ in 0..per_task {
+                let (id, delta) = crate::common::pick_account(&mut rng, crate::common::ACCT_ROWS);
+                let mut tx = engine
+                    .begin_with(TransactionOptions::new().immediate(true))
+                    .await?;
+                let (balance,): (i64,) = query_as(S6_SELECT).bind(id).fetch_one(&mut tx).await?;
+                black_box(balance);
+                query(S6_UPDATE)
+                    .bind(id)
+                    .bind(delta)
+                    .execute(&mut tx)
+                    .await?;
+                query(S6_INSERT)
+                    .bind(id)
+                    .bind(delta)
+                    .execute(&mut tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Ok::<(), Error>(())
+        }));
+    }
+    for handle in handles {
+        handle.join().await?;
+    }
+    Ok(started.rates(&[("S6", (tasks * per_task) as u64)]))
+}
+
+/// P6: `tasks` tasks on the engine's pool, each running `per_task` transactions (`BEGIN`,
+/// `SELECT … FOR UPDATE`, update, insert, `COMMIT`) on random accounts.
+async fn p6(
+    engine: Engine,
+    sql: Arc<PgSql>,
+    tasks: usize,
+    per_task: usize,
+    spawner: Spawner,
+) -> Result<Vec<Figure>, Error> {
+    query(sql.p6_clear.as_str()).execute(&engine).await?;
+    let started = Stopwatch::start();
+    let mut handles = Vec::with_capacity(tasks);
+    for k in 0..tasks {
+        let (engine, sql) = (engine.clone(), Arc::clone(&sql));
+        handles.push(spawner.spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(k as u64);
+            for _ in 0..per_task {
+                let (id, delta) = crate::common::pick_account(&mut rng, crate::common::ACCT_ROWS);
+                let mut tx = engine.begin().await?;
+                let (balance,): (i64,) = query_as(sql.p6_select.as_str())
+                    .bind(id)
+                    .fetch_one(&mut tx)
+                    .await?;
+                black_box(balance);
+                query(sql.p6_update.as_str())
+                    .bind(id)
+                    .bind(delta)
+                    .execute(&mut tx)
+                    .await?;
+                query(sql.p6_insert.as_str())
+                    .bind(id)
+                    .bind(delta)
+                    .execute(&mut tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Ok::<(), Error>(())
+        }));
+    }
+    for handle in handles {
+        handle.join().await?;
+    }
+    Ok(started.rates(&[("P6", (tasks * per_task) as u64)]))
 }
 
 /// M1 with anysql: `query(..).fetch(&mut conn)` consumed as a stream, on the runtime named by
@@ -532,7 +666,7 @@ pub fn m1(args: &M1Args) -> Result<(), String> {
     };
     let engine = spawner.engine(&url, 1).map_err(|e| e.to_string())?;
     let sql = args.db.m1_sql(args.rows);
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let count = spawner
         .block_on(async move {
             let mut conn = engine.acquire().await?;

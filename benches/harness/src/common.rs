@@ -35,23 +35,31 @@ pub enum Workload {
     P4,
     /// PostgreSQL bulk load: binary COPY of typed rows, against the batch API.
     P5,
+    /// SQLite short write transactions from 8 tasks (`BEGIN IMMEDIATE`, select, update, insert,
+    /// commit).
+    S6,
+    /// PostgreSQL short transactions: 64 tasks on a pool of 8 (`BEGIN`, `SELECT … FOR UPDATE`,
+    /// update, insert, commit).
+    P6,
     /// Stream a 1,000,000-row result; peak RSS.
     M1,
 }
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 11] = [
+    pub const ALL: [Workload; 13] = [
         Workload::S1,
         Workload::S2,
         Workload::S3,
         Workload::S4,
         Workload::S5,
+        Workload::S6,
         Workload::P1,
         Workload::P2,
         Workload::P3,
         Workload::P4,
         Workload::P5,
+        Workload::P6,
         Workload::M1,
     ];
 
@@ -68,6 +76,8 @@ impl Workload {
             Workload::P3 => "P3",
             Workload::P4 => "P4",
             Workload::P5 => "P5",
+            Workload::S6 => "S6",
+            Workload::P6 => "P6",
             Workload::M1 => "M1",
         }
     }
@@ -82,16 +92,18 @@ impl Workload {
     pub fn is_postgres(self) -> bool {
         matches!(
             self,
-            Workload::P1 | Workload::P2 | Workload::P3 | Workload::P4 | Workload::P5
+            Workload::P1 | Workload::P2 | Workload::P3 | Workload::P4 | Workload::P5 | Workload::P6
         )
     }
 }
 
-/// The unit of a result row (`S5r` and `S5w` are throughputs, `M1*` megabytes, the rest time).
+/// The unit of a result row (`S5r` and `S5w` are throughputs, `S6` and `P6` transactions per
+/// second, `M1*` megabytes, the rest time).
 pub fn unit_of(key: &str) -> &'static str {
     match key {
         "S4" | "P3" | "P3t" | "P5" | "P5m" => "us/row",
         "S5r" | "S5w" => "ops/s",
+        "S6" | "P6" => "tx/s",
         "M1s" | "M1p" => "MB",
         _ => "us/op",
     }
@@ -116,6 +128,16 @@ pub struct Sizes {
     pub p3_passes: usize,
     /// Rows P5 loads per repetition.
     pub p5_rows: usize,
+    /// S6 tasks (threads for raw rusqlite).
+    pub s6_tasks: usize,
+    /// S6 transactions per task.
+    pub s6_tx: usize,
+    /// P6 tasks.
+    pub p6_tasks: usize,
+    /// P6 transactions per task.
+    pub p6_tx: usize,
+    /// Rows in the S6/P6 accounts table (the same in both sizes).
+    pub acct_rows: usize,
     /// Rows streamed by M1.
     pub m1_rows: usize,
     /// Timed repetitions per workload (after one warm-up round); the median is reported.
@@ -135,6 +157,11 @@ impl Sizes {
                 p2_queries: 20,
                 p3_passes: 10,
                 p5_rows: 10_000,
+                s6_tasks: 8,
+                s6_tx: 50,
+                p6_tasks: 64,
+                p6_tx: 5,
+                acct_rows: ACCT_ROWS,
                 m1_rows: 1_000_000,
                 reps: 3,
             }
@@ -148,6 +175,11 @@ impl Sizes {
                 p2_queries: 200,
                 p3_passes: 10,
                 p5_rows: 100_000,
+                s6_tasks: 8,
+                s6_tx: 500,
+                p6_tasks: 64,
+                p6_tx: 50,
+                acct_rows: ACCT_ROWS,
                 m1_rows: 1_000_000,
                 reps: 5,
             }
@@ -157,7 +189,8 @@ impl Sizes {
     fn to_json(&self) -> String {
         format!(
             "{{\"s_rows\":{},\"s4_passes\":{},\"s5_ms\":{},\"p_rows\":{},\"p2_tasks\":{},\"p2_queries\":{},\
-             \"p3_passes\":{},\"p5_rows\":{},\"m1_rows\":{},\"reps\":{}}}",
+             \"p3_passes\":{},\"p5_rows\":{},\"s6_tasks\":{},\"s6_tx\":{},\"p6_tasks\":{},\"p6_tx\":{},\
+             \"acct_rows\":{},\"m1_rows\":{},\"reps\":{}}}",
             self.s_rows,
             self.s4_passes,
             self.s5.as_millis(),
@@ -166,10 +199,23 @@ impl Sizes {
             self.p2_queries,
             self.p3_passes,
             self.p5_rows,
+            self.s6_tasks,
+            self.s6_tx,
+            self.p6_tasks,
+            self.p6_tx,
+            self.acct_rows,
             self.m1_rows,
             self.reps
         )
     }
+}
+
+/// Rows in the accounts table of S6 and P6.
+pub const ACCT_ROWS: usize = 10_000;
+
+/// The random account (1 to `rows`) and amount (1 to 100) of one S6/P6 transaction.
+pub fn pick_account(rng: &mut fastrand::Rng, rows: usize) -> (i64, i64) {
+    (rng.i64(1..=rows as i64), rng.i64(1..=100))
 }
 
 /// The row every table holds for id `i` (1-based): `(i, "name-i", i / 4)`.
@@ -182,12 +228,15 @@ pub fn rows(n: usize) -> Vec<(i64, String, f64)> {
     (1..=n as i64).map(row_for).collect()
 }
 
-/// Every implementation either binary measures.
-pub const IMPLS: [&str; 6] = [
+/// Every implementation either binary measures (the `-nospin` ones with `--loaded` only).
+pub const IMPLS: [&str; 9] = [
     "raw",
     "anysql-tokio",
     "anysql-smol",
     "anysql-async-std",
+    "anysql-tokio-nospin",
+    "anysql-smol-nospin",
+    "anysql-async-std-nospin",
     "sqlx",
     "tokio-rusqlite",
 ];
@@ -201,10 +250,14 @@ pub struct RunArgs {
     pub only: Option<Vec<Workload>>,
     /// Where to write the JSON results.
     pub json: Option<PathBuf>,
-    /// The PostgreSQL server, or `None` (`--no-pg`) to skip P1-P5 and M1 on PostgreSQL.
+    /// The PostgreSQL server, or `None` (`--no-pg`) to skip P1-P6 and M1 on PostgreSQL.
     pub pg_url: Option<String>,
     /// Only these implementations (`--impls raw,anysql-tokio`), for profiling one at a time.
     pub impls: Option<Vec<String>>,
+    /// The run is under a competing load (`--loaded`, which `cargo xtask bench --loaded` passes
+    /// while it keeps every core busy): recorded in the JSON, and the main harness adds anysql's
+    /// no-spin configuration.
+    pub loaded: bool,
 }
 
 impl RunArgs {
@@ -216,17 +269,19 @@ impl RunArgs {
             json: None,
             pg_url: Some(pg_url()),
             impls: None,
+            loaded: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => run.quick = true,
+                "--loaded" => run.loaded = true,
                 "--only" => {
                     let list = args.next().ok_or("--only needs a list such as S1,P1")?;
                     let mut only = Vec::new();
                     for id in list.split(',').filter(|s| !s.trim().is_empty()) {
                         only.push(Workload::parse(id).ok_or_else(|| {
-                            format!("unknown workload `{id}`; expected S1-S5, P1-P5 or M1")
+                            format!("unknown workload `{id}`; expected S1-S6, P1-P6 or M1")
                         })?);
                     }
                     run.only = Some(only);
@@ -333,6 +388,92 @@ pub fn us_per(elapsed: Duration, items: usize) -> f64 {
     elapsed.as_secs_f64() * 1e6 / items.max(1) as f64
 }
 
+/// The CPU time this process has used so far, user and system, all its threads together (those
+/// that have ended included): `CLOCK_PROCESS_CPUTIME_ID`, the sum `getrusage(RUSAGE_SELF)` reports,
+/// at nanosecond resolution.
+pub fn process_cpu() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// The clocks of one measured phase: wall time and this process's CPU time, started together.
+///
+/// A phase's CPU time is everything the process spent while it ran: the measured code, the
+/// runtime's worker threads, any busy-polling or spinning, SQLite itself. A PostgreSQL server's CPU
+/// is not in it (another process), nor that of a competing load, which `cargo xtask bench --loaded`
+/// runs in a process of its own.
+#[derive(Clone, Copy, Debug)]
+pub struct Stopwatch {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Stopwatch {
+    /// Starts both clocks.
+    pub fn start() -> Stopwatch {
+        Stopwatch {
+            cpu: process_cpu(),
+            wall: Instant::now(),
+        }
+    }
+
+    /// When the phase started (wall clock).
+    pub fn started_at(&self) -> Instant {
+        self.wall
+    }
+
+    /// Wall time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.wall.elapsed()
+    }
+
+    /// CPU time since the start.
+    pub fn cpu(&self) -> Duration {
+        process_cpu().saturating_sub(self.cpu)
+    }
+
+    /// `key`'s figure for a phase of `items` operations (or rows): wall µs and CPU µs per item.
+    pub fn per(&self, key: &'static str, items: usize) -> Figure {
+        let (wall, cpu) = (self.elapsed(), self.cpu());
+        Figure {
+            key,
+            value: us_per(wall, items),
+            cpu_us: Some(us_per(cpu, items)),
+        }
+    }
+
+    /// Throughputs (operations per second of wall time) for a phase that counted `counts`; the
+    /// first figure carries the CPU µs per operation of every kind together (S5: per read or
+    /// write), the others none.
+    pub fn rates(&self, counts: &[(&'static str, u64)]) -> Vec<Figure> {
+        let (secs, cpu) = (self.elapsed().as_secs_f64(), self.cpu());
+        let total: u64 = counts.iter().map(|(_, n)| n).sum();
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, (key, n))| Figure {
+                key,
+                value: *n as f64 / secs,
+                cpu_us: (i == 0).then(|| us_per(cpu, total as usize)),
+            })
+            .collect()
+    }
+}
+
+/// One figure of a repetition.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Figure {
+    /// The result key (`S1`, `S5r`, `P5m`, …).
+    pub key: &'static str,
+    /// In the key's unit ([`unit_of`]).
+    pub value: f64,
+    /// This process's CPU time (user and system) per operation or row over the same phase, in µs.
+    pub cpu_us: Option<f64>,
+}
+
 /// The median of `samples` (the mean of the middle two for an even count).
 pub fn median(samples: &[f64]) -> f64 {
     let mut sorted = samples.to_vec();
@@ -354,6 +495,8 @@ pub struct Measurement {
     pub imp: String,
     /// One value per timed repetition.
     pub samples: Vec<f64>,
+    /// The CPU µs per operation (or row) of each timed repetition; empty when not measured (M1).
+    pub cpu_samples: Vec<f64>,
     /// Anything worth knowing about how it was measured.
     pub note: String,
 }
@@ -363,6 +506,7 @@ pub struct Measurement {
 pub struct Output {
     source: &'static str,
     quick: bool,
+    loaded: bool,
     sizes: Sizes,
     /// The result rows, in the order measured.
     pub results: Vec<Measurement>,
@@ -373,11 +517,12 @@ pub struct Output {
 }
 
 impl Output {
-    /// An empty report from `source`.
-    pub fn new(source: &'static str, quick: bool, sizes: Sizes) -> Output {
+    /// An empty report from `source`; `loaded` for a run under a competing load.
+    pub fn new(source: &'static str, quick: bool, loaded: bool, sizes: Sizes) -> Output {
         Output {
             source,
             quick,
+            loaded,
             sizes,
             results: Vec::new(),
             notes: Vec::new(),
@@ -397,9 +542,10 @@ impl Output {
         let mut out = String::new();
         let _ = write!(
             out,
-            "{{\n  \"source\": {},\n  \"quick\": {},\n  \"sizes\": {},\n  \"settings\": {{",
+            "{{\n  \"source\": {},\n  \"quick\": {},\n  \"mode\": {},\n  \"sizes\": {},\n  \"settings\": {{",
             json_str(self.source),
             self.quick,
+            json_str(if self.loaded { "loaded" } else { "idle" }),
             self.sizes.to_json()
         );
         for (i, (key, value)) in self.settings.iter().enumerate() {
@@ -415,14 +561,21 @@ impl Output {
         for (i, m) in self.results.iter().enumerate() {
             let comma = if i == 0 { "" } else { "," };
             let samples: Vec<String> = m.samples.iter().map(|s| json_num(*s)).collect();
+            let cpu_samples: Vec<String> = m.cpu_samples.iter().map(|s| json_num(*s)).collect();
+            let cpu = if m.cpu_samples.is_empty() {
+                "null".to_owned()
+            } else {
+                json_num(median(&m.cpu_samples))
+            };
             let _ = write!(
                 out,
-                "{comma}\n    {{\"workload\": {}, \"impl\": {}, \"unit\": {}, \"value\": {}, \"samples\": [{}], \"note\": {}}}",
+                "{comma}\n    {{\"workload\": {}, \"impl\": {}, \"unit\": {}, \"value\": {}, \"samples\": [{}], \"cpu_us\": {cpu}, \"cpu_samples\": [{}], \"note\": {}}}",
                 json_str(&m.key),
                 json_str(&m.imp),
                 json_str(unit_of(&m.key)),
                 json_num(median(&m.samples)),
                 samples.join(", "),
+                cpu_samples.join(", "),
                 json_str(&m.note)
             );
         }
@@ -465,8 +618,8 @@ fn json_str(s: &str) -> String {
     out
 }
 
-/// The values one repetition produced: `(key, value)` pairs, usually one.
-pub type RepResult = Result<Vec<(&'static str, f64)>, String>;
+/// The figures one repetition produced, usually one.
+pub type RepResult = Result<Vec<Figure>, String>;
 
 /// An implementation under test.
 pub trait Bench {
@@ -492,7 +645,9 @@ pub fn measure(
     benches: &mut [&mut dyn Bench],
 ) {
     let mut order: Vec<usize> = (0..benches.len()).collect();
-    let mut samples: Vec<Vec<(&'static str, Vec<f64>)>> = vec![Vec::new(); benches.len()];
+    // Per bench: (key, wall samples, CPU samples).
+    type Samples = Vec<(&'static str, Vec<f64>, Vec<f64>)>;
+    let mut samples: Vec<Samples> = vec![Vec::new(); benches.len()];
     let mut failed = vec![false; benches.len()];
     let mut unsupported = vec![false; benches.len()];
     for round in 0..=sizes.reps {
@@ -507,19 +662,29 @@ pub fn measure(
                     failed[i] = true;
                     out.note(format!("{} {}: failed: {e}", workload.id(), bench.name()));
                 }
-                Some(Ok(values)) => {
-                    let shown: Vec<String> = values
+                Some(Ok(figures)) => {
+                    let shown: Vec<String> = figures
                         .iter()
-                        .map(|(k, v)| format!("{k} {v:.3} {}", unit_of(k)))
+                        .map(|f| {
+                            let cpu = f
+                                .cpu_us
+                                .map_or(String::new(), |c| format!(" (cpu {c:.3} us)"));
+                            format!("{} {:.3} {}{cpu}", f.key, f.value, unit_of(f.key))
+                        })
                         .collect();
                     let label = if round == 0 { "warm-up" } else { "rep" };
                     eprintln!("  {:<17} {label:<7} {}", bench.name(), shown.join(", "));
                     if round > 0 {
-                        for (key, value) in values {
-                            match samples[i].iter_mut().find(|(k, _)| *k == key) {
-                                Some((_, list)) => list.push(value),
-                                None => samples[i].push((key, vec![value])),
-                            }
+                        for f in figures {
+                            let slot = match samples[i].iter().position(|(k, ..)| *k == f.key) {
+                                Some(slot) => slot,
+                                None => {
+                                    samples[i].push((f.key, Vec::new(), Vec::new()));
+                                    samples[i].len() - 1
+                                }
+                            };
+                            samples[i][slot].1.push(f.value);
+                            samples[i][slot].2.extend(f.cpu_us);
                         }
                     }
                 }
@@ -533,11 +698,12 @@ pub fn measure(
         if failed[i] {
             continue;
         }
-        for (key, list) in std::mem::take(&mut samples[i]) {
+        for (key, list, cpu) in std::mem::take(&mut samples[i]) {
             out.results.push(Measurement {
                 key: key.to_owned(),
                 imp: bench.name().to_owned(),
                 samples: list,
+                cpu_samples: cpu,
                 note: bench.note(workload),
             });
         }
@@ -682,6 +848,7 @@ pub fn measure_m1(out: &mut Output, db: Db, imps: &[&'static str], quick: bool) 
                             key: db.key().to_owned(),
                             imp: (*imp).to_owned(),
                             samples: vec![peak],
+                            cpu_samples: Vec::new(),
                             note: format!(
                                 "base {:.1} MB before the query; {rows} rows",
                                 field("base_mb").unwrap_or(f64::NAN)

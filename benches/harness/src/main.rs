@@ -7,9 +7,10 @@
 //! binaries and then this one's `report` to print one table.
 //!
 //! ```text
-//! anysql-benches run [--quick] [--only S1,P1] [--json path] [--no-pg] [--impls raw,…]   measure, print progress, write JSON
+//! anysql-benches run [--quick] [--loaded] [--only S1,P1] [--json path] [--no-pg] [--impls raw,…]   measure, print progress, write JSON
 //! anysql-benches m1 <sqlite|pg> <impl> [--quick]              one M1 child (fresh process, peak RSS)
-//! anysql-benches report --input a.json [--input b.json] [--json out.json] [--svg chart.svg]
+//! anysql-benches report --input a.json [--input b.json] [--json out.json] [--svg chart.svg] [--idle idle.json]
+//! anysql-benches load [--threads N] [--seconds S]                 the competing load of --loaded runs
 //! ```
 //!
 //! PostgreSQL comes from `ANYSQL_PG_URL`, else `postgres://root@127.0.0.1:5432/test`; this run's
@@ -20,6 +21,7 @@
 
 mod common;
 mod core_latency;
+mod load;
 mod raw_pg;
 mod raw_sqlite;
 mod raw_tls;
@@ -39,9 +41,11 @@ fn main() -> ExitCode {
         Some("run") => RunArgs::parse(&args[1..]).and_then(run),
         Some("m1") => M1Args::parse(&args[1..]).and_then(|m1| m1_child(&m1)),
         Some("report") => report::main(&args[1..]),
-        _ => Err("usage: anysql-benches run [--quick] [--only S1,P1] [--json path] [--no-pg] [--impls raw,…]\n       \
+        Some("load") => load::LoadArgs::parse(&args[1..]).and_then(|load| load::main(&load)),
+        _ => Err("usage: anysql-benches run [--quick] [--loaded] [--only S1,P1] [--json path] [--no-pg] [--impls raw,…]\n       \
                   anysql-benches m1 <sqlite|pg> <impl> [--quick]\n       \
-                  anysql-benches report --input a.json [--input b.json] [--json out.json] [--svg chart.svg]"
+                  anysql-benches report --input a.json [--input b.json] [--json out.json] [--svg chart.svg] [--idle idle.json]\n       \
+                  anysql-benches load [--threads N] [--seconds S]"
             .to_owned()),
     };
     match result {
@@ -69,9 +73,31 @@ fn m1_child(args: &M1Args) -> Result<(), String> {
     }
 }
 
+/// The anysql configurations to measure: each runtime with the defaults, and with `loaded` each
+/// runtime's no-spin configuration too (`true`).
+#[cfg(feature = "anysql")]
+fn anysql_configs(
+    tokio: &tokio::runtime::Handle,
+    loaded: bool,
+) -> Vec<(anysql_bench::Spawner, bool)> {
+    use anysql_bench::Spawner;
+    let spawners = || {
+        [
+            Spawner::Tokio(tokio.clone()),
+            Spawner::Smol,
+            Spawner::AsyncStd,
+        ]
+    };
+    let mut configs: Vec<(Spawner, bool)> = spawners().into_iter().map(|s| (s, false)).collect();
+    if loaded {
+        configs.extend(spawners().into_iter().map(|s| (s, true)));
+    }
+    configs
+}
+
 fn run(args: RunArgs) -> Result<(), String> {
     let sizes = Sizes::new(args.quick);
-    let mut out = Output::new("anysql-benches", args.quick, sizes.clone());
+    let mut out = Output::new("anysql-benches", args.quick, args.loaded, sizes.clone());
     out.settings
         .push(("sqlite_version".into(), rusqlite::version().to_owned()));
     out.settings.push(("tokio_workers".into(), "2".into()));
@@ -186,14 +212,14 @@ fn run(args: RunArgs) -> Result<(), String> {
     let result = (|| {
         #[cfg(feature = "anysql")]
         let mut anysql: Vec<anysql_bench::AnysqlBench> = {
-            use anysql_bench::{AnysqlBench, Spawner};
+            use anysql_bench::AnysqlBench;
             let mut benches = Vec::new();
-            for spawner in [
-                Spawner::Tokio(tokio.handle().clone()),
-                Spawner::Smol,
-                Spawner::AsyncStd,
-            ] {
-                let name = spawner.impl_name();
+            for (spawner, nospin) in anysql_configs(tokio.handle(), args.loaded) {
+                let name = if nospin {
+                    spawner.nospin_name()
+                } else {
+                    spawner.impl_name()
+                };
                 // Plaintext, as the raw baseline: without it a server offering TLS would get
                 // anysql's default, sslmode=prefer.
                 let plain_url = if pg_url.contains("sslmode=") {
@@ -203,7 +229,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                     format!("{pg_url}{joint}sslmode=disable")
                 };
                 let pg = raw_pg.as_ref().map(|_| (plain_url.as_str(), &tables));
-                match AnysqlBench::new(spawner, sqlite_path.as_deref(), pg, &sizes) {
+                match AnysqlBench::new(spawner, sqlite_path.as_deref(), pg, &sizes, nospin) {
                     Ok((bench, problems)) => {
                         benches.push(bench);
                         problems.into_iter().for_each(|p| out.note(p));
@@ -241,21 +267,21 @@ fn run(args: RunArgs) -> Result<(), String> {
         if let (Some(raw), Some((url, ca))) = (raw_tls.take(), &tls_target) {
             #[cfg(feature = "anysql")]
             let mut anysql_tls: Vec<tls_rows::TlsRows<anysql_bench::AnysqlBench>> = {
-                use anysql_bench::{AnysqlBench, Spawner};
+                use anysql_bench::AnysqlBench;
                 let joint = if url.contains('?') { '&' } else { '?' };
                 let tls_url = format!(
                     "{url}{joint}sslmode=verify-full&sslrootcert={}",
                     ca.display()
                 );
                 let mut benches = Vec::new();
-                for spawner in [
-                    Spawner::Tokio(tokio.handle().clone()),
-                    Spawner::Smol,
-                    Spawner::AsyncStd,
-                ] {
-                    let name = spawner.impl_name();
+                for (spawner, nospin) in anysql_configs(tokio.handle(), args.loaded) {
+                    let name = if nospin {
+                        spawner.nospin_name()
+                    } else {
+                        spawner.impl_name()
+                    };
                     let pg = Some((tls_url.as_str(), &tls_tables));
-                    match AnysqlBench::new(spawner, None, pg, &sizes) {
+                    match AnysqlBench::new(spawner, None, pg, &sizes, nospin) {
                         Ok((bench, problems)) => {
                             benches.push(tls_rows::TlsRows(bench));
                             problems.into_iter().for_each(|p| out.note(p));

@@ -6,7 +6,6 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures_lite::StreamExt;
 use tokio::runtime::Handle;
@@ -14,7 +13,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use crate::common::{us_per, Bench, Db, M1Args, RepResult, Sizes, Workload};
+use crate::common::{Bench, Db, Figure, M1Args, RepResult, Sizes, Stopwatch, Workload};
 
 /// This run's tables: `<prefix>_t` (the data) and `<prefix>_ins` (the insert target).
 #[derive(Clone, Debug)]
@@ -23,6 +22,10 @@ pub struct PgTables {
     pub t: String,
     /// The table P4 and P5 insert into.
     pub ins: String,
+    /// P6's accounts ([`ACCT_ROWS`](crate::common::ACCT_ROWS) rows).
+    pub acct: String,
+    /// P6's history, one row per transaction.
+    pub hist: String,
 }
 
 impl PgTables {
@@ -31,7 +34,37 @@ impl PgTables {
         PgTables {
             t: format!("{prefix}_t"),
             ins: format!("{prefix}_ins"),
+            acct: format!("{prefix}_acct"),
+            hist: format!("{prefix}_hist"),
         }
+    }
+
+    /// P6: the account's balance, its row locked until the transaction ends.
+    pub fn p6_select(&self) -> String {
+        format!("SELECT balance FROM {} WHERE id = $1 FOR UPDATE", self.acct)
+    }
+
+    /// P6: the account's update.
+    pub fn p6_update(&self) -> String {
+        format!(
+            "UPDATE {} SET balance = balance + $2 WHERE id = $1",
+            self.acct
+        )
+    }
+
+    /// P6: the history row.
+    pub fn p6_insert(&self) -> String {
+        format!("INSERT INTO {} (acct, delta) VALUES ($1, $2)", self.hist)
+    }
+
+    /// Empties the history table before each P6 repetition (not timed).
+    pub fn p6_clear(&self) -> String {
+        format!("TRUNCATE {}", self.hist)
+    }
+
+    /// Every table of this run, for `DROP TABLE`.
+    pub fn all(&self) -> String {
+        format!("{}, {}, {}, {}", self.t, self.ins, self.acct, self.hist)
     }
 
     /// One point select by primary key.
@@ -110,9 +143,16 @@ impl RawPg {
                         "CREATE TABLE {t} (id BIGINT PRIMARY KEY, name TEXT, v DOUBLE PRECISION);
                          CREATE TABLE {ins} (id BIGINT PRIMARY KEY, name TEXT, v DOUBLE PRECISION);
                          INSERT INTO {t} SELECT g, 'name-' || g, g * 0.25 FROM generate_series(1, {n}) AS g;
-                         ANALYZE {t};",
+                         CREATE TABLE {acct} (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL);
+                         CREATE TABLE {hist} (acct BIGINT NOT NULL, delta BIGINT NOT NULL);
+                         INSERT INTO {acct} SELECT g, 0 FROM generate_series(1, {acct_rows}) AS g;
+                         ANALYZE {t};
+                         ANALYZE {acct};",
                         t = t.t,
                         ins = t.ins,
+                        acct = t.acct,
+                        hist = t.hist,
+                        acct_rows = crate::common::ACCT_ROWS,
                     ))
                     .await?;
                 let select_one = client.prepare(&t.select_one()).await?;
@@ -138,10 +178,7 @@ impl RawPg {
     pub fn drop_tables(&mut self) -> Result<(), String> {
         self.dropped = true;
         let client = Arc::clone(&self.client);
-        let sql = format!(
-            "DROP TABLE IF EXISTS {}, {}",
-            self.tables.t, self.tables.ins
-        );
+        let sql = format!("DROP TABLE IF EXISTS {}", self.tables.all());
         self.handle
             .block_on(async move { client.batch_execute(&sql).await })
             .map_err(|e| e.to_string())
@@ -149,7 +186,7 @@ impl RawPg {
 
     fn run<F>(&self, fut: F) -> RepResult
     where
-        F: std::future::Future<Output = Result<Vec<(&'static str, f64)>, tokio_postgres::Error>>
+        F: std::future::Future<Output = Result<Vec<Figure>, tokio_postgres::Error>>
             + Send
             + 'static,
     {
@@ -184,19 +221,19 @@ impl Bench for RawPg {
             Workload::P1 => {
                 let stmt = self.select_one.clone();
                 self.run(async move {
-                    let started = Instant::now();
+                    let started = Stopwatch::start();
                     for i in 0..n {
                         let id = i as i64 + 1;
                         black_box(decode(&client.query_one(&stmt, &[&id]).await?));
                     }
-                    Ok(vec![("P1", us_per(started.elapsed(), n))])
+                    Ok(vec![started.per("P1", n)])
                 })
             }
             Workload::P2 => {
                 let stmt = self.select_one.clone();
                 let (tasks, queries) = (sizes.p2_tasks, sizes.p2_queries);
                 self.run(async move {
-                    let started = Instant::now();
+                    let started = Stopwatch::start();
                     let mut handles = Vec::with_capacity(tasks);
                     for k in 0..tasks {
                         let (client, stmt) = (Arc::clone(&client), stmt.clone());
@@ -211,14 +248,14 @@ impl Bench for RawPg {
                     for handle in handles {
                         handle.await.expect("P2 task panicked")?;
                     }
-                    Ok(vec![("P2", us_per(started.elapsed(), tasks * queries))])
+                    Ok(vec![started.per("P2", tasks * queries)])
                 })
             }
             Workload::P3 => {
                 let stmt = self.select_all.clone();
                 let passes = sizes.p3_passes;
                 self.run(async move {
-                    let started = Instant::now();
+                    let started = Stopwatch::start();
                     let mut total = 0;
                     for _ in 0..passes {
                         let rows: Vec<_> =
@@ -226,7 +263,7 @@ impl Bench for RawPg {
                         total += rows.len();
                         black_box(rows);
                     }
-                    Ok(vec![("P3", us_per(started.elapsed(), total))])
+                    Ok(vec![started.per("P3", total)])
                 })
             }
             Workload::P4 => {
@@ -235,13 +272,13 @@ impl Bench for RawPg {
                 let rows = Arc::clone(&self.rows);
                 self.run(async move {
                     client.batch_execute(&clear).await?;
-                    let started = Instant::now();
+                    let started = Stopwatch::start();
                     client.batch_execute("BEGIN").await?;
                     for (id, name, v) in rows.iter() {
                         client.execute(&stmt, &[id, name, v]).await?;
                     }
                     client.batch_execute("COMMIT").await?;
-                    Ok(vec![("P4", us_per(started.elapsed(), rows.len()))])
+                    Ok(vec![started.per("P4", rows.len())])
                 })
             }
             Workload::P5 => {
@@ -250,7 +287,7 @@ impl Bench for RawPg {
                 let rows = crate::common::rows(sizes.p5_rows);
                 self.run(async move {
                     client.batch_execute(&clear).await?;
-                    let started = Instant::now();
+                    let started = Stopwatch::start();
                     let sink = client.copy_in(&copy).await?;
                     let types = [Type::INT8, Type::TEXT, Type::FLOAT8];
                     let writer = BinaryCopyInWriter::new(sink, &types);
@@ -260,7 +297,7 @@ impl Bench for RawPg {
                     }
                     let copied = writer.finish().await?;
                     assert_eq!(copied as usize, rows.len());
-                    Ok(vec![("P5", us_per(started.elapsed(), rows.len()))])
+                    Ok(vec![started.per("P5", rows.len())])
                 })
             }
             _ => return None,
@@ -290,7 +327,7 @@ pub fn m1(args: &M1Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let url = args.pg_url.clone();
     let sql = args.db.m1_sql(args.rows);
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let count = runtime
         .block_on(runtime.spawn(async move {
             let client = connect(&url).await?;

@@ -7,11 +7,11 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 
-use crate::common::{rows, us_per, Bench, Db, M1Args, RepResult, Sizes, Workload};
+use crate::common::{rows, Bench, Db, Figure, M1Args, RepResult, Sizes, Stopwatch, Workload};
 
 /// One point select by primary key.
 pub const SELECT_ONE: &str = "SELECT id, name, v FROM t WHERE id = ?1";
@@ -27,13 +27,31 @@ pub const CLEAR: &str = "DELETE FROM t_ins";
 /// ones filled up: every S2/S3 repetition starts from the same state.
 pub const CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
-/// Creates `dir/bench.db` in WAL mode with `t` holding `n` rows and an empty `t_ins`.
+/// S6: the account's balance (its row lock is the transaction's write lock, `BEGIN IMMEDIATE`).
+pub const S6_SELECT: &str = "SELECT balance FROM t_acct WHERE id = ?1";
+/// S6: the account's update.
+pub const S6_UPDATE: &str = "UPDATE t_acct SET balance = balance + ?2 WHERE id = ?1";
+/// S6: the history row.
+pub const S6_INSERT: &str = "INSERT INTO t_hist (acct, delta) VALUES (?1, ?2)";
+/// Empties the history table before each S6 repetition (not timed).
+pub const S6_CLEAR: &str = "DELETE FROM t_hist";
+
+/// Creates `dir/bench.db` in WAL mode with `t` holding `n` rows, an empty `t_ins`, and S6's
+/// `t_acct` ([`ACCT_ROWS`](crate::common::ACCT_ROWS) accounts) and empty `t_hist`.
 pub fn create_database(dir: &Path, n: usize) -> rusqlite::Result<PathBuf> {
     let path = dir.join("bench.db");
     let mut conn = open(&path)?;
     conn.execute_batch(
         "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, v REAL);
-         CREATE TABLE t_ins (id INTEGER PRIMARY KEY, name TEXT, v REAL);",
+         CREATE TABLE t_ins (id INTEGER PRIMARY KEY, name TEXT, v REAL);
+         CREATE TABLE t_acct (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+         CREATE TABLE t_hist (acct INTEGER NOT NULL, delta INTEGER NOT NULL);",
+    )?;
+    conn.execute(
+        "INSERT INTO t_acct (id, balance) \
+         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1) \
+         SELECT x, 0 FROM c",
+        [crate::common::ACCT_ROWS as i64],
     )?;
     let tx = conn.transaction()?;
     {
@@ -84,8 +102,8 @@ impl RawSqlite {
         })
     }
 
-    fn s1(&mut self, n: usize) -> rusqlite::Result<f64> {
-        let started = Instant::now();
+    fn s1(&mut self, n: usize) -> rusqlite::Result<Figure> {
+        let started = Stopwatch::start();
         for i in 0..n {
             let id = (i % self.rows.len()) as i64 + 1;
             let row = self
@@ -94,15 +112,15 @@ impl RawSqlite {
                 .query_row([id], decode)?;
             black_box(row);
         }
-        Ok(us_per(started.elapsed(), n))
+        Ok(started.per("S1", n))
     }
 
     /// S2: one `execute` per row through the statement cache. S3: one statement prepared for the
     /// batch, executed per row. Both in one transaction.
-    fn insert(&mut self, batch: bool) -> rusqlite::Result<f64> {
+    fn insert(&mut self, batch: bool) -> rusqlite::Result<Figure> {
         self.conn.execute(CLEAR, [])?;
         self.conn.query_row(CHECKPOINT, [], |_| Ok(()))?;
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let tx = self.conn.transaction()?;
         if batch {
             let mut stmt = tx.prepare(INSERT)?;
@@ -115,11 +133,11 @@ impl RawSqlite {
             }
         }
         tx.commit()?;
-        Ok(us_per(started.elapsed(), self.rows.len()))
+        Ok(started.per(if batch { "S3" } else { "S2" }, self.rows.len()))
     }
 
-    fn s4(&mut self, passes: usize) -> rusqlite::Result<f64> {
-        let started = Instant::now();
+    fn s4(&mut self, passes: usize) -> rusqlite::Result<Figure> {
+        let started = Stopwatch::start();
         let mut total = 0;
         for _ in 0..passes {
             let mut stmt = self.conn.prepare_cached(SELECT_ALL)?;
@@ -129,7 +147,7 @@ impl RawSqlite {
             total += all.len();
             black_box(all);
         }
-        Ok(us_per(started.elapsed(), total))
+        Ok(started.per("S4", total))
     }
 
     /// Four reader threads and one writer thread, each with its own connection, for `duration`.
@@ -175,20 +193,58 @@ impl RawSqlite {
                 Ok(())
             }));
             start.wait();
-            let started = Instant::now();
+            let started = Stopwatch::start();
             std::thread::sleep(duration);
             stop.store(true, Ordering::Relaxed);
             for handle in handles {
                 handle.join().expect("S5 thread panicked")?;
             }
-            Ok::<_, rusqlite::Error>(started.elapsed())
+            Ok::<_, rusqlite::Error>(started)
         })
         .map_err(|e| e.to_string())?;
-        let secs = elapsed.as_secs_f64();
-        Ok(vec![
-            ("S5r", reads.into_inner() as f64 / secs),
-            ("S5w", writes.into_inner() as f64 / secs),
-        ])
+        Ok(elapsed.rates(&[("S5r", reads.into_inner()), ("S5w", writes.into_inner())]))
+    }
+
+    /// S6: `tasks` OS threads, each with its own connection, each running `per_task` transactions
+    /// of `BEGIN IMMEDIATE`, select, update, insert, `COMMIT` on random accounts.
+    fn s6(&mut self, tasks: usize, per_task: usize) -> RepResult {
+        self.conn.execute(S6_CLEAR, []).map_err(|e| e.to_string())?;
+        let mut conns = Vec::new();
+        for _ in 0..tasks {
+            conns.push(open(&self.path).map_err(|e| e.to_string())?);
+        }
+        let start = Barrier::new(tasks + 1);
+        let started = std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            for (k, mut conn) in conns.into_iter().enumerate() {
+                let start = &start;
+                handles.push(scope.spawn(move || -> rusqlite::Result<()> {
+                    let mut rng = fastrand::Rng::with_seed(k as u64);
+                    start.wait();
+                    for _ in 0..per_task {
+                        let (id, delta) =
+                            crate::common::pick_account(&mut rng, crate::common::ACCT_ROWS);
+                        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                        let balance: i64 = tx
+                            .prepare_cached(S6_SELECT)?
+                            .query_row([id], |r| r.get(0))?;
+                        black_box(balance);
+                        tx.prepare_cached(S6_UPDATE)?.execute(params![id, delta])?;
+                        tx.prepare_cached(S6_INSERT)?.execute(params![id, delta])?;
+                        tx.commit()?;
+                    }
+                    Ok(())
+                }));
+            }
+            start.wait();
+            let started = Stopwatch::start();
+            for handle in handles {
+                handle.join().expect("S6 thread panicked")?;
+            }
+            Ok::<_, rusqlite::Error>(started)
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(started.rates(&[("S6", (tasks * per_task) as u64)]))
     }
 }
 
@@ -198,15 +254,14 @@ impl Bench for RawSqlite {
     }
 
     fn rep(&mut self, workload: Workload, sizes: &Sizes) -> Option<RepResult> {
-        let one = |r: rusqlite::Result<f64>, key: &'static str| {
-            r.map(|v| vec![(key, v)]).map_err(|e| e.to_string())
-        };
+        let one = |r: rusqlite::Result<Figure>| r.map(|f| vec![f]).map_err(|e| e.to_string());
         Some(match workload {
-            Workload::S1 => one(self.s1(sizes.s_rows), "S1"),
-            Workload::S2 => one(self.insert(false), "S2"),
-            Workload::S3 => one(self.insert(true), "S3"),
-            Workload::S4 => one(self.s4(sizes.s4_passes), "S4"),
+            Workload::S1 => one(self.s1(sizes.s_rows)),
+            Workload::S2 => one(self.insert(false)),
+            Workload::S3 => one(self.insert(true)),
+            Workload::S4 => one(self.s4(sizes.s4_passes)),
             Workload::S5 => self.s5(sizes.s5),
+            Workload::S6 => self.s6(sizes.s6_tasks, sizes.s6_tx),
             _ => return None,
         })
     }
@@ -218,6 +273,9 @@ impl Bench for RawSqlite {
                 "rusqlite: one prepared statement executed per row, in a transaction".to_owned()
             }
             Workload::S5 => "5 OS threads, one connection each".to_owned(),
+            Workload::S6 => {
+                "8 OS threads, one connection each; transaction_with_behavior(Immediate), prepare_cached".to_owned()
+            }
             _ => String::new(),
         }
     }
@@ -227,7 +285,7 @@ impl Bench for RawSqlite {
 pub fn m1(args: &M1Args) -> Result<(), String> {
     assert_eq!(args.db, Db::Sqlite);
     let base = crate::common::rss_mb("VmRSS");
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let conn = Connection::open_in_memory().map_err(|e| e.to_string())?;
     let mut stmt = conn
         .prepare(&args.db.m1_sql(args.rows))

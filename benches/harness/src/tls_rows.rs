@@ -1,7 +1,7 @@
 //! The TLS rows: P1 and P3 against the TLS cluster that `cargo xtask bench` starts, anysql with
 //! `sslmode=verify-full` and raw tokio-postgres over the same rustls, reported as `P1t` and `P3t`.
 
-use crate::common::{Bench, RepResult, Sizes, Workload};
+use crate::common::{Bench, Figure, RepResult, Sizes, Workload};
 
 /// `bench`, connected over TLS: runs P1 and P3 only, reporting them as `P1t` and `P3t`.
 pub struct TlsRows<B>(pub B);
@@ -25,7 +25,15 @@ impl<B: Bench> Bench for TlsRows<B> {
             return None;
         }
         let result = self.0.rep(workload, sizes)?;
-        Some(result.map(|values| values.into_iter().map(|(k, v)| (tls_key(k), v)).collect()))
+        Some(result.map(|values| {
+            values
+                .into_iter()
+                .map(|f| Figure {
+                    key: tls_key(f.key),
+                    ..f
+                })
+                .collect()
+        }))
     }
 
     fn note(&self, workload: Workload) -> String {

@@ -4,10 +4,11 @@
 //! workspace because sqlx-sqlite links another `libsqlite3-sys` than anysql's rusqlite. It also
 //! re-measures the raw drivers (rusqlite 0.37, the SQLite the peers link, and tokio-postgres), with
 //! the very code of the main harness, so that the peers' ratios come from one process and one
-//! SQLite build.
+//! SQLite build. P6's raw baseline, tokio-postgres behind deadpool-postgres (a pool of 8), is
+//! measured only here, and the main harness's anysql rows are compared with it.
 //!
 //! ```text
-//! anysql-bench-peers run [--quick] [--only S1,P1] [--json path] [--no-pg] [--impls raw,…]
+//! anysql-bench-peers run [--quick] [--loaded] [--only S1,P1] [--json path] [--no-pg] [--impls raw,…]
 //! anysql-bench-peers m1 <sqlite|pg> <impl> [--quick]
 //! ```
 //!
@@ -15,6 +16,7 @@
 
 #[path = "../../harness/src/common.rs"]
 mod common;
+mod deadpool_bench;
 #[path = "../../harness/src/raw_pg.rs"]
 mod raw_pg;
 #[path = "../../harness/src/raw_sqlite.rs"]
@@ -31,7 +33,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => RunArgs::parse(&args[1..]).and_then(run),
         Some("m1") => M1Args::parse(&args[1..]).and_then(|m1| m1_child(&m1)),
-        _ => Err("usage: anysql-bench-peers run [--quick] [--only S1,P1] [--json path] [--no-pg] [--impls raw,…]\n       \
+        _ => Err("usage: anysql-bench-peers run [--quick] [--loaded] [--only S1,P1] [--json path] [--no-pg] [--impls raw,…]\n       \
                   anysql-bench-peers m1 <sqlite|pg> <impl> [--quick]"
             .to_owned()),
     };
@@ -65,7 +67,7 @@ fn m1_child(args: &M1Args) -> Result<(), String> {
 
 fn run(args: RunArgs) -> Result<(), String> {
     let sizes = Sizes::new(args.quick);
-    let mut out = Output::new("anysql-bench-peers", args.quick, sizes.clone());
+    let mut out = Output::new("anysql-bench-peers", args.quick, args.loaded, sizes.clone());
     out.settings.push((
         "peers_sqlite_version".into(),
         rusqlite::version().to_owned(),
@@ -73,6 +75,10 @@ fn run(args: RunArgs) -> Result<(), String> {
     out.settings.push((
         "sqlx_pg_max_connections".into(),
         sqlx_bench::PG_MAX_CONNECTIONS.to_string(),
+    ));
+    out.settings.push((
+        "deadpool_pool_size".into(),
+        deadpool_bench::POOL_SIZE.to_string(),
     ));
     out.settings.push((
         "sqlx_s3_chunk_rows".into(),
@@ -151,11 +157,26 @@ fn run(args: RunArgs) -> Result<(), String> {
             }
         }
         if let Some(raw) = raw_pg.as_mut() {
+            let mut deadpool = if pg_workloads.contains(&Workload::P6) {
+                match deadpool_bench::DeadpoolBench::new(tokio.handle(), &pg_url, &tables) {
+                    Ok(bench) => Some(bench),
+                    Err(e) => {
+                        out.note(format!("deadpool-postgres: cannot build the pool: {e}"));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
             for &workload in &pg_workloads {
                 eprintln!("{}", workload.id());
                 let mut benches: Vec<&mut dyn Bench> = vec![raw];
+                benches.extend(deadpool.as_mut().map(|b| b as &mut dyn Bench));
                 benches.extend(sqlx.as_mut().map(|b| b as &mut dyn Bench));
                 measure(&mut out, workload, &sizes, &mut args.filter(benches));
+            }
+            if let Some(deadpool) = &deadpool {
+                deadpool.close();
             }
         }
         if let Some(sqlx) = &sqlx {

@@ -16,9 +16,13 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Connection, QueryBuilder, SqlSafeStr, SqlStr};
 use tokio::runtime::Handle;
 
-use crate::common::{us_per, Bench, Db, M1Args, RepResult, Sizes, Workload};
+use crate::common::{pick_account, ACCT_ROWS};
+use crate::common::{Bench, Db, Figure, M1Args, RepResult, Sizes, Stopwatch, Workload};
 use crate::raw_pg::PgTables;
-use crate::raw_sqlite::{CHECKPOINT, CLEAR, INSERT, INSERT_AUTO, SELECT_ALL, SELECT_ONE};
+use crate::raw_sqlite::{
+    CHECKPOINT, CLEAR, INSERT, INSERT_AUTO, S6_CLEAR, S6_INSERT, S6_SELECT, S6_UPDATE, SELECT_ALL,
+    SELECT_ONE,
+};
 
 /// The PostgreSQL pool size (the reference setup: a pool of 8).
 pub const PG_MAX_CONNECTIONS: u32 = 8;
@@ -34,6 +38,10 @@ struct PgSql {
     select_all: SqlStr,
     insert: SqlStr,
     clear: SqlStr,
+    p6_select: SqlStr,
+    p6_update: SqlStr,
+    p6_insert: SqlStr,
+    p6_clear: SqlStr,
 }
 
 /// sqlx.
@@ -65,11 +73,11 @@ impl SqlxBench {
         let sqlite = match sqlite_path {
             Some(path) => {
                 let options = sqlite_options(path);
-                // Five: S5 holds one connection per reader and one for the writer.
+                // Eight: S6 runs 8 tasks (S5 holds 5: one per reader and one for the writer).
                 Some(
                     handle.block_on(
                         SqlitePoolOptions::new()
-                            .max_connections(5)
+                            .max_connections(8)
                             .connect_with(options),
                     )?,
                 )
@@ -91,6 +99,10 @@ impl SqlxBench {
                         select_all: sql(tables.select_all()),
                         insert: sql(tables.insert()),
                         clear: sql(tables.clear()),
+                        p6_select: sql(tables.p6_select()),
+                        p6_update: sql(tables.p6_update()),
+                        p6_insert: sql(tables.p6_insert()),
+                        p6_clear: sql(tables.p6_clear()),
                     }),
                 ))
             }
@@ -107,7 +119,7 @@ impl SqlxBench {
 
     fn run<F>(&self, fut: F) -> RepResult
     where
-        F: Future<Output = Result<Vec<(&'static str, f64)>, sqlx::Error>> + Send + 'static,
+        F: Future<Output = Result<Vec<Figure>, sqlx::Error>> + Send + 'static,
     {
         match self.handle.block_on(self.handle.spawn(fut)) {
             Ok(result) => result.map_err(|e| e.to_string()),
@@ -146,6 +158,7 @@ impl Bench for SqlxBench {
                 }
                 Workload::P3 => self.run(p3(pool, sql, sizes.p3_passes)),
                 Workload::P4 => self.run(p4(pool, sql, rows)),
+                Workload::P6 => self.run(p6(pool, sql, sizes.p6_tasks, sizes.p6_tx)),
                 // P5 (COPY) is anysql against raw tokio-postgres only.
                 _ => return None,
             });
@@ -158,6 +171,7 @@ impl Bench for SqlxBench {
             Workload::S3 => self.run(s3(pool, rows)),
             Workload::S4 => self.run(s4(pool, sizes.s4_passes)),
             Workload::S5 => self.run(s5(pool, rows.len(), sizes.s5)),
+            Workload::S6 => self.run(s6(pool, sizes.s6_tasks, sizes.s6_tx)),
             _ => return None,
         })
     }
@@ -168,15 +182,19 @@ impl Bench for SqlxBench {
                 "no execute-many in sqlx: QueryBuilder::push_values, multi-row INSERTs of {S3_CHUNK} rows, in a transaction"
             ),
             Workload::S5 => "5 tasks, one pooled connection each".to_owned(),
+            Workload::S6 => {
+                "8 tasks, pool.begin_with(\"BEGIN IMMEDIATE\") per transaction, pool of 8".to_owned()
+            }
+            Workload::P6 => format!("64 tasks, pool.begin() per transaction, pool of {PG_MAX_CONNECTIONS}"),
             Workload::P2 => format!("query.fetch_one(&pool) per query, pool of {PG_MAX_CONNECTIONS}"),
             _ => "one pooled connection, acquired before the clock starts".to_owned(),
         }
     }
 }
 
-async fn s1(pool: SqlitePool, n: usize) -> Result<Vec<(&'static str, f64)>, sqlx::Error> {
+async fn s1(pool: SqlitePool, n: usize) -> Result<Vec<Figure>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     for i in 0..n {
         let id = i as i64 + 1;
         let row: Tuple = sqlx::query_as(SELECT_ONE)
@@ -185,17 +203,14 @@ async fn s1(pool: SqlitePool, n: usize) -> Result<Vec<(&'static str, f64)>, sqlx
             .await?;
         black_box(row);
     }
-    Ok(vec![("S1", us_per(started.elapsed(), n))])
+    Ok(vec![started.per("S1", n)])
 }
 
-async fn s2(
-    pool: SqlitePool,
-    rows: Arc<Vec<Tuple>>,
-) -> Result<Vec<(&'static str, f64)>, sqlx::Error> {
+async fn s2(pool: SqlitePool, rows: Arc<Vec<Tuple>>) -> Result<Vec<Figure>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     sqlx::query(CLEAR).execute(&mut *conn).await?;
     sqlx::query(CHECKPOINT).fetch_all(&mut *conn).await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut tx = conn.begin().await?;
     for (id, name, v) in rows.iter() {
         sqlx::query(INSERT)
@@ -206,17 +221,14 @@ async fn s2(
             .await?;
     }
     tx.commit().await?;
-    Ok(vec![("S2", us_per(started.elapsed(), rows.len()))])
+    Ok(vec![started.per("S2", rows.len())])
 }
 
-async fn s3(
-    pool: SqlitePool,
-    rows: Arc<Vec<Tuple>>,
-) -> Result<Vec<(&'static str, f64)>, sqlx::Error> {
+async fn s3(pool: SqlitePool, rows: Arc<Vec<Tuple>>) -> Result<Vec<Figure>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     sqlx::query(CLEAR).execute(&mut *conn).await?;
     sqlx::query(CHECKPOINT).fetch_all(&mut *conn).await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut tx = conn.begin().await?;
     for chunk in rows.chunks(S3_CHUNK) {
         let mut builder = QueryBuilder::<Sqlite>::new("INSERT INTO t_ins (id, name, v) ");
@@ -226,33 +238,29 @@ async fn s3(
         builder.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok(vec![("S3", us_per(started.elapsed(), rows.len()))])
+    Ok(vec![started.per("S3", rows.len())])
 }
 
-async fn s4(pool: SqlitePool, passes: usize) -> Result<Vec<(&'static str, f64)>, sqlx::Error> {
+async fn s4(pool: SqlitePool, passes: usize) -> Result<Vec<Figure>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut total = 0;
     for _ in 0..passes {
         let all: Vec<Tuple> = sqlx::query_as(SELECT_ALL).fetch_all(&mut *conn).await?;
         total += all.len();
         black_box(all);
     }
-    Ok(vec![("S4", us_per(started.elapsed(), total))])
+    Ok(vec![started.per("S4", total)])
 }
 
-async fn s5(
-    pool: SqlitePool,
-    n: usize,
-    duration: Duration,
-) -> Result<Vec<(&'static str, f64)>, sqlx::Error> {
+async fn s5(pool: SqlitePool, n: usize, duration: Duration) -> Result<Vec<Figure>, sqlx::Error> {
     let mut conns = Vec::new();
     for _ in 0..5 {
         conns.push(pool.acquire().await?);
     }
     let mut writer = conns.pop().expect("five connections");
-    let started = Instant::now();
-    let deadline = started + duration;
+    let started = Stopwatch::start();
+    let deadline = started.started_at() + duration;
     let mut readers = Vec::new();
     for (k, mut conn) in conns.into_iter().enumerate() {
         readers.push(tokio::spawn(async move {
@@ -287,20 +295,12 @@ async fn s5(
         reads += reader.await.expect("S5 reader panicked")?;
     }
     let writes = write.await.expect("S5 writer panicked")?;
-    let secs = started.elapsed().as_secs_f64();
-    Ok(vec![
-        ("S5r", reads as f64 / secs),
-        ("S5w", writes as f64 / secs),
-    ])
+    Ok(started.rates(&[("S5r", reads), ("S5w", writes)]))
 }
 
-async fn p1(
-    pool: PgPool,
-    sql: Arc<PgSql>,
-    n: usize,
-) -> Result<Vec<(&'static str, f64)>, sqlx::Error> {
+async fn p1(pool: PgPool, sql: Arc<PgSql>, n: usize) -> Result<Vec<Figure>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     for i in 0..n {
         let id = i as i64 + 1;
         let row: Tuple = sqlx::query_as(sql.select_one.clone())
@@ -309,7 +309,7 @@ async fn p1(
             .await?;
         black_box(row);
     }
-    Ok(vec![("P1", us_per(started.elapsed(), n))])
+    Ok(vec![started.per("P1", n)])
 }
 
 async fn p2(
@@ -318,8 +318,8 @@ async fn p2(
     n: usize,
     tasks: usize,
     queries: usize,
-) -> Result<Vec<(&'static str, f64)>, sqlx::Error> {
-    let started = Instant::now();
+) -> Result<Vec<Figure>, sqlx::Error> {
+    let started = Stopwatch::start();
     let mut handles = Vec::with_capacity(tasks);
     for k in 0..tasks {
         let (pool, sql) = (pool.clone(), Arc::clone(&sql));
@@ -338,16 +338,12 @@ async fn p2(
     for handle in handles {
         handle.await.expect("P2 task panicked")?;
     }
-    Ok(vec![("P2", us_per(started.elapsed(), tasks * queries))])
+    Ok(vec![started.per("P2", tasks * queries)])
 }
 
-async fn p3(
-    pool: PgPool,
-    sql: Arc<PgSql>,
-    passes: usize,
-) -> Result<Vec<(&'static str, f64)>, sqlx::Error> {
+async fn p3(pool: PgPool, sql: Arc<PgSql>, passes: usize) -> Result<Vec<Figure>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut total = 0;
     for _ in 0..passes {
         let all: Vec<Tuple> = sqlx::query_as(sql.select_all.clone())
@@ -356,19 +352,19 @@ async fn p3(
         total += all.len();
         black_box(all);
     }
-    Ok(vec![("P3", us_per(started.elapsed(), total))])
+    Ok(vec![started.per("P3", total)])
 }
 
 async fn p4(
     pool: PgPool,
     sql: Arc<PgSql>,
     rows: Arc<Vec<Tuple>>,
-) -> Result<Vec<(&'static str, f64)>, sqlx::Error> {
+) -> Result<Vec<Figure>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     sqlx::query::<Postgres>(sql.clear.clone())
         .execute(&mut *conn)
         .await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut tx = conn.begin().await?;
     for (id, name, v) in rows.iter() {
         sqlx::query(sql.insert.clone())
@@ -379,7 +375,90 @@ async fn p4(
             .await?;
     }
     tx.commit().await?;
-    Ok(vec![("P4", us_per(started.elapsed(), rows.len()))])
+    Ok(vec![started.per("P4", rows.len())])
+}
+
+/// S6: `tasks` tasks, each running `per_task` write transactions on random accounts.
+async fn s6(pool: SqlitePool, tasks: usize, per_task: usize) -> Result<Vec<Figure>, sqlx::Error> {
+    sqlx::query(S6_CLEAR).execute(&pool).await?;
+    let started = Stopwatch::start();
+    let mut handles = Vec::with_capacity(tasks);
+    for k in 0..tasks {
+        let pool = pool.clone();
+        handles.push(tokio::spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(k as u64);
+            for _ in 0..per_task {
+                let (id, delta) = pick_account(&mut rng, ACCT_ROWS);
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let (balance,): (i64,) = sqlx::query_as(S6_SELECT)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                black_box(balance);
+                sqlx::query(S6_UPDATE)
+                    .bind(id)
+                    .bind(delta)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(S6_INSERT)
+                    .bind(id)
+                    .bind(delta)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Ok::<(), sqlx::Error>(())
+        }));
+    }
+    for handle in handles {
+        handle.await.expect("S6 task panicked")?;
+    }
+    Ok(started.rates(&[("S6", (tasks * per_task) as u64)]))
+}
+
+/// P6: `tasks` tasks on the pool, each running `per_task` transactions on random accounts.
+async fn p6(
+    pool: PgPool,
+    sql: Arc<PgSql>,
+    tasks: usize,
+    per_task: usize,
+) -> Result<Vec<Figure>, sqlx::Error> {
+    sqlx::query::<Postgres>(sql.p6_clear.clone())
+        .execute(&pool)
+        .await?;
+    let started = Stopwatch::start();
+    let mut handles = Vec::with_capacity(tasks);
+    for k in 0..tasks {
+        let (pool, sql) = (pool.clone(), Arc::clone(&sql));
+        handles.push(tokio::spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(k as u64);
+            for _ in 0..per_task {
+                let (id, delta) = pick_account(&mut rng, ACCT_ROWS);
+                let mut tx = pool.begin().await?;
+                let (balance,): (i64,) = sqlx::query_as(sql.p6_select.clone())
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                black_box(balance);
+                sqlx::query(sql.p6_update.clone())
+                    .bind(id)
+                    .bind(delta)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql.p6_insert.clone())
+                    .bind(id)
+                    .bind(delta)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Ok::<(), sqlx::Error>(())
+        }));
+    }
+    for handle in handles {
+        handle.await.expect("P6 task panicked")?;
+    }
+    Ok(started.rates(&[("P6", (tasks * per_task) as u64)]))
 }
 
 /// M1 with sqlx: `query_as(..).fetch(&mut conn)`, consumed as a stream.
@@ -388,7 +467,7 @@ pub fn m1(args: &M1Args) -> Result<(), String> {
     let runtime = crate::tokio_runtime();
     let sql = AssertSqlSafe(args.db.m1_sql(args.rows)).into_sql_str();
     let (db, url) = (args.db, args.pg_url.clone());
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let count = runtime
         .block_on(runtime.spawn(async move {
             let mut count = 0;

@@ -11,7 +11,7 @@ use rusqlite::params;
 use tokio::runtime::Handle;
 use tokio_rusqlite::Connection;
 
-use crate::common::{us_per, Bench, Db, M1Args, RepResult, Sizes, Workload};
+use crate::common::{Bench, Db, Figure, M1Args, RepResult, Sizes, Stopwatch, Workload};
 use crate::raw_sqlite::{CHECKPOINT, CLEAR, INSERT, INSERT_AUTO, SELECT_ALL, SELECT_ONE};
 
 type Tuple = (i64, String, f64);
@@ -63,7 +63,7 @@ impl TokioRusqliteBench {
 
     fn run<F>(&self, fut: F) -> RepResult
     where
-        F: Future<Output = Result<Vec<(&'static str, f64)>, Error>> + Send + 'static,
+        F: Future<Output = Result<Vec<Figure>, Error>> + Send + 'static,
     {
         match self.handle.block_on(self.handle.spawn(fut)) {
             Ok(result) => result.map_err(|e| e.to_string()),
@@ -103,9 +103,9 @@ impl Bench for TokioRusqliteBench {
     }
 }
 
-async fn s1(conns: Arc<Vec<Connection>>, n: usize) -> Result<Vec<(&'static str, f64)>, Error> {
+async fn s1(conns: Arc<Vec<Connection>>, n: usize) -> Result<Vec<Figure>, Error> {
     let conn = &conns[0];
-    let started = Instant::now();
+    let started = Stopwatch::start();
     for i in 0..n {
         let id = i as i64 + 1;
         let row = conn
@@ -113,20 +113,17 @@ async fn s1(conns: Arc<Vec<Connection>>, n: usize) -> Result<Vec<(&'static str, 
             .await?;
         black_box(row);
     }
-    Ok(vec![("S1", us_per(started.elapsed(), n))])
+    Ok(vec![started.per("S1", n)])
 }
 
-async fn s2(
-    conns: Arc<Vec<Connection>>,
-    rows: Arc<Vec<Tuple>>,
-) -> Result<Vec<(&'static str, f64)>, Error> {
+async fn s2(conns: Arc<Vec<Connection>>, rows: Arc<Vec<Tuple>>) -> Result<Vec<Figure>, Error> {
     let conn = &conns[0];
     conn.call(|c| {
         c.execute(CLEAR, [])?;
         c.query_row(CHECKPOINT, [], |_| Ok(()))
     })
     .await?;
-    let started = Instant::now();
+    let started = Stopwatch::start();
     conn.call(|c| c.execute_batch("BEGIN")).await?;
     for (id, name, v) in rows.iter() {
         let (id, name, v) = (*id, name.clone(), *v);
@@ -134,13 +131,10 @@ async fn s2(
             .await?;
     }
     conn.call(|c| c.execute_batch("COMMIT")).await?;
-    Ok(vec![("S2", us_per(started.elapsed(), rows.len()))])
+    Ok(vec![started.per("S2", rows.len())])
 }
 
-async fn s3(
-    conns: Arc<Vec<Connection>>,
-    rows: Arc<Vec<Tuple>>,
-) -> Result<Vec<(&'static str, f64)>, Error> {
+async fn s3(conns: Arc<Vec<Connection>>, rows: Arc<Vec<Tuple>>) -> Result<Vec<Figure>, Error> {
     let conn = &conns[0];
     conn.call(|c| {
         c.execute(CLEAR, [])?;
@@ -148,7 +142,7 @@ async fn s3(
     })
     .await?;
     let n = rows.len();
-    let started = Instant::now();
+    let started = Stopwatch::start();
     conn.call(move |c| {
         let tx = c.transaction()?;
         {
@@ -160,12 +154,12 @@ async fn s3(
         tx.commit()
     })
     .await?;
-    Ok(vec![("S3", us_per(started.elapsed(), n))])
+    Ok(vec![started.per("S3", n)])
 }
 
-async fn s4(conns: Arc<Vec<Connection>>, passes: usize) -> Result<Vec<(&'static str, f64)>, Error> {
+async fn s4(conns: Arc<Vec<Connection>>, passes: usize) -> Result<Vec<Figure>, Error> {
     let conn = &conns[0];
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut total = 0;
     for _ in 0..passes {
         let all: Vec<Tuple> = conn
@@ -178,16 +172,16 @@ async fn s4(conns: Arc<Vec<Connection>>, passes: usize) -> Result<Vec<(&'static 
         total += all.len();
         black_box(all);
     }
-    Ok(vec![("S4", us_per(started.elapsed(), total))])
+    Ok(vec![started.per("S4", total)])
 }
 
 async fn s5(
     conns: Arc<Vec<Connection>>,
     n: usize,
     duration: Duration,
-) -> Result<Vec<(&'static str, f64)>, Error> {
-    let started = Instant::now();
-    let deadline = started + duration;
+) -> Result<Vec<Figure>, Error> {
+    let started = Stopwatch::start();
+    let deadline = started.started_at() + duration;
     let mut readers = Vec::new();
     for k in 0..4 {
         let conns = Arc::clone(&conns);
@@ -221,11 +215,7 @@ async fn s5(
         reads += reader.await.expect("S5 reader panicked")?;
     }
     let writes = write.await.expect("S5 writer panicked")?;
-    let secs = started.elapsed().as_secs_f64();
-    Ok(vec![
-        ("S5r", reads as f64 / secs),
-        ("S5w", writes as f64 / secs),
-    ])
+    Ok(started.rates(&[("S5r", reads), ("S5w", writes)]))
 }
 
 /// M1 with tokio-rusqlite: it has no row stream, so one call iterates the rows on its thread.
@@ -234,7 +224,7 @@ pub fn m1(args: &M1Args) -> Result<(), String> {
     let base = crate::common::rss_mb("VmRSS");
     let runtime = crate::tokio_runtime();
     let sql = args.db.m1_sql(args.rows);
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let count = runtime
         .block_on(runtime.spawn(async move {
             let conn = Connection::open_in_memory()
