@@ -22,6 +22,7 @@ use crate::pg::{self, PgMode, PgSupply, ServerBinaries};
 
 pub const USAGE: &str = "\
 Usage: cargo xtask bench [--quick] [--loaded] [--only S1,P1] [--json PATH] [--pg auto|throwaway|none]
+       cargo xtask bench --tracing [--quick] [--pg MODE]
 
 Builds the benchmark binaries in release mode, runs the main harness (raw drivers, anysql on tokio,
 smol and async-std) and then the peers (sqlx, tokio-rusqlite) on the same sizes, and prints one table:
@@ -39,6 +40,11 @@ Options:
   --json PATH       where to write the merged results (default target/bench/results.json)
   --pg MODE         where PostgreSQL comes from: auto (ANYSQL_PG_URL, else the default service,
                     else a throwaway cluster; the default), throwaway, or none (skip P1-P6)
+  --tracing         instead of the table: what the `tracing` feature costs anysql on tokio in S1
+                    and P1, in three states measured in turn for five rounds (three with
+                    --quick): built without the feature, with it and no subscriber, and with a
+                    `tracing-subscriber` fmt layer formatting every statement's span (into a
+                    sink); writes target/bench/tracing.md
 
 With PostgreSQL and its server binaries, P1 and P3 also run over TLS (rows P1t and P3t: anysql with
 sslmode=verify-full, raw tokio-postgres over the same rustls) against a throwaway cluster with
@@ -57,6 +63,7 @@ struct Options {
     only: Option<String>,
     json: Option<PathBuf>,
     pg: PgMode,
+    tracing: bool,
     help: bool,
 }
 
@@ -72,6 +79,7 @@ impl Options {
             match arg.as_str() {
                 "--quick" => options.quick = true,
                 "--loaded" => options.loaded = true,
+                "--tracing" => options.tracing = true,
                 "--only" => options.only = Some(value()?.clone()),
                 // Relative to where the user ran cargo, not to the workspace root.
                 "--json" => options.json = Some(std::env::current_dir()?.join(value()?)),
@@ -119,6 +127,13 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
     let peers_manifest = root.join("benches/peers/Cargo.toml");
     // Under this workspace's target directory (CARGO_TARGET_DIR included), beside the harness.
     let peers_target = target.join("peers");
+
+    if options.tracing {
+        if options.loaded || options.only.is_some() {
+            bail!("--tracing measures S1 and P1 on its own; it takes neither --loaded nor --only");
+        }
+        return tracing_cost(sh, &options, &cargo, &target, &out_dir);
+    }
 
     println!("== building the benchmarks (release)");
     cmd!(sh, "{cargo} build --release --locked -p anysql-benches").run()?;
@@ -228,6 +243,92 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--tracing`: the harness built twice, without and with the `tracing` feature, measuring
+/// anysql on tokio in S1 and P1 in three states, in turn, round after round.
+fn tracing_cost(
+    sh: &Shell,
+    options: &Options,
+    cargo: &str,
+    target: &Path,
+    out_dir: &Path,
+) -> Result<ExitCode> {
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let built = target.join("release/anysql-benches");
+    let plain = out_dir.join("anysql-benches-plain");
+    let traced = out_dir.join("anysql-benches-traced");
+    println!("== building the harness without and with the tracing feature (release)");
+    cmd!(sh, "{cargo} build --release --locked -p anysql-benches").run()?;
+    std::fs::copy(&built, &plain).with_context(|| format!("cannot copy {}", built.display()))?;
+    cmd!(
+        sh,
+        "{cargo} build --release --locked -p anysql-benches --features tracing"
+    )
+    .run()?;
+    std::fs::copy(&built, &traced).with_context(|| format!("cannot copy {}", built.display()))?;
+
+    let server = match pg::acquire(options.pg, target) {
+        PgSupply::Ready(found) => {
+            println!("PostgreSQL: {}", found.origin);
+            Some(found)
+        }
+        PgSupply::Unavailable(why) => {
+            println!("PostgreSQL: skipped ({why}); S1 only");
+            None
+        }
+        PgSupply::Broken(why) => {
+            println!("PostgreSQL: skipped: {why}; S1 only");
+            None
+        }
+    };
+    let result = (|| -> Result<()> {
+        let _env = server
+            .as_ref()
+            .map(|s| sh.push_env("ANYSQL_PG_URL", &s.url));
+        let rounds = if options.quick { 3 } else { 5 };
+        let mut round_args = Vec::new();
+        for round in 0..rounds {
+            let mut files = Vec::new();
+            for (state, binary, subscriber) in [
+                ("plain", &plain, false),
+                ("off", &traced, false),
+                ("on", &traced, true),
+            ] {
+                println!("\n== round {}/{rounds}: {state}", round + 1);
+                let json = out_dir.join(format!("tracing-{round}-{state}.json"));
+                let mut args = Options {
+                    quick: options.quick,
+                    only: Some(if server.is_some() { "S1,P1" } else { "S1" }.to_owned()),
+                    ..Options::default()
+                }
+                .run_args(&json, server.is_some());
+                args.extend(["--impls".to_owned(), "anysql-tokio".to_owned()]);
+                let command = cmd!(sh, "{binary} {args...}");
+                if subscriber {
+                    command.env("ANYSQL_BENCH_SUBSCRIBER", "1").run()?;
+                } else {
+                    command.env_remove("ANYSQL_BENCH_SUBSCRIBER").run()?;
+                }
+                files.push(json.display().to_string());
+            }
+            round_args.extend(["--round".to_owned(), files.join(",")]);
+        }
+        let markdown = out_dir.join("tracing.md");
+        println!();
+        cmd!(
+            sh,
+            "{plain} tracing-cost {round_args...} --markdown {markdown}"
+        )
+        .run()?;
+        Ok(())
+    })();
+    if let Some(server) = server {
+        server.shut_down()?;
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +357,12 @@ mod tests {
         let args = parse(&[]).unwrap().run_args(Path::new("x.json"), false);
         assert!(!args.iter().any(|a| a == "--loaded"));
         assert_eq!(args.last().map(String::as_str), Some("--no-pg"));
+    }
+
+    #[test]
+    fn tracing_is_an_option() {
+        assert!(parse(&["--tracing", "--quick"]).unwrap().tracing);
+        assert!(!parse(&[]).unwrap().tracing);
     }
 
     #[test]

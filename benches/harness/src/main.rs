@@ -11,6 +11,7 @@
 //! anysql-benches m1 <sqlite|pg> <impl> [--quick]              one M1 child (fresh process, peak RSS)
 //! anysql-benches report --input a.json [--input b.json] [--json out.json] [--svg chart.svg] [--idle idle.json]
 //! anysql-benches load [--threads N] [--seconds S]                 the competing load of --loaded runs
+//! anysql-benches tracing-cost --round plain.json,off.json,on.json   the tracing feature's cost
 //! ```
 //!
 //! PostgreSQL comes from `ANYSQL_PG_URL`, else `postgres://root@127.0.0.1:5432/test`; this run's
@@ -27,6 +28,7 @@ mod raw_sqlite;
 mod raw_tls;
 mod report;
 mod tls_rows;
+mod tracing_cost;
 
 #[cfg(feature = "anysql")]
 mod anysql_bench;
@@ -41,11 +43,13 @@ fn main() -> ExitCode {
         Some("run") => RunArgs::parse(&args[1..]).and_then(run),
         Some("m1") => M1Args::parse(&args[1..]).and_then(|m1| m1_child(&m1)),
         Some("report") => report::main(&args[1..]),
+        Some("tracing-cost") => tracing_cost::main(&args[1..]),
         Some("load") => load::LoadArgs::parse(&args[1..]).and_then(|load| load::main(&load)),
         _ => Err("usage: anysql-benches run [--quick] [--loaded] [--only S1,P1] [--json path] [--no-pg] [--impls raw,…]\n       \
                   anysql-benches m1 <sqlite|pg> <impl> [--quick]\n       \
                   anysql-benches report --input a.json [--input b.json] [--json out.json] [--svg chart.svg] [--idle idle.json]\n       \
-                  anysql-benches load [--threads N] [--seconds S]"
+                  anysql-benches load [--threads N] [--seconds S]\n       \
+                  anysql-benches tracing-cost --round plain.json,off.json,on.json [--round …] [--markdown out.md]"
             .to_owned()),
     };
     match result {
@@ -96,6 +100,8 @@ fn anysql_configs(
 }
 
 fn run(args: RunArgs) -> Result<(), String> {
+    #[cfg(feature = "tracing")]
+    tracing_cost::install_subscriber();
     let sizes = Sizes::new(args.quick);
     let mut out = Output::new("anysql-benches", args.quick, args.loaded, sizes.clone());
     out.settings

@@ -735,7 +735,7 @@ fn commit() -> Option<String> {
 }
 
 /// Reads and parses one JSON file.
-fn read_json(path: &Path) -> Result<Value, String> {
+pub(crate) fn read_json(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str::<Value>(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
