@@ -671,63 +671,52 @@ struct TracedCopy<C: ?Sized> {
 }
 
 impl<C: ?Sized> TracedCopy<C> {
-    /// Ends the COPY with `finish` in its span and records how it ended.
-    async fn end(
-        span: Span,
-        sql: String,
-        started: Instant,
-        telemetry: Arc<Telemetry>,
-        finish: impl Future<Output = Result<u64, Error>>,
-    ) -> Result<u64, Error> {
-        let result = finish.instrument(span.clone()).await;
-        telemetry.finish(&span, &sql, started, &result, affected);
-        result
-    }
-}
-
-#[async_trait]
-impl<'c> DriverCopyIn for TracedCopy<dyn DriverCopyIn + 'c> {
-    async fn send(&mut self, data: &[u8]) -> Result<(), Error> {
-        let span = self.span.clone();
-        let result = self.inner.send(data).instrument(span.clone()).await;
-        if let Err(error) = &result {
-            record_error(&span, error);
-        }
-        result
-    }
-
-    async fn finish(self: Box<Self>) -> Result<u64, Error> {
+    /// Ends the COPY with `finish` (the driver's) in its span and records how it ended.
+    async fn end<F>(self, finish: impl FnOnce(Box<C>) -> F) -> Result<u64, Error>
+    where
+        F: Future<Output = Result<u64, Error>>,
+    {
         let TracedCopy {
             inner,
             span,
             sql,
             started,
             telemetry,
-        } = *self;
-        Self::end(span, sql, started, telemetry, inner.finish()).await
+        } = self;
+        let result = finish(inner).instrument(span.clone()).await;
+        telemetry.finish(&span, &sql, started, &result, affected);
+        result
+    }
+}
+
+/// Runs one step of a COPY (a send or a write) in its span, recording a failure there.
+async fn copy_step(span: Span, step: impl Future<Output = Result<(), Error>>) -> Result<(), Error> {
+    let result = step.instrument(span.clone()).await;
+    if let Err(error) = &result {
+        record_error(&span, error);
+    }
+    result
+}
+
+#[async_trait]
+impl<'c> DriverCopyIn for TracedCopy<dyn DriverCopyIn + 'c> {
+    async fn send(&mut self, data: &[u8]) -> Result<(), Error> {
+        copy_step(self.span.clone(), self.inner.send(data)).await
+    }
+
+    async fn finish(self: Box<Self>) -> Result<u64, Error> {
+        (*self).end(|inner| inner.finish()).await
     }
 }
 
 #[async_trait]
 impl<'c> DriverCopyRows for TracedCopy<dyn DriverCopyRows + 'c> {
     async fn write(&mut self, row: Vec<Value>) -> Result<(), Error> {
-        let span = self.span.clone();
-        let result = self.inner.write(row).instrument(span.clone()).await;
-        if let Err(error) = &result {
-            record_error(&span, error);
-        }
-        result
+        copy_step(self.span.clone(), self.inner.write(row)).await
     }
 
     async fn finish(self: Box<Self>) -> Result<u64, Error> {
-        let TracedCopy {
-            inner,
-            span,
-            sql,
-            started,
-            telemetry,
-        } = *self;
-        Self::end(span, sql, started, telemetry, inner.finish()).await
+        (*self).end(|inner| inner.finish()).await
     }
 }
 
