@@ -211,7 +211,8 @@ pub trait SharedConnection: Send + Sync + fmt::Debug + 'static {
 /// Everything else is provided: [`fetch_all`](Self::fetch_all) and
 /// [`fetch_optional`](Self::fetch_optional) on `fetch_each`, [`execute_many`](Self::execute_many)
 /// on `execute`, and transaction control, which the core runs as SQL through `execute` (a driver
-/// says how to spell `BEGIN` with [`begin_statement`](Self::begin_statement)). A driver overrides a
+/// says how to spell `BEGIN` with [`begin_statement`](Self::begin_statement), and may defer it to
+/// the transaction's first statement by overriding [`begin`](Self::begin)). A driver overrides a
 /// provided method where it has a faster path, and adds [`cancel_handle`](Self::cancel_handle) and
 /// [`broken_error`](Self::broken_error) where it can.
 ///

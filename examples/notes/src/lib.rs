@@ -3,7 +3,7 @@
 //!
 //! It depends on `anysql` with `default-features = false` and only the `macros` and `migrate`
 //! features, so it compiles no runtime and no driver. Every function takes an
-//! [`Executor`](anysql::Executor) (`&engine`, `&mut conn` or `&mut tx`), and the application that
+//! [`Executor`] (`&engine`, `&mut conn` or `&mut tx`), and the application that
 //! uses it — the axum service on tokio, the trillium service on smol, over SQLite or PostgreSQL —
 //! makes those choices. Its migrations are embedded with [`anysql::migrate!`] and run by
 //! [`migrator`].
