@@ -21,6 +21,7 @@ anysql_conformance::cell_tests!(
     reads_go_to_a_replica_and_fall_back_to_the_primary,
     a_read_only_refusal_discards_the_connection_of_a_read_write_engine,
     failover_to_the_promoted_standby_without_rebuilding_the_engine,
+    a_failing_deferred_begin_is_reported_by_the_first_statement,
 );
 
 mod every_cell {
@@ -555,5 +556,101 @@ async fn failover_to_the_promoted_standby_without_rebuilding_the_engine(
     drop(conn);
     engine.close().await;
     drop(standby);
+    Ok(())
+}
+
+/// PostgreSQL sends a transaction's `BEGIN` with its first statement. On a standby,
+/// `BEGIN ISOLATION LEVEL SERIALIZABLE` fails ("cannot use serializable mode in a hot standby"):
+/// the first statement reports that error, and did not run (outside the transaction); the
+/// transaction's later statements fail, its rollback succeeds, a commit reports the failure.
+async fn a_failing_deferred_begin_is_reported_by_the_first_statement(
+    _db: TestDb,
+) -> Result<(), Error> {
+    use anysql::{IsolationLevel, TransactionOptions};
+    let Some(pair) = start_pair("deferred_begin").await? else {
+        return Ok(());
+    };
+    let standby_url = format!(
+        "postgres://postgres@127.0.0.1:{}/test?shared=false",
+        pair.standby.port()
+    );
+    let serializable = TransactionOptions::new().isolation(IsolationLevel::Serializable);
+    let refused = |e: &Error| {
+        e.to_string()
+            .contains("cannot use serializable mode in a hot standby")
+    };
+    for options in ["", "&drive=spawned", "&pgbouncer=true"] {
+        let url = format!("{standby_url}{options}");
+        let engine = anysql::builder(&url).max_size(1).build()?;
+        let observer = anysql::builder(&url).max_size(1).build()?;
+        let mut conn = engine.acquire().await?;
+        for first in ["query", "execute", "simple", "commit"] {
+            let mut tx = conn.begin_with(serializable).await?;
+            // A session-level advisory lock, which a standby grants: held afterwards only if the
+            // statement ran.
+            let error = match first {
+                "query" => tx
+                    .fetch_scalar::<String>("SELECT pg_advisory_lock($1)::text", (6001_i64,))
+                    .await
+                    .map(drop)
+                    .unwrap_err(),
+                "execute" => tx
+                    .execute("SELECT pg_advisory_lock($1)", (6001_i64,))
+                    .await
+                    .map(drop)
+                    .unwrap_err(),
+                "simple" => tx
+                    .execute("SELECT pg_advisory_lock(6001)", ())
+                    .await
+                    .map(drop)
+                    .unwrap_err(),
+                _ => {
+                    let error = tx.commit().await.unwrap_err();
+                    assert!(refused(&error), "{url}, {first}: {error}");
+                    continue;
+                }
+            };
+            assert!(refused(&error), "{url}, {first}: {error}");
+            assert_eq!(error.code(), Some("0A000"), "{url}, {first}: {error}");
+            let free: bool = observer
+                .fetch_scalar("SELECT pg_try_advisory_lock($1)", (6001_i64,))
+                .await?;
+            assert!(free, "{url}, {first}: the first statement ran");
+            observer
+                .execute("SELECT pg_advisory_unlock_all()", ())
+                .await?;
+            // The transaction never started: its statements fail until it ends.
+            let later = tx
+                .fetch_scalar::<i64>("SELECT $1::int8", (1_i64,))
+                .await
+                .unwrap_err();
+            assert_eq!(later.code(), Some("25P02"), "{url}, {first}: {later}");
+            if first == "execute" {
+                let error = tx.commit().await.unwrap_err();
+                assert_eq!(error.code(), Some("25P02"), "{url}, {first}: {error}");
+            } else {
+                tx.rollback().await?;
+            }
+            // The connection goes on, outside any transaction.
+            let one: i64 = conn.fetch_scalar("SELECT $1::int8", (1_i64,)).await?;
+            assert_eq!(one, 1);
+            assert!(!conn.in_transaction());
+        }
+        // Other levels work on a standby, and apply.
+        let mut tx = conn
+            .begin_with(TransactionOptions::new().isolation(IsolationLevel::RepeatableRead))
+            .await?;
+        let level: String = tx
+            .fetch_scalar(
+                "SELECT current_setting('transaction_isolation') || $1::text",
+                ("",),
+            )
+            .await?;
+        assert_eq!(level, "repeatable read");
+        tx.commit().await?;
+        drop(conn);
+        engine.close().await;
+        observer.close().await;
+    }
     Ok(())
 }

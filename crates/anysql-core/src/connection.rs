@@ -103,15 +103,6 @@ async fn control(driver: &mut dyn DriverConnection, sql: &str) -> Result<(), Err
     driver.execute(sql, Vec::new()).await.map(drop)
 }
 
-/// Starts a transaction as the driver spells `BEGIN` for `options`.
-async fn begin(
-    driver: &mut dyn DriverConnection,
-    options: &TransactionOptions,
-) -> Result<(), Error> {
-    let sql = driver.begin_statement(options)?;
-    control(driver, &sql).await
-}
-
 /// Rolls back to the savepoint `name` and releases it.
 async fn rollback_to_savepoint(driver: &mut dyn DriverConnection, name: &str) -> Result<(), Error> {
     control(driver, &format!("ROLLBACK TO SAVEPOINT {name}")).await?;
@@ -389,6 +380,12 @@ impl Connection {
     }
 
     /// Starts a transaction; inside a transaction, starts a nested one as a savepoint.
+    ///
+    /// A driver may send the `BEGIN` with the transaction's first statement instead, saving a
+    /// round trip (the PostgreSQL driver does; see
+    /// [`DriverConnection::begin`](crate::DriverConnection::begin)). The transaction is the same:
+    /// its first statement runs inside it. Only an error of the `BEGIN` itself is reported by
+    /// that first statement (or by `commit`, if there is none) rather than here.
     pub async fn begin(&mut self) -> Result<Transaction<'_>, Error> {
         self.begin_with(TransactionOptions::default()).await
     }
@@ -410,7 +407,9 @@ impl Connection {
         let depth = state.depth;
         state.interrupted = true;
         let result = if depth == 0 {
-            begin(d, &options).await
+            // The driver may defer the `BEGIN` to the first statement (see
+            // `DriverConnection::begin`).
+            d.begin(&options).await
         } else {
             control(d, &format!("SAVEPOINT {}", savepoint_name(depth))).await
         };

@@ -211,7 +211,8 @@ pub trait SharedConnection: Send + Sync + fmt::Debug + 'static {
 /// Everything else is provided: [`fetch_all`](Self::fetch_all) and
 /// [`fetch_optional`](Self::fetch_optional) on `fetch_each`, [`execute_many`](Self::execute_many)
 /// on `execute`, and transaction control, which the core runs as SQL through `execute` (a driver
-/// says how to spell `BEGIN` with [`begin_statement`](Self::begin_statement)). A driver overrides a
+/// says how to spell `BEGIN` with [`begin_statement`](Self::begin_statement), and may defer it to
+/// the transaction's first statement by overriding [`begin`](Self::begin)). A driver overrides a
 /// provided method where it has a faster path, and adds [`cancel_handle`](Self::cancel_handle) and
 /// [`broken_error`](Self::broken_error) where it can.
 ///
@@ -291,9 +292,10 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
     /// How to spell the statement that starts a transaction with `options`; the default is
     /// `BEGIN`, whatever the options.
     ///
-    /// The core runs the whole of transaction control through [`execute`](Self::execute): this
-    /// statement, then `COMMIT` or `ROLLBACK`, and for nested transactions `SAVEPOINT name`,
-    /// `RELEASE SAVEPOINT name` and `ROLLBACK TO SAVEPOINT name` (then `RELEASE SAVEPOINT name`).
+    /// The core runs transaction control through [`begin`](Self::begin) (whose default runs this
+    /// statement through [`execute`](Self::execute)) and otherwise through `execute`: `COMMIT` or
+    /// `ROLLBACK`, and for nested transactions `SAVEPOINT name`, `RELEASE SAVEPOINT name` and
+    /// `ROLLBACK TO SAVEPOINT name` (then `RELEASE SAVEPOINT name`).
     /// Whatever a driver must do around them (wait for its turn to write before a `BEGIN
     /// IMMEDIATE`, report as an error a `COMMIT` that the database turned into a rollback) belongs
     /// in its `execute`, which sees the same statements when an application runs them itself.
@@ -303,6 +305,28 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
     fn begin_statement(&self, options: &TransactionOptions) -> Result<Cow<'static, str>, Error> {
         let _ = options;
         Ok(Cow::Borrowed("BEGIN"))
+    }
+
+    /// Starts a transaction with `options`, outside any: what
+    /// [`Connection::begin`](crate::Connection::begin) runs. The default runs
+    /// [`begin_statement`](Self::begin_statement) through [`execute`](Self::execute).
+    ///
+    /// A driver may instead defer the `BEGIN` and send it with the transaction's first statement,
+    /// saving a round trip (the PostgreSQL driver does). It then owes the caller the same
+    /// transaction as if `BEGIN` had run here:
+    ///
+    /// - nothing of the transaction may run outside it: if the deferred `BEGIN` fails, the
+    ///   statement sent with it must not run, and that statement's call reports `BEGIN`'s error;
+    ///   later statements fail until `ROLLBACK` (which succeeds) or `COMMIT` (which fails);
+    /// - `COMMIT` and `ROLLBACK` through `execute` end the transaction whether or not `BEGIN` was
+    ///   sent yet (a `COMMIT` must still report an error of the `BEGIN`);
+    /// - [`in_transaction`](Self::in_transaction) reports `true` while the `BEGIN` is pending,
+    ///   and [`reset`](Self::reset) forgets it;
+    /// - an operation whose future is dropped after it carried the `BEGIN` leaves the driver to
+    ///   learn, before its next statement, whether the transaction opened.
+    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error> {
+        let sql = self.begin_statement(options)?;
+        self.execute(&sql, Vec::new()).await.map(drop)
     }
 
     /// Checks that the connection is alive with a round trip.

@@ -555,6 +555,19 @@ impl DriverConnection for TracedConnection {
         self.inner.begin_statement(options)
     }
 
+    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error> {
+        let sql = self.inner.begin_statement(options)?;
+        let telemetry = self.telemetry.clone();
+        telemetry
+            .run(
+                &sql,
+                None,
+                |_| RowCount::Affected(0),
+                self.inner.begin(options),
+            )
+            .await
+    }
+
     async fn ping(&mut self) -> Result<(), Error> {
         self.inner.ping().await
     }

@@ -20,12 +20,13 @@ use postgres_types::{ToSql, Type};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::cancel::PgCanceller;
+use crate::deferred::{self, after_carry, not_started, Deferred, Meet};
 use crate::error;
 use crate::io::Io;
 use crate::options::DriveMode;
 use crate::pipeline;
-use crate::session::{is_query_canceled, Session};
-use crate::socket::{SocketHandle, TxnStatus};
+use crate::session::{is_query_canceled, rolled_back_error, Session};
+use crate::socket::{BeginOutcome, BeginProgress, SocketHandle, TxnStatus};
 use crate::sql::{self, SqlInfo, TxnEffect};
 use crate::statements::{Failure, Statements};
 use crate::types::{self, unnamed_param_type, PgParam, RowPlan};
@@ -140,6 +141,8 @@ pub struct PgConnection {
     /// `pgbouncer=true`: the server connection may change after every statement outside a
     /// transaction, so a COPY must run inside one (see [`copy`](crate::copy)).
     pub(crate) behind_pgbouncer: bool,
+    /// A transaction's `BEGIN`, deferred to its first statement.
+    deferred: Deferred,
     pub(crate) io: Io,
 }
 
@@ -163,6 +166,7 @@ impl PgConnection {
             server,
             copy_owned: false,
             behind_pgbouncer: false,
+            deferred: Deferred::None,
             io,
         }
     }
@@ -201,10 +205,17 @@ impl PgConnection {
     /// Whatever `f` does to the session, the driver then learns from the server whether a
     /// transaction is open (the transaction status of the last ReadyForQuery message), and a
     /// connection dropped inside one is rolled back before it goes back to the pool.
+    ///
+    /// In a transaction whose `BEGIN` is still deferred (see the crate docs, Transactions), the
+    /// `BEGIN` is sent first, alone. Should it fail, `f` still runs, outside any transaction, and
+    /// the transaction's next statement reports that it never started.
     pub async fn with_client<T, F>(&mut self, f: F) -> T
     where
         F: for<'c> FnOnce(&'c Client) -> Pin<Box<dyn Future<Output = T> + Send + 'c>>,
     {
+        if !matches!(self.deferred, Deferred::None) {
+            let _ = self.begin_now().await;
+        }
         self.session.in_flight = true;
         let out = self.io.drive(f(&self.client)).await;
         self.session.in_flight = false;
@@ -272,6 +283,148 @@ impl PgConnection {
         }
     }
 
+    /// Learns what became of a `BEGIN` that an operation whose future was dropped had on its
+    /// way: a request queued behind it is answered after it. The transaction is open if the
+    /// server says so; otherwise the `BEGIN` did not run (or failed, unreported, and the statement
+    /// sent with it did not run either), and is pending again.
+    async fn resolve_carried(&mut self) -> Result<(), Error> {
+        let (Deferred::Carried(begin) | Deferred::Sending(begin)) = &self.deferred else {
+            return Ok(());
+        };
+        let begin = begin.clone();
+        self.start()?;
+        let Self { client, io, .. } = self;
+        let result = io
+            .drive(client.simple_query(""))
+            .await
+            .map(drop)
+            .map_err(Failure::from);
+        self.session.settle(None, "", &[], result)?;
+        let progress = self.server.take_begin();
+        if matches!(
+            progress,
+            BeginProgress::Awaiting | BeginProgress::Done(BeginOutcome::Confused)
+        ) || !self.server.settled()
+        {
+            self.session.broken = true;
+            self.deferred = Deferred::None;
+            return Err(Error::connection(
+                "the connection is out of step with the server (a deferred BEGIN went unanswered);                  acquire a new connection",
+            ));
+        }
+        self.session.sync();
+        self.deferred = if self.server.txn_status() == TxnStatus::Idle {
+            Deferred::Pending(begin)
+        } else {
+            Deferred::None
+        };
+        Ok(())
+    }
+
+    /// Sends the pending `BEGIN` alone. If it fails, the transaction never started.
+    async fn send_begin(&mut self, begin: String) -> Result<(), Error> {
+        let info = sql::scan(&begin);
+        self.deferred = Deferred::Sending(begin.clone());
+        let result = self.execute_now(&begin, &info, Vec::new()).await;
+        self.deferred = match &result {
+            Err(_) if !self.session.broken => Deferred::Failed,
+            _ => Deferred::None,
+        };
+        result.map(drop)
+    }
+
+    /// Before an operation that cannot carry a deferred `BEGIN`: sends it first.
+    async fn begin_now(&mut self) -> Result<(), Error> {
+        self.resolve_carried().await?;
+        match std::mem::take(&mut self.deferred) {
+            Deferred::None => Ok(()),
+            Deferred::Pending(begin) => self.send_begin(begin).await,
+            other => {
+                self.deferred = other;
+                Err(not_started())
+            }
+        }
+    }
+
+    /// Before the statement `sql` while the transaction's `BEGIN` is deferred: carries the
+    /// `BEGIN` with it (arms the socket), sends it first, or answers the statement itself
+    /// (`Some`: a `COMMIT` or `ROLLBACK` of the transaction).
+    async fn meet_deferred(
+        &mut self,
+        sql: &str,
+        info: &SqlInfo,
+        extended: bool,
+    ) -> Result<Option<u64>, Error> {
+        self.resolve_carried().await?;
+        let how = deferred::meet(sql, info, extended);
+        match std::mem::take(&mut self.deferred) {
+            Deferred::None => Ok(None),
+            Deferred::Pending(begin) => match how {
+                // Nothing was sent: nothing to undo.
+                Meet::Rollback => Ok(Some(0)),
+                Meet::Commit => {
+                    let both = format!("{begin}; {sql}");
+                    let both_info = sql::scan(&both);
+                    self.deferred = Deferred::Sending(begin);
+                    let result = self.execute_now(&both, &both_info, Vec::new()).await;
+                    self.deferred = Deferred::None;
+                    result.map(Some)
+                }
+                Meet::Carry if self.session.txn() == Some(TxnStatus::Idle) => {
+                    self.server.arm_begin(&begin);
+                    self.deferred = Deferred::Carried(begin);
+                    Ok(None)
+                }
+                Meet::Carry | Meet::Flush => self.send_begin(begin).await.map(|()| None),
+            },
+            Deferred::Failed => {
+                if info.effects.as_slice() == [TxnEffect::Rollback] {
+                    Ok(Some(0))
+                } else if info.effects.as_slice() == [TxnEffect::Commit] {
+                    Err(rolled_back_error())
+                } else {
+                    self.deferred = Deferred::Failed;
+                    Err(not_started())
+                }
+            }
+            // Resolved above.
+            other @ (Deferred::Carried(_) | Deferred::Sending(_)) => {
+                self.deferred = other;
+                Err(not_started())
+            }
+        }
+    }
+
+    /// Runs a statement, the transaction's `BEGIN` settled.
+    async fn execute_now(
+        &mut self,
+        sql: &str,
+        info: &SqlInfo,
+        params: Vec<Value>,
+    ) -> Result<u64, Error> {
+        self.start()?;
+        let Self {
+            client,
+            statements,
+            io,
+            unspecified,
+            ..
+        } = self;
+        let result = io
+            .drive(execute_one(
+                client,
+                statements,
+                sql,
+                info,
+                &params,
+                unspecified,
+            ))
+            .await;
+        after_carry(&mut self.deferred, &self.server, &mut self.session);
+        self.session
+            .settle(Some(&mut self.statements), sql, &info.effects, result)
+    }
+
     /// Runs a query and passes its rows to `sink` through one reused [`Row`], until `sink` says
     /// stop.
     async fn fetch_rows(
@@ -282,6 +435,11 @@ impl PgConnection {
     ) -> Result<(), Error> {
         let info = sql::scan(sql);
         info.check(params.len())?;
+        if !matches!(self.deferred, Deferred::None)
+            && self.meet_deferred(sql, &info, true).await?.is_some()
+        {
+            return Ok(());
+        }
         self.start()?;
         let Self {
             client,
@@ -310,8 +468,53 @@ impl PgConnection {
                 Ok(())
             })
             .await;
+        after_carry(&mut self.deferred, &self.server, &mut self.session);
         self.session
             .settle(Some(&mut self.statements), sql, &info.effects, result)
+    }
+
+    /// [`fetch`](DriverConnection::fetch), the transaction's `BEGIN` settled (or armed).
+    fn fetch_now<'a>(
+        &'a mut self,
+        sql: &'a str,
+        info: SqlInfo,
+        params: Vec<Value>,
+    ) -> RowStream<'a> {
+        if let Err(e) = self.start() {
+            return Box::pin(futures_lite::stream::once(Err(e)));
+        }
+        let Self {
+            client,
+            statements,
+            io,
+            session,
+            unspecified,
+            deferred,
+            server,
+            ..
+        } = self;
+        let client = &*client;
+        let unspecified = &*unspecified;
+        let max_param = info.max_param;
+        let start: BoxFuture<'a, (Result<Started, Failure>, &'a mut Statements)> =
+            Box::pin(async move {
+                let info = SqlInfo {
+                    max_param,
+                    ..SqlInfo::default()
+                };
+                let result =
+                    start_query(client, statements, sql, &info, &params, unspecified).await;
+                (result, statements)
+            });
+        Box::pin(PgRows {
+            io,
+            session,
+            deferred,
+            server,
+            sql,
+            effects: info.effects,
+            phase: Phase::Starting(start),
+        })
     }
 }
 
@@ -337,26 +540,12 @@ impl DriverConnection for PgConnection {
     async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
         let info = sql::scan(sql);
         info.check(params.len())?;
-        self.start()?;
-        let Self {
-            client,
-            statements,
-            io,
-            unspecified,
-            ..
-        } = self;
-        let result = io
-            .drive(execute_one(
-                client,
-                statements,
-                sql,
-                &info,
-                &params,
-                unspecified,
-            ))
-            .await;
-        self.session
-            .settle(Some(&mut self.statements), sql, &info.effects, result)
+        if !matches!(self.deferred, Deferred::None) {
+            if let Some(done) = self.meet_deferred(sql, &info, !params.is_empty()).await? {
+                return Ok(done);
+            }
+        }
+        self.execute_now(sql, &info, params).await
     }
 
     /// Prepares once and pipelines the executes. Outside a transaction the batch runs in a
@@ -370,6 +559,11 @@ impl DriverConnection for PgConnection {
         }
         let info = sql::scan(sql);
         info.check(param_sets.iter().map(Vec::len).max().unwrap_or(0))?;
+        if !matches!(self.deferred, Deferred::None) {
+            // Every set is sent at once: if a `BEGIN` carried by the first failed, the others
+            // would run outside the transaction. So it goes first, alone.
+            self.begin_now().await?;
+        }
         let txn = self.session.txn();
         if txn.is_none() || !info.effects.is_empty() {
             // Nothing safe to pipeline around (the server's last word on the transaction may be
@@ -415,37 +609,47 @@ impl DriverConnection for PgConnection {
 
     fn fetch<'a>(&'a mut self, sql: &'a str, params: Vec<Value>) -> RowStream<'a> {
         let info = sql::scan(sql);
-        if let Err(e) = info.check(params.len()).and_then(|()| self.start()) {
+        if let Err(e) = info.check(params.len()) {
             return Box::pin(futures_lite::stream::once(Err(e)));
         }
-        let Self {
-            client,
-            statements,
-            io,
-            session,
-            unspecified,
-            ..
-        } = self;
-        let client = &*client;
-        let unspecified = &*unspecified;
-        let max_param = info.max_param;
-        let start: BoxFuture<'a, (Result<Started, Failure>, &'a mut Statements)> =
-            Box::pin(async move {
-                let info = SqlInfo {
-                    max_param,
-                    ..SqlInfo::default()
+        match &self.deferred {
+            Deferred::None => self.fetch_now(sql, info, params),
+            // The common case needs no await: arm the socket and go.
+            Deferred::Pending(begin)
+                if deferred::meet(sql, &info, true) == Meet::Carry
+                    && self.session.txn() == Some(TxnStatus::Idle) =>
+            {
+                let begin = begin.clone();
+                self.server.arm_begin(&begin);
+                self.deferred = Deferred::Carried(begin);
+                self.fetch_now(sql, info, params)
+            }
+            _ => {
+                let start = async move {
+                    match self.meet_deferred(sql, &info, true).await {
+                        Ok(None) => self.fetch_now(sql, info, params),
+                        Ok(Some(_)) => Box::pin(futures_lite::stream::empty()) as RowStream<'a>,
+                        Err(e) => Box::pin(futures_lite::stream::once(Err(e))),
+                    }
                 };
-                let result =
-                    start_query(client, statements, sql, &info, &params, unspecified).await;
-                (result, statements)
-            });
-        Box::pin(PgRows {
-            io,
-            session,
-            sql,
-            effects: info.effects,
-            phase: Phase::Starting(start),
-        })
+                Box::pin(futures_lite::stream::once_future(start).flatten())
+            }
+        }
+    }
+
+    /// Defers the `BEGIN` to the transaction's first statement, when the session is idle by the
+    /// server's current word (see the crate docs, Transactions); otherwise runs it now.
+    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error> {
+        let sql = self.begin_statement(options)?;
+        if matches!(self.deferred, Deferred::None)
+            && !self.session.broken
+            && !self.server.copy_in_open()
+            && self.session.txn() == Some(TxnStatus::Idle)
+        {
+            self.deferred = Deferred::Pending(sql.into_owned());
+            return Ok(());
+        }
+        self.execute(&sql, Vec::new()).await.map(drop)
     }
 
     fn begin_statement(&self, options: &TransactionOptions) -> Result<Cow<'static, str>, Error> {
@@ -541,6 +745,10 @@ impl DriverConnection for PgConnection {
                  after ROLLBACK",
             ));
         }
+        // Every request written before the ROLLBACK has been answered (or the connection is
+        // discarded): whatever `BEGIN` was deferred or on its way is over.
+        self.deferred = Deferred::None;
+        self.server.clear_begin();
         match result {
             Ok(()) => {
                 self.session.reset();
@@ -561,7 +769,9 @@ impl DriverConnection for PgConnection {
     /// may be stale, and this says `true` so that [`reset`](DriverConnection::reset) rolls back
     /// after the last reply.
     fn in_transaction(&self) -> bool {
-        self.server_reported_transaction() || !self.server.settled()
+        self.server_reported_transaction()
+            || !self.server.settled()
+            || !matches!(self.deferred, Deferred::None)
     }
 
     fn is_broken(&self) -> bool {
@@ -597,10 +807,12 @@ impl DriverConnection for PgConnection {
     }
 
     async fn copy_in(&mut self, sql: &str) -> Result<Box<dyn DriverCopyIn + '_>, Error> {
+        self.begin_now().await?;
         crate::copy::copy_in(self, sql).await
     }
 
     async fn copy_out(&mut self, sql: &str) -> Result<ByteStream<'_>, Error> {
+        self.begin_now().await?;
         crate::copy::copy_out(self, sql).await
     }
 
@@ -609,6 +821,7 @@ impl DriverConnection for PgConnection {
         table: &str,
         columns: &[&str],
     ) -> Result<Box<dyn DriverCopyRows + '_>, Error> {
+        self.begin_now().await?;
         crate::copy::copy_in_rows(self, table, columns).await
     }
 }
@@ -629,6 +842,8 @@ impl fmt::Debug for PgConnection {
 struct PgRows<'a> {
     io: &'a mut Io,
     session: &'a mut Session,
+    deferred: &'a mut Deferred,
+    server: &'a SocketHandle,
     sql: &'a str,
     effects: Vec<TxnEffect>,
     phase: Phase<'a>,
@@ -667,6 +882,7 @@ impl Stream for PgRows<'_> {
                         }
                         Err(failure) => {
                             this.phase = Phase::Done;
+                            after_carry(this.deferred, this.server, this.session);
                             let error = this.session.settle(
                                 Some(statements),
                                 this.sql,
@@ -695,6 +911,7 @@ impl Stream for PgRows<'_> {
                         Some(Err(e)) => Err(Failure::Pg(e)),
                         None => Ok(()),
                     };
+                    after_carry(this.deferred, this.server, this.session);
                     let result = this.session.settle(
                         Some(&mut **statements),
                         this.sql,

@@ -436,6 +436,38 @@
 //! back to the pool; `reset` fails, and the connection is discarded, if the server still reports a
 //! transaction after its `ROLLBACK`.
 //!
+//! # Transactions
+//!
+//! [`Connection::begin`](anysql_core::Connection::begin) sends nothing: the transaction's `BEGIN`
+//! (with its isolation level, `READ ONLY` and `DEFERRABLE` options) travels with the transaction's
+//! first statement, so that statement costs one round trip instead of two. When that statement
+//! goes by the extended protocol (a query, or `execute` with parameters), the `BEGIN` is written
+//! as Parse, Bind and Execute messages right before it, with no Sync in between: the server takes
+//! both in one implicit block, and if the `BEGIN` fails it skips the statement, which never runs
+//! outside the transaction. The driver takes the `BEGIN`'s replies out of the stream before
+//! tokio-postgres reads it. What the application sees does not change:
+//!
+//! - the first statement runs inside the transaction, with its options, and if it fails the
+//!   transaction is aborted as before (later statements fail with `25P02`, `rollback` works);
+//! - if the `BEGIN` itself fails (`BEGIN ISOLATION LEVEL SERIALIZABLE` on a standby), the first
+//!   statement reports its error, with its SQLSTATE; the transaction never started, so its later
+//!   statements fail with `25P02`, `rollback` succeeds and `commit` fails;
+//! - `begin` then `commit` with no statement in between sends `BEGIN …; COMMIT` in one round trip
+//!   (so an error of the `BEGIN` is still reported); `begin` then `rollback` sends nothing;
+//! - a first statement without parameters (the simple protocol, which cannot share an implicit
+//!   block), a savepoint, a batch, a COPY and [`PgConnection::with_client`] have the `BEGIN` sent
+//!   first, alone, as before;
+//! - a future dropped after its statement carried the `BEGIN` leaves the driver to learn, with a
+//!   round trip before the next statement, whether the transaction opened (if it did not, the
+//!   statement did not run, and the `BEGIN` goes with the next statement); a connection dropped
+//!   with it is reset, as always.
+//!
+//! The `BEGIN` is deferred only when the session is idle by the server's current word; otherwise
+//! (a transaction opened with SQL, a reply still unread) it runs at once, and `begin` reports its
+//! errors. `COMMIT` cannot travel with the transaction's last statement: nothing says which
+//! statement is the last, and each statement's result (or error) is the caller's before it
+//! decides to commit.
+//!
 //! # Batches
 //!
 //! [`execute_many`](anysql_core::DriverConnection::execute_many) prepares once, checks every
@@ -518,6 +550,7 @@ mod cancel;
 mod connect;
 mod connection;
 mod copy;
+mod deferred;
 mod error;
 mod hosts;
 mod io;

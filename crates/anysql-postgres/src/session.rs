@@ -20,6 +20,10 @@ pub(crate) struct Session {
     /// from the server's status whenever that is current ([`sync`](Self::sync)); kept here for
     /// when the error came back before its ReadyForQuery was read.
     failed: bool,
+    /// The operation ending now carried a transaction's deferred `BEGIN`, which succeeded: the
+    /// transaction is open even if the last status read (from before it) says idle. Taken by
+    /// [`settle`](Self::settle).
+    pub(crate) opened: bool,
     /// The connection is known to be unusable.
     pub(crate) broken: bool,
     /// The engine wants a writable server (`target_session_attrs=read-write` or `primary`): a
@@ -34,6 +38,7 @@ impl Session {
             server,
             in_flight: false,
             failed: false,
+            opened: false,
             broken: false,
             discard_on_read_only: false,
         }
@@ -89,6 +94,7 @@ impl Session {
     pub(crate) fn reset(&mut self) {
         self.in_flight = false;
         self.failed = false;
+        self.opened = false;
         self.broken = false;
     }
 
@@ -102,6 +108,7 @@ impl Session {
         result: Result<T, Failure>,
     ) -> Result<T, Error> {
         self.in_flight = false;
+        let opened = std::mem::take(&mut self.opened);
         match result {
             Ok(value) => {
                 // As the transaction stood when the statement started: PostgreSQL answers COMMIT
@@ -139,7 +146,7 @@ impl Session {
                             .any(|e| matches!(e, TxnEffect::Commit | TxnEffect::Rollback))
                         {
                             self.failed = false;
-                        } else if self.server.txn_status() != TxnStatus::Idle {
+                        } else if opened || self.server.txn_status() != TxnStatus::Idle {
                             // The last status read, from before this statement (or its own).
                             self.failed = true;
                         }

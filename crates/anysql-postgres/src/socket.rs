@@ -21,6 +21,15 @@
 //! `Sync`), so that the status is known to be current only when every one was answered. Both look
 //! at the 5 header bytes of each message and skip its body in one step, so their cost is per
 //! message, not per byte.
+//!
+//! A transaction's deferred `BEGIN` travels here ([`SocketHandle::arm_begin`]): written as Parse,
+//! Bind and Execute of the unnamed statement, with no Sync, right before the next Parse or Bind
+//! message tokio-postgres writes (the first statement of the transaction), so that both reach the
+//! server in one write and one implicit block: if `BEGIN` fails, the server skips the statement up
+//! to its Sync and the statement's request receives `BEGIN`'s error. Its three replies
+//! (ParseComplete, BindComplete, CommandComplete) are taken out of the stream before
+//! tokio-postgres reads it, which therefore sees exactly the replies of its own requests; what
+//! became of the `BEGIN` is kept for [`SocketHandle::take_begin`].
 
 use std::fmt;
 use std::io;
@@ -91,6 +100,8 @@ struct Frames {
     status_next: bool,
     /// The type of the previous message.
     previous: u8,
+    /// The current message is a deferred `BEGIN`'s reply, taken out of the stream.
+    dropping: bool,
 }
 
 impl Frames {
@@ -103,6 +114,7 @@ impl Frames {
             body: 0,
             status_next: false,
             previous: 0,
+            dropping: false,
         }
     }
 
@@ -115,7 +127,93 @@ impl Frames {
             body: 0,
             status_next: false,
             previous: 0,
+            dropping: false,
         }
+    }
+
+    /// Where in `bytes`, the next bytes of the client's stream, the first message whose type
+    /// byte `wanted` accepts starts, if one does. Nothing is recorded.
+    fn find(&self, bytes: &[u8], wanted: impl Fn(u8) -> bool) -> Option<usize> {
+        let (mut header, mut have, mut body) = (self.header, self.have, self.body);
+        let mut i = 0;
+        while i < bytes.len() {
+            if body > 0 {
+                let n = body.min(bytes.len() - i);
+                body -= n;
+                i += n;
+                continue;
+            }
+            if have == 0 && wanted(bytes[i]) {
+                return Some(i);
+            }
+            let n = (5 - have).min(bytes.len() - i);
+            header[have..have + n].copy_from_slice(&bytes[i..i + n]);
+            have += n;
+            i += n;
+            if have < 5 {
+                break;
+            }
+            have = 0;
+            let [_, a, b, c, d] = header;
+            body = (u32::from_be_bytes([a, b, c, d]) as usize).saturating_sub(4);
+        }
+        None
+    }
+
+    /// [`observe`](Self::observe) for the server's messages, taking the replies of a deferred
+    /// `BEGIN` (see [`BeginSlot`]) out of `bytes`: the bytes kept move to the front, and their
+    /// length is returned.
+    fn observe_replies(
+        &mut self,
+        bytes: &mut [u8],
+        shared: &Shared,
+        begin: &mut BeginSlot,
+    ) -> usize {
+        if !matches!(begin, BeginSlot::Sent { .. }) && !self.dropping {
+            self.observe(bytes, shared);
+            return bytes.len();
+        }
+        let mut kept = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            let at_start = self.body == 0 && self.have == 0;
+            if at_start {
+                self.dropping = false;
+                if let BeginSlot::Sent { after, seen } = begin {
+                    if shared.readies_read.load(Ordering::Acquire) >= *after {
+                        match bytes[i] {
+                            kind if kind == BEGIN_REPLIES[*seen] => {
+                                self.dropping = true;
+                                *seen += 1;
+                                if *seen == BEGIN_REPLIES.len() {
+                                    *begin = BeginSlot::Done(BeginOutcome::Succeeded);
+                                }
+                            }
+                            b'E' => *begin = BeginSlot::Done(BeginOutcome::Failed),
+                            // NoticeResponse, NotificationResponse, ParameterStatus: anytime.
+                            b'N' | b'A' | b'S' => {}
+                            _ => *begin = BeginSlot::Done(BeginOutcome::Confused),
+                        }
+                    }
+                }
+            }
+            // One step: the rest of the header, or of the body, at most.
+            let step = if self.body > 0 {
+                self.body.min(bytes.len() - i)
+            } else {
+                (5 - self.have).min(bytes.len() - i)
+            };
+            self.observe(&bytes[i..i + step], shared);
+            if !self.dropping {
+                bytes.copy_within(i..i + step, kept);
+                kept += step;
+            }
+            i += step;
+        }
+        if self.body == 0 && self.have == 0 {
+            self.dropping = false;
+        }
+        kept
     }
 
     /// Follows `bytes`, the next bytes of the stream, publishing what it learns into `shared`.
@@ -184,6 +282,72 @@ struct State {
     frames: Frames,
     /// The client's messages, as written.
     requests: Frames,
+    /// A deferred `BEGIN` and its progress.
+    begin: BeginSlot,
+}
+
+/// The progress of a deferred `BEGIN` (see the module docs).
+#[derive(Debug)]
+enum BeginSlot {
+    /// None.
+    Empty,
+    /// To be written before the next Parse or Bind message; `written` bytes of it already are.
+    Armed { message: Vec<u8>, written: usize },
+    /// Written; its replies come after the `after`-th ReadyForQuery, and `seen` of its three
+    /// have been taken out of the stream.
+    Sent { after: u64, seen: usize },
+    /// Answered.
+    Done(BeginOutcome),
+}
+
+/// What a deferred `BEGIN` has come to, as [`SocketHandle::take_begin`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BeginProgress {
+    /// Nothing was armed.
+    Idle,
+    /// Armed, and not a byte of it written: no statement has been written since.
+    NotWritten,
+    /// Written (or being written), not answered yet.
+    Awaiting,
+    /// Answered.
+    Done(BeginOutcome),
+}
+
+/// How the server answered a deferred `BEGIN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BeginOutcome {
+    /// The transaction is open.
+    Succeeded,
+    /// An ErrorResponse came instead: the transaction did not start and the statement sent with
+    /// it did not run (the error went to that statement's request).
+    Failed,
+    /// A reply that cannot be `BEGIN`'s: the session is out of step.
+    Confused,
+}
+
+/// The replies of a deferred `BEGIN`, in order: ParseComplete, BindComplete, CommandComplete.
+const BEGIN_REPLIES: [u8; 3] = [b'1', b'2', b'C'];
+
+/// The Parse, Bind and Execute messages (unnamed statement and portal, no Sync) of `sql`.
+fn begin_messages(sql: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sql.len() + 40);
+    let mut message = |kind: u8, body: &[u8]| {
+        out.push(kind);
+        out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        out.extend_from_slice(body);
+    };
+    // Parse: statement name "", the query, no parameter types.
+    let mut parse = Vec::with_capacity(sql.len() + 4);
+    parse.push(0);
+    parse.extend_from_slice(sql.as_bytes());
+    parse.push(0);
+    parse.extend_from_slice(&0u16.to_be_bytes());
+    message(b'P', &parse);
+    // Bind: portal "", statement "", no parameter formats, no parameters, no result formats.
+    message(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]);
+    // Execute: portal "", no row limit.
+    message(b'E', &[0, 0, 0, 0, 0]);
+    out
 }
 
 /// What one direct read found.
@@ -210,6 +374,7 @@ impl PgSocket {
                 supported: true,
                 frames: Frames::backend(),
                 requests: Frames::frontend(),
+                begin: BeginSlot::Empty,
             }),
             status: AtomicU8::new(b'I'),
             copy_in: AtomicBool::new(false),
@@ -293,6 +458,35 @@ impl SocketHandle {
         read >= self.shared.readies_owed.load(Ordering::Acquire)
     }
 
+    /// Has `sql` (a `BEGIN`) written before the next Parse or Bind message, in the same implicit
+    /// block (see the module docs). Call it only with every request answered and none queued,
+    /// right before queueing the statement that carries it.
+    pub(crate) fn arm_begin(&self, sql: &str) {
+        lock(&self.shared).begin = BeginSlot::Armed {
+            message: begin_messages(sql),
+            written: 0,
+        };
+    }
+
+    /// What became of the armed `BEGIN`. An answer, or an armed `BEGIN` not written at all, is
+    /// taken (the slot is emptied); one in flight stays.
+    pub(crate) fn take_begin(&self) -> BeginProgress {
+        let mut state = lock(&self.shared);
+        let progress = match &state.begin {
+            BeginSlot::Empty => BeginProgress::Idle,
+            BeginSlot::Armed { written: 0, .. } => BeginProgress::NotWritten,
+            BeginSlot::Armed { .. } | BeginSlot::Sent { .. } => return BeginProgress::Awaiting,
+            BeginSlot::Done(outcome) => BeginProgress::Done(*outcome),
+        };
+        state.begin = BeginSlot::Empty;
+        progress
+    }
+
+    /// Forgets any deferred `BEGIN`, once every request written has been answered.
+    pub(crate) fn clear_begin(&self) {
+        lock(&self.shared).begin = BeginSlot::Empty;
+    }
+
     /// Whether the server waits for COPY data that nobody sends: a COPY FROM STDIN that the server
     /// started but the client never ended (tokio-postgres' query paths refuse the CopyInResponse
     /// and move on). The next request would be taken as COPY data, so the session is out of step
@@ -349,11 +543,92 @@ impl AsyncRead for PgSocket {
     ) -> Poll<io::Result<()>> {
         let shared = &*self.shared;
         let mut state = lock(shared);
-        let before = buf.filled().len();
-        let result = state.read(cx, buf);
-        state.frames.observe(&buf.filled()[before..], shared);
-        result
+        loop {
+            let before = buf.filled().len();
+            let result = state.read(cx, buf);
+            let got = buf.filled().len() - before;
+            let State { frames, begin, .. } = &mut *state;
+            let kept = frames.observe_replies(&mut buf.filled_mut()[before..], shared, begin);
+            buf.set_filled(before + kept);
+            // Bytes that were all a `BEGIN`'s replies are not the end of the stream: read on.
+            if got > 0 && kept == 0 && matches!(result, Poll::Ready(Ok(()))) {
+                continue;
+            }
+            return result;
+        }
     }
+}
+
+/// How much of the client's stream is copied behind an armed `BEGIN` so that both go out in one
+/// write; a longer buffer follows in a write of its own.
+const BEGIN_WITH_AT_MOST: usize = 16 * 1024;
+
+impl State {
+    /// Before a write of `buf`: writes the armed `BEGIN` if `buf` starts with the message it
+    /// goes before, in the same write as (the start of) `buf` where it can.
+    /// `Ready(Ok(Write::Only(k)))`: write `buf[..k]` now (the message starts at `k`);
+    /// `Ready(Ok(Write::Done(n)))`: `n > 0` bytes of `buf` went out with the `BEGIN`.
+    fn write_begin(
+        &mut self,
+        cx: &mut Context<'_>,
+        shared: &Shared,
+        buf: &[u8],
+    ) -> Poll<io::Result<Write>> {
+        let BeginSlot::Armed { message, written } = &mut self.begin else {
+            return Poll::Ready(Ok(Write::Only(buf.len())));
+        };
+        let mut along = 0;
+        if *written == 0 {
+            match self.requests.find(buf, |kind| matches!(kind, b'P' | b'B')) {
+                None => return Poll::Ready(Ok(Write::Only(buf.len()))),
+                Some(0) => {}
+                Some(k) => return Poll::Ready(Ok(Write::Only(k))),
+            }
+            if buf.len() <= BEGIN_WITH_AT_MOST {
+                // One write for both: the server gets the statement with its BEGIN.
+                let mut both = Vec::with_capacity(message.len() + buf.len());
+                both.extend_from_slice(message);
+                both.extend_from_slice(buf);
+                match Pin::new(&mut self.socket).poll_write(cx, &both) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        *written = n.min(message.len());
+                        along = n - *written;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
+        while *written < message.len() {
+            match Pin::new(&mut self.socket).poll_write(cx, &message[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Its replies follow those of every request written before it.
+        self.begin = BeginSlot::Sent {
+            after: shared.readies_owed.load(Ordering::Acquire),
+            seen: 0,
+        };
+        if along > 0 {
+            self.requests.observe(&buf[..along], shared);
+            return Poll::Ready(Ok(Write::Done(along)));
+        }
+        Poll::Ready(Ok(Write::Only(buf.len())))
+    }
+}
+
+/// What [`State::write_begin`] leaves to do.
+enum Write {
+    /// Write this much of the buffer (all of it, or up to the message the `BEGIN` goes before).
+    Only(usize),
+    /// This much of the buffer went out with the `BEGIN`: report it written.
+    Done(usize),
 }
 
 impl AsyncWrite for PgSocket {
@@ -364,6 +639,11 @@ impl AsyncWrite for PgSocket {
     ) -> Poll<io::Result<usize>> {
         let shared = &*self.shared;
         let mut state = lock(shared);
+        let buf = match std::task::ready!(state.write_begin(cx, shared, buf)) {
+            Ok(Write::Only(k)) => &buf[..k],
+            Ok(Write::Done(n)) => return Poll::Ready(Ok(n)),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         let result = Pin::new(&mut state.socket).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = result {
             state.requests.observe(&buf[..n], shared);
@@ -376,6 +656,15 @@ impl AsyncWrite for PgSocket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if matches!(lock(&self.shared).begin, BeginSlot::Armed { .. }) {
+            // The first slice alone (a vectored write may write less than it is given), so that
+            // the `BEGIN` goes in at a message boundary.
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return self.poll_write(cx, first);
+        }
         let shared = &*self.shared;
         let mut state = lock(shared);
         let result = Pin::new(&mut state.socket).poll_write_vectored(cx, bufs);
@@ -579,5 +868,183 @@ mod tests {
             socket.read_exact(&mut two).await.unwrap();
             assert_eq!(&two, b"ok");
         });
+    }
+
+    /// The client's side after startup: the untyped startup message written, its
+    /// ReadyForQuery read.
+    fn started(socket: &mut PgSocket, peer: &mut std::os::unix::net::UnixStream) {
+        use std::io::Read;
+        RUNTIME
+            .block_on(tokio::io::AsyncWriteExt::write_all(
+                socket,
+                &[0, 0, 0, 8, 0, 3, 0, 0],
+            ))
+            .unwrap();
+        let mut startup = [0; 8];
+        peer.read_exact(&mut startup).unwrap();
+        peer.write_all(&message(b'Z', b"I")).unwrap();
+        let mut six = [0; 6];
+        RUNTIME.block_on(socket.read_exact(&mut six)).unwrap();
+    }
+
+    #[test]
+    fn an_armed_begin_goes_before_the_next_parse_or_bind_and_nothing_else() {
+        use std::io::Read;
+        let (mut socket, handle, mut peer) = pair();
+        started(&mut socket, &mut peer);
+        handle.arm_begin("BEGIN READ ONLY");
+        // A Close and its Sync queued before the statement go out first, untouched; the BEGIN
+        // goes in right before the Bind.
+        let mut close = message(b'C', b"Ss1\0");
+        close.extend(message(b'S', b""));
+        let mut statement = message(b'B', b"\0s2\0\0\0\0\0\0\0");
+        statement.extend(message(b'E', b"\0\0\0\0\0"));
+        statement.extend(message(b'S', b""));
+        let mut written = close.clone();
+        written.extend(&statement);
+        RUNTIME
+            .block_on(tokio::io::AsyncWriteExt::write_all(&mut socket, &written))
+            .unwrap();
+        let mut expect = close;
+        expect.extend(begin_messages("BEGIN READ ONLY"));
+        expect.extend(&statement);
+        let mut got = vec![0; expect.len()];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(got, expect);
+        assert_eq!(handle.take_begin(), BeginProgress::Awaiting);
+        // Nothing more was written.
+        peer.set_nonblocking(true).unwrap();
+        assert!(peer.read(&mut [0; 1]).is_err());
+        peer.set_nonblocking(false).unwrap();
+
+        // The replies: the Close's, then the BEGIN's (taken out), then the statement's.
+        let mut replies = message(b'3', b"");
+        replies.extend(message(b'Z', b"I"));
+        let mut begin = message(b'1', b"");
+        begin.extend(message(b'2', b""));
+        begin.extend(message(b'C', b"BEGIN\0"));
+        let mut theirs = message(b'2', b"");
+        theirs.extend(message(b'C', b"UPDATE 1\0"));
+        theirs.extend(message(b'Z', b"T"));
+        let mut sent = replies.clone();
+        sent.extend(&begin);
+        sent.extend(&theirs);
+        peer.write_all(&sent).unwrap();
+        let mut seen = vec![0; replies.len() + theirs.len()];
+        RUNTIME.block_on(socket.read_exact(&mut seen)).unwrap();
+        replies.extend(&theirs);
+        assert_eq!(seen, replies);
+        assert_eq!(
+            handle.take_begin(),
+            BeginProgress::Done(BeginOutcome::Succeeded)
+        );
+        assert_eq!(handle.take_begin(), BeginProgress::Idle);
+        assert_eq!(handle.txn_status(), TxnStatus::InTransaction);
+        assert!(handle.settled());
+    }
+
+    #[test]
+    fn an_armed_begin_waits_for_a_parse_or_bind_and_can_be_taken_back() {
+        let (mut socket, handle, mut peer) = pair();
+        started(&mut socket, &mut peer);
+        handle.arm_begin("BEGIN");
+        let mut query = message(b'Q', b"ROLLBACK\0");
+        query.extend(message(b'S', b""));
+        RUNTIME
+            .block_on(tokio::io::AsyncWriteExt::write_all(&mut socket, &query))
+            .unwrap();
+        let mut got = vec![0; query.len()];
+        std::io::Read::read_exact(&mut peer, &mut got).unwrap();
+        assert_eq!(got, query);
+        assert_eq!(handle.take_begin(), BeginProgress::NotWritten);
+        assert_eq!(handle.take_begin(), BeginProgress::Idle);
+    }
+
+    /// The backend stream of a deferred BEGIN, fed in pieces of every size: what the connection
+    /// sees, and the outcome.
+    fn strip_in_pieces(stream: &[u8], piece: usize) -> (Vec<u8>, BeginSlot) {
+        let (_socket, handle, _peer) = pair();
+        let shared = &*handle.shared;
+        // Startup answered; the BEGIN was written after one more request.
+        shared.readies_read.store(1, Ordering::Release);
+        shared.readies_owed.store(2, Ordering::Release);
+        let mut frames = Frames::backend();
+        let mut begin = BeginSlot::Sent { after: 2, seen: 0 };
+        let mut out = Vec::new();
+        for chunk in stream.chunks(piece) {
+            let mut chunk = chunk.to_vec();
+            let kept = frames.observe_replies(&mut chunk, shared, &mut begin);
+            out.extend_from_slice(&chunk[..kept]);
+        }
+        (out, begin)
+    }
+
+    #[test]
+    fn the_replies_of_a_begin_are_taken_out_in_any_pieces() {
+        let before = [message(b'3', b""), message(b'Z', b"I")].concat();
+        let notice = message(b'N', b"SWARNING\0\0");
+        let begin = [
+            message(b'1', b""),
+            message(b'2', b""),
+            message(b'C', b"BEGIN\0"),
+        ];
+        let theirs = [
+            message(b'2', b""),
+            message(b'D', &[7; 40]),
+            message(b'C', b"SELECT 1\0"),
+            message(b'Z', b"T"),
+        ]
+        .concat();
+        let stream = [
+            before.clone(),
+            begin[0].clone(),
+            notice.clone(),
+            begin[1].clone(),
+            begin[2].clone(),
+            theirs.clone(),
+        ]
+        .concat();
+        let expect = [before.clone(), notice, theirs].concat();
+        for piece in [1, 2, 3, 4, 5, 6, 7, 11, 64, stream.len()] {
+            let (out, begin) = strip_in_pieces(&stream, piece);
+            assert_eq!(out, expect, "pieces of {piece}");
+            assert!(matches!(begin, BeginSlot::Done(BeginOutcome::Succeeded)));
+        }
+
+        // BEGIN fails: its error goes to the statement's request, as do the ReadyForQuery.
+        let failed = [
+            before.clone(),
+            message(b'E', b"SERROR\0C0A000\0\0"),
+            message(b'Z', b"I"),
+        ]
+        .concat();
+        for piece in [1, 3, 5, failed.len()] {
+            let (out, begin) = strip_in_pieces(&failed, piece);
+            assert_eq!(out, failed);
+            assert!(matches!(begin, BeginSlot::Done(BeginOutcome::Failed)));
+        }
+        // Parse went through, then the error.
+        let late = [
+            before.clone(),
+            message(b'1', b""),
+            message(b'E', b"SERROR\0\0"),
+            message(b'Z', b"I"),
+        ]
+        .concat();
+        let (out, begin) = strip_in_pieces(&late, 2);
+        assert_eq!(
+            out,
+            [
+                before.clone(),
+                message(b'E', b"SERROR\0\0"),
+                message(b'Z', b"I")
+            ]
+            .concat()
+        );
+        assert!(matches!(begin, BeginSlot::Done(BeginOutcome::Failed)));
+        // Anything else: out of step.
+        let odd = [before, message(b'T', b"\0\0")].concat();
+        let (_, begin) = strip_in_pieces(&odd, 4);
+        assert!(matches!(begin, BeginSlot::Done(BeginOutcome::Confused)));
     }
 }

@@ -5,9 +5,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use anysql_core::{
-    ConnectOptions, DriverConnection, Error, ErrorKind, SharedRuntime, TransactionOptions,
-};
+use anysql_core::{ConnectOptions, DriverConnection, Error, ErrorKind, SharedRuntime};
 use anysql_postgres::{PgConnectOptions, PgConnection};
 
 /// The tokio runtime of the current test.
@@ -83,19 +81,15 @@ pub const MODES: [&str; 4] = [
     "drive=spawned",
 ];
 
-/// Transaction control on a driver connection, as the core runs it: SQL through `execute`.
+/// The end of transaction control on a driver connection, as the core runs it: SQL through
+/// `execute`. (It starts transactions with `DriverConnection::begin`, which the PostgreSQL driver
+/// defers to the first statement.)
 pub trait Transactions {
-    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error>;
     async fn commit(&mut self) -> Result<(), Error>;
     async fn rollback(&mut self) -> Result<(), Error>;
 }
 
 impl<T: DriverConnection> Transactions for T {
-    async fn begin(&mut self, options: &TransactionOptions) -> Result<(), Error> {
-        let sql = self.begin_statement(options)?;
-        self.execute(&sql, vec![]).await.map(drop)
-    }
-
     async fn commit(&mut self) -> Result<(), Error> {
         self.execute("COMMIT", vec![]).await.map(drop)
     }
