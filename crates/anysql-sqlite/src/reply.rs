@@ -364,11 +364,14 @@ mod tests {
         ] {
             for inline in [false, true] {
                 let (tx, rx) = channel();
+                // The clock starts before the worker does: the worker's sleep then lies wholly
+                // inside the measured span, however the two threads are scheduled.
+                let sent_at = Instant::now();
                 let worker = std::thread::spawn(move || {
                     std::thread::sleep(Duration::from_millis(5));
                     tx.send(7);
                 });
-                let (value, took) = block_on(Wait::new(rx, Instant::now(), budget).inline(inline));
+                let (value, took) = block_on(Wait::new(rx, sent_at, budget).inline(inline));
                 assert_eq!(value.unwrap(), 7);
                 assert!(took >= Duration::from_millis(5));
                 worker.join().unwrap();
