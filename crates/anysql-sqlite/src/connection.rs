@@ -24,7 +24,9 @@ use crate::options::Config;
 use crate::reply::{self, Wait};
 use crate::statements::Sql;
 use crate::statements::{Fetched, Statements};
-use crate::worker::{self, BatchPart, Chunk, Command, Control, Response, Shared, WorkerCell};
+use crate::worker::{
+    self, BatchPart, Chunk, Command, Control, Response, Shared, WalWatch, WorkerCell,
+};
 use anysql_core::spin::{SpinPolicy, Waiters};
 
 /// Parameter sets per command of an `execute_many`.
@@ -74,6 +76,7 @@ impl SqliteConnection {
     pub(crate) async fn connect(
         config: Arc<Config>,
         writer_gate: Option<Arc<WriterGate>>,
+        wal_watch: Arc<WalWatch>,
         waiters: Arc<Waiters>,
         runtime: SharedRuntime,
     ) -> Result<Self, Error> {
@@ -86,6 +89,7 @@ impl SqliteConnection {
         let thread = worker::spawn(
             Arc::clone(&config),
             writer_gate,
+            wal_watch,
             Arc::clone(&shared),
             Arc::clone(&worker),
             receiver,
@@ -228,6 +232,10 @@ impl SqliteConnection {
                     self.turns.before_inline(&self.waiters);
                     if let Some(response) = worker.run_inline(&command, seq - 1) {
                         self.turns.streak += 1;
+                        if self.shared.sleeps_through_lingering() {
+                            // Cannot fail while the worker is alive (it holds the receiver).
+                            let _ = self.commands.send(Command::Wake);
+                        }
                         return response;
                     }
                 }

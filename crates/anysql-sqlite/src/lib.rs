@@ -301,6 +301,20 @@
 //! runs within one `poll`, with no `.await` inside, so a future dropped at any point has either
 //! run it completely or not at all.
 //!
+//! A point read that runs inline in autocommit mode on a database in WAL mode keeps its read
+//! transaction open after its row, until the connection's next statement of any kind (or a
+//! checkpoint on its thread) ends it, and at most 1 ms while the connection runs nothing else:
+//! its thread then ends it. Every statement still starts with a fresh read of the database, so
+//! what a caller sees does not change; what changes is the locking underneath. A WAL read holds a
+//! shared lock on one of the log's read marks, and SQLite's unix VFS takes and drops that lock with
+//! `fcntl`, under a process-wide mutex, only when no other connection of the process holds it.
+//! Four threads that read through four connections overlap and share it; two executor threads
+//! that run four tasks' reads inline take turns and would pay both system calls on every read,
+//! contending on the mutex as they do (rusqlite itself reads at a sixth of its four-thread speed
+//! from two threads). A read that lingers keeps the lock held for the connections reading beside
+//! it. A lingering read holds back checkpoints from the frames written after it began, so reads
+//! stop lingering while the log has reached its checkpoint length and not yet started over.
+//!
 //! Checkpoints stay on the connection's thread. On a database in WAL mode the connection
 //! replaces SQLite's automatic checkpoint (which runs inside the commit that makes the log reach
 //! 1,000 frames, and writes pages back and syncs: milliseconds) with a hook that only notes the
@@ -350,6 +364,7 @@ pub use rusqlite;
 use anysql_core::spin::Waiters;
 use gate::WriterGate;
 use options::{Config, Target};
+use worker::WalWatch;
 
 /// The SQLite driver: serves `sqlite:` URLs.
 ///
@@ -386,6 +401,7 @@ impl AsyncDriver for SqliteDriver {
         Ok(Arc::new(SqliteConnector {
             config: Arc::new(config),
             writer_gate,
+            wal_watch: WalWatch::new(),
             waiters: Arc::default(),
             _keeper: keeper,
         }))
@@ -413,6 +429,8 @@ struct SqliteConnector {
     config: Arc<Config>,
     /// The gate its connections take turns through to write; `None` with `writer_gate=false`.
     writer_gate: Option<Arc<WriterGate>>,
+    /// What its connections know about the database's write-ahead log.
+    wal_watch: Arc<WalWatch>,
     /// The callers waiting for replies from its connections.
     waiters: Arc<Waiters>,
     /// For `sqlite::memory:`: a connection held for the engine's lifetime, so that the database
@@ -435,6 +453,7 @@ impl Connector for SqliteConnector {
         let conn = SqliteConnection::connect(
             Arc::clone(&self.config),
             self.writer_gate.clone(),
+            Arc::clone(&self.wal_watch),
             Arc::clone(&self.waiters),
             Arc::clone(runtime),
         )

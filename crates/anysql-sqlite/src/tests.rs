@@ -1999,6 +1999,120 @@ fn concurrent_inline_readers_beside_a_writer_read_what_was_written() {
     assert!(inline.iter().all(|&n| n >= 1900), "{inline:?}");
 }
 
+/// `PRAGMA wal_checkpoint` on `conn`: the log's frames, and how many of them are copied back.
+fn checkpoint(conn: &mut Box<dyn DriverConnection>) -> (i64, i64) {
+    let row = block_on(conn.fetch_optional("PRAGMA wal_checkpoint(PASSIVE)", vec![]))
+        .unwrap()
+        .unwrap();
+    (int(&row, 1), int(&row, 2))
+}
+
+#[test]
+fn an_inline_point_read_keeps_its_read_open_until_the_next_statement_or_for_a_moment() {
+    let dir = TempDir::new();
+    let (connector, mut writer) = connect(&dir.url("linger.db", ""));
+    let mut reader = block_on(connector.connect(&runtime())).unwrap();
+    always_quick(&mut reader);
+    block_on(writer.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", vec![])).unwrap();
+    block_on(writer.execute("INSERT INTO t VALUES (1, 10)", vec![])).unwrap();
+    let read = |conn: &mut Box<dyn DriverConnection>| {
+        let row = block_on(conn.fetch_optional("SELECT v FROM t WHERE id = 1", vec![]))
+            .unwrap()
+            .unwrap();
+        int(&row, 0)
+    };
+    // The first read goes through the thread; the second runs inline and lingers. With the
+    // worker's lock held here, the thread cannot end it: the read mark it holds keeps the
+    // checkpoint from copying back the frames written after it.
+    assert_eq!((read(&mut reader), read(&mut reader)), (10, 10));
+    assert_eq!(inline_runs(&mut reader), 1);
+    let cell = Arc::clone(sqlite(&mut reader).worker_cell());
+    let held = cell.lock().unwrap();
+    for v in 11..=20 {
+        let sql = format!("UPDATE t SET v = {v} WHERE id = 1");
+        block_on(writer.execute(&sql, vec![])).unwrap();
+    }
+    let (frames, copied) = checkpoint(&mut writer);
+    assert!(copied < frames, "{copied} of {frames} frames copied back");
+    drop(held);
+    // Left alone, the read ends within a millisecond or so, on the reader's thread.
+    let started = Instant::now();
+    while checkpoint(&mut writer).1 < checkpoint(&mut writer).0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the read never ended"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The next statement starts a fresh read, which sees every update.
+    assert_eq!(read(&mut reader), 20);
+    // And a read left lingering ends before the connection's next statement of any kind.
+    assert_eq!(read(&mut reader), 20);
+    block_on(reader.execute("UPDATE t SET v = 21 WHERE id = 1", vec![])).unwrap();
+    assert_eq!(read(&mut writer), 21);
+}
+
+#[test]
+fn point_reads_never_linger_outside_wal_mode() {
+    // In rollback-journal mode a read keeps writers out for as long as it is open.
+    let dir = TempDir::new();
+    let (connector, mut writer) = connect(&dir.url("journal.db", "?journal_mode=delete"));
+    let mut reader = block_on(connector.connect(&runtime())).unwrap();
+    always_quick(&mut reader);
+    block_on(writer.execute("CREATE TABLE t(x)", vec![])).unwrap();
+    block_on(writer.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
+    for _ in 0..2 {
+        block_on(reader.fetch_optional("SELECT x FROM t", vec![])).unwrap();
+    }
+    assert_eq!(inline_runs(&mut reader), 1);
+    // Nothing can end a lingering read while this lock is held, so the write would wait for it.
+    let cell = Arc::clone(sqlite(&mut reader).worker_cell());
+    let _held = cell.lock().unwrap();
+    block_on(sqlite(&mut writer).run_sync(|c| c.busy_timeout(Duration::ZERO)))
+        .unwrap()
+        .unwrap();
+    block_on(writer.execute("INSERT INTO t VALUES (2)", vec![])).unwrap();
+}
+
+#[test]
+fn the_log_starts_over_beside_readers_that_never_stop() {
+    let dir = TempDir::new();
+    let (connector, mut writer) = connect(&dir.url("restart.db", ""));
+    block_on(writer.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)", vec![])).unwrap();
+    block_on(writer.execute("INSERT INTO t VALUES (1, 'x')", vec![])).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut reader = block_on(connector.connect(&runtime())).unwrap();
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                always_quick(&mut reader);
+                while !stop.load(Ordering::Relaxed) {
+                    let sql = "SELECT v FROM t WHERE id = 1";
+                    block_on(reader.fetch_optional(sql, vec![])).unwrap();
+                }
+                inline_runs(&mut reader)
+            })
+        })
+        .collect();
+    // Every read lingers until its connection's next begins: some read mark older than the last
+    // commit is nearly always held. While the log waits for its checkpoint, reads stop lingering,
+    // so that a checkpoint soon copies back every frame and the log starts over instead of
+    // growing.
+    for id in 2..=3000 {
+        let sql = "INSERT INTO t VALUES ($1, 'x')";
+        block_on(writer.execute(sql, vec![Value::Int(id)])).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.join().unwrap() > 0);
+    }
+    let wal = std::fs::metadata(dir.0.join("restart.db-wal"))
+        .unwrap()
+        .len();
+    assert!(wal < 2500 * (4096 + 24), "the log grew to {wal} bytes");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Decimal columns
 

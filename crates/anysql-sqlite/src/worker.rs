@@ -23,11 +23,13 @@ use anysql_core::sql::has_more_statements;
 
 mod batch;
 mod idle;
+mod linger;
 mod open;
 mod protocol;
 mod transaction;
 
 use idle::Idle;
+pub(crate) use linger::WalWatch;
 pub(crate) use open::open;
 pub(crate) use protocol::*;
 use transaction::{aborted, Txn, TxnControl};
@@ -67,6 +69,14 @@ pub(crate) struct Shared {
     /// Rows the worker has handed to streams, for tests of back-pressure.
     #[cfg(test)]
     pub(crate) streamed_rows: AtomicU64,
+    /// Whether a point read lingers, its read transaction open ([`Worker::end_lingering`]): the
+    /// thread then sleeps at most [`LINGER_LIMIT`](linger::LINGER_LIMIT) before it ends it.
+    lingering: AtomicBool,
+    /// Point reads left lingering so far: the thread leaves alone a read that is newer than the
+    /// one it timed.
+    lingered: AtomicU64,
+    /// Whether the thread sleeps without a timeout, to be woken if a read starts lingering.
+    asleep: AtomicBool,
     /// Statements that ran inline, for tests of inline statements.
     #[cfg(test)]
     pub(crate) inline_runs: AtomicU64,
@@ -179,6 +189,7 @@ impl Drop for AliveGuard {
 pub(crate) fn spawn(
     config: Arc<Config>,
     writer_gate: Option<Arc<WriterGate>>,
+    wal_watch: Arc<WalWatch>,
     shared: Arc<Shared>,
     cell: Arc<WorkerCell>,
     commands: crossbeam_channel::Receiver<Command>,
@@ -198,9 +209,10 @@ pub(crate) fn spawn(
             if wal {
                 // Commits only note the log's length; this thread checkpoints (after the
                 // command's reply), never a statement running inline on an executor thread.
-                let noted = Arc::clone(&shared);
+                let (noted, watch) = (Arc::clone(&shared), Arc::clone(&wal_watch));
                 let hook = move |_: &mut rusqlite::hooks::Wal, frames: std::ffi::c_int| {
                     noted.wal_frames.store(frames, Ordering::Relaxed);
+                    watch.note_frames(frames);
                     Ok(())
                 };
                 if let Err(e) = conn.wal_hook(Some(hook)) {
@@ -221,6 +233,8 @@ pub(crate) fn spawn(
                 busy_timeout: config.busy_timeout,
                 inline_limit: config.inline_limit,
                 wal,
+                wal_watch,
+                lingering: None,
             });
             opened.send(Ok(()));
             serve(&cell, &_alive.0, &commands, config.busy_poll);
@@ -308,6 +322,10 @@ pub(crate) struct Worker {
     inline_limit: Duration,
     /// Whether the database is in WAL mode.
     wal: bool,
+    /// The engine's view of the write-ahead log.
+    wal_watch: Arc<WalWatch>,
+    /// The point read left lingering, by statement id (see [`end_lingering`](Self::end_lingering)).
+    lingering: Option<u64>,
 }
 
 /// The worker thread's loop: runs the commands in order, each with the worker locked, and posts
@@ -321,7 +339,19 @@ fn serve(
 ) {
     let mailbox = &shared.mailbox;
     let mut idle = Idle::new(busy_poll);
-    while let Some(command) = idle.next(commands) {
+    while let Some(next) = idle.next(commands, shared) {
+        let command = match next {
+            idle::Next::Command(command) => command,
+            idle::Next::LingeredLong => {
+                // A caller running a statement inline holds the lock: it ends the read itself.
+                if let Ok(mut guard) = cell.try_lock() {
+                    if let Some(worker) = guard.as_mut() {
+                        worker.end_lingering();
+                    }
+                }
+                continue;
+            }
+        };
         let mut guard = lock_worker(cell);
         let Some(worker) = guard.as_mut() else {
             return;
@@ -372,6 +402,11 @@ impl Worker {
         command: &Command,
         previous: u64,
     ) -> Option<Result<Response, Error>> {
+        // A fetch of the statement left lingering resets it itself (see `fetch`).
+        if !matches!(command, Command::Fetch { sql: Sql::Known(id), .. } if self.lingering == Some(*id))
+        {
+            self.end_lingering();
+        }
         // A log due for a checkpoint sends the statement to the thread, which checkpoints after it.
         if self.handled != previous || self.batch.is_some() || self.shared.checkpoint_due() {
             return None;
@@ -392,6 +427,7 @@ impl Worker {
                         id: *id,
                         sql: text,
                         params,
+                        linger: w.may_linger(),
                     };
                     w.statement(*seq, |w| w.fetch(query, *known_columns, *limit, false))
                         .map(Response::Fetched)
@@ -429,6 +465,8 @@ impl Worker {
         if !self.shared.checkpoint_due() {
             return;
         }
+        // A read of this connection's own left lingering would hold the checkpoint back too.
+        self.end_lingering();
         let _ = self
             .conn
             .wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE);
@@ -524,6 +562,7 @@ impl Worker {
     /// Runs a command; returns its reply, for the thread to post once it has let go of the
     /// worker, so that a caller who has the reply finds the worker free for an inline read.
     fn handle(&mut self, command: Command) -> Option<(u64, Result<Response, Error>)> {
+        self.end_lingering();
         if let Some(seq) = command.completes() {
             // Set before the reply goes out: once the caller has it, it may run the next command
             // inline.
@@ -574,6 +613,7 @@ impl Worker {
                         id,
                         sql: &text,
                         params: &params,
+                        linger: false,
                     };
                     self.statement(seq, |w| w.fetch(query, known_columns, limit, pipelined))
                 });
@@ -617,8 +657,8 @@ impl Worker {
                 self.settle();
                 Some((seq, result))
             }
-            // `serve` handles it before it gets here.
-            Command::Close { .. } => None,
+            // `serve` handles them before they get here.
+            Command::Close { .. } | Command::Wake => None,
         }
     }
 
@@ -699,6 +739,7 @@ impl Worker {
             id,
             sql,
             params,
+            linger,
         } = query;
         let mut stmt = match self.conn.prepare_cached(sql) {
             Ok(stmt) => stmt,
@@ -711,6 +752,13 @@ impl Worker {
             }
             Err(e) => return Err(from_rusqlite(e)),
         };
+        if self.lingering == Some(id) {
+            // This statement's own read, still open: ended here, without a second lookup in
+            // rusqlite's cache.
+            self.lingering = None;
+            self.shared.lingering.store(false, Ordering::Relaxed);
+            drop(stmt.raw_query());
+        }
         bind(&mut stmt, params)?;
         self.writes.take_for(&stmt, &self.shared, seq)?;
         self.statements.note_if_fresh(&stmt);
@@ -739,6 +787,14 @@ impl Worker {
                     let width = row.as_ref().column_count();
                     if limit == 1 {
                         fetched.rows = FetchedRows::one(row, width, &decimals)?;
+                        if linger {
+                            // Not reset (the reset is what `Rows` does when dropped): the read
+                            // transaction stays open until `end_lingering`.
+                            std::mem::forget(rows);
+                            self.lingering = Some(id);
+                            self.shared.lingered.fetch_add(1, Ordering::Relaxed);
+                            self.shared.lingering.store(true, Ordering::SeqCst);
+                        }
                         break;
                     }
                     batch.insert(RowBatch::new(width))
@@ -841,6 +897,8 @@ struct Query<'a> {
     id: u64,
     sql: &'a str,
     params: &'a [Value],
+    /// Whether a point read may leave its read transaction open ([`Worker::may_linger`]).
+    linger: bool,
 }
 
 /// The rows of a pipelined fetch's first batch: few, so that the caller starts decoding soon.

@@ -84,6 +84,9 @@ pub(crate) enum Command {
     Run { seq: u64, job: Job },
     /// Closes the connection and ends the thread.
     Close { reply: Reply<()> },
+    /// Wakes the thread, asleep without a timeout, to end a point read left lingering in time
+    /// (see [`Shared::sleeps_through_lingering`]). Handles nothing else.
+    Wake,
 }
 
 impl Command {
@@ -97,7 +100,7 @@ impl Command {
             | Command::Control { seq, .. }
             | Command::Run { seq, .. } => Some(*seq),
             Command::ExecuteMany { seq, part, .. } => part.last.then_some(*seq),
-            Command::Close { .. } => None,
+            Command::Close { .. } | Command::Wake => None,
         }
     }
 }
