@@ -136,7 +136,7 @@ impl Spawner {
 /// A tokio multi-thread runtime with 2 workers.
 pub fn tokio_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(crate::common::EXECUTOR_THREADS)
         .enable_all()
         .build()
         .expect("a tokio runtime")

@@ -12,6 +12,12 @@ use std::time::{Duration, Instant};
 /// PostgreSQL when `ANYSQL_PG_URL` is not set: the service on the development machines.
 pub const DEFAULT_PG_URL: &str = "postgres://root@127.0.0.1:5432/test";
 
+/// The executor threads of every runtime measured, one per core of the 2-vCPU machine the figures
+/// come from: the workers of each tokio runtime the harness builds, async-std's global executor
+/// (one thread per core by itself) and smol's (one thread unless `SMOL_THREADS` says otherwise:
+/// `main` sets it).
+pub const EXECUTOR_THREADS: usize = 2;
+
 /// The workloads (see `docs/benchmarks.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
@@ -635,6 +641,13 @@ pub trait Bench {
     }
 }
 
+/// The pause before each round of each bench, so that what the previous one left running has
+/// stopped: anysql's SQLite connections keep a point read's read transaction open for up to 1 ms
+/// after it and spin for up to `busy_poll` after a reply. A read left open on the database file
+/// makes the next bench's reads skip SQLite's lock system calls (raw rusqlite's S1 ran twice as
+/// fast right after anysql's), and a spinning thread takes a core from it.
+const SETTLE: Duration = Duration::from_millis(5);
+
 /// Measures `workload` on every bench: one warm-up round, then `sizes.reps` timed rounds. Rounds are
 /// interleaved (each round runs every bench once, in a rotating order) so that drift on a shared,
 /// noisy machine hits every implementation alike.
@@ -656,6 +669,7 @@ pub fn measure(
                 continue;
             }
             let bench = &mut benches[i];
+            std::thread::sleep(SETTLE);
             match bench.rep(workload, sizes) {
                 None => unsupported[i] = true,
                 Some(Err(e)) => {

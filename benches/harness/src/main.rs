@@ -38,6 +38,11 @@ use std::process::ExitCode;
 use common::{measure, measure_m1, Bench, Db, M1Args, Output, RunArgs, Sizes, Workload};
 
 fn main() -> ExitCode {
+    if std::env::var_os("SMOL_THREADS").is_none() {
+        // smol's global executor reads it when it starts. Set before any thread starts, so that
+        // nothing reads the environment meanwhile.
+        std::env::set_var("SMOL_THREADS", common::EXECUTOR_THREADS.to_string());
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("run") => RunArgs::parse(&args[1..]).and_then(run),
@@ -121,7 +126,7 @@ fn run(args: RunArgs) -> Result<(), String> {
 
     // One tokio runtime (multi-thread, 2 workers) for raw tokio-postgres and anysql on tokio.
     let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(common::EXECUTOR_THREADS)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;

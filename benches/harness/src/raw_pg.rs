@@ -321,7 +321,7 @@ pub fn m1(args: &M1Args) -> Result<(), String> {
     assert_eq!(args.db, Db::Postgres);
     let base = crate::common::rss_mb("VmRSS");
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(crate::common::EXECUTOR_THREADS)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
