@@ -1,7 +1,9 @@
 //! Point reads that keep their read transaction open until the connection's next statement
 //! ([`Worker::end_lingering`]), and what bounds them: the connection's thread ends one that has
-//! been left for [`LINGER_LIMIT`], and the engine's [`WalWatch`] stops them while the write-ahead
-//! log waits to be checkpointed.
+//! been left alone for [`LINGER_LIMIT`] (each newer one starts the wait again), and the engine's
+//! [`WalWatch`] stops them while the write-ahead log waits to be checkpointed. The watch sees the
+//! commits of the engine's own connections only: another process's log can be held back by them
+//! as by any reader that never stops.
 //!
 //! Why: in WAL mode a read transaction takes a shared lock on one of the log's read marks, and
 //! SQLite's unix VFS takes and drops that lock with `fcntl` (under a mutex of the process) only
