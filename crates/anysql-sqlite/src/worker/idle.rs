@@ -12,7 +12,8 @@ use super::*;
 /// once).
 ///
 /// While a point read lingers ([`Worker::end_lingering`]), the worker sleeps at most
-/// [`LINGER_LIMIT`](super::linger::LINGER_LIMIT), and then ends it.
+/// [`LINGER_LIMIT`](super::linger::LINGER_LIMIT) at a time, and ends the read once it has
+/// lingered that long with no newer one.
 #[derive(Debug)]
 pub(super) struct Idle {
     policy: SpinPolicy,

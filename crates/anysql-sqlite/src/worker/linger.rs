@@ -56,6 +56,12 @@ impl Shared {
     pub(crate) fn sleeps_through_lingering(&self) -> bool {
         self.lingering.load(Ordering::SeqCst) && self.asleep.load(Ordering::SeqCst)
     }
+
+    /// Whether a point read lingers now, for tests.
+    #[cfg(test)]
+    pub(crate) fn is_lingering(&self) -> bool {
+        self.lingering.load(Ordering::SeqCst)
+    }
 }
 
 impl Worker {
