@@ -1106,11 +1106,15 @@ fn columns_follow_schema_changes_and_lost_replies() {
     assert_eq!(rows[0].values(), &[Value::Int(1), Value::Int(2)]);
 
     // A reply that carried a statement's columns is lost with its future: the next one brings them
-    // again.
+    // again. The worker's lock, held here for the first poll, keeps the reply from coming in
+    // before that poll returns, however the threads are scheduled.
     let mut cx = Context::from_waker(Waker::noop());
+    let cell = Arc::clone(sqlite(&mut conn).worker_cell());
     {
+        let held = cell.lock().unwrap();
         let mut lost = conn.fetch_all("SELECT a AS first FROM t", vec![]);
         assert!(lost.as_mut().poll(&mut cx).is_pending());
+        drop(held);
         std::thread::sleep(Duration::from_millis(100));
     }
     let rows = block_on(conn.fetch_all("SELECT a AS first FROM t", vec![])).unwrap();
