@@ -1,9 +1,9 @@
 //! The async-std runtime for anysql.
 //!
 //! [`AsyncStdRuntime`] implements [`anysql_core::Runtime`] on async-std's global runtime, which runs
-//! on its own threads: it works from any thread. Its sockets are adapted to the tokio io traits the
-//! drivers speak by [`DirectSocket::futures_io`](anysql_core::runtime::DirectSocket::futures_io),
-//! which anysql-smol shares.
+//! on its own threads: it works from any thread. Its sockets are async-io's (async-std runs on
+//! async-io's reactor), handed to the drivers as an
+//! [`AsyncIoSocket`], which anysql-smol shares.
 //!
 //! async-std is discontinued upstream; this crate is kept for the applications that still run on it.
 //!
@@ -25,9 +25,10 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+use anysql_core::runtime::AsyncIoSocket;
 use anysql_core::runtime::BoxFuture;
-use anysql_core::runtime::DirectSocket;
 use anysql_core::{BoxSocket, Runtime};
+use async_io::Async;
 
 /// anysql's [`Runtime`] on async-std.
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,13 +65,15 @@ impl Runtime for AsyncStdRuntime {
     async fn connect_tcp(&self, host: &str, port: u16) -> io::Result<BoxSocket> {
         let stream = async_std::net::TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
-        Ok(Box::new(DirectSocket::futures_io(stream)))
+        let stream = std::net::TcpStream::try_from(stream)?;
+        Ok(Box::new(AsyncIoSocket::tcp(Async::new(stream)?)))
     }
 
     #[cfg(unix)]
     async fn connect_unix(&self, path: &Path) -> io::Result<BoxSocket> {
         let stream = async_std::os::unix::net::UnixStream::connect(path).await?;
-        Ok(Box::new(DirectSocket::futures_io(stream)))
+        let stream = std::os::unix::net::UnixStream::try_from(stream)?;
+        Ok(Box::new(AsyncIoSocket::unix(Async::new(stream)?)))
     }
 
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {

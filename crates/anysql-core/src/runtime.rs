@@ -14,6 +14,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::Error;
 
+#[cfg(feature = "async-io")]
+mod async_io_socket;
+#[cfg(feature = "async-io")]
+pub use async_io_socket::AsyncIoSocket;
+
 /// A boxed, sendable future with no output, as handed to [`Runtime::spawn`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -21,7 +26,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///
 /// The common interface is tokio's `AsyncRead`/`AsyncWrite` traits (the traits only: they carry no
 /// tokio runtime). tokio-postgres speaks these traits, so on tokio the socket is handed over with no
-/// adaptation at all; smol and async-std adapt their futures-io streams once, in their own crate.
+/// adaptation at all; smol and async-std hand theirs over as an `AsyncIoSocket` (the `async-io`
+/// feature), which reads async-io's sockets the way tokio reads its own.
 ///
 /// Implementing it for a stream type takes one line (`impl Socket for MyStream {}`); the one
 /// method has a default.
@@ -110,33 +116,6 @@ impl<S> DirectSocket<S> {
     /// The wrapped stream.
     pub fn get_ref(&self) -> &S {
         &self.stream
-    }
-}
-
-/// A futures-io stream (smol's, async-std's: both on async-io) made a [`Socket`] (the `futures-io`
-/// feature): adapted once to the tokio io traits the drivers speak, with direct reads through a
-/// duplicate of its descriptor on Unix.
-///
-/// Reading through the duplicate bypasses async-io's reactor, and cannot lose a wake-up: async-io
-/// registers interest one-shot and re-arms it each time a read finds nothing and the task waits,
-/// and the re-armed (level-triggered) interest fires for any data present then or arriving later.
-/// Bytes read directly can only make the next read find nothing and wait again.
-#[cfg(feature = "futures-io")]
-impl<S: tokio_util::compat::FuturesAsyncReadCompatExt> DirectSocket<tokio_util::compat::Compat<S>> {
-    /// Wraps a futures-io `stream`, such as a connected `smol::net::TcpStream`.
-    #[cfg(unix)]
-    pub fn futures_io(stream: S) -> Self
-    where
-        S: std::os::fd::AsFd,
-    {
-        let fd = stream.as_fd().try_clone_to_owned().ok();
-        DirectSocket::new(stream.compat(), fd)
-    }
-
-    /// Wraps a futures-io `stream`, such as a connected `smol::net::TcpStream`.
-    #[cfg(not(unix))]
-    pub fn futures_io(stream: S) -> Self {
-        DirectSocket::plain(stream.compat())
     }
 }
 

@@ -181,7 +181,7 @@
 //! In inline mode, when an operation and the connection both wait for the server, the awaiting
 //! task does not go to sleep at once: for up to `busy_poll` (200 µs) it reads the socket directly
 //! from the operating system ([`Socket::try_read_direct`](anysql_core::Socket::try_read_direct),
-//! through a duplicate of the socket's descriptor), yielding its OS thread between tries, and
+//! through the socket's descriptor or a duplicate of it), yielding its OS thread between tries, and
 //! handles the reply as soon as its bytes are there. The bytes go into a small read-ahead buffer
 //! that tokio-postgres reads first, so they reach it in order. While it busy-polls, a read that
 //! finds nothing registers nothing with the runtime's reactor; the last poll before the task sleeps

@@ -2,9 +2,10 @@
 //!
 //! [`SmolRuntime`] implements [`anysql_core::Runtime`] on smol's global executor and async-io's
 //! reactor, which run on their own threads: it works from any thread and inside any executor.
-//! Its sockets are adapted to the tokio io traits the drivers speak by
-//! [`DirectSocket::futures_io`](anysql_core::runtime::DirectSocket::futures_io), which anysql-async-std
-//! shares.
+//! Its sockets are async-io's, handed to the drivers as an
+//! [`AsyncIoSocket`] (which anysql-async-std shares): it speaks
+//! the tokio io traits the drivers speak and, as tokio does, does not read a socket again that its
+//! last read emptied until the reactor reports more.
 //!
 //! # Examples
 //!
@@ -25,7 +26,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anysql_core::runtime::BoxFuture;
-use anysql_core::runtime::DirectSocket;
+use std::sync::Arc;
+
+use anysql_core::runtime::AsyncIoSocket;
 use anysql_core::{BoxSocket, Runtime};
 
 /// anysql's [`Runtime`] on smol.
@@ -60,18 +63,23 @@ impl Runtime for SmolRuntime {
     async fn connect_tcp(&self, host: &str, port: u16) -> io::Result<BoxSocket> {
         let stream = smol::net::TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
-        Ok(Box::new(DirectSocket::futures_io(stream)))
+        Ok(Box::new(AsyncIoSocket::tcp(unshared(stream.into())?)))
     }
 
     #[cfg(unix)]
     async fn connect_unix(&self, path: &Path) -> io::Result<BoxSocket> {
         let stream = smol::net::unix::UnixStream::connect(path).await?;
-        Ok(Box::new(DirectSocket::futures_io(stream)))
+        Ok(Box::new(AsyncIoSocket::unix(unshared(stream.into())?)))
     }
 
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {
         smol::unblock(work).detach();
     }
+}
+
+/// The stream inside a smol stream just connected, which nothing else shares yet.
+fn unshared<T>(stream: Arc<smol::Async<T>>) -> io::Result<smol::Async<T>> {
+    Arc::try_unwrap(stream).map_err(|_| io::Error::other("the new stream is shared"))
 }
 
 #[cfg(test)]
