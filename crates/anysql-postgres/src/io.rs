@@ -164,7 +164,8 @@ impl Io {
     }
 
     /// Like [`has_ended`](Self::has_ended) through `&self`; an inline connection that nobody has
-    /// polled for a while is polled once, without blocking, so that a socket the server closed
+    /// polled for a while is polled once, reading its socket directly and without blocking, so
+    /// that a socket the server closed
     /// while the connection sat idle in the pool is noticed before the connection is handed out.
     pub(crate) fn probe(&self) -> bool {
         match self {
@@ -173,6 +174,11 @@ impl Io {
                     return false;
                 };
                 if state.conn.is_some() && inline.last_driven.elapsed() >= PROBE_AFTER {
+                    // In direct mode: the socket is read, not only asked about. Whether the
+                    // reactor has reported it readable since it was last asked is no sign that
+                    // nothing came: async-io counts a report from the wait during which it was
+                    // asked as older than the question, until the task asks again.
+                    let _direct = DirectMode::new(&inline.socket, true);
                     state.poll(&mut Context::from_waker(Waker::noop()));
                 }
                 state.conn.is_none()
@@ -593,6 +599,81 @@ impl Wake for WakerState {
             if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                 task.wake_by_ref();
             }
+        }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use anysql_core::runtime::AsyncIoSocket;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::thread;
+
+    /// One backend message: type, length, body.
+    fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![kind];
+        out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// An inline connection over one end of a Unix socket pair on async-io's reactor, past its
+    /// startup (the other end, playing the server, has already answered it), its client (the
+    /// connection ends when that is dropped), and that other end.
+    fn idle_inline_connection() -> (Io, tokio_postgres::Client, UnixStream) {
+        let (ours, mut server) = UnixStream::pair().unwrap();
+        let mut hello = message(b'R', &0_i32.to_be_bytes()); // AuthenticationOk
+        hello.extend(message(b'Z', b"I"));
+        server.write_all(&hello).unwrap();
+        let socket = AsyncIoSocket::unix(smol::Async::new(ours).unwrap());
+        let (socket, handle) = PgSocket::new(Box::new(socket));
+        let (client, conn) = smol::block_on(
+            tokio_postgres::Config::new()
+                .user("test")
+                .connect_raw(socket, tokio_postgres::NoTls),
+        )
+        .unwrap();
+        let runtime: SharedRuntime = Arc::new(anysql_smol::SmolRuntime::new());
+        let io = Io::start(
+            conn,
+            handle,
+            DriveMode::Inline,
+            Duration::ZERO,
+            Arc::new(Waiters::default()),
+            &runtime,
+        );
+        (io, client, server)
+    }
+
+    #[test]
+    fn the_probe_notices_an_end_that_the_reactor_reported_in_the_cycle_it_was_asked_in() {
+        let goodbye = message(b'E', b"SFATAL\0C57P01\0Mterminating connection\0\0");
+        // With the server's goodbye, and without (the socket just closes).
+        for last_words in [goodbye, Vec::new()] {
+            let (io, _client, mut server) = idle_inline_connection();
+            // Another thread holds async-io's reactor in one long wait for events...
+            let reactor = thread::spawn(|| {
+                smol::block_on(smol::Timer::after(Duration::from_millis(400)));
+            });
+            thread::sleep(Duration::from_millis(100));
+            // ...during which the pool's check finds the connection open (and asks the reactor
+            // to report the socket readable)...
+            assert!(!io.probe(), "the connection is open");
+            // ...and the server ends the session: the reactor reports it in that same wait,
+            // which async-io counts as a report from before the socket was asked about.
+            server.write_all(&last_words).unwrap();
+            drop(server);
+            thread::sleep(Duration::from_millis(100));
+            assert!(
+                io.probe(),
+                "a connection whose server closed the socket is not handed out ({} bytes of \
+                 goodbye)",
+                last_words.len()
+            );
+            assert!(io.end_reason().is_some());
+            reactor.join().unwrap();
         }
     }
 }
