@@ -165,8 +165,8 @@ impl Io {
 
     /// Like [`has_ended`](Self::has_ended) through `&self`; an inline connection that nobody has
     /// polled for a while is polled once, reading its socket directly and without blocking, so
-    /// that a socket the server closed
-    /// while the connection sat idle in the pool is noticed before the connection is handed out.
+    /// that a socket the server closed while the connection sat idle in the pool is noticed before
+    /// the connection is handed out.
     pub(crate) fn probe(&self) -> bool {
         match self {
             Io::Inline(inline) => {
