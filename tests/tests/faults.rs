@@ -36,16 +36,22 @@ mod every_cell {
     }
 }
 
-async fn terminate_sessions(db: &TestDb) -> Result<i64, Error> {
+/// Ends every session of the test's own; with a nonzero `wait`, also waits (up to `wait`) until
+/// each one's server process has exited. Returns how many ended.
+async fn terminate_sessions(db: &TestDb, wait: Duration) -> Result<i64, Error> {
     let admin = anysql::builder(&anysql_conformance::pg_url())
         .max_size(1)
         .build()?;
     let schema = db.schema.as_deref().unwrap_or_default();
+    let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+    // In an aggregate's filter, so that it only ever reaches rows the WHERE clause kept.
     let killed: i64 = query_scalar(format!(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {}",
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, $2)) FROM pg_stat_activity \
+         WHERE {}",
         db.sessions_predicate()
     ))
     .bind(schema)
+    .bind(wait_ms)
     .fetch_one(&admin)
     .await?;
     admin.close().await;
@@ -99,7 +105,7 @@ async fn terminated_sessions_under_load_fail_in_flight_work_then_recover(
     let mut killed = 0;
     for _ in 0..2 {
         anysql_conformance::sleep(Duration::from_millis(150)).await;
-        killed += terminate_sessions(&db).await?;
+        killed += terminate_sessions(&db, Duration::ZERO).await?;
     }
     for worker in workers {
         worker.await;
@@ -135,7 +141,7 @@ async fn terminated_idle_connection_is_replaced(db: TestDb) -> Result<(), Error>
     let pid: i32 = query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&mut conn)
         .await?;
-    terminate_sessions(&db).await?;
+    terminate_sessions(&db, Duration::ZERO).await?;
     if anysql_conformance::through_pgbouncer() {
         // PgBouncer replaces the server session it lends when it notices the loss: the client
         // connection sees at most one connection error, and the engine serves on.
@@ -181,9 +187,6 @@ async fn a_pooled_connection_the_server_ended_is_replaced_before_it_is_handed_ou
         return Ok(());
     }
     let engine = db.engine_with("max_size=1&target_session_attrs=read-write");
-    let admin = anysql::builder(&anysql_conformance::pg_url())
-        .max_size(1)
-        .build()?;
     let table = "pooled_then_ended";
     query(format!("CREATE TABLE {table} (id BIGINT)"))
         .execute(&engine)
@@ -222,14 +225,7 @@ async fn a_pooled_connection_the_server_ended_is_replaced_before_it_is_handed_ou
         drop(conn);
         // Ended, and gone: the server process has exited, so its goodbye and the end of the
         // stream are on their way (a machine under load can take a while to get there).
-        let ended: i64 = query_scalar(format!(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) \
-             FROM pg_stat_activity WHERE {}",
-            db.sessions_predicate()
-        ))
-        .bind(db.schema.as_deref().unwrap_or_default())
-        .fetch_one(&admin)
-        .await?;
+        let ended = terminate_sessions(&db, Duration::from_secs(10)).await?;
         assert!(ended >= 1, "round {round}: no session of the test's ended");
         anysql_conformance::sleep(Duration::from_millis(50)).await;
         let mut conn = engine.acquire().await?;
@@ -240,7 +236,6 @@ async fn a_pooled_connection_the_server_ended_is_replaced_before_it_is_handed_ou
         assert_ne!(pid, new_pid, "round {round}");
     }
     assert!(engine.metrics().connections_closed_broken >= 5);
-    admin.close().await;
     Ok(())
 }
 

@@ -606,18 +606,11 @@ impl Wake for WakerState {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use crate::socket::tests::message;
     use anysql_core::runtime::AsyncIoSocket;
     use std::io::Write;
     use std::os::unix::net::UnixStream;
     use std::thread;
-
-    /// One backend message: type, length, body.
-    fn message(kind: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![kind];
-        out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-        out.extend_from_slice(body);
-        out
-    }
 
     /// An inline connection over one end of a Unix socket pair on async-io's reactor, past its
     /// startup (the other end, playing the server, has already answered it), its client (the

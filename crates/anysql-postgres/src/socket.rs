@@ -711,7 +711,7 @@ impl fmt::Debug for SocketHandle {
 }
 
 #[cfg(all(test, unix))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use anysql_core::runtime::DirectSocket;
     use std::io::Write;
@@ -737,7 +737,7 @@ mod tests {
     });
 
     /// One backend message: type, length, body.
-    fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+    pub(crate) fn message(kind: u8, body: &[u8]) -> Vec<u8> {
         let mut out = vec![kind];
         out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
         out.extend_from_slice(body);
