@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use anysql::prelude::*;
+use anysql::Pipeline;
 use anysql_conformance::{assert_pool_settles, TestDb};
 use futures_lite::StreamExt;
 
@@ -18,6 +19,12 @@ anysql_conformance::cell_tests!(
     the_engine_shorthands_run_on_the_same_path,
     an_owning_transaction_closure_is_send,
     begin_and_acquire_work_from_any_executor,
+    a_pipeline_commits_with_its_transaction,
+    a_failed_pipeline_statement_stops_it_and_keeps_nothing,
+    a_pipeline_statement_sees_what_the_ones_before_it_did,
+    a_pipeline_is_atomic_on_every_executor,
+    a_pipeline_refuses_bad_input_and_keeps_nothing,
+    a_dropped_pipeline_applies_all_or_nothing,
 );
 
 /// Not `Send` (see `transaction_work_borrows_the_callers_locals`), so run by `run_local`.
@@ -377,6 +384,235 @@ async fn the_engine_shorthands_run_on_the_same_path(db: TestDb) -> Result<(), Er
         .try_collect()
         .await?;
     assert_eq!(ids, [1, 2]);
+    assert_pool_settles(&engine).await;
+    Ok(())
+}
+
+const INSERT_USER: &str = "INSERT INTO users (id, name) VALUES ($1, $2)";
+
+async fn user_ids(db: impl Executor<'_>) -> Result<Vec<i64>, Error> {
+    query_scalar("SELECT id FROM users ORDER BY id")
+        .fetch_all(db)
+        .await
+}
+
+/// `commit_with` runs the statements in the transaction, then commits; the same shape twice (on
+/// PostgreSQL the second time every statement is prepared and all go out together), an empty
+/// pipeline, and a savepoint's.
+async fn a_pipeline_commits_with_its_transaction(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    create_users(&engine).await?;
+    add_user(&engine, 1, "ada").await?;
+    for (read, write, gone) in [(1, 2, 3), (2, 3, 1)] {
+        let mut tx = engine.begin().await?;
+        // A read first, whose answer a real transaction would act on.
+        assert!(user_name(&mut tx, read).await?.is_some());
+        let changed = tx
+            .commit_with(Pipeline::from_iter([
+                query("UPDATE users SET name = $1 WHERE id = $2")
+                    .bind(format!("read {read}"))
+                    .bind(read),
+                query(INSERT_USER).bind(write).bind("written"),
+                query("DELETE FROM users WHERE id = $1").bind(gone),
+            ]))
+            .await?;
+        let deleted = u64::from(gone == 1);
+        assert_eq!(changed, [1, 1, deleted]);
+    }
+    assert_eq!(user_ids(&engine).await?, [2, 3]);
+    assert_eq!(user_name(&engine, 2).await?.as_deref(), Some("read 2"));
+
+    let mut tx = engine.begin().await?;
+    add_user(&mut tx, 4, "before").await?;
+    assert!(tx.commit_with(Pipeline::new()).await?.is_empty());
+
+    let mut tx = engine.begin().await?;
+    let savepoint = tx.begin().await?;
+    let mut pipeline = Pipeline::new();
+    pipeline.push(query(INSERT_USER).bind(5).bind("nested"));
+    assert_eq!(pipeline.len(), 1);
+    assert_eq!(savepoint.commit_with(pipeline).await?, [1]);
+    assert_eq!(tx.level(), 1);
+    tx.commit().await?;
+    assert_eq!(user_ids(&engine).await?, [2, 3, 4, 5]);
+    assert_pool_settles(&engine).await;
+    Ok(())
+}
+
+/// A statement that fails stops the pipeline with its own error, naming it; the statements after
+/// it and the COMMIT do not take effect, nor does anything before it; the connection is usable at
+/// once. Cold and warm statement caches, and a failure before a statement that would have to be
+/// prepared (on PostgreSQL: a run of the pipeline that does not carry the COMMIT).
+async fn a_failed_pipeline_statement_stops_it_and_keeps_nothing(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    create_users(&engine).await?;
+    add_user(&engine, 1, "ada").await?;
+    let mut conn = engine.acquire().await?;
+    for round in 0..3_i64 {
+        let mut tx = conn.begin().await?;
+        assert!(user_name(&mut tx, 1).await?.is_some());
+        let error = tx
+            .commit_with(Pipeline::from_iter([
+                query(INSERT_USER).bind(10 + round).bind("before"),
+                query(INSERT_USER).bind(1).bind("duplicate"),
+                query(INSERT_USER).bind(20 + round).bind("after"),
+            ]))
+            .await
+            .unwrap_err();
+        assert!(error.is_unique_violation(), "round {round}: {error:?}");
+        assert!(
+            error.to_string().contains("statement 2 of 3"),
+            "round {round}: {error}"
+        );
+        assert!(!conn.in_transaction());
+        assert_eq!(user_ids(&mut conn).await?, [1], "round {round}");
+
+        let tx = conn.begin().await?;
+        let error = tx
+            .commit_with(Pipeline::from_iter([
+                query(INSERT_USER).bind(1).bind("duplicate"),
+                query(format!(
+                    "UPDATE users SET name = 'never {round}' WHERE id = $1"
+                ))
+                .bind(1),
+            ]))
+            .await
+            .unwrap_err();
+        assert!(error.is_unique_violation(), "round {round}: {error:?}");
+        assert!(error.to_string().contains("statement 1 of 2"), "{error}");
+        assert_eq!(user_name(&mut conn, 1).await?.as_deref(), Some("ada"));
+    }
+    drop(conn);
+    assert_pool_settles(&engine).await;
+    Ok(())
+}
+
+/// Statements run in order, each after the ones before it took effect: a table created by the
+/// first is there for the next (on PostgreSQL, a statement not yet prepared is prepared only
+/// then).
+async fn a_pipeline_statement_sees_what_the_ones_before_it_did(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    let changed = Pipeline::from_iter([
+        query("CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)"),
+        query("INSERT INTO notes (id, body) VALUES ($1, $2)")
+            .bind(1)
+            .bind("first"),
+        query("UPDATE notes SET body = body || $1 WHERE id = $2")
+            .bind(", then second")
+            .bind(1),
+    ])
+    .execute(&engine)
+    .await?;
+    assert_eq!(changed, [0, 1, 1]);
+    let body: String = query_scalar("SELECT body FROM notes")
+        .fetch_one(&engine)
+        .await?;
+    assert_eq!(body, "first, then second");
+    Ok(())
+}
+
+/// `Pipeline::execute` applies all its statements or none: on the engine and on a connection in
+/// a transaction of its own, inside a transaction as a savepoint, which a failure rolls back
+/// alone.
+async fn a_pipeline_is_atomic_on_every_executor(db: TestDb) -> Result<(), Error> {
+    fn pair(a: i64, b: i64) -> Pipeline<'static> {
+        Pipeline::from_iter([
+            query(INSERT_USER).bind(a).bind("a"),
+            query(INSERT_USER).bind(b).bind("b"),
+        ])
+    }
+    let engine = db.engine();
+    create_users(&engine).await?;
+    assert!(Pipeline::new().execute(&engine).await?.is_empty());
+    assert_eq!(pair(1, 2).execute(&engine).await?, [1, 1]);
+    let error = pair(3, 1).execute(&engine).await.unwrap_err();
+    assert!(error.is_unique_violation(), "{error:?}");
+
+    let mut conn = engine.acquire().await?;
+    assert_eq!(pair(4, 5).execute(&mut conn).await?, [1, 1]);
+    assert!(pair(6, 4).execute(&mut conn).await.is_err());
+    assert!(!conn.in_transaction());
+
+    let mut tx = conn.begin().await?;
+    add_user(&mut tx, 7, "outer").await?;
+    let error = pair(8, 7).execute(&mut tx).await.unwrap_err();
+    assert!(error.is_unique_violation(), "{error:?}");
+    add_user(&mut tx, 9, "outer, after").await?;
+    tx.commit().await?;
+    drop(conn);
+    assert_eq!(user_ids(&engine).await?, [1, 2, 4, 5, 7, 9]);
+    assert_pool_settles(&engine).await;
+    Ok(())
+}
+
+/// A statement with a NUL in its SQL, or the wrong number of parameters, is refused with a clear
+/// error naming it, and nothing of the transaction is kept.
+async fn a_pipeline_refuses_bad_input_and_keeps_nothing(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    create_users(&engine).await?;
+    let mut conn = engine.acquire().await?;
+    let bad = [
+        // PostgreSQL's text cannot hold a NUL, and the server says so.
+        (query(INSERT_USER).bind(2).bind("b\0"), ErrorKind::Database),
+        (
+            query("DELETE FROM users\0 WHERE id = $1").bind(1),
+            ErrorKind::InvalidStatement,
+        ),
+        (query(INSERT_USER).bind(2), ErrorKind::Parameter),
+    ];
+    for (round, (statement, kind)) in bad.into_iter().enumerate() {
+        let mut tx = conn.begin().await?;
+        add_user(&mut tx, 1, "first").await?;
+        let result = tx
+            .commit_with(Pipeline::from_iter([
+                query(INSERT_USER).bind(3).bind("c"),
+                statement,
+            ]))
+            .await;
+        if round == 0 {
+            // SQLite's text can hold a NUL.
+            if !db.is_postgres() {
+                assert_eq!(result?, [1, 1]);
+                query("DELETE FROM users").execute(&mut conn).await?;
+                continue;
+            }
+        }
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), kind, "{error:?}");
+        assert!(error.to_string().contains("statement 2 of 2"), "{error}");
+        assert!(user_ids(&mut conn).await?.is_empty(), "round {round}");
+    }
+    drop(conn);
+    assert_pool_settles(&engine).await;
+    Ok(())
+}
+
+/// A `commit_with` future dropped after its first poll leaves the pipeline applied entirely or
+/// not at all, and the connection clean.
+async fn a_dropped_pipeline_applies_all_or_nothing(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    create_users(&engine).await?;
+    for round in 0..20_i64 {
+        let mut tx = engine.begin().await?;
+        add_user(&mut tx, 1000 + round, "read").await?;
+        let pipeline: Pipeline<'static> = (0..3)
+            .map(|k| query(INSERT_USER).bind(round * 10 + k).bind("x"))
+            .collect();
+        let mut commit = Box::pin(tx.commit_with(pipeline));
+        let finished = futures_lite::future::poll_once(commit.as_mut()).await;
+        drop(commit);
+        let kept: i64 =
+            query_scalar("SELECT count(*) FROM users WHERE id >= $1 AND id < $2 OR id = $3")
+                .bind(round * 10)
+                .bind(round * 10 + 10)
+                .bind(1000 + round)
+                .fetch_one(&engine)
+                .await?;
+        match finished {
+            Some(result) => assert_eq!((result?.len(), kept), (3, 4), "round {round}"),
+            None => assert!(kept == 0 || kept == 4, "round {round}: {kept} rows"),
+        }
+    }
     assert_pool_settles(&engine).await;
     Ok(())
 }

@@ -32,6 +32,7 @@ anysql_conformance::cell_tests!(
     slow_statements_are_warned_about_above_the_threshold,
     pool_events_are_reported,
     copy_has_a_span_from_its_start_to_its_end,
+    a_pipeline_has_one_span_with_its_commit,
 );
 
 /// The fields of one span or event, as text.
@@ -491,5 +492,43 @@ async fn copy_has_a_span_from_its_start_to_its_end(db: TestDb) -> Result<(), Err
         Some("1")
     );
     assert!(!printed.contains(SECRET), "a COPY value was printed");
+    Ok(())
+}
+
+/// A pipeline's statements and the `COMMIT` sent with them share one span: their SQL joined by
+/// `; `, the batch size, the rows they changed together; no parameter value.
+async fn a_pipeline_has_one_span_with_its_commit(db: TestDb) -> Result<(), Error> {
+    let engine = db.engine();
+    let table = unique_name("traced_pipeline");
+    query(format!(
+        "CREATE TABLE {table} (id BIGINT PRIMARY KEY, body TEXT NOT NULL)"
+    ))
+    .execute(&engine)
+    .await?;
+    let insert = format!("INSERT INTO {table} (id, body) VALUES ($1, $2)");
+    let update = format!("UPDATE {table} SET body = $1 WHERE id >= $2");
+    let (changed, captured, printed) = traced(async {
+        let mut tx = engine.begin().await?;
+        query_scalar::<i64>(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&mut tx)
+            .await?;
+        tx.commit_with(anysql::Pipeline::from_iter([
+            query(&insert).bind(1i64).bind(SECRET),
+            query(&insert).bind(2i64).bind("b"),
+            query(&update).bind("c").bind(1i64),
+        ]))
+        .await
+    })
+    .await;
+    assert_eq!(changed?, [1, 1, 2]);
+    let s = span_of(&captured, &format!("{insert}; {insert}; {update}; COMMIT"));
+    assert_eq!(field(s, "db.operation.batch.size"), Some("4"));
+    assert_eq!(field(s, "db.response.affected_rows"), Some("4"));
+    assert_eq!(
+        field(s, "otel.name"),
+        Some(format!("INSERT {table}").as_str())
+    );
+    assert!(!printed.contains(SECRET));
+    assert!(!format!("{:?}", captured.spans).contains(SECRET));
     Ok(())
 }

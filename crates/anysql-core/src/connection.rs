@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use futures_core::Stream;
 
 use crate::copy::{CopyIn, CopyInRows, CopyOut};
-use crate::driver::{DriverConnection, ParamSets, RowSink, RowStream};
+use crate::driver::{pipeline_statement_failed, DriverConnection, ParamSets, RowSink, RowStream};
 use crate::error::{Error, ErrorKind};
 use crate::params::Params;
 use crate::pool::Lease;
@@ -419,15 +419,23 @@ impl Connection {
         Ok(())
     }
 
-    /// Ends transaction level `level` (1 = outermost) by committing or rolling back.
-    pub(crate) async fn end_level(&mut self, level: u32, commit: bool) -> Result<(), Error> {
+    /// Ends transaction level `level` (1 = outermost) by committing or rolling back; a commit
+    /// first runs `statements` in it (the driver may send them and the commit together), and
+    /// returns the rows each changed. If one fails, the level ends as with a failed commit:
+    /// nothing of it is kept.
+    pub(crate) async fn end_level(
+        &mut self,
+        level: u32,
+        commit: bool,
+        statements: Vec<(&str, Vec<Value>)>,
+    ) -> Result<Vec<u64>, Error> {
         if self.state.lost >= level {
             self.state.lost = level - 1;
             // A rollback's wish is already granted; a commit's cannot be.
             return if commit {
                 Err(lost_transaction())
             } else {
-                Ok(())
+                Ok(Vec::new())
             };
         }
         self.prepare().await?;
@@ -438,17 +446,36 @@ impl Connection {
             ));
         }
         let result = run!(self, d => async {
-            match (level, commit) {
-                (1, true) => control(d, "COMMIT").await,
-                (1, false) => control(d, "ROLLBACK").await,
-                (_, true) => release_savepoint(d, &savepoint_name(level - 1)).await,
-                (_, false) => rollback_to_savepoint(d, &savepoint_name(level - 1)).await,
+            let release;
+            let end = match (level, commit) {
+                (1, true) => "COMMIT",
+                (1, false) => return control(d, "ROLLBACK").await.map(|()| Vec::new()),
+                (_, true) => {
+                    release = format!("RELEASE SAVEPOINT {}", savepoint_name(level - 1));
+                    &release
+                }
+                (_, false) => {
+                    return rollback_to_savepoint(d, &savepoint_name(level - 1))
+                        .await
+                        .map(|()| Vec::new())
+                }
+            };
+            if statements.is_empty() {
+                control(d, end).await.map(|()| Vec::new())
+            } else {
+                let count = statements.len();
+                for (index, (sql, _)) in statements.iter().enumerate() {
+                    crate::sql::check_statement(sql)
+                        .map_err(|e| pipeline_statement_failed(index, count, e))?;
+                }
+                d.execute_pipeline(statements, end).await
             }
         });
         match &result {
-            Ok(()) => self.state.depth = level - 1,
+            Ok(_) => self.state.depth = level - 1,
             // A failed COMMIT ends the transaction on every database we support; a failed
-            // ROLLBACK TO leaves the level to be rolled back again before the next use.
+            // ROLLBACK TO leaves the level to be rolled back again before the next use. A failed
+            // statement before the COMMIT: the transaction is reset before the next use.
             Err(_) if level == 1 => {
                 self.state.depth = 0;
                 self.state.interrupted = true;

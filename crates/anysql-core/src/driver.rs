@@ -33,6 +33,37 @@ pub type ParamSets<'a> = Box<dyn Iterator<Item = Vec<Value>> + Send + 'a>;
 /// it says whether it wants the next one: [`ControlFlow::Break`] stops the query there.
 pub type RowSink<'a> = dyn FnMut(&mut Row) -> Result<ControlFlow<()>, Error> + Send + 'a;
 
+/// What [`DriverConnection::execute_pipeline`] returns when statement `index` (counted from 0)
+/// of its `count` failed with `error`: the same error, its message saying which statement it was.
+pub fn pipeline_statement_failed(index: usize, count: usize, error: Error) -> Error {
+    error.context(format_args!(
+        "statement {} of {count} in the pipeline failed, and the pipeline's transaction is not \
+         committed",
+        index + 1
+    ))
+}
+
+/// [`DriverConnection::execute_pipeline`] one statement at a time: each through
+/// [`execute`](DriverConnection::execute), stopping at the first that fails, then `end`. The
+/// default, and the fallback of a driver whose faster path does not apply.
+pub async fn execute_pipeline_one_by_one<C: DriverConnection + ?Sized>(
+    conn: &mut C,
+    statements: Vec<(&str, Vec<Value>)>,
+    end: &str,
+) -> Result<Vec<u64>, Error> {
+    let count = statements.len();
+    let mut changed = Vec::with_capacity(count);
+    for (index, (sql, params)) in statements.into_iter().enumerate() {
+        let rows = conn
+            .execute(sql, params)
+            .await
+            .map_err(|e| pipeline_statement_failed(index, count, e))?;
+        changed.push(rows);
+    }
+    conn.execute(end, Vec::new()).await?;
+    Ok(changed)
+}
+
 /// A database driver: the URL schemes it serves and a factory for its connections.
 pub trait AsyncDriver: Send + Sync + fmt::Debug + 'static {
     /// A short name for messages, such as `"sqlite"`.
@@ -237,6 +268,27 @@ pub trait DriverConnection: Send + fmt::Debug + 'static {
             total += self.execute(sql, params).await?;
         }
         Ok(total)
+    }
+
+    /// Runs `statements` in order inside the open transaction, then `end` (the statement that ends
+    /// the transaction: `COMMIT`, or `RELEASE SAVEPOINT name` for a nested one), and
+    /// returns the rows each statement changed: the path of [`Pipeline`](crate::Pipeline).
+    ///
+    /// It stops at the first statement that fails and returns that statement's error, marked with
+    /// [`pipeline_statement_failed`]; what the transaction did is then the core's to roll back.
+    /// A driver that sends the statements before their replies are read may have sent `end`
+    /// already: then the database must not keep the transaction's work (PostgreSQL turns a
+    /// `COMMIT` after a failed statement into a rollback).
+    ///
+    /// The core calls it only inside a transaction. The default runs the statements one by one
+    /// through [`execute`](Self::execute) ([`execute_pipeline_one_by_one`]); a driver overrides
+    /// it to send them together.
+    async fn execute_pipeline(
+        &mut self,
+        statements: Vec<(&str, Vec<Value>)>,
+        end: &str,
+    ) -> Result<Vec<u64>, Error> {
+        execute_pipeline_one_by_one(self, statements, end).await
     }
 
     /// Runs a query and hands each of its rows to `sink`, in order, until the rows end or `sink`

@@ -40,6 +40,7 @@ mod listener;
 pub mod option_values;
 mod options;
 mod params;
+mod pipeline;
 mod pool;
 mod query;
 mod replicas;
@@ -61,14 +62,15 @@ pub use cancel::CancelHandle;
 pub use connection::{Connection, Rows};
 pub use copy::{ByteStream, CopyIn, CopyInRows, CopyOut, DriverCopyIn, DriverCopyRows};
 pub use driver::{
-    AsyncDriver, CancelQuery, Connector, DriverConnection, ParamSets, RowSink, RowStream,
-    ServerInfo, SharedConnection,
+    execute_pipeline_one_by_one, pipeline_statement_failed, AsyncDriver, CancelQuery, Connector,
+    DriverConnection, ParamSets, RowSink, RowStream, ServerInfo, SharedConnection,
 };
 pub use engine::{Engine, EngineBuilder};
 pub use error::{ConstraintKind, DatabaseError, Error, ErrorKind, Result};
 pub use listener::{DriverListener, Listener, Notification, DEFAULT_LISTENER_CAPACITY};
 pub use options::{redact, ConnectOptions};
 pub use params::Params;
+pub use pipeline::Pipeline;
 pub use pool::{AfterConnect, PoolMetrics, PoolOptions, PoolStatus};
 pub use query::{
     query, query_as, query_scalar, Acquired, BoxStream, Decoding, Executor, FirstColumn, Query,

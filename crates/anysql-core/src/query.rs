@@ -395,6 +395,11 @@ impl<'q> Query<'q> {
         self
     }
 
+    /// The SQL and the parameters, taken apart.
+    pub(crate) fn into_parts(self) -> (Cow<'q, str>, Vec<Value>) {
+        (self.sql, self.params)
+    }
+
     /// The SQL as given.
     pub fn sql(&self) -> &str {
         &self.sql

@@ -22,7 +22,7 @@
 //! | `db.collection.name` | the table the statement names first after `FROM`, `INTO`, `UPDATE` or `TABLE`, where there is one |
 //! | `db.query.text` | the SQL as written; parameter values are never recorded |
 //! | `server.address`, `server.port` | the server's host and port (PostgreSQL over TCP; a Unix socket's directory as the address) |
-//! | `db.operation.batch.size` | the number of parameter sets of `execute_many` |
+//! | `db.operation.batch.size` | the number of parameter sets of `execute_many`; of statements of a [`Pipeline`](crate::Pipeline), with the `COMMIT` sent with it (the pipeline's statements share one span, its `db.query.text` their SQL joined by `; `) |
 //! | `db.response.returned_rows` | the rows a query returned |
 //! | `db.response.affected_rows` | the rows a statement changed (not yet in the stable conventions; named after `returned_rows`) |
 //! | `db.response.status_code` | on failure, the SQLSTATE (PostgreSQL) or result code (SQLite), when the database gave one |
@@ -487,6 +487,30 @@ impl DriverConnection for TracedConnection {
                 batch,
                 affected,
                 self.inner.execute_many(sql, param_sets),
+            )
+            .await
+    }
+
+    /// One span for the whole pipeline: its statements, with the `COMMIT` that ends it, go to the
+    /// server together.
+    async fn execute_pipeline(
+        &mut self,
+        statements: Vec<(&str, Vec<Value>)>,
+        end: &str,
+    ) -> Result<Vec<u64>, Error> {
+        let telemetry = self.telemetry.clone();
+        let text: Vec<&str> = statements
+            .iter()
+            .map(|(sql, _)| *sql)
+            .chain([end])
+            .collect();
+        let text = text.join("; ");
+        telemetry
+            .run(
+                &text,
+                Some(statements.len() + 1),
+                |changed: &Vec<u64>| RowCount::Affected(changed.iter().sum()),
+                self.inner.execute_pipeline(statements, end),
             )
             .await
     }

@@ -5,6 +5,8 @@ use std::ops::{Deref, DerefMut};
 
 use crate::connection::Connection;
 use crate::error::Error;
+use crate::pipeline::Pipeline;
+use crate::value::Value;
 
 /// An open transaction. It derefs to [`Connection`], so every query method works on it.
 ///
@@ -72,17 +74,74 @@ impl<'c> Transaction<'c> {
     /// Commits: the transaction's work becomes durable (for a savepoint, part of the outer
     /// transaction).
     pub async fn commit(mut self) -> Result<(), Error> {
-        self.end(true).await
+        self.end(true, Vec::new()).await.map(drop)
+    }
+
+    /// Runs the statements of `pipeline` in this transaction, then commits, and returns the rows
+    /// each statement changed, in order. On PostgreSQL the statements and the `COMMIT` go out in
+    /// one write: one round trip for all of them, where awaiting each statement and then
+    /// [`commit`](Self::commit) take one each.
+    ///
+    /// If a statement fails, its error is returned (its message says which statement it was),
+    /// the statements after it do not run, and nothing the transaction did is kept: it is rolled
+    /// back (a savepoint: rolled back to) before the connection is used again. That is what
+    /// awaiting each statement with `?` and then dropping the transaction gives.
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// # let engine: anysql_core::Engine = anysql_core::EngineBuilder::new("sqlite::memory:")
+    /// #     .driver(anysql_sqlite::SqliteDriver::new())
+    /// #     .runtime(anysql_smol::SmolRuntime::new())
+    /// #     .build()?;
+    /// use anysql_core::{query, query_scalar, Pipeline};
+    ///
+    /// let mut conn = engine.acquire().await?;
+    /// query("CREATE TABLE account (id INTEGER PRIMARY KEY, balance INTEGER)").execute(&mut conn).await?;
+    /// query("CREATE TABLE entry (account INTEGER, delta INTEGER)").execute(&mut conn).await?;
+    /// query("INSERT INTO account VALUES (1, 100)").execute(&mut conn).await?;
+    ///
+    /// let mut tx = conn.begin().await?;
+    /// // The statement whose result decides what follows is awaited on its own...
+    /// let balance: i64 = query_scalar("SELECT balance FROM account WHERE id = $1")
+    ///     .bind(1)
+    ///     .fetch_one(&mut tx)
+    ///     .await?;
+    /// assert_eq!(balance, 100);
+    /// // ...the rest travel with the COMMIT.
+    /// let changed = tx
+    ///     .commit_with(Pipeline::from_iter([
+    ///         query("UPDATE account SET balance = balance - $2 WHERE id = $1").bind(1).bind(30),
+    ///         query("INSERT INTO entry VALUES ($1, $2)").bind(1).bind(-30),
+    ///     ]))
+    ///     .await?;
+    /// assert_eq!(changed, [1, 1]);
+    ///
+    /// let balance: i64 = query_scalar("SELECT balance FROM account").fetch_one(&mut conn).await?;
+    /// assert_eq!(balance, 70);
+    /// # Ok::<(), anysql_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn commit_with(mut self, pipeline: Pipeline<'_>) -> Result<Vec<u64>, Error> {
+        let (sqls, params) = pipeline.into_parts();
+        let statements = sqls.iter().map(|sql| &**sql).zip(params).collect();
+        self.end(true, statements).await
     }
 
     /// Rolls back the transaction's work.
     pub async fn rollback(mut self) -> Result<(), Error> {
-        self.end(false).await
+        self.end(false, Vec::new()).await.map(drop)
     }
 
-    async fn end(&mut self, commit: bool) -> Result<(), Error> {
+    async fn end(
+        &mut self,
+        commit: bool,
+        statements: Vec<(&str, Vec<Value>)>,
+    ) -> Result<Vec<u64>, Error> {
         let level = self.level;
-        let result = self.connection_mut().end_level(level, commit).await;
+        let result = self
+            .connection_mut()
+            .end_level(level, commit, statements)
+            .await;
         // Only now: if this future is dropped half-way, `Drop` still sees the level open and has it
         // rolled back (a no-op if the COMMIT had already gone through).
         self.open = false;

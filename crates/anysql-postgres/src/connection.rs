@@ -28,7 +28,7 @@ use crate::pipeline;
 use crate::session::{is_query_canceled, rolled_back_error, Session};
 use crate::socket::{BeginOutcome, BeginProgress, SocketHandle, TxnStatus};
 use crate::sql::{self, SqlInfo, TxnEffect};
-use crate::statements::{Failure, Statements};
+use crate::statements::{Failure, Prepared, Statements};
 use crate::types::{self, unnamed_param_type, PgParam, RowPlan};
 
 /// How long [`reset`](DriverConnection::reset) waits for an interrupted operation to finish by
@@ -87,35 +87,55 @@ pub(crate) async fn execute_one(
     params: &[Value],
     unspecified: &Type,
 ) -> Result<u64, Failure> {
-    if params.is_empty() {
-        // No parameters: the simple protocol is one round trip, needs no prepared statement and
-        // accepts several statements separated by semicolons.
-        if info.max_param > 0 {
-            return Err(Error::parameter_count(info.max_param, 0).into());
-        }
-        // Streamed, so that rows a statement returns are dropped as they come, never collected.
-        let mut messages = pin!(client.simple_query_raw(sql).await?);
-        let mut total = 0;
-        while let Some(message) = messages.next().await {
-            if let SimpleQueryMessage::CommandComplete(n) = message? {
-                total += n;
-            }
-        }
-        return Ok(total);
-    }
-    if statements.unnamed() {
-        if params.len() != info.max_param {
-            return Err(Error::parameter_count(info.max_param, params.len()).into());
-        }
-        let values: Vec<PgParam<'_>> = types::params(params).collect();
-        Ok(client
-            .execute_typed(sql, &typed_params(&values, unspecified))
-            .await?)
+    let prepared = if params.is_empty() || statements.unnamed() {
+        check_unprepared(info, params)?;
+        None
     } else {
-        let prepared = statements.for_params(client, sql, params).await?;
-        Ok(client
-            .execute_raw(&prepared.statement, types::params(params))
-            .await?)
+        Some(statements.for_params(client, sql, params).await?)
+    };
+    Ok(execute_request(client, sql, params, prepared.as_deref(), unspecified).await?)
+}
+
+/// Refuses the parameters of a statement that runs without a prepared statement of its own
+/// (the simple protocol, or an unnamed statement), which nothing else checks before the server.
+pub(crate) fn check_unprepared(info: &SqlInfo, params: &[Value]) -> Result<(), Error> {
+    if params.len() != info.max_param {
+        return Err(Error::parameter_count(info.max_param, params.len()));
+    }
+    Ok(())
+}
+
+/// The request that runs a statement and counts the rows it changed: with `prepared`, its
+/// execute; without, and without parameters, the simple protocol (one round trip, no prepared
+/// statement, several statements separated by semicolons allowed); else an unnamed statement.
+/// Its first poll writes the request, so several can be in flight (see [`pipeline`]).
+pub(crate) fn execute_request<'a>(
+    client: &'a Client,
+    sql: &'a str,
+    params: &'a [Value],
+    prepared: Option<&'a Prepared>,
+    unspecified: &'a Type,
+) -> BoxFuture<'a, Result<u64, tokio_postgres::Error>> {
+    match prepared {
+        Some(prepared) => Box::pin(client.execute_raw(&prepared.statement, types::params(params))),
+        None if params.is_empty() => Box::pin(async move {
+            // Streamed, so that rows a statement returns are dropped as they come, never
+            // collected.
+            let mut messages = pin!(client.simple_query_raw(sql).await?);
+            let mut total = 0;
+            while let Some(message) = messages.next().await {
+                if let SimpleQueryMessage::CommandComplete(n) = message? {
+                    total += n;
+                }
+            }
+            Ok(total)
+        }),
+        None => Box::pin(async move {
+            let values: Vec<PgParam<'_>> = types::params(params).collect();
+            client
+                .execute_typed(sql, &typed_params(&values, unspecified))
+                .await
+        }),
     }
 }
 
@@ -596,6 +616,80 @@ impl DriverConnection for PgConnection {
             .await;
         self.session
             .settle(Some(&mut self.statements), sql, &[], result)
+    }
+
+    /// Sends the statements and `end` in one write and reads their replies together: one round
+    /// trip, where the statements' prepared statements are cached (a statement that must be
+    /// prepared first waits for the ones before it, and goes alone). Each statement is its own
+    /// request, so after a failed one the server refuses the rest (the transaction is aborted)
+    /// and turns a `COMMIT` into a rollback. Where pipelining is not safe (the server's
+    /// transaction status is not known to be an open, healthy transaction, or a statement
+    /// controls the transaction itself), the statements run one by one.
+    async fn execute_pipeline(
+        &mut self,
+        statements: Vec<(&str, Vec<Value>)>,
+        end: &str,
+    ) -> Result<Vec<u64>, Error> {
+        let count = statements.len();
+        let mut infos = Vec::with_capacity(count);
+        for (index, (sql, params)) in statements.iter().enumerate() {
+            let info = sql::scan(sql);
+            info.check(params.len())
+                .map_err(|e| anysql_core::pipeline_statement_failed(index, count, e))?;
+            infos.push(info);
+        }
+        if !matches!(self.deferred, Deferred::None) {
+            // As in `execute_many`: a `BEGIN` carried by the first statement must not fail with
+            // the others already sent, to run outside the transaction. So it goes first, alone.
+            self.begin_now().await?;
+        }
+        if self.session.txn() != Some(TxnStatus::InTransaction)
+            || infos.iter().any(|info| !info.effects.is_empty())
+        {
+            return anysql_core::execute_pipeline_one_by_one(self, statements, end).await;
+        }
+        self.start()?;
+        let Self {
+            client,
+            statements: cache,
+            io,
+            unspecified,
+            ..
+        } = self;
+        let result = io
+            .drive(pipeline::run_statements(
+                client,
+                cache,
+                unspecified,
+                &statements,
+                &infos,
+                end,
+            ))
+            .await;
+        let end_effects = sql::scan(end).effects;
+        match result {
+            Ok(changed) => {
+                self.session
+                    .settle(Some(&mut self.statements), "", &end_effects, Ok(changed))
+            }
+            Err((index, failure)) => {
+                // The failed statement's SQL, for the statement cache. Whether the transaction
+                // is still open after it is the server's word, read with the last reply.
+                let (sql, effects) = match statements.get(index) {
+                    Some((sql, _)) => (*sql, &[][..]),
+                    None => (end, &end_effects[..]),
+                };
+                self.session
+                    .settle(Some(&mut self.statements), sql, effects, Err(failure))
+                    .map_err(|error| {
+                        if index < count {
+                            anysql_core::pipeline_statement_failed(index, count, error)
+                        } else {
+                            error
+                        }
+                    })
+            }
+        }
     }
 
     async fn fetch_each(

@@ -464,9 +464,26 @@
 //!
 //! The `BEGIN` is deferred only when the session is idle by the server's current word; otherwise
 //! (a transaction opened with SQL, a reply still unread) it runs at once, and `begin` reports its
-//! errors. `COMMIT` cannot travel with the transaction's last statement: nothing says which
-//! statement is the last, and each statement's result (or error) is the caller's before it
-//! decides to commit.
+//! errors. `COMMIT` cannot travel with a statement awaited on its own: nothing says which statement
+//! is the last, and each statement's result (or error) is the caller's before it decides to
+//! commit. The caller who knows can say so with a pipeline (below).
+//!
+//! # Pipelines
+//!
+//! [`Transaction::commit_with`](anysql_core::Transaction::commit_with) writes the
+//! [`Pipeline`](anysql_core::Pipeline)'s statements and the `COMMIT` in one write and reads their
+//! replies together: a transaction of a read and two writes (P6 in docs/benchmarks.md) takes two
+//! round trips instead of four. Each statement is a request of its own, each with its Sync, so
+//! the server runs them in order, one after the other has taken effect; if one fails, the
+//! transaction is aborted, the server refuses the statements after it (`25P02`) and turns the
+//! `COMMIT` into a rollback, and the caller gets the failed statement's error, its message naming
+//! the statement. A statement whose prepared statement is not cached yet is prepared only once the
+//! statements before it have run (one of them may create the table it uses): the pipeline goes
+//! out in runs, and the `COMMIT` with the last. A nested transaction's `RELEASE SAVEPOINT` travels
+//! the same way. Where pipelining is not safe (a statement that controls the transaction itself,
+//! or a server status not known to be an open, healthy transaction), the statements run one by
+//! one, with the same outcome. A pipeline that must open its transaction (on the engine, on a
+//! connection outside one) has the `BEGIN` sent first, alone, as for a batch.
 //!
 //! # Batches
 //!

@@ -1,30 +1,36 @@
-//! The pipeline of [`execute_many`](anysql_core::DriverConnection::execute_many): every set's
-//! execute written before the first reply is read, inside a transaction of its own when none is
-//! open.
+//! Pipelines: requests written before the first reply is read. [`run`] is the path of
+//! [`execute_many`](anysql_core::DriverConnection::execute_many) (one statement, every parameter
+//! set, inside a transaction of its own when none is open), [`run_statements`] that of
+//! [`execute_pipeline`](anysql_core::DriverConnection::execute_pipeline) (statements in the open
+//! transaction, then the statement that ends it).
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use anysql_core::{Error, Value};
+use anysql_core::Value;
 use postgres_types::Type;
 use tokio_postgres::Client;
 
-use crate::connection::typed_params;
+use crate::connection::{check_unprepared, execute_one, execute_request};
 use crate::sql::SqlInfo;
 use crate::statements::{Failure, Prepared, Statements};
-use crate::types::{self, check_params, PgParam};
+use crate::types::check_params;
 
-/// How many statements of an `execute_many` batch are in flight at once.
+/// How many requests of a pipeline are in flight at once.
 const PIPELINE_WINDOW: usize = 256;
 
 /// A boxed, sendable future.
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// One request: it answers with the rows it changed.
+type Request<'a> = BoxFuture<'a, Result<u64, tokio_postgres::Error>>;
+
 /// Sends `BEGIN` (with `wrap`), the executes of `sql` with each of `sets` and `COMMIT` without
-/// waiting in between, at most [`PIPELINE_WINDOW`] at a time, and returns the total of rows
-/// changed or the first error. Run it driven by the connection's [`Io`](crate::io::Io).
+/// waiting in between, and returns the total of rows changed or the first error. Run it driven
+/// by the connection's [`Io`](crate::io::Io).
 pub(crate) async fn run(
     client: &Client,
     statements: &mut Statements,
@@ -37,9 +43,7 @@ pub(crate) async fn run(
     {
         let prepared = if statements.unnamed() {
             for set in sets {
-                if set.len() != info.max_param {
-                    return Err(Error::parameter_count(info.max_param, set.len()).into());
-                }
+                check_unprepared(info, set)?;
             }
             None
         } else {
@@ -51,46 +55,28 @@ pub(crate) async fn run(
         };
         let prepared = prepared.as_deref();
 
-        let steps = wrap
-            .then_some(Step::Begin)
-            .into_iter()
-            .chain((0..sets.len()).map(Step::Execute))
-            .chain(wrap.then_some(Step::Commit));
-        let mut steps = steps.peekable();
-        let make = |step: &Step| step_future(step, client, sql, sets, prepared, unspecified);
-        let mut in_flight: VecDeque<(bool, BoxFuture<'_, Result<u64, tokio_postgres::Error>>)> =
-            VecDeque::new();
+        // With `wrap`: `BEGIN`, the sets, `COMMIT`.
+        let (first, count) = if wrap {
+            (1, sets.len() + 2)
+        } else {
+            (0, sets.len())
+        };
+        let request = |index: usize| match index.checked_sub(first).map(|set| sets.get(set)) {
+            Some(Some(set)) => (
+                true,
+                execute_request(client, sql, set, prepared, unspecified),
+            ),
+            None => (false, control(client, "BEGIN")),
+            Some(None) => (false, control(client, "COMMIT")),
+        };
         let mut total = 0u64;
         let mut first_error: Option<tokio_postgres::Error> = None;
-        poll_fn(|cx: &mut Context<'_>| loop {
-            // Send more while the window has room: the first poll of each future writes its
-            // request into the client's queue.
-            while in_flight.len() < PIPELINE_WINDOW {
-                let Some(step) = steps.next() else { break };
-                let counts = matches!(step, Step::Execute(_));
-                let mut future = make(&step);
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(result) => record(&mut total, &mut first_error, counts, result),
-                    Poll::Pending => in_flight.push_back((counts, future)),
-                }
-            }
-            // Replies come back in order, so only the oldest can be complete.
-            let mut progressed = false;
-            while let Some((counts, future)) = in_flight.front_mut() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(result) => {
-                        record(&mut total, &mut first_error, *counts, result);
-                        in_flight.pop_front();
-                        progressed = true;
-                    }
-                    Poll::Pending => break,
-                }
-            }
-            if in_flight.is_empty() && steps.peek().is_none() {
-                return Poll::Ready(());
-            }
-            if !progressed {
-                return Poll::Pending;
+        in_order(count, request, |counts, result| match result {
+            Ok(n) if counts => total += n,
+            Ok(_) => {}
+            // The first error is the cause; later ones are "current transaction is aborted".
+            Err(e) => {
+                first_error.get_or_insert(e);
             }
         })
         .await;
@@ -101,53 +87,125 @@ pub(crate) async fn run(
     }
 }
 
-/// One request of the pipeline.
-enum Step {
-    Begin,
-    Execute(usize),
-    Commit,
-}
-
-fn step_future<'s>(
-    step: &Step,
-    client: &'s Client,
-    sql: &'s str,
-    sets: &'s [Vec<Value>],
-    prepared: Option<&'s Prepared>,
-    unspecified: &'s Type,
-) -> BoxFuture<'s, Result<u64, tokio_postgres::Error>> {
-    match *step {
-        Step::Begin => Box::pin(async move { client.batch_execute("BEGIN").await.map(|()| 0) }),
-        Step::Commit => Box::pin(async move { client.batch_execute("COMMIT").await.map(|()| 0) }),
-        Step::Execute(i) => {
-            let set = &sets[i];
-            match prepared {
-                Some(p) => Box::pin(client.execute_raw(&p.statement, types::params(set))),
-                None => Box::pin(async move {
-                    let values: Vec<PgParam<'_>> = types::params(set).collect();
-                    client
-                        .execute_typed(sql, &typed_params(&values, unspecified))
-                        .await
-                }),
+/// Runs `statements` (their SQL scanned in `infos`) in order in the open transaction, then
+/// `end`, and returns the rows each changed, or the position of the first that failed
+/// (`statements.len()` for `end`) with its error. Run it driven by the connection's
+/// [`Io`](crate::io::Io).
+///
+/// Each run of statements that can be sent as they are (their prepared statement cached,
+/// unnamed statements, or no parameters) goes out in one write, `end` with the last run. A
+/// statement that must be prepared first waits for the statements before it and runs alone, as
+/// one awaited on its own would: one of those may create what it uses.
+pub(crate) async fn run_statements(
+    client: &Client,
+    cache: &mut Statements,
+    unspecified: &Type,
+    statements: &[(&str, Vec<Value>)],
+    infos: &[SqlInfo],
+    end: &str,
+) -> Result<Vec<u64>, (usize, Failure)> {
+    let count = statements.len();
+    let mut changed = Vec::with_capacity(count);
+    let mut next = 0;
+    loop {
+        let mut ready: Vec<Option<Arc<Prepared>>> = Vec::new();
+        for (index, (sql, params)) in statements.iter().enumerate().skip(next) {
+            if params.is_empty() || cache.unnamed() {
+                check_unprepared(&infos[index], params).map_err(|e| (index, e.into()))?;
+                ready.push(None);
+            } else if let Some(prepared) = cache.cached_for_params(sql, params) {
+                ready.push(Some(prepared));
+            } else {
+                break;
             }
         }
+        let upto = next + ready.len();
+        if ready.is_empty() && next < count {
+            let (sql, params) = &statements[next];
+            let rows = execute_one(client, cache, sql, &infos[next], params, unspecified)
+                .await
+                .map_err(|f| (next, f))?;
+            changed.push(rows);
+            next += 1;
+            continue;
+        }
+        let last = upto == count;
+        // The run's statements, then `end` after the last run.
+        let requests = upto - next + usize::from(last);
+        let request = |at: usize| match next + at {
+            index if index < upto => {
+                let (sql, params) = &statements[index];
+                let prepared = ready[at].as_deref();
+                (
+                    index,
+                    execute_request(client, sql, params, prepared, unspecified),
+                )
+            }
+            _ => (count, control(client, end)),
+        };
+        let mut first_error: Option<(usize, Failure)> = None;
+        in_order(requests, request, |index, result| match result {
+            Ok(rows) if index < count => changed.push(rows),
+            Ok(_) => {}
+            Err(e) => {
+                first_error.get_or_insert((index, Failure::Pg(e)));
+            }
+        })
+        .await;
+        if let Some(failed) = first_error {
+            return Err(failed);
+        }
+        if last {
+            return Ok(changed);
+        }
+        next = upto;
     }
 }
 
-fn record(
-    total: &mut u64,
-    first_error: &mut Option<tokio_postgres::Error>,
-    counts: bool,
-    result: Result<u64, tokio_postgres::Error>,
+/// The request of a transaction-control statement (`BEGIN`, `COMMIT`, `RELEASE SAVEPOINT …`), in
+/// the simple protocol.
+fn control<'a>(client: &'a Client, sql: &'a str) -> Request<'a> {
+    Box::pin(async move { client.batch_execute(sql).await.map(|()| 0) })
+}
+
+/// Sends `count` requests, made by `request` from their position, without waiting in between,
+/// at most [`PIPELINE_WINDOW`] in flight, and hands each one's tag and result to `each`, in order.
+async fn in_order<'a, T>(
+    count: usize,
+    mut request: impl FnMut(usize) -> (T, Request<'a>),
+    mut each: impl FnMut(T, Result<u64, tokio_postgres::Error>),
 ) {
-    match result {
-        Ok(n) if counts => *total += n,
-        Ok(_) => {}
-        Err(e) => {
-            // The first error is the cause; later ones are "current transaction is aborted".
-            if first_error.is_none() {
-                *first_error = Some(e);
+    let mut sent = 0;
+    let mut in_flight: VecDeque<(T, Request<'a>)> = VecDeque::new();
+    poll_fn(|cx: &mut Context<'_>| loop {
+        // Send more while the window has room: the first poll of each request writes it into
+        // the client's queue.
+        while in_flight.len() < PIPELINE_WINDOW && sent < count {
+            let (tag, mut future) = request(sent);
+            sent += 1;
+            match future.as_mut().poll(cx) {
+                Poll::Ready(result) => each(tag, result),
+                Poll::Pending => in_flight.push_back((tag, future)),
             }
         }
-    }
+        // Replies come back in order, so only the oldest can be complete.
+        let mut progressed = false;
+        while let Some((_, future)) = in_flight.front_mut() {
+            match future.as_mut().poll(cx) {
+                Poll::Ready(result) => {
+                    let (tag, _) = in_flight.pop_front().expect("the front request");
+                    each(tag, result);
+                    progressed = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if in_flight.is_empty() && sent == count {
+            return Poll::Ready(());
+        }
+        if !progressed {
+            return Poll::Pending;
+        }
+    })
+    .await
 }

@@ -1,6 +1,7 @@
 //! The deferred `BEGIN`: a transaction's `BEGIN` travels with its first statement. What the caller
 //! sees must not change: the statement runs inside the transaction, a failing first statement
-//! aborts it, options apply, dropped futures leave no unknown state. Through the engine, on tokio
+//! aborts it, options apply, dropped futures leave no unknown state. And the other end: a
+//! pipeline's statements travel with the `COMMIT` (`Transaction::commit_with`). Through the engine, on tokio
 //! (multi-thread), smol and async-std, in every drive mode and with unnamed statements, against a
 //! live PostgreSQL (`ANYSQL_PG_URL`, or `postgres://root@127.0.0.1:5432/test`). Skipped when no
 //! server answers, unless `CI=true`.
@@ -8,11 +9,15 @@
 mod common;
 
 use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anysql_core::{
-    Connection, Engine, EngineBuilder, IsolationLevel, SharedRuntime, TransactionOptions,
+    query, ConnectOptions, Connection, Engine, EngineBuilder, IsolationLevel, Pipeline,
+    SharedRuntime, TransactionOptions,
 };
 use anysql_postgres::{PgConnection, PostgresDriver};
 use common::{on_every_runtime, unique, url_with};
@@ -26,7 +31,11 @@ const SETUPS: [&str; 4] = [
 ];
 
 fn engine(options: &str, runtime: &SharedRuntime) -> Engine {
-    EngineBuilder::new(&url_with(options))
+    engine_at(&url_with(options), runtime)
+}
+
+fn engine_at(url: &str, runtime: &SharedRuntime) -> Engine {
+    EngineBuilder::new(url)
         .driver(PostgresDriver)
         .shared_runtime(Arc::clone(runtime))
         .build()
@@ -395,5 +404,122 @@ fn an_error_of_begin_itself_is_reported_by_begin_when_it_runs_at_once() {
             tx.commit().await.unwrap();
             assert!(outside_transaction(&mut conn).await, "{setup}");
         }
+    });
+}
+
+/// A TCP relay in front of the server under test, on threads of its own: it forwards both ways
+/// and counts the reads that bring the client's bytes. A request the client writes after the
+/// reply to the one before is a read of its own, so `n` statements awaited one by one are at
+/// least `n` reads; statements written together are one (they are small, and sent in one write).
+struct Relay {
+    url: String,
+    client_reads: Arc<AtomicUsize>,
+}
+
+impl Relay {
+    /// A relay for `base_url()`, with `options` added to its URL.
+    fn start(options: &str) -> Relay {
+        let base = ConnectOptions::parse(&url_with(options)).unwrap();
+        let mut url = base.url().expect("a postgres:// URL").clone();
+        let server = format!(
+            "{}:{}",
+            url.host_str().expect("a TCP host"),
+            url.port().unwrap_or(5432)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(listener.local_addr().unwrap().port()))
+            .unwrap();
+        let client_reads = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&client_reads);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(upstream) = TcpStream::connect(&server) else {
+                    return;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = upstream.set_nodelay(true);
+                let (client_in, upstream_out) =
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let counter = Arc::clone(&counter);
+                std::thread::spawn(move || relay(client_in, upstream_out, Some(&counter)));
+                std::thread::spawn(move || relay(upstream, client, None));
+            }
+        });
+        Relay {
+            url: url.to_string(),
+            client_reads,
+        }
+    }
+
+    fn client_reads(&self) -> usize {
+        self.client_reads.load(Ordering::SeqCst)
+    }
+}
+
+/// Copies `from` to `to` until either ends, counting the reads in `reads`.
+fn relay(mut from: TcpStream, mut to: TcpStream, reads: Option<&AtomicUsize>) {
+    let mut buf = [0u8; 64 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        if let Some(reads) = reads {
+            reads.fetch_add(1, Ordering::SeqCst);
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+#[test]
+fn a_pipeline_travels_with_its_commit_in_one_write() {
+    on_every_runtime(|rt| async move {
+        let observer = engine("max_size=1&shared=false", &rt);
+        let table = table(&observer, "pipeline_writes").await;
+        let update = format!("UPDATE {table} SET v = v + $2 WHERE id = $1");
+        let insert = format!("INSERT INTO {table} (id) VALUES ($1)");
+        let select = format!("SELECT v FROM {table} WHERE id = $1");
+        for (k, setup) in SETUPS.into_iter().enumerate() {
+            let relay = Relay::start(setup);
+            let engine = engine_at(&relay.url, &rt);
+            let mut conn = engine.acquire().await.unwrap();
+            for round in 0..3_i64 {
+                let id = (k as i64) * 100 + round;
+                let mut tx = conn.begin().await.unwrap();
+                // The read that decides the writes carries the BEGIN.
+                let _: Option<i64> = tx
+                    .fetch_optional_as(&select, (id - 1,))
+                    .await
+                    .unwrap()
+                    .map(|(v,)| v);
+                let before = relay.client_reads();
+                let changed = tx
+                    .commit_with(Pipeline::from_iter([
+                        query(update.as_str()).bind(id - 1).bind(1),
+                        query(insert.as_str()).bind(id),
+                        query(update.as_str()).bind(id).bind(2),
+                    ]))
+                    .await
+                    .unwrap();
+                let reads = relay.client_reads() - before;
+                assert_eq!(changed, [u64::from(round > 0), 1, 1], "{setup}");
+                // The first round prepares the statements, one at a time; then they are sent
+                // with the COMMIT, where one by one they would take four writes. (A connection
+                // driven by a task of its own, on another thread, may write each request as it
+                // comes: there only the outcome is checked.)
+                if round > 0 && !setup.contains("drive=spawned") {
+                    assert_eq!(reads, 1, "{setup}, round {round}");
+                }
+            }
+            assert!(outside_transaction(&mut conn).await, "{setup}");
+        }
+        let total: i64 = observer
+            .fetch_scalar(&format!("SELECT sum(v)::int8 FROM {table}"), ())
+            .await
+            .unwrap();
+        // Per setup: round 0 adds 2; rounds 1 and 2 each add 1 to the row before and 2 to their own.
+        assert_eq!(total, SETUPS.len() as i64 * (2 + 3 + 3));
+        assert_eq!(count(&observer, &table).await, SETUPS.len() as i64 * 3);
     });
 }

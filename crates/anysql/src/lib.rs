@@ -46,7 +46,9 @@
 //! `#[derive(FromRow)]` struct) and [`query_scalar`] — whose finishers (`execute`, `execute_many`,
 //! `fetch_all`, `fetch_one`, `fetch_optional`, `fetch`) run on any [`Executor`]: `&engine`,
 //! `&mut conn` or `&mut tx`. The engine's and the connection's own methods (`engine.fetch_all(sql,
-//! params)` and the like) are shorthands for the same path.
+//! params)` and the like) are shorthands for the same path. Statements whose parameters do not
+//! depend on each other's results can go together in a [`Pipeline`]: run by
+//! [`Transaction::commit_with`], they travel with the `COMMIT`, in one round trip on PostgreSQL.
 //!
 //! A library should depend on `anysql` with `default-features = false` and take an [`Engine`] or
 //! an `impl Executor<'_>`: it then never picks an executor or a database, and its users do.
@@ -178,8 +180,8 @@ pub use anysql_core::{
     query, query_as, query_scalar, types, Acquired, ArrayElement, BoxStream, CancelHandle, Columns,
     Connection, ConstraintKind, CopyIn, CopyInRows, CopyOut, DatabaseError, Engine, EngineBuilder,
     Error, ErrorKind, Executor, FromRow, FromValue, IsolationLevel, Listener, Notification, Params,
-    PoolMetrics, PoolOptions, PoolStatus, Query, QueryAs, QueryScalar, Reader, Replica, Result,
-    Row, RowIndex, Rows, Timestamp, ToValue, Transaction, TransactionOptions, Typed, Value,
+    Pipeline, PoolMetrics, PoolOptions, PoolStatus, Query, QueryAs, QueryScalar, Reader, Replica,
+    Result, Row, RowIndex, Rows, Timestamp, ToValue, Transaction, TransactionOptions, Typed, Value,
     DEFAULT_LISTENER_CAPACITY,
 };
 
