@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anysql::{query, query_as, Engine, Error, TransactionOptions};
+use anysql::{query, query_as, Engine, Error, Pipeline, TransactionOptions};
 use futures_lite::StreamExt;
 
 use crate::common::{Bench, Db, Figure, M1Args, RepResult, Sizes, Stopwatch, Workload};
@@ -345,7 +345,7 @@ impl Bench for AnysqlBench {
                 "8 tasks, engine.begin_with(TransactionOptions::new().immediate(true)) per transaction (pool max_size 8)".to_owned()
             }
             Workload::P6 => format!(
-                "64 tasks, engine.begin() per transaction (pool max_size {PG_MAX_SIZE})"
+                "64 tasks, engine.begin() per transaction (pool max_size {PG_MAX_SIZE}); P6: the select awaited, then tx.commit_with(Pipeline of the update and the insert); P6s: each statement awaited, then tx.commit()"
             ),
             Workload::P2 => format!(
                 "query_as(..).fetch_one(&engine) per query (on the engine's shared pipelined connection; pool max_size {PG_MAX_SIZE})"
@@ -610,7 +610,9 @@ async fn s6(
 }
 
 /// P6: `tasks` tasks on the engine's pool, each running `per_task` transactions (`BEGIN`,
-/// `SELECT … FOR UPDATE`, update, insert, `COMMIT`) on random accounts.
+/// `SELECT … FOR UPDATE`, update, insert, `COMMIT`) on random accounts: first with the writes
+/// sent with the `COMMIT` (`tx.commit_with(pipeline)`, the P6 row), then with one await per
+/// statement (`P6s`).
 async fn p6(
     engine: Engine,
     sql: Arc<PgSql>,
@@ -618,40 +620,44 @@ async fn p6(
     per_task: usize,
     spawner: Spawner,
 ) -> Result<Vec<Figure>, Error> {
-    query(sql.p6_clear.as_str()).execute(&engine).await?;
-    let started = Stopwatch::start();
-    let mut handles = Vec::with_capacity(tasks);
-    for k in 0..tasks {
-        let (engine, sql) = (engine.clone(), Arc::clone(&sql));
-        handles.push(spawner.spawn(async move {
-            let mut rng = fastrand::Rng::with_seed(k as u64);
-            for _ in 0..per_task {
-                let (id, delta) = crate::common::pick_account(&mut rng, crate::common::ACCT_ROWS);
-                let mut tx = engine.begin().await?;
-                let (balance,): (i64,) = query_as(sql.p6_select.as_str())
-                    .bind(id)
-                    .fetch_one(&mut tx)
-                    .await?;
-                black_box(balance);
-                query(sql.p6_update.as_str())
-                    .bind(id)
-                    .bind(delta)
-                    .execute(&mut tx)
-                    .await?;
-                query(sql.p6_insert.as_str())
-                    .bind(id)
-                    .bind(delta)
-                    .execute(&mut tx)
-                    .await?;
-                tx.commit().await?;
-            }
-            Ok::<(), Error>(())
-        }));
+    let mut figures = Vec::with_capacity(2);
+    for (key, pipelined) in [("P6", true), ("P6s", false)] {
+        query(sql.p6_clear.as_str()).execute(&engine).await?;
+        let started = Stopwatch::start();
+        let mut handles = Vec::with_capacity(tasks);
+        for k in 0..tasks {
+            let (engine, sql) = (engine.clone(), Arc::clone(&sql));
+            handles.push(spawner.spawn(async move {
+                let mut rng = fastrand::Rng::with_seed(k as u64);
+                for _ in 0..per_task {
+                    let (id, delta) =
+                        crate::common::pick_account(&mut rng, crate::common::ACCT_ROWS);
+                    let mut tx = engine.begin().await?;
+                    let (balance,): (i64,) = query_as(sql.p6_select.as_str())
+                        .bind(id)
+                        .fetch_one(&mut tx)
+                        .await?;
+                    black_box(balance);
+                    let update = query(sql.p6_update.as_str()).bind(id).bind(delta);
+                    let insert = query(sql.p6_insert.as_str()).bind(id).bind(delta);
+                    if pipelined {
+                        tx.commit_with(Pipeline::from_iter([update, insert]))
+                            .await?;
+                    } else {
+                        update.execute(&mut tx).await?;
+                        insert.execute(&mut tx).await?;
+                        tx.commit().await?;
+                    }
+                }
+                Ok::<(), Error>(())
+            }));
+        }
+        for handle in handles {
+            handle.join().await?;
+        }
+        figures.extend(started.rates(&[(key, (tasks * per_task) as u64)]));
     }
-    for handle in handles {
-        handle.join().await?;
-    }
-    Ok(started.rates(&[("P6", (tasks * per_task) as u64)]))
+    Ok(figures)
 }
 
 /// M1 with anysql: `query(..).fetch(&mut conn)` consumed as a stream, on the runtime named by

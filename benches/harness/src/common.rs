@@ -103,13 +103,13 @@ impl Workload {
     }
 }
 
-/// The unit of a result row (`S5r` and `S5w` are throughputs, `S6` and `P6` transactions per
-/// second, `M1*` megabytes, the rest time).
+/// The unit of a result row (`S5r` and `S5w` are throughputs, `S6`, `P6` and `P6s` transactions
+/// per second, `M1*` megabytes, the rest time).
 pub fn unit_of(key: &str) -> &'static str {
     match key {
         "S4" | "P3" | "P3t" | "P5" | "P5m" => "us/row",
         "S5r" | "S5w" => "ops/s",
-        "S6" | "P6" => "tx/s",
+        "S6" | "P6" | "P6s" => "tx/s",
         "M1s" | "M1p" => "MB",
         _ => "us/op",
     }

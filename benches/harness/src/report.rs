@@ -92,7 +92,7 @@ impl Target {
 }
 
 /// The table's rows: key, label, target.
-const ROWS: [(&str, &str, Option<Target>); 18] = [
+const ROWS: [(&str, &str, Option<Target>); 19] = [
     ("S1", "S1 point select", Some(Target::Ratio(1.5))),
     ("S2", "S2 insert, 1 call/row", Some(Target::Ratio(4.0))),
     ("S3", "S3 batch insert", Some(Target::Ratio(1.5))),
@@ -118,6 +118,7 @@ const ROWS: [(&str, &str, Option<Target>); 18] = [
         "P6 short tx, 64 tasks/8 conns",
         Some(Target::Throughput(1.25, 1.5)),
     ),
+    ("P6s", "P6, one await per statement", None),
     (
         "M1s",
         "M1 stream 1M rows, SQLite",
@@ -358,10 +359,12 @@ fn vs_nospin(key: &str, default: &Found, nospin: &Found) -> VsNospin {
 }
 
 /// The key of the raw figure `key` is compared to: P5's batch-API row (`P5m`) against the raw
-/// binary COPY, the others against their own.
+/// binary COPY, P6 with one await per statement (`P6s`) against raw's P6, the others against
+/// their own.
 fn raw_key(key: &str) -> &str {
     match key {
         "P5m" => "P5",
+        "P6s" => "P6",
         other => other,
     }
 }
