@@ -22,6 +22,7 @@
 
 mod common;
 mod core_latency;
+mod deadpool_bench;
 mod load;
 mod raw_pg;
 mod raw_sqlite;
@@ -263,12 +264,29 @@ fn run(args: RunArgs) -> Result<(), String> {
             }
         }
         if let Some(raw) = raw_pg.as_mut() {
+            // P6's raw baseline, in this process too, so that anysql's P6 is paired with it by
+            // round (the peers process measures it again for sqlx).
+            let mut deadpool = if pg_workloads.contains(&Workload::P6) {
+                match deadpool_bench::DeadpoolBench::new(tokio.handle(), &pg_url, &tables) {
+                    Ok(bench) => Some(bench),
+                    Err(e) => {
+                        out.note(format!("deadpool-postgres: cannot build the pool: {e}"));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
             for &workload in &pg_workloads {
                 eprintln!("{}", workload.id());
                 let mut benches: Vec<&mut dyn Bench> = vec![raw];
+                benches.extend(deadpool.as_mut().map(|b| b as &mut dyn Bench));
                 #[cfg(feature = "anysql")]
                 benches.extend(anysql.iter_mut().map(|b| b as &mut dyn Bench));
                 measure(&mut out, workload, &sizes, &mut args.filter(benches));
+            }
+            if let Some(deadpool) = &deadpool {
+                deadpool.close();
             }
         }
         #[cfg(feature = "anysql")]

@@ -390,8 +390,9 @@ fn build_rows(inputs: &Inputs) -> Vec<TableRow> {
                 })
             } else {
                 let is_peer = PEERS.contains(&imp);
-                // Each against the raw run of its own process, where there is one (P6's raw
-                // baseline runs in the peers process only, and is not paired by round then).
+                // Each against the raw run of its own process, where there is one; else the
+                // other process's, not paired by round (results of a main process that did not
+                // run P6's raw baseline yet).
                 let (raw, paired) = match (is_peer, &main_raw, &peers_raw) {
                     (true, _, Some(raw)) | (false, Some(raw), _) => (Some(raw), true),
                     (true, Some(raw), None) | (false, None, Some(raw)) => (Some(raw), false),
@@ -704,8 +705,8 @@ fn peers_raw_line(rows: &[TableRow]) -> Option<String> {
     (!parts.is_empty()).then(|| {
         format!(
             "sqlx and tokio-rusqlite ratios are to raw re-measured in the peers process (rusqlite 0.37 / \
-             tokio-postgres, same code and sizes; P6's raw, tokio-postgres behind deadpool-postgres, is \
-             measured there only, and anysql's P6 ratios are to it, unpaired): {}",
+             tokio-postgres, same code and sizes; P6's raw is tokio-postgres behind deadpool-postgres \
+             in both processes): {}",
             parts.join(", ")
         )
     })
@@ -1256,6 +1257,37 @@ mod tests {
         assert_eq!(text.matches("S5 CPU").count(), 1, "{text}");
         assert!(!text.contains("M1s CPU"));
         assert!(!row(&rows, "S5w").has_cpu());
+    }
+
+    #[test]
+    fn p6_is_paired_with_the_raw_run_of_its_own_process_when_there_is_one() {
+        let inputs = Inputs {
+            runs: vec![
+                main_run(&[
+                    ("P6", "raw", &[1000.0, 2000.0, 4000.0], &[20.0]),
+                    ("P6", "anysql-tokio", &[1250.0, 2500.0, 5000.0], &[20.0]),
+                    ("P6s", "anysql-tokio", &[1000.0, 2000.0, 4000.0], &[25.0]),
+                ]),
+                run(
+                    "anysql-bench-peers",
+                    "idle",
+                    &[
+                        ("P6", "raw", &[3000.0, 3000.0, 3000.0], &[20.0]),
+                        ("P6", "sqlx", &[800.0, 800.0, 800.0], &[30.0]),
+                    ],
+                ),
+            ],
+            idle: None,
+        };
+        let rows = build_rows(&inputs);
+        let p6 = row(&rows, "P6");
+        // The raw column shows this process's figure, and the ratio pairs rounds: 0.8 in each
+        // (the medians of the two processes would give 3000 / 2500 = 1.2).
+        assert_eq!(p6.cell("raw").unwrap().value, 2000.0);
+        assert!(close(p6.cell("anysql-tokio").unwrap().ratio.unwrap(), 0.8));
+        // P6s against the same raw run.
+        let p6s = row(&rows, "P6s");
+        assert!(close(p6s.cell("anysql-tokio").unwrap().ratio.unwrap(), 1.0));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 #[path = "../../harness/src/common.rs"]
 mod common;
+#[path = "../../harness/src/deadpool_bench.rs"]
 mod deadpool_bench;
 #[path = "../../harness/src/raw_pg.rs"]
 mod raw_pg;
