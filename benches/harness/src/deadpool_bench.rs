@@ -9,7 +9,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::runtime::Handle;
 use tokio_postgres::NoTls;
 
-use crate::common::{pick_account, Bench, RepResult, Sizes, Stopwatch, Workload, ACCT_ROWS};
+use crate::common::{
+    pick_account, Bench, Output, RepResult, Sizes, Stopwatch, Workload, ACCT_ROWS,
+};
 use crate::raw_pg::PgTables;
 
 /// The pool size: that of anysql's engine and of sqlx's pool.
@@ -66,6 +68,22 @@ impl DeadpoolBench {
                 clear: tables.p6_clear(),
             }),
         })
+    }
+
+    /// The pool, if `workloads` holds P6; if it cannot be built, a note in `out` and `None`.
+    pub fn for_workloads(
+        handle: &Handle,
+        url: &str,
+        tables: &PgTables,
+        workloads: &[Workload],
+        out: &mut Output,
+    ) -> Option<DeadpoolBench> {
+        if !workloads.contains(&Workload::P6) {
+            return None;
+        }
+        DeadpoolBench::new(handle, url, tables)
+            .map_err(|e| out.note(format!("deadpool-postgres: cannot build the pool: {e}")))
+            .ok()
     }
 
     fn p6(&self, tasks: usize, per_task: usize) -> RepResult {

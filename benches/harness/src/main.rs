@@ -266,17 +266,13 @@ fn run(args: RunArgs) -> Result<(), String> {
         if let Some(raw) = raw_pg.as_mut() {
             // P6's raw baseline, in this process too, so that anysql's P6 is paired with it by
             // round (the peers process measures it again for sqlx).
-            let mut deadpool = if pg_workloads.contains(&Workload::P6) {
-                match deadpool_bench::DeadpoolBench::new(tokio.handle(), &pg_url, &tables) {
-                    Ok(bench) => Some(bench),
-                    Err(e) => {
-                        out.note(format!("deadpool-postgres: cannot build the pool: {e}"));
-                        None
-                    }
-                }
-            } else {
-                None
-            };
+            let mut deadpool = deadpool_bench::DeadpoolBench::for_workloads(
+                tokio.handle(),
+                &pg_url,
+                &tables,
+                &pg_workloads,
+                &mut out,
+            );
             for &workload in &pg_workloads {
                 eprintln!("{}", workload.id());
                 let mut benches: Vec<&mut dyn Bench> = vec![raw];
