@@ -575,6 +575,7 @@ mod listen;
 mod notice;
 mod options;
 mod pipeline;
+mod request;
 mod session;
 mod shared;
 mod socket;

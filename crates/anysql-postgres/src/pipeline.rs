@@ -5,8 +5,7 @@
 //! transaction, then the statement that ends it).
 
 use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
-use std::pin::Pin;
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -14,16 +13,13 @@ use anysql_core::Value;
 use postgres_types::Type;
 use tokio_postgres::Client;
 
-use crate::connection::{check_unprepared, execute_one, execute_request};
+use crate::request::{check_unprepared, execute_one, execute_request, BoxFuture};
 use crate::sql::SqlInfo;
 use crate::statements::{Failure, Prepared, Statements};
 use crate::types::check_params;
 
 /// How many requests of a pipeline are in flight at once.
 const PIPELINE_WINDOW: usize = 256;
-
-/// A boxed, sendable future.
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One request: it answers with the rows it changed.
 type Request<'a> = BoxFuture<'a, Result<u64, tokio_postgres::Error>>;

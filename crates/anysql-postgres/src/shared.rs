@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use futures_lite::StreamExt;
 use postgres_types::Type;
 
-use crate::connection::{decode, execute_one, PgConnection};
+use crate::connection::PgConnection;
 use crate::error::{self, Fate};
+use crate::request::{decode, execute_one};
 use crate::session;
 use crate::sql::{self, SqlInfo};
 use crate::statements::{Failure, Prepared, Statements};
