@@ -189,8 +189,9 @@ async fn in_order<'a, T>(
         while let Some((_, future)) = in_flight.front_mut() {
             match future.as_mut().poll(cx) {
                 Poll::Ready(result) => {
-                    let (tag, _) = in_flight.pop_front().expect("the front request");
-                    each(tag, result);
+                    if let Some((tag, _)) = in_flight.pop_front() {
+                        each(tag, result);
+                    }
                     progressed = true;
                 }
                 Poll::Pending => break,
