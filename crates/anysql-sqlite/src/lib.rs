@@ -28,7 +28,7 @@
 //! | `statement_cache_capacity` | prepared statements kept per connection (LRU): `0` to `10000`; `0` turns the cache off | `128` |
 //! | `busy_poll` | how long a caller busy-polls for a reply before its task sleeps, and the connection's thread for the next command before it blocks (see [Performance](#performance)); at most `10ms`; `0` turns spinning off | `50us` |
 //! | `writer_gate` | `true`/`false`: the engine's connections take turns to write, first come first served, instead of failing with `SQLITE_BUSY` (see [Writers take turns](#writers-take-turns)) | `true` |
-//! | `inline_limit` | a statement that took SQLite at most this long lately runs on the calling task's thread, without the hop to the connection's thread, where it may (read-only `fetch_one`/`fetch_optional`, and `execute` with parameters in WAL mode, inside a write transaction or while the writer gate is free: see [Inline statements](#inline-statements)); at most `1ms`; `0` sends every statement to the connection's thread | `100us` |
+//! | `inline_limit` | a statement that took SQLite at most this long lately runs on the calling task's thread, without the hop to the connection's thread, where it may (read-only `fetch_one`/`fetch_optional`, `execute` with parameters in WAL mode, inside a write transaction or while the writer gate is free, and in WAL mode `BEGIN`, `COMMIT` and `ROLLBACK`: see [Inline statements](#inline-statements)); at most `1ms`; `0` sends every statement to the connection's thread | `100us` |
 //!
 //! An unknown option or a bad value (one out of its range too) fails when the engine is built, with
 //! an [`ErrorKind::Configuration`](anysql_core::ErrorKind::Configuration) error naming the option and
@@ -104,8 +104,9 @@
 //! gate**: a first-come-first-served (ticket) lock shared by the engine's connections, which each
 //! connection's thread takes before it writes. Writers queue there in order, and by the time one
 //! reaches SQLite the database's write lock is free. Only the connections' own threads wait on it;
-//! no executor thread ever blocks (a write running inline takes the gate only when it is free,
-//! and otherwise goes to its connection's thread to wait: see [Inline statements](#inline-statements)).
+//! no executor thread ever blocks (a write or `BEGIN IMMEDIATE` running inline takes the gate only
+//! when it is free, and otherwise goes to its connection's thread to wait: see
+//! [Inline statements](#inline-statements)). A writer that leaves wakes only the next in line.
 //!
 //! - A statement in autocommit mode takes the gate only if it writes (`sqlite3_stmt_readonly`
 //!   says so once it is prepared), for the time it runs. Read-only statements never touch it, and
@@ -278,7 +279,13 @@
 //!   gate without waiting, and lets go of it when it ends; if another writer holds the gate or
 //!   waits for it, the statement goes to the connection's thread and waits its turn there (with
 //!   `writer_gate=false` there is no gate to take, and a write that finds the database locked
-//!   goes to the thread as below);
+//!   goes to the thread as below); or, in WAL mode, transaction control through `execute`
+//!   without parameters: `BEGIN` (plain or `DEFERRED`) outside a transaction, `BEGIN IMMEDIATE`
+//!   (or `EXCLUSIVE`) once it has taken the writer gate without waiting (with the gate taken or
+//!   waited for, it goes to the thread to wait its turn), and `COMMIT` or `ROLLBACK` of an open
+//!   transaction (in WAL mode a commit appends to the log and needs no lock it does not hold; the
+//!   checkpoint stays on the thread, below). A transaction whose writer gate was free then runs
+//!   without crossing to the thread at all;
 //! - its recent runs on this connection each took SQLite at most `inline_limit` (100 µs by
 //!   default): the first run of a statement always goes to the connection's thread, which times
 //!   it, and a statement that has been quick a few times turns slow after two slow runs in a row
@@ -330,8 +337,9 @@
 //! locked by another connection (it then has changed nothing) is handed to the connection's
 //! thread, which waits for the lock as configured. (The busy timeout is set back to the URL's
 //! value afterwards, so one changed through `run_sync` does not last.) `fetch_all`, `fetch_each`,
-//! streams, `execute_many`, scripts, `execute` without parameters, transaction control, and
-//! writes outside WAL mode always go to the connection's thread. `inline_limit=0` turns inline
+//! streams, `execute_many`, scripts, `execute` without parameters (but for the transaction
+//! control above), savepoints, and writes and transaction control outside WAL mode always go to
+//! the connection's thread. `inline_limit=0` turns inline
 //! statements off.
 //!
 //! What inline statements saved, and where the rest of a point select's time goes, is measured

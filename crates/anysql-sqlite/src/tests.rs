@@ -1755,6 +1755,162 @@ fn an_autocommit_write_waits_on_the_thread_while_another_writer_has_the_gate() {
 }
 
 #[test]
+fn transaction_control_runs_inline_in_wal_mode() {
+    let dir = TempDir::new();
+    let (connector, mut conn) = connect(&dir.url("control.db", ""));
+    let mut other = block_on(connector.connect(&runtime())).unwrap();
+    always_quick(&mut conn);
+    block_on(conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY)", vec![])).unwrap();
+    let gate = gate_of(&mut conn);
+    let immediate = TransactionOptions::new().immediate(true);
+    let insert = |conn: &mut Box<dyn DriverConnection>, id: i64| {
+        block_on(conn.execute("INSERT INTO t VALUES ($1)", vec![Value::Int(id)])).unwrap()
+    };
+    let count = |conn: &mut Box<dyn DriverConnection>| scalar(conn, "SELECT count(*) FROM t");
+    // The first round is timed on the thread: BEGIN IMMEDIATE, the insert, COMMIT.
+    block_on(conn.begin(&immediate)).unwrap();
+    insert(&mut conn, 1);
+    block_on(conn.commit()).unwrap();
+    assert_eq!(inline_runs(&mut conn), 0);
+    // From the second on, all three run inline: BEGIN IMMEDIATE takes the free gate without
+    // waiting, and COMMIT lets go of it.
+    block_on(conn.begin(&immediate)).unwrap();
+    assert_eq!(
+        gate.writers(),
+        1,
+        "the inline BEGIN IMMEDIATE holds the gate"
+    );
+    insert(&mut conn, 2);
+    block_on(conn.commit()).unwrap();
+    assert_eq!(inline_runs(&mut conn), 3);
+    assert_eq!(gate.writers(), 0, "the inline COMMIT let go of the gate");
+    assert_eq!(
+        count(&mut other),
+        Value::Int(2),
+        "the inline COMMIT committed"
+    );
+    // ROLLBACK too, from its second run on, and it undoes the transaction's writes.
+    for (round, id) in [3, 4].into_iter().enumerate() {
+        block_on(conn.begin(&immediate)).unwrap();
+        insert(&mut conn, id);
+        block_on(conn.rollback()).unwrap();
+        assert_eq!(inline_runs(&mut conn), 5 + 3 * round as u64);
+    }
+    assert_eq!(
+        count(&mut other),
+        Value::Int(2),
+        "the rollbacks undid the inserts"
+    );
+    assert_eq!(gate.writers(), 0);
+    // A plain BEGIN (deferred) runs inline as well, and its COMMIT after a read.
+    for _ in 0..2 {
+        block_on(conn.begin(&TransactionOptions::default())).unwrap();
+        assert_eq!(count(&mut conn), Value::Int(2));
+        block_on(conn.commit()).unwrap();
+    }
+
+    // With the gate taken by another connection, BEGIN IMMEDIATE does not run inline (an inline
+    // statement never waits): it waits on the connection's thread, in turn, and the rest of its
+    // transaction runs inline once it has the gate.
+    block_on(other.begin(&immediate)).unwrap();
+    let before = inline_runs(&mut conn);
+    let writer = std::thread::spawn(move || {
+        block_on(conn.begin(&immediate)).unwrap();
+        insert(&mut conn, 20);
+        block_on(conn.commit()).unwrap();
+        conn
+    });
+    await_writers(&gate, 2);
+    block_on(other.execute("INSERT INTO t VALUES (10)", vec![])).unwrap();
+    block_on(other.commit()).unwrap();
+    let mut conn = writer.join().unwrap();
+    assert_eq!(
+        inline_runs(&mut conn),
+        before + 2,
+        "the BEGIN IMMEDIATE that had to wait ran on the thread, its insert and COMMIT inline"
+    );
+    assert_eq!(
+        scalar(
+            &mut conn,
+            "SELECT group_concat(id) FROM (SELECT id FROM t ORDER BY rowid)"
+        ),
+        Value::Text("1,2,10,20".into())
+    );
+    assert_eq!(gate.writers(), 0);
+
+    // Not in WAL mode, where COMMIT may wait for readers: always on the thread.
+    let (_c, mut memory) = connect("sqlite::memory:");
+    always_quick(&mut memory);
+    block_on(memory.execute("CREATE TABLE t(id INTEGER PRIMARY KEY)", vec![])).unwrap();
+    for _ in 0..3 {
+        block_on(memory.begin(&immediate)).unwrap();
+        block_on(memory.commit()).unwrap();
+    }
+    assert_eq!(inline_runs(&mut memory), 0);
+}
+
+#[test]
+fn an_inline_begin_immediate_that_finds_the_database_locked_waits_on_the_thread_instead() {
+    let dir = TempDir::new();
+    let (_c, mut conn) = connect(&dir.url("begin-locked.db", "?busy_timeout=5s"));
+    always_quick(&mut conn);
+    block_on(conn.execute("CREATE TABLE t(x)", vec![])).unwrap();
+    let immediate = TransactionOptions::new().immediate(true);
+    for _ in 0..2 {
+        block_on(conn.begin(&immediate)).unwrap();
+        block_on(conn.commit()).unwrap();
+    }
+    assert_eq!(
+        inline_runs(&mut conn),
+        2,
+        "BEGIN IMMEDIATE and COMMIT run inline"
+    );
+    let gate = gate_of(&mut conn);
+
+    // A connection the gate does not know (another process, say) holds the write lock for a
+    // while: an inline BEGIN IMMEDIATE would fail at once with SQLITE_BUSY.
+    let path = dir.0.join("begin-locked.db");
+    let (locked, release) = (
+        Arc::new(std::sync::Barrier::new(2)),
+        Duration::from_millis(200),
+    );
+    let holder = {
+        let locked = Arc::clone(&locked);
+        std::thread::spawn(move || {
+            let other = rusqlite::Connection::open(path).unwrap();
+            other
+                .execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+                .unwrap();
+            locked.wait();
+            std::thread::sleep(release);
+            other.execute_batch("COMMIT").unwrap();
+        })
+    };
+    locked.wait();
+    let started = Instant::now();
+    // It gives the statement up to the connection's thread, which waits as `busy_timeout` says.
+    block_on(conn.begin(&immediate)).unwrap();
+    assert!(started.elapsed() >= release / 2, "{:?}", started.elapsed());
+    assert_eq!(inline_runs(&mut conn), 2);
+    assert_eq!(
+        gate.writers(),
+        1,
+        "the transaction holds the gate, taken once"
+    );
+    block_on(conn.execute("INSERT INTO t VALUES (2)", vec![])).unwrap();
+    block_on(conn.commit()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(gate.writers(), 0);
+    assert_eq!(
+        scalar(
+            &mut conn,
+            "SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY rowid)"
+        ),
+        Value::Text("1,2".into())
+    );
+}
+
+#[test]
 fn inline_commits_leave_checkpoints_to_the_connections_thread() {
     let dir = TempDir::new();
     let (_c, mut conn) = connect(&dir.url("checkpoints.db", ""));

@@ -390,6 +390,8 @@ impl Worker {
     ///   either inside a transaction that already writes (it holds the writer gate, and a write
     ///   needs no lock that the transaction does not hold yet) or in autocommit mode with the
     ///   writer gate taken here without waiting ([`may_write_inline`](Self::may_write_inline));
+    ///   or, in WAL mode, transaction control as
+    ///   [`may_control_inline`](Self::may_control_inline) allows;
     /// - of a statement the worker knows;
     /// - sent when the last command handled is `previous`, the one the caller sent before this, so
     ///   that nothing is queued or under way.
@@ -441,6 +443,20 @@ impl Worker {
                 *seq,
                 self.without_waiting(*id, |w, text| w.execute_timed(*seq, text, params)),
             ),
+            Command::Execute {
+                seq,
+                sql: Sql::Known(id),
+                params,
+            } if params.is_empty() => {
+                let op = self.transaction_control(*id)?;
+                if !self.may_control_inline(op) {
+                    return None;
+                }
+                (
+                    *seq,
+                    self.without_waiting(*id, |w, text| w.transaction(op, text, true)),
+                )
+            }
             _ => return None,
         };
         // An autocommit write that took the gate here and did not run lets go of it.
@@ -483,6 +499,12 @@ impl Worker {
             return true;
         }
         matches!(self.txn, Txn::None) && self.conn.is_autocommit() && self.writes.try_take()
+    }
+
+    /// What transaction control statement `id` is, if it is one.
+    fn transaction_control(&mut self, id: u64) -> Option<TxnControl> {
+        let (_, text) = self.statements.resolve(Sql::Known(id)).ok()?;
+        TxnControl::of(&text)
     }
 
     /// Runs `run` with the text of statement `id` and the `busy_timeout` off.
@@ -574,7 +596,7 @@ impl Worker {
             Command::Execute { seq, sql, params } => {
                 let result = self.statements.resolve(sql).and_then(|(_, text)| {
                     match params.is_empty().then(|| TxnControl::of(&text)).flatten() {
-                        Some(op) => self.transaction(op, &text),
+                        Some(op) => self.transaction(op, &text, false),
                         None => self.execute_timed(seq, &text, &params),
                     }
                 });

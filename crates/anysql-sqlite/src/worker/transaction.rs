@@ -85,17 +85,48 @@ impl TxnControl {
 }
 
 impl Worker {
-    /// Runs the transaction-control statement `sql`, which is `op`, as an `execute`.
-    pub(super) fn transaction(&mut self, op: TxnControl, sql: &str) -> Result<Response, Error> {
-        let result = self.catch(|w| w.control_statement(op, sql));
+    /// Runs the transaction-control statement `sql`, which is `op`, as an `execute`; `inline`
+    /// when it runs on the caller's thread ([`Worker::run_inline`]). Whether it was quick is the
+    /// time of the statement itself, without the wait for the writer gate.
+    pub(super) fn transaction(
+        &mut self,
+        op: TxnControl,
+        sql: &str,
+        inline: bool,
+    ) -> Result<Response, Error> {
+        let result = self.catch(|w| w.control_statement(op, sql, inline));
         self.settle();
-        result.map(|()| Response::Executed {
+        result.map(|started| Response::Executed {
             rows: 0,
-            quick: false,
+            quick: started.is_some_and(|t| self.quick_since(t)),
         })
     }
 
-    fn control_statement(&mut self, op: TxnControl, sql: &str) -> Result<(), Error> {
+    /// Whether `op` may run inline now (in WAL mode, where it needs no lock it could wait for):
+    /// a `BEGIN` outside a transaction, `BEGIN IMMEDIATE` only once it has taken the writer gate
+    /// without waiting, and a `COMMIT` or `ROLLBACK` of an open transaction. Anything else goes
+    /// to the thread, which also reports the errors.
+    pub(super) fn may_control_inline(&mut self, op: TxnControl) -> bool {
+        if !self.wal {
+            return false;
+        }
+        match op {
+            TxnControl::Begin { writes } => {
+                matches!(self.txn, Txn::None)
+                    && self.conn.is_autocommit()
+                    && (!writes || self.writes.try_take())
+            }
+            TxnControl::Commit | TxnControl::Rollback => matches!(self.txn, Txn::Open),
+        }
+    }
+
+    /// Runs `op`; returns when its statement started, after any wait for the writer gate.
+    fn control_statement(
+        &mut self,
+        op: TxnControl,
+        sql: &str,
+        inline: bool,
+    ) -> Result<Option<Instant>, Error> {
         match op {
             TxnControl::Begin { writes } => {
                 if let Txn::Aborted(reason) = &self.txn {
@@ -103,25 +134,37 @@ impl Worker {
                 }
                 if writes {
                     // The caller is about to write: wait for its turn first, so that BEGIN
-                    // IMMEDIATE finds the database's write lock free. Not cancellable.
+                    // IMMEDIATE finds the database's write lock free. Not cancellable. (Inline,
+                    // the gate is taken already.)
                     self.writes.take(|| false)?;
                 }
+                let started = self.timer();
                 self.simple(sql)?;
                 self.txn = Txn::Open;
-                Ok(())
+                Ok(started)
             }
             TxnControl::Commit => {
                 if let Txn::Aborted(reason) = std::mem::replace(&mut self.txn, Txn::None) {
                     return Err(aborted(&reason));
                 }
+                let started = self.timer();
                 let result = self.simple(sql);
                 if result.is_err() && !self.conn.is_autocommit() {
+                    if inline && result.as_ref().is_err_and(Error::is_retryable) {
+                        // Given up to the thread, which commits again, waiting as configured:
+                        // the transaction stays open.
+                        self.txn = Txn::Open;
+                        return result.map(|()| None);
+                    }
                     // A failed commit ends the transaction, as on other databases.
                     let _ = self.simple("ROLLBACK");
                 }
-                result
+                result.map(|()| started)
             }
-            TxnControl::Rollback => self.roll_back(),
+            TxnControl::Rollback => {
+                let started = self.timer();
+                self.roll_back().map(|()| started)
+            }
         }
     }
 
