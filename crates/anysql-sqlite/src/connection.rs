@@ -19,7 +19,7 @@ use futures_core::Stream;
 
 use crate::batch::{FlatParams, RowBatch};
 use crate::error::worker_gone;
-use crate::gate::{GateHeld, WriterGate};
+use crate::gate::WriterGate;
 use crate::options::Config;
 use crate::reply::{self, Wait};
 use crate::statements::Sql;
@@ -67,8 +67,7 @@ pub struct SqliteConnection {
     /// Statements run inline since this connection last went through its thread or yielded, and
     /// when the first of them that ran beside another waiting caller started.
     turns: Turns,
-    /// The connector's writer gate, where `BEGIN IMMEDIATE` waits for its turn
-    /// ([`turn_to_write`](Self::turn_to_write)).
+    #[cfg(test)]
     gate: Option<Arc<WriterGate>>,
 }
 
@@ -85,6 +84,7 @@ impl SqliteConnection {
         let shared = Shared::new();
         let worker = Arc::new(WorkerCell::default());
         let (opened, reply) = reply::channel();
+        #[cfg(test)]
         let gate = writer_gate.clone();
         let thread = worker::spawn(
             Arc::clone(&config),
@@ -115,6 +115,7 @@ impl SqliteConnection {
             statements: Statements::default(),
             seq: 0,
             turns: Turns::default(),
+            #[cfg(test)]
             gate,
         })
     }
@@ -223,18 +224,13 @@ impl SqliteConnection {
     /// ([`take_turns`](Self::take_turns)): a waiting caller (a writer, say) may share this task's
     /// executor thread, and a task whose statements all run inline never returns `Pending` on its
     /// own, so it would not get to run.
-    async fn run(
-        &mut self,
-        mut command: Command,
-        seq: u64,
-        quick: bool,
-    ) -> Result<Response, Error> {
+    async fn run(&mut self, command: Command, seq: u64, quick: bool) -> Result<Response, Error> {
         if quick {
             // The thread holds the lock while it runs a command; then the command waits its turn.
             if let Ok(mut worker) = self.worker.try_lock() {
                 if let Some(worker) = worker.as_mut() {
                     self.turns.before_inline(&self.waiters);
-                    if let Some(response) = worker.run_inline(&mut command, seq - 1) {
+                    if let Some(response) = worker.run_inline(&command, seq - 1) {
                         self.turns.streak += 1;
                         if self.shared.sleeps_through_lingering() {
                             // Cannot fail while the worker is alive (it holds the receiver).
@@ -248,28 +244,6 @@ impl SqliteConnection {
         self.turns = Turns::default();
         self.send(command)?;
         self.reply(seq, true).await
-    }
-
-    /// For `BEGIN IMMEDIATE` (or `EXCLUSIVE`): waits for the connection's turn at the writer gate
-    /// here, asynchronously, rather than on the connection's thread, so that no thread blocks and
-    /// the wait can be cancelled; once the turn comes, the `BEGIN` (and, if quick, the whole
-    /// transaction) can run inline. Only while the connection's thread is idle and the connection
-    /// holds no turn already (it would wait for itself); otherwise, and for any other statement,
-    /// `None`, and the thread waits as it always did.
-    async fn turn_to_write(&mut self, sql: &str) -> Option<GateHeld> {
-        let gate = self.gate.as_ref()?;
-        if !worker::begins_to_write(sql) {
-            return None;
-        }
-        let idle = self.worker.try_lock().is_ok_and(|worker| {
-            worker
-                .as_ref()
-                .is_some_and(|worker| worker.holds_no_turn(self.seq))
-        });
-        if !idle {
-            return None;
-        }
-        Some(gate.turn().await)
     }
 
     /// Lets the executor run other tasks once this connection's inline statements used up their
@@ -436,20 +410,12 @@ impl Drop for AbandonOnDrop<'_> {
 impl DriverConnection for SqliteConnection {
     async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
         self.take_turns().await;
-        // Before the statement is looked up: a future dropped while it waits leaves nothing
-        // behind.
-        let gate = if params.is_empty() {
-            self.turn_to_write(sql).await
-        } else {
-            None
-        };
         let (stmt, _, quick) = self.statements.lookup_quick(sql);
         let seq = self.next_seq();
         let command = Command::Execute {
             seq,
             sql: stmt,
             params: params.into(),
-            gate,
         };
         match self.run(command, seq, quick).await? {
             Response::Executed { rows, quick } => {

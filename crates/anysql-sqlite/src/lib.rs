@@ -103,21 +103,17 @@
 //! prompt (it sleeps and retries). So the connections of one engine take turns through a **writer
 //! gate**: a first-come-first-served (ticket) lock shared by the engine's connections, which each
 //! connection's thread takes before it writes. Writers queue there in order, and by the time one
-//! reaches SQLite the database's write lock is free. No executor thread ever blocks on it: a
-//! connection's thread waits there for a statement it runs, and `BEGIN IMMEDIATE` waits on the
-//! calling task, asynchronously (a write running inline takes the gate only when it is free, and
-//! otherwise goes to its connection's thread to wait: see [Inline statements](#inline-statements)).
-//! A writer that leaves wakes only the next in line.
+//! reaches SQLite the database's write lock is free. Only the connections' own threads wait on it;
+//! no executor thread ever blocks (a write or `BEGIN IMMEDIATE` running inline takes the gate only
+//! when it is free, and otherwise goes to its connection's thread to wait: see
+//! [Inline statements](#inline-statements)). A writer that leaves wakes only the next in line.
 //!
 //! - A statement in autocommit mode takes the gate only if it writes (`sqlite3_stmt_readonly`
 //!   says so once it is prepared), for the time it runs. Read-only statements never touch it, and
 //!   in WAL mode they run beside the writer.
 //! - `begin` of an immediate transaction
 //!   ([`TransactionOptions::immediate`](anysql_core::TransactionOptions::immediate)) takes the
-//!   gate, then runs `BEGIN IMMEDIATE`. It waits for its turn on the calling task, without holding
-//!   up the connection's thread, and then runs `BEGIN IMMEDIATE` inline if it has been quick (so a
-//!   quick transaction runs from `begin` to `commit` without crossing to the thread); only if the
-//!   connection's thread is still busy with something sent before does it wait there instead. A deferred transaction (plain `BEGIN`) takes it at its
+//!   gate, then runs `BEGIN IMMEDIATE`. A deferred transaction (plain `BEGIN`) takes it at its
 //!   first statement that writes. Either keeps it until the transaction ends, however it ends:
 //!   commit, rollback, a failed commit, SQLite rolling back by itself, a reset by the pool, a panic
 //!   on the connection's thread, or the connection closed or dropped.
@@ -134,9 +130,8 @@
 //! - A writer waits for the gate as long as it takes: if a task holds a write transaction on one
 //!   connection and then writes through a second connection of the same engine, the second waits
 //!   for the first (without the gate it would fail with `SQLITE_BUSY` after `busy_timeout`).
-//!   Dropping the waiting statement's future, or its cancel handle, makes it leave the queue (for
-//!   `begin` of an immediate transaction, dropping its future, while it waits on the task; one
-//!   that waits on the connection's thread, as above, cannot be cancelled).
+//!   Dropping the waiting statement's future, or its cancel handle, makes it leave the queue;
+//!   `begin` of an immediate transaction cannot be cancelled while it waits.
 //! - `writer_gate=false` turns it off, leaving writers to SQLite's busy handler.
 //!
 //! Why a gate rather than one writer connection and a pool of readers: routing statements
@@ -286,8 +281,8 @@
 //!   `writer_gate=false` there is no gate to take, and a write that finds the database locked
 //!   goes to the thread as below); or, in WAL mode, transaction control through `execute`
 //!   without parameters: `BEGIN` (plain or `DEFERRED`) outside a transaction, `BEGIN IMMEDIATE`
-//!   (or `EXCLUSIVE`) once it has its turn at the writer gate (see
-//!   [Writers take turns](#writers-take-turns)), and `COMMIT` or `ROLLBACK` of an open
+//!   (or `EXCLUSIVE`) once it has taken the writer gate without waiting (with the gate taken or
+//!   waited for, it goes to the thread to wait its turn), and `COMMIT` or `ROLLBACK` of an open
 //!   transaction (in WAL mode a commit appends to the log and needs no lock it does not hold; the
 //!   checkpoint stays on the thread, below). A transaction whose writer gate was free then runs
 //!   without crossing to the thread at all;

@@ -1454,66 +1454,6 @@ fn a_writer_whose_caller_gave_up_leaves_the_queue() {
     );
 }
 
-#[test]
-fn begin_immediate_waits_for_its_turn_on_the_task_and_can_be_cancelled() {
-    let dir = TempDir::new();
-    let (connector, mut a) = connect(&dir.url("turn.db", ""));
-    let mut b = block_on(connector.connect(&runtime())).unwrap();
-    always_quick(&mut b);
-    let gate = gate_of(&mut a);
-    block_on(a.execute("CREATE TABLE t(x)", vec![])).unwrap();
-    let immediate = TransactionOptions::new().immediate(true);
-    // Warm: b's BEGIN IMMEDIATE, insert and COMMIT have been quick.
-    for _ in 0..2 {
-        block_on(b.begin(&immediate)).unwrap();
-        block_on(b.execute("INSERT INTO t VALUES ($1)", vec![Value::Int(0)])).unwrap();
-        block_on(b.commit()).unwrap();
-    }
-    let before = inline_runs(&mut b);
-    let b_worker = Arc::clone(sqlite(&mut b).worker_cell());
-    block_on(a.begin(&immediate)).unwrap();
-    {
-        let mut begin = Box::pin(b.begin(&immediate));
-        assert!(block_on(futures_lite::future::poll_once(&mut begin)).is_none());
-        await_writers(&gate, 2);
-        assert!(
-            b_worker.try_lock().is_ok(),
-            "it waits on the task: the connection's thread is not busy waiting"
-        );
-        // Dropped while it waits: it leaves the line.
-    }
-    assert_eq!(gate.writers(), 1);
-    // b waits again, on another thread, and gets its turn once a commits; then its BEGIN and the
-    // rest of its transaction run inline.
-    let writer = std::thread::spawn(move || {
-        block_on(async {
-            b.begin(&immediate).await?;
-            b.execute("INSERT INTO t VALUES ($1)", vec![Value::Int(2)])
-                .await?;
-            b.commit().await
-        })
-        .unwrap();
-        b
-    });
-    await_writers(&gate, 2);
-    block_on(a.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
-    block_on(a.commit()).unwrap();
-    let mut b = writer.join().unwrap();
-    assert_eq!(
-        inline_runs(&mut b),
-        before + 3,
-        "BEGIN IMMEDIATE, the insert and COMMIT ran inline"
-    );
-    assert_eq!(gate.writers(), 0);
-    assert_eq!(
-        scalar(
-            &mut b,
-            "SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY rowid)"
-        ),
-        Value::Text("0,0,1,2".into())
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // Inline statements
 
@@ -1869,9 +1809,9 @@ fn transaction_control_runs_inline_in_wal_mode() {
         block_on(conn.commit()).unwrap();
     }
 
-    // With the gate taken by another connection, BEGIN IMMEDIATE waits for its turn on the task
-    // (an inline statement never waits), then runs inline with it, and so does the rest of its
-    // transaction.
+    // With the gate taken by another connection, BEGIN IMMEDIATE does not run inline (an inline
+    // statement never waits): it waits on the connection's thread, in turn, and the rest of its
+    // transaction runs inline once it has the gate.
     block_on(other.begin(&immediate)).unwrap();
     let before = inline_runs(&mut conn);
     let writer = std::thread::spawn(move || {
@@ -1886,8 +1826,8 @@ fn transaction_control_runs_inline_in_wal_mode() {
     let mut conn = writer.join().unwrap();
     assert_eq!(
         inline_runs(&mut conn),
-        before + 3,
-        "the BEGIN IMMEDIATE that had to wait, its insert and COMMIT ran inline"
+        before + 2,
+        "the BEGIN IMMEDIATE that had to wait ran on the thread, its insert and COMMIT inline"
     );
     assert_eq!(
         scalar(

@@ -264,14 +264,6 @@ impl Writes {
         Ok(())
     }
 
-    /// Takes over a turn to write that the caller waited for (one more than the connection needs
-    /// is passed on).
-    fn adopt(&mut self, turn: GateHeld) {
-        if self.held.is_none() {
-            self.held = Some(turn);
-        }
-    }
-
     /// Takes this connection's turn to write only if it can without waiting: whether it has it.
     fn try_take(&mut self) -> bool {
         if self.held.is_some() {
@@ -334,14 +326,6 @@ pub(crate) struct Worker {
     wal_watch: Arc<WalWatch>,
     /// The point read left lingering, by statement id (see [`end_lingering`](Self::end_lingering)).
     lingering: Option<u64>,
-}
-
-/// Whether `sql` is `BEGIN IMMEDIATE` or `BEGIN EXCLUSIVE`, which waits for the writer gate.
-pub(crate) fn begins_to_write(sql: &str) -> bool {
-    matches!(
-        TxnControl::of(sql),
-        Some(TxnControl::Begin { writes: true })
-    )
 }
 
 /// The worker thread's loop: runs the commands in order, each with the worker locked, and posts
@@ -417,7 +401,7 @@ impl Worker {
     /// to run again and wait as configured, so an inline statement never sleeps.
     pub(crate) fn run_inline(
         &mut self,
-        command: &mut Command,
+        command: &Command,
         previous: u64,
     ) -> Option<Result<Response, Error>> {
         // A fetch of the statement left lingering resets it itself (see `fetch`).
@@ -455,7 +439,6 @@ impl Worker {
                 seq,
                 sql: Sql::Known(id),
                 params,
-                ..
             } if !params.is_empty() && self.wal && self.may_write_inline() => (
                 *seq,
                 self.without_waiting(*id, |w, text| w.execute_timed(*seq, text, params)),
@@ -464,10 +447,9 @@ impl Worker {
                 seq,
                 sql: Sql::Known(id),
                 params,
-                gate,
             } if params.is_empty() => {
                 let op = self.transaction_control(*id)?;
-                if !self.may_control_inline(op, gate) {
+                if !self.may_control_inline(op) {
                     return None;
                 }
                 (
@@ -517,16 +499,6 @@ impl Worker {
             return true;
         }
         matches!(self.txn, Txn::None) && self.conn.is_autocommit() && self.writes.try_take()
-    }
-
-    /// Whether the last command the caller sent, `sent`, has been handled, and the connection
-    /// holds no turn at the writer gate and no transaction: then a turn its caller waits for
-    /// cannot be one it holds itself.
-    pub(crate) fn holds_no_turn(&self, sent: u64) -> bool {
-        self.handled == sent
-            && self.writes.held.is_none()
-            && self.batch.is_none()
-            && self.conn.is_autocommit()
     }
 
     /// What transaction control statement `id` is, if it is one.
@@ -621,15 +593,7 @@ impl Worker {
         // Statements are registered first, whatever happens to the command, to stay in step with
         // the caller's side.
         match command {
-            Command::Execute {
-                seq,
-                sql,
-                params,
-                gate,
-            } => {
-                if let Some(gate) = gate {
-                    self.writes.adopt(gate);
-                }
+            Command::Execute { seq, sql, params } => {
                 let result = self.statements.resolve(sql).and_then(|(_, text)| {
                     match params.is_empty().then(|| TxnControl::of(&text)).flatten() {
                         Some(op) => self.transaction(op, &text, false),

@@ -48,9 +48,6 @@ pub(crate) enum Command {
         seq: u64,
         sql: Sql,
         params: CommandParams,
-        /// For `BEGIN IMMEDIATE`: the connection's turn at the writer gate, if its caller waited
-        /// for it; the worker takes it over (dropped with the command if it never runs).
-        gate: Option<GateHeld>,
     },
     /// Runs a statement once per parameter set, atomically: one part of an `execute_many`, whose
     /// sets come in several commands under one `seq` so that the worker runs the first while the

@@ -103,15 +103,10 @@ impl Worker {
     }
 
     /// Whether `op` may run inline now (in WAL mode, where it needs no lock it could wait for):
-    /// a `BEGIN` outside a transaction, `BEGIN IMMEDIATE` only with the turn at the writer gate
-    /// that its caller waited for (`gate`, taken over here) or taken now without waiting, and a
-    /// `COMMIT` or `ROLLBACK` of an open transaction. Anything else goes to the thread, which
-    /// also reports the errors.
-    pub(super) fn may_control_inline(
-        &mut self,
-        op: TxnControl,
-        gate: &mut Option<GateHeld>,
-    ) -> bool {
+    /// a `BEGIN` outside a transaction, `BEGIN IMMEDIATE` only once it has taken the writer gate
+    /// without waiting, and a `COMMIT` or `ROLLBACK` of an open transaction. Anything else goes
+    /// to the thread, which also reports the errors.
+    pub(super) fn may_control_inline(&mut self, op: TxnControl) -> bool {
         if !self.wal {
             return false;
         }
@@ -119,14 +114,7 @@ impl Worker {
             TxnControl::Begin { writes } => {
                 matches!(self.txn, Txn::None)
                     && self.conn.is_autocommit()
-                    && (!writes
-                        || match gate.take() {
-                            Some(turn) => {
-                                self.writes.adopt(turn);
-                                true
-                            }
-                            None => self.writes.try_take(),
-                        })
+                    && (!writes || self.writes.try_take())
             }
             TxnControl::Commit | TxnControl::Rollback => matches!(self.txn, Txn::Open),
         }
