@@ -335,7 +335,7 @@ fn run_with(sh: &Shell, options: Options) -> Result<ExitCode> {
     if options.list {
         if options.runs_unit_step() {
             println!(
-                "{UNIT_ROW:<22}  cargo test --workspace --exclude {SUITE} --exclude anysql-benches --exclude {}",
+                "{UNIT_ROW:<22}  cargo test --workspace --exclude {SUITE} --exclude {}",
                 SERVICES.join(" --exclude ")
             );
             println!(
@@ -411,7 +411,7 @@ impl Runner<'_> {
         let services = SERVICES.iter().flat_map(|s| ["--exclude", s]);
         let command = cmd!(
             self.sh,
-            "{cargo} test --workspace --locked --no-fail-fast --exclude {SUITE} --exclude anysql-benches"
+            "{cargo} test --workspace --locked --no-fail-fast --exclude {SUITE}"
         )
         .args(services);
         run_tests(UNIT_ROW, command, "", self.verbose)
