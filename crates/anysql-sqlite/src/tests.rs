@@ -1465,6 +1465,24 @@ fn always_quick(conn: &mut Box<dyn DriverConnection>) {
         .store(true, Ordering::Relaxed);
 }
 
+/// A connection of its own, which no writer gate knows (as another process's), runs `sql`, which
+/// leaves a transaction open, commits it `hold` later, and ends; returns once it runs.
+fn hold_database(path: PathBuf, sql: &'static str, hold: Duration) -> std::thread::JoinHandle<()> {
+    let locked = Arc::new(std::sync::Barrier::new(2));
+    let holder = {
+        let locked = Arc::clone(&locked);
+        std::thread::spawn(move || {
+            let other = rusqlite::Connection::open(path).unwrap();
+            other.execute_batch(sql).unwrap();
+            locked.wait();
+            std::thread::sleep(hold);
+            other.execute_batch("COMMIT").unwrap();
+        })
+    };
+    locked.wait();
+    holder
+}
+
 /// How many fetches of `conn` have run inline so far.
 fn inline_runs(conn: &mut Box<dyn DriverConnection>) -> u64 {
     sqlite(conn).shared().inline_runs.load(Ordering::Relaxed)
@@ -1610,24 +1628,12 @@ fn an_inline_read_that_finds_the_database_locked_waits_on_the_thread_instead() {
 
     // Another process-like connection holds the database exclusively for a while: readers of a
     // rollback-journal database get SQLITE_BUSY until it commits.
-    let path = dir.0.join("locked.db");
-    let (locked, release) = (
-        Arc::new(std::sync::Barrier::new(2)),
-        Duration::from_millis(200),
+    let release = Duration::from_millis(200);
+    let holder = hold_database(
+        dir.0.join("locked.db"),
+        "BEGIN EXCLUSIVE; UPDATE t SET x = 8",
+        release,
     );
-    let holder = {
-        let locked = Arc::clone(&locked);
-        std::thread::spawn(move || {
-            let other = rusqlite::Connection::open(path).unwrap();
-            other
-                .execute_batch("BEGIN EXCLUSIVE; UPDATE t SET x = 8")
-                .unwrap();
-            locked.wait();
-            std::thread::sleep(release);
-            other.execute_batch("COMMIT").unwrap();
-        })
-    };
-    locked.wait();
     let started = Instant::now();
     // Inline, it would fail at once with SQLITE_BUSY (inline reads never wait); it waits on the
     // connection's thread instead, as `busy_timeout` says, and sees the committed value.
@@ -1869,24 +1875,12 @@ fn an_inline_begin_immediate_that_finds_the_database_locked_waits_on_the_thread_
 
     // A connection the gate does not know (another process, say) holds the write lock for a
     // while: an inline BEGIN IMMEDIATE would fail at once with SQLITE_BUSY.
-    let path = dir.0.join("begin-locked.db");
-    let (locked, release) = (
-        Arc::new(std::sync::Barrier::new(2)),
-        Duration::from_millis(200),
+    let release = Duration::from_millis(200);
+    let holder = hold_database(
+        dir.0.join("begin-locked.db"),
+        "BEGIN IMMEDIATE; INSERT INTO t VALUES (1)",
+        release,
     );
-    let holder = {
-        let locked = Arc::clone(&locked);
-        std::thread::spawn(move || {
-            let other = rusqlite::Connection::open(path).unwrap();
-            other
-                .execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
-                .unwrap();
-            locked.wait();
-            std::thread::sleep(release);
-            other.execute_batch("COMMIT").unwrap();
-        })
-    };
-    locked.wait();
     let started = Instant::now();
     // It gives the statement up to the connection's thread, which waits as `busy_timeout` says.
     block_on(conn.begin(&immediate)).unwrap();
