@@ -4,9 +4,9 @@
 //!
 //! Only connection threads wait on it (never an executor thread). It is a ticket lock: each writer
 //! draws the next ticket and waits until that ticket is served. Each waiter sleeps on a condition
-//! variable of its own, and the writer that leaves wakes only the next one: with one shared to
-//! wake them all, every turn woke every waiting thread (eight connections taking turns at short
-//! transactions spent a sixth of their time being woken for nothing).
+//! variable of its own, and the writer that leaves wakes only the next one. (With one shared by
+//! all, every turn woke every waiting thread to find one of them served: in a profile of eight
+//! connections taking turns at short transactions, 18 % of the samples were in the gate's wait.)
 
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
