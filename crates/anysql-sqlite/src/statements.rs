@@ -266,7 +266,7 @@ pub(crate) struct Registry {
     map: HashMap<u64, Registered>,
     next_version: u64,
     /// Bumped whenever rusqlite has prepared a new statement object (see
-    /// [`note_fresh_statement`](Self::note_fresh_statement)): no column check recorded before
+    /// [`note_if_fresh`](Self::note_if_fresh)): no column check recorded before
     /// counts until it is made again.
     epoch: u64,
 }
@@ -341,7 +341,7 @@ impl Registry {
     /// A statement's columns change only when SQLite prepares it again, for a schema change
     /// (counted by `SQLITE_STMTSTATUS_REPREPARE`), or when rusqlite prepares a new statement
     /// object for the text, whose count starts at 0 again (which bumps the epoch: see
-    /// [`note_fresh_statement`](Self::note_fresh_statement)). Otherwise the names and declared
+    /// [`note_if_fresh`](Self::note_if_fresh)). Otherwise the names and declared
     /// types are not read again: that would cost every fetch a few FFI calls and string
     /// comparisons per column.
     fn current(&mut self, id: u64, stmt: &Statement<'_>) -> Result<&Seen, Error> {

@@ -27,12 +27,14 @@ mod linger;
 mod open;
 mod protocol;
 mod transaction;
+mod writes;
 
 use idle::Idle;
 pub(crate) use linger::WalWatch;
 pub(crate) use open::open;
 pub(crate) use protocol::*;
 use transaction::{aborted, Txn, TxnControl};
+use writes::Writes;
 
 /// The `execute_many` whose parts the worker is running.
 struct Batch {
@@ -241,55 +243,6 @@ pub(crate) fn spawn(
         })
 }
 
-/// This connection's turn to write, through the connector's writer gate.
-struct Writes {
-    /// `None` with `writer_gate=false`.
-    gate: Option<Arc<WriterGate>>,
-    /// Held from the first write (or `BEGIN IMMEDIATE`) until the connection is back in
-    /// autocommit mode: see [`Worker::settle`].
-    held: Option<GateHeld>,
-}
-
-impl Writes {
-    /// Waits for this connection's turn to write, unless it has it already (or there is no gate).
-    /// Fails with a cancellation error if `gave_up` says so before the turn comes.
-    fn take(&mut self, gave_up: impl Fn() -> bool) -> Result<(), Error> {
-        if self.held.is_some() {
-            return Ok(());
-        }
-        let Some(gate) = &self.gate else {
-            return Ok(());
-        };
-        self.held = Some(gate.enter(gave_up).ok_or_else(error::cancelled)?);
-        Ok(())
-    }
-
-    /// Takes this connection's turn to write only if it can without waiting: whether it has it.
-    fn try_take(&mut self) -> bool {
-        if self.held.is_some() {
-            return true;
-        }
-        let Some(gate) = &self.gate else {
-            return true;
-        };
-        self.held = gate.try_enter();
-        self.held.is_some()
-    }
-
-    /// [`take`](Self::take) for a statement that writes; a read-only one never touches the gate.
-    fn take_for(
-        &mut self,
-        stmt: &rusqlite::Statement<'_>,
-        shared: &Shared,
-        seq: u64,
-    ) -> Result<(), Error> {
-        if stmt.readonly() {
-            return Ok(());
-        }
-        self.take(|| shared.is_cancelled(seq))
-    }
-}
-
 /// A connection's [`Worker`], behind the lock its thread holds while it runs a command, so that the
 /// connection's caller can take it to run a quick read itself ([`Worker::run_inline`]). `None`
 /// before the database is open and after the thread has ended.
@@ -489,16 +442,6 @@ impl Worker {
         self.shared.wal_frames.store(0, Ordering::Relaxed);
         #[cfg(test)]
         self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Whether an `execute` may run inline as far as writing goes: inside a transaction that holds
-    /// the writer gate already, or in autocommit mode once the gate was taken without waiting (no
-    /// other writer holds it or waits for it).
-    fn may_write_inline(&mut self) -> bool {
-        if self.writes.held.is_some() {
-            return true;
-        }
-        matches!(self.txn, Txn::None) && self.conn.is_autocommit() && self.writes.try_take()
     }
 
     /// What transaction control statement `id` is, if it is one.
