@@ -156,7 +156,7 @@ pub(crate) struct BatchPart {
 }
 
 /// A housekeeping operation. (Transaction control comes as statements: see
-/// [`TxnControl`](super::transaction::TxnControl).)
+/// [`TxnControl`].)
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Control {
     /// Rolls back any open transaction.
