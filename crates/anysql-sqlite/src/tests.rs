@@ -1856,6 +1856,53 @@ fn transaction_control_runs_inline_in_wal_mode() {
 }
 
 #[test]
+fn an_inline_commit_that_fails_ends_the_transaction_as_on_the_thread() {
+    let dir = TempDir::new();
+    let (_c, mut conn) = connect(&dir.url("commit-fails.db", ""));
+    always_quick(&mut conn);
+    block_on(conn.execute(
+        "CREATE TABLE p(id INTEGER PRIMARY KEY); \
+         CREATE TABLE c(p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+        vec![],
+    ))
+    .unwrap();
+    let gate = gate_of(&mut conn);
+    let immediate = TransactionOptions::new().immediate(true);
+    let insert_child = |conn: &mut Box<dyn DriverConnection>, p: i64| {
+        block_on(conn.execute("INSERT INTO c VALUES ($1)", vec![Value::Int(p)])).unwrap()
+    };
+    // Warm: the second round's BEGIN IMMEDIATE, insert and COMMIT run inline.
+    block_on(conn.execute("INSERT INTO p VALUES (1)", vec![])).unwrap();
+    for _ in 0..2 {
+        block_on(conn.begin(&immediate)).unwrap();
+        insert_child(&mut conn, 1);
+        block_on(conn.commit()).unwrap();
+    }
+    let before = inline_runs(&mut conn);
+    assert!(before >= 3, "{before}");
+
+    // A child without its parent: the deferred foreign key fails the COMMIT, inline.
+    block_on(conn.begin(&immediate)).unwrap();
+    insert_child(&mut conn, 99);
+    let err = block_on(conn.commit()).unwrap_err();
+    assert_eq!(err.code(), Some("SQLITE_CONSTRAINT_FOREIGNKEY"), "{err}");
+    assert_eq!(
+        inline_runs(&mut conn),
+        before + 3,
+        "the failed COMMIT ran inline"
+    );
+    // As on other databases, and as on the connection's thread, a failed commit ends the
+    // transaction: rolled back, the gate let go of, the next BEGIN works.
+    assert!(!conn.in_transaction());
+    assert_eq!(gate.writers(), 0);
+    assert_eq!(scalar(&mut conn, "SELECT count(*) FROM c"), Value::Int(2));
+    block_on(conn.begin(&immediate)).unwrap();
+    insert_child(&mut conn, 1);
+    block_on(conn.commit()).unwrap();
+    assert_eq!(scalar(&mut conn, "SELECT count(*) FROM c"), Value::Int(3));
+}
+
+#[test]
 fn an_inline_begin_immediate_that_finds_the_database_locked_waits_on_the_thread_instead() {
     let dir = TempDir::new();
     let (_c, mut conn) = connect(&dir.url("begin-locked.db", "?busy_timeout=5s"));
