@@ -130,8 +130,9 @@
 //! - A writer waits for the gate as long as it takes: if a task holds a write transaction on one
 //!   connection and then writes through a second connection of the same engine, the second waits
 //!   for the first (without the gate it would fail with `SQLITE_BUSY` after `busy_timeout`).
-//!   Dropping the waiting statement's future, or its cancel handle, makes it leave the queue;
-//!   `begin` of an immediate transaction cannot be cancelled while it waits.
+//!   Dropping the waiting statement's future, or its cancel handle, makes it leave the queue
+//!   within a few milliseconds; a `begin` of an immediate transaction that leaves so begins
+//!   nothing.
 //! - `writer_gate=false` turns it off, leaving writers to SQLite's busy handler.
 //!
 //! Why a gate rather than one writer connection and a pool of readers: routing statements

@@ -1454,6 +1454,60 @@ fn a_writer_whose_caller_gave_up_leaves_the_queue() {
     );
 }
 
+#[test]
+fn an_immediate_begin_whose_caller_gave_up_leaves_the_queue() {
+    let dir = TempDir::new();
+    let (connector, mut a) = connect(&dir.url("qb.db", ""));
+    let mut b = block_on(connector.connect(&runtime())).unwrap();
+    let gate = gate_of(&mut a);
+    let immediate = TransactionOptions::new().immediate(true);
+    block_on(a.execute("CREATE TABLE t(x)", vec![])).unwrap();
+    block_on(a.begin(&immediate)).unwrap();
+    {
+        let mut begin = std::pin::pin!(b.begin(&immediate));
+        assert!(block_on(futures_lite::future::poll_once(&mut begin)).is_none());
+        await_writers(&gate, 2);
+        // Dropped while b's thread waits for the gate.
+    }
+    // b's thread leaves the line without waiting for a's commit, and begins nothing.
+    await_writers(&gate, 1);
+    assert!(!b.in_transaction());
+
+    // The cancel handle ends the wait too; the caller sees a cancellation.
+    let handle = b.cancel_handle().unwrap();
+    let (ended, end) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let result = block_on(b.begin(&immediate));
+        ended.send(()).unwrap();
+        (b, result)
+    });
+    await_writers(&gate, 2);
+    block_on(handle.cancel()).unwrap();
+    end.recv_timeout(Duration::from_secs(5))
+        .expect("the cancel handle ends the wait for the gate");
+    let (mut b, result) = waiter.join().unwrap();
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), Some("SQLITE_INTERRUPT"), "{err}");
+    await_writers(&gate, 1);
+    assert!(!b.in_transaction());
+
+    block_on(a.execute("INSERT INTO t VALUES (1)", vec![])).unwrap();
+    block_on(a.commit()).unwrap();
+    assert_eq!(gate.writers(), 0);
+    // b writes in a transaction of its own as before.
+    block_on(b.begin(&immediate)).unwrap();
+    block_on(b.execute("INSERT INTO t VALUES (2)", vec![])).unwrap();
+    block_on(b.commit()).unwrap();
+    assert_eq!(gate.writers(), 0);
+    assert_eq!(
+        scalar(
+            &mut b,
+            "SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY rowid)"
+        ),
+        Value::Text("1,2".into())
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Inline statements
 

@@ -407,7 +407,7 @@ impl Worker {
                 }
                 (
                     *seq,
-                    self.without_waiting(*id, |w, text| w.transaction(op, text, true)),
+                    self.without_waiting(*id, |w, text| w.transaction(*seq, op, text, true)),
                 )
             }
             _ => return None,
@@ -539,7 +539,7 @@ impl Worker {
             Command::Execute { seq, sql, params } => {
                 let result = self.statements.resolve(sql).and_then(|(_, text)| {
                     match params.is_empty().then(|| TxnControl::of(&text)).flatten() {
-                        Some(op) => self.transaction(op, &text, false),
+                        Some(op) => self.transaction(seq, op, &text, false),
                         None => self.execute_timed(seq, &text, &params),
                     }
                 });

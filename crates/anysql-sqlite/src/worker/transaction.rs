@@ -90,11 +90,22 @@ impl Worker {
     /// time of the statement itself, without the wait for the writer gate.
     pub(super) fn transaction(
         &mut self,
+        seq: u64,
         op: TxnControl,
         sql: &str,
         inline: bool,
     ) -> Result<Response, Error> {
-        let result = self.catch(|w| w.control_statement(op, sql, inline));
+        let result = match op {
+            // A `BEGIN` is a statement its caller may give up on like any other: skipped if it
+            // did before the statement started, and its wait for the writer gate ends if it does
+            // meanwhile (its future dropped, or its cancel handle used).
+            TxnControl::Begin { .. } => {
+                self.statement(seq, |w| w.control_statement(seq, op, sql, inline))
+            }
+            TxnControl::Commit | TxnControl::Rollback => {
+                self.catch(|w| w.control_statement(seq, op, sql, inline))
+            }
+        };
         self.settle();
         result.map(|started| Response::Executed {
             rows: 0,
@@ -120,9 +131,11 @@ impl Worker {
         }
     }
 
-    /// Runs `op`; returns when its statement started, after any wait for the writer gate.
+    /// Runs `op`, command `seq`; returns when its statement started, after any wait for the
+    /// writer gate, which ends with a cancellation error if the caller gives up on `seq`.
     fn control_statement(
         &mut self,
+        seq: u64,
         op: TxnControl,
         sql: &str,
         inline: bool,
@@ -133,10 +146,11 @@ impl Worker {
                     return Err(aborted(reason));
                 }
                 if writes {
+                    let shared = &self.shared;
                     // The caller is about to write: wait for its turn first, so that BEGIN
-                    // IMMEDIATE finds the database's write lock free. Not cancellable. (Inline,
-                    // the gate is taken already.)
-                    self.writes.take(|| false)?;
+                    // IMMEDIATE finds the database's write lock free. (Inline, the gate is taken
+                    // already.)
+                    self.writes.take(|| shared.is_cancelled(seq))?;
                 }
                 let started = self.timer();
                 self.simple(sql)?;
