@@ -1142,6 +1142,14 @@ fn columns_follow_schema_changes_and_lost_replies() {
 // ---------------------------------------------------------------------------------------------
 // The writer gate
 
+/// The values of table `t`'s column `x`, in the order they were inserted, comma-separated.
+fn xs_in_order(conn: &mut Box<dyn DriverConnection>) -> Value {
+    scalar(
+        conn,
+        "SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY rowid)",
+    )
+}
+
 fn gate_of(conn: &mut Box<dyn DriverConnection>) -> Arc<WriterGate> {
     Arc::clone(sqlite(conn).writer_gate().expect("a writer gate"))
 }
@@ -1238,13 +1246,7 @@ fn a_writer_waits_for_the_gate_and_fails_at_once_without_it() {
     let (result, waited) = writer.join().unwrap();
     assert_eq!(result.unwrap(), 1);
     assert!(waited >= Duration::from_millis(200), "waited {waited:?}");
-    assert_eq!(
-        scalar(
-            &mut a,
-            "SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY rowid)"
-        ),
-        Value::Text("1,2".into())
-    );
+    assert_eq!(xs_in_order(&mut a), Value::Text("1,2".into()));
     assert_eq!(gate.writers(), 0);
 }
 
@@ -1279,13 +1281,7 @@ fn immediate_transactions_serialize_in_arrival_order() {
     for t in threads {
         t.join().unwrap().unwrap();
     }
-    assert_eq!(
-        scalar(
-            &mut a,
-            "SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY rowid)"
-        ),
-        Value::Text("0,1,2,3".into())
-    );
+    assert_eq!(xs_in_order(&mut a), Value::Text("0,1,2,3".into()));
 
     // Read-modify-write transactions from four connections: none fails, none loses an update.
     let threads: Vec<_> = (0..4)
@@ -1445,13 +1441,7 @@ fn a_writer_whose_caller_gave_up_leaves_the_queue() {
         block_on(b.execute("INSERT INTO t VALUES (3)", vec![])).unwrap(),
         1
     );
-    assert_eq!(
-        scalar(
-            &mut b,
-            "SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY rowid)"
-        ),
-        Value::Text("1,3".into())
-    );
+    assert_eq!(xs_in_order(&mut b), Value::Text("1,3".into()));
 }
 
 #[test]
@@ -1499,13 +1489,7 @@ fn an_immediate_begin_whose_caller_gave_up_leaves_the_queue() {
     block_on(b.execute("INSERT INTO t VALUES (2)", vec![])).unwrap();
     block_on(b.commit()).unwrap();
     assert_eq!(gate.writers(), 0);
-    assert_eq!(
-        scalar(
-            &mut b,
-            "SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY rowid)"
-        ),
-        Value::Text("1,2".into())
-    );
+    assert_eq!(xs_in_order(&mut b), Value::Text("1,2".into()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1996,13 +1980,7 @@ fn an_inline_begin_immediate_that_finds_the_database_locked_waits_on_the_thread_
     block_on(conn.commit()).unwrap();
     holder.join().unwrap();
     assert_eq!(gate.writers(), 0);
-    assert_eq!(
-        scalar(
-            &mut conn,
-            "SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY rowid)"
-        ),
-        Value::Text("1,2".into())
-    );
+    assert_eq!(xs_in_order(&mut conn), Value::Text("1,2".into()));
 }
 
 #[test]
