@@ -383,7 +383,7 @@ impl Connection {
     ///
     /// A driver may send the `BEGIN` with the transaction's first statement instead, saving a
     /// round trip (the PostgreSQL driver does; see
-    /// [`DriverConnection::begin`](crate::DriverConnection::begin)). The transaction is the same:
+    /// [`DriverConnection::begin`]). The transaction is the same:
     /// its first statement runs inside it. Only an error of the `BEGIN` itself is reported by
     /// that first statement (or by `commit`, if there is none) rather than here.
     pub async fn begin(&mut self) -> Result<Transaction<'_>, Error> {

@@ -2,7 +2,7 @@
 //! busy-polling fills by reading the socket directly.
 //!
 //! While a caller waits for a reply, [`Io::poll_with`](crate::io::Io::poll_with) reads the socket
-//! straight from the operating system ([`Socket::try_read_direct`]) into the read-ahead, instead
+//! straight from the operating system ([`Socket::try_read_direct`](anysql_core::Socket::try_read_direct)) into the read-ahead, instead
 //! of letting its thread sleep until the runtime's reactor reports the socket readable. The
 //! connection then reads the read-ahead first, so the bytes reach tokio-postgres in the order the
 //! server sent them, whichever way they were read.

@@ -2,7 +2,7 @@
 //!
 //! The fixed-width types are read inline (the hot paths); dates, times, UUIDs, `inet` and arrays
 //! through postgres-protocol's codecs; the types without a [`Value`] variant of their own that the
-//! driver writes as text, in [`render`](super::render).
+//! driver writes as text, in [`render`].
 
 use std::error::Error as StdError;
 use std::sync::Arc;
