@@ -98,15 +98,16 @@ impl Worker {
         let result = match op {
             // A `BEGIN` is a statement its caller may give up on like any other: skipped if it
             // did before the statement started, and its wait for the writer gate ends if it does
-            // meanwhile (its future dropped, or its cancel handle used).
+            // meanwhile (its future dropped, or its cancel handle used). `statement` settles.
             TxnControl::Begin { .. } => {
                 self.statement(seq, |w| w.control_statement(seq, op, sql, inline))
             }
             TxnControl::Commit | TxnControl::Rollback => {
-                self.catch(|w| w.control_statement(seq, op, sql, inline))
+                let result = self.catch(|w| w.control_statement(seq, op, sql, inline));
+                self.settle();
+                result
             }
         };
-        self.settle();
         result.map(|started| Response::Executed {
             rows: 0,
             quick: started.is_some_and(|t| self.quick_since(t)),
@@ -123,12 +124,16 @@ impl Worker {
         }
         match op {
             TxnControl::Begin { writes } => {
-                matches!(self.txn, Txn::None)
-                    && self.conn.is_autocommit()
-                    && (!writes || self.writes.try_take())
+                self.outside_transaction() && (!writes || self.writes.try_take())
             }
             TxnControl::Commit | TxnControl::Rollback => matches!(self.txn, Txn::Open),
         }
+    }
+
+    /// Whether the connection is in autocommit mode with no transaction of the caller's open
+    /// (nor one SQLite aborted that the caller has yet to roll back).
+    pub(super) fn outside_transaction(&self) -> bool {
+        matches!(self.txn, Txn::None) && self.conn.is_autocommit()
     }
 
     /// Runs `op`, command `seq`; returns when its statement started, after any wait for the

@@ -60,6 +60,6 @@ impl Worker {
         if self.writes.held.is_some() {
             return true;
         }
-        matches!(self.txn, Txn::None) && self.conn.is_autocommit() && self.writes.try_take()
+        self.outside_transaction() && self.writes.try_take()
     }
 }
