@@ -537,8 +537,10 @@ impl DriverConnection for PgConnection {
             statements: cache,
             io,
             unspecified,
+            server,
             ..
         } = self;
+        let join = (io.is_inline() && server.settled()).then_some(&*server);
         let result = io
             .drive(pipeline::run_statements(
                 client,
@@ -547,6 +549,7 @@ impl DriverConnection for PgConnection {
                 &statements,
                 &infos,
                 end,
+                join,
             ))
             .await;
         let end_effects = sql::scan(end).effects;

@@ -155,6 +155,12 @@ impl Io {
         }
     }
 
+    /// Whether this value polls the connection future itself, so that nothing is written
+    /// except while one of its operations runs.
+    pub(crate) fn is_inline(&self) -> bool {
+        matches!(self, Io::Inline(_))
+    }
+
     /// Whether the connection future has ended (the socket is closed or failed).
     pub(crate) fn has_ended(&mut self) -> bool {
         match self {

@@ -473,11 +473,22 @@
 //! [`Transaction::commit_with`](anysql_core::Transaction::commit_with) writes the
 //! [`Pipeline`](anysql_core::Pipeline)'s statements and the `COMMIT` in one write and reads their
 //! replies together: a transaction of a read and two writes (P6 in docs/benchmarks.md) takes two
-//! round trips instead of four. Each statement is a request of its own, each with its Sync, so
-//! the server runs them in order, one after the other has taken effect; if one fails, the
-//! transaction is aborted, the server refuses the statements after it (`25P02`) and turns the
-//! `COMMIT` into a rollback, and the caller gets the failed statement's error, its message naming
-//! the statement. A statement whose prepared statement is not cached yet is prepared only once the
+//! round trips instead of four. The server runs the statements in order, each after the one
+//! before it has taken effect; if one fails, the transaction is aborted, the statements after it
+//! are refused (`25P02`), the transaction is rolled back, and the caller gets the failed
+//! statement's error, its message naming the statement.
+//!
+//! When every statement is sent by the extended protocol (its prepared statement cached, or an
+//! unnamed statement with parameters) and the pipeline ends with `COMMIT`, the statements and
+//! the `COMMIT` also share one implicit block of the extended protocol: only the
+//! `COMMIT` ends with a Sync, so the server answers them all with one write instead of one write
+//! per statement (in P6, two of the server's four writes per transaction go). The driver hands
+//! tokio-postgres the ReadyForQuery it would have had after each statement; if one fails, the
+//! server skips the rest, `COMMIT` included, the driver gives each skipped statement the error
+//! the server gives a statement in a failed transaction (`25P02`) and then sends the `ROLLBACK`
+//! the `COMMIT` would have been. What the caller sees is the same either way.
+//!
+//! A statement whose prepared statement is not cached yet is prepared only once the
 //! statements before it have run (one of them may create the table it uses): the pipeline goes
 //! out in runs, and the `COMMIT` with the last. A nested transaction's `RELEASE SAVEPOINT` travels
 //! the same way. Where pipelining is not safe (a statement that controls the transaction itself,

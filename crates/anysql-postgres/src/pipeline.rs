@@ -14,6 +14,7 @@ use postgres_types::Type;
 use tokio_postgres::Client;
 
 use crate::request::{check_unprepared, execute_one, execute_request, BoxFuture};
+use crate::socket::{SocketHandle, TxnStatus};
 use crate::sql::SqlInfo;
 use crate::statements::{Failure, Prepared, Statements};
 use crate::types::check_params;
@@ -67,7 +68,7 @@ pub(crate) async fn run(
         };
         let mut total = 0u64;
         let mut first_error: Option<tokio_postgres::Error> = None;
-        in_order(count, request, |counts, result| match result {
+        in_order(count, request, None, |counts, result| match result {
             Ok(n) if counts => total += n,
             Ok(_) => {}
             // The first error is the cause; later ones are "current transaction is aborted".
@@ -92,6 +93,13 @@ pub(crate) async fn run(
 /// unnamed statements, or no parameters) goes out in one write, `end` with the last run. A
 /// statement that must be prepared first waits for the statements before it and runs alone, as
 /// one awaited on its own would: one of those may create what it uses.
+///
+/// With `join` (the connection's socket, given when every request written has been answered,
+/// the transaction is open and the connection is polled only by its operations), a last run of
+/// statements of the extended protocol ending with `COMMIT` is joined into one implicit block of the
+/// extended protocol (see [`crate::socket`]): the server answers the statements and the
+/// `COMMIT` with one write. If a statement fails, the server skips the rest, `COMMIT`
+/// included, and the transaction is then rolled back, as the `COMMIT` would have done.
 pub(crate) async fn run_statements(
     client: &Client,
     cache: &mut Statements,
@@ -99,6 +107,7 @@ pub(crate) async fn run_statements(
     statements: &[(&str, Vec<Value>)],
     infos: &[SqlInfo],
     end: &str,
+    join: Option<&SocketHandle>,
 ) -> Result<Vec<u64>, (usize, Failure)> {
     let count = statements.len();
     let mut changed = Vec::with_capacity(count);
@@ -128,6 +137,12 @@ pub(crate) async fn run_statements(
         let last = upto == count;
         // The run's statements, then `end` after the last run.
         let requests = upto - next + usize::from(last);
+        // Each statement goes by the extended protocol: prepared, or an unnamed statement with
+        // parameters (without, it would go by the simple protocol).
+        let extended = (next..upto)
+            .all(|index| ready[index - next].is_some() || !statements[index].1.is_empty());
+        let join =
+            join.filter(|_| last && requests <= PIPELINE_WINDOW && is_commit(end) && extended);
         let request = |at: usize| match next + at {
             index if index < upto => {
                 let (sql, params) = &statements[index];
@@ -137,10 +152,12 @@ pub(crate) async fn run_statements(
                     execute_request(client, sql, params, prepared, unspecified),
                 )
             }
+            // Joined, `end` goes by the extended protocol, in the block.
+            _ if join.is_some() => (count, extended_control(client, end)),
             _ => (count, control(client, end)),
         };
         let mut first_error: Option<(usize, Failure)> = None;
-        in_order(requests, request, |index, result| match result {
+        in_order(requests, request, join, |index, result| match result {
             Ok(rows) if index < count => changed.push(rows),
             Ok(_) => {}
             Err(e) => {
@@ -148,6 +165,17 @@ pub(crate) async fn run_statements(
             }
         })
         .await;
+        if let Some(socket) = join {
+            socket.clear_join();
+            if matches!(first_error, Some((index, _)) if index < count)
+                && socket.txn_status() == TxnStatus::Failed
+            {
+                // The `COMMIT` was skipped with the statements after the one that failed: it
+                // would have rolled the transaction back. An error here leaves the session
+                // failed, which the session learns from the server's status.
+                let _ = control(client, "ROLLBACK").await;
+            }
+        }
         if let Some(failed) = first_error {
             return Err(failed);
         }
@@ -164,11 +192,26 @@ fn control<'a>(client: &'a Client, sql: &'a str) -> Request<'a> {
     Box::pin(async move { client.batch_execute(sql).await.map(|()| 0) })
 }
 
+/// Whether `sql` is a plain `COMMIT` (or `END`).
+fn is_commit(sql: &str) -> bool {
+    let words = sql.trim().trim_end_matches(';').trim();
+    words.eq_ignore_ascii_case("COMMIT") || words.eq_ignore_ascii_case("END")
+}
+
+/// The request of a transaction-control statement in the extended protocol (an unnamed
+/// statement), which can share an implicit block with the statements before it.
+fn extended_control<'a>(client: &'a Client, sql: &'a str) -> Request<'a> {
+    Box::pin(client.execute_typed(sql, &[]))
+}
+
 /// Sends `count` requests, made by `request` from their position, without waiting in between,
 /// at most [`PIPELINE_WINDOW`] in flight, and hands each one's tag and result to `each`, in order.
+/// With `join`, the requests are joined into one block (see [`SocketHandle::join_next`]) if all
+/// of them are queued at once.
 async fn in_order<'a, T>(
     count: usize,
     mut request: impl FnMut(usize) -> (T, Request<'a>),
+    mut join: Option<&SocketHandle>,
     mut each: impl FnMut(T, Result<u64, tokio_postgres::Error>),
 ) {
     let mut sent = 0;
@@ -182,6 +225,13 @@ async fn in_order<'a, T>(
             match future.as_mut().poll(cx) {
                 Poll::Ready(result) => each(tag, result),
                 Poll::Pending => in_flight.push_back((tag, future)),
+            }
+        }
+        // Only the first time, and only if every request is queued and none has failed
+        // before the connection wrote it.
+        if let Some(socket) = join.take() {
+            if in_flight.len() == count {
+                socket.join_next(count);
             }
         }
         // Replies come back in order, so only the oldest can be complete.

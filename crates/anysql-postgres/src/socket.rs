@@ -30,6 +30,12 @@
 //! (ParseComplete, BindComplete, CommandComplete) are taken out of the stream before
 //! tokio-postgres reads it, which therefore sees exactly the replies of its own requests; what
 //! became of the `BEGIN` is kept for [`SocketHandle::take_begin`].
+//!
+//! Requests can be joined into one implicit block here too ([`SocketHandle::join_next`], the
+//! pipeline of [`Transaction::commit_with`](anysql_core::Transaction::commit_with)): the Syncs of
+//! all but the last are taken out of the write, so that the server answers the block with one
+//! write at its end, and [`Join`] puts into the read stream the ReadyForQuery messages (and, after
+//! a failure, the errors of the requests the server skipped) that tokio-postgres waits for.
 
 use std::fmt;
 use std::io;
@@ -40,6 +46,9 @@ use std::task::{Context, Poll};
 
 use anysql_core::BoxSocket;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+mod join;
+use join::Join;
 
 /// How many bytes one direct read takes at most: a point query's reply is about 100 bytes; a
 /// larger reply is read on by the connection itself once it has started.
@@ -134,6 +143,19 @@ impl Frames {
     /// Where in `bytes`, the next bytes of the client's stream, the first message whose type
     /// byte `wanted` accepts starts, if one does. Nothing is recorded.
     fn find(&self, bytes: &[u8], wanted: impl Fn(u8) -> bool) -> Option<usize> {
+        let mut found = None;
+        self.visit(bytes, |at, kind| {
+            if wanted(kind) {
+                found = Some(at);
+            }
+            found.is_none()
+        });
+        found
+    }
+
+    /// Calls `each` with the offset and type of every message that starts in `bytes`, the next
+    /// bytes of the stream (without following them), while it returns `true`.
+    fn visit(&self, bytes: &[u8], mut each: impl FnMut(usize, u8) -> bool) {
         let (mut header, mut have, mut body) = (self.header, self.have, self.body);
         let mut i = 0;
         while i < bytes.len() {
@@ -143,8 +165,8 @@ impl Frames {
                 i += n;
                 continue;
             }
-            if have == 0 && wanted(bytes[i]) {
-                return Some(i);
+            if have == 0 && !each(i, bytes[i]) {
+                return;
             }
             let n = (5 - have).min(bytes.len() - i);
             header[have..have + n].copy_from_slice(&bytes[i..i + n]);
@@ -157,27 +179,40 @@ impl Frames {
             let [_, a, b, c, d] = header;
             body = (u32::from_be_bytes([a, b, c, d]) as usize).saturating_sub(4);
         }
-        None
     }
 
     /// [`observe`](Self::observe) for the server's messages, taking the replies of a deferred
     /// `BEGIN` (see [`BeginSlot`]) out of `bytes`: the bytes kept move to the front, and their
     /// length is returned.
+    ///
+    /// While requests joined into one block are answered (see [`Join`]), it also writes into
+    /// `due` the replies the server does not send; `Some(i)` then says that they go before
+    /// `bytes[i..]`, which was not looked at and is handed on after them.
     fn observe_replies(
         &mut self,
         bytes: &mut [u8],
         shared: &Shared,
         begin: &mut BeginSlot,
-    ) -> usize {
-        if !matches!(begin, BeginSlot::Sent { .. }) && !self.dropping {
+        join: &mut Join,
+        due: &mut Vec<u8>,
+    ) -> (usize, Option<usize>) {
+        if !matches!(begin, BeginSlot::Sent { .. })
+            && !matches!(join, Join::Open { .. })
+            && due.is_empty()
+            && !self.dropping
+        {
             self.observe(bytes, shared);
-            return bytes.len();
+            return (bytes.len(), None);
         }
         let mut kept = 0;
         let mut i = 0;
         while i < bytes.len() {
             let at_start = self.body == 0 && self.have == 0;
             if at_start {
+                if !due.is_empty() {
+                    return (kept, Some(i));
+                }
+                join.answer(bytes[i], shared, due);
                 self.dropping = false;
                 if let BeginSlot::Sent { after, seen } = begin {
                     if shared.readies_read.load(Ordering::Acquire) >= *after {
@@ -212,8 +247,11 @@ impl Frames {
         }
         if self.body == 0 && self.have == 0 {
             self.dropping = false;
+            if !due.is_empty() {
+                return (kept, Some(bytes.len()));
+            }
         }
-        kept
+        (kept, None)
     }
 
     /// Follows `bytes`, the next bytes of the stream, publishing what it learns into `shared`.
@@ -284,6 +322,13 @@ struct State {
     requests: Frames,
     /// A deferred `BEGIN` and its progress.
     begin: BeginSlot,
+    /// Requests joined into one implicit block, and their progress.
+    join: Join,
+    /// Replies that [`Join`] stands in for the server, to hand on at the next message boundary.
+    due: Vec<u8>,
+    /// Bytes the connection handed over that the socket has not taken yet (the rest of a joined
+    /// write): written before anything else.
+    unwritten: Vec<u8>,
 }
 
 /// The progress of a deferred `BEGIN` (see the module docs).
@@ -375,6 +420,9 @@ impl PgSocket {
                 frames: Frames::backend(),
                 requests: Frames::frontend(),
                 begin: BeginSlot::Empty,
+                join: Join::None,
+                due: Vec::new(),
+                unwritten: Vec::new(),
             }),
             status: AtomicU8::new(b'I'),
             copy_in: AtomicBool::new(false),
@@ -482,6 +530,25 @@ impl SocketHandle {
         progress
     }
 
+    /// Has the next `requests` requests the connection writes joined into one implicit block
+    /// (see [`Join`]), if they all go out in one write and none is answered before. Call it
+    /// only inside a transaction, with every request written answered, right after queueing
+    /// those requests and before the connection is polled again; each must be one statement of
+    /// the extended protocol.
+    pub(crate) fn join_next(&self, requests: usize) {
+        if requests > 1 {
+            lock(&self.shared).join = Join::Armed { requests };
+        }
+    }
+
+    /// Forgets a join that was armed and not written.
+    pub(crate) fn clear_join(&self) {
+        let mut state = lock(&self.shared);
+        if matches!(state.join, Join::Armed { .. }) {
+            state.join = Join::None;
+        }
+    }
+
     /// Forgets any deferred `BEGIN`, once every request written has been answered.
     pub(crate) fn clear_begin(&self) {
         lock(&self.shared).begin = BeginSlot::Empty;
@@ -535,6 +602,22 @@ impl State {
     }
 }
 
+impl State {
+    /// Puts the due replies, then `rest` (bytes read and not handed on yet), in front of the
+    /// read-ahead, so that the connection reads them next.
+    fn hand_on_first(&mut self, rest: &[u8]) {
+        let waiting = &self.ahead[self.start..self.end];
+        let mut front = std::mem::take(&mut self.due);
+        front.extend_from_slice(rest);
+        front.extend_from_slice(waiting);
+        let len = front.len();
+        front.resize(len.max(READ_AHEAD), 0);
+        self.ahead = front.into_boxed_slice();
+        self.start = 0;
+        self.end = len;
+    }
+}
+
 impl AsyncRead for PgSocket {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -547,8 +630,18 @@ impl AsyncRead for PgSocket {
             let before = buf.filled().len();
             let result = state.read(cx, buf);
             let got = buf.filled().len() - before;
-            let State { frames, begin, .. } = &mut *state;
-            let kept = frames.observe_replies(&mut buf.filled_mut()[before..], shared, begin);
+            let State {
+                frames,
+                begin,
+                join,
+                due,
+                ..
+            } = &mut *state;
+            let (kept, rest) =
+                frames.observe_replies(&mut buf.filled_mut()[before..], shared, begin, join, due);
+            if let Some(at) = rest {
+                state.hand_on_first(&buf.filled()[before + at..]);
+            }
             buf.set_filled(before + kept);
             // Bytes that were all a `BEGIN`'s replies are not the end of the stream: read on.
             if got > 0 && kept == 0 && matches!(result, Poll::Ready(Ok(()))) {
@@ -639,6 +732,13 @@ impl AsyncWrite for PgSocket {
     ) -> Poll<io::Result<usize>> {
         let shared = &*self.shared;
         let mut state = lock(shared);
+        std::task::ready!(state.write_unwritten(cx))?;
+        if let Join::Armed { requests } = state.join {
+            state.join = Join::None;
+            if let Some(joined) = state.requests.joined(buf, requests) {
+                return state.write_joined(cx, shared, buf, &joined, requests);
+            }
+        }
         let buf = match std::task::ready!(state.write_begin(cx, shared, buf)) {
             Ok(Write::Only(k)) => &buf[..k],
             Ok(Write::Done(n)) => return Poll::Ready(Ok(n)),
@@ -656,9 +756,16 @@ impl AsyncWrite for PgSocket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if matches!(lock(&self.shared).begin, BeginSlot::Armed { .. }) {
+        let alone = {
+            let state = lock(&self.shared);
+            matches!(state.begin, BeginSlot::Armed { .. })
+                || matches!(state.join, Join::Armed { .. })
+                || !state.unwritten.is_empty()
+        };
+        if alone {
             // The first slice alone (a vectored write may write less than it is given), so that
-            // the `BEGIN` goes in at a message boundary.
+            // the `BEGIN` goes in at a message boundary, the requests to join are seen whole,
+            // and the rest of a joined write goes first.
             let first = bufs
                 .iter()
                 .find(|b| !b.is_empty())
@@ -686,11 +793,15 @@ impl AsyncWrite for PgSocket {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut lock(&self.shared).socket).poll_flush(cx)
+        let mut state = lock(&self.shared);
+        std::task::ready!(state.write_unwritten(cx))?;
+        Pin::new(&mut state.socket).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut lock(&self.shared).socket).poll_shutdown(cx)
+        let mut state = lock(&self.shared);
+        std::task::ready!(state.write_unwritten(cx))?;
+        Pin::new(&mut state.socket).poll_shutdown(cx)
     }
 }
 
@@ -719,7 +830,7 @@ pub(crate) mod tests {
     use tokio::io::AsyncReadExt;
 
     /// A `PgSocket` over one end of a Unix socket pair, and the other end.
-    fn pair() -> (PgSocket, SocketHandle, std::os::unix::net::UnixStream) {
+    pub(super) fn pair() -> (PgSocket, SocketHandle, std::os::unix::net::UnixStream) {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
         let fd = ours.as_fd().try_clone_to_owned().unwrap();
@@ -729,12 +840,13 @@ pub(crate) mod tests {
         (socket, handle, theirs)
     }
 
-    static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .unwrap()
-    });
+    pub(super) static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> =
+        std::sync::LazyLock::new(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .unwrap()
+        });
 
     /// One backend message: type, length, body.
     pub(crate) fn message(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -872,7 +984,7 @@ pub(crate) mod tests {
 
     /// The client's side after startup: the untyped startup message written, its
     /// ReadyForQuery read.
-    fn started(socket: &mut PgSocket, peer: &mut std::os::unix::net::UnixStream) {
+    pub(super) fn started(socket: &mut PgSocket, peer: &mut std::os::unix::net::UnixStream) {
         use std::io::Read;
         RUNTIME
             .block_on(tokio::io::AsyncWriteExt::write_all(
@@ -973,7 +1085,14 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         for chunk in stream.chunks(piece) {
             let mut chunk = chunk.to_vec();
-            let kept = frames.observe_replies(&mut chunk, shared, &mut begin);
+            let (kept, rest) = frames.observe_replies(
+                &mut chunk,
+                shared,
+                &mut begin,
+                &mut Join::None,
+                &mut Vec::new(),
+            );
+            assert_eq!(rest, None);
             out.extend_from_slice(&chunk[..kept]);
         }
         (out, begin)

@@ -414,12 +414,14 @@ fn an_error_of_begin_itself_is_reported_by_begin_when_it_runs_at_once() {
 struct Relay {
     url: String,
     client_reads: Arc<AtomicUsize>,
+    syncs: Arc<AtomicUsize>,
 }
 
 impl Relay {
-    /// A relay for `base_url()`, with `options` added to its URL.
+    /// A relay for `base_url()`, with `options` added to its URL, without TLS, so that it can
+    /// read the client's messages.
     fn start(options: &str) -> Relay {
-        let base = ConnectOptions::parse(&url_with(options)).unwrap();
+        let base = ConnectOptions::parse(&url_with(&format!("{options}&sslmode=disable"))).unwrap();
         let mut url = base.url().expect("a postgres:// URL").clone();
         let server = format!(
             "{}:{}",
@@ -431,7 +433,8 @@ impl Relay {
         url.set_port(Some(listener.local_addr().unwrap().port()))
             .unwrap();
         let client_reads = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&client_reads);
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let counters = (Arc::clone(&client_reads), Arc::clone(&syncs));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
@@ -442,34 +445,168 @@ impl Relay {
                 let _ = upstream.set_nodelay(true);
                 let (client_in, upstream_out) =
                     (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                let counter = Arc::clone(&counter);
-                std::thread::spawn(move || relay(client_in, upstream_out, Some(&counter)));
+                let counted = Counted {
+                    reads: Arc::clone(&counters.0),
+                    requests: ClientMessages::new(Arc::clone(&counters.1)),
+                };
+                std::thread::spawn(move || relay(client_in, upstream_out, Some(counted)));
                 std::thread::spawn(move || relay(upstream, client, None));
             }
         });
         Relay {
             url: url.to_string(),
             client_reads,
+            syncs,
         }
     }
 
     fn client_reads(&self) -> usize {
         self.client_reads.load(Ordering::SeqCst)
     }
+
+    /// How many messages the client sent that the server answers with a ReadyForQuery (Sync,
+    /// Query): the end of an implicit block each.
+    fn syncs(&self) -> usize {
+        self.syncs.load(Ordering::SeqCst)
+    }
 }
 
-/// Copies `from` to `to` until either ends, counting the reads in `reads`.
-fn relay(mut from: TcpStream, mut to: TcpStream, reads: Option<&AtomicUsize>) {
+/// What the relay counts in the client's stream.
+struct Counted {
+    reads: Arc<AtomicUsize>,
+    requests: ClientMessages,
+}
+
+/// Follows the client's messages: the untyped ones first (SSLRequest, GSSENCRequest, then the
+/// StartupMessage: a length, then a code), then typed ones, counting Sync and Query.
+struct ClientMessages {
+    started: bool,
+    header: Vec<u8>,
+    body: usize,
+    syncs: Arc<AtomicUsize>,
+}
+
+impl ClientMessages {
+    fn new(syncs: Arc<AtomicUsize>) -> Self {
+        ClientMessages {
+            started: false,
+            header: Vec::new(),
+            body: 0,
+            syncs,
+        }
+    }
+
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.body > 0 {
+                let n = self.body.min(bytes.len());
+                self.body -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let size = if self.started { 5 } else { 8 };
+            let n = (size - self.header.len()).min(bytes.len());
+            self.header.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.header.len() < size {
+                break;
+            }
+            let header = std::mem::take(&mut self.header);
+            if self.started {
+                if matches!(header[0], b'S' | b'Q') {
+                    self.syncs.fetch_add(1, Ordering::SeqCst);
+                }
+                let length = u32::from_be_bytes(header[1..5].try_into().unwrap());
+                self.body = (length as usize).saturating_sub(4);
+            } else {
+                let length = u32::from_be_bytes(header[..4].try_into().unwrap());
+                let code = u32::from_be_bytes(header[4..8].try_into().unwrap());
+                // Protocol 3.0: the StartupMessage; the typed messages follow it.
+                self.started = code == 196_608;
+                self.body = (length as usize).saturating_sub(8);
+            }
+        }
+    }
+}
+
+/// Copies `from` to `to` until either ends, counting what `counted` counts.
+fn relay(mut from: TcpStream, mut to: TcpStream, mut counted: Option<Counted>) {
     let mut buf = [0u8; 64 * 1024];
     while let Ok(n @ 1..) = from.read(&mut buf) {
-        if let Some(reads) = reads {
-            reads.fetch_add(1, Ordering::SeqCst);
+        if let Some(counted) = &mut counted {
+            counted.reads.fetch_add(1, Ordering::SeqCst);
+            counted.requests.feed(&buf[..n]);
         }
         if to.write_all(&buf[..n]).is_err() {
             break;
         }
     }
     let _ = to.shutdown(Shutdown::Write);
+}
+
+/// A pipeline statement that fails in a block joined with the `COMMIT` (which the server then
+/// skips) ends the transaction at once, as the `COMMIT` would have: its row locks are released
+/// before the connection is used again, and only the failed statement's error is reported.
+#[test]
+fn a_failed_joined_pipeline_rolls_back_at_once() {
+    on_every_runtime(|rt| async move {
+        let observer = engine("max_size=1&shared=false", &rt);
+        let table = table(&observer, "pipeline_fails").await;
+        observer
+            .execute(&format!("INSERT INTO {table} (id) VALUES (1), (2)"), ())
+            .await
+            .unwrap();
+        let lock = format!("SELECT v FROM {table} WHERE id = $1 FOR UPDATE");
+        let update = format!("UPDATE {table} SET v = v + 1 WHERE id = $1");
+        let insert = format!("INSERT INTO {table} (id) VALUES ($1)");
+        let other = engine("max_size=1&shared=false", &rt);
+        for (k, setup) in SETUPS.into_iter().enumerate() {
+            let relay = Relay::start(setup);
+            let engine = engine_at(&relay.url, &rt);
+            let mut conn = engine.acquire().await.unwrap();
+            for round in 0..3 {
+                let mut tx = conn.begin().await.unwrap();
+                let _: (i64,) = tx.fetch_one_as(&lock, (1_i64,)).await.unwrap();
+                let syncs_before = relay.syncs();
+                // Round 0 prepares and succeeds; then the insert meets a duplicate key.
+                let id = if round == 0 { 10 + k as i64 } else { 2 };
+                let result = tx
+                    .commit_with(Pipeline::from_iter([
+                        query(update.as_str()).bind(1_i64),
+                        query(insert.as_str()).bind(id),
+                        query(update.as_str()).bind(2_i64),
+                    ]))
+                    .await;
+                if round == 0 {
+                    assert_eq!(result.unwrap(), [1, 1, 1]);
+                    continue;
+                }
+                let error = result.unwrap_err();
+                assert!(error.is_unique_violation(), "{setup}: {error:?}");
+                assert!(error.to_string().contains("statement 2 of 3"), "{error}");
+                if !setup.contains("drive=spawned") {
+                    // The block, then the ROLLBACK.
+                    assert_eq!(relay.syncs() - syncs_before, 2, "{setup}");
+                }
+                // The row locked in the transaction is free, with `conn` still unused.
+                let free: Result<(i64,), _> = other
+                    .fetch_one_as(&format!("{lock} NOWAIT"), (1_i64,))
+                    .await;
+                assert!(free.is_ok(), "{setup}, round {round}: {free:?}");
+            }
+            assert!(outside_transaction(&mut conn).await, "{setup}");
+        }
+        // Only the round-0 pipelines took effect: per setup, 1 added to each row.
+        let total: i64 = observer
+            .fetch_scalar(&format!("SELECT sum(v)::int8 FROM {table}"), ())
+            .await
+            .unwrap();
+        assert_eq!(total, 2 * SETUPS.len() as i64);
+        observer
+            .execute(&format!("DROP TABLE {table}"), ())
+            .await
+            .unwrap();
+    });
 }
 
 #[test]
@@ -493,7 +630,7 @@ fn a_pipeline_travels_with_its_commit_in_one_write() {
                     .await
                     .unwrap()
                     .map(|(v,)| v);
-                let before = relay.client_reads();
+                let (before, syncs_before) = (relay.client_reads(), relay.syncs());
                 let changed = tx
                     .commit_with(Pipeline::from_iter([
                         query(update.as_str()).bind(id - 1).bind(1),
@@ -503,13 +640,17 @@ fn a_pipeline_travels_with_its_commit_in_one_write() {
                     .await
                     .unwrap();
                 let reads = relay.client_reads() - before;
+                let syncs = relay.syncs() - syncs_before;
                 assert_eq!(changed, [u64::from(round > 0), 1, 1], "{setup}");
                 // The first round prepares the statements, one at a time; then they are sent
-                // with the COMMIT, where one by one they would take four writes. (A connection
-                // driven by a task of its own, on another thread, may write each request as it
-                // comes: there only the outcome is checked.)
+                // with the COMMIT, where one by one they would take four writes, and in one
+                // implicit block, with one Sync, which the server answers with one write, where
+                // each with its own Sync would take four. (A connection driven by a task of its
+                // own, on another thread, may write each request as it comes: there only the
+                // outcome is checked.)
                 if round > 0 && !setup.contains("drive=spawned") {
                     assert_eq!(reads, 1, "{setup}, round {round}");
+                    assert_eq!(syncs, 1, "{setup}, round {round}");
                 }
             }
             assert!(outside_transaction(&mut conn).await, "{setup}");
