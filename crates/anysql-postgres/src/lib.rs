@@ -486,7 +486,11 @@
 //! tokio-postgres the ReadyForQuery it would have had after each statement; if one fails, the
 //! server skips the rest, `COMMIT` included, the driver gives each skipped statement the error
 //! the server gives a statement in a failed transaction (`25P02`) and then sends the `ROLLBACK`
-//! the `COMMIT` would have been. What the caller sees is the same either way.
+//! the `COMMIT` would have been. What the caller sees is the same either way. One thing differs
+//! for a caller who drops the `commit_with` future after its statements were written: if one of
+//! them then fails, nothing sends that `ROLLBACK`, and the aborted transaction keeps its locks
+//! until the connection is used again or goes back to the pool, which rolls it back at once (as
+//! a `COMMIT` sent on its own would have). Nothing of it is committed.
 //!
 //! A statement whose prepared statement is not cached yet is prepared only once the
 //! statements before it have run (one of them may create the table it uses): the pipeline goes

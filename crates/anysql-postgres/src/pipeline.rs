@@ -157,6 +157,7 @@ pub(crate) async fn run_statements(
             _ => (count, control(client, end)),
         };
         let mut first_error: Option<(usize, Failure)> = None;
+        let _forget = ForgetJoin(join);
         in_order(requests, request, join, |index, result| match result {
             Ok(rows) if index < count => changed.push(rows),
             Ok(_) => {}
@@ -190,6 +191,18 @@ pub(crate) async fn run_statements(
 /// the simple protocol.
 fn control<'a>(client: &'a Client, sql: &'a str) -> Request<'a> {
     Box::pin(async move { client.batch_execute(sql).await.map(|()| 0) })
+}
+
+/// Forgets a join armed for requests that the connection had not written yet when the
+/// pipeline's future was dropped: they go out later, unjoined, and nothing else is joined.
+struct ForgetJoin<'a>(Option<&'a SocketHandle>);
+
+impl Drop for ForgetJoin<'_> {
+    fn drop(&mut self) {
+        if let Some(socket) = self.0 {
+            socket.clear_join();
+        }
+    }
 }
 
 /// Whether `sql` is a plain `COMMIT` (or `END`).

@@ -604,17 +604,33 @@ impl State {
 
 impl State {
     /// Puts the due replies, then `rest` (bytes read and not handed on yet), in front of the
-    /// read-ahead, so that the connection reads them next.
+    /// read-ahead, so that the connection reads them next: in the read-ahead's buffer where they
+    /// fit before what it holds, else in a new one.
     fn hand_on_first(&mut self, rest: &[u8]) {
-        let waiting = &self.ahead[self.start..self.end];
-        let mut front = std::mem::take(&mut self.due);
-        front.extend_from_slice(rest);
-        front.extend_from_slice(waiting);
-        let len = front.len();
-        front.resize(len.max(READ_AHEAD), 0);
-        self.ahead = front.into_boxed_slice();
-        self.start = 0;
-        self.end = len;
+        let front = self.due.len() + rest.len();
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if front <= self.start || (self.start == 0 && self.end == 0 && front <= self.ahead.len()) {
+            let at = self.start.saturating_sub(front);
+            let due = self.due.len();
+            self.ahead[at..at + due].copy_from_slice(&self.due);
+            self.ahead[at + due..at + front].copy_from_slice(rest);
+            self.end = if self.end == 0 { front } else { self.end };
+            self.start = at;
+        } else {
+            let mut all = Vec::with_capacity((front + self.end - self.start).max(READ_AHEAD));
+            all.extend_from_slice(&self.due);
+            all.extend_from_slice(rest);
+            all.extend_from_slice(&self.ahead[self.start..self.end]);
+            let len = all.len();
+            all.resize(len.max(READ_AHEAD), 0);
+            self.ahead = all.into_boxed_slice();
+            self.start = 0;
+            self.end = len;
+        }
+        self.due.clear();
     }
 }
 
