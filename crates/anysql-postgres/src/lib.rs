@@ -479,18 +479,18 @@
 //! statement's error, its message naming the statement.
 //!
 //! When every statement is sent by the extended protocol (its prepared statement cached, or an
-//! unnamed statement with parameters) and the pipeline ends with `COMMIT`, the statements and
-//! the `COMMIT` also share one implicit block of the extended protocol: only the
-//! `COMMIT` ends with a Sync, so the server answers them all with one write instead of one write
-//! per statement (in P6, two of the server's four writes per transaction go). The driver hands
-//! tokio-postgres the ReadyForQuery it would have had after each statement; if one fails, the
-//! server skips the rest, `COMMIT` included, the driver gives each skipped statement the error
-//! the server gives a statement in a failed transaction (`25P02`) and then sends the `ROLLBACK`
-//! the `COMMIT` would have been. What the caller sees is the same either way. One thing differs
-//! for a caller who drops the `commit_with` future after its statements were written: if one of
-//! them then fails, nothing sends that `ROLLBACK`, and the aborted transaction keeps its locks
-//! until the connection is used again or goes back to the pool, which rolls it back at once (as
-//! a `COMMIT` sent on its own would have). Nothing of it is committed.
+//! unnamed statement with parameters) and the pipeline ends with `COMMIT`, the statements and the
+//! `COMMIT` also share one implicit block of the extended protocol: only the `COMMIT` ends with a
+//! Sync, so the server answers them all with one write instead of one per statement (in P6, the
+//! server's writes per transaction fall from four to two). The driver hands tokio-postgres the
+//! ReadyForQuery it would have had after each statement; if one fails, the server skips the rest,
+//! `COMMIT` included, the driver gives each skipped statement the error the server gives a
+//! statement in a failed transaction (`25P02`) and then sends the `ROLLBACK` the `COMMIT` would
+//! have been. What the caller sees is the same either way. One thing differs for a caller who
+//! drops the `commit_with` future after its statements were written: if one of them then fails,
+//! nothing sends that `ROLLBACK`, and the aborted transaction keeps its locks until the connection
+//! is used again or goes back to the pool, which rolls it back at once (a `COMMIT` of its own would
+//! have ended it right away). Nothing of it is committed.
 //!
 //! A statement whose prepared statement is not cached yet is prepared only once the
 //! statements before it have run (one of them may create the table it uses): the pipeline goes
