@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -58,12 +59,16 @@ pub(crate) async fn run(
         } else {
             (0, sets.len())
         };
+        // A set that failed before it was sent (its values could not be encoded) leaves the
+        // transaction healthy on the server: then the batch ends with ROLLBACK, not COMMIT.
+        let failed = AtomicBool::new(false);
         let request = |index: usize| match index.checked_sub(first).map(|set| sets.get(set)) {
             Some(Some(set)) => (
                 true,
                 execute_request(client, sql, set, prepared, unspecified),
             ),
             None => (false, control(client, "BEGIN")),
+            Some(None) if failed.load(Ordering::Relaxed) => (false, control(client, "ROLLBACK")),
             Some(None) => (false, control(client, "COMMIT")),
         };
         let mut total = 0u64;
@@ -73,6 +78,7 @@ pub(crate) async fn run(
             Ok(_) => {}
             // The first error is the cause; later ones are "current transaction is aborted".
             Err(e) => {
+                failed.store(true, Ordering::Relaxed);
                 first_error.get_or_insert(e);
             }
         })
@@ -143,7 +149,15 @@ pub(crate) async fn run_statements(
             .all(|index| ready[index - next].is_some() || !statements[index].1.is_empty());
         let join =
             join.filter(|_| last && requests <= PIPELINE_WINDOW && is_commit(end) && extended);
+        // A statement that failed before it was sent (its values could not be encoded) leaves
+        // the transaction healthy on the server: then `end` is not sent, and a `COMMIT` becomes
+        // a `ROLLBACK` (a savepoint is left for the caller's rollback to undo).
+        let failed = AtomicBool::new(false);
         let request = |at: usize| match next + at {
+            _ if next + at >= upto && failed.load(Ordering::Relaxed) => (
+                count,
+                control(client, if is_commit(end) { "ROLLBACK" } else { "" }),
+            ),
             index if index < upto => {
                 let (sql, params) = &statements[index];
                 let prepared = ready[at].as_deref();
@@ -162,6 +176,7 @@ pub(crate) async fn run_statements(
             Ok(rows) if index < count => changed.push(rows),
             Ok(_) => {}
             Err(e) => {
+                failed.store(true, Ordering::Relaxed);
                 first_error.get_or_insert((index, Failure::Pg(e)));
             }
         })

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use anysql_core::{
     query, ConnectOptions, Connection, Engine, EngineBuilder, IsolationLevel, Pipeline,
-    SharedRuntime, TransactionOptions,
+    SharedRuntime, TransactionOptions, Value,
 };
 use anysql_postgres::{PgConnection, PostgresDriver};
 use common::{on_every_runtime, unique, url_with};
@@ -542,6 +542,58 @@ fn relay(mut from: TcpStream, mut to: TcpStream, mut counted: Option<Counted>) {
         }
     }
     let _ = to.shutdown(Shutdown::Write);
+}
+
+/// A statement whose values cannot be encoded fails before it is sent, which leaves the
+/// transaction healthy on the server: the pipeline's `COMMIT` (and a batch's) must then not be
+/// sent, or the statements before it would be committed. Unnamed statements (PgBouncer mode),
+/// where nothing checks the values before they are encoded: an array of mixed elements.
+#[test]
+fn a_statement_that_cannot_be_encoded_commits_nothing() {
+    on_every_runtime(|rt| async move {
+        let engine = engine("max_size=1&shared=false&pgbouncer=true", &rt);
+        let table = unique("unencodable");
+        engine
+            .execute(
+                &format!("CREATE TABLE {table} (id int8 PRIMARY KEY, tags int8[])"),
+                (),
+            )
+            .await
+            .unwrap();
+        let insert = format!("INSERT INTO {table} (id, tags) VALUES ($1, $2)");
+        let mixed = || Value::Array(vec![Value::Int(1), Value::Text("x".into())]);
+        let mut conn = engine.acquire().await.unwrap();
+        let tx = conn.begin().await.unwrap();
+        let error = tx
+            .commit_with(Pipeline::from_iter([
+                query(insert.as_str()).bind(1_i64).bind(vec![1_i64, 2]),
+                query(insert.as_str()).bind(2_i64).bind(mixed()),
+                query(insert.as_str()).bind(3_i64).bind(vec![3_i64]),
+            ]))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("statement 2 of 3"), "{error}");
+        assert!(outside_transaction(&mut conn).await);
+        let error = query(insert.as_str())
+            .execute_many(
+                &mut conn,
+                vec![
+                    (Value::Int(4), Value::Array(vec![Value::Int(4)])),
+                    (Value::Int(5), mixed()),
+                    (Value::Int(6), Value::Array(vec![Value::Int(6)])),
+                ],
+            )
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("element"), "{error}");
+        assert!(outside_transaction(&mut conn).await);
+        drop(conn);
+        assert_eq!(count(&engine, &table).await, 0);
+        engine
+            .execute(&format!("DROP TABLE {table}"), ())
+            .await
+            .unwrap();
+    });
 }
 
 /// A pipeline statement that fails in a block joined with the `COMMIT` (which the server then
