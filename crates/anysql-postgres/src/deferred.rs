@@ -7,7 +7,7 @@ use anysql_core::{DatabaseError, Error};
 
 use crate::session::Session;
 use crate::socket::{BeginOutcome, BeginProgress, SocketHandle};
-use crate::sql::{SqlInfo, TxnEffect};
+use crate::sql::{self, SqlInfo, TxnEffect};
 
 /// Where a transaction's `BEGIN` stands.
 #[derive(Debug, Default)]
@@ -46,22 +46,12 @@ pub(crate) enum Meet {
 /// How the statement `sql` (scanned as `info`) meets a pending `BEGIN`; `extended`: whether it
 /// goes by the extended protocol (the query paths always; `execute` with parameters).
 pub(crate) fn meet(sql: &str, info: &SqlInfo, extended: bool) -> Meet {
-    let words = sql.trim().trim_end_matches(';').trim();
     if info.multiple_statements {
         return Meet::Flush;
     }
     match info.effects.as_slice() {
-        [TxnEffect::Commit]
-            if !extended
-                && (words.eq_ignore_ascii_case("COMMIT") || words.eq_ignore_ascii_case("END")) =>
-        {
-            Meet::Commit
-        }
-        [TxnEffect::Rollback]
-            if words.eq_ignore_ascii_case("ROLLBACK") || words.eq_ignore_ascii_case("ABORT") =>
-        {
-            Meet::Rollback
-        }
+        [TxnEffect::Commit] if !extended && sql::is_plain_commit(sql) => Meet::Commit,
+        [TxnEffect::Rollback] if sql::words_are(sql, &["ROLLBACK", "ABORT"]) => Meet::Rollback,
         [] if extended && !info.transaction_control && !info.copy_stdio => Meet::Carry,
         _ => Meet::Flush,
     }

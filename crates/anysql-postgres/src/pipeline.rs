@@ -16,7 +16,7 @@ use tokio_postgres::Client;
 
 use crate::request::{check_unprepared, execute_one, execute_request, BoxFuture};
 use crate::socket::{SocketHandle, TxnStatus};
-use crate::sql::SqlInfo;
+use crate::sql::{is_plain_commit, SqlInfo};
 use crate::statements::{Failure, Prepared, Statements};
 use crate::types::check_params;
 
@@ -147,8 +147,8 @@ pub(crate) async fn run_statements(
         // parameters (without, it would go by the simple protocol).
         let extended = (next..upto)
             .all(|index| ready[index - next].is_some() || !statements[index].1.is_empty());
-        let join =
-            join.filter(|_| last && requests <= PIPELINE_WINDOW && is_commit(end) && extended);
+        let join = join
+            .filter(|_| last && requests <= PIPELINE_WINDOW && is_plain_commit(end) && extended);
         // A statement that failed before it was sent (its values could not be encoded) leaves
         // the transaction healthy on the server: then `end` is not sent, and a `COMMIT` becomes
         // a `ROLLBACK` (a savepoint is left for the caller's rollback to undo).
@@ -156,7 +156,7 @@ pub(crate) async fn run_statements(
         let request = |at: usize| match next + at {
             _ if next + at >= upto && failed.load(Ordering::Relaxed) => (
                 count,
-                control(client, if is_commit(end) { "ROLLBACK" } else { "" }),
+                control(client, if is_plain_commit(end) { "ROLLBACK" } else { "" }),
             ),
             index if index < upto => {
                 let (sql, params) = &statements[index];
@@ -171,7 +171,7 @@ pub(crate) async fn run_statements(
             _ => (count, control(client, end)),
         };
         let mut first_error: Option<(usize, Failure)> = None;
-        let _forget = ForgetJoin(join);
+        let forget = ForgetJoin(join);
         in_order(requests, request, join, |index, result| match result {
             Ok(rows) if index < count => changed.push(rows),
             Ok(_) => {}
@@ -181,8 +181,8 @@ pub(crate) async fn run_statements(
             }
         })
         .await;
+        drop(forget);
         if let Some(socket) = join {
-            socket.clear_join();
             if matches!(first_error, Some((index, _)) if index < count)
                 && socket.txn_status() == TxnStatus::Failed
             {
@@ -208,8 +208,9 @@ fn control<'a>(client: &'a Client, sql: &'a str) -> Request<'a> {
     Box::pin(async move { client.batch_execute(sql).await.map(|()| 0) })
 }
 
-/// Forgets a join armed for requests that the connection had not written yet when the
-/// pipeline's future was dropped: they go out later, unjoined, and nothing else is joined.
+/// Forgets a join armed for requests that the connection had not written yet, once they are
+/// answered or when the pipeline's future is dropped: they go out later, unjoined, and nothing
+/// else is joined.
 struct ForgetJoin<'a>(Option<&'a SocketHandle>);
 
 impl Drop for ForgetJoin<'_> {
@@ -218,12 +219,6 @@ impl Drop for ForgetJoin<'_> {
             socket.clear_join();
         }
     }
-}
-
-/// Whether `sql` is a plain `COMMIT` (or `END`).
-fn is_commit(sql: &str) -> bool {
-    let words = sql.trim().trim_end_matches(';').trim();
-    words.eq_ignore_ascii_case("COMMIT") || words.eq_ignore_ascii_case("END")
 }
 
 /// The request of a transaction-control statement in the extended protocol (an unnamed

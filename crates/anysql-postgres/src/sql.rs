@@ -369,6 +369,17 @@ fn classify(words: &[&str]) -> Option<TxnEffect> {
     }
 }
 
+/// Whether `sql`, trimmed and without a trailing `;`, is one of `words` (any case).
+pub(crate) fn words_are(sql: &str, words: &[&str]) -> bool {
+    let sql = sql.trim().trim_end_matches(';').trim();
+    words.iter().any(|word| sql.eq_ignore_ascii_case(word))
+}
+
+/// Whether `sql` is a plain `COMMIT` (or `END`), without options.
+pub(crate) fn is_plain_commit(sql: &str) -> bool {
+    words_are(sql, &["COMMIT", "END"])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
